@@ -1,0 +1,294 @@
+//! [`Catalog`]: the persistent `public` schema.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{exec_err, not_impl_err};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::CreateExternalTable;
+
+use crate::store::{MetaStore, TABLES_CF};
+use crate::table::{external_table, managed_table, replay_external};
+use crate::{Error, Result, TableEntry, TableKind};
+
+/// The schema every persistent table lives in.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// The durable catalog of one data directory, and the DataFusion schema
+/// provider for its tables.
+pub struct Catalog {
+    store: MetaStore,
+    tables_dir: PathBuf,
+    tables: RwLock<BTreeMap<String, Loaded>>,
+    /// Serialises DDL so that check-then-write sequences are atomic.
+    ddl: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Loaded {
+    entry: TableEntry,
+    /// `None` when the table could not be rebuilt at start-up (an external
+    /// table whose files are gone, say): it can still be dropped.
+    provider: Option<Arc<dyn TableProvider>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("tables_dir", &self.tables_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog under `data_dir`, rebuilds every
+    /// stored table with `state` (external tables are replayed through its table
+    /// factories), and removes table directories no entry points at.
+    pub async fn open(data_dir: &Path, state: &SessionState) -> Result<Self> {
+        let tables_dir = data_dir.join("tables");
+        std::fs::create_dir_all(&tables_dir).map_err(|e| Error::io(&tables_dir, e))?;
+        let store = MetaStore::open(&data_dir.join("catalog"))?;
+        let catalog = Self {
+            store,
+            tables_dir,
+            tables: RwLock::new(BTreeMap::new()),
+            ddl: tokio::sync::Mutex::new(()),
+        };
+        catalog.load(state).await?;
+        Ok(catalog)
+    }
+
+    async fn load(&self, state: &SessionState) -> Result<()> {
+        let mut loaded = BTreeMap::new();
+        let mut live_dirs = HashSet::new();
+        for (key, value) in self.store.scan(TABLES_CF)? {
+            let entry: TableEntry = serde_json::from_slice(&value).map_err(|e| Error::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            if let TableKind::Managed { id, .. } = &entry.kind {
+                live_dirs.insert(id.clone());
+            }
+            let provider = match self.build(state, &entry).await {
+                Ok(provider) => Some(provider),
+                Err(e) => {
+                    tracing::error!(table = %entry.name, error = %e, "table could not be loaded");
+                    None
+                }
+            };
+            loaded.insert(entry.name.clone(), Loaded { entry, provider });
+        }
+        self.remove_orphan_dirs(&live_dirs);
+        tracing::info!(tables = loaded.len(), "catalog loaded");
+        *self.tables.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        Ok(())
+    }
+
+    fn remove_orphan_dirs(&self, live: &HashSet<String>) {
+        let Ok(dirs) = std::fs::read_dir(&self.tables_dir) else {
+            return;
+        };
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) {
+                tracing::warn!(dir = %dir.path().display(), "removing table directory with no catalog entry");
+                if let Err(e) = std::fs::remove_dir_all(dir.path()) {
+                    tracing::error!(dir = %dir.path().display(), error = %e, "could not remove directory");
+                }
+            }
+        }
+    }
+
+    async fn build(
+        &self,
+        state: &SessionState,
+        entry: &TableEntry,
+    ) -> Result<Arc<dyn TableProvider>> {
+        match &entry.kind {
+            TableKind::Managed { id, columns } => {
+                managed_table(&self.tables_dir.join(id), entry.managed_schema(columns)?)
+            }
+            TableKind::External { definition } => replay_external(state, definition).await,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Loaded>> {
+        self.tables.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
+        self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every stored table, in name order.
+    pub fn entries(&self) -> Vec<TableEntry> {
+        self.read().values().map(|l| l.entry.clone()).collect()
+    }
+
+    /// Creates a managed table with `schema`. Returns `None` when the table
+    /// exists and `if_not_exists` is set.
+    pub async fn create_table(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        if_not_exists: bool,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let _ddl = self.ddl.lock().await;
+        if self.check_absent(name, if_not_exists)? {
+            return Ok(None);
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = self.tables_dir.join(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let provider = managed_table(&dir, schema.clone())?;
+        let entry = TableEntry {
+            name: name.to_string(),
+            kind: TableKind::managed(id, &schema),
+            created_at_ms: now_ms(),
+        };
+        if let Err(e) = self.persist(&entry) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.insert(entry, provider.clone());
+        Ok(Some(provider))
+    }
+
+    /// Creates an external table from its planned `command`; `definition` is
+    /// the statement's text, stored to rebuild the table at start-up.
+    pub async fn create_external_table(
+        &self,
+        state: &SessionState,
+        command: &CreateExternalTable,
+        definition: String,
+    ) -> Result<()> {
+        let name = self.table_name(&command.name)?;
+        let _ddl = self.ddl.lock().await;
+        if self.check_absent(&name, command.if_not_exists)? {
+            return Ok(());
+        }
+        let provider = external_table(state, command).await?;
+        let entry = TableEntry {
+            name: name.clone(),
+            kind: TableKind::External { definition },
+            created_at_ms: now_ms(),
+        };
+        self.persist(&entry)?;
+        self.insert(entry, provider);
+        Ok(())
+    }
+
+    /// Drops a table; a managed table's files are deleted. Returns `false` when
+    /// the table did not exist and `if_exists` is set.
+    pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let _ddl = self.ddl.lock().await;
+        let Some(loaded) = self.read().get(name).cloned() else {
+            return if if_exists {
+                Ok(false)
+            } else {
+                Err(Error::TableNotFound(name.to_string()))
+            };
+        };
+        self.store.delete(TABLES_CF, name)?;
+        self.write().remove(name);
+        if let TableKind::Managed { id, .. } = &loaded.entry.kind {
+            let dir = self.tables_dir.join(id);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                // The entry is gone; the directory is an orphan removed at next start.
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove table files");
+            }
+        }
+        Ok(true)
+    }
+
+    /// The unqualified name of `reference`, which must point into `public`.
+    pub fn table_name(&self, reference: &datafusion::common::TableReference) -> Result<String> {
+        match reference.schema() {
+            None | Some(DEFAULT_SCHEMA) => Ok(reference.table().to_string()),
+            Some(other) => Err(Error::Unsupported(format!(
+                "tables can only be created in schema \"{DEFAULT_SCHEMA}\", not \"{other}\""
+            ))),
+        }
+    }
+
+    /// `Ok(true)` when `name` exists and that is acceptable (`IF NOT EXISTS`).
+    fn check_absent(&self, name: &str, if_not_exists: bool) -> Result<bool> {
+        match (self.read().contains_key(name), if_not_exists) {
+            (false, _) => Ok(false),
+            (true, true) => Ok(true),
+            (true, false) => Err(Error::TableExists(name.to_string())),
+        }
+    }
+
+    fn persist(&self, entry: &TableEntry) -> Result<()> {
+        let value = serde_json::to_vec(entry).map_err(|e| Error::Corrupt {
+            key: entry.name.clone(),
+            message: e.to_string(),
+        })?;
+        self.store.put(TABLES_CF, &entry.name, &value)
+    }
+
+    fn insert(&self, entry: TableEntry, provider: Arc<dyn TableProvider>) {
+        self.write().insert(
+            entry.name.clone(),
+            Loaded {
+                entry,
+                provider: Some(provider),
+            },
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl SchemaProvider for Catalog {
+    fn table_names(&self) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(_, l)| l.provider.is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        match self.read().get(name) {
+            None => Ok(None),
+            Some(Loaded {
+                provider: Some(provider),
+                ..
+            }) => Ok(Some(provider.clone())),
+            Some(Loaded { provider: None, .. }) => exec_err!(
+                "table \"{name}\" could not be loaded at start-up (see the server log); DROP it or fix its files and restart"
+            ),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.read().contains_key(name)
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        _table: Arc<dyn TableProvider>,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        not_impl_err!("cannot register \"{name}\" in the persistent schema outside Quiver's DDL")
+    }
+
+    fn deregister_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        not_impl_err!(
+            "cannot deregister \"{name}\" from the persistent schema outside Quiver's DDL"
+        )
+    }
+}

@@ -1,0 +1,53 @@
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// Errors of the durable catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `CREATE TABLE` of a name that is taken.
+    #[error("relation \"{0}\" already exists")]
+    TableExists(String),
+    /// `DROP TABLE` (or another DDL statement) naming a table that is not there.
+    #[error("table \"{0}\" does not exist")]
+    TableNotFound(String),
+    /// A statement the catalog cannot store (for example a table outside `public`).
+    #[error("{0}")]
+    Unsupported(String),
+    /// RocksDB failed.
+    #[error("catalog storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// A file-system operation on the data directory failed.
+    #[error("catalog I/O error on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A stored entry could not be decoded.
+    #[error("corrupt catalog entry {key:?}: {message}")]
+    Corrupt { key: String, message: String },
+    /// DataFusion failed while building a table.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// Result of catalog operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for DataFusionError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::DataFusion(e) => e,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+mod catalog;
+mod error;
+mod store;
+mod table;
+
+pub use catalog::{Catalog, DEFAULT_SCHEMA};
+pub use error::{Error, Result};
+pub use table::{TableEntry, TableKind};

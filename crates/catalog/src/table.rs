@@ -1,0 +1,167 @@
+//! What the catalog stores about a table, and how a stored table becomes a
+//! DataFusion `TableProvider` again.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{CreateExternalTable, DdlStatement, LogicalPlan};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// One table as the catalog stores it (JSON in RocksDB).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableEntry {
+    /// The table's name in the `public` schema.
+    pub name: String,
+    /// Managed Parquet files or an external definition.
+    pub kind: TableKind,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// How a table's rows are found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TableKind {
+    /// Parquet files in `<data-dir>/tables/<id>/`, owned by the catalog.
+    Managed {
+        /// Directory name under `<data-dir>/tables`.
+        id: String,
+        /// The table's columns.
+        columns: Vec<ColumnEntry>,
+    },
+    /// Files the user owns, described by the `CREATE EXTERNAL TABLE` statement
+    /// that created the table; it is replayed through DataFusion at start-up.
+    External {
+        /// The defining statement, as DataFusion's parser prints it.
+        definition: String,
+    },
+}
+
+/// One column of a managed table. The type is Arrow's own text form of a
+/// `DataType`, which Arrow parses back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnEntry {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+impl TableKind {
+    pub(crate) fn managed(id: String, schema: &Schema) -> Self {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnEntry {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect();
+        TableKind::Managed { id, columns }
+    }
+}
+
+impl TableEntry {
+    /// The Arrow schema of a managed table.
+    pub(crate) fn managed_schema(&self, columns: &[ColumnEntry]) -> Result<SchemaRef> {
+        let fields = columns
+            .iter()
+            .map(|c| {
+                let data_type = DataType::from_str(&c.data_type).map_err(|e| Error::Corrupt {
+                    key: self.name.clone(),
+                    message: format!("column {}: {e}", c.name),
+                })?;
+                Ok(Field::new(&c.name, data_type, c.nullable))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(Schema::new(fields)))
+    }
+}
+
+/// A `ListingTable` over the Parquet files of a managed table's directory.
+pub(crate) fn managed_table(dir: &Path, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    // A trailing slash makes the URL a directory, which `INSERT` appends files to.
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Builds an external table the way DataFusion's own `CREATE EXTERNAL TABLE`
+/// does: through the session's table factory for the file type.
+pub(crate) async fn external_table(
+    state: &SessionState,
+    command: &CreateExternalTable,
+) -> Result<Arc<dyn TableProvider>> {
+    let file_type = command.file_type.to_uppercase();
+    let factory = state
+        .table_factories()
+        .get(file_type.as_str())
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "unsupported file type \"{}\" for an external table",
+                command.file_type
+            ))
+        })?;
+    Ok(factory.create(state, command).await?)
+}
+
+/// Plans a stored `CREATE EXTERNAL TABLE` statement again.
+pub(crate) async fn replay_external(
+    state: &SessionState,
+    definition: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    match state.create_logical_plan(definition).await? {
+        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(command)) => {
+            external_table(state, &command).await
+        }
+        other => Err(Error::Corrupt {
+            key: definition.to_string(),
+            message: format!("not a CREATE EXTERNAL TABLE statement: {}", other.display()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::TimeUnit;
+
+    use super::*;
+
+    #[test]
+    fn managed_columns_round_trip_through_text() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("d", DataType::Date32, true),
+            Field::new("amount", DataType::Decimal128(38, 4), true),
+            Field::new("b", DataType::Binary, true),
+            Field::new("v", DataType::Utf8View, true),
+        ]);
+        let entry = TableEntry {
+            name: "t".to_string(),
+            kind: TableKind::managed("x".to_string(), &schema),
+            created_at_ms: 0,
+        };
+        let TableKind::Managed { columns, .. } = &entry.kind else {
+            panic!("managed")
+        };
+        let back = entry.managed_schema(columns).expect("parses");
+        assert_eq!(back.as_ref(), &schema);
+    }
+}

@@ -1,0 +1,237 @@
+//! The frontend's error type and the one place where errors become SQLSTATEs.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+/// Errors a statement can end with. Every variant maps to one SQLSTATE in
+/// [`Error::sqlstate`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Planning or execution failed inside DataFusion or Ballista.
+    #[error("{}", datafusion_message(.0))]
+    DataFusion(#[from] DataFusionError),
+    /// The durable catalog refused or failed.
+    #[error(transparent)]
+    Catalog(#[from] quiver_catalog::Error),
+    /// The statement could not be parsed.
+    #[error("{0}")]
+    Syntax(String),
+    /// A statement or option Quiver does not implement.
+    #[error("{0}")]
+    FeatureNotSupported(String),
+    /// `SET`/`SHOW` of a parameter that does not exist.
+    #[error("unrecognized configuration parameter \"{0}\"")]
+    UndefinedParameter(String),
+    /// A parameter value or statement option that is not valid.
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    /// A relation a statement names does not exist.
+    #[error("relation \"{0}\" does not exist")]
+    UndefinedTable(String),
+    /// A column a statement names does not exist.
+    #[error("column \"{0}\" does not exist")]
+    UndefinedColumn(String),
+    /// Data sent with `COPY FROM STDIN` could not be read.
+    #[error("{0}")]
+    BadCopyData(String),
+    /// A broken invariant of Quiver itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result of frontend operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The PostgreSQL SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::DataFusion(e) => datafusion_sqlstate(e),
+            Error::Catalog(e) => catalog_sqlstate(e),
+            Error::Syntax(_) => "42601",
+            Error::FeatureNotSupported(_) => "0A000",
+            Error::UndefinedParameter(_) => "42704",
+            Error::InvalidParameterValue(_) => "22023",
+            Error::UndefinedTable(_) => "42P01",
+            Error::UndefinedColumn(_) => "42703",
+            Error::BadCopyData(_) => "22P04",
+            Error::Internal(_) => "XX000",
+        }
+    }
+
+    /// The error as the wire protocol carries it.
+    pub fn to_error_info(&self) -> ErrorInfo {
+        ErrorInfo::new(
+            "ERROR".to_string(),
+            self.sqlstate().to_string(),
+            self.to_string(),
+        )
+    }
+}
+
+impl From<Error> for PgWireError {
+    fn from(e: Error) -> Self {
+        PgWireError::UserError(Box::new(e.to_error_info()))
+    }
+}
+
+fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
+    use quiver_catalog::Error as C;
+    match e {
+        C::TableExists(_) => "42P07",
+        C::TableNotFound(_) => "42P01",
+        C::Unsupported(_) => "0A000",
+        C::DataFusion(e) => datafusion_sqlstate(e),
+        C::Storage(_) | C::Io { .. } => "58030",
+        C::Corrupt { .. } => "XX001",
+    }
+}
+
+/// Strips DataFusion's context wrappers down to the error that caused it.
+fn root(e: &DataFusionError) -> &DataFusionError {
+    match e {
+        DataFusionError::Context(_, inner) => root(inner),
+        DataFusionError::Diagnostic(_, inner) => root(inner),
+        DataFusionError::Shared(inner) => root(inner),
+        DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
+            ArrowError::ExternalError(source) => match source.downcast_ref::<DataFusionError>() {
+                Some(inner) => root(inner),
+                None => e,
+            },
+            _ => e,
+        },
+        DataFusionError::External(source) => match source.downcast_ref::<DataFusionError>() {
+            Some(inner) => root(inner),
+            None => e,
+        },
+        _ => e,
+    }
+}
+
+fn datafusion_sqlstate(e: &DataFusionError) -> &'static str {
+    let e = root(e);
+    match e {
+        DataFusionError::SQL(_, _) => "42601",
+        DataFusionError::SchemaError(error, _) => match error.as_ref() {
+            SchemaError::FieldNotFound { .. } => "42703",
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            SchemaError::AmbiguousReference { .. } => "42702",
+        },
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::ArrowError(error, _) => arrow_sqlstate(error),
+        DataFusionError::Plan(message) => plan_sqlstate(message),
+        DataFusionError::Execution(message) => execution_sqlstate(message),
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => "58030",
+        DataFusionError::ParquetError(_) => "XX001",
+        DataFusionError::Configuration(_) => "22023",
+        DataFusionError::External(source) => match source.downcast_ref::<quiver_catalog::Error>() {
+            Some(catalog) => catalog_sqlstate(catalog),
+            None => match source.downcast_ref::<ArrowError>() {
+                Some(arrow) => arrow_sqlstate(arrow),
+                None => execution_sqlstate(&source.to_string()),
+            },
+        },
+        _ => "XX000",
+    }
+}
+
+fn arrow_sqlstate(e: &ArrowError) -> &'static str {
+    match e {
+        ArrowError::DivideByZero => "22012",
+        ArrowError::ArithmeticOverflow(_) => "22003",
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
+        ArrowError::MemoryError(_) => "53200",
+        ArrowError::IoError(_, _) => "58030",
+        ArrowError::ExternalError(source) => execution_sqlstate(&source.to_string()),
+        _ => "22000",
+    }
+}
+
+/// DataFusion reports most planning errors as text; these are the ones a
+/// PostgreSQL client distinguishes by code.
+fn plan_sqlstate(message: &str) -> &'static str {
+    let lower = message.to_ascii_lowercase();
+    if lower.starts_with("table '") && lower.ends_with("not found") {
+        "42P01"
+    } else if lower.contains("coerce")
+        || lower.contains("common type")
+        || lower.contains("common argument type")
+        || lower.contains("type_coercion")
+        || lower.contains("cannot be cast")
+        || lower.contains("invalid function 'to_")
+    {
+        "42804"
+    } else if lower.contains("invalid function") || lower.contains("no function matches") {
+        "42883"
+    } else if lower.contains("no field named") {
+        "42703"
+    } else {
+        "42000"
+    }
+}
+
+fn execution_sqlstate(message: &str) -> &'static str {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        "22012"
+    } else if lower.contains("overflow") {
+        "22003"
+    } else if lower.contains("cannot cast") || lower.contains("cast error") {
+        "22P02"
+    } else {
+        "22000"
+    }
+}
+
+/// DataFusion's messages carry a kind prefix ("Error during planning: ...");
+/// PostgreSQL clients expect the bare message.
+fn datafusion_message(e: &DataFusionError) -> String {
+    let e = root(e);
+    match e {
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m)
+        | DataFusionError::Configuration(m)
+        | DataFusionError::ResourcesExhausted(m) => m.clone(),
+        DataFusionError::SQL(parser, _) => parser.to_string().replace("sql parser error: ", ""),
+        DataFusionError::External(source) => source.to_string(),
+        DataFusionError::ArrowError(a, _) if matches!(a.as_ref(), ArrowError::DivideByZero) => {
+            "division by zero".to_string()
+        }
+        other => other.strip_backtrace(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_survive_context_wrapping() {
+        let e = DataFusionError::Context(
+            "while planning".into(),
+            Box::new(DataFusionError::ArrowError(
+                Box::new(ArrowError::DivideByZero),
+                None,
+            )),
+        );
+        assert_eq!(Error::from(e).sqlstate(), "22012");
+        let e = DataFusionError::Plan("table 'quiver.public.nope' not found".into());
+        assert_eq!(Error::from(e).sqlstate(), "42P01");
+    }
+
+    #[test]
+    fn catalog_errors_keep_their_codes_through_datafusion() {
+        let e: DataFusionError = quiver_catalog::Error::TableExists("t".into()).into();
+        assert_eq!(Error::from(e).sqlstate(), "42P07");
+    }
+}
+
+/// The message of a parser error, without DataFusion's prefixes.
+pub(crate) fn syntax_message(e: &DataFusionError) -> String {
+    datafusion_message(e)
+}

@@ -1,0 +1,267 @@
+//! The pgwire side of a connection: startup, simple queries and COPY.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::Error;
+use crate::encode::{RowDescription, copy_stream};
+use crate::parse::SqlParser;
+use crate::session::{Completion, Outcome, Session};
+use crate::settings::Settings;
+
+/// Everything pgwire needs for one connection; all of it shares the
+/// connection's [`Session`].
+pub struct Connection {
+    handler: Arc<Handler>,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        session: Session,
+        parser: Arc<SqlParser>,
+        pids: Arc<RandomPidSecretKeyGenerator>,
+    ) -> Self {
+        Self {
+            handler: Arc::new(Handler {
+                session,
+                parser,
+                pids,
+            }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.handler.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.handler.clone()
+    }
+}
+
+pub(crate) struct Handler {
+    session: Session,
+    parser: Arc<SqlParser>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
+}
+
+struct StartupParameters;
+
+impl ServerParameterProvider for StartupParameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let mut parameters: HashMap<String, String> =
+            Settings::startup_parameters().into_iter().collect();
+        if let Some(name) = client.metadata().get("application_name") {
+            parameters.insert("application_name".into(), name.clone());
+        }
+        if let Some(user) = client.metadata().get("user") {
+            parameters.insert("session_authorization".into(), user.clone());
+        }
+        Some(parameters)
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Handler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let (pid, secret) = self.pids.generate(client);
+            client.set_pid_and_secret_key(pid, secret);
+            finish_authentication(client, &StartupParameters).await?;
+        }
+        Ok(())
+    }
+}
+
+fn notice(message: String) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(NoticeResponse::from(ErrorInfo::new(
+        "NOTICE".into(),
+        "00000".into(),
+        message,
+    )))
+}
+
+impl Handler {
+    async fn respond<C>(&self, client: &mut C, outcome: Outcome) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(match outcome {
+            Outcome::Rows { schema, batches } => {
+                let description = RowDescription::new(&schema, &[])?;
+                let fields = description.fields();
+                Response::Query(QueryResponse::new(fields, description.row_stream(batches)))
+            }
+            Outcome::Command(Completion {
+                tag,
+                notice: note,
+                parameter,
+                transaction,
+            }) => {
+                if let Some(note) = note {
+                    client.feed(notice(note)).await?;
+                }
+                if let Some((name, value)) = parameter {
+                    client
+                        .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            name, value,
+                        )))
+                        .await?;
+                }
+                let tag = Tag::new(&tag);
+                match transaction {
+                    Some(true) => Response::TransactionStart(tag),
+                    Some(false) => Response::TransactionEnd(tag),
+                    None => Response::Execution(tag),
+                }
+            }
+            Outcome::CopyIn { columns } => {
+                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+            }
+            Outcome::CopyOut {
+                schema,
+                format,
+                header,
+                batches,
+            } => {
+                let columns = schema.fields().len();
+                Response::CopyOut(CopyResponse::new(
+                    0,
+                    columns,
+                    copy_stream(&schema, format, header, batches)?,
+                ))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = match self.parser.parse(query) {
+            Ok(statements) => statements,
+            Err(e) => return Ok(vec![Response::Error(Box::new(e.to_error_info()))]),
+        };
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            // A statement that fails ends the query string, as in PostgreSQL.
+            let outcome = match self.session.execute(statement).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    log_failure(&e);
+                    responses.push(Response::Error(Box::new(e.to_error_info())));
+                    break;
+                }
+            };
+            let copy_in = matches!(outcome, Outcome::CopyIn { .. });
+            match self.respond(client, outcome).await {
+                Ok(response) => responses.push(response),
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(ErrorInfo::from(e))));
+                    break;
+                }
+            }
+            if copy_in {
+                // The rest of the string waits for the copy; PostgreSQL runs
+                // COPY FROM STDIN as the last statement of a query string too.
+                break;
+            }
+        }
+        Ok(responses)
+    }
+}
+
+fn log_failure(e: &Error) {
+    if e.sqlstate().starts_with("XX") || e.sqlstate().starts_with("58") {
+        tracing::error!(sqlstate = e.sqlstate(), error = %e, "statement failed");
+    } else {
+        tracing::debug!(sqlstate = e.sqlstate(), error = %e, "statement failed");
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Handler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.copy_data(&copy_data.data);
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let tag = self.session.copy_done().await.inspect_err(log_failure)?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(Tag::new(&tag).into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.copy_fail();
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        )))
+    }
+}

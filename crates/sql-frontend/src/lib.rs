@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod copy;
+mod encode;
+mod error;
+mod handler;
+mod parse;
+mod planner;
+mod server;
+mod session;
+mod settings;
+
+pub use error::{Error, Result};
+pub use planner::{Route, route};
+pub use server::{DATABASE, Server, ServerConfig};

@@ -1,0 +1,211 @@
+//! The server: the embedded Ballista cluster, the catalog, the session
+//! template, and the PostgreSQL listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballista::extension::{SessionConfigExt, SessionStateExt};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+};
+use datafusion::common::ScalarValue;
+use datafusion::execution::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use pgwire::api::RandomPidSecretKeyGenerator;
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA};
+use tokio::net::TcpListener;
+
+use crate::handler::Connection;
+use crate::parse::SqlParser;
+use crate::planner::QuiverQueryPlanner;
+use crate::session::Session;
+use crate::settings::version_string;
+use crate::{Error, Result};
+
+/// The name of Quiver's one database (DataFusion catalog). Clients may name
+/// any database when they connect; they all reach this one.
+pub const DATABASE: &str = "quiver";
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// Where tables and the catalog are kept.
+    pub data_dir: PathBuf,
+    /// Task slots of the embedded executor.
+    pub executor_slots: usize,
+}
+
+/// A running server, ready to accept connections.
+pub struct Server {
+    listener: TcpListener,
+    engine: Arc<Engine>,
+}
+
+/// What every session of the server shares.
+struct Engine {
+    template: SessionState,
+    catalog: Arc<Catalog>,
+    parser: Arc<SqlParser>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
+}
+
+impl Server {
+    /// Opens the data directory, starts the embedded Ballista scheduler and
+    /// executor, and binds the listener.
+    pub async fn start(config: ServerConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Internal(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let data_dir = config.data_dir.canonicalize().map_err(|e| {
+            Error::Internal(format!("data directory {}: {e}", config.data_dir.display()))
+        })?;
+
+        let session_config = session_config();
+        let scheduler = quiver_scheduler::start_embedded(session_config.clone())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        quiver_executor::start_embedded(
+            scheduler,
+            config.executor_slots.max(1),
+            session_config.clone(),
+            Arc::new(RuntimeEnv::default()),
+        )
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+
+        let engine = Engine::new(&data_dir, session_config, scheduler).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
+        tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            data_dir = %data_dir.display(), "Quiver is ready for connections");
+        Ok(Self {
+            listener,
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves connections until `shutdown` completes. Each connection runs in
+    /// its own task; one connection's failure never reaches another.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down");
+                    return Ok(());
+                }
+                accepted = self.listener.accept() => {
+                    let (socket, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            continue;
+                        }
+                    };
+                    let connection = Arc::new(self.engine.connection());
+                    tokio::spawn(async move {
+                        tracing::debug!(%peer, "connection opened");
+                        if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Session settings every Quiver session (frontend, scheduler jobs, executor
+/// tasks) starts from.
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new_with_ballista()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(false);
+    config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    config
+}
+
+/// The frontend's runtime. Listing results are not cached: tables change
+/// under INSERT and COPY, and a stale listing would hide rows.
+fn frontend_runtime() -> Result<Arc<RuntimeEnv>> {
+    Ok(RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .build_arc()?)
+}
+
+impl Engine {
+    async fn new(
+        data_dir: &std::path::Path,
+        config: SessionConfig,
+        scheduler: SocketAddr,
+    ) -> Result<Self> {
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let database = Arc::new(MemoryCatalogProvider::new());
+        catalogs.register_catalog(DATABASE.to_string(), database.clone());
+
+        let local = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .with_runtime_env(frontend_runtime()?)
+            .with_catalog_list(catalogs)
+            .build();
+        let catalog = Arc::new(Catalog::open(data_dir, &local).await?);
+        database.register_schema(DEFAULT_SCHEMA, catalog.clone())?;
+
+        // Ballista replaces the function registry; Quiver's functions go after.
+        let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
+        let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
+        let state = SessionStateBuilder::new_from_existing(distributed)
+            .with_query_planner(planner)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+            .map_err(|e| Error::DataFusion(*e))?;
+        ctx.register_udf(create_udf(
+            "version",
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    version_string(),
+                ))))
+            }),
+        ));
+        Ok(Self {
+            template: ctx.state(),
+            catalog,
+            parser: Arc::new(SqlParser::default()),
+            pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+        })
+    }
+
+    /// A new connection with its own session.
+    fn connection(&self) -> Connection {
+        let state = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_session_id(uuid::Uuid::new_v4().to_string())
+            .build();
+        let session = Session::new(SessionContext::new_with_state(state), self.catalog.clone());
+        Connection::new(session, self.parser.clone(), self.pids.clone())
+    }
+}

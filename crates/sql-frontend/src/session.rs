@@ -1,0 +1,535 @@
+//! One client connection's session: its DataFusion context, its PostgreSQL
+//! settings, and the statements it runs.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    CopySource, CopyTarget, Expr, Ident, ObjectName, Set, Statement, Value,
+};
+use futures::TryStreamExt;
+use quiver_catalog::Catalog;
+
+use crate::copy::{CopyIn, CopyOptions};
+use crate::encode::CopyOutFormat;
+use crate::settings::Settings;
+use crate::{Error, Result};
+
+/// What a statement produced.
+pub enum Outcome {
+    /// Rows to send.
+    Rows {
+        schema: SchemaRef,
+        batches: SendableRecordBatchStream,
+    },
+    /// A command that completed.
+    Command(Completion),
+    /// `COPY FROM STDIN` is ready for data.
+    CopyIn { columns: usize },
+    /// `COPY TO STDOUT` rows.
+    CopyOut {
+        schema: SchemaRef,
+        format: CopyOutFormat,
+        header: Option<String>,
+        batches: SendableRecordBatchStream,
+    },
+}
+
+/// A completed command: its tag and what else the client is told.
+#[derive(Debug, Default)]
+pub struct Completion {
+    /// The command tag (`CREATE TABLE`, `INSERT 0 3`, ...).
+    pub tag: String,
+    /// A NOTICE to send first.
+    pub notice: Option<String>,
+    /// A `ParameterStatus` to send (a reported parameter changed).
+    pub parameter: Option<(String, String)>,
+    /// Transaction boundary: `Some(true)` starts one, `Some(false)` ends it.
+    pub transaction: Option<bool>,
+}
+
+impl Completion {
+    fn tag(tag: impl Into<String>) -> Self {
+        Self {
+            tag: tag.into(),
+            ..Self::default()
+        }
+    }
+
+    fn with_notice(mut self, notice: Option<String>) -> Self {
+        self.notice = notice;
+        self
+    }
+}
+
+impl From<Completion> for Outcome {
+    fn from(c: Completion) -> Self {
+        Outcome::Command(c)
+    }
+}
+
+/// The state of one connection.
+pub struct Session {
+    ctx: SessionContext,
+    catalog: Arc<Catalog>,
+    settings: Mutex<Settings>,
+    copy_in: Mutex<Option<CopyIn>>,
+}
+
+impl Session {
+    pub(crate) fn new(ctx: SessionContext, catalog: Arc<Catalog>) -> Self {
+        Self {
+            ctx,
+            catalog,
+            settings: Mutex::new(Settings::default()),
+            copy_in: Mutex::new(None),
+        }
+    }
+
+    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn copy_slot(&self) -> std::sync::MutexGuard<'_, Option<CopyIn>> {
+        self.copy_in.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one parsed statement.
+    pub async fn execute(&self, statement: DfStatement) -> Result<Outcome> {
+        match statement {
+            DfStatement::Statement(s) => match *s {
+                Statement::Set(set) => self.set(set).await,
+                Statement::ShowVariable { variable } => self.show(variable).await,
+                Statement::StartTransaction { .. } => Ok(Completion {
+                    transaction: Some(true),
+                    ..Completion::tag("BEGIN")
+                }
+                .into()),
+                Statement::Commit { .. } => Ok(Completion {
+                    transaction: Some(false),
+                    ..Completion::tag("COMMIT")
+                }
+                .into()),
+                Statement::Rollback { .. } => Ok(Completion {
+                    transaction: Some(false),
+                    notice: Some(
+                        "Quiver has no transactions yet: statements already run are not undone"
+                            .into(),
+                    ),
+                    ..Completion::tag("ROLLBACK")
+                }
+                .into()),
+                Statement::Copy {
+                    source,
+                    to,
+                    target,
+                    options,
+                    legacy_options,
+                    values: _,
+                } => {
+                    self.copy(source, to, target, &options, &legacy_options)
+                        .await
+                }
+                other => {
+                    self.plan_and_run(DfStatement::Statement(Box::new(other)))
+                        .await
+                }
+            },
+            DfStatement::CopyTo(_) => Err(Error::FeatureNotSupported(
+                "COPY to a server file is not supported: use COPY ... TO STDOUT (psql's \\copy)"
+                    .into(),
+            )),
+            other => self.plan_and_run(other).await,
+        }
+    }
+
+    async fn plan_and_run(&self, statement: DfStatement) -> Result<Outcome> {
+        let text = statement.to_string();
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        match plan {
+            LogicalPlan::Ddl(ddl) => self.ddl(ddl, text).await,
+            LogicalPlan::Dml(_) => {
+                let count = self.run_counting(plan).await?;
+                Ok(Completion::tag(format!("INSERT 0 {count}")).into())
+            }
+            LogicalPlan::Copy(_) => Err(Error::FeatureNotSupported(
+                "COPY to a server file is not supported: use COPY ... TO STDOUT (psql's \\copy)"
+                    .into(),
+            )),
+            LogicalPlan::Statement(datafusion::logical_expr::Statement::SetVariable(_)) => {
+                self.ctx.execute_logical_plan(plan).await?;
+                Ok(Completion::tag("SET").into())
+            }
+            LogicalPlan::Statement(other) => Err(Error::FeatureNotSupported(format!(
+                "{} is not supported",
+                other.name()
+            ))),
+            plan => self.query(plan).await,
+        }
+    }
+
+    async fn query(&self, plan: LogicalPlan) -> Result<Outcome> {
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.execute_stream().await?;
+        Ok(Outcome::Rows { schema, batches })
+    }
+
+    /// Runs a DML plan and returns the row count it reports.
+    async fn run_counting(&self, plan: LogicalPlan) -> Result<u64> {
+        let batches: Vec<RecordBatch> = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?
+            .try_collect()
+            .await?;
+        Ok(count_rows(&batches))
+    }
+
+    async fn ddl(&self, ddl: DdlStatement, text: String) -> Result<Outcome> {
+        match ddl {
+            DdlStatement::CreateMemoryTable(create) => {
+                if create.temporary {
+                    return Err(Error::FeatureNotSupported(
+                        "temporary tables are not supported yet".into(),
+                    ));
+                }
+                if !create.column_defaults.is_empty() {
+                    return Err(Error::FeatureNotSupported(
+                        "column DEFAULT values are not supported yet".into(),
+                    ));
+                }
+                let name = self.catalog.table_name(&create.name)?;
+                let with_rows = !matches!(create.input.as_ref(),
+                    LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+                let mut schema = create.input.schema().as_arrow().clone();
+                if with_rows {
+                    // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
+                    schema = Schema::new(
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.as_ref().clone().with_nullable(true))
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                if create.or_replace {
+                    self.catalog.drop_table(&name, true).await?;
+                }
+                let Some(provider) = self
+                    .catalog
+                    .create_table(&name, Arc::new(schema), create.if_not_exists)
+                    .await?
+                else {
+                    return Ok(Completion::tag("CREATE TABLE")
+                        .with_notice(Some(format!(
+                            "relation \"{name}\" already exists, skipping"
+                        )))
+                        .into());
+                };
+                if !with_rows {
+                    return Ok(Completion::tag("CREATE TABLE").into());
+                }
+                let insert = LogicalPlanBuilder::insert_into(
+                    create.input.as_ref().clone(),
+                    TableReference::bare(name.clone()),
+                    provider_as_source(provider),
+                    InsertOp::Append,
+                )?
+                .build()?;
+                match self.run_counting(insert).await {
+                    Ok(count) => Ok(Completion::tag(format!("SELECT {count}")).into()),
+                    Err(e) => {
+                        // CREATE TABLE AS is all or nothing.
+                        if let Err(drop) = self.catalog.drop_table(&name, true).await {
+                            tracing::error!(table = %name, error = %drop, "could not drop a failed CREATE TABLE AS");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            DdlStatement::CreateExternalTable(create) => {
+                if create.temporary {
+                    return Err(Error::FeatureNotSupported(
+                        "temporary tables are not supported yet".into(),
+                    ));
+                }
+                self.catalog
+                    .create_external_table(&self.ctx.state(), &create, text)
+                    .await?;
+                Ok(Completion::tag("CREATE TABLE").into())
+            }
+            DdlStatement::DropTable(drop) => {
+                let name = self.catalog.table_name(&drop.name)?;
+                let dropped = self.catalog.drop_table(&name, drop.if_exists).await?;
+                Ok(Completion::tag("DROP TABLE")
+                    .with_notice(
+                        (!dropped).then(|| format!("table \"{name}\" does not exist, skipping")),
+                    )
+                    .into())
+            }
+            other => Err(Error::FeatureNotSupported(format!(
+                "{} is not supported yet",
+                other.name()
+            ))),
+        }
+    }
+
+    async fn set(&self, set: Set) -> Result<Outcome> {
+        let (name, value) = match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = object_name(&variable);
+                if is_engine_option(&name) {
+                    let statement = Statement::Set(Set::SingleAssignment {
+                        scope: None,
+                        hivevar: false,
+                        variable,
+                        values,
+                    });
+                    return self
+                        .plan_and_run(DfStatement::Statement(Box::new(statement)))
+                        .await;
+                }
+                let value = set_value(&values);
+                (name, value)
+            }
+            Set::SetTimeZone { value, .. } => ("timezone".to_string(), set_value(&[value])),
+            Set::SetNames { charset_name, .. } => {
+                ("client_encoding".to_string(), Some(charset_name.value))
+            }
+            Set::SetTransaction { .. } => return Ok(Completion::tag("SET").into()),
+            other => {
+                return Err(Error::FeatureNotSupported(format!(
+                    "{other} is not supported"
+                )));
+            }
+        };
+        let mut settings = self.settings();
+        let parameter = match value {
+            Some(value) => settings.set(&name, value)?,
+            None => {
+                settings.reset(&name)?;
+                None
+            }
+        };
+        Ok(Completion {
+            parameter,
+            ..Completion::tag("SET")
+        }
+        .into())
+    }
+
+    async fn show(&self, variable: Vec<Ident>) -> Result<Outcome> {
+        let name = variable
+            .iter()
+            .map(|i| i.value.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(
+                if variable.len() > 1 && variable[0].value.eq_ignore_ascii_case("transaction") {
+                    "_"
+                } else {
+                    "."
+                },
+            );
+        if is_engine_option(&name) || name == "all" {
+            let statement = Statement::ShowVariable { variable };
+            return self
+                .plan_and_run(DfStatement::Statement(Box::new(statement)))
+                .await;
+        }
+        let name = match name.as_str() {
+            "transaction_isolation_level" => "transaction_isolation".to_string(),
+            "time_zone" => "timezone".to_string(),
+            _ => name,
+        };
+        let value = self.settings().get(&name)?;
+        let schema = Arc::new(Schema::new(vec![Field::new(&name, DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value]))],
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let batches = Box::pin(MemoryStream::try_new(vec![batch], schema.clone(), None)?);
+        Ok(Outcome::Rows { schema, batches })
+    }
+
+    async fn copy(
+        &self,
+        source: CopySource,
+        to: bool,
+        target: CopyTarget,
+        options: &[datafusion::sql::sqlparser::ast::CopyOption],
+        legacy: &[datafusion::sql::sqlparser::ast::CopyLegacyOption],
+    ) -> Result<Outcome> {
+        let options = CopyOptions::parse(options, legacy)?;
+        match (to, target) {
+            (true, CopyTarget::Stdout) => {
+                let query = match source {
+                    CopySource::Table { table_name, columns } => {
+                        let columns = if columns.is_empty() {
+                            "*".to_string()
+                        } else {
+                            columns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        };
+                        format!("SELECT {columns} FROM {table_name}")
+                    }
+                    CopySource::Query(query) => query.to_string(),
+                };
+                let Outcome::Rows { schema, batches } = self.plan_and_run(parse_one(&query)?).await? else {
+                    return Err(Error::Internal("COPY source produced no rows".into()));
+                };
+                Ok(Outcome::CopyOut {
+                    header: options.header_line(&schema),
+                    format: options.out_format(),
+                    schema,
+                    batches,
+                })
+            }
+            (false, CopyTarget::Stdin) => {
+                let CopySource::Table { table_name, columns } = source else {
+                    return Err(Error::Syntax("COPY FROM needs a table".into()));
+                };
+                let reference = TableReference::from(object_name(&table_name));
+                let name = self.catalog.table_name(&reference)?;
+                let provider = self
+                    .ctx
+                    .table_provider(reference)
+                    .await
+                    .map_err(|_| Error::UndefinedTable(name.clone()))?;
+                let columns: Vec<String> = columns.iter().map(|c| c.value.clone()).collect();
+                let copy = CopyIn::new(name, provider, &columns, &options)?;
+                let count = if columns.is_empty() { copy.provider.schema().fields().len() } else { columns.len() };
+                *self.copy_slot() = Some(copy);
+                Ok(Outcome::CopyIn { columns: count })
+            }
+            _ => Err(Error::FeatureNotSupported(
+                "COPY to or from a server file or program is not supported: use COPY ... FROM STDIN / TO STDOUT (psql's \\copy)".into(),
+            )),
+        }
+    }
+
+    /// Data of the `COPY FROM STDIN` in progress.
+    pub fn copy_data(&self, data: &[u8]) {
+        if let Some(copy) = self.copy_slot().as_mut() {
+            copy.feed(data);
+        }
+    }
+
+    /// The client ended `COPY FROM STDIN`: append the rows. Returns the tag.
+    pub async fn copy_done(&self) -> Result<String> {
+        let copy = self
+            .copy_slot()
+            .take()
+            .ok_or_else(|| Error::Internal("no COPY in progress".into()))?;
+        let (provider, batches) = copy.finish()?;
+        let count = self.append(provider, batches).await?;
+        Ok(format!("COPY {count}"))
+    }
+
+    /// The client abandoned `COPY FROM STDIN`: nothing is appended.
+    pub fn copy_fail(&self) {
+        self.copy_slot().take();
+    }
+
+    /// Appends `batches` to a table on the frontend, through the table's own
+    /// `insert_into` (the rows are in this process; they are not a plan an
+    /// executor could rebuild).
+    async fn append(
+        &self,
+        provider: Arc<dyn TableProvider>,
+        batches: Vec<RecordBatch>,
+    ) -> Result<u64> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let state = self.ctx.state();
+        let input = MemorySourceConfig::try_new_exec(&[batches], provider.schema(), None)?;
+        let plan: Arc<dyn ExecutionPlan> = provider
+            .insert_into(&state, input, InsertOp::Append)
+            .await?;
+        let result = collect(plan, self.ctx.task_ctx()).await?;
+        Ok(count_rows(&result))
+    }
+}
+
+fn parse_one(sql: &str) -> Result<DfStatement> {
+    let mut statements = crate::parse::SqlParser::default().parse(sql)?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(statement), true) => Ok(statement),
+        _ => Err(Error::Syntax(format!("expected one statement: {sql}"))),
+    }
+}
+
+/// The `count` a DML plan reports.
+fn count_rows(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter(|b| b.num_columns() > 0)
+        .map(|b| {
+            let column = b.column(0);
+            if let Some(a) = column.as_any().downcast_ref::<UInt64Array>() {
+                a.iter().flatten().sum::<u64>()
+            } else if let Some(a) = column.as_any().downcast_ref::<Int64Array>() {
+                a.iter().flatten().sum::<i64>() as u64
+            } else {
+                b.num_rows() as u64
+            }
+        })
+        .sum()
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| {
+            part.as_ident()
+                .map(|i| i.value.clone())
+                .unwrap_or_else(|| part.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
+fn is_engine_option(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("datafusion.") || lower.starts_with("ballista.")
+}
+
+/// The text of a `SET` value; `None` for `DEFAULT`.
+fn set_value(values: &[Expr]) -> Option<String> {
+    let parts: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            Expr::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    if parts.len() == 1 && parts[0].eq_ignore_ascii_case("default") {
+        None
+    } else {
+        Some(parts.join(", "))
+    }
+}

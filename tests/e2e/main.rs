@@ -1,0 +1,7 @@
+//! End-to-end tests against real `quiver serve` processes and real clients.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod psql;
+mod restart;

@@ -1,0 +1,186 @@
+//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol against a
+//! real `quiver serve` process; each file gets a fresh server and data
+//! directory. Each file is one test (`cargo nextest run --test slt -- FILTER`);
+//! with `QUIVER_SLT_COMPLETE=1` the selected files' expected output is
+//! rewritten from what the server returns (review the diff before committing).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use support::QuiverServer;
+use tokio_postgres::SimpleQueryMessage;
+
+/// A sqllogictest connection speaking the simple query protocol, so values
+/// arrive as PostgreSQL's text output.
+struct Postgres {
+    client: tokio_postgres::Client,
+}
+
+/// A statement error with its SQLSTATE, for `statement error (42P01)`.
+#[derive(Debug)]
+struct DbError {
+    sqlstate: Option<String>,
+    message: String,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => DbError {
+                sqlstate: Some(db.code().code().to_string()),
+                message: db.message().to_string(),
+            },
+            None => DbError {
+                sqlstate: None,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl AsyncDB for Postgres {
+    type Error = DbError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
+        let messages = self.client.simple_query(sql).await?;
+        let mut columns = None;
+        let mut rows = Vec::new();
+        let mut affected = 0;
+        for message in messages {
+            match message {
+                SimpleQueryMessage::RowDescription(description) => {
+                    columns = Some(description.len())
+                }
+                SimpleQueryMessage::Row(row) => rows.push(
+                    (0..row.len())
+                        .map(|i| match row.get(i) {
+                            None => "NULL".to_string(),
+                            Some("") => "(empty)".to_string(),
+                            Some(value) => value.to_string(),
+                        })
+                        .collect(),
+                ),
+                SimpleQueryMessage::CommandComplete(n) => affected = n,
+                _ => {}
+            }
+        }
+        Ok(match columns {
+            Some(n) => DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; n],
+                rows,
+            },
+            None => DBOutput::StatementComplete(affected),
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "quiver"
+    }
+
+    async fn sleep(duration: std::time::Duration) {
+        tokio::time::sleep(duration).await
+    }
+
+    fn error_sql_state(e: &DbError) -> Option<String> {
+        e.sqlstate.clone()
+    }
+}
+
+fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            slt_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "slt") {
+            out.push(path);
+        }
+    }
+}
+
+async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = QuiverServer::start(data.path());
+    let conninfo = server.conninfo();
+    let mut runner = sqllogictest::Runner::new(move || {
+        let conninfo = conninfo.clone();
+        async move {
+            let (client, connection) =
+                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok::<_, DbError>(Postgres { client })
+        }
+    });
+    // With `control substitution on`, files refer to the server's data
+    // directory as $DATA_DIR and to the repository's test data as $TEST_DATA.
+    runner.set_var("DATA_DIR".into(), data.path().display().to_string());
+    let test_data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data");
+    runner.set_var("TEST_DATA".into(), test_data.display().to_string());
+    let result = if complete {
+        runner
+            .update_test_file(
+                path,
+                " ",
+                sqllogictest::default_validator,
+                sqllogictest::default_normalizer,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        runner
+            .run_file_async(path)
+            .await
+            .map_err(|e| e.display(true).to_string())
+    };
+    server.stop();
+    result
+}
+
+fn main() {
+    let arguments = libtest_mimic::Arguments::from_args();
+    let complete = std::env::var_os("QUIVER_SLT_COMPLETE").is_some();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files = Vec::new();
+    slt_files(&root, &mut files);
+    assert!(!files.is_empty(), "no .slt files under {}", root.display());
+    let trials = files
+        .into_iter()
+        .map(|file| {
+            let name = file
+                .strip_prefix(&root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            libtest_mimic::Trial::test(name, move || {
+                let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                runtime
+                    .block_on(run_file(&file, complete))
+                    .map_err(Into::into)
+            })
+        })
+        .collect();
+    libtest_mimic::run(&arguments, trials).exit();
+}

@@ -1,0 +1,122 @@
+//! Starts real `quiver serve` processes for the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `quiver serve` child process listening on a free loopback port.
+pub struct QuiverServer {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl QuiverServer {
+    /// Starts a server on `data_dir` and waits until it accepts connections.
+    pub fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env(
+                "QUIVER_LOG",
+                std::env::var("QUIVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("quiver binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        // The server prints one line once it accepts connections:
+        // "quiver: listening on 127.0.0.1:PORT".
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("quiver: listening on ") {
+                        break addr.trim().to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("wait for quiver");
+                    panic!("quiver exited before listening: {status}");
+                }
+            }
+        };
+        Self {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        self.addr
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or("127.0.0.1")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("address has a port")
+    }
+
+    /// A tokio-postgres connection string for this server.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=quiver dbname=quiver",
+            self.host(),
+            self.port()
+        )
+    }
+
+    /// Connects with tokio-postgres; the connection task runs on the current runtime.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.conninfo(), tokio_postgres::NoTls)
+            .await
+            .expect("connects to quiver");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// Stops the server with SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM delivered");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "quiver exits cleanly on SIGTERM: {status}"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "quiver did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for QuiverServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
