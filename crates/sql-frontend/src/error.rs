@@ -123,7 +123,10 @@ fn datafusion_sqlstate(e: &DataFusionError) -> &'static str {
         DataFusionError::NotImplemented(_) => "0A000",
         DataFusionError::ArrowError(error, _) => arrow_sqlstate(error),
         DataFusionError::Plan(message) => plan_sqlstate(message),
-        DataFusionError::Execution(message) => execution_sqlstate(message),
+        DataFusionError::Execution(message) => match ballista_job_failure(message) {
+            Some((code, _)) => code,
+            None => execution_sqlstate(message),
+        },
         DataFusionError::ResourcesExhausted(_) => "53200",
         DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => "58030",
         DataFusionError::ParquetError(_) => "XX001",
@@ -187,13 +190,45 @@ fn execution_sqlstate(message: &str) -> &'static str {
     }
 }
 
+/// A failed Ballista job reaches the client as text only
+/// (`Job <id> failed: ... runtime execution error: <error as Debug>`): the
+/// error's type does not cross the scheduler's gRPC status. This recovers the
+/// SQLSTATE and a PostgreSQL-style message from that text.
+fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
+    let (_, cause) = message.strip_prefix("Job ")?.split_once(" failed: ")?;
+    let cause = cause.split_once("execution error: ").map_or(cause, |(_, c)| c);
+    const KNOWN: &[(&str, &str, Option<&str>)] = &[
+        ("DivideByZero", "22012", Some("division by zero")),
+        ("ArithmeticOverflow", "22003", None),
+        ("CastError", "22P02", None),
+        ("ParseError", "22P02", None),
+        ("ResourcesExhausted", "53200", None),
+    ];
+    let (code, text) = KNOWN
+        .iter()
+        .find(|(marker, _, _)| cause.contains(marker))
+        .map_or(("22000", None), |(_, code, text)| (*code, *text));
+    Some((code, text.map_or_else(|| innermost_text(cause), str::to_string)))
+}
+
+/// The message inside a Debug-printed error (`Execution("msg")` → `msg`).
+fn innermost_text(cause: &str) -> String {
+    match (cause.find("(\""), cause.rfind("\")")) {
+        (Some(start), Some(end)) if start + 2 <= end => cause[start + 2..end].replace("\\\"", "\""),
+        _ => cause.to_string(),
+    }
+}
+
 /// DataFusion's messages carry a kind prefix ("Error during planning: ...");
 /// PostgreSQL clients expect the bare message.
 fn datafusion_message(e: &DataFusionError) -> String {
     let e = root(e);
     match e {
+        DataFusionError::Execution(m) => match ballista_job_failure(m) {
+            Some((_, message)) => message,
+            None => m.clone(),
+        },
         DataFusionError::Plan(m)
-        | DataFusionError::Execution(m)
         | DataFusionError::NotImplemented(m)
         | DataFusionError::Configuration(m)
         | DataFusionError::ResourcesExhausted(m) => m.clone(),
@@ -222,6 +257,19 @@ mod tests {
         assert_eq!(Error::from(e).sqlstate(), "22012");
         let e = DataFusionError::Plan("table 'quiver.public.nope' not found".into());
         assert_eq!(Error::from(e).sqlstate(), "42P01");
+    }
+
+    #[test]
+    fn failed_ballista_jobs_keep_their_codes() {
+        let e = DataFusionError::Execution(
+            "Job 0A failed: Job failed due to stage 0 failed: Task failed due to runtime execution error: DataFusionError(Shared(External(ArrowError(DivideByZero))))".into(),
+        );
+        let e = Error::from(e);
+        assert_eq!((e.sqlstate(), e.to_string().as_str()), ("22012", "division by zero"));
+        let e = DataFusionError::Execution(
+            "Job 0B failed: Task failed due to runtime execution error: DataFusionError(Execution(\"guest \\\"f\\\" trapped\"))".into(),
+        );
+        assert_eq!(Error::from(e).to_string(), "guest \"f\" trapped");
     }
 
     #[test]
