@@ -196,7 +196,9 @@ fn execution_sqlstate(message: &str) -> &'static str {
 /// SQLSTATE and a PostgreSQL-style message from that text.
 fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
     let (_, cause) = message.strip_prefix("Job ")?.split_once(" failed: ")?;
-    let cause = cause.split_once("execution error: ").map_or(cause, |(_, c)| c);
+    let cause = cause
+        .split_once("execution error: ")
+        .map_or(cause, |(_, c)| c);
     const KNOWN: &[(&str, &str, Option<&str>)] = &[
         ("DivideByZero", "22012", Some("division by zero")),
         ("ArithmeticOverflow", "22003", None),
@@ -208,7 +210,10 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         .iter()
         .find(|(marker, _, _)| cause.contains(marker))
         .map_or(("22000", None), |(_, code, text)| (*code, *text));
-    Some((code, text.map_or_else(|| innermost_text(cause), str::to_string)))
+    Some((
+        code,
+        text.map_or_else(|| innermost_text(cause), str::to_string),
+    ))
 }
 
 /// The message inside a Debug-printed error (`Execution("msg")` → `msg`).
@@ -265,7 +270,10 @@ mod tests {
             "Job 0A failed: Job failed due to stage 0 failed: Task failed due to runtime execution error: DataFusionError(Shared(External(ArrowError(DivideByZero))))".into(),
         );
         let e = Error::from(e);
-        assert_eq!((e.sqlstate(), e.to_string().as_str()), ("22012", "division by zero"));
+        assert_eq!(
+            (e.sqlstate(), e.to_string().as_str()),
+            ("22012", "division by zero")
+        );
         let e = DataFusionError::Execution(
             "Job 0B failed: Task failed due to runtime execution error: DataFusionError(Execution(\"guest \\\"f\\\" trapped\"))".into(),
         );
