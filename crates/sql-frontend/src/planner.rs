@@ -5,12 +5,14 @@
 //! expressions, `pg_catalog` and `information_schema`, table functions — runs
 //! right here: those tables describe this frontend's catalog and cannot be
 //! serialized, and a round trip through the scheduler would only add latency.
+//! A plan that combines both (`INSERT INTO t SELECT * FROM generate_series(..)`,
+//! a user table joined with `pg_catalog`) cannot be shipped to executors, so it
+//! runs on the frontend, which reads the same table files.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::not_impl_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
@@ -36,8 +38,8 @@ fn is_user_table(source: &Arc<dyn TableSource>) -> bool {
         .unwrap_or(false)
 }
 
-/// Decides where `plan` runs. A plan mixing user tables with frontend-only
-/// tables cannot run anywhere and is refused.
+/// Decides where `plan` runs: distributed when it touches user tables and
+/// nothing that only exists on the frontend.
 pub fn route(plan: &LogicalPlan) -> Result<Route> {
     let (mut user, mut local) = (false, false);
     plan.apply_with_subqueries(|node| {
@@ -60,13 +62,11 @@ pub fn route(plan: &LogicalPlan) -> Result<Route> {
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    match (user, local) {
-        (true, true) => not_impl_err!(
-            "a query cannot combine user tables with system catalogs (pg_catalog, information_schema) or table functions yet"
-        ),
-        (true, false) => Ok(Route::Distributed),
-        (false, _) => Ok(Route::Local),
-    }
+    Ok(if user && !local {
+        Route::Distributed
+    } else {
+        Route::Local
+    })
 }
 
 /// Quiver's query planner: routes each plan with [`route`] to DataFusion's
