@@ -5,3 +5,5 @@ mod support;
 
 mod psql;
 mod restart;
+mod robustness;
+mod routing;
