@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod names;
 mod psql;
 mod restart;
 mod robustness;

@@ -1,10 +1,12 @@
 //! The real `psql` binary: `\dt`, `\d t`, `\copy` in and out.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::support::QuiverServer;
 
-fn psql(server: &QuiverServer, commands: &[&str]) -> String {
+/// Runs `psql -c` for each of `commands`, stopping at the first error.
+fn run_psql(server: &QuiverServer, commands: &[&str]) -> Output {
+    let port = server.port().to_string();
     let mut command = Command::new("psql");
     command
         .args([
@@ -14,16 +16,21 @@ fn psql(server: &QuiverServer, commands: &[&str]) -> String {
             "-h",
             server.host(),
             "-p",
-            &server.port().to_string(),
+            &port,
         ])
         .args(["-U", "quiver", "-d", "quiver"])
         .env("PGCONNECT_TIMEOUT", "10");
     for c in commands {
         command.args(["-c", c]);
     }
-    let output = command
+    command
         .output()
-        .expect("psql is installed (the README test command installs postgresql-client)");
+        .expect("psql is installed (the README test command installs postgresql-client)")
+}
+
+/// Like [`run_psql`], and the commands must succeed; returns what psql printed.
+fn psql(server: &QuiverServer, commands: &[&str]) -> String {
+    let output = run_psql(server, commands);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -89,20 +96,10 @@ fn psql_describes_tables_and_copies_in_and_out() {
     // A bad row appends nothing and the session goes on.
     let bad = data.path().join("bad.csv");
     std::fs::write(&bad, "id,name,score,ts\n4,x,1,\nnot-a-number,y,2,\n").expect("write csv");
-    let failed = Command::new("psql")
-        .args([
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            server.host(),
-            "-p",
-            &server.port().to_string(),
-        ])
-        .args(["-U", "quiver", "-d", "quiver", "-c"])
-        .arg(format!("\\copy t FROM '{}' CSV HEADER", bad.display()))
-        .output()
-        .expect("psql runs");
+    let failed = run_psql(
+        &server,
+        &[&format!("\\copy t FROM '{}' CSV HEADER", bad.display())],
+    );
     assert!(!failed.status.success(), "a bad row fails the copy");
     let count = psql(&server, &["SELECT count(*) FROM t"]);
     assert!(

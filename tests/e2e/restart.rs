@@ -1,23 +1,6 @@
 //! Tables, their rows and external tables survive a clean restart.
 
-use crate::support::QuiverServer;
-
-async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
+use crate::support::{QuiverServer, rows};
 
 fn strings(rows: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
     rows.iter()

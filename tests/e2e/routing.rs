@@ -1,23 +1,19 @@
 //! Where queries run, seen through EXPLAIN: user tables through Ballista
 //! stages, catalog and constant queries on the frontend.
 
-use tokio_postgres::SimpleQueryMessage;
-
-use crate::support::QuiverServer;
+use crate::support::{QuiverServer, rows};
 
 /// `(plan_type, plan)` rows of an EXPLAIN.
 async fn explain(client: &tokio_postgres::Client, sql: &str) -> Vec<(String, String)> {
-    client
-        .simple_query(&format!("EXPLAIN {sql}"))
+    rows(client, &format!("EXPLAIN {sql}"))
         .await
-        .unwrap_or_else(|e| panic!("EXPLAIN {sql}: {e}"))
         .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((
-                row.get(0).unwrap_or_default().to_string(),
-                row.get(1).unwrap_or_default().to_string(),
-            )),
-            _ => None,
+        .map(|row| {
+            let mut values = row.into_iter().map(Option::unwrap_or_default);
+            (
+                values.next().unwrap_or_default(),
+                values.next().unwrap_or_default(),
+            )
         })
         .collect()
 }

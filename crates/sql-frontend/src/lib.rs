@@ -4,6 +4,7 @@ mod copy;
 mod encode;
 mod error;
 mod handler;
+mod names;
 mod parse;
 mod planner;
 mod server;

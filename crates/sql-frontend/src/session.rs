@@ -157,6 +157,13 @@ impl Session {
 
     async fn plan_and_run(&self, statement: DfStatement) -> Result<Outcome> {
         let text = statement.to_string();
+        let names = match &statement {
+            DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Query(query) => crate::names::result_names(query),
+                _ => None,
+            },
+            _ => None,
+        };
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
         match plan {
@@ -177,13 +184,32 @@ impl Session {
                 "{} is not supported",
                 other.name()
             ))),
-            plan => self.query(plan).await,
+            plan => self.query(plan, names).await,
         }
     }
 
-    async fn query(&self, plan: LogicalPlan) -> Result<Outcome> {
+    /// Runs a query; `names` rename result columns the way PostgreSQL names them.
+    async fn query(
+        &self,
+        plan: LogicalPlan,
+        names: Option<Vec<Option<String>>>,
+    ) -> Result<Outcome> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let mut schema = frame.schema().as_arrow().clone();
+        if let Some(names) = names.filter(|n| n.len() == schema.fields().len()) {
+            schema = Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .zip(names)
+                    .map(|(field, name)| match name {
+                        Some(name) => field.as_ref().clone().with_name(name),
+                        None => field.as_ref().clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let schema: SchemaRef = Arc::new(schema);
         let batches = frame.execute_stream().await?;
         Ok(Outcome::Rows { schema, batches })
     }
