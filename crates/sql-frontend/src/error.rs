@@ -246,6 +246,11 @@ fn datafusion_message(e: &DataFusionError) -> String {
     }
 }
 
+/// The message of a parser error, without DataFusion's prefixes.
+pub(crate) fn syntax_message(e: &DataFusionError) -> String {
+    datafusion_message(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,9 +290,4 @@ mod tests {
         let e: DataFusionError = quiver_catalog::Error::TableExists("t".into()).into();
         assert_eq!(Error::from(e).sqlstate(), "42P07");
     }
-}
-
-/// The message of a parser error, without DataFusion's prefixes.
-pub(crate) fn syntax_message(e: &DataFusionError) -> String {
-    datafusion_message(e)
 }

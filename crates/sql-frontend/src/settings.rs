@@ -51,7 +51,7 @@ const fn param(
 }
 
 const PARAMETERS: &[Parameter] = &[
-    param("application_name", || String::new(), true, true),
+    param("application_name", String::new, true, true),
     param("bytea_output", || "hex".into(), true, false),
     param("client_encoding", || "UTF8".into(), true, true),
     param("client_min_messages", || "notice".into(), true, false),
