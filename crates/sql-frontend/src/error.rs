@@ -36,6 +36,9 @@ pub enum Error {
     /// Data sent with `COPY FROM STDIN` could not be read.
     #[error("{0}")]
     BadCopyData(String),
+    /// A message that breaks the wire protocol's rules.
+    #[error("{0}")]
+    Protocol(String),
     /// A broken invariant of Quiver itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +60,7 @@ impl Error {
             Error::UndefinedTable(_) => "42P01",
             Error::UndefinedColumn(_) => "42703",
             Error::BadCopyData(_) => "22P04",
+            Error::Protocol(_) => "08P01",
             Error::Internal(_) => "XX000",
         }
     }

@@ -11,7 +11,7 @@ use pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::copy::CopyHandler;
-use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
@@ -25,6 +25,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::Error;
 use crate::encode::{RowDescription, copy_stream};
+use crate::extended::PreparingParser;
 use crate::parse::SqlParser;
 use crate::session::{Completion, Outcome, Session};
 use crate::settings::Settings;
@@ -43,7 +44,7 @@ impl Connection {
     ) -> Self {
         Self {
             handler: Arc::new(Handler {
-                session,
+                session: Arc::new(session),
                 parser,
                 pids,
             }),
@@ -53,6 +54,10 @@ impl Connection {
 
 impl PgWireServerHandlers for Connection {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
         self.handler.clone()
     }
 
@@ -66,9 +71,23 @@ impl PgWireServerHandlers for Connection {
 }
 
 pub(crate) struct Handler {
-    session: Session,
+    session: Arc<Session>,
     parser: Arc<SqlParser>,
     pids: Arc<RandomPidSecretKeyGenerator>,
+}
+
+impl Handler {
+    /// The extended protocol's parser for this connection's session.
+    pub(crate) fn preparing(&self) -> PreparingParser {
+        PreparingParser {
+            session: self.session.clone(),
+            parser: self.parser.clone(),
+        }
+    }
+
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
 }
 
 struct StartupParameters;
@@ -121,60 +140,64 @@ fn notice(message: String) -> PgWireBackendMessage {
     )))
 }
 
-impl Handler {
-    async fn respond<C>(&self, client: &mut C, outcome: Outcome) -> PgWireResult<Response>
-    where
-        C: Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        Ok(match outcome {
-            Outcome::Rows { schema, batches } => {
-                let description = RowDescription::new(&schema, &[])?;
-                let fields = description.fields();
-                Response::Query(QueryResponse::new(fields, description.row_stream(batches)))
+/// Turns an outcome into pgwire's response; rows are encoded in `formats`
+/// (result format codes; empty: all text).
+pub(crate) async fn respond<C>(
+    client: &mut C,
+    outcome: Outcome,
+    formats: &[i16],
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    Ok(match outcome {
+        Outcome::Rows { schema, batches } => {
+            let description = RowDescription::new(&schema, formats)?;
+            let fields = description.fields();
+            Response::Query(QueryResponse::new(fields, description.row_stream(batches)))
+        }
+        Outcome::Command(Completion {
+            tag,
+            notice: note,
+            parameter,
+            transaction,
+        }) => {
+            if let Some(note) = note {
+                client.feed(notice(note)).await?;
             }
-            Outcome::Command(Completion {
-                tag,
-                notice: note,
-                parameter,
-                transaction,
-            }) => {
-                if let Some(note) = note {
-                    client.feed(notice(note)).await?;
-                }
-                if let Some((name, value)) = parameter {
-                    client
-                        .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-                            name, value,
-                        )))
-                        .await?;
-                }
-                let tag = Tag::new(&tag);
-                match transaction {
-                    Some(true) => Response::TransactionStart(tag),
-                    Some(false) => Response::TransactionEnd(tag),
-                    None => Response::Execution(tag),
-                }
+            if let Some((name, value)) = parameter {
+                client
+                    .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                        name, value,
+                    )))
+                    .await?;
             }
-            Outcome::CopyIn { columns } => {
-                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+            let tag = Tag::new(&tag);
+            match transaction {
+                Some(true) => Response::TransactionStart(tag),
+                Some(false) => Response::TransactionEnd(tag),
+                None => Response::Execution(tag),
             }
-            Outcome::CopyOut {
-                schema,
-                format,
-                header,
-                batches,
-            } => {
-                let columns = schema.fields().len();
-                Response::CopyOut(CopyResponse::new(
-                    0,
-                    columns,
-                    copy_stream(&schema, format, header, batches)?,
-                ))
-            }
-        })
-    }
+        }
+        Outcome::CopyIn { columns } => {
+            Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+        }
+        Outcome::CopyOut {
+            schema,
+            format,
+            header,
+            batches,
+        } => {
+            let columns = schema.fields().len();
+            Response::CopyOut(CopyResponse::new(
+                0,
+                columns,
+                copy_stream(&schema, format, header, batches)?,
+            ))
+        }
+    })
 }
 
 #[async_trait]
@@ -201,7 +224,7 @@ impl SimpleQueryHandler for Handler {
                 }
             };
             let copy_in = matches!(outcome, Outcome::CopyIn { .. });
-            match self.respond(client, outcome).await {
+            match respond(client, outcome, &[]).await {
                 Ok(response) => responses.push(response),
                 Err(e) => {
                     responses.push(Response::Error(Box::new(ErrorInfo::from(e))));
@@ -218,7 +241,7 @@ impl SimpleQueryHandler for Handler {
     }
 }
 
-fn log_failure(e: &Error) {
+pub(crate) fn log_failure(e: &Error) {
     if e.sqlstate().starts_with("XX") || e.sqlstate().starts_with("58") {
         tracing::error!(sqlstate = e.sqlstate(), error = %e, "statement failed");
     } else {

@@ -3,6 +3,7 @@
 mod copy;
 mod encode;
 mod error;
+mod extended;
 mod handler;
 mod names;
 mod parse;

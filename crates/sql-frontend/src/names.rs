@@ -5,6 +5,7 @@
 //! that read results by column name (pandas, SQLAlchemy, JDBC) expect that.
 //! These rules follow PostgreSQL's `FigureColname`.
 
+use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr};
 
 /// The PostgreSQL name of each output column of `query`, where it differs
@@ -31,6 +32,38 @@ pub fn result_names(query: &Query) -> Option<Vec<Option<String>>> {
             SetExpr::Query(inner) => body = inner.body.as_ref(),
             _ => return None,
         }
+    }
+}
+
+/// [`result_names`] of a statement that is a query.
+pub fn statement_names(
+    statement: &datafusion::sql::parser::Statement,
+) -> Option<Vec<Option<String>>> {
+    match statement {
+        datafusion::sql::parser::Statement::Statement(s) => match s.as_ref() {
+            datafusion::sql::sqlparser::ast::Statement::Query(query) => result_names(query),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `schema` with the fields renamed by `names` (from [`result_names`]);
+/// unchanged when the names do not line up with the fields.
+pub fn rename(schema: &Schema, names: Option<Vec<Option<String>>>) -> Schema {
+    match names.filter(|n| n.len() == schema.fields().len()) {
+        None => schema.clone(),
+        Some(names) => Schema::new(
+            schema
+                .fields()
+                .iter()
+                .zip(names)
+                .map(|(field, name)| match name {
+                    Some(name) => field.as_ref().clone().with_name(name),
+                    None => field.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 

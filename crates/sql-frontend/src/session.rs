@@ -10,6 +10,7 @@ use datafusion::common::TableReference;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::WriteOp;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::memory::MemoryStream;
@@ -147,35 +148,69 @@ impl Session {
                         .await
                 }
             },
-            DfStatement::CopyTo(_) => Err(Error::FeatureNotSupported(
-                "COPY to a server file is not supported: use COPY ... TO STDOUT (psql's \\copy)"
-                    .into(),
-            )),
+            DfStatement::CopyTo(_) => Err(server_file_copy()),
             other => self.plan_and_run(other).await,
         }
     }
 
     async fn plan_and_run(&self, statement: DfStatement) -> Result<Outcome> {
-        let text = statement.to_string();
-        let names = match &statement {
-            DfStatement::Statement(s) => match s.as_ref() {
-                Statement::Query(query) => crate::names::result_names(query),
-                _ => None,
-            },
-            _ => None,
-        };
-        let state = self.ctx.state();
-        let plan = state.statement_to_plan(statement).await?;
+        // An external table's definition is stored as its statement's text.
+        let definition =
+            matches!(statement, DfStatement::CreateExternalTable(_)).then(|| statement.to_string());
+        let names = crate::names::statement_names(&statement);
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
         match plan {
-            LogicalPlan::Ddl(ddl) => self.ddl(ddl, text).await,
-            LogicalPlan::Dml(_) => {
+            LogicalPlan::Ddl(ddl) => self.ddl(ddl, definition).await,
+            plan => self.run_plan(plan, names).await,
+        }
+    }
+
+    /// Plans a statement that may carry `$n` parameters (a query or DML),
+    /// for the extended protocol; `None` for every other statement.
+    pub async fn plan_parameterized(&self, statement: &DfStatement) -> Result<Option<LogicalPlan>> {
+        let parameterized = match statement {
+            DfStatement::Statement(s) => matches!(
+                s.as_ref(),
+                Statement::Query(_)
+                    | Statement::Insert(_)
+                    | Statement::Update { .. }
+                    | Statement::Delete(_)
+            ),
+            DfStatement::Explain(_) => true,
+            _ => false,
+        };
+        if !parameterized {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.ctx
+                .state()
+                .statement_to_plan(statement.clone())
+                .await?,
+        ))
+    }
+
+    /// Runs a planned query or DML statement; `names` rename result columns
+    /// the way PostgreSQL names them.
+    pub async fn run_plan(
+        &self,
+        plan: LogicalPlan,
+        names: Option<Vec<Option<String>>>,
+    ) -> Result<Outcome> {
+        match plan {
+            LogicalPlan::Dml(ref dml) => {
+                let command = match dml.op {
+                    WriteOp::Insert(_) => "INSERT 0",
+                    WriteOp::Delete => "DELETE",
+                    WriteOp::Update => "UPDATE",
+                    WriteOp::Ctas => "SELECT",
+                    WriteOp::Truncate => "TRUNCATE TABLE",
+                    _ => "MERGE",
+                };
                 let count = self.run_counting(plan).await?;
-                Ok(Completion::tag(format!("INSERT 0 {count}")).into())
+                Ok(Completion::tag(format!("{command} {count}")).into())
             }
-            LogicalPlan::Copy(_) => Err(Error::FeatureNotSupported(
-                "COPY to a server file is not supported: use COPY ... TO STDOUT (psql's \\copy)"
-                    .into(),
-            )),
+            LogicalPlan::Copy(_) => Err(server_file_copy()),
             LogicalPlan::Statement(datafusion::logical_expr::Statement::SetVariable(_)) => {
                 self.ctx.execute_logical_plan(plan).await?;
                 Ok(Completion::tag("SET").into())
@@ -183,6 +218,10 @@ impl Session {
             LogicalPlan::Statement(other) => Err(Error::FeatureNotSupported(format!(
                 "{} is not supported",
                 other.name()
+            ))),
+            LogicalPlan::Ddl(ddl) => Err(Error::FeatureNotSupported(format!(
+                "{} cannot be prepared",
+                ddl.name()
             ))),
             plan => self.query(plan, names).await,
         }
@@ -195,21 +234,7 @@ impl Session {
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
-        let mut schema = frame.schema().as_arrow().clone();
-        if let Some(names) = names.filter(|n| n.len() == schema.fields().len()) {
-            schema = Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .zip(names)
-                    .map(|(field, name)| match name {
-                        Some(name) => field.as_ref().clone().with_name(name),
-                        None => field.as_ref().clone(),
-                    })
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let schema: SchemaRef = Arc::new(schema);
+        let schema = Arc::new(crate::names::rename(frame.schema().as_arrow(), names));
         let batches = frame.execute_stream().await?;
         Ok(Outcome::Rows { schema, batches })
     }
@@ -227,7 +252,7 @@ impl Session {
         Ok(count_rows(&batches))
     }
 
-    async fn ddl(&self, ddl: DdlStatement, text: String) -> Result<Outcome> {
+    async fn ddl(&self, ddl: DdlStatement, definition: Option<String>) -> Result<Outcome> {
         match ddl {
             DdlStatement::CreateMemoryTable(create) => {
                 if create.temporary {
@@ -295,8 +320,11 @@ impl Session {
                         "temporary tables are not supported yet".into(),
                     ));
                 }
+                let definition = definition.ok_or_else(|| {
+                    Error::Internal("CREATE EXTERNAL TABLE without its statement".into())
+                })?;
                 self.catalog
-                    .create_external_table(&self.ctx.state(), &create, text)
+                    .create_external_table(&self.ctx.state(), &create, definition)
                     .await?;
                 Ok(Completion::tag("CREATE TABLE").into())
             }
@@ -408,17 +436,26 @@ impl Session {
         match (to, target) {
             (true, CopyTarget::Stdout) => {
                 let query = match source {
-                    CopySource::Table { table_name, columns } => {
+                    CopySource::Table {
+                        table_name,
+                        columns,
+                    } => {
                         let columns = if columns.is_empty() {
                             "*".to_string()
                         } else {
-                            columns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                            columns
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
                         format!("SELECT {columns} FROM {table_name}")
                     }
                     CopySource::Query(query) => query.to_string(),
                 };
-                let Outcome::Rows { schema, batches } = self.plan_and_run(parse_one(&query)?).await? else {
+                let Outcome::Rows { schema, batches } =
+                    self.plan_and_run(parse_one(&query)?).await?
+                else {
                     return Err(Error::Internal("COPY source produced no rows".into()));
                 };
                 Ok(Outcome::CopyOut {
@@ -429,7 +466,11 @@ impl Session {
                 })
             }
             (false, CopyTarget::Stdin) => {
-                let CopySource::Table { table_name, columns } = source else {
+                let CopySource::Table {
+                    table_name,
+                    columns,
+                } = source
+                else {
                     return Err(Error::Syntax("COPY FROM needs a table".into()));
                 };
                 let reference = TableReference::from(object_name(&table_name));
@@ -441,13 +482,15 @@ impl Session {
                     .map_err(|_| Error::UndefinedTable(name.clone()))?;
                 let columns: Vec<String> = columns.iter().map(|c| c.value.clone()).collect();
                 let copy = CopyIn::new(name, provider, &columns, &options)?;
-                let count = if columns.is_empty() { copy.provider.schema().fields().len() } else { columns.len() };
+                let count = if columns.is_empty() {
+                    copy.provider.schema().fields().len()
+                } else {
+                    columns.len()
+                };
                 *self.copy_slot() = Some(copy);
                 Ok(Outcome::CopyIn { columns: count })
             }
-            _ => Err(Error::FeatureNotSupported(
-                "COPY to or from a server file or program is not supported: use COPY ... FROM STDIN / TO STDOUT (psql's \\copy)".into(),
-            )),
+            _ => Err(server_file_copy()),
         }
     }
 
@@ -494,6 +537,12 @@ impl Session {
         let result = collect(plan, self.ctx.task_ctx()).await?;
         Ok(count_rows(&result))
     }
+}
+
+fn server_file_copy() -> Error {
+    Error::FeatureNotSupported(
+        "COPY to or from a server file or program is not supported: use COPY ... FROM STDIN / TO STDOUT (psql's \\copy)".into(),
+    )
 }
 
 fn parse_one(sql: &str) -> Result<DfStatement> {

@@ -1,0 +1,88 @@
+//! The extended query protocol, as tokio-postgres speaks it: prepared
+//! statements, typed binary parameters and binary results.
+
+use chrono::NaiveDateTime;
+
+use crate::support::QuiverServer;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_statements_bind_parameters_and_return_binary_rows() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = QuiverServer::start(data.path());
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id BIGINT, name TEXT, score DOUBLE PRECISION, ts TIMESTAMP, ok BOOLEAN)")
+        .await
+        .expect("create");
+
+    let ts = NaiveDateTime::parse_from_str("2024-01-02 03:04:05", "%Y-%m-%d %H:%M:%S")
+        .expect("timestamp");
+    let insert = client
+        .prepare("INSERT INTO t VALUES ($1, $2, $3, $4, $5)")
+        .await
+        .expect("prepare insert");
+    for i in 1..=3i64 {
+        let inserted = client
+            .execute(
+                &insert,
+                &[&i, &format!("n{i}"), &(i as f64 * 1.5), &ts, &(i % 2 == 0)],
+            )
+            .await
+            .expect("insert");
+        assert_eq!(inserted, 1);
+    }
+    client
+        .execute(
+            &insert,
+            &[
+                &4i64,
+                &None::<String>,
+                &None::<f64>,
+                &None::<NaiveDateTime>,
+                &None::<bool>,
+            ],
+        )
+        .await
+        .expect("insert nulls");
+
+    let rows = client
+        .query(
+            "SELECT id, name, score, ts, ok FROM t WHERE id >= $1 ORDER BY id",
+            &[&2i64],
+        )
+        .await
+        .expect("select");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].columns()[0].name(), "id");
+    assert_eq!(rows[0].get::<_, i64>(0), 2);
+    assert_eq!(rows[0].get::<_, String>(1), "n2");
+    assert_eq!(rows[0].get::<_, f64>(2), 3.0);
+    assert_eq!(rows[0].get::<_, NaiveDateTime>(3), ts);
+    assert!(rows[0].get::<_, bool>(4));
+    assert_eq!(rows[2].get::<_, Option<String>>(1), None);
+
+    let count = client
+        .query_one("SELECT count(*) FROM t WHERE name = $1", &[&"n3"])
+        .await
+        .expect("count");
+    assert_eq!(count.columns()[0].name(), "count");
+    assert_eq!(count.get::<_, i64>(0), 1);
+
+    let error = client
+        .query("SELECT * FROM missing WHERE id = $1", &[&1i64])
+        .await
+        .expect_err("missing table");
+    assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+    // Statements without parameters work too, and the session is still fine.
+    client
+        .execute("CREATE TABLE u (x INT)", &[])
+        .await
+        .expect("ddl over the extended protocol");
+    let total = client
+        .query_one("SELECT sum(id) FROM t", &[])
+        .await
+        .expect("sum");
+    assert_eq!(total.get::<_, i64>(0), 10);
+    drop(client);
+    server.stop();
+}
