@@ -117,8 +117,7 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
-    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let server = QuiverServer::start(data.path());
+    let (data, server) = QuiverServer::start_fresh();
     let conninfo = server.conninfo();
     let mut runner = sqllogictest::Runner::new(move || {
         let conninfo = conninfo.clone();

@@ -7,8 +7,7 @@ use crate::support::QuiverServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prepared_statements_bind_parameters_and_return_binary_rows() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start(data.path());
+    let (_data, server) = QuiverServer::start_fresh();
     let client = server.connect().await;
     client
         .batch_execute("CREATE TABLE t (id BIGINT, name TEXT, score DOUBLE PRECISION, ts TIMESTAMP, ok BOOLEAN)")

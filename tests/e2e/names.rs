@@ -6,8 +6,7 @@ use crate::support::QuiverServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unaliased_columns_have_postgresql_names() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start(data.path());
+    let (_data, server) = QuiverServer::start_fresh();
     let client = server.connect().await;
     client
         .batch_execute("CREATE TABLE t (id BIGINT, name TEXT); INSERT INTO t VALUES (1, 'a')")

@@ -16,8 +16,7 @@ async fn one(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_and_dropped_connections_leave_other_sessions_working() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start(data.path());
+    let (_data, server) = QuiverServer::start_fresh();
     let bystander = server.connect().await;
     bystander
         .batch_execute("CREATE TABLE t (v BIGINT); INSERT INTO t VALUES (1), (2), (3)")

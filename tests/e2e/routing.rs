@@ -20,8 +20,7 @@ async fn explain(client: &tokio_postgres::Client, sql: &str) -> Vec<(String, Str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_run_as_ballista_stages_and_catalog_queries_run_locally() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start(data.path());
+    let (_data, server) = QuiverServer::start_fresh();
     let client = server.connect().await;
     client
         .batch_execute(

@@ -52,6 +52,14 @@ impl QuiverServer {
         }
     }
 
+    /// Starts a server on a fresh temporary data directory, which lives as
+    /// long as the returned guard.
+    pub fn start_fresh() -> (tempfile::TempDir, Self) {
+        let data = tempfile::tempdir().expect("tempdir");
+        let server = Self::start(data.path());
+        (data, server)
+    }
+
     pub fn host(&self) -> &str {
         self.addr
             .rsplit_once(':')

@@ -211,7 +211,7 @@ impl Catalog {
         match reference.schema() {
             None | Some(DEFAULT_SCHEMA) => Ok(reference.table().to_string()),
             Some(other) => Err(Error::Unsupported(format!(
-                "tables can only be created in schema \"{DEFAULT_SCHEMA}\", not \"{other}\""
+                "Quiver keeps tables only in schema \"{DEFAULT_SCHEMA}\", not \"{other}\""
             ))),
         }
     }
