@@ -38,6 +38,8 @@ pub struct Prepared {
     statement: Statement,
     /// The plan of a query or DML statement, with its placeholders.
     plan: Option<LogicalPlan>,
+    /// The type DataFusion inferred for each `$n` of `plan`, in order.
+    parameters: Vec<Option<DataType>>,
     names: Option<Vec<Option<String>>>,
 }
 
@@ -72,22 +74,25 @@ impl QueryParser for PreparingParser {
             }
         };
         let plan = self.session.plan_parameterized(&statement).await?;
+        let parameters = match &plan {
+            Some(plan) => parameter_types(plan)?,
+            None => vec![],
+        };
         let names = crate::names::statement_names(&statement);
         Ok(Some(Prepared {
             statement,
             plan,
+            parameters,
             names,
         }))
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
-        let Some(plan) = &prepared.plan else {
-            return Ok(vec![]);
-        };
-        parameter_types(plan)?
-            .into_iter()
+        prepared
+            .parameters
+            .iter()
             .map(|t| match t {
-                Some(t) => arrow_pg::datatypes::into_pg_type(&t)
+                Some(t) => arrow_pg::datatypes::into_pg_type(t)
                     .map_err(|e| Error::FeatureNotSupported(e.to_string()).into()),
                 None => Ok(Type::UNKNOWN),
             })
@@ -151,7 +156,7 @@ impl ExtendedQueryHandler for Handler {
         let session = self.session();
         let outcome = match &prepared.plan {
             Some(plan) => {
-                let plan = bind(plan, portal)?;
+                let plan = bind(plan, &prepared.parameters, portal)?;
                 session.run_plan(plan, prepared.names.clone()).await
             }
             None => session.execute(prepared.statement.clone()).await,
@@ -166,9 +171,13 @@ impl ExtendedQueryHandler for Handler {
     }
 }
 
-/// Substitutes the portal's parameter values into `plan`.
-fn bind(plan: &LogicalPlan, portal: &Portal<Prepared>) -> Result<LogicalPlan> {
-    let expected = parameter_types(plan)?;
+/// Substitutes the portal's parameter values, decoded to the `expected`
+/// types, into `plan`.
+fn bind(
+    plan: &LogicalPlan,
+    expected: &[Option<DataType>],
+    portal: &Portal<Prepared>,
+) -> Result<LogicalPlan> {
     if portal.parameters.len() != expected.len() {
         return Err(Error::Protocol(format!(
             "bind message supplies {} parameters, but prepared statement requires {}",

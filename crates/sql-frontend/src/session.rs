@@ -449,13 +449,13 @@ impl Session {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         };
-                        format!("SELECT {columns} FROM {table_name}")
+                        parse_one(&format!("SELECT {columns} FROM {table_name}"))?
                     }
-                    CopySource::Query(query) => query.to_string(),
+                    CopySource::Query(query) => {
+                        DfStatement::Statement(Box::new(Statement::Query(query)))
+                    }
                 };
-                let Outcome::Rows { schema, batches } =
-                    self.plan_and_run(parse_one(&query)?).await?
-                else {
+                let Outcome::Rows { schema, batches } = self.plan_and_run(query).await? else {
                     return Err(Error::Internal("COPY source produced no rows".into()));
                 };
                 Ok(Outcome::CopyOut {
@@ -545,9 +545,13 @@ fn server_file_copy() -> Error {
     )
 }
 
+/// Parses one statement Quiver wrote itself (no client rewrites needed).
 fn parse_one(sql: &str) -> Result<DfStatement> {
-    let mut statements = crate::parse::SqlParser::default().parse(sql)?;
-    match (statements.pop(), statements.is_empty()) {
+    let mut statements = datafusion::sql::parser::DFParser::parse_sql_with_dialect(
+        sql,
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )?;
+    match (statements.pop_back(), statements.is_empty()) {
         (Some(statement), true) => Ok(statement),
         _ => Err(Error::Syntax(format!("expected one statement: {sql}"))),
     }
