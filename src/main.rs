@@ -34,6 +34,18 @@ struct ServeArgs {
     /// Task slots of the embedded executor (default: the number of CPUs).
     #[arg(long, env = "QUIVER_EXECUTOR_SLOTS")]
     executor_slots: Option<usize>,
+    /// Directory `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads Wasm modules
+    /// from (never outside it). Without it, modules can only be given inline.
+    #[arg(long, env = "QUIVER_FUNCTION_DIR")]
+    function_dir: Option<PathBuf>,
+    /// Default memory limit of one Wasm function instance, in MiB
+    /// (per function: `SET quiver.wasm.max_memory = '64MB'`).
+    #[arg(long, env = "QUIVER_WASM_MAX_MEMORY_MB", default_value_t = 128)]
+    wasm_max_memory_mb: u64,
+    /// Default time limit of one Wasm function call (one batch of rows), in
+    /// milliseconds (per function: `SET quiver.wasm.time_limit = '2s'`).
+    #[arg(long, env = "QUIVER_WASM_TIME_LIMIT_MS", default_value_t = 10_000)]
+    wasm_time_limit_ms: u64,
 }
 
 impl From<ServeArgs> for ServerConfig {
@@ -46,6 +58,9 @@ impl From<ServeArgs> for ServerConfig {
                     .map(|n| n.get())
                     .unwrap_or(2)
             }),
+            function_dir: args.function_dir,
+            wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
+            wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
         }
     }
 }

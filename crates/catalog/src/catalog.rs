@@ -22,7 +22,7 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// The durable catalog of one data directory, and the DataFusion schema
 /// provider for its tables.
 pub struct Catalog {
-    store: MetaStore,
+    store: Arc<MetaStore>,
     tables_dir: PathBuf,
     tables: RwLock<BTreeMap<String, Loaded>>,
     /// Serialises DDL so that check-then-write sequences are atomic.
@@ -46,13 +46,12 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// Opens (creating if needed) the catalog under `data_dir`, rebuilds every
-    /// stored table with `state` (external tables are replayed through its table
-    /// factories), and removes table directories no entry points at.
-    pub async fn open(data_dir: &Path, state: &SessionState) -> Result<Self> {
+    /// Opens the catalog of `data_dir`, whose metadata is in `store`: rebuilds
+    /// every stored table with `state` (external tables are replayed through
+    /// its table factories), and removes table directories no entry points at.
+    pub async fn open(store: Arc<MetaStore>, data_dir: &Path, state: &SessionState) -> Result<Self> {
         let tables_dir = data_dir.join("tables");
         std::fs::create_dir_all(&tables_dir).map_err(|e| Error::io(&tables_dir, e))?;
-        let store = MetaStore::open(&data_dir.join("catalog"))?;
         let catalog = Self {
             store,
             tables_dir,

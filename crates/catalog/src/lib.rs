@@ -7,4 +7,5 @@ mod table;
 
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
+pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 pub use table::{TableEntry, TableKind};

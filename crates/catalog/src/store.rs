@@ -1,24 +1,52 @@
-//! The RocksDB database behind the catalog: one column family per kind of entry.
+//! [`MetaStore`]: the RocksDB database behind a data directory's metadata,
+//! one column family per kind of entry. The table catalog and the Wasm
+//! function registry share it.
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use crate::{Error, Result};
 
 /// Column family holding one JSON [`crate::TableEntry`] per table, keyed by name.
 pub(crate) const TABLES_CF: &str = "tables";
+/// Column family holding Wasm module bytes, keyed by their SHA-256 (hex).
+pub const MODULES_CF: &str = "modules";
+/// Column family holding one Wasm function definition per overload, keyed by
+/// its signature (`name(type, ...)`).
+pub const FUNCTIONS_CF: &str = "functions";
 
-const COLUMN_FAMILIES: &[&str] = &[TABLES_CF];
+const COLUMN_FAMILIES: &[&str] = &[TABLES_CF, MODULES_CF, FUNCTIONS_CF];
 
-/// Catalog metadata in RocksDB. Writes are synced: DDL is acknowledged only once
-/// it is durable.
-pub(crate) struct MetaStore {
+/// One change of a [`MetaStore::write`] batch.
+#[derive(Debug)]
+pub enum Change<'a> {
+    Put {
+        cf: &'a str,
+        key: &'a str,
+        value: &'a [u8],
+    },
+    Delete {
+        cf: &'a str,
+        key: &'a str,
+    },
+}
+
+/// Metadata in RocksDB. Writes are synced: DDL is acknowledged only once it
+/// is durable.
+pub struct MetaStore {
     db: DB,
 }
 
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore").field("path", &self.db.path()).finish()
+    }
+}
+
 impl MetaStore {
-    pub(crate) fn open(path: &Path) -> Result<Self> {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -36,6 +64,25 @@ impl MetaStore {
         })
     }
 
+    /// The value stored under `key`, if any.
+    pub fn get(&self, cf: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    /// Applies `changes` atomically and durably.
+    pub fn write(&self, changes: &[Change<'_>]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for change in changes {
+            match change {
+                Change::Put { cf, key, value } => batch.put_cf(self.cf(cf)?, key, value),
+                Change::Delete { cf, key } => batch.delete_cf(self.cf(cf)?, key),
+            }
+        }
+        let mut write = WriteOptions::default();
+        write.set_sync(true);
+        Ok(self.db.write_opt(batch, &write)?)
+    }
+
     pub(crate) fn put(&self, cf: &str, key: &str, value: &[u8]) -> Result<()> {
         let mut write = WriteOptions::default();
         write.set_sync(true);
@@ -49,7 +96,7 @@ impl MetaStore {
     }
 
     /// Every `(key, value)` of a column family, in key order.
-    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    pub fn scan(&self, cf: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.db
             .iterator_cf(self.cf(cf)?, IteratorMode::Start)
             .map(|item| {

@@ -26,12 +26,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Starts a Ballista executor inside this process, offering `vcores` task
 /// slots to the scheduler at `scheduler`. Tasks run with sessions built from
-/// `config` on the shared `runtime` (memory pool, disk manager, object stores).
+/// `config` on the shared `runtime` (memory pool, disk manager, object stores);
+/// task plans are decoded with `codec` (Quiver's, wrapping Ballista's).
 pub async fn start_embedded(
     scheduler: SocketAddr,
     vcores: usize,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
+    codec: BallistaCodec,
 ) -> Result<()> {
     let url = format!("http://{scheduler}");
     let client = SchedulerGrpcClient::connect(url)
@@ -50,7 +52,7 @@ pub async fn start_embedded(
         vcores,
         Arc::new(move || config.clone()),
         Arc::new(move |_| Ok(runtime.clone())),
-        BallistaCodec::default(),
+        codec,
         (&state).into(),
     )
     .await?;

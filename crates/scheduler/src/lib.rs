@@ -21,12 +21,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Starts a Ballista scheduler on a free loopback port inside this process and
 /// returns its address. Every job it plans gets a fresh session built from
-/// `config` (plus the settings the client sends with the job).
-pub async fn start_embedded(config: SessionConfig) -> Result<SocketAddr> {
+/// `config` (plus the settings the client sends with the job); plans are
+/// decoded and encoded with `codec` (Quiver's, wrapping Ballista's).
+pub async fn start_embedded(config: SessionConfig, codec: BallistaCodec) -> Result<SocketAddr> {
     let addr = new_standalone_scheduler_with_builder(
         Arc::new(default_session_builder),
         Arc::new(move || config.clone()),
-        BallistaCodec::default(),
+        codec,
     )
     .await?;
     tracing::info!(%addr, "embedded Ballista scheduler listening");

@@ -2,6 +2,7 @@
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
+use ballista_core::error::BallistaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
@@ -15,6 +16,15 @@ pub enum Error {
     /// The durable catalog refused or failed.
     #[error(transparent)]
     Catalog(#[from] quiver_catalog::Error),
+    /// A Wasm function could not be registered, dropped or run.
+    #[error(transparent)]
+    Function(#[from] quiver_udf_registry::Error),
+    /// `CREATE FUNCTION` of a name that is taken.
+    #[error("{0}")]
+    DuplicateFunction(String),
+    /// A `CREATE FUNCTION` statement that does not define a function.
+    #[error("{0}")]
+    InvalidFunctionDefinition(String),
     /// The statement could not be parsed.
     #[error("{0}")]
     Syntax(String),
@@ -53,6 +63,9 @@ impl Error {
         match self {
             Error::DataFusion(e) => datafusion_sqlstate(e),
             Error::Catalog(e) => catalog_sqlstate(e),
+            Error::Function(e) => function_sqlstate(e),
+            Error::DuplicateFunction(_) => "42723",
+            Error::InvalidFunctionDefinition(_) => "42P13",
             Error::Syntax(_) => "42601",
             Error::FeatureNotSupported(_) => "0A000",
             Error::UndefinedParameter(_) => "42704",
@@ -93,6 +106,25 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
     }
 }
 
+fn function_sqlstate(e: &quiver_udf_registry::Error) -> &'static str {
+    use quiver_udf_registry::Error as F;
+    match e {
+        F::InvalidFunction(_) => "42P13",
+        F::UnsupportedType(_) => "0A000",
+        F::FunctionExists(_) => "42723",
+        F::FunctionNotFound(_) => "42883",
+        F::AmbiguousFunction(_) => "42725",
+        F::Trap { .. } => "38000",
+        F::TimeLimit { .. } => "57014",
+        F::MemoryLimit { .. } => "53200",
+        F::StackOverflow { .. } => "54001",
+        F::Io { .. } => "58030",
+        F::Catalog(e) => catalog_sqlstate(e),
+        F::Corrupt { .. } => "XX001",
+        F::Runtime(_) => "XX000",
+    }
+}
+
 /// Strips DataFusion's context wrappers down to the error that caused it.
 fn root(e: &DataFusionError) -> &DataFusionError {
     match e {
@@ -106,10 +138,17 @@ fn root(e: &DataFusionError) -> &DataFusionError {
             },
             _ => e,
         },
-        DataFusionError::External(source) => match source.downcast_ref::<DataFusionError>() {
-            Some(inner) => root(inner),
-            None => e,
-        },
+        DataFusionError::External(source) => {
+            if let Some(inner) = source.downcast_ref::<DataFusionError>() {
+                root(inner)
+            } else if let Some(BallistaError::DataFusionError(inner)) =
+                source.downcast_ref::<BallistaError>()
+            {
+                root(inner)
+            } else {
+                e
+            }
+        }
         _ => e,
     }
 }
@@ -135,13 +174,17 @@ fn datafusion_sqlstate(e: &DataFusionError) -> &'static str {
         DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => "58030",
         DataFusionError::ParquetError(_) => "XX001",
         DataFusionError::Configuration(_) => "22023",
-        DataFusionError::External(source) => match source.downcast_ref::<quiver_catalog::Error>() {
-            Some(catalog) => catalog_sqlstate(catalog),
-            None => match source.downcast_ref::<ArrowError>() {
-                Some(arrow) => arrow_sqlstate(arrow),
-                None => execution_sqlstate(&source.to_string()),
-            },
-        },
+        DataFusionError::External(source) => {
+            if let Some(catalog) = source.downcast_ref::<quiver_catalog::Error>() {
+                catalog_sqlstate(catalog)
+            } else if let Some(function) = source.downcast_ref::<quiver_udf_registry::Error>() {
+                function_sqlstate(function)
+            } else if let Some(arrow) = source.downcast_ref::<ArrowError>() {
+                arrow_sqlstate(arrow)
+            } else {
+                execution_sqlstate(&source.to_string())
+            }
+        }
         _ => "XX000",
     }
 }
@@ -172,7 +215,10 @@ fn plan_sqlstate(message: &str) -> &'static str {
         || lower.contains("invalid function 'to_")
     {
         "42804"
-    } else if lower.contains("invalid function") || lower.contains("no function matches") {
+    } else if lower.contains("invalid function")
+        || lower.contains("no function matches")
+        || (lower.starts_with("function ") && lower.contains(" does not exist"))
+    {
         "42883"
     } else if lower.contains("no field named") {
         "42703"
@@ -209,6 +255,11 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         ("CastError", "22P02", None),
         ("ParseError", "22P02", None),
         ("ResourcesExhausted", "53200", None),
+        // quiver_udf_registry::Error's execution variants (their wording is stable).
+        ("exceeded its time limit", "57014", None),
+        ("exceeded its memory limit", "53200", None),
+        ("exceeded the stack depth limit", "54001", None),
+        ("Wasm function ", "38000", None),
     ];
     let (code, text) = KNOWN
         .iter()

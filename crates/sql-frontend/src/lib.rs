@@ -4,6 +4,7 @@ mod copy;
 mod encode;
 mod error;
 mod extended;
+mod functions;
 mod handler;
 mod names;
 mod parse;

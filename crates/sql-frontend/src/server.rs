@@ -3,13 +3,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ballista::extension::{SessionConfigExt, SessionStateExt};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
@@ -20,9 +23,18 @@ use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use pgwire::api::RandomPidSecretKeyGenerator;
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA};
+use ballista_core::serde::{
+    BallistaCodec, BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec,
+};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore};
+use quiver_udf_registry::{
+    FunctionRegistry, QuiverLogicalCodec, QuiverPhysicalCodec, RuntimeConfig, WasmRuntime,
+};
 use tokio::net::TcpListener;
 
+use crate::functions::{Functions, FunctionsTable};
 use crate::handler::Connection;
 use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
@@ -43,6 +55,13 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Task slots of the embedded executor.
     pub executor_slots: usize,
+    /// Where `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads modules;
+    /// `None` disables module files.
+    pub function_dir: Option<PathBuf>,
+    /// Default memory limit of a Wasm instance, in bytes.
+    pub wasm_max_memory: u64,
+    /// Default time limit of one Wasm call (one batch).
+    pub wasm_time_limit: Duration,
 }
 
 /// A running server, ready to accept connections.
@@ -51,10 +70,14 @@ pub struct Server {
     engine: Arc<Engine>,
 }
 
+/// The schema of Quiver's system tables (`quiver.functions`).
+pub const SYSTEM_SCHEMA: &str = "quiver";
+
 /// What every session of the server shares.
 struct Engine {
     template: SessionState,
     catalog: Arc<Catalog>,
+    functions: Arc<Functions>,
     parser: Arc<SqlParser>,
     pids: Arc<RandomPidSecretKeyGenerator>,
 }
@@ -73,8 +96,35 @@ impl Server {
             Error::Internal(format!("data directory {}: {e}", config.data_dir.display()))
         })?;
 
-        let session_config = session_config();
-        let scheduler = quiver_scheduler::start_embedded(session_config.clone())
+        let store = Arc::new(MetaStore::open(&data_dir.join("catalog"))?);
+        let runtime = Arc::new(WasmRuntime::new(RuntimeConfig {
+            cache_dir: Some(data_dir.join("wasm-cache")),
+            max_memory: config.wasm_max_memory,
+            time_limit: config.wasm_time_limit,
+            ..RuntimeConfig::default()
+        })?);
+        let function_dir = match &config.function_dir {
+            Some(dir) => Some(dir.canonicalize().map_err(|e| {
+                Error::Internal(format!("function directory {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        let registry = Arc::new(FunctionRegistry::open(store.clone(), runtime, function_dir)?);
+
+        // Wasm functions travel in plans by reference (see quiver-udf-registry's codec).
+        let logical: Arc<dyn LogicalExtensionCodec> = Arc::new(QuiverLogicalCodec::new(
+            Arc::new(BallistaLogicalExtensionCodec::default()),
+            registry.clone(),
+        ));
+        let physical: Arc<dyn PhysicalExtensionCodec> = Arc::new(QuiverPhysicalCodec::new(
+            Arc::new(BallistaPhysicalExtensionCodec::default()),
+            registry.clone(),
+        ));
+        let session_config = session_config()
+            .with_ballista_logical_extension_codec(logical.clone())
+            .with_ballista_physical_extension_codec(physical.clone());
+        let codec = BallistaCodec::new(logical, physical);
+        let scheduler = quiver_scheduler::start_embedded(session_config.clone(), codec.clone())
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         quiver_executor::start_embedded(
@@ -82,11 +132,12 @@ impl Server {
             config.executor_slots.max(1),
             session_config.clone(),
             Arc::new(RuntimeEnv::default()),
+            codec,
         )
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
 
-        let engine = Engine::new(&data_dir, session_config, scheduler).await?;
+        let engine = Engine::new(&data_dir, store, registry, session_config, scheduler).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -156,6 +207,8 @@ fn frontend_runtime() -> Result<Arc<RuntimeEnv>> {
 impl Engine {
     async fn new(
         data_dir: &std::path::Path,
+        store: Arc<MetaStore>,
+        registry: Arc<FunctionRegistry>,
         config: SessionConfig,
         scheduler: SocketAddr,
     ) -> Result<Self> {
@@ -169,8 +222,14 @@ impl Engine {
             .with_runtime_env(frontend_runtime()?)
             .with_catalog_list(catalogs)
             .build();
-        let catalog = Arc::new(Catalog::open(data_dir, &local).await?);
+        let catalog = Arc::new(Catalog::open(store, data_dir, &local).await?);
         database.register_schema(DEFAULT_SCHEMA, catalog.clone())?;
+        let system = Arc::new(MemorySchemaProvider::new());
+        system.register_table(
+            "functions".to_string(),
+            Arc::new(FunctionsTable::new(registry.clone())),
+        )?;
+        database.register_schema(SYSTEM_SCHEMA, system)?;
 
         // Ballista replaces the function registry; Quiver's functions go after.
         let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
@@ -192,9 +251,18 @@ impl Engine {
                 ))))
             }),
         ));
+        let template = ctx.state();
+        let builtins: HashSet<String> = template
+            .scalar_functions()
+            .keys()
+            .chain(template.aggregate_functions().keys())
+            .chain(template.window_functions().keys())
+            .cloned()
+            .collect();
         Ok(Self {
-            template: ctx.state(),
+            template,
             catalog,
+            functions: Arc::new(Functions::new(registry, builtins)),
             parser: Arc::new(SqlParser::default()),
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
         })
@@ -205,7 +273,11 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(self.template.clone())
             .with_session_id(uuid::Uuid::new_v4().to_string())
             .build();
-        let session = Session::new(SessionContext::new_with_state(state), self.catalog.clone());
+        let session = Session::new(
+            SessionContext::new_with_state(state),
+            self.catalog.clone(),
+            self.functions.clone(),
+        );
         Connection::new(session, self.parser.clone(), self.pids.clone())
     }
 }

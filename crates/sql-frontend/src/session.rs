@@ -25,6 +25,7 @@ use quiver_catalog::Catalog;
 
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
+use crate::functions::{Functions, SessionFunctions};
 use crate::settings::Settings;
 use crate::{Error, Result};
 
@@ -62,14 +63,14 @@ pub struct Completion {
 }
 
 impl Completion {
-    fn tag(tag: impl Into<String>) -> Self {
+    pub(crate) fn tag(tag: impl Into<String>) -> Self {
         Self {
             tag: tag.into(),
             ..Self::default()
         }
     }
 
-    fn with_notice(mut self, notice: Option<String>) -> Self {
+    pub(crate) fn with_notice(mut self, notice: Option<String>) -> Self {
         self.notice = notice;
         self
     }
@@ -85,18 +86,27 @@ impl From<Completion> for Outcome {
 pub struct Session {
     ctx: SessionContext,
     catalog: Arc<Catalog>,
+    functions: Arc<Functions>,
+    registered: SessionFunctions,
     settings: Mutex<Settings>,
     copy_in: Mutex<Option<CopyIn>>,
 }
 
 impl Session {
-    pub(crate) fn new(ctx: SessionContext, catalog: Arc<Catalog>) -> Self {
+    pub(crate) fn new(ctx: SessionContext, catalog: Arc<Catalog>, functions: Arc<Functions>) -> Self {
         Self {
             ctx,
             catalog,
+            functions,
+            registered: SessionFunctions::default(),
             settings: Mutex::new(Settings::default()),
             copy_in: Mutex::new(None),
         }
+    }
+
+    /// Makes functions created or dropped (by any session) visible here.
+    fn refresh_functions(&self) {
+        self.registered.refresh(&self.ctx, &self.functions.registry);
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
@@ -109,8 +119,11 @@ impl Session {
 
     /// Runs one parsed statement.
     pub async fn execute(&self, statement: DfStatement) -> Result<Outcome> {
+        self.refresh_functions();
         match statement {
             DfStatement::Statement(s) => match *s {
+                Statement::CreateFunction(create) => Ok(self.functions.create(create).await?.into()),
+                Statement::DropFunction(drop) => Ok(self.functions.drop_functions(drop)?.into()),
                 Statement::Set(set) => self.set(set).await,
                 Statement::ShowVariable { variable } => self.show(variable).await,
                 Statement::StartTransaction { .. } => Ok(Completion {
@@ -182,6 +195,7 @@ impl Session {
         if !parameterized {
             return Ok(None);
         }
+        self.refresh_functions();
         Ok(Some(
             self.ctx
                 .state()

@@ -1,0 +1,443 @@
+//! `CREATE FUNCTION ... LANGUAGE wasm`, `DROP FUNCTION`, the `quiver.functions`
+//! system table, and keeping each session's function registry current.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session as CatalogSession, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr as DfExpr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    self, CreateFunctionBody, DropFunction, Expr, FunctionBehavior, FunctionCalledOnNull,
+    FunctionDesc, FunctionReturnType, FunctionSetValue, ObjectName, OperateFunctionArg, Value,
+};
+use quiver_udf_registry::{
+    CreateFunction, FunctionRegistry, Limits, ModuleSource, SqlType, Volatility, WasmScalarUdf,
+};
+
+use crate::session::Completion;
+use crate::{Error, Result};
+
+/// The Wasm functions every session of a server shares.
+pub(crate) struct Functions {
+    pub(crate) registry: Arc<FunctionRegistry>,
+    /// Names of DataFusion's own functions: a Wasm function may not hide one.
+    builtins: HashSet<String>,
+}
+
+impl Functions {
+    pub(crate) fn new(registry: Arc<FunctionRegistry>, builtins: HashSet<String>) -> Self {
+        Self { registry, builtins }
+    }
+
+    /// `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm`.
+    pub(crate) async fn create(&self, statement: ast::CreateFunction) -> Result<Completion> {
+        let if_not_exists = statement.if_not_exists;
+        let create = translate_create(statement)?;
+        if self.builtins.contains(&create.name) {
+            return Err(Error::DuplicateFunction(format!(
+                "function {} already exists as a built-in function; choose another name",
+                create.name
+            )));
+        }
+        let registry = self.registry.clone();
+        // Compiling a module is CPU work: keep it off the connection's task.
+        let created = tokio::task::spawn_blocking(move || registry.create(create))
+            .await
+            .map_err(|e| Error::Internal(format!("function creation panicked: {e}")))?;
+        match created {
+            Ok(_) => Ok(Completion::tag("CREATE FUNCTION")),
+            Err(quiver_udf_registry::Error::FunctionExists(signature)) if if_not_exists => {
+                Ok(Completion::tag("CREATE FUNCTION")
+                    .with_notice(Some(format!("function {signature} already exists, skipping"))))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `DROP FUNCTION [IF EXISTS] name[(types)], ...`.
+    pub(crate) fn drop_functions(&self, statement: DropFunction) -> Result<Completion> {
+        if matches!(statement.drop_behavior, Some(ast::DropBehavior::Cascade)) {
+            return Err(Error::FeatureNotSupported(
+                "DROP FUNCTION ... CASCADE is not supported: nothing depends on functions".into(),
+            ));
+        }
+        let mut notices = Vec::new();
+        for FunctionDesc { name, args } in &statement.func_desc {
+            let name = function_name(name)?;
+            let args = args
+                .as_ref()
+                .map(|args| args.iter().map(argument_type).collect::<Result<Vec<_>>>())
+                .transpose()?;
+            let described = match &args {
+                Some(args) => quiver_udf_registry::signature(&name, args),
+                None => name.clone(),
+            };
+            match self.registry.drop_function(&name, args.as_deref())? {
+                Some(_) => {}
+                None if statement.if_exists => {
+                    notices.push(format!("function {described} does not exist, skipping"));
+                }
+                None => return Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
+            }
+        }
+        Ok(Completion::tag("DROP FUNCTION")
+            .with_notice((!notices.is_empty()).then(|| notices.join("\n"))))
+    }
+}
+
+fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
+    let unsupported = |what: &str| Err(Error::FeatureNotSupported(format!("{what} is not supported for Wasm functions")));
+    match &statement.language {
+        Some(language) if language.value.eq_ignore_ascii_case("wasm") => {}
+        Some(language) => {
+            return Err(Error::FeatureNotSupported(format!(
+                "language \"{}\" is not supported: Quiver functions are LANGUAGE wasm",
+                language.value
+            )));
+        }
+        None => {
+            return Err(Error::InvalidFunctionDefinition(
+                "no language specified: Quiver functions are LANGUAGE wasm".into(),
+            ));
+        }
+    }
+    if statement.temporary {
+        return unsupported("CREATE TEMPORARY FUNCTION");
+    }
+    if statement.or_alter {
+        return unsupported("CREATE OR ALTER");
+    }
+    if statement.options.is_some() || statement.using.is_some() || statement.remote_connection.is_some() {
+        return unsupported("OPTIONS, USING and REMOTE");
+    }
+    let name = function_name(&statement.name)?;
+    let args = statement
+        .args
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(argument)
+        .collect::<Result<Vec<_>>>()?;
+    let returns = match &statement.return_type {
+        Some(FunctionReturnType::DataType(t)) => SqlType::from_ast(t)?,
+        Some(FunctionReturnType::SetOf(_)) => return unsupported("RETURNS SETOF"),
+        None => {
+            return Err(Error::InvalidFunctionDefinition(
+                "function result type must be specified".into(),
+            ));
+        }
+    };
+    let (module, symbol) = match statement.function_body {
+        Some(CreateFunctionBody::AsBeforeOptions { body, link_symbol }) => {
+            let body = string_literal(&body, "the module")?;
+            match link_symbol {
+                Some(symbol) => (
+                    ModuleSource::File(body),
+                    Some(string_literal(&symbol, "the function's name in the module")?),
+                ),
+                None => (ModuleSource::Inline(body), None),
+            }
+        }
+        Some(CreateFunctionBody::AsAfterOptions(body)) => {
+            (ModuleSource::Inline(string_literal(&body, "the module")?), None)
+        }
+        Some(_) => return unsupported("a SQL function body"),
+        None => {
+            return Err(Error::InvalidFunctionDefinition(
+                "no function body specified: give the module with AS '...'".into(),
+            ));
+        }
+    };
+    let volatility = match statement.behavior {
+        Some(FunctionBehavior::Immutable) => Volatility::Immutable,
+        Some(FunctionBehavior::Stable) => Volatility::Stable,
+        Some(FunctionBehavior::Volatile) | None => Volatility::Volatile,
+    };
+    let strict = statement.called_on_null.map(|c| match c {
+        FunctionCalledOnNull::Strict | FunctionCalledOnNull::ReturnsNullOnNullInput => true,
+        FunctionCalledOnNull::CalledOnNullInput => false,
+    });
+    let mut limits = Limits::default();
+    for param in &statement.set_params {
+        let option = param.name.to_string().to_ascii_lowercase();
+        let value = match &param.value {
+            FunctionSetValue::Values(values) if values.len() == 1 => {
+                Some(string_literal(&values[0], &option)?)
+            }
+            FunctionSetValue::Default => None,
+            _ => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "{option} takes one value"
+                )));
+            }
+        };
+        match option.as_str() {
+            "quiver.wasm.max_memory" => {
+                limits.max_memory = value.as_deref().map(parse_bytes).transpose()?;
+            }
+            "quiver.wasm.time_limit" => {
+                limits.time_limit_ms = value.as_deref().map(parse_millis).transpose()?;
+            }
+            other => {
+                return Err(Error::UndefinedParameter(format!(
+                    "{other}\" for a Wasm function (known: quiver.wasm.max_memory, quiver.wasm.time_limit)"
+                )));
+            }
+        }
+    }
+    Ok(CreateFunction {
+        name,
+        args,
+        returns,
+        module,
+        symbol,
+        volatility,
+        strict,
+        limits,
+        or_replace: statement.or_replace,
+    })
+}
+
+/// A function name as PostgreSQL folds it: unquoted names are lower-cased;
+/// `public.f` is `f`.
+fn function_name(name: &ObjectName) -> Result<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) if ident.quote_style.is_none() => ident.value.to_lowercase(),
+            Some(ident) => ident.value.clone(),
+            None => part.to_string(),
+        })
+        .collect();
+    match parts.as_slice() {
+        [name] => Ok(name.clone()),
+        [schema, name] if schema == quiver_catalog::DEFAULT_SCHEMA => Ok(name.clone()),
+        _ => Err(Error::FeatureNotSupported(format!(
+            "functions live in schema {}: {name} is not supported",
+            quiver_catalog::DEFAULT_SCHEMA
+        ))),
+    }
+}
+
+fn argument(arg: &OperateFunctionArg) -> Result<SqlType> {
+    if matches!(arg.mode, Some(ast::ArgMode::Out | ast::ArgMode::InOut)) {
+        return Err(Error::FeatureNotSupported(
+            "OUT and INOUT arguments are not supported for Wasm functions".into(),
+        ));
+    }
+    if arg.default_expr.is_some() {
+        return Err(Error::FeatureNotSupported(
+            "argument defaults are not supported for Wasm functions".into(),
+        ));
+    }
+    argument_type(arg)
+}
+
+fn argument_type(arg: &OperateFunctionArg) -> Result<SqlType> {
+    Ok(SqlType::from_ast(&arg.data_type)?)
+}
+
+fn string_literal(expr: &Expr, what: &str) -> Result<String> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s)
+            | Value::EscapedStringLiteral(s)
+            | Value::NationalStringLiteral(s) => Ok(s.clone()),
+            Value::DollarQuotedString(s) => Ok(s.value.clone()),
+            Value::Number(n, _) => Ok(n.clone()),
+            _ => Err(Error::InvalidFunctionDefinition(format!("{what} must be a string literal"))),
+        },
+        Expr::Identifier(ident) => Ok(ident.value.clone()),
+        _ => Err(Error::InvalidFunctionDefinition(format!("{what} must be a string literal"))),
+    }
+}
+
+/// A memory size the way PostgreSQL writes them: `64MB`, `512kB`, `1GB`,
+/// or a number of bytes.
+fn parse_bytes(text: &str) -> Result<u64> {
+    let (number, unit) = split_unit(text);
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| factor > 0 && *n > 0)
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| {
+            Error::InvalidParameterValue(format!(
+                "invalid value for quiver.wasm.max_memory: \"{text}\" (use a size such as '64MB')"
+            ))
+        })
+}
+
+/// A duration the way PostgreSQL writes them: `500ms`, `2s`, `1min`, or a
+/// number of milliseconds.
+fn parse_millis(text: &str) -> Result<u64> {
+    let (number, unit) = split_unit(text);
+    let factor: u64 = match unit {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| factor > 0 && *n > 0)
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| {
+            Error::InvalidParameterValue(format!(
+                "invalid value for quiver.wasm.time_limit: \"{text}\" (use a duration such as '500ms' or '2s')"
+            ))
+        })
+}
+
+fn split_unit(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    (&text[..split], text[split..].trim())
+}
+
+/// Keeps one session's DataFusion function registry in step with the
+/// server's Wasm functions.
+#[derive(Default)]
+pub(crate) struct SessionFunctions {
+    /// The registry generation last applied, and the names it registered.
+    applied: Mutex<(u64, HashSet<String>)>,
+}
+
+impl SessionFunctions {
+    /// Registers every Wasm function in `ctx` (and deregisters dropped
+    /// ones) if the registry changed since the last call.
+    pub(crate) fn refresh(&self, ctx: &SessionContext, registry: &FunctionRegistry) {
+        let generation = registry.generation();
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if applied.0 == generation {
+            return;
+        }
+        let functions = registry.functions();
+        for gone in applied.1.iter().filter(|n| !functions.contains_key(*n)) {
+            ctx.deregister_udf(gone);
+        }
+        for (name, overloads) in &functions {
+            ctx.register_udf(WasmScalarUdf::new_udf(name, overloads.clone()));
+        }
+        *applied = (generation, functions.into_keys().collect());
+    }
+}
+
+/// `quiver.functions`: one row per Wasm function overload.
+#[derive(Debug)]
+pub(crate) struct FunctionsTable {
+    registry: Arc<FunctionRegistry>,
+    schema: SchemaRef,
+}
+
+impl FunctionsTable {
+    pub(crate) fn new(registry: Arc<FunctionRegistry>) -> Self {
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let schema = Arc::new(Schema::new(vec![
+            text("name"),
+            text("kind"),
+            text("abi"),
+            text("arguments"),
+            text("returns"),
+            text("symbol"),
+            text("module_sha256"),
+            Field::new("module_size", DataType::Int64, false),
+            text("volatility"),
+            Field::new("strict", DataType::Boolean, false),
+            Field::new("max_memory", DataType::Int64, false),
+            Field::new("time_limit_ms", DataType::Int64, false),
+            Field::new("version", DataType::Int64, false),
+            text("created_at"),
+        ]));
+        Self { registry, schema }
+    }
+
+    fn batch(&self) -> DfResult<RecordBatch> {
+        let defs = self.registry.definitions();
+        let runtime = self.registry.runtime();
+        let text = |f: &dyn Fn(&quiver_udf_registry::FunctionDef) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(defs.iter().map(f)))
+        };
+        let int = |f: &dyn Fn(&quiver_udf_registry::FunctionDef) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(defs.iter().map(f)))
+        };
+        let columns = vec![
+            text(&|d| d.name.clone()),
+            text(&|_| "scalar".into()),
+            text(&|d| d.abi.name().into()),
+            text(&|d| d.args.iter().map(|t| t.pg_name()).collect::<Vec<_>>().join(", ")),
+            text(&|d| d.returns.pg_name()),
+            text(&|d| d.symbol.clone()),
+            text(&|d| d.module_sha256.clone()),
+            int(&|d| d.module_size as i64),
+            text(&|d| format!("{:?}", d.volatility).to_lowercase()),
+            Arc::new(BooleanArray::from_iter(defs.iter().map(|d| Some(d.strict)))),
+            int(&|d| runtime.limits(&d.limits).max_memory as i64),
+            int(&|d| runtime.limits(&d.limits).time_limit_ms as i64),
+            int(&|d| d.version as i64),
+            text(&|d| d.created_at.clone()),
+        ];
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for FunctionsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[DfExpr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![self.batch()?]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse_the_postgresql_way() {
+        assert_eq!(parse_bytes("64MB").ok(), Some(64 << 20));
+        assert_eq!(parse_bytes("512kB").ok(), Some(512 << 10));
+        assert_eq!(parse_bytes("1000").ok(), Some(1000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("0").is_err());
+        assert_eq!(parse_millis("500ms").ok(), Some(500));
+        assert_eq!(parse_millis("2s").ok(), Some(2000));
+        assert_eq!(parse_millis("250").ok(), Some(250));
+        assert!(parse_millis("2 fortnights").is_err());
+    }
+}

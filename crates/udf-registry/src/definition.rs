@@ -1,0 +1,92 @@
+//! [`FunctionDef`]: what `CREATE FUNCTION ... LANGUAGE wasm` stores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{SqlType, signature};
+
+/// How the host calls a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Abi {
+    /// A component of the `quiver:udf` world, called once per batch.
+    Component,
+    /// A core module exporting a function of numbers, called once per row.
+    Core,
+}
+
+impl Abi {
+    /// The name `quiver.functions` shows.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Abi::Component => "component",
+            Abi::Core => "core",
+        }
+    }
+}
+
+/// PostgreSQL's function volatility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Volatility {
+    Immutable,
+    Stable,
+    #[default]
+    Volatile,
+}
+
+impl Volatility {
+    pub(crate) fn datafusion(&self) -> datafusion::logical_expr::Volatility {
+        match self {
+            Volatility::Immutable => datafusion::logical_expr::Volatility::Immutable,
+            Volatility::Stable => datafusion::logical_expr::Volatility::Stable,
+            Volatility::Volatile => datafusion::logical_expr::Volatility::Volatile,
+        }
+    }
+
+    /// `pg_proc.provolatile`: `i`, `s` or `v`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Volatility::Immutable => "i",
+            Volatility::Stable => "s",
+            Volatility::Volatile => "v",
+        }
+    }
+}
+
+/// Per-function sandbox limits; `None` takes the server's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Limits {
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory: Option<u64>,
+    /// Longest one call (one batch) may run, in milliseconds.
+    pub time_limit_ms: Option<u64>,
+}
+
+/// A stored Wasm function: one overload of one name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FunctionDef {
+    pub name: String,
+    pub args: Vec<SqlType>,
+    pub returns: SqlType,
+    pub abi: Abi,
+    /// The export (core) or function name (component) inside the module.
+    pub symbol: String,
+    /// SHA-256 of the module bytes, lower-case hex.
+    pub module_sha256: String,
+    pub module_size: u64,
+    pub volatility: Volatility,
+    /// `STRICT`: a null argument gives a null result without a call.
+    pub strict: bool,
+    pub limits: Limits,
+    /// When this version was created (RFC 3339).
+    pub created_at: String,
+    /// 1 at `CREATE`, one more at each `CREATE OR REPLACE`.
+    pub version: u64,
+}
+
+impl FunctionDef {
+    /// `name(type, ...)`, also the definition's key in the store.
+    pub fn signature(&self) -> String {
+        signature(&self.name, &self.args)
+    }
+}

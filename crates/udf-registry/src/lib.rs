@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod component;
+mod definition;
+mod error;
+mod function;
+mod module;
+mod registry;
+mod runtime;
+mod types;
+mod udf;
+
+pub use codec::{QuiverLogicalCodec, QuiverPhysicalCodec};
+pub use definition::{Abi, FunctionDef, Limits, Volatility};
+pub use error::{Error, Result};
+pub use function::WasmFunction;
+pub use module::ModuleBytes;
+pub use registry::{CreateFunction, FunctionRegistry, ModuleSource};
+pub use runtime::{EffectiveLimits, RuntimeConfig, WasmRuntime};
+pub use types::{DECIMAL_PRECISION, SqlType, signature};
+pub use udf::WasmScalarUdf;

@@ -1,0 +1,341 @@
+//! [`FunctionRegistry`]: the durable catalog of Wasm functions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
+
+use crate::definition::{Abi, FunctionDef, Limits, Volatility};
+use crate::function::WasmFunction;
+use crate::module::ModuleBytes;
+use crate::runtime::{Compiled, WasmRuntime};
+use crate::types::{SqlType, signature};
+use crate::{Error, Result};
+
+/// Where a `CREATE FUNCTION` takes its module from.
+#[derive(Debug, Clone)]
+pub enum ModuleSource {
+    /// `AS '...'`: WAT text, base64, or a bytea hex literal.
+    Inline(String),
+    /// `AS 'file.wasm', 'symbol'`: a file under the function directory.
+    File(String),
+}
+
+/// A `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm` statement.
+#[derive(Debug, Clone)]
+pub struct CreateFunction {
+    pub name: String,
+    pub args: Vec<SqlType>,
+    pub returns: SqlType,
+    pub module: ModuleSource,
+    /// The function inside the module; the SQL name when not given.
+    pub symbol: Option<String>,
+    pub volatility: Volatility,
+    /// `Some(true)`: `STRICT`; `Some(false)`: `CALLED ON NULL INPUT`.
+    pub strict: Option<bool>,
+    pub limits: Limits,
+    pub or_replace: bool,
+}
+
+/// The durable catalog of Wasm functions of one data directory: definitions
+/// and content-addressed modules in the [`MetaStore`], compiled functions in
+/// memory.
+pub struct FunctionRegistry {
+    store: Arc<MetaStore>,
+    runtime: Arc<WasmRuntime>,
+    function_dir: Option<PathBuf>,
+    /// Definitions by name, overloads in signature order.
+    functions: RwLock<BTreeMap<String, Vec<Arc<WasmFunction>>>>,
+    /// Every function version this process built, so a plan decoded again
+    /// (once per task) reuses its compiled code and instances.
+    versions: Mutex<HashMap<FunctionDef, Arc<WasmFunction>>>,
+    /// Bumped by every change, so sessions know when to refresh.
+    generation: AtomicU64,
+    ddl: Mutex<()>,
+}
+
+impl std::fmt::Debug for FunctionRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionRegistry")
+            .field("function_dir", &self.function_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FunctionRegistry {
+    /// Loads every stored function. A function whose module no longer
+    /// compiles is logged and left out (it can still be dropped).
+    pub fn open(
+        store: Arc<MetaStore>,
+        runtime: Arc<WasmRuntime>,
+        function_dir: Option<PathBuf>,
+    ) -> Result<Self> {
+        let registry = Self {
+            store,
+            runtime,
+            function_dir,
+            functions: RwLock::new(BTreeMap::new()),
+            versions: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(1),
+            ddl: Mutex::new(()),
+        };
+        let mut loaded = 0;
+        for (key, value) in registry.store.scan(FUNCTIONS_CF)? {
+            let def: FunctionDef = serde_json::from_slice(&value).map_err(|e| Error::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            match registry.function(&def) {
+                Ok(function) => {
+                    registry.insert(function);
+                    loaded += 1;
+                }
+                Err(e) => {
+                    tracing::error!(function = %key, error = %e, "Wasm function could not be loaded")
+                }
+            }
+        }
+        tracing::info!(functions = loaded, "Wasm functions loaded");
+        Ok(registry)
+    }
+
+    pub fn runtime(&self) -> &Arc<WasmRuntime> {
+        &self.runtime
+    }
+
+    /// Changes with every `CREATE` or `DROP`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The overloads of every function, by name.
+    pub fn functions(&self) -> BTreeMap<String, Vec<Arc<WasmFunction>>> {
+        self.read().clone()
+    }
+
+    /// Every definition, in name and signature order.
+    pub fn definitions(&self) -> Vec<FunctionDef> {
+        self.read()
+            .values()
+            .flatten()
+            .map(|f| f.def().clone())
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Vec<Arc<WasmFunction>>>> {
+        self.functions.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Vec<Arc<WasmFunction>>>> {
+        self.functions.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The callable form of a definition (this version exactly), built from
+    /// the stored module if this process has not built it yet.
+    pub fn function(&self, def: &FunctionDef) -> Result<Arc<WasmFunction>> {
+        if let Some(f) = self.versions().get(def) {
+            return Ok(f.clone());
+        }
+        let compiled = match self.runtime.cached(&def.module_sha256) {
+            Some(compiled) => compiled,
+            None => {
+                let bytes = self.store.get(MODULES_CF, &def.module_sha256)?.ok_or_else(|| {
+                    Error::Corrupt {
+                        key: def.signature(),
+                        message: format!("module {} is missing", def.module_sha256),
+                    }
+                })?;
+                self.runtime.compile(&ModuleBytes::new(bytes))?
+            }
+        };
+        Ok(self.remember(def.clone(), compiled))
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionDef, Arc<WasmFunction>>> {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, def: FunctionDef, compiled: Arc<Compiled>) -> Arc<WasmFunction> {
+        self.versions()
+            .entry(def.clone())
+            .or_insert_with(|| Arc::new(WasmFunction::new(def, compiled, self.runtime.clone())))
+            .clone()
+    }
+
+    fn insert(&self, function: Arc<WasmFunction>) {
+        let mut functions = self.write();
+        let overloads = functions.entry(function.def().name.clone()).or_default();
+        overloads.retain(|f| f.def().args != function.def().args);
+        overloads.push(function);
+        overloads.sort_by_key(|f| f.def().signature());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Registers a function: reads and compiles its module, checks the
+    /// module against the SQL signature, and stores module and definition
+    /// in one durable write. Returns the stored definition.
+    ///
+    /// Compiling can take a while: call from a blocking-friendly context.
+    pub fn create(&self, create: CreateFunction) -> Result<FunctionDef> {
+        let module = match &create.module {
+            ModuleSource::Inline(text) => ModuleBytes::from_inline(text)?,
+            ModuleSource::File(file) => {
+                ModuleBytes::from_file(self.function_dir.as_deref(), file)?
+            }
+        };
+        let abi = if module.is_component() {
+            Abi::Component
+        } else {
+            Abi::Core
+        };
+        let strict = match (abi, create.strict) {
+            (Abi::Core, Some(false)) => {
+                return Err(Error::InvalidFunction(
+                    "core-module functions cannot be CALLED ON NULL INPUT: numbers cannot be null in a core module, so they are always STRICT".into(),
+                ));
+            }
+            (Abi::Core, _) => true,
+            (Abi::Component, strict) => strict.unwrap_or(false),
+        };
+        if abi == Abi::Core
+            && (create.args.contains(&SqlType::AnyElement) || create.returns == SqlType::AnyElement)
+        {
+            return Err(Error::InvalidFunction(
+                "polymorphic (anyelement) functions need a component".into(),
+            ));
+        }
+        let compiled = self.runtime.compile(&module)?;
+        let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
+        let key = signature(&create.name, &create.args);
+        let previous = self.stored(&key)?;
+        if let Some(previous) = &previous {
+            if !create.or_replace {
+                return Err(Error::FunctionExists(key));
+            }
+            if previous.returns != create.returns {
+                return Err(Error::InvalidFunction(format!(
+                    "cannot change return type of existing function {key}: it returns {}",
+                    previous.returns
+                )));
+            }
+        }
+        let def = FunctionDef {
+            name: create.name.clone(),
+            args: create.args.clone(),
+            returns: create.returns,
+            abi,
+            symbol: create.symbol.clone().unwrap_or_else(|| create.name.clone()),
+            module_sha256: module.sha256.clone(),
+            module_size: module.bytes.len() as u64,
+            volatility: create.volatility,
+            strict,
+            limits: create.limits,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            version: previous.as_ref().map_or(1, |p| p.version + 1),
+        };
+        let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime.clone());
+        function.validate()?;
+
+        let value = serde_json::to_vec(&def).map_err(|e| Error::Runtime(e.to_string()))?;
+        let mut changes = vec![Change::Put {
+            cf: FUNCTIONS_CF,
+            key: &key,
+            value: &value,
+        }];
+        if self.store.get(MODULES_CF, &module.sha256)?.is_none() {
+            changes.push(Change::Put {
+                cf: MODULES_CF,
+                key: &module.sha256,
+                value: &module.bytes,
+            });
+        }
+        let orphan = previous
+            .as_ref()
+            .map(|p| p.module_sha256.clone())
+            .filter(|sha| *sha != module.sha256 && !self.module_used(sha, Some(&key)));
+        if let Some(sha) = &orphan {
+            changes.push(Change::Delete { cf: MODULES_CF, key: sha });
+        }
+        self.store.write(&changes)?;
+        self.insert(self.remember(def.clone(), compiled));
+        tracing::info!(function = %key, sha256 = %def.module_sha256, version = def.version, "Wasm function created");
+        Ok(def)
+    }
+
+    fn stored(&self, key: &str) -> Result<Option<FunctionDef>> {
+        self.store
+            .get(FUNCTIONS_CF, key)?
+            .map(|value| {
+                serde_json::from_slice(&value).map_err(|e| Error::Corrupt {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Whether a function other than `except` uses the module.
+    fn module_used(&self, sha256: &str, except: Option<&str>) -> bool {
+        self.read()
+            .values()
+            .flatten()
+            .any(|f| f.def().module_sha256 == sha256 && Some(f.def().signature().as_str()) != except)
+    }
+
+    /// `DROP FUNCTION name[(types)]`. Without types the name must have one
+    /// overload. Returns the dropped definition, or `None` when it did not
+    /// exist (the caller decides whether that is an error: `IF EXISTS`).
+    pub fn drop_function(&self, name: &str, args: Option<&[SqlType]>) -> Result<Option<FunctionDef>> {
+        let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
+        let def = {
+            let functions = self.read();
+            let overloads = functions.get(name).map(Vec::as_slice).unwrap_or_default();
+            match args {
+                Some(args) => overloads.iter().find(|f| f.def().args == args),
+                None if overloads.len() > 1 => {
+                    return Err(Error::AmbiguousFunction(name.to_string()));
+                }
+                None => overloads.first(),
+            }
+            .map(|f| f.def().clone())
+        };
+        let def = match def {
+            Some(def) => def,
+            // A definition whose module failed to load is only in the store.
+            None => match args.map(|a| signature(name, a)) {
+                Some(key) => match self.stored(&key)? {
+                    Some(def) => def,
+                    None => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+        };
+        let key = def.signature();
+        let mut changes = vec![Change::Delete { cf: FUNCTIONS_CF, key: &key }];
+        let orphan = !self.module_used(&def.module_sha256, Some(&key));
+        if orphan {
+            changes.push(Change::Delete {
+                cf: MODULES_CF,
+                key: &def.module_sha256,
+            });
+        }
+        self.store.write(&changes)?;
+        let mut functions = self.write();
+        if let Some(overloads) = functions.get_mut(name) {
+            overloads.retain(|f| f.def().args != def.args);
+            if overloads.is_empty() {
+                functions.remove(name);
+            }
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(function = %key, "Wasm function dropped");
+        Ok(Some(def))
+    }
+
+    /// How many modules are stored (each once, however many functions use it).
+    pub fn stored_modules(&self) -> Result<usize> {
+        Ok(self.store.scan(MODULES_CF)?.len())
+    }
+}

@@ -1,0 +1,421 @@
+//! [`WasmRuntime`]: the one wasmtime [`Engine`] of a process, its compiled
+//! module cache, and the sandbox every call runs in.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker as ComponentLinker, ResourceTable};
+use wasmtime::{Config, Engine, Module, ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::component::UdfPre;
+use crate::definition::Limits;
+use crate::module::ModuleBytes;
+use crate::{Error, Result};
+
+/// How often the epoch advances: the granularity of call time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Server-wide sandbox settings: the defaults behind every function's limits.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled code is cached (keyed by module hash and engine
+    /// settings), so a restart does not recompile. `None`: memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory: u64,
+    /// Longest one call (one batch) may run.
+    pub time_limit: Duration,
+    /// Bytes of guest stdout and of stderr kept per instance.
+    pub output_limit: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_memory: 128 << 20,
+            time_limit: Duration::from_secs(10),
+            output_limit: 64 << 10,
+        }
+    }
+}
+
+/// The limits one function's calls run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    pub max_memory: u64,
+    pub time_limit_ms: u64,
+}
+
+/// A compiled module, ready to instantiate.
+pub enum Compiled {
+    Component(UdfPre<HostState>),
+    Core(Module),
+}
+
+/// The process's Wasm engine.
+pub struct WasmRuntime {
+    engine: Engine,
+    config: RuntimeConfig,
+    component_linker: ComponentLinker<HostState>,
+    /// Compiled modules by SHA-256. Kept for the life of the process: plans
+    /// are decoded per task and must never compile.
+    compiled: Mutex<HashMap<String, Arc<Compiled>>>,
+    engine_hash: String,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmRuntime {
+    /// Builds the engine and starts its epoch clock.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20);
+        let engine = Engine::new(&wasm).map_err(runtime_error)?;
+        let mut linker = ComponentLinker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_error)?;
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_hash = format!("{:016x}", hasher.finish());
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        start_epoch_clock(&engine);
+        Ok(Self {
+            engine,
+            config,
+            component_linker: linker,
+            compiled: Mutex::new(HashMap::new()),
+            engine_hash,
+        })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The limits a function with these overrides runs under.
+    pub fn limits(&self, overrides: &Limits) -> EffectiveLimits {
+        EffectiveLimits {
+            max_memory: overrides.max_memory.unwrap_or(self.config.max_memory),
+            time_limit_ms: overrides
+                .time_limit_ms
+                .unwrap_or(self.config.time_limit.as_millis() as u64),
+        }
+    }
+
+    /// The compiled form of `module`: from memory, else from the on-disk
+    /// cache, else compiled now (and cached). Invalid modules are 42P13.
+    pub fn compile(&self, module: &ModuleBytes) -> Result<Arc<Compiled>> {
+        if let Some(compiled) = self.cached(&module.sha256) {
+            return Ok(compiled);
+        }
+        let compiled = Arc::new(self.load_or_compile(module)?);
+        let mut cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cache
+            .entry(module.sha256.clone())
+            .or_insert(compiled)
+            .clone())
+    }
+
+    /// The compiled module with this hash, if this process has it.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<Compiled>> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha256)
+            .cloned()
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.config
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{sha256}-{}.cwasm", self.engine_hash)))
+    }
+
+    fn load_or_compile(&self, module: &ModuleBytes) -> Result<Compiled> {
+        let component = module.is_component();
+        let path = self.cache_path(&module.sha256);
+        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
+            match self.deserialize(path, component) {
+                Ok(compiled) => return self.prepare(compiled),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                    "ignoring unusable compiled-code cache entry"),
+            }
+        }
+        let started = std::time::Instant::now();
+        let (compiled, serialized) = if component {
+            let c = Component::new(&self.engine, &module.bytes).map_err(invalid_module)?;
+            let bytes = c.serialize().map_err(runtime_error)?;
+            (Either::Component(c), bytes)
+        } else {
+            let m = Module::new(&self.engine, &module.bytes).map_err(invalid_module)?;
+            let bytes = m.serialize().map_err(runtime_error)?;
+            (Either::Core(m), bytes)
+        };
+        tracing::info!(sha256 = %module.sha256, elapsed = ?started.elapsed(), "compiled Wasm module");
+        if let Some(path) = path {
+            write_atomically(&path, &serialized);
+        }
+        self.prepare(compiled)
+    }
+
+    /// Loads code this process (or an earlier run of it) compiled and wrote
+    /// to the cache directory.
+    #[allow(unsafe_code)]
+    fn deserialize(&self, path: &Path, component: bool) -> Result<Either> {
+        // SAFETY: wasmtime requires that deserialized bytes come from
+        // `serialize` of a compatible engine. The cache directory is private
+        // to the server: only `load_or_compile` writes it, with the output of
+        // `serialize`, under a name that includes the engine's compatibility
+        // hash; wasmtime checks the header again on load.
+        unsafe {
+            if component {
+                Component::deserialize_file(&self.engine, path).map(Either::Component)
+            } else {
+                Module::deserialize_file(&self.engine, path).map(Either::Core)
+            }
+        }
+        .map_err(runtime_error)
+    }
+
+    fn prepare(&self, compiled: Either) -> Result<Compiled> {
+        Ok(match compiled {
+            Either::Component(c) => {
+                let pre = self
+                    .component_linker
+                    .instantiate_pre(&c)
+                    .map_err(|e| Error::InvalidFunction(format!(
+                        "the component needs imports Quiver does not provide: {e:#}"
+                    )))?;
+                Compiled::Component(UdfPre::new(pre).map_err(|e| {
+                    Error::InvalidFunction(format!(
+                        "the component does not export the quiver:udf/scalar interface: {e:#}"
+                    ))
+                })?)
+            }
+            Either::Core(m) => {
+                if let Some(import) = m.imports().next() {
+                    return Err(Error::InvalidFunction(format!(
+                        "core modules may not import anything, but this one imports \"{}\" \"{}\"",
+                        import.module(),
+                        import.name()
+                    )));
+                }
+                Compiled::Core(m)
+            }
+        })
+    }
+
+    /// A fresh store for one instance, with the sandbox's limits.
+    pub(crate) fn store(&self, limits: EffectiveLimits) -> Store<HostState> {
+        let stdout = MemoryOutputPipe::new(self.config.output_limit);
+        let stderr = MemoryOutputPipe::new(self.config.output_limit);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            memory: MemoryLimit {
+                max: limits.max_memory,
+            },
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Arms the time limit for the next call in `store`.
+    pub(crate) fn arm_deadline(&self, store: &mut Store<HostState>, limits: EffectiveLimits) {
+        let ticks = limits.time_limit_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
+        store.set_epoch_deadline(ticks);
+    }
+}
+
+enum Either {
+    Component(Component),
+    Core(Module),
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+fn start_epoch_clock(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("quiver-wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the Wasm epoch clock: calls have no time limit");
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "could not cache compiled code");
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+fn invalid_module(e: wasmtime::Error) -> Error {
+    Error::InvalidFunction(format!("invalid Wasm module: {e:#}"))
+}
+
+pub(crate) fn runtime_error(e: wasmtime::Error) -> Error {
+    Error::Runtime(format!("{e:#}"))
+}
+
+/// What a store holds besides the instance: its WASI context (empty: no
+/// files, sockets, environment or arguments), captured output, and its
+/// memory limit.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryLimit,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    /// What the guest wrote to stderr (else stdout), for error messages.
+    pub(crate) fn guest_output(&self) -> String {
+        let err = self.stderr.contents();
+        let out = if err.is_empty() {
+            self.stdout.contents()
+        } else {
+            err
+        };
+        String::from_utf8_lossy(&out).trim().to_string()
+    }
+
+    /// Whether the captured output is past half its capacity: such an
+    /// instance is replaced rather than reused, so its output never fills up
+    /// across calls.
+    pub(crate) fn output_nearly_full(&self, limit: usize) -> bool {
+        self.stdout.contents().len() > limit / 2 || self.stderr.contents().len() > limit / 2
+    }
+}
+
+/// Refuses memory growth past the limit by failing the call with
+/// [`MemoryLimitHit`], so the error says what happened.
+struct MemoryLimit {
+    max: u64,
+}
+
+/// The error a memory growth past the limit fails the call with.
+#[derive(Debug)]
+pub(crate) struct MemoryLimitHit;
+
+impl std::fmt::Display for MemoryLimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("memory limit exceeded")
+    }
+}
+
+impl std::error::Error for MemoryLimitHit {}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max {
+            return Err(wasmtime::Error::new(MemoryLimitHit));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold references, 8+ bytes each: bound them by the same budget.
+        if (desired as u64).saturating_mul(8) > self.max {
+            return Err(wasmtime::Error::new(MemoryLimitHit));
+        }
+        Ok(true)
+    }
+}
+
+/// The SQL error for a failed call of `function`.
+pub(crate) fn call_error(
+    e: wasmtime::Error,
+    function: &str,
+    limits: EffectiveLimits,
+    guest_output: String,
+) -> Error {
+    if e.downcast_ref::<MemoryLimitHit>().is_some() {
+        return Error::MemoryLimit {
+            function: function.to_string(),
+            limit_bytes: limits.max_memory,
+        };
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => Error::TimeLimit {
+            function: function.to_string(),
+            limit_ms: limits.time_limit_ms,
+        },
+        Some(wasmtime::Trap::StackOverflow) => Error::StackOverflow {
+            function: function.to_string(),
+        },
+        trap => {
+            let what = match trap {
+                Some(trap) => format!("trap: {trap}"),
+                None => format!("{e:#}"),
+            };
+            let message = if guest_output.is_empty() {
+                what
+            } else {
+                format!("{guest_output} ({what})")
+            };
+            Error::Trap {
+                function: function.to_string(),
+                row: None,
+                message,
+            }
+        }
+    }
+}

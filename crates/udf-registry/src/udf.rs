@@ -1,0 +1,191 @@
+//! [`WasmScalarUdf`]: a Wasm function name, with all its overloads, as a
+//! DataFusion scalar function.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+};
+
+use crate::definition::Volatility;
+use crate::function::WasmFunction;
+use crate::types::SqlType;
+
+/// Every overload of one Wasm function name. DataFusion knows functions by
+/// name only, so overloads are resolved here: at planning (`coerce_types`,
+/// `return_type`) and again per batch (`invoke_with_args`).
+#[derive(Debug)]
+pub struct WasmScalarUdf {
+    name: String,
+    overloads: Vec<Arc<WasmFunction>>,
+    signature: Signature,
+}
+
+impl WasmScalarUdf {
+    /// The DataFusion function for `overloads` (all of one name).
+    pub fn new_udf(name: &str, overloads: Vec<Arc<WasmFunction>>) -> ScalarUDF {
+        let volatility = overloads
+            .iter()
+            .map(|f| f.def().volatility)
+            .max_by_key(|v| match v {
+                Volatility::Immutable => 0,
+                Volatility::Stable => 1,
+                Volatility::Volatile => 2,
+            })
+            .unwrap_or_default();
+        ScalarUDF::new_from_impl(Self {
+            name: name.to_string(),
+            signature: Signature::new(TypeSignature::UserDefined, volatility.datafusion()),
+            overloads,
+        })
+    }
+
+    /// The overloads, in signature order.
+    pub fn overloads(&self) -> &[Arc<WasmFunction>] {
+        &self.overloads
+    }
+
+    /// The overload for arguments of these types, and the SQL types the
+    /// arguments are converted to: an exact match first, else the first
+    /// overload every argument can be coerced to.
+    fn resolve(&self, arg_types: &[DataType]) -> Result<(&Arc<WasmFunction>, Vec<SqlType>)> {
+        let actual: Vec<Option<SqlType>> = arg_types.iter().map(SqlType::from_data_type).collect();
+        let fits = |f: &WasmFunction, exact: bool| -> Option<Vec<SqlType>> {
+            let declared = &f.def().args;
+            if declared.len() != arg_types.len() {
+                return None;
+            }
+            declared
+                .iter()
+                .zip(arg_types.iter().zip(&actual))
+                .map(|(want, (have, have_sql))| match want {
+                    SqlType::AnyElement => *have_sql,
+                    _ if *have_sql == Some(*want) => Some(*want),
+                    _ if exact && !matches!(have, DataType::Null) => None,
+                    _ => implicitly_coercible(have, want).then_some(*want),
+                })
+                .collect()
+        };
+        for exact in [true, false] {
+            for f in &self.overloads {
+                if let Some(types) = fits(f, exact) {
+                    return Ok((f, types));
+                }
+            }
+        }
+        let have: Vec<String> = arg_types.iter().map(|t| t.to_string()).collect();
+        let candidates: Vec<String> = self.overloads.iter().map(|f| f.def().signature()).collect();
+        plan_err!(
+            "function {}({}) does not exist; candidates: {}",
+            self.name,
+            have.join(", "),
+            candidates.join(", ")
+        )
+    }
+}
+
+/// Whether PostgreSQL would convert a value of type `from` to `to` without
+/// a cast: widening numbers, any text to text, any binary to bytea, date to
+/// timestamp, and NULL to anything.
+fn implicitly_coercible(from: &DataType, to: &SqlType) -> bool {
+    use DataType as D;
+    let rank = |t: &DataType| match t {
+        D::Int8 | D::UInt8 => Some(1),
+        D::Int16 | D::UInt16 => Some(2),
+        D::Int32 | D::UInt32 => Some(3),
+        D::Int64 => Some(4),
+        _ => None,
+    };
+    match (from, to) {
+        (D::Null, _) => true,
+        (_, SqlType::Int8) => rank(from).is_some_and(|r| r <= 1),
+        (_, SqlType::Int16) => rank(from).is_some_and(|r| r <= 2),
+        (_, SqlType::Int32) => rank(from).is_some_and(|r| r <= 3),
+        (_, SqlType::Int64) => rank(from).is_some(),
+        (_, SqlType::Float32) => rank(from).is_some(),
+        (_, SqlType::Float64) => {
+            rank(from).is_some() || matches!(from, D::Float16 | D::Float32 | D::Decimal128(..))
+        }
+        (_, SqlType::Decimal { .. }) => rank(from).is_some() || matches!(from, D::Decimal128(..)),
+        (_, SqlType::Text) => matches!(from, D::Utf8 | D::LargeUtf8 | D::Utf8View),
+        (_, SqlType::Bytea) => matches!(from, D::Binary | D::LargeBinary | D::BinaryView),
+        (_, SqlType::Timestamp) => matches!(from, D::Date32 | D::Timestamp(_, None)),
+        _ => false,
+    }
+}
+
+impl PartialEq for WasmScalarUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.overloads.len() == other.overloads.len()
+            && self
+                .overloads
+                .iter()
+                .zip(&other.overloads)
+                .all(|(a, b)| a.def() == b.def())
+    }
+}
+
+impl Eq for WasmScalarUdf {}
+
+impl Hash for WasmScalarUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        for f in &self.overloads {
+            f.def().hash(state);
+        }
+    }
+}
+
+impl ScalarUDFImpl for WasmScalarUdf {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let (_, types) = self.resolve(arg_types)?;
+        types
+            .iter()
+            .map(|t| match t.data_type() {
+                Some(t) => Ok(t),
+                None => plan_err!("{}: anyelement needs a concrete argument type", self.name),
+            })
+            .collect()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let (f, types) = self.resolve(arg_types)?;
+        let returns = f.return_type(&types).map_err(|e| {
+            datafusion::error::DataFusionError::Plan(e.to_string())
+        })?;
+        match returns.data_type() {
+            Some(t) => Ok(t),
+            None => plan_err!("{} returned anyelement as a concrete type", self.name),
+        }
+    }
+
+    fn is_strict(&self) -> bool {
+        self.overloads.iter().all(|f| f.def().strict)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let (f, sql_types) = self.resolve(&types)?;
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = if arrays.iter().all(|a| a.len() == rows) {
+            arrays
+        } else {
+            return exec_err!("{}: argument lengths differ from the batch", self.name);
+        };
+        let result = f.invoke(&arrays, &sql_types, rows)?;
+        Ok(ColumnarValue::Array(result))
+    }
+}

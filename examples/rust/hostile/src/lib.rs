@@ -1,0 +1,77 @@
+//! Guests that try to hang, exhaust memory, overflow the stack, flood
+//! stdout, or reach outside the sandbox. Quiver must turn each into a SQL
+//! error (or a harmless answer) in bounded time.
+
+use std::hint::black_box;
+
+quiver_udf::functions! {
+    /// Never returns.
+    fn spin(x: i64) -> i64 {
+        let mut n = x;
+        loop {
+            n = black_box(n.wrapping_add(1));
+        }
+    }
+
+    /// Allocates until something stops it.
+    fn hog(x: i64) -> i64 {
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
+        loop {
+            blocks.push(black_box(vec![1u8; 1 << 20]));
+            if blocks.len() == usize::MAX {
+                return x;
+            }
+        }
+    }
+
+    /// Recurses without end.
+    fn recurse(x: i64) -> i64 {
+        black_box(recurse(black_box(x + 1))) + 1
+    }
+
+    /// Panics (a trap) with a message.
+    fn boom(x: i64) -> i64 {
+        if x >= 0 {
+            panic!("boom at {x}");
+        }
+        x
+    }
+
+    /// Writes to stdout without end.
+    fn chatter(x: i64) -> i64 {
+        loop {
+            println!("{x}: all work and no play makes Jack a dull boy");
+        }
+    }
+
+    /// Tries to read a file of the host.
+    fn read_file(path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+    }
+
+    /// Tries to open a TCP connection to 127.0.0.1:`port` through
+    /// wasi:sockets (Rust's std has no sockets on this toolchain).
+    fn connect(port: i32) -> Result<String, String> {
+        use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+        let network = wasip2::sockets::instance_network::instance_network();
+        let socket = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
+            .map_err(|e| format!("cannot create a socket: {e:?}"))?;
+        let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: port as u16,
+            address: (127, 0, 0, 1),
+        });
+        socket
+            .start_connect(&network, address)
+            .map_err(|e| format!("cannot connect to port {port}: {e:?}"))?;
+        socket.subscribe().block();
+        socket
+            .finish_connect()
+            .map(|_| "connected".to_string())
+            .map_err(|e| format!("cannot connect to port {port}: {e:?}"))
+    }
+
+    /// Counts the environment variables it can see.
+    fn env_count(x: i64) -> i64 {
+        x + std::env::vars().count() as i64
+    }
+}

@@ -1,0 +1,228 @@
+//! How Rust argument and result types map to SQL types.
+
+use std::fmt::Display;
+use std::marker::PhantomData;
+
+use crate::column::slot;
+use crate::{Column, ColumnBuilder, SqlType, ValueRef, Values};
+
+/// A `date`: days since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(pub i32);
+
+/// A `timestamp` (without time zone): microseconds since 1970-01-01 00:00:00.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+/// A `numeric(38, S)`: the unscaled value (`12345` is 123.45 when S = 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Decimal<const S: u8>(pub i128);
+
+/// A Rust type a function can take as an argument.
+pub trait Arg<'a>: Sized {
+    /// Whether a column of type `t` can be read as this type.
+    fn accepts(t: &SqlType) -> bool;
+    /// Whether a null argument is passed (as `None`) rather than skipping the row.
+    const NULLABLE: bool = false;
+    /// The value of row `row` (not null unless `NULLABLE`).
+    fn read(column: &'a Column, row: usize) -> Self;
+}
+
+/// Reads one argument column as `T`.
+pub struct ArgReader<'a, T> {
+    column: &'a Column,
+    _t: PhantomData<T>,
+}
+
+impl<'a, T: Arg<'a>> ArgReader<'a, T> {
+    pub fn new(column: &'a Column) -> Self {
+        Self {
+            column,
+            _t: PhantomData,
+        }
+    }
+
+    /// Whether the row is null and `T` cannot take null: the result is null.
+    #[inline]
+    pub fn skips(&self, row: usize) -> bool {
+        !T::NULLABLE && self.column.is_null(row)
+    }
+
+    #[inline]
+    pub fn get(&self, row: usize) -> T {
+        T::read(self.column, row)
+    }
+}
+
+macro_rules! fixed_arg {
+    ($t:ty, $variant:ident, $sql:pat) => {
+        impl<'a> Arg<'a> for $t {
+            fn accepts(t: &SqlType) -> bool {
+                matches!(t, $sql)
+            }
+            #[inline]
+            fn read(column: &'a Column, row: usize) -> Self {
+                match &column.values {
+                    Values::$variant(v) => v[row].into(),
+                    _ => Default::default(),
+                }
+            }
+        }
+    };
+}
+
+fixed_arg!(bool, Boolean, SqlType::Boolean);
+fixed_arg!(i8, Int8, SqlType::Int8);
+fixed_arg!(i16, Int16, SqlType::Int16);
+fixed_arg!(i32, Int32, SqlType::Int32);
+fixed_arg!(i64, Int64, SqlType::Int64);
+fixed_arg!(f32, Float32, SqlType::Float32);
+fixed_arg!(f64, Float64, SqlType::Float64);
+
+impl<'a> Arg<'a> for Date {
+    fn accepts(t: &SqlType) -> bool {
+        matches!(t, SqlType::Date)
+    }
+    fn read(column: &'a Column, row: usize) -> Self {
+        match &column.values {
+            Values::Date(v) => Date(v[row]),
+            _ => Date(0),
+        }
+    }
+}
+
+impl<'a> Arg<'a> for Timestamp {
+    fn accepts(t: &SqlType) -> bool {
+        matches!(t, SqlType::Timestamp)
+    }
+    fn read(column: &'a Column, row: usize) -> Self {
+        match &column.values {
+            Values::Timestamp(v) => Timestamp(v[row]),
+            _ => Timestamp(0),
+        }
+    }
+}
+
+impl<'a, const S: u8> Arg<'a> for Decimal<S> {
+    fn accepts(t: &SqlType) -> bool {
+        matches!(t, SqlType::Decimal(s) if *s == S)
+    }
+    fn read(column: &'a Column, row: usize) -> Self {
+        match column.value(row) {
+            Some(ValueRef::Decimal(v)) => Decimal(v),
+            _ => Decimal(0),
+        }
+    }
+}
+
+impl<'a> Arg<'a> for &'a str {
+    fn accepts(t: &SqlType) -> bool {
+        matches!(t, SqlType::Text)
+    }
+    #[inline]
+    fn read(column: &'a Column, row: usize) -> Self {
+        match &column.values {
+            // The host checks text is UTF-8 before it sends it.
+            Values::Text(v) => std::str::from_utf8(slot(v, row)).unwrap_or_default(),
+            _ => "",
+        }
+    }
+}
+
+impl<'a> Arg<'a> for &'a [u8] {
+    fn accepts(t: &SqlType) -> bool {
+        matches!(t, SqlType::Bytea)
+    }
+    #[inline]
+    fn read(column: &'a Column, row: usize) -> Self {
+        match &column.values {
+            Values::Bytea(v) => slot(v, row),
+            _ => &[],
+        }
+    }
+}
+
+impl<'a, T: Arg<'a>> Arg<'a> for Option<T> {
+    const NULLABLE: bool = true;
+    fn accepts(t: &SqlType) -> bool {
+        T::accepts(t)
+    }
+    #[inline]
+    fn read(column: &'a Column, row: usize) -> Self {
+        (!column.is_null(row)).then(|| T::read(column, row))
+    }
+}
+
+/// A Rust type a function can return.
+pub trait Ret {
+    /// The SQL type of the result.
+    fn sql_type() -> SqlType;
+    /// Appends the value to the result; `Err` is a row error.
+    fn push(self, out: &mut ColumnBuilder) -> Result<(), String>;
+}
+
+macro_rules! ret {
+    ($t:ty, $sql:expr, |$v:ident| $value:expr) => {
+        impl Ret for $t {
+            fn sql_type() -> SqlType {
+                $sql
+            }
+            #[inline]
+            fn push(self, out: &mut ColumnBuilder) -> Result<(), String> {
+                let $v = self;
+                out.push($value)
+            }
+        }
+    };
+}
+
+ret!(bool, SqlType::Boolean, |v| ValueRef::Boolean(v));
+ret!(i8, SqlType::Int8, |v| ValueRef::Int8(v));
+ret!(i16, SqlType::Int16, |v| ValueRef::Int16(v));
+ret!(i32, SqlType::Int32, |v| ValueRef::Int32(v));
+ret!(i64, SqlType::Int64, |v| ValueRef::Int64(v));
+ret!(f32, SqlType::Float32, |v| ValueRef::Float32(v));
+ret!(f64, SqlType::Float64, |v| ValueRef::Float64(v));
+ret!(String, SqlType::Text, |v| ValueRef::Text(&v));
+ret!(&str, SqlType::Text, |v| ValueRef::Text(v));
+ret!(Vec<u8>, SqlType::Bytea, |v| ValueRef::Bytea(&v));
+ret!(Date, SqlType::Date, |v| ValueRef::Date(v.0));
+ret!(Timestamp, SqlType::Timestamp, |v| ValueRef::Timestamp(v.0));
+
+impl<const S: u8> Ret for Decimal<S> {
+    fn sql_type() -> SqlType {
+        SqlType::Decimal(S)
+    }
+    fn push(self, out: &mut ColumnBuilder) -> Result<(), String> {
+        out.push(ValueRef::Decimal(self.0))
+    }
+}
+
+impl<T: Ret> Ret for Option<T> {
+    fn sql_type() -> SqlType {
+        T::sql_type()
+    }
+    #[inline]
+    fn push(self, out: &mut ColumnBuilder) -> Result<(), String> {
+        match self {
+            Some(v) => v.push(out),
+            None => {
+                out.push_null();
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<T: Ret, E: Display> Ret for Result<T, E> {
+    fn sql_type() -> SqlType {
+        T::sql_type()
+    }
+    #[inline]
+    fn push(self, out: &mut ColumnBuilder) -> Result<(), String> {
+        match self {
+            Ok(v) => v.push(out),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
