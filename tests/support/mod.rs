@@ -5,7 +5,33 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The directory holding the example Wasm functions (built once per test
+/// process by `./dev guests`; cargo's lock makes concurrent builds safe).
+pub fn guest_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("dev"))
+            .arg("guests")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("./dev guests runs");
+        assert!(
+            output.status.success(),
+            "building the example Wasm functions failed (./dev guests)"
+        );
+        let dir = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .map(|l| PathBuf::from(l.trim()))
+            .expect("./dev guests prints the guest directory");
+        assert!(dir.is_dir(), "{} is not a directory", dir.display());
+        dir
+    })
+}
 
 /// A `quiver serve` child process listening on a free loopback port.
 pub struct QuiverServer {
@@ -20,6 +46,8 @@ impl QuiverServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .arg("--function-dir")
+            .arg(guest_dir())
             .env(
                 "QUIVER_LOG",
                 std::env::var("QUIVER_LOG").unwrap_or_else(|_| "warn".into()),

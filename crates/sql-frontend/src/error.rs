@@ -114,6 +114,7 @@ fn function_sqlstate(e: &quiver_udf_registry::Error) -> &'static str {
         F::FunctionExists(_) => "42723",
         F::FunctionNotFound(_) => "42883",
         F::AmbiguousFunction(_) => "42725",
+        F::ArgumentTypes(_) => "42804",
         F::Trap { .. } => "38000",
         F::TimeLimit { .. } => "57014",
         F::MemoryLimit { .. } => "53200",
@@ -271,12 +272,34 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
     ))
 }
 
-/// The message inside a Debug-printed error (`Execution("msg")` → `msg`).
+/// The message inside a Debug-printed error: `Execution("msg")` → `msg`,
+/// `DataFusionError(Shared(External(msg)))` → `msg`.
 fn innermost_text(cause: &str) -> String {
-    match (cause.find("(\""), cause.rfind("\")")) {
-        (Some(start), Some(end)) if start + 2 <= end => cause[start + 2..end].replace("\\\"", "\""),
-        _ => cause.to_string(),
+    let mut text = cause.trim();
+    loop {
+        let Some(open) = text.find('(') else { break };
+        let wrapper = &text[..open];
+        if wrapper.is_empty()
+            || !wrapper.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !text.ends_with(')')
+        {
+            break;
+        }
+        text = text[open + 1..text.len() - 1].trim();
     }
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\\\"", "\""),
+        None => text.to_string(),
+    }
+}
+
+/// The reason inside DataFusion's "Function 'f' user-defined coercion failed
+/// with: Error during planning: <reason>. No function matches ..." wrapper.
+fn coercion_message(message: &str) -> Option<String> {
+    let (_, reason) = message.split_once("coercion failed with: ")?;
+    let reason = reason.strip_prefix("Error during planning: ").unwrap_or(reason);
+    let reason = reason.split(". No function matches").next().unwrap_or(reason);
+    Some(reason.trim().to_string())
 }
 
 /// DataFusion's messages carry a kind prefix ("Error during planning: ...");
@@ -286,7 +309,7 @@ fn datafusion_message(e: &DataFusionError) -> String {
     match e {
         DataFusionError::Execution(m) => match ballista_job_failure(m) {
             Some((_, message)) => message,
-            None => m.clone(),
+            None => coercion_message(m).unwrap_or_else(|| m.clone()),
         },
         DataFusionError::Plan(m)
         | DataFusionError::NotImplemented(m)
@@ -338,6 +361,12 @@ mod tests {
             "Job 0B failed: Task failed due to runtime execution error: DataFusionError(Execution(\"guest \\\"f\\\" trapped\"))".into(),
         );
         assert_eq!(Error::from(e).to_string(), "guest \"f\" trapped");
+        let (code, message) = ballista_job_failure(
+            "Job 0C failed: Task failed due to runtime execution error: DataFusionError(Shared(External(DataFusionError(External(Wasm function f(bigint) failed at row 3: cannot divide 1 by 0)))))",
+        )
+        .expect("a job failure");
+        assert_eq!(code, "38000");
+        assert_eq!(message, "Wasm function f(bigint) failed at row 3: cannot divide 1 by 0");
     }
 
     #[test]

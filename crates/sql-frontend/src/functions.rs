@@ -187,9 +187,8 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
                 limits.time_limit_ms = value.as_deref().map(parse_millis).transpose()?;
             }
             other => {
-                return Err(Error::UndefinedParameter(format!(
-                    "{other}\" for a Wasm function (known: quiver.wasm.max_memory, quiver.wasm.time_limit)"
-                )));
+                // Known: quiver.wasm.max_memory and quiver.wasm.time_limit.
+                return Err(Error::UndefinedParameter(other.to_string()));
             }
         }
     }

@@ -24,6 +24,9 @@ pub enum Error {
     /// `DROP FUNCTION name` without argument types when there are overloads (42725).
     #[error("function name \"{0}\" is not unique")]
     AmbiguousFunction(String),
+    /// A polymorphic function refused the argument types of a call (42804).
+    #[error("{0}")]
+    ArgumentTypes(String),
     /// The guest trapped or reported a row error (38000).
     #[error("Wasm function {function} failed{}: {message}", row.map(|r| format!(" at row {r}")).unwrap_or_default())]
     Trap {

@@ -130,7 +130,10 @@ impl WasmFunction {
                     // Polymorphic: checked with actual types when a query is planned.
                     return Ok(());
                 }
-                let returns = self.guest_return_type(&def.args)?;
+                let returns = self.guest_return_type(&def.args).map_err(|e| match e {
+                    Error::ArgumentTypes(m) => Error::InvalidFunction(m),
+                    other => other,
+                })?;
                 if returns != def.returns {
                     return Err(Error::InvalidFunction(format!(
                         "function \"{}\" of the component returns {returns} for ({}), not {}",
@@ -160,10 +163,7 @@ impl WasmFunction {
         if let Some(t) = known {
             return Ok(t);
         }
-        let t = self.guest_return_type(args).map_err(|e| match e {
-            Error::InvalidFunction(m) => Error::InvalidFunction(m),
-            other => other,
-        })?;
+        let t = self.guest_return_type(args)?;
         self.return_types
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -179,7 +179,7 @@ impl WasmFunction {
                 .call_return_type(store, &symbol, &wit)
         })?;
         answer.map(SqlType::from).map_err(|message| {
-            Error::InvalidFunction(format!(
+            Error::ArgumentTypes(format!(
                 "function {} does not accept ({}): {message}",
                 self.def.name,
                 args.iter().map(|t| t.pg_name()).collect::<Vec<_>>().join(", ")

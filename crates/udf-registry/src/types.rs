@@ -135,6 +135,20 @@ impl SqlType {
         }
     }
 
+    /// Whether the type is a number (integer, float or decimal).
+    pub fn is_numeric(&self) -> bool {
+        matches!(
+            self,
+            Self::Int8
+                | Self::Int16
+                | Self::Int32
+                | Self::Int64
+                | Self::Float32
+                | Self::Float64
+                | Self::Decimal { .. }
+        )
+    }
+
     /// Whether a core (non-component) module can take or return the type:
     /// core modules speak only i32, i64, f32 and f64.
     pub fn core_value_type(&self) -> Option<wasmtime::ValType> {

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
 };
@@ -49,34 +49,22 @@ impl WasmScalarUdf {
     }
 
     /// The overload for arguments of these types, and the SQL types the
-    /// arguments are converted to: an exact match first, else the first
-    /// overload every argument can be coerced to.
+    /// arguments are converted to. Tried in order: an exact match, then
+    /// PostgreSQL's implicit (widening) conversions, then any numeric
+    /// conversion (SQL literals such as `21` and `2.5` arrive as bigint and
+    /// double precision; an out-of-range value is then an error).
     fn resolve(&self, arg_types: &[DataType]) -> Result<(&Arc<WasmFunction>, Vec<SqlType>)> {
-        let actual: Vec<Option<SqlType>> = arg_types.iter().map(SqlType::from_data_type).collect();
-        let fits = |f: &WasmFunction, exact: bool| -> Option<Vec<SqlType>> {
-            let declared = &f.def().args;
-            if declared.len() != arg_types.len() {
-                return None;
-            }
-            declared
-                .iter()
-                .zip(arg_types.iter().zip(&actual))
-                .map(|(want, (have, have_sql))| match want {
-                    SqlType::AnyElement => *have_sql,
-                    _ if *have_sql == Some(*want) => Some(*want),
-                    _ if exact && !matches!(have, DataType::Null) => None,
-                    _ => implicitly_coercible(have, want).then_some(*want),
-                })
-                .collect()
-        };
-        for exact in [true, false] {
+        for pass in [Pass::Exact, Pass::Implicit, Pass::Numeric] {
             for f in &self.overloads {
-                if let Some(types) = fits(f, exact) {
+                if let Some(types) = fits(&f.def().args, arg_types, pass) {
                     return Ok((f, types));
                 }
             }
         }
-        let have: Vec<String> = arg_types.iter().map(|t| t.to_string()).collect();
+        let have: Vec<String> = arg_types
+            .iter()
+            .map(|t| SqlType::from_data_type(t).map_or_else(|| t.to_string(), |s| s.pg_name()))
+            .collect();
         let candidates: Vec<String> = self.overloads.iter().map(|f| f.def().signature()).collect();
         plan_err!(
             "function {}({}) does not exist; candidates: {}",
@@ -85,6 +73,49 @@ impl WasmScalarUdf {
             candidates.join(", ")
         )
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pass {
+    Exact,
+    Implicit,
+    Numeric,
+}
+
+/// The SQL types arguments of `actual` types take for a function declared
+/// with `declared`, if they fit in this pass. `anyelement` positions all
+/// take one type: the first non-null argument's (text if all are null).
+fn fits(declared: &[SqlType], actual: &[DataType], pass: Pass) -> Option<Vec<SqlType>> {
+    if declared.len() != actual.len() {
+        return None;
+    }
+    let any_type = declared
+        .iter()
+        .zip(actual)
+        .filter(|(d, a)| **d == SqlType::AnyElement && !a.is_null())
+        .map(|(_, a)| SqlType::from_data_type(a))
+        .next()
+        .unwrap_or(Some(SqlType::Text))?;
+    declared
+        .iter()
+        .zip(actual)
+        .map(|(want, have)| {
+            let want = if *want == SqlType::AnyElement { any_type } else { *want };
+            let same = SqlType::from_data_type(have) == Some(want);
+            let ok = match pass {
+                Pass::Exact => same,
+                Pass::Implicit => same || implicitly_coercible(have, &want),
+                Pass::Numeric => {
+                    same || implicitly_coercible(have, &want) || (is_numeric(have) && want.is_numeric())
+                }
+            };
+            ok.then_some(want)
+        })
+        .collect()
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(..))
 }
 
 /// Whether PostgreSQL would convert a value of type `from` to `to` without
@@ -162,9 +193,7 @@ impl ScalarUDFImpl for WasmScalarUdf {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let (f, types) = self.resolve(arg_types)?;
-        let returns = f.return_type(&types).map_err(|e| {
-            datafusion::error::DataFusionError::Plan(e.to_string())
-        })?;
+        let returns = f.return_type(&types)?;
         match returns.data_type() {
             Some(t) => Ok(t),
             None => plan_err!("{} returned anyelement as a concrete type", self.name),
@@ -178,13 +207,19 @@ impl ScalarUDFImpl for WasmScalarUdf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
         let (f, sql_types) = self.resolve(&types)?;
+        let constant = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        if constant && f.def().volatility != Volatility::Volatile {
+            // Same arguments for every row: compute once.
+            let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+            let result = f.invoke(&arrays, &sql_types, 1)?;
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?));
+        }
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let arrays = if arrays.iter().all(|a| a.len() == rows) {
-            arrays
-        } else {
-            return exec_err!("{}: argument lengths differ from the batch", self.name);
-        };
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
         let result = f.invoke(&arrays, &sql_types, rows)?;
         Ok(ColumnarValue::Array(result))
     }
