@@ -9,3 +9,4 @@ mod psql;
 mod restart;
 mod robustness;
 mod routing;
+mod wasm;

@@ -188,16 +188,16 @@ impl WasmFunction {
     }
 
     /// Runs `f` on a pooled component instance.
-    fn with_component<R>(
+    fn with_component<R: Send>(
         &self,
-        f: impl FnOnce(&mut Store<HostState>, &Udf) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<HostState>, &Udf) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
         let mut instance = self.instance()?;
         let Instance::Component { store, udf } = &mut instance else {
             return Err(Error::Runtime("not a component".into()));
         };
         self.runtime.arm_deadline(store, self.limits);
-        match f(store, udf) {
+        match outside_async(|| f(store, udf)) {
             Ok(r) => {
                 self.release(instance);
                 Ok(r)
@@ -363,6 +363,23 @@ impl WasmFunction {
         let error = call_error(e, &self.def.signature(), self.limits, store.data().guest_output());
         tracing::debug!(function = %self.def.signature(), error = %error, "Wasm call failed");
         error
+    }
+}
+
+/// Runs `f`, which may block, where blocking is allowed. WASI's host side
+/// (stdout, stderr, clocks) runs its futures with `block_on` on the ambient
+/// tokio runtime, which panics on a thread that drives async tasks, and
+/// DataFusion evaluates functions on such threads: there, move off the
+/// worker first.
+fn outside_async<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
     }
 }
 
