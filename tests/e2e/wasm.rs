@@ -56,7 +56,10 @@ async fn hostile_functions_fail_alone_and_in_bounded_time() {
         "CREATE FUNCTION core_recurse(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func $f (export \"core_recurse\") (param i64) (result i64) local.get 0 i64.const 1 i64.add call $f))'".to_string(),
     ];
     for sql in &setup {
-        attacker.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        attacker
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     // A second session queries all along and must never notice.
@@ -66,8 +69,14 @@ async fn hostile_functions_fail_alone_and_in_bounded_time() {
         let mut answered = 0u32;
         loop {
             let started = Instant::now();
-            assert_eq!(one(&bystander, "SELECT sum(v) FROM t").await.as_deref(), Some("6"));
-            assert!(started.elapsed() < Duration::from_secs(5), "bystander query stalled");
+            assert_eq!(
+                one(&bystander, "SELECT sum(v) FROM t").await.as_deref(),
+                Some("6")
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "bystander query stalled"
+            );
             answered += 1;
             if stopped.try_recv().is_ok() {
                 return answered;
@@ -82,7 +91,11 @@ async fn hostile_functions_fail_alone_and_in_bounded_time() {
         ("SELECT recurse(v) FROM t", "54001", "stack depth"),
         ("SELECT boom(v) FROM t", "38000", "boom at"),
         ("SELECT chatter(v) FROM t", "38000", "chatter"),
-        ("SELECT read_file(s) FROM t", "38000", "cannot read /etc/passwd"),
+        (
+            "SELECT read_file(s) FROM t",
+            "38000",
+            "cannot read /etc/passwd",
+        ),
         ("SELECT connect_to(5433)", "38000", "access-denied"),
         ("SELECT core_loop(v) FROM t", "57014", "time limit"),
         ("SELECT core_grow(v) FROM t", "53200", "memory limit"),
@@ -91,12 +104,21 @@ async fn hostile_functions_fail_alone_and_in_bounded_time() {
     for (sql, code, text) in cases {
         let (got_code, message, elapsed) = failure(&attacker, sql).await;
         assert_eq!(&got_code, code, "{sql}: {message}");
-        assert!(message.contains(text), "{sql}: message {message:?} lacks {text:?}");
+        assert!(
+            message.contains(text),
+            "{sql}: message {message:?} lacks {text:?}"
+        );
         assert!(elapsed < Duration::from_secs(20), "{sql} took {elapsed:?}");
     }
     // The sandbox has no environment; the attacker's session still works.
-    assert_eq!(one(&attacker, "SELECT env_count(0)").await.as_deref(), Some("0"));
-    assert_eq!(one(&attacker, "SELECT count(*) FROM t").await.as_deref(), Some("3"));
+    assert_eq!(
+        one(&attacker, "SELECT env_count(0)").await.as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        one(&attacker, "SELECT count(*) FROM t").await.as_deref(),
+        Some("3")
+    );
 
     stop.send(()).expect("watcher runs");
     let answered = watcher.await.expect("bystander never failed");
@@ -118,7 +140,11 @@ async fn functions_and_their_compiled_code_survive_a_restart() {
         ))
         .await
         .expect("create");
-    let before = rows(&client, "SELECT name, module_sha256, version FROM quiver.functions ORDER BY name").await;
+    let before = rows(
+        &client,
+        "SELECT name, module_sha256, version FROM quiver.functions ORDER BY name",
+    )
+    .await;
     drop(client);
     server.stop();
 
@@ -130,7 +156,11 @@ async fn functions_and_their_compiled_code_survive_a_restart() {
     let server = QuiverServer::start(data.path());
     let client = server.connect().await;
     assert_eq!(
-        rows(&client, "SELECT name, module_sha256, version FROM quiver.functions ORDER BY name").await,
+        rows(
+            &client,
+            "SELECT name, module_sha256, version FROM quiver.functions ORDER BY name"
+        )
+        .await,
         before
     );
     assert_eq!(
@@ -152,7 +182,9 @@ async fn a_running_query_keeps_the_version_it_was_planned_with() {
         )
     };
     client
-        .batch_execute("CREATE TABLE t (x BIGINT); INSERT INTO t SELECT value FROM generate_series(1, 400)")
+        .batch_execute(
+            "CREATE TABLE t (x BIGINT); INSERT INTO t SELECT value FROM generate_series(1, 400)",
+        )
         .await
         .expect("setup");
     client.batch_execute(&slow(1)).await.expect("v1");

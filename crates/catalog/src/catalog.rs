@@ -49,7 +49,11 @@ impl Catalog {
     /// Opens the catalog of `data_dir`, whose metadata is in `store`: rebuilds
     /// every stored table with `state` (external tables are replayed through
     /// its table factories), and removes table directories no entry points at.
-    pub async fn open(store: Arc<MetaStore>, data_dir: &Path, state: &SessionState) -> Result<Self> {
+    pub async fn open(
+        store: Arc<MetaStore>,
+        data_dir: &Path,
+        state: &SessionState,
+    ) -> Result<Self> {
         let tables_dir = data_dir.join("tables");
         std::fs::create_dir_all(&tables_dir).map_err(|e| Error::io(&tables_dir, e))?;
         let catalog = Self {

@@ -40,7 +40,9 @@ pub struct MetaStore {
 
 impl std::fmt::Debug for MetaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetaStore").field("path", &self.db.path()).finish()
+        f.debug_struct("MetaStore")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 

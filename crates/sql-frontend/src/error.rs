@@ -1,8 +1,8 @@
 //! The frontend's error type and the one place where errors become SQLSTATEs.
 
+use ballista_core::error::BallistaError;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
-use ballista_core::error::BallistaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
@@ -276,11 +276,12 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
 /// `DataFusionError(Shared(External(msg)))` → `msg`.
 fn innermost_text(cause: &str) -> String {
     let mut text = cause.trim();
-    loop {
-        let Some(open) = text.find('(') else { break };
+    while let Some(open) = text.find('(') {
         let wrapper = &text[..open];
         if wrapper.is_empty()
-            || !wrapper.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !wrapper
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
             || !text.ends_with(')')
         {
             break;
@@ -297,8 +298,13 @@ fn innermost_text(cause: &str) -> String {
 /// with: Error during planning: <reason>. No function matches ..." wrapper.
 fn coercion_message(message: &str) -> Option<String> {
     let (_, reason) = message.split_once("coercion failed with: ")?;
-    let reason = reason.strip_prefix("Error during planning: ").unwrap_or(reason);
-    let reason = reason.split(". No function matches").next().unwrap_or(reason);
+    let reason = reason
+        .strip_prefix("Error during planning: ")
+        .unwrap_or(reason);
+    let reason = reason
+        .split(". No function matches")
+        .next()
+        .unwrap_or(reason);
     Some(reason.trim().to_string())
 }
 
@@ -366,7 +372,10 @@ mod tests {
         )
         .expect("a job failure");
         assert_eq!(code, "38000");
-        assert_eq!(message, "Wasm function f(bigint) failed at row 3: cannot divide 1 by 0");
+        assert_eq!(
+            message,
+            "Wasm function f(bigint) failed at row 3: cannot divide 1 by 0"
+        );
     }
 
     #[test]

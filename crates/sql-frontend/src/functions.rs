@@ -55,8 +55,9 @@ impl Functions {
         match created {
             Ok(_) => Ok(Completion::tag("CREATE FUNCTION")),
             Err(quiver_udf_registry::Error::FunctionExists(signature)) if if_not_exists => {
-                Ok(Completion::tag("CREATE FUNCTION")
-                    .with_notice(Some(format!("function {signature} already exists, skipping"))))
+                Ok(Completion::tag("CREATE FUNCTION").with_notice(Some(format!(
+                    "function {signature} already exists, skipping"
+                ))))
             }
             Err(e) => Err(e.into()),
         }
@@ -94,7 +95,11 @@ impl Functions {
 }
 
 fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
-    let unsupported = |what: &str| Err(Error::FeatureNotSupported(format!("{what} is not supported for Wasm functions")));
+    let unsupported = |what: &str| {
+        Err(Error::FeatureNotSupported(format!(
+            "{what} is not supported for Wasm functions"
+        )))
+    };
     match &statement.language {
         Some(language) if language.value.eq_ignore_ascii_case("wasm") => {}
         Some(language) => {
@@ -115,7 +120,10 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
     if statement.or_alter {
         return unsupported("CREATE OR ALTER");
     }
-    if statement.options.is_some() || statement.using.is_some() || statement.remote_connection.is_some() {
+    if statement.options.is_some()
+        || statement.using.is_some()
+        || statement.remote_connection.is_some()
+    {
         return unsupported("OPTIONS, USING and REMOTE");
     }
     let name = function_name(&statement.name)?;
@@ -141,14 +149,18 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
             match link_symbol {
                 Some(symbol) => (
                     ModuleSource::File(body),
-                    Some(string_literal(&symbol, "the function's name in the module")?),
+                    Some(string_literal(
+                        &symbol,
+                        "the function's name in the module",
+                    )?),
                 ),
                 None => (ModuleSource::Inline(body), None),
             }
         }
-        Some(CreateFunctionBody::AsAfterOptions(body)) => {
-            (ModuleSource::Inline(string_literal(&body, "the module")?), None)
-        }
+        Some(CreateFunctionBody::AsAfterOptions(body)) => (
+            ModuleSource::Inline(string_literal(&body, "the module")?),
+            None,
+        ),
         Some(_) => return unsupported("a SQL function body"),
         None => {
             return Err(Error::InvalidFunctionDefinition(
@@ -253,10 +265,14 @@ fn string_literal(expr: &Expr, what: &str) -> Result<String> {
             | Value::NationalStringLiteral(s) => Ok(s.clone()),
             Value::DollarQuotedString(s) => Ok(s.value.clone()),
             Value::Number(n, _) => Ok(n.clone()),
-            _ => Err(Error::InvalidFunctionDefinition(format!("{what} must be a string literal"))),
+            _ => Err(Error::InvalidFunctionDefinition(format!(
+                "{what} must be a string literal"
+            ))),
         },
         Expr::Identifier(ident) => Ok(ident.value.clone()),
-        _ => Err(Error::InvalidFunctionDefinition(format!("{what} must be a string literal"))),
+        _ => Err(Error::InvalidFunctionDefinition(format!(
+            "{what} must be a string literal"
+        ))),
     }
 }
 
@@ -308,7 +324,9 @@ fn parse_millis(text: &str) -> Result<u64> {
 
 fn split_unit(text: &str) -> (&str, &str) {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     (&text[..split], text[split..].trim())
 }
 
@@ -382,7 +400,13 @@ impl FunctionsTable {
             text(&|d| d.name.clone()),
             text(&|_| "scalar".into()),
             text(&|d| d.abi.name().into()),
-            text(&|d| d.args.iter().map(|t| t.pg_name()).collect::<Vec<_>>().join(", ")),
+            text(&|d| {
+                d.args
+                    .iter()
+                    .map(|t| t.pg_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
             text(&|d| d.returns.pg_name()),
             text(&|d| d.symbol.clone()),
             text(&|d| d.module_sha256.clone()),

@@ -1,14 +1,17 @@
 //! The server: the embedded Ballista cluster, the catalog, the session
 //! template, and the PostgreSQL listener.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ballista::extension::{SessionConfigExt, SessionStateExt};
+use ballista_core::serde::{
+    BallistaCodec, BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec,
+};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -22,12 +25,9 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use pgwire::api::RandomPidSecretKeyGenerator;
-use ballista_core::serde::{
-    BallistaCodec, BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec,
-};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use pgwire::api::RandomPidSecretKeyGenerator;
 use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore};
 use quiver_udf_registry::{
     FunctionRegistry, QuiverLogicalCodec, QuiverPhysicalCodec, RuntimeConfig, WasmRuntime,
@@ -109,7 +109,11 @@ impl Server {
             })?),
             None => None,
         };
-        let registry = Arc::new(FunctionRegistry::open(store.clone(), runtime, function_dir)?);
+        let registry = Arc::new(FunctionRegistry::open(
+            store.clone(),
+            runtime,
+            function_dir,
+        )?);
 
         // Wasm functions travel in plans by reference (see quiver-udf-registry's codec).
         let logical: Arc<dyn LogicalExtensionCodec> = Arc::new(QuiverLogicalCodec::new(

@@ -93,7 +93,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(ctx: SessionContext, catalog: Arc<Catalog>, functions: Arc<Functions>) -> Self {
+    pub(crate) fn new(
+        ctx: SessionContext,
+        catalog: Arc<Catalog>,
+        functions: Arc<Functions>,
+    ) -> Self {
         Self {
             ctx,
             catalog,
@@ -122,7 +126,9 @@ impl Session {
         self.refresh_functions();
         match statement {
             DfStatement::Statement(s) => match *s {
-                Statement::CreateFunction(create) => Ok(self.functions.create(create).await?.into()),
+                Statement::CreateFunction(create) => {
+                    Ok(self.functions.create(create).await?.into())
+                }
                 Statement::DropFunction(drop) => Ok(self.functions.drop_functions(drop)?.into()),
                 Statement::Set(set) => self.set(set).await,
                 Statement::ShowVariable { variable } => self.show(variable).await,

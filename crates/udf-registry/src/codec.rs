@@ -39,7 +39,11 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
     Ok(true)
 }
 
-fn decode_udf(registry: &FunctionRegistry, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
+fn decode_udf(
+    registry: &FunctionRegistry,
+    name: &str,
+    buf: &[u8],
+) -> Option<Result<Arc<ScalarUDF>>> {
     let payload = buf.strip_prefix(MAGIC)?;
     Some((|| {
         let defs: Vec<FunctionDef> = serde_json::from_slice(payload)
@@ -66,7 +70,12 @@ impl QuiverLogicalCodec {
 }
 
 impl LogicalExtensionCodec for QuiverLogicalCodec {
-    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
         self.inner.try_decode(buf, inputs, ctx)
     }
 
@@ -81,7 +90,8 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
-        self.inner.try_decode_table_provider(buf, table_ref, schema, ctx)
+        self.inner
+            .try_decode_table_provider(buf, table_ref, schema, ctx)
     }
 
     fn try_encode_table_provider(
@@ -93,16 +103,25 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
         self.inner.try_encode_table_provider(table_ref, node, buf)
     }
 
-    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn FileFormatFactory>> {
         self.inner.try_decode_file_format(buf, ctx)
     }
 
-    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> Result<()> {
         self.inner.try_encode_file_format(buf, node)
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(&self.registry, name, buf).unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
+        decode_udf(&self.registry, name, buf)
+            .unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
@@ -163,7 +182,8 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(&self.registry, name, buf).unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
+        decode_udf(&self.registry, name, buf)
+            .unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {

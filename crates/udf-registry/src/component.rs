@@ -168,7 +168,9 @@ pub(crate) fn from_column(column: Column, ty: SqlType, rows: usize) -> Result<Ar
             let v = check(v, rows)?;
             Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls))
         }
-        (SqlType::Int8, Values::Int8(v)) => Arc::new(primitive::<Int8Type>(v, rows, nulls)?) as ArrayRef,
+        (SqlType::Int8, Values::Int8(v)) => {
+            Arc::new(primitive::<Int8Type>(v, rows, nulls)?) as ArrayRef
+        }
         (SqlType::Int16, Values::Int16(v)) => Arc::new(primitive::<Int16Type>(v, rows, nulls)?),
         (SqlType::Int32, Values::Int32(v)) => Arc::new(primitive::<Int32Type>(v, rows, nulls)?),
         (SqlType::Int64, Values::Int64(v)) => Arc::new(primitive::<Int64Type>(v, rows, nulls)?),
@@ -198,7 +200,10 @@ pub(crate) fn from_column(column: Column, ty: SqlType, rows: usize) -> Result<Ar
         }
         (SqlType::Decimal { scale }, Values::Decimal(bytes)) => {
             if bytes.len() != rows * 16 {
-                return Err(bad(format!("{} decimal bytes for {rows} rows", bytes.len())));
+                return Err(bad(format!(
+                    "{} decimal bytes for {rows} rows",
+                    bytes.len()
+                )));
             }
             let values: Vec<i128> = bytes
                 .chunks_exact(16)
@@ -267,19 +272,57 @@ mod tests {
     #[test]
     fn every_type_survives_the_trip_to_a_column_and_back() {
         let arrays: Vec<(SqlType, ArrayRef)> = vec![
-            (SqlType::Boolean, Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]))),
-            (SqlType::Int8, Arc::new(Int8Array::from(vec![Some(1), None, Some(-3)]))),
-            (SqlType::Int16, Arc::new(Int16Array::from(vec![Some(1), None, Some(-3)]))),
-            (SqlType::Int32, Arc::new(Int32Array::from(vec![Some(1), None, Some(-3)]))),
-            (SqlType::Int64, Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)]))),
-            (SqlType::Float32, Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-3.0)]))),
-            (SqlType::Float64, Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-3.0)]))),
-            (SqlType::Text, Arc::new(StringArray::from(vec![Some("a"), None, Some("ünï")]))),
-            (SqlType::Bytea, Arc::new(BinaryArray::from(vec![Some(&b"\x00\x01"[..]), None, Some(b"")]))),
-            (SqlType::Date, Arc::new(Date32Array::from(vec![Some(19000), None, Some(-1)]))),
+            (
+                SqlType::Boolean,
+                Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+            ),
+            (
+                SqlType::Int8,
+                Arc::new(Int8Array::from(vec![Some(1), None, Some(-3)])),
+            ),
+            (
+                SqlType::Int16,
+                Arc::new(Int16Array::from(vec![Some(1), None, Some(-3)])),
+            ),
+            (
+                SqlType::Int32,
+                Arc::new(Int32Array::from(vec![Some(1), None, Some(-3)])),
+            ),
+            (
+                SqlType::Int64,
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])),
+            ),
+            (
+                SqlType::Float32,
+                Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-3.0)])),
+            ),
+            (
+                SqlType::Float64,
+                Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-3.0)])),
+            ),
+            (
+                SqlType::Text,
+                Arc::new(StringArray::from(vec![Some("a"), None, Some("ünï")])),
+            ),
+            (
+                SqlType::Bytea,
+                Arc::new(BinaryArray::from(vec![
+                    Some(&b"\x00\x01"[..]),
+                    None,
+                    Some(b""),
+                ])),
+            ),
+            (
+                SqlType::Date,
+                Arc::new(Date32Array::from(vec![Some(19000), None, Some(-1)])),
+            ),
             (
                 SqlType::Timestamp,
-                Arc::new(TimestampMicrosecondArray::from(vec![Some(1), None, Some(-1)])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    Some(1),
+                    None,
+                    Some(-1),
+                ])),
             ),
             (
                 SqlType::Decimal { scale: 2 },

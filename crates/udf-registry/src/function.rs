@@ -53,7 +53,11 @@ impl Instance {
 }
 
 impl WasmFunction {
-    pub(crate) fn new(def: FunctionDef, compiled: Arc<Compiled>, runtime: Arc<WasmRuntime>) -> Self {
+    pub(crate) fn new(
+        def: FunctionDef,
+        compiled: Arc<Compiled>,
+        runtime: Arc<WasmRuntime>,
+    ) -> Self {
         let limits = runtime.limits(&def.limits);
         Self {
             def,
@@ -95,16 +99,13 @@ impl WasmFunction {
                 };
                 let params: Vec<ValType> = func.params().collect();
                 let results: Vec<ValType> = func.results().collect();
-                let wanted: Vec<ValType> = def
-                    .args
-                    .iter()
-                    .map(|t| core_type(t))
-                    .collect::<Result<_>>()?;
+                let wanted: Vec<ValType> = def.args.iter().map(core_type).collect::<Result<_>>()?;
                 let wanted_result = core_type(&def.returns)?;
                 let same = |a: &[ValType], b: &[ValType]| {
                     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
                 };
-                if !same(&params, &wanted) || !same(&results, &[wanted_result.clone()]) {
+                if !same(&params, &wanted) || !same(&results, std::slice::from_ref(&wanted_result))
+                {
                     return Err(Error::InvalidFunction(format!(
                         "the module's \"{}\" has type {} but {} needs {}",
                         def.symbol,
@@ -116,9 +117,8 @@ impl WasmFunction {
                 Ok(())
             }
             (Compiled::Component(_), Abi::Component) => {
-                let functions = self.with_component(|store, udf| {
-                    udf.quiver_udf_scalar().call_functions(store)
-                })?;
+                let functions = self
+                    .with_component(|store, udf| udf.quiver_udf_scalar().call_functions(store))?;
                 if !functions.contains(&def.symbol) {
                     return Err(Error::InvalidFunction(format!(
                         "the component has no function \"{}\"{}",
@@ -138,7 +138,11 @@ impl WasmFunction {
                     return Err(Error::InvalidFunction(format!(
                         "function \"{}\" of the component returns {returns} for ({}), not {}",
                         def.symbol,
-                        def.args.iter().map(|t| t.pg_name()).collect::<Vec<_>>().join(", "),
+                        def.args
+                            .iter()
+                            .map(|t| t.pg_name())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         def.returns
                     )));
                 }
@@ -182,7 +186,10 @@ impl WasmFunction {
             Error::ArgumentTypes(format!(
                 "function {} does not accept ({}): {message}",
                 self.def.name,
-                args.iter().map(|t| t.pg_name()).collect::<Vec<_>>().join(", ")
+                args.iter()
+                    .map(|t| t.pg_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })
     }
@@ -244,13 +251,13 @@ impl WasmFunction {
             Ok(column) => from_column(column, returns, rows)
                 .and_then(|array| self.null_on_null_input(array, args))
                 .map_err(|e| match e {
-                Error::Runtime(message) => Error::Trap {
-                    function: self.def.signature(),
-                    row: None,
-                    message,
-                },
-                other => other,
-            }),
+                    Error::Runtime(message) => Error::Trap {
+                        function: self.def.signature(),
+                        row: None,
+                        message,
+                    },
+                    other => other,
+                }),
             Err(row_error) => Err(Error::Trap {
                 function: self.def.signature(),
                 row: Some(u64::from(row_error.row)),
@@ -264,9 +271,9 @@ impl WasmFunction {
         if !self.def.strict || args.iter().all(|a| a.null_count() == 0) {
             return Ok(array);
         }
-        let nulls = args
-            .iter()
-            .fold(array.nulls().cloned(), |acc, a| NullBuffer::union(acc.as_ref(), a.nulls()));
+        let nulls = args.iter().fold(array.nulls().cloned(), |acc, a| {
+            NullBuffer::union(acc.as_ref(), a.nulls())
+        });
         let data = array
             .to_data()
             .into_builder()
@@ -276,8 +283,16 @@ impl WasmFunction {
         Ok(make_array(data))
     }
 
-    fn invoke_core(&self, args: &[ArrayRef], return_type: &DataType, rows: usize) -> Result<ArrayRef> {
-        let columns = args.iter().map(CoreColumn::new).collect::<Result<Vec<_>>>()?;
+    fn invoke_core(
+        &self,
+        args: &[ArrayRef],
+        return_type: &DataType,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let columns = args
+            .iter()
+            .map(CoreColumn::new)
+            .collect::<Result<Vec<_>>>()?;
         let result_type = core_type(&self.def.returns)?;
         let mut instance = self.instance()?;
         let Instance::Core { store, func } = &mut instance else {
@@ -339,7 +354,9 @@ impl WasmFunction {
                 };
                 let func = instance
                     .get_func(&mut store, &self.def.symbol)
-                    .ok_or_else(|| Error::Runtime(format!("export {} vanished", self.def.symbol)))?;
+                    .ok_or_else(|| {
+                        Error::Runtime(format!("export {} vanished", self.def.symbol))
+                    })?;
                 Ok(Instance::Core { store, func })
             }
         }
@@ -360,7 +377,12 @@ impl WasmFunction {
     }
 
     fn failure(&self, e: wasmtime::Error, store: &Store<HostState>) -> Error {
-        let error = call_error(e, &self.def.signature(), self.limits, store.data().guest_output());
+        let error = call_error(
+            e,
+            &self.def.signature(),
+            self.limits,
+            store.data().guest_output(),
+        );
         tracing::debug!(function = %self.def.signature(), error = %error, "Wasm call failed");
         error
     }
@@ -393,7 +415,12 @@ fn core_type(t: &SqlType) -> Result<ValType> {
 }
 
 fn func_type(params: &[ValType], results: &[ValType]) -> String {
-    let names = |ts: &[ValType]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
+    let names = |ts: &[ValType]| {
+        ts.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     format!("(param {}) (result {})", names(params), names(results))
 }
 
@@ -422,7 +449,11 @@ impl CoreColumn {
             DataType::Int64 => Self::I64(array.as_primitive::<Int64Type>().clone()),
             DataType::Float32 => Self::F32(array.as_primitive::<Float32Type>().clone()),
             DataType::Float64 => Self::F64(array.as_primitive::<Float64Type>().clone()),
-            _ => Self::I32(cast_to(&DataType::Int32)?.as_primitive::<Int32Type>().clone()),
+            _ => Self::I32(
+                cast_to(&DataType::Int32)?
+                    .as_primitive::<Int32Type>()
+                    .clone(),
+            ),
         })
     }
 
@@ -491,4 +522,3 @@ impl CoreResult {
         }
     }
 }
-

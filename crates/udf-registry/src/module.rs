@@ -101,11 +101,11 @@ mod tests {
     #[test]
     fn wat_hex_and_base64_give_the_same_module() {
         let wat = ModuleBytes::from_inline(ADD1).expect("wat");
-        let hex = ModuleBytes::from_inline(&format!("\\x{}", hex::encode(&wat.bytes))).expect("hex");
-        let b64 = ModuleBytes::from_inline(
-            &base64::engine::general_purpose::STANDARD.encode(&wat.bytes),
-        )
-        .expect("base64");
+        let hex =
+            ModuleBytes::from_inline(&format!("\\x{}", hex::encode(&wat.bytes))).expect("hex");
+        let b64 =
+            ModuleBytes::from_inline(&base64::engine::general_purpose::STANDARD.encode(&wat.bytes))
+                .expect("base64");
         assert_eq!(wat.sha256, hex.sha256);
         assert_eq!(wat.sha256, b64.sha256);
         assert!(!wat.is_component());

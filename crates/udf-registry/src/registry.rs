@@ -141,12 +141,13 @@ impl FunctionRegistry {
         let compiled = match self.runtime.cached(&def.module_sha256) {
             Some(compiled) => compiled,
             None => {
-                let bytes = self.store.get(MODULES_CF, &def.module_sha256)?.ok_or_else(|| {
-                    Error::Corrupt {
+                let bytes = self
+                    .store
+                    .get(MODULES_CF, &def.module_sha256)?
+                    .ok_or_else(|| Error::Corrupt {
                         key: def.signature(),
                         message: format!("module {} is missing", def.module_sha256),
-                    }
-                })?;
+                    })?;
                 self.runtime.compile(&ModuleBytes::new(bytes))?
             }
         };
@@ -181,9 +182,7 @@ impl FunctionRegistry {
     pub fn create(&self, create: CreateFunction) -> Result<FunctionDef> {
         let module = match &create.module {
             ModuleSource::Inline(text) => ModuleBytes::from_inline(text)?,
-            ModuleSource::File(file) => {
-                ModuleBytes::from_file(self.function_dir.as_deref(), file)?
-            }
+            ModuleSource::File(file) => ModuleBytes::from_file(self.function_dir.as_deref(), file)?,
         };
         let abi = if module.is_component() {
             Abi::Component
@@ -256,7 +255,10 @@ impl FunctionRegistry {
             .map(|p| p.module_sha256.clone())
             .filter(|sha| *sha != module.sha256 && !self.module_used(sha, Some(&key)));
         if let Some(sha) = &orphan {
-            changes.push(Change::Delete { cf: MODULES_CF, key: sha });
+            changes.push(Change::Delete {
+                cf: MODULES_CF,
+                key: sha,
+            });
         }
         self.store.write(&changes)?;
         self.insert(self.remember(def.clone(), compiled));
@@ -278,16 +280,19 @@ impl FunctionRegistry {
 
     /// Whether a function other than `except` uses the module.
     fn module_used(&self, sha256: &str, except: Option<&str>) -> bool {
-        self.read()
-            .values()
-            .flatten()
-            .any(|f| f.def().module_sha256 == sha256 && Some(f.def().signature().as_str()) != except)
+        self.read().values().flatten().any(|f| {
+            f.def().module_sha256 == sha256 && Some(f.def().signature().as_str()) != except
+        })
     }
 
     /// `DROP FUNCTION name[(types)]`. Without types the name must have one
     /// overload. Returns the dropped definition, or `None` when it did not
     /// exist (the caller decides whether that is an error: `IF EXISTS`).
-    pub fn drop_function(&self, name: &str, args: Option<&[SqlType]>) -> Result<Option<FunctionDef>> {
+    pub fn drop_function(
+        &self,
+        name: &str,
+        args: Option<&[SqlType]>,
+    ) -> Result<Option<FunctionDef>> {
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let def = {
             let functions = self.read();
@@ -313,7 +318,10 @@ impl FunctionRegistry {
             },
         };
         let key = def.signature();
-        let mut changes = vec![Change::Delete { cf: FUNCTIONS_CF, key: &key }];
+        let mut changes = vec![Change::Delete {
+            cf: FUNCTIONS_CF,
+            key: &key,
+        }];
         let orphan = !self.module_used(&def.module_sha256, Some(&key));
         if orphan {
             changes.push(Change::Delete {

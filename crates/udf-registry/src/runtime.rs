@@ -199,12 +199,11 @@ impl WasmRuntime {
     fn prepare(&self, compiled: Either) -> Result<Compiled> {
         Ok(match compiled {
             Either::Component(c) => {
-                let pre = self
-                    .component_linker
-                    .instantiate_pre(&c)
-                    .map_err(|e| Error::InvalidFunction(format!(
+                let pre = self.component_linker.instantiate_pre(&c).map_err(|e| {
+                    Error::InvalidFunction(format!(
                         "the component needs imports Quiver does not provide: {e:#}"
-                    )))?;
+                    ))
+                })?;
                 Compiled::Component(UdfPre::new(pre).map_err(|e| {
                     Error::InvalidFunction(format!(
                         "the component does not export the quiver:udf/scalar interface: {e:#}"

@@ -61,9 +61,10 @@ impl SqlType {
             AstType::Numeric(info) | AstType::Decimal(info) | AstType::Dec(info) => {
                 let scale = match info {
                     ExactNumberInfo::None | ExactNumberInfo::Precision(_) => 0,
-                    ExactNumberInfo::PrecisionAndScale(_, scale) => {
-                        u8::try_from(*scale).ok().filter(|s| *s <= DECIMAL_PRECISION).ok_or_else(unsupported)?
-                    }
+                    ExactNumberInfo::PrecisionAndScale(_, scale) => u8::try_from(*scale)
+                        .ok()
+                        .filter(|s| *s <= DECIMAL_PRECISION)
+                        .ok_or_else(unsupported)?,
                 };
                 Self::Decimal { scale }
             }
@@ -110,7 +111,9 @@ impl SqlType {
             DataType::Date32 => Self::Date,
             DataType::Timestamp(_, None) => Self::Timestamp,
             DataType::Decimal128(_, scale) if (0..=DECIMAL_PRECISION as i8).contains(scale) => {
-                Self::Decimal { scale: *scale as u8 }
+                Self::Decimal {
+                    scale: *scale as u8,
+                }
             }
             _ => return None,
         })

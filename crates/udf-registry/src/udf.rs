@@ -100,13 +100,18 @@ fn fits(declared: &[SqlType], actual: &[DataType], pass: Pass) -> Option<Vec<Sql
         .iter()
         .zip(actual)
         .map(|(want, have)| {
-            let want = if *want == SqlType::AnyElement { any_type } else { *want };
+            let want = if *want == SqlType::AnyElement {
+                any_type
+            } else {
+                *want
+            };
             let same = SqlType::from_data_type(have) == Some(want);
             let ok = match pass {
                 Pass::Exact => same,
                 Pass::Implicit => same || implicitly_coercible(have, &want),
                 Pass::Numeric => {
-                    same || implicitly_coercible(have, &want) || (is_numeric(have) && want.is_numeric())
+                    same || implicitly_coercible(have, &want)
+                        || (is_numeric(have) && want.is_numeric())
                 }
             };
             ok.then_some(want)
@@ -205,14 +210,23 @@ impl ScalarUDFImpl for WasmScalarUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         let (f, sql_types) = self.resolve(&types)?;
-        let constant = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let constant = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         if constant && f.def().volatility != Volatility::Volatile {
             // Same arguments for every row: compute once.
             let arrays = ColumnarValue::values_to_arrays(&args.args)?;
             let result = f.invoke(&arrays, &sql_types, 1)?;
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?));
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &result, 0,
+            )?));
         }
         let rows = args.number_rows;
         let arrays = args
