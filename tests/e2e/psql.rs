@@ -108,3 +108,28 @@ fn psql_describes_tables_and_copies_in_and_out() {
     );
     server.stop();
 }
+
+#[test]
+fn psql_lists_wasm_functions_with_df() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let out = psql(
+        &server,
+        &[
+            "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))'",
+            "CREATE FUNCTION wasm_gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm AS 'quiver_example_functions.wasm', 'gcd'",
+            "\\df",
+            "\\df add1",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"public | add1     | bigint           | bigint              | func"),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"public | wasm_gcd | bigint           | bigint, bigint      | func"),
+        "{out}"
+    );
+    assert!(lines.contains(&"public | add1 | bigint           | bigint              | func"), "{out}");
+    server.stop();
+}

@@ -8,6 +8,7 @@ mod functions;
 mod handler;
 mod names;
 mod parse;
+mod pg_proc;
 mod planner;
 mod server;
 mod session;

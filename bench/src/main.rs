@@ -1,0 +1,151 @@
+//! `SELECT sum(f(x)) FROM t` over 10 M rows: Wasm component functions,
+//! core-module functions and native DataFusion expressions, in one process
+//! (no network, no Ballista), so the figures are the functions' cost.
+//!
+//! Usage: `cargo run --release -p quiver-bench -- [GUEST_DIR] [ROWS]`
+//! (GUEST_DIR defaults to what `./dev guests` prints).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use quiver_catalog::MetaStore;
+use quiver_udf_registry::{
+    CreateFunction, FunctionRegistry, Limits, ModuleSource, RuntimeConfig, SqlType, Volatility,
+    WasmRuntime, WasmScalarUdf,
+};
+
+const BATCH: usize = 8192;
+const RUNS: usize = 3;
+
+fn table(rows: usize) -> MemTable {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Int64, false),
+        Field::new("s", DataType::Utf8, false),
+    ]));
+    let words = ["quiver", "arrow", "wasm", "datafusion", "ballista", "sandbox"];
+    let batches: Vec<RecordBatch> = (0..rows)
+        .step_by(BATCH)
+        .map(|start| {
+            let end = (start + BATCH).min(rows);
+            let x = Int64Array::from_iter_values((start as i64)..(end as i64));
+            let s = StringArray::from_iter_values(
+                (start..end).map(|i| format!("{} {i}", words[i % words.len()])),
+            );
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s)])
+                .expect("batch")
+        })
+        .collect();
+    // Two partitions: the machine has two cores.
+    let half = batches.len() / 2;
+    let (a, b) = batches.split_at(half);
+    MemTable::try_new(schema, vec![a.to_vec(), b.to_vec()]).expect("table")
+}
+
+fn create(name: &str, args: Vec<SqlType>, returns: SqlType, module: ModuleSource, symbol: Option<&str>) -> CreateFunction {
+    CreateFunction {
+        name: name.into(),
+        args,
+        returns,
+        module,
+        symbol: symbol.map(str::to_string),
+        volatility: Volatility::Immutable,
+        strict: Some(true),
+        limits: Limits::default(),
+        or_replace: false,
+    }
+}
+
+async fn best(ctx: &SessionContext, sql: &str) -> (Duration, String) {
+    let mut times = Vec::new();
+    let mut answer = String::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
+        times.push(started.elapsed());
+        answer = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string()
+            .lines()
+            .nth(3)
+            .unwrap_or_default()
+            .trim_matches(|c| c == '|' || c == ' ')
+            .to_string();
+    }
+    (times.into_iter().min().unwrap_or_default(), answer)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let guest_dir = args.next().map(PathBuf::from).unwrap_or_else(|| {
+        let out = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../dev"))
+            .arg("guests")
+            .output()
+            .expect("./dev guests");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    });
+    let rows: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(10_000_000);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(MetaStore::open(&dir.path().join("catalog")).expect("store"));
+    let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
+    let registry = FunctionRegistry::open(store, runtime, Some(guest_dir)).expect("registry");
+    let file = |f: &str| ModuleSource::File(format!("quiver_example_functions.wasm{f}"));
+    for create in [
+        create("wasm_mul2_add1", vec![SqlType::Int64], SqlType::Int64, file(""), Some("mul2_add1")),
+        create("wasm_upper", vec![SqlType::Text], SqlType::Text, file(""), Some("upper")),
+        create(
+            "core_mul2_add1",
+            vec![SqlType::Int64],
+            SqlType::Int64,
+            ModuleSource::Inline("(module (func (export \"core_mul2_add1\") (param i64) (result i64) local.get 0 i64.const 2 i64.mul i64.const 1 i64.add))".into()),
+            None,
+        ),
+    ] {
+        registry.create(create).expect("function");
+    }
+
+    let config = SessionConfig::new().with_target_partitions(2).with_batch_size(BATCH);
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("t", Arc::new(table(rows))).expect("register");
+    for (name, overloads) in registry.functions() {
+        ctx.register_udf(WasmScalarUdf::new_udf(&name, overloads));
+    }
+
+    println!("rows: {rows}, batch size: {BATCH}, best of {RUNS} runs, 2 partitions\n");
+    println!("| query | time (ms) | vs native |");
+    println!("|---|---:|---:|");
+    let groups = [
+        [
+            ("native: sum(x * 2 + 1)", "SELECT sum(x * 2 + 1) FROM t"),
+            ("Wasm component: sum(wasm_mul2_add1(x))", "SELECT sum(wasm_mul2_add1(x)) FROM t"),
+            ("Wasm core module: sum(core_mul2_add1(x))", "SELECT sum(core_mul2_add1(x)) FROM t"),
+        ],
+        [
+            ("native: sum(length(upper(s)))", "SELECT sum(length(upper(s))) FROM t"),
+            ("Wasm component: sum(length(wasm_upper(s)))", "SELECT sum(length(wasm_upper(s))) FROM t"),
+            ("baseline: sum(length(s))", "SELECT sum(length(s)) FROM t"),
+        ],
+    ];
+    for group in groups {
+        let mut native = None;
+        let mut answers = Vec::new();
+        for (label, sql) in group {
+            let (time, answer) = best(&ctx, sql).await;
+            let native_time = *native.get_or_insert(time);
+            println!(
+                "| {label} | {:.1} | {:.2}x |",
+                time.as_secs_f64() * 1e3,
+                time.as_secs_f64() / native_time.as_secs_f64()
+            );
+            answers.push(answer);
+        }
+        assert_eq!(answers[0], answers[1], "Wasm and native results agree");
+    }
+}

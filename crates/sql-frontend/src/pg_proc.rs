@@ -1,0 +1,251 @@
+//! Wasm functions in `pg_catalog.pg_proc`, and the catalog functions psql's
+//! `\df` calls on them (`pg_function_is_visible`,
+//! `pg_get_function_result`, `pg_get_function_arguments`).
+//!
+//! `datafusion-pg-catalog` serves PostgreSQL's own functions from a static
+//! `pg_proc`; this wraps its `pg_catalog` schema so that `pg_proc` also has
+//! one row per Wasm function overload, in schema `public`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, RecordBatch,
+    StringArray, new_null_array,
+};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::{ColumnarValue, Expr, Volatility, create_udf};
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+use quiver_catalog::DEFAULT_SCHEMA;
+use quiver_udf_registry::{FunctionDef, FunctionRegistry, SqlType};
+
+/// Installs the wrapped `pg_catalog` schema and the `\df` functions in `ctx`.
+pub(crate) fn install(ctx: &SessionContext, database: &str, registry: Arc<FunctionRegistry>) -> DfResult<()> {
+    let catalog = ctx
+        .catalog(database)
+        .ok_or_else(|| DataFusionError::Configuration(format!("no catalog {database}")))?;
+    let inner = catalog
+        .schema("pg_catalog")
+        .ok_or_else(|| DataFusionError::Configuration("no pg_catalog schema".into()))?;
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(PgCatalogWithFunctions {
+            inner,
+            registry: registry.clone(),
+        }),
+    )?;
+
+    ctx.register_udf(create_udf(
+        "pg_function_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|args| {
+            let oids = args[0].to_array(1)?;
+            let visible: BooleanArray = oids.as_primitive::<Int32Type>().iter().map(|o| o.map(|_| true)).collect();
+            Ok(ColumnarValue::Array(Arc::new(visible)))
+        }),
+    ));
+    for (name, describe) in [
+        ("pg_get_function_result", result_of as fn(&FunctionDef) -> String),
+        ("pg_get_function_arguments", arguments_of),
+    ] {
+        let registry = registry.clone();
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |args| {
+                let oids = args[0].to_array(1)?;
+                let defs = registry.definitions();
+                let described: StringArray = oids
+                    .as_primitive::<Int32Type>()
+                    .iter()
+                    .map(|oid| {
+                        let oid = oid?;
+                        defs.iter().find(|d| function_oid(d) == oid).map(describe)
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(described)))
+            }),
+        ));
+    }
+    Ok(())
+}
+
+fn result_of(def: &FunctionDef) -> String {
+    def.returns.pg_name()
+}
+
+fn arguments_of(def: &FunctionDef) -> String {
+    def.args.iter().map(SqlType::pg_name).collect::<Vec<_>>().join(", ")
+}
+
+/// A stable oid for a function overload, derived from its signature, above
+/// the range PostgreSQL's own objects and the catalog's schemas use.
+fn function_oid(def: &FunctionDef) -> i32 {
+    let mut hasher = DefaultHasher::new();
+    def.signature().hash(&mut hasher);
+    (1 << 30) | (hasher.finish() as i32 & 0x3fff_ffff)
+}
+
+fn type_oid(t: &SqlType) -> i32 {
+    match t {
+        SqlType::Boolean => 16,
+        SqlType::Int8 | SqlType::Int16 => 21,
+        SqlType::Int32 => 23,
+        SqlType::Int64 => 20,
+        SqlType::Float32 => 700,
+        SqlType::Float64 => 701,
+        SqlType::Text => 25,
+        SqlType::Bytea => 17,
+        SqlType::Date => 1082,
+        SqlType::Timestamp => 1114,
+        SqlType::Decimal { .. } => 1700,
+        SqlType::AnyElement => 2283,
+    }
+}
+
+#[derive(Debug)]
+struct PgCatalogWithFunctions {
+    inner: Arc<dyn SchemaProvider>,
+    registry: Arc<FunctionRegistry>,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogWithFunctions {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        match (name, table) {
+            ("pg_proc", Some(table)) => Ok(Some(Arc::new(PgProc {
+                inner: table,
+                namespaces: self.inner.table("pg_namespace").await?,
+                registry: self.registry.clone(),
+            }))),
+            (_, table) => Ok(table),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// `pg_proc`: PostgreSQL's functions, then one row per Wasm overload.
+#[derive(Debug)]
+struct PgProc {
+    inner: Arc<dyn TableProvider>,
+    namespaces: Option<Arc<dyn TableProvider>>,
+    registry: Arc<FunctionRegistry>,
+}
+
+impl PgProc {
+    /// The oid `pg_namespace` gives schema `public`.
+    async fn public_oid(&self, state: &dyn CatalogSession) -> DfResult<i32> {
+        let Some(namespaces) = &self.namespaces else {
+            return Ok(2200);
+        };
+        let plan = namespaces.scan(state, None, &[], None).await?;
+        for batch in collect(plan, state.task_ctx()).await? {
+            let (Some(oids), Some(names)) = (batch.column_by_name("oid"), batch.column_by_name("nspname")) else {
+                continue;
+            };
+            let (Some(oids), Some(names)) = (oids.as_primitive_opt::<Int32Type>(), names.as_string_opt::<i32>()) else {
+                continue;
+            };
+            if let Some(i) = names.iter().position(|n| n == Some(DEFAULT_SCHEMA)) {
+                return Ok(oids.value(i));
+            }
+        }
+        Ok(2200)
+    }
+
+    fn wasm_rows(&self, namespace: i32) -> DfResult<RecordBatch> {
+        let schema = self.inner.schema();
+        let defs = self.registry.definitions();
+        let n = defs.len();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|field| -> ArrayRef {
+                let text = |f: &dyn Fn(&FunctionDef) -> String| -> ArrayRef {
+                    Arc::new(StringArray::from_iter_values(defs.iter().map(f)))
+                };
+                let int = |f: &dyn Fn(&FunctionDef) -> i32| -> ArrayRef {
+                    Arc::new(Int32Array::from_iter_values(defs.iter().map(f)))
+                };
+                let boolean = |f: &dyn Fn(&FunctionDef) -> bool| -> ArrayRef {
+                    Arc::new(BooleanArray::from_iter(defs.iter().map(|d| Some(f(d)))))
+                };
+                match (field.name().as_str(), field.data_type()) {
+                    ("oid", DataType::Int32) => int(&function_oid),
+                    ("proname", DataType::Utf8) => text(&|d| d.name.clone()),
+                    ("pronamespace", DataType::Int32) => int(&|_| namespace),
+                    ("proowner", DataType::Int32) => int(&|_| 10),
+                    ("prolang", DataType::Int32) => int(&|_| 13), // "c": native code, like C functions
+                    ("prorettype", DataType::Int32) => int(&|d| type_oid(&d.returns)),
+                    ("prokind", DataType::Utf8) => text(&|_| "f".into()),
+                    ("provolatile", DataType::Utf8) => text(&|d| d.volatility.code().into()),
+                    ("proparallel", DataType::Utf8) => text(&|_| "s".into()),
+                    ("proisstrict", DataType::Boolean) => boolean(&|d| d.strict),
+                    ("prosecdef" | "proleakproof" | "proretset", DataType::Boolean) => boolean(&|_| false),
+                    ("proargtypes", DataType::Utf8) => text(&|d| {
+                        d.args.iter().map(|t| type_oid(t).to_string()).collect::<Vec<_>>().join(" ")
+                    }),
+                    ("pronargs", DataType::Int16) => Arc::new(Int16Array::from_iter_values(
+                        defs.iter().map(|d| d.args.len() as i16),
+                    )),
+                    ("pronargdefaults", DataType::Int16) => Arc::new(Int16Array::from_iter_values(defs.iter().map(|_| 0))),
+                    ("procost", DataType::Float32) => Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 1.0))),
+                    ("prorows", DataType::Float32) => Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 0.0))),
+                    ("provariadic", DataType::Int32) => int(&|_| 0),
+                    ("prosupport", DataType::Utf8) => text(&|_| "-".into()),
+                    ("prosrc", DataType::Utf8) => text(&|d| d.symbol.clone()),
+                    ("probin", DataType::Utf8) => text(&|d| format!("sha256:{}", d.module_sha256)),
+                    (_, data_type) => new_null_array(data_type, n),
+                }
+            })
+            .collect();
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for PgProc {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let builtin = self.inner.scan(state, projection, &[], None).await?;
+        let wasm = MemorySourceConfig::try_new_exec(
+            &[vec![self.wasm_rows(self.public_oid(state).await?)?]],
+            self.schema(),
+            projection.cloned(),
+        )?;
+        Ok(UnionExec::try_new(vec![builtin, wasm])?)
+    }
+}
