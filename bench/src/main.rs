@@ -27,7 +27,14 @@ fn table(rows: usize) -> MemTable {
         Field::new("x", DataType::Int64, false),
         Field::new("s", DataType::Utf8, false),
     ]));
-    let words = ["quiver", "arrow", "wasm", "datafusion", "ballista", "sandbox"];
+    let words = [
+        "quiver",
+        "arrow",
+        "wasm",
+        "datafusion",
+        "ballista",
+        "sandbox",
+    ];
     let batches: Vec<RecordBatch> = (0..rows)
         .step_by(BATCH)
         .map(|start| {
@@ -36,8 +43,7 @@ fn table(rows: usize) -> MemTable {
             let s = StringArray::from_iter_values(
                 (start..end).map(|i| format!("{} {i}", words[i % words.len()])),
             );
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s)])
-                .expect("batch")
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(s)]).expect("batch")
         })
         .collect();
     // Two partitions: the machine has two cores.
@@ -46,7 +52,13 @@ fn table(rows: usize) -> MemTable {
     MemTable::try_new(schema, vec![a.to_vec(), b.to_vec()]).expect("table")
 }
 
-fn create(name: &str, args: Vec<SqlType>, returns: SqlType, module: ModuleSource, symbol: Option<&str>) -> CreateFunction {
+fn create(
+    name: &str,
+    args: Vec<SqlType>,
+    returns: SqlType,
+    module: ModuleSource,
+    symbol: Option<&str>,
+) -> CreateFunction {
     CreateFunction {
         name: name.into(),
         args,
@@ -65,7 +77,13 @@ async fn best(ctx: &SessionContext, sql: &str) -> (Duration, String) {
     let mut answer = String::new();
     for _ in 0..RUNS {
         let started = Instant::now();
-        let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
         times.push(started.elapsed());
         answer = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
             .expect("format")
@@ -90,7 +108,10 @@ async fn main() {
             .expect("./dev guests");
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     });
-    let rows: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(10_000_000);
+    let rows: usize = args
+        .next()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10_000_000);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(MetaStore::open(&dir.path().join("catalog")).expect("store"));
@@ -111,9 +132,12 @@ async fn main() {
         registry.create(create).expect("function");
     }
 
-    let config = SessionConfig::new().with_target_partitions(2).with_batch_size(BATCH);
+    let config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_batch_size(BATCH);
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_table("t", Arc::new(table(rows))).expect("register");
+    ctx.register_table("t", Arc::new(table(rows)))
+        .expect("register");
     for (name, overloads) in registry.functions() {
         ctx.register_udf(WasmScalarUdf::new_udf(&name, overloads));
     }
@@ -124,12 +148,24 @@ async fn main() {
     let groups = [
         [
             ("native: sum(x * 2 + 1)", "SELECT sum(x * 2 + 1) FROM t"),
-            ("Wasm component: sum(wasm_mul2_add1(x))", "SELECT sum(wasm_mul2_add1(x)) FROM t"),
-            ("Wasm core module: sum(core_mul2_add1(x))", "SELECT sum(core_mul2_add1(x)) FROM t"),
+            (
+                "Wasm component: sum(wasm_mul2_add1(x))",
+                "SELECT sum(wasm_mul2_add1(x)) FROM t",
+            ),
+            (
+                "Wasm core module: sum(core_mul2_add1(x))",
+                "SELECT sum(core_mul2_add1(x)) FROM t",
+            ),
         ],
         [
-            ("native: sum(length(upper(s)))", "SELECT sum(length(upper(s))) FROM t"),
-            ("Wasm component: sum(length(wasm_upper(s)))", "SELECT sum(length(wasm_upper(s))) FROM t"),
+            (
+                "native: sum(length(upper(s)))",
+                "SELECT sum(length(upper(s))) FROM t",
+            ),
+            (
+                "Wasm component: sum(length(wasm_upper(s)))",
+                "SELECT sum(length(wasm_upper(s))) FROM t",
+            ),
             ("baseline: sum(length(s))", "SELECT sum(length(s)) FROM t"),
         ],
     ];

@@ -130,6 +130,9 @@ fn psql_lists_wasm_functions_with_df() {
         lines.contains(&"public | wasm_gcd | bigint           | bigint, bigint      | func"),
         "{out}"
     );
-    assert!(lines.contains(&"public | add1 | bigint           | bigint              | func"), "{out}");
+    assert!(
+        lines.contains(&"public | add1 | bigint           | bigint              | func"),
+        "{out}"
+    );
     server.stop();
 }

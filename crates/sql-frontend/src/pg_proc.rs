@@ -28,7 +28,11 @@ use quiver_catalog::DEFAULT_SCHEMA;
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SqlType};
 
 /// Installs the wrapped `pg_catalog` schema and the `\df` functions in `ctx`.
-pub(crate) fn install(ctx: &SessionContext, database: &str, registry: Arc<FunctionRegistry>) -> DfResult<()> {
+pub(crate) fn install(
+    ctx: &SessionContext,
+    database: &str,
+    registry: Arc<FunctionRegistry>,
+) -> DfResult<()> {
     let catalog = ctx
         .catalog(database)
         .ok_or_else(|| DataFusionError::Configuration(format!("no catalog {database}")))?;
@@ -50,12 +54,19 @@ pub(crate) fn install(ctx: &SessionContext, database: &str, registry: Arc<Functi
         Volatility::Stable,
         Arc::new(|args| {
             let oids = args[0].to_array(1)?;
-            let visible: BooleanArray = oids.as_primitive::<Int32Type>().iter().map(|o| o.map(|_| true)).collect();
+            let visible: BooleanArray = oids
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|o| o.map(|_| true))
+                .collect();
             Ok(ColumnarValue::Array(Arc::new(visible)))
         }),
     ));
     for (name, describe) in [
-        ("pg_get_function_result", result_of as fn(&FunctionDef) -> String),
+        (
+            "pg_get_function_result",
+            result_of as fn(&FunctionDef) -> String,
+        ),
         ("pg_get_function_arguments", arguments_of),
     ] {
         let registry = registry.clone();
@@ -87,7 +98,11 @@ fn result_of(def: &FunctionDef) -> String {
 }
 
 fn arguments_of(def: &FunctionDef) -> String {
-    def.args.iter().map(SqlType::pg_name).collect::<Vec<_>>().join(", ")
+    def.args
+        .iter()
+        .map(SqlType::pg_name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A stable oid for a function overload, derived from its signature, above
@@ -160,10 +175,15 @@ impl PgProc {
         };
         let plan = namespaces.scan(state, None, &[], None).await?;
         for batch in collect(plan, state.task_ctx()).await? {
-            let (Some(oids), Some(names)) = (batch.column_by_name("oid"), batch.column_by_name("nspname")) else {
+            let (Some(oids), Some(names)) =
+                (batch.column_by_name("oid"), batch.column_by_name("nspname"))
+            else {
                 continue;
             };
-            let (Some(oids), Some(names)) = (oids.as_primitive_opt::<Int32Type>(), names.as_string_opt::<i32>()) else {
+            let (Some(oids), Some(names)) = (
+                oids.as_primitive_opt::<Int32Type>(),
+                names.as_string_opt::<i32>(),
+            ) else {
                 continue;
             };
             if let Some(i) = names.iter().position(|n| n == Some(DEFAULT_SCHEMA)) {
@@ -201,16 +221,28 @@ impl PgProc {
                     ("provolatile", DataType::Utf8) => text(&|d| d.volatility.code().into()),
                     ("proparallel", DataType::Utf8) => text(&|_| "s".into()),
                     ("proisstrict", DataType::Boolean) => boolean(&|d| d.strict),
-                    ("prosecdef" | "proleakproof" | "proretset", DataType::Boolean) => boolean(&|_| false),
+                    ("prosecdef" | "proleakproof" | "proretset", DataType::Boolean) => {
+                        boolean(&|_| false)
+                    }
                     ("proargtypes", DataType::Utf8) => text(&|d| {
-                        d.args.iter().map(|t| type_oid(t).to_string()).collect::<Vec<_>>().join(" ")
+                        d.args
+                            .iter()
+                            .map(|t| type_oid(t).to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     }),
                     ("pronargs", DataType::Int16) => Arc::new(Int16Array::from_iter_values(
                         defs.iter().map(|d| d.args.len() as i16),
                     )),
-                    ("pronargdefaults", DataType::Int16) => Arc::new(Int16Array::from_iter_values(defs.iter().map(|_| 0))),
-                    ("procost", DataType::Float32) => Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 1.0))),
-                    ("prorows", DataType::Float32) => Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 0.0))),
+                    ("pronargdefaults", DataType::Int16) => {
+                        Arc::new(Int16Array::from_iter_values(defs.iter().map(|_| 0)))
+                    }
+                    ("procost", DataType::Float32) => {
+                        Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 1.0)))
+                    }
+                    ("prorows", DataType::Float32) => {
+                        Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 0.0)))
+                    }
                     ("provariadic", DataType::Int32) => int(&|_| 0),
                     ("prosupport", DataType::Utf8) => text(&|_| "-".into()),
                     ("prosrc", DataType::Utf8) => text(&|d| d.symbol.clone()),

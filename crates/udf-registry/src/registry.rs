@@ -347,3 +347,106 @@ impl FunctionRegistry {
         Ok(self.store.scan(MODULES_CF)?.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RuntimeConfig;
+
+    const ADD1: &str = r#"(module (func (export "add1") (param i64) (result i64) local.get 0 i64.const 1 i64.add))"#;
+    const ADD2: &str = r#"(module (func (export "add1") (param i64) (result i64) local.get 0 i64.const 2 i64.add))"#;
+
+    fn create(name: &str, module: &str, or_replace: bool) -> CreateFunction {
+        CreateFunction {
+            name: name.into(),
+            args: vec![SqlType::Int64],
+            returns: SqlType::Int64,
+            module: ModuleSource::Inline(module.replace("\"add1\"", &format!("\"{name}\""))),
+            symbol: None,
+            volatility: Volatility::Immutable,
+            strict: None,
+            limits: Limits::default(),
+            or_replace,
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> FunctionRegistry {
+        let store = Arc::new(MetaStore::open(&dir.join("catalog")).expect("store"));
+        let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
+        FunctionRegistry::open(store, runtime, None).expect("registry")
+    }
+
+    #[test]
+    fn modules_are_stored_once_and_removed_with_their_last_function() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = open(dir.path());
+        let first = registry
+            .create(create("add1", ADD1, false))
+            .expect("create");
+        // Another overload, with a module of its own.
+        let mut other = create("add1", ADD1, false);
+        other.args = vec![SqlType::Int32];
+        other.module = ModuleSource::Inline(ADD1.replace("i64) (result", "i32) (result").replace(
+            "local.get 0 i64.const",
+            "local.get 0 i64.extend_i32_s i64.const",
+        ));
+        registry.create(other).expect("overload");
+        assert_eq!(registry.functions()["add1"].len(), 2);
+        assert_eq!(registry.stored_modules().expect("modules"), 2);
+
+        let replaced = registry
+            .create(create("add1", ADD2, true))
+            .expect("replace");
+        assert_eq!(replaced.version, 2);
+        assert_ne!(replaced.module_sha256, first.module_sha256);
+        assert_eq!(
+            registry.stored_modules().expect("modules"),
+            2,
+            "the replaced module is gone"
+        );
+        assert!(matches!(
+            registry.create(create("add1", ADD1, false)),
+            Err(Error::FunctionExists(_))
+        ));
+        assert!(matches!(
+            registry.drop_function("add1", None),
+            Err(Error::AmbiguousFunction(_))
+        ));
+
+        let generation = registry.generation();
+        registry
+            .drop_function("add1", Some(&[SqlType::Int64]))
+            .expect("drop");
+        assert!(registry.generation() > generation);
+        assert_eq!(registry.stored_modules().expect("modules"), 1);
+        assert!(
+            registry
+                .drop_function("add1", Some(&[SqlType::Int64]))
+                .expect("drop")
+                .is_none()
+        );
+        drop(registry);
+
+        // Reopened: what is left is still there, and still runs.
+        let registry = open(dir.path());
+        let defs = registry.definitions();
+        assert_eq!(defs.len(), 1);
+        assert_eq!(defs[0].args, vec![SqlType::Int32]);
+        let f = registry.function(&defs[0]).expect("loads");
+        let out = f
+            .invoke(
+                &[Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+                    Some(1),
+                    None,
+                ]))],
+                &[SqlType::Int32],
+                2,
+            )
+            .expect("runs");
+        assert_eq!(
+            out.as_ref(),
+            &datafusion::arrow::array::Int64Array::from(vec![Some(2), None])
+                as &dyn datafusion::arrow::array::Array
+        );
+    }
+}
