@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 
@@ -48,9 +48,11 @@ pub struct FunctionRegistry {
     function_dir: Option<PathBuf>,
     /// Definitions by name, overloads in signature order.
     functions: RwLock<BTreeMap<String, Vec<Arc<WasmFunction>>>>,
-    /// Every function version this process built, so a plan decoded again
-    /// (once per task) reuses its compiled code and instances.
-    versions: Mutex<HashMap<FunctionDef, Arc<WasmFunction>>>,
+    /// Every function version alive in this process (current, or held by a
+    /// running plan), so a plan decoded again (once per task) reuses its
+    /// instances. Weak: a replaced version's instances are freed with the
+    /// last plan that uses it.
+    versions: Mutex<HashMap<FunctionDef, Weak<WasmFunction>>>,
     /// Bumped by every change, so sessions know when to refresh.
     generation: AtomicU64,
     ddl: Mutex<()>,
@@ -135,8 +137,8 @@ impl FunctionRegistry {
     /// The callable form of a definition (this version exactly), built from
     /// the stored module if this process has not built it yet.
     pub fn function(&self, def: &FunctionDef) -> Result<Arc<WasmFunction>> {
-        if let Some(f) = self.versions().get(def) {
-            return Ok(f.clone());
+        if let Some(f) = self.versions().get(def).and_then(Weak::upgrade) {
+            return Ok(f);
         }
         let compiled = match self.runtime.cached(&def.module_sha256) {
             Some(compiled) => compiled,
@@ -154,15 +156,19 @@ impl FunctionRegistry {
         Ok(self.remember(def.clone(), compiled))
     }
 
-    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionDef, Arc<WasmFunction>>> {
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionDef, Weak<WasmFunction>>> {
         self.versions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn remember(&self, def: FunctionDef, compiled: Arc<Compiled>) -> Arc<WasmFunction> {
-        self.versions()
-            .entry(def.clone())
-            .or_insert_with(|| Arc::new(WasmFunction::new(def, compiled, self.runtime.clone())))
-            .clone()
+        let mut versions = self.versions();
+        if let Some(f) = versions.get(&def).and_then(Weak::upgrade) {
+            return f;
+        }
+        versions.retain(|_, f| f.strong_count() > 0);
+        let f = Arc::new(WasmFunction::new(def.clone(), compiled, self.runtime.clone()));
+        versions.insert(def, Arc::downgrade(&f));
+        f
     }
 
     fn insert(&self, function: Arc<WasmFunction>) {
