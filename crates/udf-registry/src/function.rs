@@ -3,16 +3,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, Int64Array, make_array,
-    new_null_array,
-};
+use datafusion::arrow::array::{Array, ArrayRef, make_array, new_null_array};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
-use wasmtime::{Func, Store, Val, ValType};
+use datafusion::arrow::datatypes::DataType;
+use wasmtime::{Store, ValType};
 
 use crate::component::{Udf, WitType, from_column, to_column};
+use crate::core_batch::CoreBatch;
 use crate::definition::{Abi, FunctionDef};
 use crate::runtime::{Compiled, EffectiveLimits, HostState, WasmRuntime, call_error};
 use crate::types::SqlType;
@@ -40,8 +38,14 @@ impl std::fmt::Debug for WasmFunction {
 }
 
 enum Instance {
-    Component { store: Store<HostState>, udf: Udf },
-    Core { store: Store<HostState>, func: Func },
+    Component {
+        store: Store<HostState>,
+        udf: Udf,
+    },
+    Core {
+        store: Store<HostState>,
+        batch: CoreBatch,
+    },
 }
 
 impl Instance {
@@ -289,38 +293,25 @@ impl WasmFunction {
         return_type: &DataType,
         rows: usize,
     ) -> Result<ArrayRef> {
-        let columns = args
-            .iter()
-            .map(CoreColumn::new)
-            .collect::<Result<Vec<_>>>()?;
+        let args = args.iter().map(core_argument).collect::<Result<Vec<_>>>()?;
         let result_type = core_type(&self.def.returns)?;
         let mut instance = self.instance()?;
-        let Instance::Core { store, func } = &mut instance else {
+        let Instance::Core { store, batch } = &mut instance else {
             return Err(Error::Runtime("not a core module".into()));
         };
         self.runtime.arm_deadline(store, self.limits);
-        let mut params = vec![Val::I32(0); columns.len()];
-        let mut result = [Val::I32(0)];
-        let mut out = CoreResult::new(&result_type, rows);
-        for row in 0..rows {
-            if columns.iter().any(|c| c.is_null(row)) {
-                out.push_null();
-                continue;
-            }
-            for (param, column) in params.iter_mut().zip(&columns) {
-                *param = column.value(row);
-            }
-            if let Err(e) = func.call(&mut *store, &params, &mut result) {
+        let array = match batch.call(store, &args, &result_type, rows) {
+            Ok(array) => array,
+            Err(e) => {
+                let row = batch.row(store);
                 let mut error = self.failure(e, instance.store());
                 if let Error::Trap { row: r, .. } = &mut error {
-                    *r = Some(row as u64);
+                    *r = Some(row);
                 }
                 return Err(error);
             }
-            out.push(&result[0]);
-        }
+        };
         self.release(instance);
-        let array = out.finish();
         if array.data_type() == return_type {
             return Ok(array);
         }
@@ -348,16 +339,11 @@ impl WasmFunction {
                 Err(e) => Err(self.failure(e, &store)),
             },
             Compiled::Core(module) => {
-                let instance = match wasmtime::Instance::new(&mut store, module, &[]) {
-                    Ok(instance) => instance,
-                    Err(e) => return Err(self.failure(e, &store)),
-                };
-                let func = instance
-                    .get_func(&mut store, &self.def.symbol)
-                    .ok_or_else(|| {
-                        Error::Runtime(format!("export {} vanished", self.def.symbol))
-                    })?;
-                Ok(Instance::Core { store, func })
+                let driver = self.runtime.core_driver(&self.def)?;
+                match CoreBatch::instantiate(&mut store, module, &self.def.symbol, &driver) {
+                    Ok(batch) => Ok(Instance::Core { store, batch }),
+                    Err(e) => Err(self.failure(e, &store)),
+                }
             }
         }
     }
@@ -432,93 +418,14 @@ fn hint(available: &[String]) -> String {
     }
 }
 
-/// An argument column as core-module values.
-enum CoreColumn {
-    I32(Int32Array),
-    I64(Int64Array),
-    F32(Float32Array),
-    F64(Float64Array),
-}
-
-impl CoreColumn {
-    fn new(array: &ArrayRef) -> Result<Self> {
-        let cast_to = |t: &DataType| {
-            cast(array, t).map_err(|e| Error::Runtime(format!("cannot pass argument: {e}")))
-        };
-        Ok(match array.data_type() {
-            DataType::Int64 => Self::I64(array.as_primitive::<Int64Type>().clone()),
-            DataType::Float32 => Self::F32(array.as_primitive::<Float32Type>().clone()),
-            DataType::Float64 => Self::F64(array.as_primitive::<Float64Type>().clone()),
-            _ => Self::I32(
-                cast_to(&DataType::Int32)?
-                    .as_primitive::<Int32Type>()
-                    .clone(),
-            ),
-        })
-    }
-
-    fn is_null(&self, row: usize) -> bool {
-        match self {
-            Self::I32(a) => a.is_null(row),
-            Self::I64(a) => a.is_null(row),
-            Self::F32(a) => a.is_null(row),
-            Self::F64(a) => a.is_null(row),
+/// An argument as the array a core function reads: i32 for boolean and
+/// the small integers, as is for i64, f32 and f64.
+fn core_argument(array: &ArrayRef) -> Result<ArrayRef> {
+    match array.data_type() {
+        DataType::Int32 | DataType::Int64 | DataType::Float32 | DataType::Float64 => {
+            Ok(array.clone())
         }
-    }
-
-    fn value(&self, row: usize) -> Val {
-        match self {
-            Self::I32(a) => Val::I32(a.value(row)),
-            Self::I64(a) => Val::I64(a.value(row)),
-            Self::F32(a) => Val::F32(a.value(row).to_bits()),
-            Self::F64(a) => Val::F64(a.value(row).to_bits()),
-        }
-    }
-}
-
-/// Results of a core function, row by row.
-enum CoreResult {
-    I32(Vec<Option<i32>>),
-    I64(Vec<Option<i64>>),
-    F32(Vec<Option<f32>>),
-    F64(Vec<Option<f64>>),
-}
-
-impl CoreResult {
-    fn new(t: &ValType, rows: usize) -> Self {
-        match t {
-            ValType::I64 => Self::I64(Vec::with_capacity(rows)),
-            ValType::F32 => Self::F32(Vec::with_capacity(rows)),
-            ValType::F64 => Self::F64(Vec::with_capacity(rows)),
-            _ => Self::I32(Vec::with_capacity(rows)),
-        }
-    }
-
-    fn push(&mut self, v: &Val) {
-        match (self, v) {
-            (Self::I32(out), Val::I32(x)) => out.push(Some(*x)),
-            (Self::I64(out), Val::I64(x)) => out.push(Some(*x)),
-            (Self::F32(out), Val::F32(x)) => out.push(Some(f32::from_bits(*x))),
-            (Self::F64(out), Val::F64(x)) => out.push(Some(f64::from_bits(*x))),
-            (out, _) => out.push_null(),
-        }
-    }
-
-    fn push_null(&mut self) {
-        match self {
-            Self::I32(out) => out.push(None),
-            Self::I64(out) => out.push(None),
-            Self::F32(out) => out.push(None),
-            Self::F64(out) => out.push(None),
-        }
-    }
-
-    fn finish(self) -> ArrayRef {
-        match self {
-            Self::I32(v) => Arc::new(Int32Array::from(v)),
-            Self::I64(v) => Arc::new(Int64Array::from(v)),
-            Self::F32(v) => Arc::new(Float32Array::from(v)),
-            Self::F64(v) => Arc::new(Float64Array::from(v)),
-        }
+        _ => cast(array, &DataType::Int32)
+            .map_err(|e| Error::Runtime(format!("cannot pass argument: {e}"))),
     }
 }

@@ -2,6 +2,7 @@
 
 mod codec;
 mod component;
+mod core_batch;
 mod definition;
 mod error;
 mod function;

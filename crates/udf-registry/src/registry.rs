@@ -166,7 +166,11 @@ impl FunctionRegistry {
             return f;
         }
         versions.retain(|_, f| f.strong_count() > 0);
-        let f = Arc::new(WasmFunction::new(def.clone(), compiled, self.runtime.clone()));
+        let f = Arc::new(WasmFunction::new(
+            def.clone(),
+            compiled,
+            self.runtime.clone(),
+        ));
         versions.insert(def, Arc::downgrade(&f));
         f
     }

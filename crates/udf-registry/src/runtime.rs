@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker as ComponentLinker, ResourceTable};
-use wasmtime::{Config, Engine, Module, ResourceLimiter, Store};
+use wasmtime::{Config, Engine, Module, ResourceLimiter, Store, ValType};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::component::UdfPre;
-use crate::definition::Limits;
+use crate::definition::{FunctionDef, Limits};
 use crate::module::ModuleBytes;
 use crate::{Error, Result};
 
@@ -66,6 +66,8 @@ pub struct WasmRuntime {
     /// Compiled modules by SHA-256. Kept for the life of the process: plans
     /// are decoded per task and must never compile.
     compiled: Mutex<HashMap<String, Arc<Compiled>>>,
+    /// Batch drivers of core functions, by signature (see `core_batch`).
+    drivers: Mutex<HashMap<String, Module>>,
     engine_hash: String,
 }
 
@@ -102,6 +104,7 @@ impl WasmRuntime {
             config,
             component_linker: linker,
             compiled: Mutex::new(HashMap::new()),
+            drivers: Mutex::new(HashMap::new()),
             engine_hash,
         })
     }
@@ -118,6 +121,36 @@ impl WasmRuntime {
                 .time_limit_ms
                 .unwrap_or(self.config.time_limit.as_millis() as u64),
         }
+    }
+
+    /// The batch driver for a core function with `def`'s signature.
+    pub(crate) fn core_driver(&self, def: &FunctionDef) -> Result<Module> {
+        let params = def
+            .args
+            .iter()
+            .map(|t| t.core_value_type())
+            .collect::<Option<Vec<_>>>();
+        let (Some(params), Some(result)) = (params, def.returns.core_value_type()) else {
+            return Err(Error::Runtime(format!(
+                "{} is not a core signature",
+                def.signature()
+            )));
+        };
+        let key = format!(
+            "{} -> {result}",
+            params
+                .iter()
+                .map(ValType::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let mut drivers = self.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(driver) = drivers.get(&key) {
+            return Ok(driver.clone());
+        }
+        let driver = crate::core_batch::driver_module(&self.engine, &params, &result)?;
+        drivers.insert(key, driver.clone());
+        Ok(driver)
     }
 
     /// The compiled form of `module`: from memory, else from the on-disk
