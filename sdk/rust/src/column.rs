@@ -80,12 +80,12 @@ pub enum ValueRef<'a> {
     Decimal(i128),
 }
 
-/// Builds a result column of one type, row by row.
+/// Builds a result column of one type, row by row. The validity bitmap is
+/// only built once a null arrives.
 #[derive(Debug)]
 pub struct ColumnBuilder {
     values: Values,
-    validity: Vec<u8>,
-    nulls: bool,
+    validity: Option<Vec<u8>>,
     len: usize,
 }
 
@@ -116,24 +116,36 @@ impl ColumnBuilder {
         };
         Self {
             values,
-            validity: Vec::with_capacity(rows.div_ceil(8)),
-            nulls: false,
+            validity: None,
             len: 0,
         }
     }
 
+    #[inline]
     fn mark(&mut self, valid: bool) {
-        if self.len % 8 == 0 {
-            self.validity.push(0);
+        let row = self.len;
+        self.len += 1;
+        if valid && self.validity.is_none() {
+            return;
+        }
+        let bits = self.validity.get_or_insert_with(|| {
+            // Every row so far was valid.
+            let mut bits = vec![0xff; row.div_ceil(8)];
+            if row % 8 != 0 {
+                if let Some(last) = bits.last_mut() {
+                    *last = (1u8 << (row % 8)) - 1;
+                }
+            }
+            bits
+        });
+        if row % 8 == 0 {
+            bits.push(0);
         }
         if valid {
-            if let Some(last) = self.validity.last_mut() {
-                *last |= 1 << (self.len % 8);
+            if let Some(last) = bits.last_mut() {
+                *last |= 1 << (row % 8);
             }
-        } else {
-            self.nulls = true;
         }
-        self.len += 1;
     }
 
     /// Appends a null.
@@ -153,6 +165,7 @@ impl ColumnBuilder {
     }
 
     /// Appends a value; an error if it is not of the column's type.
+    #[inline]
     pub fn push(&mut self, value: ValueRef<'_>) -> Result<(), String> {
         match (&mut self.values, value) {
             (Values::Boolean(v), ValueRef::Boolean(x)) => v.push(x),
@@ -183,7 +196,7 @@ impl ColumnBuilder {
     /// The finished column.
     pub fn finish(self) -> Column {
         Column {
-            validity: self.nulls.then_some(self.validity),
+            validity: self.validity,
             values: self.values,
         }
     }

@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 
 use crate::column::slot;
-use crate::{Column, ColumnBuilder, SqlType, ValueRef, Values};
+use crate::{Column, ColumnBuilder, SqlType, ValueRef, Values, VarBinary};
 
 /// A `date`: days since 1970-01-01.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -20,17 +20,23 @@ pub struct Decimal<const S: u8>(pub i128);
 
 /// A Rust type a function can take as an argument.
 pub trait Arg<'a>: Sized {
+    /// What is taken out of the column once per batch (a typed slice).
+    type Values: Copy;
     /// Whether a column of type `t` can be read as this type.
     fn accepts(t: &SqlType) -> bool;
     /// Whether a null argument is passed (as `None`) rather than skipping the row.
     const NULLABLE: bool = false;
+    /// The column's values, once per batch.
+    fn values(column: &'a Column) -> Self::Values;
     /// The value of row `row` (not null unless `NULLABLE`).
-    fn read(column: &'a Column, row: usize) -> Self;
+    fn read(values: Self::Values, column: &'a Column, row: usize) -> Self;
 }
 
 /// Reads one argument column as `T`.
-pub struct ArgReader<'a, T> {
+pub struct ArgReader<'a, T: Arg<'a>> {
     column: &'a Column,
+    values: T::Values,
+    nulls: bool,
     _t: PhantomData<T>,
 }
 
@@ -38,6 +44,8 @@ impl<'a, T: Arg<'a>> ArgReader<'a, T> {
     pub fn new(column: &'a Column) -> Self {
         Self {
             column,
+            values: T::values(column),
+            nulls: column.validity.is_some(),
             _t: PhantomData,
         }
     }
@@ -45,27 +53,31 @@ impl<'a, T: Arg<'a>> ArgReader<'a, T> {
     /// Whether the row is null and `T` cannot take null: the result is null.
     #[inline]
     pub fn skips(&self, row: usize) -> bool {
-        !T::NULLABLE && self.column.is_null(row)
+        !T::NULLABLE && self.nulls && self.column.is_null(row)
     }
 
     #[inline]
     pub fn get(&self, row: usize) -> T {
-        T::read(self.column, row)
+        T::read(self.values, self.column, row)
     }
 }
 
 macro_rules! fixed_arg {
     ($t:ty, $variant:ident, $sql:pat) => {
         impl<'a> Arg<'a> for $t {
+            type Values = &'a [$t];
             fn accepts(t: &SqlType) -> bool {
                 matches!(t, $sql)
             }
-            #[inline]
-            fn read(column: &'a Column, row: usize) -> Self {
+            fn values(column: &'a Column) -> Self::Values {
                 match &column.values {
-                    Values::$variant(v) => v[row].into(),
-                    _ => Default::default(),
+                    Values::$variant(v) => v,
+                    _ => &[],
                 }
+            }
+            #[inline]
+            fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
+                values.get(row).copied().unwrap_or_default()
             }
         }
     };
@@ -80,34 +92,44 @@ fixed_arg!(f32, Float32, SqlType::Float32);
 fixed_arg!(f64, Float64, SqlType::Float64);
 
 impl<'a> Arg<'a> for Date {
+    type Values = &'a [i32];
     fn accepts(t: &SqlType) -> bool {
         matches!(t, SqlType::Date)
     }
-    fn read(column: &'a Column, row: usize) -> Self {
+    fn values(column: &'a Column) -> Self::Values {
         match &column.values {
-            Values::Date(v) => Date(v[row]),
-            _ => Date(0),
+            Values::Date(v) => v,
+            _ => &[],
         }
+    }
+    fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
+        Date(values.get(row).copied().unwrap_or_default())
     }
 }
 
 impl<'a> Arg<'a> for Timestamp {
+    type Values = &'a [i64];
     fn accepts(t: &SqlType) -> bool {
         matches!(t, SqlType::Timestamp)
     }
-    fn read(column: &'a Column, row: usize) -> Self {
+    fn values(column: &'a Column) -> Self::Values {
         match &column.values {
-            Values::Timestamp(v) => Timestamp(v[row]),
-            _ => Timestamp(0),
+            Values::Timestamp(v) => v,
+            _ => &[],
         }
+    }
+    fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
+        Timestamp(values.get(row).copied().unwrap_or_default())
     }
 }
 
 impl<'a, const S: u8> Arg<'a> for Decimal<S> {
+    type Values = ();
     fn accepts(t: &SqlType) -> bool {
         matches!(t, SqlType::Decimal(s) if *s == S)
     }
-    fn read(column: &'a Column, row: usize) -> Self {
+    fn values(_: &'a Column) -> Self::Values {}
+    fn read(_: (), column: &'a Column, row: usize) -> Self {
         match column.value(row) {
             Some(ValueRef::Decimal(v)) => Decimal(v),
             _ => Decimal(0),
@@ -115,41 +137,56 @@ impl<'a, const S: u8> Arg<'a> for Decimal<S> {
     }
 }
 
+fn var_binary(column: &Column) -> Option<&VarBinary> {
+    match &column.values {
+        Values::Text(v) | Values::Bytea(v) => Some(v),
+        _ => None,
+    }
+}
+
 impl<'a> Arg<'a> for &'a str {
+    type Values = Option<&'a VarBinary>;
     fn accepts(t: &SqlType) -> bool {
         matches!(t, SqlType::Text)
     }
+    fn values(column: &'a Column) -> Self::Values {
+        var_binary(column)
+    }
     #[inline]
-    fn read(column: &'a Column, row: usize) -> Self {
-        match &column.values {
-            // The host checks text is UTF-8 before it sends it.
-            Values::Text(v) => std::str::from_utf8(slot(v, row)).unwrap_or_default(),
-            _ => "",
-        }
+    fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
+        // The host sends only valid UTF-8; this check cannot fail.
+        values
+            .and_then(|v| std::str::from_utf8(slot(v, row)).ok())
+            .unwrap_or_default()
     }
 }
 
 impl<'a> Arg<'a> for &'a [u8] {
+    type Values = Option<&'a VarBinary>;
     fn accepts(t: &SqlType) -> bool {
         matches!(t, SqlType::Bytea)
     }
+    fn values(column: &'a Column) -> Self::Values {
+        var_binary(column)
+    }
     #[inline]
-    fn read(column: &'a Column, row: usize) -> Self {
-        match &column.values {
-            Values::Bytea(v) => slot(v, row),
-            _ => &[],
-        }
+    fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
+        values.map(|v| slot(v, row)).unwrap_or_default()
     }
 }
 
 impl<'a, T: Arg<'a>> Arg<'a> for Option<T> {
+    type Values = T::Values;
     const NULLABLE: bool = true;
     fn accepts(t: &SqlType) -> bool {
         T::accepts(t)
     }
+    fn values(column: &'a Column) -> Self::Values {
+        T::values(column)
+    }
     #[inline]
-    fn read(column: &'a Column, row: usize) -> Self {
-        (!column.is_null(row)).then(|| T::read(column, row))
+    fn read(values: Self::Values, column: &'a Column, row: usize) -> Self {
+        (!column.is_null(row)).then(|| T::read(values, column, row))
     }
 }
 
