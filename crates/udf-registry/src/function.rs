@@ -203,18 +203,21 @@ impl WasmFunction {
         &self,
         f: impl FnOnce(&mut Store<HostState>, &Udf) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
-        let mut instance = self.instance()?;
-        let Instance::Component { store, udf } = &mut instance else {
-            return Err(Error::Runtime("not a component".into()));
-        };
-        self.runtime.arm_deadline(store, self.limits);
-        match outside_async(|| f(store, udf)) {
-            Ok(r) => {
-                self.release(instance);
-                Ok(r)
+        // Instantiating runs the guest's initialisers, which may use WASI too.
+        outside_async(|| {
+            let mut instance = self.instance()?;
+            let Instance::Component { store, udf } = &mut instance else {
+                return Err(Error::Runtime("not a component".into()));
+            };
+            self.runtime.arm_deadline(store, self.limits);
+            match f(store, udf) {
+                Ok(r) => {
+                    self.release(instance);
+                    Ok(r)
+                }
+                Err(e) => Err(self.failure(e, instance.store())),
             }
-            Err(e) => Err(self.failure(e, instance.store())),
-        }
+        })
     }
 
     /// Computes the function over `rows` rows. `args` are the argument
