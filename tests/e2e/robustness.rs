@@ -4,15 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{QuiverServer, rows};
-
-async fn one(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
-    rows(client, sql)
-        .await
-        .into_iter()
-        .next()
-        .and_then(|row| row.into_iter().next().flatten())
-}
+use crate::support::{QuiverServer, one};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_and_dropped_connections_leave_other_sessions_working() {

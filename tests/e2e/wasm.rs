@@ -4,18 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{QuiverServer, rows};
+use crate::support::{QuiverServer, one, rows};
 
 const EXAMPLES: &str = "quiver_example_functions.wasm";
 const HOSTILE: &str = "quiver_example_hostile.wasm";
-
-async fn one(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
-    rows(client, sql)
-        .await
-        .into_iter()
-        .next()
-        .and_then(|row| row.into_iter().next().flatten())
-}
 
 /// Runs `sql`, which must fail; returns its SQLSTATE, message and duration.
 async fn failure(client: &tokio_postgres::Client, sql: &str) -> (String, String, Duration) {

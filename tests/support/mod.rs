@@ -174,3 +174,12 @@ pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<
         })
         .collect()
 }
+
+/// The first column of the first row of `sql`, as text.
+pub async fn one(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    rows(client, sql)
+        .await
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next().flatten())
+}

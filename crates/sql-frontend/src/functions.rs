@@ -39,7 +39,6 @@ impl Functions {
 
     /// `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm`.
     pub(crate) async fn create(&self, statement: ast::CreateFunction) -> Result<Completion> {
-        let if_not_exists = statement.if_not_exists;
         let create = translate_create(statement)?;
         if self.builtins.contains(&create.name) {
             return Err(Error::DuplicateFunction(format!(
@@ -52,15 +51,8 @@ impl Functions {
         let created = tokio::task::spawn_blocking(move || registry.create(create))
             .await
             .map_err(|e| Error::Internal(format!("function creation panicked: {e}")))?;
-        match created {
-            Ok(_) => Ok(Completion::tag("CREATE FUNCTION")),
-            Err(quiver_udf_registry::Error::FunctionExists(signature)) if if_not_exists => {
-                Ok(Completion::tag("CREATE FUNCTION").with_notice(Some(format!(
-                    "function {signature} already exists, skipping"
-                ))))
-            }
-            Err(e) => Err(e.into()),
-        }
+        created?;
+        Ok(Completion::tag("CREATE FUNCTION"))
     }
 
     /// `DROP FUNCTION [IF EXISTS] name[(types)], ...`.
@@ -276,48 +268,73 @@ fn string_literal(expr: &Expr, what: &str) -> Result<String> {
     }
 }
 
-/// A memory size the way PostgreSQL writes them: `64MB`, `512kB`, `1GB`,
-/// or a number of bytes.
-fn parse_bytes(text: &str) -> Result<u64> {
-    let (number, unit) = split_unit(text);
-    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1 << 10,
-        "mb" => 1 << 20,
-        "gb" => 1 << 30,
-        _ => 0,
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .filter(|n| factor > 0 && *n > 0)
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| {
-            Error::InvalidParameterValue(format!(
-                "invalid value for quiver.wasm.max_memory: \"{text}\" (use a size such as '64MB')"
-            ))
-        })
+/// A unit of a quantity option and its factor to the smallest unit.
+struct Units {
+    units: &'static [(&'static str, u64)],
+    /// Memory units are accepted in any case (`64mb`); time units are not.
+    any_case: bool,
 }
 
-/// A duration the way PostgreSQL writes them: `500ms`, `2s`, `1min`, or a
-/// number of milliseconds.
+/// Memory units; a bare number is bytes.
+const MEMORY_UNITS: Units = Units {
+    units: &[
+        ("", 1),
+        ("b", 1),
+        ("kb", 1 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+    ],
+    any_case: true,
+};
+/// Time units as PostgreSQL writes them; a bare number is milliseconds.
+const TIME_UNITS: Units = Units {
+    units: &[
+        ("", 1),
+        ("ms", 1),
+        ("s", 1000),
+        ("min", 60_000),
+        ("h", 3_600_000),
+    ],
+    any_case: false,
+};
+
+/// A memory size: `64MB`, `512kB`, `1GB`, or a number of bytes.
+fn parse_bytes(text: &str) -> Result<u64> {
+    parse_quantity(
+        text,
+        &MEMORY_UNITS,
+        "quiver.wasm.max_memory",
+        "a size such as '64MB'",
+    )
+}
+
+/// A duration in milliseconds: `500ms`, `2s`, `1min`, or a number of milliseconds.
 fn parse_millis(text: &str) -> Result<u64> {
+    parse_quantity(
+        text,
+        &TIME_UNITS,
+        "quiver.wasm.time_limit",
+        "a duration such as '500ms' or '2s'",
+    )
+}
+
+/// A positive number with one of `units`, in the smallest unit.
+fn parse_quantity(text: &str, units: &Units, option: &str, example: &str) -> Result<u64> {
     let (number, unit) = split_unit(text);
-    let factor: u64 = match unit {
-        "" | "ms" => 1,
-        "s" => 1000,
-        "min" => 60_000,
-        "h" => 3_600_000,
-        _ => 0,
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .filter(|n| factor > 0 && *n > 0)
-        .and_then(|n| n.checked_mul(factor))
+    units
+        .units
+        .iter()
+        .find(|(name, _)| *name == unit || (units.any_case && name.eq_ignore_ascii_case(unit)))
+        .and_then(|(_, factor)| {
+            number
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .and_then(|n| n.checked_mul(*factor))
+        })
         .ok_or_else(|| {
             Error::InvalidParameterValue(format!(
-                "invalid value for quiver.wasm.time_limit: \"{text}\" (use a duration such as '500ms' or '2s')"
+                "invalid value for {option}: \"{text}\" (use {example})"
             ))
         })
 }
@@ -462,5 +479,8 @@ mod tests {
         assert_eq!(parse_millis("2s").ok(), Some(2000));
         assert_eq!(parse_millis("250").ok(), Some(250));
         assert!(parse_millis("2 fortnights").is_err());
+        // Memory units in any case; time units as PostgreSQL spells them.
+        assert_eq!(parse_bytes("64mb").ok(), Some(64 << 20));
+        assert!(parse_millis("2S").is_err());
     }
 }

@@ -62,10 +62,12 @@ impl<'a, T: Arg<'a>> ArgReader<'a, T> {
     }
 }
 
+/// `Arg` for a type read from a fixed-width column: `$t` built by `$make`
+/// from the column's `$native` values.
 macro_rules! fixed_arg {
-    ($t:ty, $variant:ident, $sql:pat) => {
+    ($t:ty, $native:ty, $variant:ident, $sql:pat, |$v:ident| $make:expr) => {
         impl<'a> Arg<'a> for $t {
-            type Values = &'a [$t];
+            type Values = &'a [$native];
             fn accepts(t: &SqlType) -> bool {
                 matches!(t, $sql)
             }
@@ -77,51 +79,22 @@ macro_rules! fixed_arg {
             }
             #[inline]
             fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
-                values.get(row).copied().unwrap_or_default()
+                let $v = values.get(row).copied().unwrap_or_default();
+                $make
             }
         }
     };
 }
 
-fixed_arg!(bool, Boolean, SqlType::Boolean);
-fixed_arg!(i8, Int8, SqlType::Int8);
-fixed_arg!(i16, Int16, SqlType::Int16);
-fixed_arg!(i32, Int32, SqlType::Int32);
-fixed_arg!(i64, Int64, SqlType::Int64);
-fixed_arg!(f32, Float32, SqlType::Float32);
-fixed_arg!(f64, Float64, SqlType::Float64);
-
-impl<'a> Arg<'a> for Date {
-    type Values = &'a [i32];
-    fn accepts(t: &SqlType) -> bool {
-        matches!(t, SqlType::Date)
-    }
-    fn values(column: &'a Column) -> Self::Values {
-        match &column.values {
-            Values::Date(v) => v,
-            _ => &[],
-        }
-    }
-    fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
-        Date(values.get(row).copied().unwrap_or_default())
-    }
-}
-
-impl<'a> Arg<'a> for Timestamp {
-    type Values = &'a [i64];
-    fn accepts(t: &SqlType) -> bool {
-        matches!(t, SqlType::Timestamp)
-    }
-    fn values(column: &'a Column) -> Self::Values {
-        match &column.values {
-            Values::Timestamp(v) => v,
-            _ => &[],
-        }
-    }
-    fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
-        Timestamp(values.get(row).copied().unwrap_or_default())
-    }
-}
+fixed_arg!(bool, bool, Boolean, SqlType::Boolean, |v| v);
+fixed_arg!(i8, i8, Int8, SqlType::Int8, |v| v);
+fixed_arg!(i16, i16, Int16, SqlType::Int16, |v| v);
+fixed_arg!(i32, i32, Int32, SqlType::Int32, |v| v);
+fixed_arg!(i64, i64, Int64, SqlType::Int64, |v| v);
+fixed_arg!(f32, f32, Float32, SqlType::Float32, |v| v);
+fixed_arg!(f64, f64, Float64, SqlType::Float64, |v| v);
+fixed_arg!(Date, i32, Date, SqlType::Date, |v| Date(v));
+fixed_arg!(Timestamp, i64, Timestamp, SqlType::Timestamp, |v| Timestamp(v));
 
 impl<'a, const S: u8> Arg<'a> for Decimal<S> {
     type Values = ();
