@@ -4,7 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use quiver_executor::ExecutorOptions;
+use quiver_scheduler::SchedulerOptions;
 use quiver_sql_frontend::{Server, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -18,9 +22,103 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the embedded server: PostgreSQL frontend, catalog, and an in-process
-    /// Ballista scheduler and executor. Connect with `psql -h 127.0.0.1 -p 5433`.
+    /// Run the server: PostgreSQL frontend and catalog, with an in-process
+    /// Ballista scheduler and executor, or (with --scheduler) as the frontend
+    /// of a cluster. Connect with `psql -h 127.0.0.1 -p 5433`.
     Serve(ServeArgs),
+    /// Run a cluster's scheduler: plans queries into stages and hands tasks to
+    /// executors. Start one, then executors and a frontend pointing at it.
+    Scheduler(SchedulerArgs),
+    /// Run a cluster executor: runs tasks (and the Wasm functions in them)
+    /// for the scheduler at --scheduler.
+    Executor(ExecutorArgs),
+}
+
+/// How quickly a lost executor is noticed (shared by `serve` and `scheduler`).
+#[derive(Debug, clap::Args)]
+struct LossArgs {
+    /// Seconds without a heartbeat after which an executor is lost and its
+    /// work runs again on the others.
+    #[arg(long, env = "QUIVER_EXECUTOR_TIMEOUT", default_value_t = 10)]
+    executor_timeout: u64,
+    /// Seconds running queries wait for an executor when none is left,
+    /// before they fail.
+    #[arg(long, env = "QUIVER_NO_EXECUTORS_GRACE", default_value_t = 10)]
+    no_executors_grace: u64,
+}
+
+impl From<&LossArgs> for SchedulerOptions {
+    fn from(args: &LossArgs) -> Self {
+        SchedulerOptions {
+            executor_timeout: Duration::from_secs(args.executor_timeout),
+            no_executors_grace: Duration::from_secs(args.no_executors_grace),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct SchedulerArgs {
+    /// Address executors and frontends connect to.
+    #[arg(
+        long,
+        env = "QUIVER_SCHEDULER_LISTEN",
+        default_value = "127.0.0.1:50050"
+    )]
+    listen: SocketAddr,
+    #[command(flatten)]
+    loss: LossArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExecutorArgs {
+    /// The scheduler, HOST:PORT.
+    #[arg(long, env = "QUIVER_SCHEDULER")]
+    scheduler: String,
+    /// Address this executor's services bind to.
+    #[arg(long, env = "QUIVER_EXECUTOR_BIND", default_value = "127.0.0.1")]
+    bind: String,
+    /// Host name other nodes reach this executor by (default: --bind).
+    #[arg(long, env = "QUIVER_EXECUTOR_EXTERNAL_HOST")]
+    external_host: Option<String>,
+    /// Arrow Flight port: query results and shuffle data are fetched here.
+    #[arg(long, env = "QUIVER_EXECUTOR_PORT", default_value_t = 50051)]
+    port: u16,
+    /// gRPC port: the scheduler sends tasks here.
+    #[arg(long, env = "QUIVER_EXECUTOR_GRPC_PORT", default_value_t = 50052)]
+    grpc_port: u16,
+    /// Tasks run at once (default: the number of CPUs).
+    #[arg(long, env = "QUIVER_EXECUTOR_SLOTS")]
+    slots: Option<usize>,
+    /// Shuffle files and compiled Wasm (default: a directory under the
+    /// system's temporary directory, named by the port).
+    #[arg(long, env = "QUIVER_EXECUTOR_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, env = "QUIVER_EXECUTOR_HEARTBEAT", default_value_t = 2)]
+    heartbeat: u64,
+}
+
+impl From<ExecutorArgs> for ExecutorOptions {
+    fn from(args: ExecutorArgs) -> Self {
+        ExecutorOptions {
+            scheduler: args.scheduler,
+            bind_host: args.bind,
+            external_host: args.external_host,
+            flight_port: args.port,
+            grpc_port: args.grpc_port,
+            slots: args.slots.unwrap_or_else(cpus),
+            work_dir: args.work_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("quiver-executor-{}", args.port))
+            }),
+            heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+        }
+    }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 #[derive(Debug, clap::Args)]
@@ -28,9 +126,18 @@ struct ServeArgs {
     /// Address to accept PostgreSQL connections on.
     #[arg(long, env = "QUIVER_LISTEN", default_value = "127.0.0.1:5433")]
     listen: SocketAddr,
-    /// Directory holding tables (Parquet) and the catalog (RocksDB); created if missing.
+    /// Directory holding tables (Parquet), Wasm modules and the catalog
+    /// (RocksDB); created if missing. In a cluster, every executor must
+    /// reach it at the same path (a shared directory).
     #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
     data_dir: PathBuf,
+    /// Run as the frontend of a cluster whose scheduler is at HOST:PORT
+    /// (started with `quiver scheduler`), instead of running an embedded
+    /// scheduler and executor.
+    #[arg(long, env = "QUIVER_SCHEDULER")]
+    scheduler: Option<String>,
+    #[command(flatten)]
+    loss: LossArgs,
     /// Task slots of the embedded executor (default: the number of CPUs).
     #[arg(long, env = "QUIVER_EXECUTOR_SLOTS")]
     executor_slots: Option<usize>,
@@ -53,11 +160,9 @@ impl From<ServeArgs> for ServerConfig {
         ServerConfig {
             listen: args.listen,
             data_dir: args.data_dir,
-            executor_slots: args.executor_slots.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            }),
+            scheduler: args.scheduler,
+            scheduler_options: (&args.loss).into(),
+            executor_slots: args.executor_slots.unwrap_or_else(cpus),
             function_dir: args.function_dir,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
@@ -86,14 +191,13 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => {
-                let server = Server::start(args.into()).await?;
-                if let Ok(addr) = server.local_addr() {
-                    // Scripts and tests wait for this line.
-                    println!("quiver: listening on {addr}");
-                }
-                server.run(shutdown_signal()).await
-            }
+            Command::Serve(args) => serve(args.into()).await.map_err(|e| e.to_string()),
+            Command::Scheduler(args) => quiver_scheduler::run(args.listen, &(&args.loss).into())
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Executor(args) => quiver_executor::run_process(&args.into())
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {
@@ -104,6 +208,15 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(config: ServerConfig) -> quiver_sql_frontend::Result<()> {
+    let server = Server::start(config).await?;
+    if let Ok(addr) = server.local_addr() {
+        // Scripts and tests wait for this line.
+        println!("quiver: listening on {addr}");
+    }
+    server.run(shutdown_signal()).await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -116,7 +116,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(MetaStore::open(&dir.path().join("catalog")).expect("store"));
     let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
-    let registry = FunctionRegistry::open(store, runtime, Some(guest_dir)).expect("registry");
+    let registry = FunctionRegistry::open(store, runtime, Some(guest_dir), None).expect("registry");
     let file = |f: &str| ModuleSource::File(format!("quiver_example_functions.wasm{f}"));
     for create in [
         create("wasm_mul2_add1", vec![SqlType::Int64], SqlType::Int64, file(""), Some("mul2_add1")),
@@ -139,7 +139,7 @@ async fn main() {
     ctx.register_table("t", Arc::new(table(rows)))
         .expect("register");
     for (name, overloads) in registry.functions() {
-        ctx.register_udf(WasmScalarUdf::new_udf(&name, overloads));
+        ctx.register_udf(WasmScalarUdf::new_udf(&name, overloads, None));
     }
 
     println!("rows: {rows}, batch size: {BATCH}, best of {RUNS} runs, 2 partitions\n");

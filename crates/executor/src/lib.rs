@@ -1,61 +1,181 @@
 #![doc = include_str!("../README.md")]
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ballista_core::serde::BallistaCodec;
-use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use ballista_executor::new_standalone_executor_from_builder;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::extension::SessionConfigExt;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use datafusion::prelude::SessionConfig;
+use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
 
 /// Errors of the executor crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The scheduler could not be reached.
-    #[error("could not connect to the Ballista scheduler at {addr}: {message}")]
-    Connect { addr: SocketAddr, message: String },
-    /// Ballista could not start the executor.
-    #[error("could not start the Ballista executor: {0}")]
-    Start(#[from] ballista_core::error::BallistaError),
+    /// A port or directory the executor needs is not available.
+    #[error("{0}")]
+    Setup(String),
+    /// Ballista could not start or run the executor.
+    #[error("Ballista executor: {0}")]
+    Ballista(#[from] ballista_core::error::BallistaError),
+    /// The Wasm runtime could not start.
+    #[error("{0}")]
+    Wasm(#[from] quiver_udf_registry::Error),
 }
 
 /// Result of executor operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Starts a Ballista executor inside this process, offering `vcores` task
-/// slots to the scheduler at `scheduler`. Tasks run with sessions built from
-/// `config` on the shared `runtime` (memory pool, disk manager, object stores);
-/// task plans are decoded with `codec` (Quiver's, wrapping Ballista's).
-pub async fn start_embedded(
-    scheduler: SocketAddr,
-    vcores: usize,
-    config: SessionConfig,
-    runtime: Arc<RuntimeEnv>,
-    codec: BallistaCodec,
-) -> Result<()> {
-    let url = format!("http://{scheduler}");
-    let client = SchedulerGrpcClient::connect(url)
-        .await
-        .map_err(|e| Error::Connect {
-            addr: scheduler,
-            message: e.to_string(),
+/// How to run one executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The scheduler's `HOST:PORT`.
+    pub scheduler: String,
+    /// Address the executor's two services bind to.
+    pub bind_host: String,
+    /// The host name other nodes reach this executor by (default: `bind_host`).
+    pub external_host: Option<String>,
+    /// Arrow Flight port: shuffle and result data are fetched here.
+    pub flight_port: u16,
+    /// gRPC port: the scheduler pushes tasks here.
+    pub grpc_port: u16,
+    /// Tasks run at once.
+    pub slots: usize,
+    /// Shuffle files and the compiled-Wasm cache.
+    pub work_dir: PathBuf,
+    /// How often the executor tells the scheduler it is alive.
+    pub heartbeat: Duration,
+}
+
+impl ExecutorOptions {
+    /// Options for an executor of the scheduler at `scheduler`, on free
+    /// loopback ports.
+    pub fn loopback(scheduler: SocketAddr, slots: usize, work_dir: PathBuf) -> Result<Self> {
+        Ok(Self {
+            scheduler: scheduler.to_string(),
+            bind_host: "127.0.0.1".into(),
+            external_host: None,
+            flight_port: free_port()?,
+            grpc_port: free_port()?,
+            slots,
+            work_dir,
+            heartbeat: Duration::from_secs(2),
+        })
+    }
+
+    fn process_config(
+        &self,
+        session: SessionConfig,
+        codecs: Codecs,
+    ) -> Result<ExecutorProcessConfig> {
+        let (scheduler_host, scheduler_port) = self
+            .scheduler
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host.to_string(), port.parse().ok()?)))
+            .ok_or_else(|| {
+                Error::Setup(format!(
+                    "scheduler address \"{}\" is not HOST:PORT",
+                    self.scheduler
+                ))
+            })?;
+        std::fs::create_dir_all(&self.work_dir).map_err(|e| {
+            Error::Setup(format!(
+                "cannot create work directory {}: {e}",
+                self.work_dir.display()
+            ))
         })?;
-    let state = SessionStateBuilder::new()
-        .with_default_features()
-        .with_config(config.clone())
-        .with_runtime_env(runtime.clone())
-        .build();
-    new_standalone_executor_from_builder(
-        client,
-        vcores,
-        Arc::new(move || config.clone()),
-        Arc::new(move |_| Ok(runtime.clone())),
-        codec,
-        (&state).into(),
-    )
-    .await?;
-    tracing::info!(vcores, "embedded Ballista executor started");
+        Ok(ExecutorProcessConfig {
+            bind_host: self.bind_host.clone(),
+            external_host: Some(
+                self.external_host
+                    .clone()
+                    .unwrap_or_else(|| self.bind_host.clone()),
+            ),
+            port: self.flight_port,
+            grpc_port: self.grpc_port,
+            scheduler_host,
+            scheduler_port,
+            // Executors may start before the scheduler: keep trying a while.
+            scheduler_connect_timeout_seconds: 30,
+            vcores: self.slots.max(1),
+            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+            work_dir: Some(self.work_dir.to_string_lossy().into_owned()),
+            job_data_clean_up_interval_seconds: 300,
+            job_data_ttl_seconds: 3600,
+            executor_heartbeat_interval_seconds: self.heartbeat.as_secs().max(1),
+            override_config_producer: Some(Arc::new(move || session.clone())),
+            override_logical_codec: Some(codecs.logical),
+            override_physical_codec: Some(codecs.physical),
+            ..ExecutorProcessConfig::default()
+        })
+    }
+}
+
+/// A free TCP port on loopback (for the embedded executor, whose services
+/// Ballista binds itself).
+fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::Setup(format!("no free port on 127.0.0.1: {e}")))
+}
+
+/// Runs an executor until it is stopped (Ctrl-C, SIGTERM, or the
+/// scheduler). Task plans are decoded with `codecs`; tasks run with
+/// sessions built from `session` plus each job's settings.
+pub async fn run(options: &ExecutorOptions, session: SessionConfig, codecs: Codecs) -> Result<()> {
+    let config = options.process_config(session, codecs)?;
+    start_executor_process(Arc::new(config)).await?;
     Ok(())
+}
+
+/// Starts an executor inside this process (the embedded mode of `quiver
+/// serve`) and returns once it accepts work.
+pub async fn start_embedded(
+    options: ExecutorOptions,
+    session: SessionConfig,
+    codecs: Codecs,
+) -> Result<()> {
+    let config = options.process_config(session, codecs)?;
+    let running = tokio::spawn(start_executor_process(Arc::new(config)));
+    // The Flight service starts after registration with the scheduler.
+    let flight = format!("{}:{}", options.bind_host, options.flight_port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if running.is_finished() {
+            return match running.await {
+                Ok(Ok(())) => Err(Error::Setup("the embedded executor stopped".into())),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(Error::Setup(format!("the embedded executor failed: {e}"))),
+            };
+        }
+        if tokio::net::TcpStream::connect(&flight).await.is_ok() {
+            tracing::info!(slots = options.slots, %flight, "embedded Ballista executor started");
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Setup(
+                "the embedded executor did not start within 30 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `quiver executor`: an executor process of its own. Wasm functions in
+/// task plans are rebuilt from the module directory each plan names and
+/// compiled once, cached under the work directory.
+pub async fn run_process(options: &ExecutorOptions) -> Result<()> {
+    let runtime = Arc::new(WasmRuntime::new(RuntimeConfig {
+        cache_dir: Some(options.work_dir.join("wasm-cache")),
+        ..RuntimeConfig::default()
+    })?);
+    let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
+    println!(
+        "quiver: executor {}:{} joining scheduler {}",
+        options.bind_host, options.flight_port, options.scheduler
+    );
+    run(options, SessionConfig::new_with_ballista(), codecs).await
 }

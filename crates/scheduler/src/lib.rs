@@ -2,34 +2,159 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ballista_core::serde::BallistaCodec;
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::extension::SessionConfigExt;
 use ballista_core::utils::default_session_builder;
-use ballista_scheduler::standalone::new_standalone_scheduler_with_builder;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion::prelude::SessionConfig;
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
+use tokio::net::TcpListener;
 
 /// Errors of the scheduler crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Ballista could not start the scheduler.
-    #[error("could not start the Ballista scheduler: {0}")]
-    Start(#[from] ballista_core::error::BallistaError),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Ballista could not start or run the scheduler.
+    #[error("Ballista scheduler: {0}")]
+    Ballista(#[from] ballista_core::error::BallistaError),
+    /// The Wasm runtime could not start.
+    #[error("{0}")]
+    Wasm(#[from] quiver_udf_registry::Error),
 }
 
 /// Result of scheduler operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Starts a Ballista scheduler on a free loopback port inside this process and
-/// returns its address. Every job it plans gets a fresh session built from
-/// `config` (plus the settings the client sends with the job); plans are
-/// decoded and encoded with `codec` (Quiver's, wrapping Ballista's).
-pub async fn start_embedded(config: SessionConfig, codec: BallistaCodec) -> Result<SocketAddr> {
-    let addr = new_standalone_scheduler_with_builder(
-        Arc::new(default_session_builder),
-        Arc::new(move || config.clone()),
-        codec,
+/// How the scheduler treats executors.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// An executor silent for this long is lost: its running tasks, and the
+    /// stages whose shuffle output it held, run again elsewhere.
+    pub executor_timeout: Duration,
+    /// When every executor is gone, how long running queries wait for one
+    /// to (re)join before they fail.
+    pub no_executors_grace: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self {
+            executor_timeout: Duration::from_secs(10),
+            no_executors_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Seconds, at least one (Ballista counts whole seconds).
+fn seconds(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}
+
+/// A scheduler bound to its address, not yet serving.
+pub struct Scheduler {
+    listener: TcpListener,
+    config: SchedulerConfig,
+}
+
+impl Scheduler {
+    /// Binds `addr`. Jobs get sessions built from `session` (plus the
+    /// settings each client sends); plans are decoded and encoded with
+    /// `codecs` (Quiver's, wrapping Ballista's).
+    pub async fn bind(
+        addr: SocketAddr,
+        options: &SchedulerOptions,
+        session: SessionConfig,
+        codecs: Codecs,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| Error::Listen { addr, source })?;
+        let mut config = SchedulerConfig::default()
+            .with_hostname(local.ip().to_string())
+            .with_port(local.port())
+            // Tasks are pushed to executors as soon as a slot is free: no
+            // polling delay on the path of every query.
+            .with_scheduler_policy(TaskSchedulingPolicy::PushStaged)
+            .with_no_executors_grace_period_seconds(seconds(options.no_executors_grace))
+            .with_finished_job_data_clean_up_interval_seconds(60)
+            .with_finished_job_state_clean_up_interval_seconds(300)
+            .with_override_config_producer(Arc::new(move || session.clone()))
+            .with_override_session_builder(Arc::new(default_session_builder));
+        config.bind_host = local.ip().to_string();
+        config.executor_timeout_seconds = seconds(options.executor_timeout);
+        config.expire_dead_executor_interval_seconds = 1;
+        config.override_logical_codec = Some(codecs.logical);
+        config.override_physical_codec = Some(codecs.physical);
+        config.validate()?;
+        Ok(Self { listener, config })
+    }
+
+    /// Where executors and the frontend connect.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the process ends (or an error).
+    pub async fn serve(self) -> Result<()> {
+        let config = Arc::new(self.config);
+        let cluster = BallistaCluster::new_from_config(&config).await?;
+        let scheduler =
+            create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
+        start_grpc_service_with_listener(self.listener, scheduler).await?;
+        Ok(())
+    }
+}
+
+/// Starts a scheduler on a free loopback port inside this process (the
+/// embedded mode of `quiver serve`) and returns its address.
+pub async fn start_embedded(
+    options: &SchedulerOptions,
+    session: SessionConfig,
+    codecs: Codecs,
+) -> Result<SocketAddr> {
+    let scheduler = Scheduler::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        options,
+        session,
+        codecs,
     )
     .await?;
+    let addr = scheduler.local_addr().map_err(|source| Error::Listen {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        source,
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = scheduler.serve().await {
+            tracing::error!(error = %e, "embedded Ballista scheduler stopped");
+        }
+    });
     tracing::info!(%addr, "embedded Ballista scheduler listening");
     Ok(addr)
+}
+
+/// `quiver scheduler`: a scheduler process of its own. Wasm functions in
+/// plans are rebuilt from the module directory each plan names.
+pub async fn run(addr: SocketAddr, options: &SchedulerOptions) -> Result<()> {
+    let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default())?);
+    let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
+    let session = SessionConfig::new_with_ballista();
+    let scheduler = Scheduler::bind(addr, options, session, codecs).await?;
+    if let Ok(addr) = scheduler.local_addr() {
+        // Scripts and tests wait for this line.
+        println!("quiver: scheduler listening on {addr}");
+    }
+    scheduler.serve().await
 }

@@ -369,7 +369,11 @@ impl SessionFunctions {
             ctx.deregister_udf(gone);
         }
         for (name, overloads) in &functions {
-            ctx.register_udf(WasmScalarUdf::new_udf(name, overloads.clone()));
+            ctx.register_udf(WasmScalarUdf::new_udf(
+                name,
+                overloads.clone(),
+                registry.module_dir().cloned(),
+            ));
         }
         *applied = (generation, functions.into_keys().collect());
     }

@@ -9,9 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballista::extension::{SessionConfigExt, SessionStateExt};
-use ballista_core::serde::{
-    BallistaCodec, BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec,
-};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -25,13 +22,11 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
-use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use pgwire::api::RandomPidSecretKeyGenerator;
 use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore};
-use quiver_udf_registry::{
-    FunctionRegistry, QuiverLogicalCodec, QuiverPhysicalCodec, RuntimeConfig, WasmRuntime,
-};
+use quiver_executor::ExecutorOptions;
+use quiver_scheduler::SchedulerOptions;
+use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
 
 use crate::functions::{Functions, FunctionsTable};
@@ -53,8 +48,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where tables and the catalog are kept.
     pub data_dir: PathBuf,
+    /// The cluster's scheduler (`HOST:PORT`); `None` runs an embedded
+    /// scheduler and executor in this process.
+    pub scheduler: Option<String>,
     /// Task slots of the embedded executor.
     pub executor_slots: usize,
+    /// How the embedded scheduler treats executors.
+    pub scheduler_options: SchedulerOptions,
     /// Where `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads modules;
     /// `None` disables module files.
     pub function_dir: Option<PathBuf>,
@@ -109,37 +109,41 @@ impl Server {
             })?),
             None => None,
         };
+        let modules = ModuleDir::create(data_dir.join("modules"))?;
         let registry = Arc::new(FunctionRegistry::open(
             store.clone(),
             runtime,
             function_dir,
+            Some(modules),
         )?);
 
         // Wasm functions travel in plans by reference (see quiver-udf-registry's codec).
-        let logical: Arc<dyn LogicalExtensionCodec> = Arc::new(QuiverLogicalCodec::new(
-            Arc::new(BallistaLogicalExtensionCodec::default()),
-            registry.clone(),
-        ));
-        let physical: Arc<dyn PhysicalExtensionCodec> = Arc::new(QuiverPhysicalCodec::new(
-            Arc::new(BallistaPhysicalExtensionCodec::default()),
-            registry.clone(),
-        ));
+        let codecs = Codecs::new(registry.loader().clone());
         let session_config = session_config()
-            .with_ballista_logical_extension_codec(logical.clone())
-            .with_ballista_physical_extension_codec(physical.clone());
-        let codec = BallistaCodec::new(logical, physical);
-        let scheduler = quiver_scheduler::start_embedded(session_config.clone(), codec.clone())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        quiver_executor::start_embedded(
-            scheduler,
-            config.executor_slots.max(1),
-            session_config.clone(),
-            Arc::new(RuntimeEnv::default()),
-            codec,
-        )
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+            .with_ballista_logical_extension_codec(codecs.logical.clone())
+            .with_ballista_physical_extension_codec(codecs.physical.clone());
+        let scheduler = match &config.scheduler {
+            Some(scheduler) => scheduler.clone(),
+            None => {
+                let scheduler = quiver_scheduler::start_embedded(
+                    &config.scheduler_options,
+                    session_config.clone(),
+                    codecs.clone(),
+                )
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+                let executor = ExecutorOptions::loopback(
+                    scheduler,
+                    config.executor_slots.max(1),
+                    data_dir.join("executor"),
+                )
+                .map_err(|e| Error::Internal(e.to_string()))?;
+                quiver_executor::start_embedded(executor, session_config.clone(), codecs)
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                scheduler.to_string()
+            }
+        };
 
         let engine = Engine::new(&data_dir, store, registry, session_config, scheduler).await?;
         let listener = TcpListener::bind(config.listen)
@@ -214,7 +218,7 @@ impl Engine {
         store: Arc<MetaStore>,
         registry: Arc<FunctionRegistry>,
         config: SessionConfig,
-        scheduler: SocketAddr,
+        scheduler: String,
     ) -> Result<Self> {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let database = Arc::new(MemoryCatalogProvider::new());

@@ -2,13 +2,20 @@
 //!
 //! A query's plan is encoded on the way to the scheduler (logical) and to
 //! each task (physical). A Wasm function travels as its definitions (name,
-//! signature, module SHA-256, version: a few hundred bytes), never as module
-//! bytes; the receiving side rebuilds it from the [`FunctionRegistry`],
-//! which compiles a module at most once per process. Everything else is
+//! signature, module SHA-256, version, and the module directory: a few
+//! hundred bytes), never as module bytes; the receiving side rebuilds it
+//! with its [`FunctionLoader`], which fetches and compiles a module at most
+//! once per process. Everything else is
 //! delegated to the wrapped codecs (Ballista's), file formats included.
 
 use std::any::Any;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use ballista_core::serde::{
+    BallistaCodec, BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec,
+};
+use serde::{Deserialize, Serialize};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
@@ -20,52 +27,106 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
-use crate::definition::FunctionDef;
-use crate::registry::FunctionRegistry;
+use crate::definition::{FunctionDef, Limits};
+use crate::loader::FunctionLoader;
+use crate::module_dir::ModuleDir;
 use crate::udf::WasmScalarUdf;
 
-/// Marks a function definition written by these codecs.
-const MAGIC: &[u8] = b"quiver-wasm-udf/1\n";
+/// Marks a function reference written by these codecs.
+const MAGIC: &[u8] = b"quiver-wasm-udf/2\n";
+
+/// What a plan carries for one Wasm function name.
+#[derive(Serialize, Deserialize)]
+struct Reference {
+    /// Where a process that lacks a module reads it.
+    modules: Option<PathBuf>,
+    /// Every overload, with the limits it runs under made explicit, so
+    /// every process enforces the frontend's limits.
+    functions: Vec<FunctionDef>,
+}
 
 fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
     let inner: &dyn Any = node.inner().as_ref();
     let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
         return Ok(false);
     };
-    let defs: Vec<&FunctionDef> = wasm.overloads().iter().map(|f| f.def()).collect();
+    let reference = Reference {
+        modules: wasm.module_dir().map(|dir| dir.path().to_path_buf()),
+        functions: wasm
+            .overloads()
+            .iter()
+            .map(|f| {
+                let limits = f.limits();
+                FunctionDef {
+                    limits: Limits {
+                        max_memory: Some(limits.max_memory),
+                        time_limit_ms: Some(limits.time_limit_ms),
+                    },
+                    ..f.def().clone()
+                }
+            })
+            .collect(),
+    };
     buf.extend_from_slice(MAGIC);
-    serde_json::to_writer(&mut *buf, &defs)
+    serde_json::to_writer(&mut *buf, &reference)
         .map_err(|e| exec_datafusion_err!("cannot encode Wasm function {}: {e}", node.name()))?;
     Ok(true)
 }
 
-fn decode_udf(
-    registry: &FunctionRegistry,
-    name: &str,
-    buf: &[u8],
-) -> Option<Result<Arc<ScalarUDF>>> {
+fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
     let payload = buf.strip_prefix(MAGIC)?;
     Some((|| {
-        let defs: Vec<FunctionDef> = serde_json::from_slice(payload)
+        let reference: Reference = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode Wasm function {name}: {e}"))?;
-        let overloads = defs
+        let modules = reference.modules.map(ModuleDir::at);
+        let overloads = reference
+            .functions
             .iter()
-            .map(|def| registry.function(def))
+            .map(|def| loader.function(def, modules.as_ref()))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Arc::new(WasmScalarUdf::new_udf(name, overloads)))
+        Ok(Arc::new(WasmScalarUdf::new_udf(name, overloads, modules)))
     })())
+}
+
+/// Quiver's codecs around Ballista's, for a process whose Wasm functions
+/// come from a [`FunctionLoader`]: what the scheduler, the executors and the
+/// frontend's Ballista client all use.
+#[derive(Debug, Clone)]
+pub struct Codecs {
+    pub logical: Arc<dyn LogicalExtensionCodec>,
+    pub physical: Arc<dyn PhysicalExtensionCodec>,
+}
+
+impl Codecs {
+    pub fn new(loader: Arc<FunctionLoader>) -> Self {
+        Self {
+            logical: Arc::new(QuiverLogicalCodec::new(
+                Arc::new(BallistaLogicalExtensionCodec::default()),
+                loader.clone(),
+            )),
+            physical: Arc::new(QuiverPhysicalCodec::new(
+                Arc::new(BallistaPhysicalExtensionCodec::default()),
+                loader,
+            )),
+        }
+    }
+
+    /// Both, the way Ballista's client and executor take them.
+    pub fn ballista(&self) -> BallistaCodec {
+        BallistaCodec::new(self.logical.clone(), self.physical.clone())
+    }
 }
 
 /// Quiver's logical codec: Wasm functions by reference, the rest by `inner`.
 #[derive(Debug)]
 pub struct QuiverLogicalCodec {
     inner: Arc<dyn LogicalExtensionCodec>,
-    registry: Arc<FunctionRegistry>,
+    loader: Arc<FunctionLoader>,
 }
 
 impl QuiverLogicalCodec {
-    pub fn new(inner: Arc<dyn LogicalExtensionCodec>, registry: Arc<FunctionRegistry>) -> Self {
-        Self { inner, registry }
+    pub fn new(inner: Arc<dyn LogicalExtensionCodec>, loader: Arc<FunctionLoader>) -> Self {
+        Self { inner, loader }
     }
 }
 
@@ -120,8 +181,7 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(&self.registry, name, buf)
-            .unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
+        decode_udf(&self.loader, name, buf).unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
@@ -152,12 +212,12 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
 #[derive(Debug)]
 pub struct QuiverPhysicalCodec {
     inner: Arc<dyn PhysicalExtensionCodec>,
-    registry: Arc<FunctionRegistry>,
+    loader: Arc<FunctionLoader>,
 }
 
 impl QuiverPhysicalCodec {
-    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>, registry: Arc<FunctionRegistry>) -> Self {
-        Self { inner, registry }
+    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>, loader: Arc<FunctionLoader>) -> Self {
+        Self { inner, loader }
     }
 }
 
@@ -182,8 +242,7 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(&self.registry, name, buf)
-            .unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
+        decode_udf(&self.loader, name, buf).unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {

@@ -77,6 +77,11 @@ impl WasmFunction {
         &self.def
     }
 
+    /// The limits its calls run under (its own, or the server's defaults).
+    pub fn limits(&self) -> EffectiveLimits {
+        self.limits
+    }
+
     /// Checks the SQL signature against the module: the export exists, and
     /// takes and returns what the SQL signature says (42P13 otherwise).
     pub(crate) fn validate(&self) -> Result<()> {

@@ -1,16 +1,18 @@
 //! [`FunctionRegistry`]: the durable catalog of Wasm functions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 
 use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 
 use crate::definition::{Abi, FunctionDef, Limits, Volatility};
 use crate::function::WasmFunction;
+use crate::loader::FunctionLoader;
 use crate::module::ModuleBytes;
-use crate::runtime::{Compiled, WasmRuntime};
+use crate::module_dir::ModuleDir;
+use crate::runtime::WasmRuntime;
 use crate::types::{SqlType, signature};
 use crate::{Error, Result};
 
@@ -41,18 +43,15 @@ pub struct CreateFunction {
 
 /// The durable catalog of Wasm functions of one data directory: definitions
 /// and content-addressed modules in the [`MetaStore`], compiled functions in
-/// memory.
+/// memory, and every module published to the [`ModuleDir`] other processes
+/// of a cluster read.
 pub struct FunctionRegistry {
     store: Arc<MetaStore>,
-    runtime: Arc<WasmRuntime>,
+    loader: Arc<FunctionLoader>,
     function_dir: Option<PathBuf>,
+    modules: Option<ModuleDir>,
     /// Definitions by name, overloads in signature order.
     functions: RwLock<BTreeMap<String, Vec<Arc<WasmFunction>>>>,
-    /// Every function version alive in this process (current, or held by a
-    /// running plan), so a plan decoded again (once per task) reuses its
-    /// instances. Weak: a replaced version's instances are freed with the
-    /// last plan that uses it.
-    versions: Mutex<HashMap<FunctionDef, Weak<WasmFunction>>>,
     /// Bumped by every change, so sessions know when to refresh.
     generation: AtomicU64,
     ddl: Mutex<()>,
@@ -68,18 +67,21 @@ impl std::fmt::Debug for FunctionRegistry {
 
 impl FunctionRegistry {
     /// Loads every stored function. A function whose module no longer
-    /// compiles is logged and left out (it can still be dropped).
+    /// compiles is logged and left out (it can still be dropped). Every
+    /// stored module is published to `modules` (and nothing else is left
+    /// there).
     pub fn open(
         store: Arc<MetaStore>,
         runtime: Arc<WasmRuntime>,
         function_dir: Option<PathBuf>,
+        modules: Option<ModuleDir>,
     ) -> Result<Self> {
         let registry = Self {
+            loader: Arc::new(FunctionLoader::new(runtime, Some(store.clone()))),
             store,
-            runtime,
             function_dir,
+            modules,
             functions: RwLock::new(BTreeMap::new()),
-            versions: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             ddl: Mutex::new(()),
         };
@@ -100,11 +102,38 @@ impl FunctionRegistry {
             }
         }
         tracing::info!(functions = loaded, "Wasm functions loaded");
+        registry.publish_all()?;
         Ok(registry)
     }
 
+    /// Publishes every stored module and removes modules no function uses
+    /// any more (kept until now: a running query may have needed them).
+    fn publish_all(&self) -> Result<()> {
+        let Some(modules) = &self.modules else {
+            return Ok(());
+        };
+        let mut keep = HashSet::new();
+        for (sha, bytes) in self.store.scan(MODULES_CF)? {
+            modules.publish(&ModuleBytes::new(bytes))?;
+            keep.insert(sha);
+        }
+        let removed = modules.retain(&keep)?;
+        tracing::info!(modules = keep.len(), removed, dir = %modules.path().display(), "Wasm modules published");
+        Ok(())
+    }
+
     pub fn runtime(&self) -> &Arc<WasmRuntime> {
-        &self.runtime
+        self.loader.runtime()
+    }
+
+    /// What builds functions from definitions (plan decoding uses it).
+    pub fn loader(&self) -> &Arc<FunctionLoader> {
+        &self.loader
+    }
+
+    /// Where executors read this catalog's modules.
+    pub fn module_dir(&self) -> Option<&ModuleDir> {
+        self.modules.as_ref()
     }
 
     /// Changes with every `CREATE` or `DROP`.
@@ -137,42 +166,7 @@ impl FunctionRegistry {
     /// The callable form of a definition (this version exactly), built from
     /// the stored module if this process has not built it yet.
     pub fn function(&self, def: &FunctionDef) -> Result<Arc<WasmFunction>> {
-        if let Some(f) = self.versions().get(def).and_then(Weak::upgrade) {
-            return Ok(f);
-        }
-        let compiled = match self.runtime.cached(&def.module_sha256) {
-            Some(compiled) => compiled,
-            None => {
-                let bytes = self
-                    .store
-                    .get(MODULES_CF, &def.module_sha256)?
-                    .ok_or_else(|| Error::Corrupt {
-                        key: def.signature(),
-                        message: format!("module {} is missing", def.module_sha256),
-                    })?;
-                self.runtime.compile(&ModuleBytes::new(bytes))?
-            }
-        };
-        Ok(self.remember(def.clone(), compiled))
-    }
-
-    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionDef, Weak<WasmFunction>>> {
-        self.versions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn remember(&self, def: FunctionDef, compiled: Arc<Compiled>) -> Arc<WasmFunction> {
-        let mut versions = self.versions();
-        if let Some(f) = versions.get(&def).and_then(Weak::upgrade) {
-            return f;
-        }
-        versions.retain(|_, f| f.strong_count() > 0);
-        let f = Arc::new(WasmFunction::new(
-            def.clone(),
-            compiled,
-            self.runtime.clone(),
-        ));
-        versions.insert(def, Arc::downgrade(&f));
-        f
+        self.loader.function(def, None)
     }
 
     fn insert(&self, function: Arc<WasmFunction>) {
@@ -215,7 +209,7 @@ impl FunctionRegistry {
                 "polymorphic (anyelement) functions need a component".into(),
             ));
         }
-        let compiled = self.runtime.compile(&module)?;
+        let compiled = self.runtime().compile(&module)?;
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let key = signature(&create.name, &create.args);
         let previous = self.stored(&key)?;
@@ -244,7 +238,7 @@ impl FunctionRegistry {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             version: previous.as_ref().map_or(1, |p| p.version + 1),
         };
-        let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime.clone());
+        let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
         function.validate()?;
 
         let value = serde_json::to_vec(&def).map_err(|e| Error::Runtime(e.to_string()))?;
@@ -270,8 +264,13 @@ impl FunctionRegistry {
                 key: sha,
             });
         }
+        // Published before the definition is: whoever sees the definition
+        // can fetch the module.
+        if let Some(modules) = &self.modules {
+            modules.publish(&module)?;
+        }
         self.store.write(&changes)?;
-        self.insert(self.remember(def.clone(), compiled));
+        self.insert(self.loader.remember(def.clone(), compiled));
         tracing::info!(function = %key, sha256 = %def.module_sha256, version = def.version, "Wasm function created");
         Ok(def)
     }
@@ -383,7 +382,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> FunctionRegistry {
         let store = Arc::new(MetaStore::open(&dir.join("catalog")).expect("store"));
         let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
-        FunctionRegistry::open(store, runtime, None).expect("registry")
+        FunctionRegistry::open(store, runtime, None, None).expect("registry")
     }
 
     #[test]

@@ -12,6 +12,7 @@ use datafusion::logical_expr::{
 
 use crate::definition::Volatility;
 use crate::function::WasmFunction;
+use crate::module_dir::ModuleDir;
 use crate::types::SqlType;
 
 /// Every overload of one Wasm function name. DataFusion knows functions by
@@ -21,12 +22,19 @@ use crate::types::SqlType;
 pub struct WasmScalarUdf {
     name: String,
     overloads: Vec<Arc<WasmFunction>>,
+    /// Where other processes read the modules (travels with the plan).
+    modules: Option<ModuleDir>,
     signature: Signature,
 }
 
 impl WasmScalarUdf {
-    /// The DataFusion function for `overloads` (all of one name).
-    pub fn new_udf(name: &str, overloads: Vec<Arc<WasmFunction>>) -> ScalarUDF {
+    /// The DataFusion function for `overloads` (all of one name), whose
+    /// modules other processes read from `modules`.
+    pub fn new_udf(
+        name: &str,
+        overloads: Vec<Arc<WasmFunction>>,
+        modules: Option<ModuleDir>,
+    ) -> ScalarUDF {
         let volatility = overloads
             .iter()
             .map(|f| f.def().volatility)
@@ -40,7 +48,13 @@ impl WasmScalarUdf {
             name: name.to_string(),
             signature: Signature::new(TypeSignature::UserDefined, volatility.datafusion()),
             overloads,
+            modules,
         })
+    }
+
+    /// Where other processes read the modules.
+    pub fn module_dir(&self) -> Option<&ModuleDir> {
+        self.modules.as_ref()
     }
 
     /// The overloads, in signature order.

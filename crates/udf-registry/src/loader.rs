@@ -1,0 +1,125 @@
+//! [`FunctionLoader`]: from a function definition to a callable function,
+//! in whichever process a plan reaches.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+
+use quiver_catalog::{MODULES_CF, MetaStore};
+
+use crate::definition::FunctionDef;
+use crate::function::WasmFunction;
+use crate::module::ModuleBytes;
+use crate::module_dir::ModuleDir;
+use crate::runtime::{Compiled, WasmRuntime};
+use crate::{Error, Result};
+
+/// How many recently decoded functions a process keeps alive with no plan
+/// holding them, so the next task of a query reuses their instances.
+const RECENT: usize = 64;
+
+/// Builds [`WasmFunction`]s from definitions, compiling each module at most
+/// once per process. The frontend's loader reads modules from the catalog;
+/// an executor's or the scheduler's, from the module directory a plan names.
+pub struct FunctionLoader {
+    runtime: Arc<WasmRuntime>,
+    /// The catalog, in the process that owns it.
+    store: Option<Arc<MetaStore>>,
+    /// Every function version alive in this process, so a plan decoded again
+    /// (once per task) reuses its instances. Weak: a replaced version's
+    /// instances are freed once no plan and no recent use holds it.
+    versions: Mutex<HashMap<FunctionDef, Weak<WasmFunction>>>,
+    recent: Mutex<VecDeque<Arc<WasmFunction>>>,
+}
+
+impl std::fmt::Debug for FunctionLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionLoader")
+            .field("runtime", &self.runtime)
+            .field("catalog", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FunctionLoader {
+    /// A loader reading modules from `store` (the catalog) when given, and
+    /// otherwise from module directories named by plans.
+    pub fn new(runtime: Arc<WasmRuntime>, store: Option<Arc<MetaStore>>) -> Self {
+        Self {
+            runtime,
+            store,
+            versions: Mutex::new(HashMap::new()),
+            recent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<WasmRuntime> {
+        &self.runtime
+    }
+
+    /// The callable form of `def` (this version exactly). A module this
+    /// process has not compiled is read from the catalog, or else from
+    /// `modules`, and compiled (or loaded from the compiled-code cache).
+    pub fn function(
+        &self,
+        def: &FunctionDef,
+        modules: Option<&ModuleDir>,
+    ) -> Result<Arc<WasmFunction>> {
+        if let Some(f) = self.versions().get(def).and_then(Weak::upgrade) {
+            return Ok(f);
+        }
+        let compiled = self.compiled(def, modules)?;
+        let f = self.remember(def.clone(), compiled);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if !recent.iter().any(|r| Arc::ptr_eq(r, &f)) {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(f.clone());
+        }
+        Ok(f)
+    }
+
+    fn compiled(&self, def: &FunctionDef, modules: Option<&ModuleDir>) -> Result<Arc<Compiled>> {
+        let sha = &def.module_sha256;
+        if let Some(compiled) = self.runtime.cached(sha) {
+            return Ok(compiled);
+        }
+        if let Some(store) = &self.store
+            && let Some(bytes) = store.get(MODULES_CF, sha)?
+        {
+            return self.runtime.compile(&ModuleBytes::new(bytes));
+        }
+        let Some(modules) = modules else {
+            return Err(Error::Corrupt {
+                key: def.signature(),
+                message: format!("module {sha} is missing"),
+            });
+        };
+        let started = std::time::Instant::now();
+        let module = modules.read(sha)?;
+        let compiled = self.runtime.compile(&module)?;
+        tracing::info!(function = %def.signature(), sha256 = %sha, from = %modules.path().display(),
+            elapsed_ms = started.elapsed().as_millis() as u64, "Wasm module fetched");
+        Ok(compiled)
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionDef, Weak<WasmFunction>>> {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The one [`WasmFunction`] of `def` in this process.
+    pub(crate) fn remember(&self, def: FunctionDef, compiled: Arc<Compiled>) -> Arc<WasmFunction> {
+        let mut versions = self.versions();
+        if let Some(f) = versions.get(&def).and_then(Weak::upgrade) {
+            return f;
+        }
+        versions.retain(|_, f| f.strong_count() > 0);
+        let f = Arc::new(WasmFunction::new(
+            def.clone(),
+            compiled,
+            self.runtime.clone(),
+        ));
+        versions.insert(def, Arc::downgrade(&f));
+        f
+    }
+}
