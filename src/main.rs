@@ -192,9 +192,11 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args.into()).await.map_err(|e| e.to_string()),
-            Command::Scheduler(args) => quiver_scheduler::run(args.listen, &(&args.loss).into())
-                .await
-                .map_err(|e| e.to_string()),
+            Command::Scheduler(args) => {
+                quiver_scheduler::run(args.listen, &(&args.loss).into(), shutdown_signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Command::Executor(args) => quiver_executor::run_process(&args.into())
                 .await
                 .map_err(|e| e.to_string()),

@@ -1,6 +1,8 @@
-//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol against a
-//! real `quiver serve` process; each file gets a fresh server and data
-//! directory. Each file is one test (`cargo nextest run --test slt -- FILTER`);
+//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol twice:
+//! against a real embedded `quiver serve` process (`embedded/...`), and
+//! against a cluster of separate processes — a scheduler, two executors and
+//! a frontend (`cluster/...`). Each run gets fresh processes and a fresh data
+//! directory. Each file and mode is one test (`cargo nextest run --test slt -- FILTER`);
 //! with `QUIVER_SLT_COMPLETE=1` the selected files' expected output is
 //! rewritten from what the server returns (review the diff before committing).
 
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
-use support::QuiverServer;
+use support::{Cluster, QuiverServer};
 use tokio_postgres::SimpleQueryMessage;
 
 /// A sqllogictest connection speaking the simple query protocol, so values
@@ -116,9 +118,30 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
-    let (data, server) = QuiverServer::start_fresh();
-    let conninfo = server.conninfo();
+/// Where a file runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// `quiver serve`: scheduler and executor inside the server.
+    Embedded,
+    /// `quiver scheduler`, two `quiver executor`s, `quiver serve --scheduler`.
+    Cluster,
+}
+
+enum Deployment {
+    Embedded(QuiverServer),
+    Cluster(Cluster),
+}
+
+async fn run_file(path: &Path, mode: Mode, complete: bool) -> Result<(), String> {
+    let data = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let deployment = match mode {
+        Mode::Embedded => Deployment::Embedded(QuiverServer::start(data.path())),
+        Mode::Cluster => Deployment::Cluster(Cluster::start(data.path(), 2)),
+    };
+    let conninfo = match &deployment {
+        Deployment::Embedded(server) => server.conninfo(),
+        Deployment::Cluster(cluster) => cluster.frontend.conninfo(),
+    };
     let mut runner = sqllogictest::Runner::new(move || {
         let conninfo = conninfo.clone();
         async move {
@@ -154,7 +177,10 @@ async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
             .await
             .map_err(|e| e.display(true).to_string())
     };
-    server.stop();
+    match deployment {
+        Deployment::Embedded(server) => server.stop(),
+        Deployment::Cluster(cluster) => cluster.stop(),
+    }
     result
 }
 
@@ -165,19 +191,24 @@ fn main() {
     let mut files = Vec::new();
     slt_files(&root, &mut files);
     assert!(!files.is_empty(), "no .slt files under {}", root.display());
-    let trials = files
+    let trials = [(Mode::Embedded, "embedded"), (Mode::Cluster, "cluster")]
         .into_iter()
-        .map(|file| {
-            let name = file
-                .strip_prefix(&root)
-                .unwrap_or(&file)
-                .display()
-                .to_string();
-            libtest_mimic::Trial::test(name, move || {
-                let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-                runtime
-                    .block_on(run_file(&file, complete))
-                    .map_err(Into::into)
+        // Completing expectations once (embedded) is enough.
+        .filter(|(mode, _)| !complete || *mode == Mode::Embedded)
+        .flat_map(|(mode, prefix)| {
+            let root = &root;
+            files.iter().map(move |file| {
+                let name = format!(
+                    "{prefix}/{}",
+                    file.strip_prefix(root).unwrap_or(file).display()
+                );
+                let file = file.clone();
+                libtest_mimic::Trial::test(name, move || {
+                    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                    runtime
+                        .block_on(run_file(&file, mode, complete))
+                        .map_err(Into::into)
+                })
             })
         })
         .collect();

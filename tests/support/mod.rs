@@ -40,39 +40,62 @@ pub struct QuiverServer {
     pub data_dir: PathBuf,
 }
 
+/// `quiver ARGS`, with the test log level, stdout piped.
+fn quiver(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
+    command
+        .args(args)
+        .env(
+            "QUIVER_LOG",
+            std::env::var("QUIVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Spawns `command` and waits for the stdout line starting with `prefix`;
+/// returns the child and the rest of that line.
+fn spawn_until(mut command: Command, prefix: &str) -> (Child, String) {
+    let mut child = command.spawn().expect("quiver binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    // Keep draining stdout so the child never blocks on it.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return (child, rest.trim().to_string());
+                }
+            }
+            _ => {
+                let status = child.wait().expect("wait for quiver");
+                panic!("quiver exited before printing \"{prefix}\": {status}");
+            }
+        }
+    }
+}
+
 impl QuiverServer {
-    /// Starts a server on `data_dir` and waits until it accepts connections.
+    /// Starts an embedded server on `data_dir` and waits until it accepts
+    /// connections.
     pub fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts a server with extra `quiver serve` flags.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut command = quiver(&["serve", "--listen", "127.0.0.1:0"]);
+        command
+            .arg("--data-dir")
             .arg(data_dir)
             .arg("--function-dir")
             .arg(guest_dir())
-            .env(
-                "QUIVER_LOG",
-                std::env::var("QUIVER_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("quiver binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
+            .args(extra);
         // The server prints one line once it accepts connections:
         // "quiver: listening on 127.0.0.1:PORT".
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("quiver: listening on ") {
-                        break addr.trim().to_string();
-                    }
-                }
-                _ => {
-                    let status = child.wait().expect("wait for quiver");
-                    panic!("quiver exited before listening: {status}");
-                }
-            }
-        };
+        let (child, addr) = spawn_until(command, "quiver: listening on ");
         Self {
             child: Some(child),
             addr,
@@ -124,26 +147,167 @@ impl QuiverServer {
 
     /// Stops the server with SIGTERM and waits for a clean exit.
     pub fn stop(mut self) {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "SIGTERM delivered");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                assert!(
-                    status.success(),
-                    "quiver exits cleanly on SIGTERM: {status}"
-                );
-                return;
-            }
+        terminate(self.child.take().expect("running"));
+    }
+}
+
+/// SIGTERM, then waits for a clean exit.
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "SIGTERM delivered");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(
+                status.success(),
+                "quiver exits cleanly on SIGTERM: {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quiver did not stop within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free loopback port (for executors, which bind the ports they are given).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A cluster of separate processes on loopback: `quiver scheduler`, some
+/// `quiver executor`s and a `quiver serve --scheduler` frontend. Executors
+/// are declared lost after 3 s of silence.
+pub struct Cluster {
+    scheduler: Option<Child>,
+    pub scheduler_addr: String,
+    executors: Vec<Option<Child>>,
+    work: tempfile::TempDir,
+    pub frontend: QuiverServer,
+}
+
+impl Cluster {
+    /// Starts a scheduler, `executors` executors (one slot each) and a
+    /// frontend on `data_dir`.
+    pub fn start(data_dir: &Path, executors: usize) -> Self {
+        let (scheduler, scheduler_addr) = spawn_until(
+            quiver(&[
+                "scheduler",
+                "--listen",
+                "127.0.0.1:0",
+                "--executor-timeout",
+                "3",
+                "--no-executors-grace",
+                "3",
+            ]),
+            "quiver: scheduler listening on ",
+        );
+        let mut cluster = Self {
+            scheduler: Some(scheduler),
+            scheduler_addr,
+            executors: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
+            frontend: QuiverServer {
+                child: None,
+                addr: String::new(),
+                data_dir: data_dir.to_path_buf(),
+            },
+        };
+        for _ in 0..executors {
+            cluster.add_executor();
+        }
+        cluster.frontend =
+            QuiverServer::start_with(data_dir, &["--scheduler", &cluster.scheduler_addr]);
+        cluster
+    }
+
+    /// A cluster on a fresh temporary data directory, which lives as long
+    /// as the returned guard.
+    pub fn start_fresh(executors: usize) -> (tempfile::TempDir, Self) {
+        let data = tempfile::tempdir().expect("tempdir");
+        let cluster = Self::start(data.path(), executors);
+        (data, cluster)
+    }
+
+    /// Starts one more executor and waits until it has registered (its
+    /// Flight port opens after registration). Returns its index.
+    pub fn add_executor(&mut self) -> usize {
+        let index = self.executors.len();
+        let port = free_port();
+        let work = self.work.path().join(format!("executor-{index}"));
+        let mut command = quiver(&[
+            "executor",
+            "--scheduler",
+            &self.scheduler_addr,
+            "--port",
+            &port.to_string(),
+            "--grpc-port",
+            &free_port().to_string(),
+            "--slots",
+            "1",
+            "--heartbeat",
+            "1",
+        ]);
+        command.arg("--work-dir").arg(work);
+        let (child, _) = spawn_until(command, "quiver: executor ");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "quiver did not stop within 30 s of SIGTERM"
+                "executor {index} did not start within 60 s"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.executors.push(Some(child));
+        index
+    }
+
+    /// Kills executor `index` with SIGKILL: no goodbye to the scheduler.
+    pub fn kill_executor(&mut self, index: usize) {
+        let mut child = self.executors[index].take().expect("executor running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+
+    /// Stops every process with SIGTERM, frontend first.
+    pub fn stop(mut self) {
+        std::mem::replace(
+            &mut self.frontend,
+            QuiverServer {
+                child: None,
+                addr: String::new(),
+                data_dir: PathBuf::new(),
+            },
+        )
+        .stop();
+        for executor in self.executors.iter_mut().filter_map(Option::take) {
+            terminate(executor);
+        }
+        if let Some(scheduler) = self.scheduler.take() {
+            terminate(scheduler);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self
+            .executors
+            .iter_mut()
+            .chain(std::iter::once(&mut self.scheduler))
+            .filter_map(Option::take)
+        {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

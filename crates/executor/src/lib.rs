@@ -8,6 +8,7 @@ use std::time::Duration;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
 
@@ -43,7 +44,8 @@ pub struct ExecutorOptions {
     pub grpc_port: u16,
     /// Tasks run at once.
     pub slots: usize,
-    /// Shuffle files and the compiled-Wasm cache.
+    /// Shuffle files (`shuffle/`), spill files (`spill/`) and, for
+    /// `quiver executor`, compiled Wasm (`wasm-cache/`).
     pub work_dir: PathBuf,
     /// How often the executor tells the scheduler it is alive.
     pub heartbeat: Duration,
@@ -80,12 +82,15 @@ impl ExecutorOptions {
                     self.scheduler
                 ))
             })?;
-        std::fs::create_dir_all(&self.work_dir).map_err(|e| {
-            Error::Setup(format!(
-                "cannot create work directory {}: {e}",
-                self.work_dir.display()
-            ))
-        })?;
+        // Ballista removes every directory in its work directory when it
+        // stops: shuffle files get one of their own.
+        let shuffle = self.work_dir.join("shuffle");
+        let spill = self.work_dir.join("spill");
+        for dir in [&shuffle, &spill] {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Setup(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
         Ok(ExecutorProcessConfig {
             bind_host: self.bind_host.clone(),
             external_host: Some(
@@ -101,7 +106,14 @@ impl ExecutorOptions {
             scheduler_connect_timeout_seconds: 30,
             vcores: self.slots.max(1),
             task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
-            work_dir: Some(self.work_dir.to_string_lossy().into_owned()),
+            work_dir: Some(shuffle.to_string_lossy().into_owned()),
+            override_runtime_producer: Some(Arc::new(move |_| {
+                Ok(Arc::new(
+                    RuntimeEnvBuilder::new()
+                        .with_temp_file_path(spill.clone())
+                        .build()?,
+                ))
+            })),
             job_data_clean_up_interval_seconds: 300,
             job_data_ttl_seconds: 3600,
             executor_heartbeat_interval_seconds: self.heartbeat.as_secs().max(1),

@@ -201,7 +201,7 @@ fn session_config() -> SessionConfig {
         .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(false);
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-    config
+    quiver_scheduler::job_settings(config)
 }
 
 /// The frontend's runtime. Listing results are not cached: tables change
