@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cluster;
 mod extended;
 mod names;
 mod psql;

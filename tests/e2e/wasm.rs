@@ -166,6 +166,13 @@ async fn functions_and_their_compiled_code_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_query_keeps_the_version_it_was_planned_with() {
     let (_data, server) = QuiverServer::start_fresh();
+    keeps_version_while_replaced(&server).await;
+    server.stop();
+}
+
+/// `CREATE OR REPLACE FUNCTION` while a query runs: the query finishes with
+/// the version it was planned with; the next one uses the new version.
+pub(crate) async fn keeps_version_while_replaced(server: &QuiverServer) {
     let client = server.connect().await;
     // slow(x) = x + 1 after a busy loop of a few milliseconds.
     let slow = |add: u32| {
@@ -195,6 +202,4 @@ async fn a_running_query_keeps_the_version_it_was_planned_with() {
         one(&client, "SELECT sum(slow(x)) FROM t").await,
         Some((sum + 800).to_string())
     );
-    drop(client);
-    server.stop();
 }

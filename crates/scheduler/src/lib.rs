@@ -1,5 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod status;
+
+pub use status::{ExecutorStatus, executors};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +34,9 @@ pub enum Error {
     /// The Wasm runtime could not start.
     #[error("{0}")]
     Wasm(#[from] quiver_udf_registry::Error),
+    /// The scheduler's status could not be read.
+    #[error("{0}")]
+    Status(String),
 }
 
 /// Result of scheduler operations.

@@ -261,6 +261,9 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         ("exceeded its memory limit", "53200", None),
         ("exceeded the stack depth limit", "54001", None),
         ("Wasm function ", "38000", None),
+        // Every executor was lost and none joined within the grace period:
+        // retry once one is back.
+        ("no executors remain", "57P03", None),
     ];
     let (code, text) = KNOWN
         .iter()

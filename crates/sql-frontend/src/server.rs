@@ -29,6 +29,7 @@ use quiver_scheduler::SchedulerOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
 
+use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
 use crate::handler::Connection;
 use crate::parse::SqlParser;
@@ -236,6 +237,10 @@ impl Engine {
         system.register_table(
             "functions".to_string(),
             Arc::new(FunctionsTable::new(registry.clone())),
+        )?;
+        system.register_table(
+            "executors".to_string(),
+            Arc::new(ExecutorsTable::new(scheduler.clone())),
         )?;
         database.register_schema(SYSTEM_SCHEMA, system)?;
 

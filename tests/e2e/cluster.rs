@@ -1,0 +1,130 @@
+//! A real cluster — `quiver scheduler`, `quiver executor`s and `quiver serve
+//! --scheduler`, separate processes on loopback — running Wasm functions,
+//! losing executors and gaining new ones.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Cluster, one, rows};
+
+/// `slow(x)` = x + 1 after a busy loop of a few milliseconds (a core module).
+const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '1min' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
+
+/// `wgcd(a, b)`: a component from the example guests, fetched by executors
+/// from the module directory.
+const WGCD: &str = "CREATE FUNCTION wgcd(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE AS 'quiver_example_functions.wasm', 'gcd'";
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
+}
+
+/// A table of `files` Parquet files of `per_file` rows each: x = 1..=n.
+async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
+    client
+        .batch_execute("CREATE TABLE t (x BIGINT)")
+        .await
+        .expect("create");
+    for f in 0..files {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO t SELECT value FROM generate_series({}, {})",
+                f * per_file + 1,
+                (f + 1) * per_file
+            ))
+            .await
+            .expect("insert");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_survives_a_killed_executor_with_exact_results() {
+    let (_data, mut cluster) = Cluster::start_fresh(2);
+    let client = cluster.frontend.connect().await;
+    numbers(&client, 8, 400).await;
+    client.batch_execute(SLOW).await.expect("slow");
+    client.batch_execute(WGCD).await.expect("wgcd");
+    let sql = "SELECT count(*), sum(slow(x)), sum(wgcd(slow(x), 6)) FROM t";
+    let n = 3200i64;
+    let expected = vec![vec![
+        Some(n.to_string()),
+        Some((1..=n).map(|x| x + 1).sum::<i64>().to_string()),
+        Some((1..=n).map(|x| gcd(x + 1, 6)).sum::<i64>().to_string()),
+    ]];
+    // Once undisturbed: both executors compile the modules.
+    assert_eq!(rows(&client, sql).await, expected);
+    let started = Instant::now();
+    assert_eq!(rows(&client, sql).await, expected);
+    let undisturbed = started.elapsed();
+
+    let runner = cluster.frontend.connect().await;
+    let running = tokio::spawn(async move { rows(&runner, sql).await });
+    tokio::time::sleep(undisturbed / 3).await;
+    cluster.kill_executor(0);
+    assert!(
+        !running.is_finished(),
+        "the executor died in the middle of the query (undisturbed: {undisturbed:?})"
+    );
+    let killed = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .expect("the query finishes after losing an executor")
+        .expect("query task");
+    assert_eq!(result, expected, "no row lost or counted twice");
+    eprintln!(
+        "undisturbed {undisturbed:?}; finished {:?} after the kill",
+        killed.elapsed()
+    );
+
+    // The cluster keeps serving on the executor that is left.
+    assert_eq!(rows(&client, sql).await, expected);
+    drop(client);
+    cluster.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_that_joins_later_runs_functions_created_before_it() {
+    let (_data, mut cluster) = Cluster::start_fresh(1);
+    let client = cluster.frontend.connect().await;
+    numbers(&client, 2, 50).await;
+    client.batch_execute(WGCD).await.expect("wgcd");
+    let sql = "SELECT sum(wgcd(x, 12)) FROM t";
+    let expected = Some((1..=100).map(|x| gcd(x, 12)).sum::<i64>().to_string());
+    assert_eq!(one(&client, sql).await, expected);
+
+    // A new executor joins and the first one goes away: only the newcomer,
+    // which never saw CREATE FUNCTION, is left to run the function.
+    cluster.add_executor();
+    cluster.kill_executor(0);
+    assert_eq!(one(&client, sql).await, expected);
+    assert_eq!(
+        one(&client, "SELECT count(*) FROM quiver.executors").await,
+        Some("1".into())
+    );
+
+    // With no executor at all, queries fail with a clear error, not a hang.
+    cluster.kill_executor(1);
+    let started = Instant::now();
+    let error = client
+        .simple_query(sql)
+        .await
+        .expect_err("no executor can run it");
+    let db = error.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "57P03", "{}", db.message());
+    assert!(db.message().contains("executors"), "{}", db.message());
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // A new executor brings the cluster back.
+    cluster.add_executor();
+    assert_eq!(one(&client, sql).await, expected);
+    drop(client);
+    cluster.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_query_keeps_the_version_it_was_planned_with_on_a_cluster() {
+    let (_data, cluster) = Cluster::start_fresh(2);
+    crate::wasm::keeps_version_while_replaced(&cluster.frontend).await;
+    cluster.stop();
+}
