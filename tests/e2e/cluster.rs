@@ -128,3 +128,67 @@ async fn a_running_query_keeps_the_version_it_was_planned_with_on_a_cluster() {
     crate::wasm::keeps_version_while_replaced(&cluster.frontend).await;
     cluster.stop();
 }
+
+/// How many sessions have temporary tables staged (a directory each).
+fn temp_sessions(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("temp")).map_or(0, |entries| entries.count())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_tables_belong_to_their_session() {
+    let (data, mut cluster) = Cluster::start_fresh(2);
+    let setup = cluster.frontend.connect().await;
+    numbers(&setup, 4, 25).await;
+    client_sees(&setup, "SELECT count(*) FROM t", "100").await;
+
+    // Two sessions at once, each with its own `picked` from the same query
+    // shape, and a persistent table neither of them shadows.
+    let first = cluster.frontend.connect().await;
+    let second = cluster.frontend.connect().await;
+    let (a, b) = tokio::join!(
+        first.batch_execute("CREATE TEMP TABLE picked AS SELECT x FROM t WHERE x % 2 = 0"),
+        second.batch_execute("CREATE TEMP TABLE picked AS SELECT x FROM t WHERE x % 5 = 0"),
+    );
+    a.expect("first session's temp table");
+    b.expect("second session's temp table");
+    client_sees(&first, "SELECT count(*) FROM picked", "50").await;
+    client_sees(&second, "SELECT count(*) FROM picked", "20").await;
+    client_sees(
+        &first,
+        "SELECT count(*) FROM t JOIN picked p ON t.x = p.x WHERE t.x > 90",
+        "5",
+    )
+    .await;
+    let error = setup
+        .simple_query("SELECT * FROM picked")
+        .await
+        .expect_err("other sessions do not see it");
+    assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+    assert_eq!(temp_sessions(data.path()), 2, "staged as files");
+
+    // The session ends: its staged files go with it.
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while temp_sessions(data.path()) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "a closed session's temp files remain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client_sees(&first, "SELECT count(*) FROM picked", "50").await;
+
+    // The frontend crashes (SIGKILL) with a session holding a temporary
+    // table: the next start removes the orphaned files.
+    assert_eq!(temp_sessions(data.path()), 1);
+    cluster.restart_frontend();
+    assert_eq!(temp_sessions(data.path()), 0, "removed at start-up");
+    let client = cluster.frontend.connect().await;
+    client_sees(&client, "SELECT count(*) FROM t", "100").await;
+    drop((first, setup, client));
+    cluster.stop();
+}
+
+async fn client_sees(client: &tokio_postgres::Client, sql: &str, expected: &str) {
+    assert_eq!(one(client, sql).await.as_deref(), Some(expected), "{sql}");
+}

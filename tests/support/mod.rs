@@ -272,6 +272,17 @@ impl Cluster {
         index
     }
 
+    /// Kills the frontend with SIGKILL and starts it again on its data
+    /// directory.
+    pub fn restart_frontend(&mut self) {
+        let data_dir = self.frontend.data_dir.clone();
+        if let Some(mut child) = self.frontend.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+        }
+        self.frontend = QuiverServer::start_with(&data_dir, &["--scheduler", &self.scheduler_addr]);
+    }
+
     /// Kills executor `index` with SIGKILL: no goodbye to the scheduler.
     pub fn kill_executor(&mut self, index: usize) {
         let mut child = self.executors[index].take().expect("executor running");

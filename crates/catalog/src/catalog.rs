@@ -14,6 +14,7 @@ use datafusion::logical_expr::CreateExternalTable;
 
 use crate::store::{MetaStore, TABLES_CF};
 use crate::table::{external_table, managed_table, replay_external};
+use crate::temp::TempTables;
 use crate::{Error, Result, TableEntry, TableKind};
 
 /// The schema every persistent table lives in.
@@ -24,6 +25,7 @@ pub const DEFAULT_SCHEMA: &str = "public";
 pub struct Catalog {
     store: Arc<MetaStore>,
     tables_dir: PathBuf,
+    temp_dir: PathBuf,
     tables: RwLock<BTreeMap<String, Loaded>>,
     /// Serialises DDL so that check-then-write sequences are atomic.
     ddl: tokio::sync::Mutex<()>,
@@ -48,7 +50,8 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// Opens the catalog of `data_dir`, whose metadata is in `store`: rebuilds
     /// every stored table with `state` (external tables are replayed through
-    /// its table factories), and removes table directories no entry points at.
+    /// its table factories), and removes table directories no entry points at
+    /// and temporary tables sessions of an earlier run left behind.
     pub async fn open(
         store: Arc<MetaStore>,
         data_dir: &Path,
@@ -56,9 +59,14 @@ impl Catalog {
     ) -> Result<Self> {
         let tables_dir = data_dir.join("tables");
         std::fs::create_dir_all(&tables_dir).map_err(|e| Error::io(&tables_dir, e))?;
+        let temp_dir = crate::temp::temp_root(data_dir);
+        if temp_dir.exists() {
+            std::fs::remove_dir_all(&temp_dir).map_err(|e| Error::io(&temp_dir, e))?;
+        }
         let catalog = Self {
             store,
             tables_dir,
+            temp_dir,
             tables: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
         };
@@ -126,6 +134,12 @@ impl Catalog {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
         self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new, empty set of temporary tables for the session `session_id`
+    /// (removed with it).
+    pub fn temp_tables(&self, session_id: &str) -> TempTables {
+        TempTables::new(self.temp_dir.join(session_id))
     }
 
     /// Every stored table, in name order.

@@ -4,8 +4,10 @@ mod catalog;
 mod error;
 mod store;
 mod table;
+mod temp;
 
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
 pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 pub use table::{TableEntry, TableKind};
+pub use temp::{SessionSchema, TempTables};

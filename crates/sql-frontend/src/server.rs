@@ -23,7 +23,7 @@ use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use pgwire::api::RandomPidSecretKeyGenerator;
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore};
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore, SessionSchema};
 use quiver_executor::ExecutorOptions;
 use quiver_scheduler::SchedulerOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
@@ -181,7 +181,13 @@ impl Server {
                             continue;
                         }
                     };
-                    let connection = Arc::new(self.engine.connection());
+                    let connection = match self.engine.connection() {
+                        Ok(connection) => Arc::new(connection),
+                        Err(e) => {
+                            tracing::error!(%peer, error = %e, "cannot set up a session");
+                            continue;
+                        }
+                    };
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
                         if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
@@ -282,16 +288,43 @@ impl Engine {
         })
     }
 
-    /// A new connection with its own session.
-    fn connection(&self) -> Connection {
+    /// A new connection with its own session: its own temporary tables in
+    /// front of the shared `public` schema, everything else shared.
+    fn connection(&self) -> Result<Connection> {
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let temp = Arc::new(self.catalog.temp_tables(&session_id));
+        let shared = self
+            .template
+            .catalog_list()
+            .catalog(DATABASE)
+            .ok_or_else(|| Error::Internal(format!("database {DATABASE} is missing")))?;
+        let database = MemoryCatalogProvider::new();
+        for schema in shared.schema_names() {
+            let provider = if schema == DEFAULT_SCHEMA {
+                Arc::new(SessionSchema::new(temp.clone(), self.catalog.clone()))
+            } else {
+                shared
+                    .schema(&schema)
+                    .ok_or_else(|| Error::Internal(format!("schema {schema} vanished")))?
+            };
+            database.register_schema(&schema, provider)?;
+        }
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(DATABASE.to_string(), Arc::new(database));
         let state = SessionStateBuilder::new_from_existing(self.template.clone())
-            .with_session_id(uuid::Uuid::new_v4().to_string())
+            .with_session_id(session_id)
+            .with_catalog_list(Arc::new(catalogs))
             .build();
         let session = Session::new(
             SessionContext::new_with_state(state),
             self.catalog.clone(),
+            temp,
             self.functions.clone(),
         );
-        Connection::new(session, self.parser.clone(), self.pids.clone())
+        Ok(Connection::new(
+            session,
+            self.parser.clone(),
+            self.pids.clone(),
+        ))
     }
 }

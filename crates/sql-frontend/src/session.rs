@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
     CopySource, CopyTarget, Expr, Ident, ObjectName, Set, Statement, Value,
 };
 use futures::TryStreamExt;
-use quiver_catalog::Catalog;
+use quiver_catalog::{Catalog, TempTables};
 
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
@@ -86,6 +86,8 @@ impl From<Completion> for Outcome {
 pub struct Session {
     ctx: SessionContext,
     catalog: Arc<Catalog>,
+    /// This session's temporary tables (also in `ctx`'s `public` schema).
+    temp: Arc<TempTables>,
     functions: Arc<Functions>,
     registered: SessionFunctions,
     settings: Mutex<Settings>,
@@ -96,11 +98,13 @@ impl Session {
     pub(crate) fn new(
         ctx: SessionContext,
         catalog: Arc<Catalog>,
+        temp: Arc<TempTables>,
         functions: Arc<Functions>,
     ) -> Self {
         Self {
             ctx,
             catalog,
+            temp,
             functions,
             registered: SessionFunctions::default(),
             settings: Mutex::new(Settings::default()),
@@ -172,13 +176,26 @@ impl Session {
         }
     }
 
-    async fn plan_and_run(&self, statement: DfStatement) -> Result<Outcome> {
+    async fn plan_and_run(&self, mut statement: DfStatement) -> Result<Outcome> {
         // An external table's definition is stored as its statement's text.
         let definition =
             matches!(statement, DfStatement::CreateExternalTable(_)).then(|| statement.to_string());
+        // DataFusion's planner refuses CREATE TEMPORARY TABLE: plan it as a
+        // table and mark the plan temporary again.
+        let mut temporary = false;
+        if let DfStatement::Statement(s) = &mut statement
+            && let Statement::CreateTable(create) = s.as_mut()
+        {
+            temporary = std::mem::take(&mut create.temporary);
+        }
         let names = crate::names::statement_names(&statement);
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut create)) => {
+                create.temporary |= temporary;
+                self.ddl(DdlStatement::CreateMemoryTable(create), definition)
+                    .await
+            }
             LogicalPlan::Ddl(ddl) => self.ddl(ddl, definition).await,
             plan => self.run_plan(plan, names).await,
         }
@@ -275,11 +292,6 @@ impl Session {
     async fn ddl(&self, ddl: DdlStatement, definition: Option<String>) -> Result<Outcome> {
         match ddl {
             DdlStatement::CreateMemoryTable(create) => {
-                if create.temporary {
-                    return Err(Error::FeatureNotSupported(
-                        "temporary tables are not supported yet".into(),
-                    ));
-                }
                 if !create.column_defaults.is_empty() {
                     return Err(Error::FeatureNotSupported(
                         "column DEFAULT values are not supported yet".into(),
@@ -299,14 +311,21 @@ impl Session {
                             .collect::<Vec<_>>(),
                     );
                 }
-                if create.or_replace {
-                    self.catalog.drop_table(&name, true).await?;
-                }
-                let Some(provider) = self
-                    .catalog
-                    .create_table(&name, Arc::new(schema), create.if_not_exists)
-                    .await?
-                else {
+                let schema = Arc::new(schema);
+                let created = if create.temporary {
+                    if create.or_replace {
+                        self.temp.drop_table(&name);
+                    }
+                    self.temp.create(&name, schema, create.if_not_exists)?
+                } else {
+                    if create.or_replace {
+                        self.catalog.drop_table(&name, true).await?;
+                    }
+                    self.catalog
+                        .create_table(&name, schema, create.if_not_exists)
+                        .await?
+                };
+                let Some(provider) = created else {
                     return Ok(Completion::tag("CREATE TABLE")
                         .with_notice(Some(format!(
                             "relation \"{name}\" already exists, skipping"
@@ -327,7 +346,9 @@ impl Session {
                     Ok(count) => Ok(Completion::tag(format!("SELECT {count}")).into()),
                     Err(e) => {
                         // CREATE TABLE AS is all or nothing.
-                        if let Err(drop) = self.catalog.drop_table(&name, true).await {
+                        if create.temporary {
+                            self.temp.drop_table(&name);
+                        } else if let Err(drop) = self.catalog.drop_table(&name, true).await {
                             tracing::error!(table = %name, error = %drop, "could not drop a failed CREATE TABLE AS");
                         }
                         Err(e)
@@ -350,7 +371,9 @@ impl Session {
             }
             DdlStatement::DropTable(drop) => {
                 let name = self.catalog.table_name(&drop.name)?;
-                let dropped = self.catalog.drop_table(&name, drop.if_exists).await?;
+                // A temporary table hides a persistent one of the same name.
+                let dropped = self.temp.drop_table(&name)
+                    || self.catalog.drop_table(&name, drop.if_exists).await?;
                 Ok(Completion::tag("DROP TABLE")
                     .with_notice(
                         (!dropped).then(|| format!("table \"{name}\" does not exist, skipping")),
