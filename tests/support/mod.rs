@@ -187,7 +187,7 @@ fn free_port() -> u16 {
 /// `quiver executor`s and a `quiver serve --scheduler` frontend. Executors
 /// are declared lost after 6 s without a heartbeat (they send one a second;
 /// less than that and a busy 2-core machine delays heartbeats enough to
-/// lose healthy executors); with none left, queries fail after 3 s.
+/// lose healthy executors); with none left, queries fail 6 s later.
 pub struct Cluster {
     scheduler: Option<Child>,
     pub scheduler_addr: String,
@@ -208,7 +208,7 @@ impl Cluster {
                 "--executor-timeout",
                 "6",
                 "--no-executors-grace",
-                "3",
+                "6",
             ]),
             "quiver: scheduler listening on ",
         );
