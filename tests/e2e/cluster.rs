@@ -192,3 +192,31 @@ async fn temporary_tables_belong_to_their_session() {
 async fn client_sees(client: &tokio_postgres::Client, sql: &str, expected: &str) {
     assert_eq!(one(client, sql).await.as_deref(), Some(expected), "{sql}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_analyze_shows_the_stages_the_executors_ran() {
+    let (_data, cluster) = Cluster::start_fresh(2);
+    let client = cluster.frontend.connect().await;
+    numbers(&client, 2, 50).await;
+    client.batch_execute(WGCD).await.expect("wgcd");
+    let plan: String = rows(
+        &client,
+        "EXPLAIN ANALYZE SELECT x % 3, sum(wgcd(x, 4)) FROM t GROUP BY 1",
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n");
+    for expected in [
+        "SuccessfulStage[stage_id=1",
+        "output_rows=",
+        "elapsed_compute=",
+        "wgcd(",
+    ] {
+        assert!(plan.contains(expected), "{expected} missing from:\n{plan}");
+    }
+    drop(client);
+    cluster.stop();
+}

@@ -181,14 +181,25 @@ async fn main() {
             .args(["dev", "guests"])
             .output()
             .expect("./dev guests");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim())
+        PathBuf::from(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim(),
+        )
     });
-    let rows: u64 = args.next().and_then(|r| r.parse().ok()).unwrap_or(2_000_000);
+    let rows: u64 = args
+        .next()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2_000_000);
     let heavy = "SELECT sum(length(sha(x::text))) FROM t";
     println!("rows: {rows}; heavy query: `{heavy}` (best of {RUNS}, after one warm-up run)");
     println!("small query: `SELECT count(*) FROM small` over 1,000 rows, {SMALL_RUNS} runs");
     println!();
-    println!("| deployment | heavy (ms) | small: median (ms) | small: min (ms) | `SELECT 1` median (ms) |");
+    println!(
+        "| deployment | heavy (ms) | small: median (ms) | small: min (ms) | `SELECT 1` median (ms) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for which in 0..3 {
         let deployment = match which {
