@@ -14,9 +14,10 @@ use ballista_core::utils::default_session_builder;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
+use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule, WasmRuntime};
 use tokio::net::TcpListener;
 
 /// Errors of the scheduler crate.
@@ -73,6 +74,15 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
     base.set_str("ballista.planner.adaptive.enabled", "false")
 }
 
+/// The session a job is planned in: Ballista's, plus the rule that measures
+/// Wasm functions for `EXPLAIN ANALYZE`.
+fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+    let state = default_session_builder(config)?;
+    Ok(SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rule(Arc::new(WasmMetricsRule))
+        .build())
+}
+
 /// Seconds, at least one (Ballista counts whole seconds).
 fn seconds(d: Duration) -> u64 {
     d.as_secs().max(1)
@@ -110,7 +120,7 @@ impl Scheduler {
             .with_finished_job_data_clean_up_interval_seconds(60)
             .with_finished_job_state_clean_up_interval_seconds(300)
             .with_override_config_producer(Arc::new(move || session.clone()))
-            .with_override_session_builder(Arc::new(default_session_builder));
+            .with_override_session_builder(Arc::new(job_session));
         config.bind_host = local.ip().to_string();
         config.executor_timeout_seconds = seconds(options.executor_timeout);
         config.expire_dead_executor_interval_seconds = 1;

@@ -29,8 +29,12 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 
 use crate::definition::{FunctionDef, Limits};
 use crate::loader::FunctionLoader;
+use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
 use crate::udf::WasmScalarUdf;
+
+/// The whole encoding of a [`WasmMetricsExec`] (its input travels as a child).
+const METRICS_EXEC: &[u8] = b"quiver-wasm-metrics/1";
 
 /// Marks a function reference written by these codecs.
 const MAGIC: &[u8] = b"quiver-wasm-udf/2\n";
@@ -229,6 +233,15 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if buf == METRICS_EXEC {
+            let [input] = inputs else {
+                return Err(exec_datafusion_err!(
+                    "WasmMetricsExec has one input, got {}",
+                    inputs.len()
+                ));
+            };
+            return Ok(Arc::new(WasmMetricsExec::new(input.clone())));
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -238,6 +251,10 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if node.is::<WasmMetricsExec>() {
+            buf.extend_from_slice(METRICS_EXEC);
+            return Ok(());
+        }
         self.inner.try_encode(node, buf, proto_converter)
     }
 

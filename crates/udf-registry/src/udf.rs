@@ -3,6 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, plan_err};
@@ -237,7 +238,9 @@ impl ScalarUDFImpl for WasmScalarUdf {
         if constant && f.def().volatility != Volatility::Volatile {
             // Same arguments for every row: compute once.
             let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+            let started = Instant::now();
             let result = f.invoke(&arrays, &sql_types, 1)?;
+            crate::metrics::record(&self.name, 1, started.elapsed());
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
                 &result, 0,
             )?));
@@ -248,7 +251,9 @@ impl ScalarUDFImpl for WasmScalarUdf {
             .iter()
             .map(|a| a.to_array(rows))
             .collect::<Result<Vec<_>>>()?;
+        let started = Instant::now();
         let result = f.invoke(&arrays, &sql_types, rows)?;
+        crate::metrics::record(&self.name, rows, started.elapsed());
         Ok(ColumnarValue::Array(result))
     }
 }
