@@ -58,7 +58,10 @@ fn spawn(args: &[&str], prefix: &str) -> (Child, String) {
                     return (child, rest.trim().to_string());
                 }
             }
-            _ => panic!("quiver {args:?} exited before printing {prefix:?}"),
+            _ => {
+                let status = child.wait();
+                panic!("quiver {args:?} exited before printing {prefix:?}: {status:?}")
+            }
         }
     }
 }

@@ -103,10 +103,10 @@ impl TempTables {
 
 impl Drop for TempTables {
     fn drop(&mut self) {
-        if self.dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a session's temporary tables");
-            }
+        if self.dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a session's temporary tables");
         }
     }
 }
