@@ -82,6 +82,16 @@ impl ExecutorOptions {
                     self.scheduler
                 ))
             })?;
+        let unspecified = self
+            .bind_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if unspecified && self.external_host.is_none() {
+            return Err(Error::Setup(format!(
+                "binding to {} needs --external-host: the name or address other machines reach this executor by",
+                self.bind_host
+            )));
+        }
         // Ballista removes every directory in its work directory when it
         // stops: shuffle files get one of their own.
         let shuffle = self.work_dir.join("shuffle");
@@ -134,15 +144,6 @@ fn free_port() -> Result<u16> {
         .map_err(|e| Error::Setup(format!("no free port on 127.0.0.1: {e}")))
 }
 
-/// Runs an executor until it is stopped (Ctrl-C, SIGTERM, or the
-/// scheduler). Task plans are decoded with `codecs`; tasks run with
-/// sessions built from `session` plus each job's settings.
-pub async fn run(options: &ExecutorOptions, session: SessionConfig, codecs: Codecs) -> Result<()> {
-    let config = options.process_config(session, codecs)?;
-    start_executor_process(Arc::new(config)).await?;
-    Ok(())
-}
-
 /// Starts an executor inside this process (the embedded mode of `quiver
 /// serve`) and returns once it accepts work.
 pub async fn start_embedded(
@@ -185,9 +186,12 @@ pub async fn run_process(options: &ExecutorOptions) -> Result<()> {
         ..RuntimeConfig::default()
     })?);
     let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
+    let config = options.process_config(SessionConfig::new_with_ballista(), codecs)?;
     println!(
         "quiver: executor {}:{} joining scheduler {}",
         options.bind_host, options.flight_port, options.scheduler
     );
-    run(options, SessionConfig::new_with_ballista(), codecs).await
+    // Runs until Ctrl-C, SIGTERM, or the scheduler stops it.
+    start_executor_process(Arc::new(config)).await?;
+    Ok(())
 }
