@@ -246,6 +246,18 @@ fn execution_sqlstate(message: &str) -> &'static str {
 /// error's type does not cross the scheduler's gRPC status. This recovers the
 /// SQLSTATE and a PostgreSQL-style message from that text.
 fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
+    if message.starts_with("tonic::transport::Error") {
+        // The frontend could not reach the scheduler (it is down, or not
+        // started yet): try again once it is up.
+        let reason = message
+            .split_once("message: \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("the connection failed", |(reason, _)| reason);
+        return Some((
+            "57P03",
+            format!("cannot reach the Ballista scheduler: {reason}"),
+        ));
+    }
     let (_, cause) = message.strip_prefix("Job ")?.split_once(" failed: ")?;
     let cause = cause
         .split_once("execution error: ")
@@ -370,6 +382,15 @@ mod tests {
             "Job 0B failed: Task failed due to runtime execution error: DataFusionError(Execution(\"guest \\\"f\\\" trapped\"))".into(),
         );
         assert_eq!(Error::from(e).to_string(), "guest \"f\" trapped");
+        let (code, message) = ballista_job_failure(
+            r#"tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })))"#,
+        )
+        .expect("an unreachable scheduler");
+        assert_eq!(code, "57P03");
+        assert_eq!(
+            message,
+            "cannot reach the Ballista scheduler: Connection refused"
+        );
         let (code, message) = ballista_job_failure(
             "Job 0C failed: Task failed due to runtime execution error: DataFusionError(Shared(External(DataFusionError(External(Wasm function f(bigint) failed at row 3: cannot divide 1 by 0)))))",
         )
