@@ -217,6 +217,11 @@ async fn explain_analyze_shows_the_stages_the_executors_ran() {
     ] {
         assert!(plan.contains(expected), "{expected} missing from:\n{plan}");
     }
+    assert_eq!(
+        plan.matches("WasmMetricsExec").count(),
+        1,
+        "only the operator that calls the function is measured:\n{plan}"
+    );
     drop(client);
     cluster.stop();
 }

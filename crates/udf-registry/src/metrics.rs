@@ -26,6 +26,7 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateInputMode};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
@@ -76,6 +77,14 @@ impl Sink {
 /// The Wasm functions `plan`'s own expressions call, by name.
 fn wasm_functions(plan: &dyn ExecutionPlan) -> Vec<String> {
     let mut names = Vec::new();
+    // An aggregate that merges partial states names its arguments'
+    // expressions but never evaluates them.
+    if plan
+        .downcast_ref::<AggregateExec>()
+        .is_some_and(|a| a.mode().input_mode() == AggregateInputMode::Partial)
+    {
+        return names;
+    }
     let _ = plan.apply_expressions(&mut |root: &Arc<dyn PhysicalExpr>| {
         root.apply(|expr| {
             if let Some(call) = expr.downcast_ref::<ScalarFunctionExpr>()
