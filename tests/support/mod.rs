@@ -185,9 +185,9 @@ fn free_port() -> u16 {
 
 /// A cluster of separate processes on loopback: `quiver scheduler`, some
 /// `quiver executor`s and a `quiver serve --scheduler` frontend. Executors
-/// are declared lost after 6 s without a heartbeat (they send one a second;
-/// less than that and a busy 2-core machine delays heartbeats enough to
-/// lose healthy executors); with none left, queries fail 6 s later.
+/// are declared lost after 10 s without a heartbeat (they send one a second;
+/// much less than that and a busy 2-core machine delays heartbeats enough to
+/// lose healthy executors); with none left, queries fail 10 s later.
 pub struct Cluster {
     scheduler: Option<Child>,
     pub scheduler_addr: String,
@@ -206,9 +206,9 @@ impl Cluster {
                 "--listen",
                 "127.0.0.1:0",
                 "--executor-timeout",
-                "6",
+                "10",
                 "--no-executors-grace",
-                "6",
+                "10",
             ]),
             "quiver: scheduler listening on ",
         );
