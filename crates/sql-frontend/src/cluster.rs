@@ -7,12 +7,9 @@ use datafusion::arrow::array::{
     ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::{Session as CatalogSession, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::Expr as DfExpr;
-use datafusion::physical_plan::ExecutionPlan;
+
+use crate::system::SystemRows;
 
 /// Heartbeats older than this mark an executor `silent` (it is lost once
 /// the scheduler's executor timeout passes).
@@ -78,26 +75,12 @@ impl ExecutorsTable {
 }
 
 #[async_trait]
-impl TableProvider for ExecutorsTable {
+impl SystemRows for ExecutorsTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn CatalogSession,
-        projection: Option<&Vec<usize>>,
-        _filters: &[DfExpr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![self.batch().await?]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+    async fn rows(&self) -> DfResult<RecordBatch> {
+        self.batch().await
     }
 }

@@ -7,12 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session as CatalogSession, TableProvider};
-use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::Expr as DfExpr;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     self, CreateFunctionBody, DropFunction, Expr, FunctionBehavior, FunctionCalledOnNull,
@@ -23,6 +18,7 @@ use quiver_udf_registry::{
 };
 
 use crate::session::Completion;
+use crate::system::SystemRows;
 use crate::{Error, Result};
 
 /// The Wasm functions every session of a server shares.
@@ -444,27 +440,13 @@ impl FunctionsTable {
 }
 
 #[async_trait]
-impl TableProvider for FunctionsTable {
+impl SystemRows for FunctionsTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn CatalogSession,
-        projection: Option<&Vec<usize>>,
-        _filters: &[DfExpr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![self.batch()?]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+    async fn rows(&self) -> DfResult<RecordBatch> {
+        self.batch()
     }
 }
 

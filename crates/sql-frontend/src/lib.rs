@@ -14,6 +14,7 @@ mod planner;
 mod server;
 mod session;
 mod settings;
+mod system;
 
 pub use error::{Error, Result};
 pub use planner::{Route, route};

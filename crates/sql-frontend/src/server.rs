@@ -36,6 +36,7 @@ use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
 use crate::session::Session;
 use crate::settings::version_string;
+use crate::system::SystemTable;
 use crate::{Error, Result};
 
 /// The name of Quiver's one database (DataFusion catalog). Clients may name
@@ -242,11 +243,11 @@ impl Engine {
         let system = Arc::new(MemorySchemaProvider::new());
         system.register_table(
             "functions".to_string(),
-            Arc::new(FunctionsTable::new(registry.clone())),
+            Arc::new(SystemTable(FunctionsTable::new(registry.clone()))),
         )?;
         system.register_table(
             "executors".to_string(),
-            Arc::new(ExecutorsTable::new(scheduler.clone())),
+            Arc::new(SystemTable(ExecutorsTable::new(scheduler.clone()))),
         )?;
         database.register_schema(SYSTEM_SCHEMA, system)?;
 
