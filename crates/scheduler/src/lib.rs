@@ -91,6 +91,7 @@ fn seconds(d: Duration) -> u64 {
 /// A scheduler bound to its address, not yet serving.
 pub struct Scheduler {
     listener: TcpListener,
+    addr: SocketAddr,
     config: SchedulerConfig,
 }
 
@@ -127,12 +128,16 @@ impl Scheduler {
         config.override_logical_codec = Some(codecs.logical);
         config.override_physical_codec = Some(codecs.physical);
         config.validate()?;
-        Ok(Self { listener, config })
+        Ok(Self {
+            listener,
+            addr: local,
+            config,
+        })
     }
 
     /// Where executors and the frontend connect.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Serves until the process ends (or an error).
@@ -160,10 +165,7 @@ pub async fn start_embedded(
         codecs,
     )
     .await?;
-    let addr = scheduler.local_addr().map_err(|source| Error::Listen {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        source,
-    })?;
+    let addr = scheduler.local_addr();
     tokio::spawn(async move {
         if let Err(e) = scheduler.serve().await {
             tracing::error!(error = %e, "embedded Ballista scheduler stopped");
@@ -185,10 +187,8 @@ pub async fn run(
     let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
     let session = job_settings(SessionConfig::new_with_ballista());
     let scheduler = Scheduler::bind(addr, options, session, codecs).await?;
-    if let Ok(addr) = scheduler.local_addr() {
-        // Scripts and tests wait for this line.
-        println!("quiver: scheduler listening on {addr}");
-    }
+    // Scripts and tests wait for this line.
+    println!("quiver: scheduler listening on {}", scheduler.local_addr());
     tokio::select! {
         served = scheduler.serve() => served,
         () = shutdown => {

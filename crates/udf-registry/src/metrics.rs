@@ -113,6 +113,10 @@ pub struct WasmMetricsExec {
 impl WasmMetricsExec {
     pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
         let functions = wasm_functions(input.as_ref());
+        Self::measuring(input, functions)
+    }
+
+    fn measuring(input: Arc<dyn ExecutionPlan>, functions: Vec<String>) -> Self {
         Self {
             input,
             functions,
@@ -222,11 +226,15 @@ impl PhysicalOptimizerRule for WasmMetricsRule {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            if node.is::<WasmMetricsExec>() || wasm_functions(node.as_ref()).is_empty() {
+            if node.is::<WasmMetricsExec>() {
+                return Ok(Transformed::no(node));
+            }
+            let functions = wasm_functions(node.as_ref());
+            if functions.is_empty() {
                 return Ok(Transformed::no(node));
             }
             Ok(Transformed::yes(
-                Arc::new(WasmMetricsExec::new(node)) as Arc<dyn ExecutionPlan>
+                Arc::new(WasmMetricsExec::measuring(node, functions)) as Arc<dyn ExecutionPlan>,
             ))
         })
         .map(|t| t.data)
