@@ -1,7 +1,8 @@
 //! Plan codecs that carry Wasm functions by reference.
 //!
 //! A query's plan is encoded on the way to the scheduler (logical) and to
-//! each task (physical). A Wasm function travels as its definitions (name,
+//! each task (physical). A Wasm function — scalar, aggregate, or the scan of
+//! a table function with its arguments — travels as its definitions (name,
 //! signature, module SHA-256, version, and the module directory: a few
 //! hundred bytes), never as module bytes; the receiving side rebuilds it
 //! with its [`FunctionLoader`], which fetches and compiles a module at most
@@ -9,6 +10,7 @@
 //! delegated to the wrapped codecs (Ballista's), file formats included.
 
 use std::any::Any;
+use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,9 +19,12 @@ use ballista_core::serde::{
 };
 use serde::{Deserialize, Serialize};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::TableProvider;
-use datafusion::common::{Result, TableReference, exec_datafusion_err};
+use datafusion::common::{Result, ScalarValue, TableReference, exec_datafusion_err};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
@@ -27,10 +32,14 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
+use crate::aggregate::WasmAggregateUdf;
 use crate::definition::{FunctionDef, Limits};
+use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
+use crate::table::{WasmTableExec, WasmTableProvider};
+use crate::types::SqlType;
 use crate::udf::WasmScalarUdf;
 
 /// The whole encoding of a [`WasmMetricsExec`] (its input travels as a child).
@@ -39,7 +48,11 @@ const METRICS_EXEC: &[u8] = b"quiver-wasm-metrics/1";
 /// Marks a function reference written by these codecs.
 const MAGIC: &[u8] = b"quiver-wasm-udf/2\n";
 
-/// What a plan carries for one Wasm function name.
+/// Marks a table function call (a logical scan's provider or a physical
+/// scan) written by these codecs.
+const TABLE_MAGIC: &[u8] = b"quiver-wasm-table/1\n";
+
+/// What a plan carries for one Wasm function or aggregate name.
 #[derive(Serialize, Deserialize)]
 struct Reference {
     /// Where a process that lacks a module reads it.
@@ -49,35 +62,52 @@ struct Reference {
     functions: Vec<FunctionDef>,
 }
 
-fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
-    let inner: &dyn Any = node.inner().as_ref();
-    let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
-        return Ok(false);
-    };
+/// What a plan carries for one table function call.
+#[derive(Serialize, Deserialize)]
+struct TableCall {
+    modules: Option<PathBuf>,
+    function: FunctionDef,
+    types: Vec<SqlType>,
+    /// The argument values: one row of Arrow IPC, hex encoded.
+    args: String,
+    /// Physical scans only.
+    projection: Option<Vec<usize>>,
+    limit: Option<usize>,
+}
+
+/// A definition with the limits it runs under made explicit.
+fn explicit(f: &WasmFunction) -> FunctionDef {
+    let limits = f.limits();
+    FunctionDef {
+        limits: Limits {
+            max_memory: Some(limits.max_memory),
+            time_limit_ms: Some(limits.time_limit_ms),
+        },
+        ..f.def().clone()
+    }
+}
+
+fn write_reference(
+    name: &str,
+    overloads: &[Arc<WasmFunction>],
+    modules: Option<&ModuleDir>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     let reference = Reference {
-        modules: wasm.module_dir().map(|dir| dir.path().to_path_buf()),
-        functions: wasm
-            .overloads()
-            .iter()
-            .map(|f| {
-                let limits = f.limits();
-                FunctionDef {
-                    limits: Limits {
-                        max_memory: Some(limits.max_memory),
-                        time_limit_ms: Some(limits.time_limit_ms),
-                    },
-                    ..f.def().clone()
-                }
-            })
-            .collect(),
+        modules: modules.map(|dir| dir.path().to_path_buf()),
+        functions: overloads.iter().map(|f| explicit(f)).collect(),
     };
     buf.extend_from_slice(MAGIC);
     serde_json::to_writer(&mut *buf, &reference)
-        .map_err(|e| exec_datafusion_err!("cannot encode Wasm function {}: {e}", node.name()))?;
-    Ok(true)
+        .map_err(|e| exec_datafusion_err!("cannot encode Wasm function {name}: {e}"))
 }
 
-fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
+/// The overloads and module directory of a reference, if `buf` is one.
+fn read_reference(
+    loader: &FunctionLoader,
+    name: &str,
+    buf: &[u8],
+) -> Option<Result<(Vec<Arc<WasmFunction>>, Option<ModuleDir>)>> {
     let payload = buf.strip_prefix(MAGIC)?;
     Some((|| {
         let reference: Reference = serde_json::from_slice(payload)
@@ -88,7 +118,117 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
             .iter()
             .map(|def| loader.function(def, modules.as_ref()))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok(Arc::new(WasmScalarUdf::new_udf(name, overloads, modules)))
+        Ok((overloads, modules))
+    })())
+}
+
+fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
+    let inner: &dyn Any = node.inner().as_ref();
+    let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
+        return Ok(false);
+    };
+    write_reference(node.name(), wasm.overloads(), wasm.module_dir(), buf)?;
+    Ok(true)
+}
+
+fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
+    Some(read_reference(loader, name, buf)?.map(|(overloads, modules)| {
+        Arc::new(WasmScalarUdf::new_udf(name, overloads, modules))
+    }))
+}
+
+fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
+    let inner: &dyn Any = node.inner().as_ref();
+    let Some(wasm) = inner.downcast_ref::<WasmAggregateUdf>() else {
+        return Ok(false);
+    };
+    write_reference(node.name(), wasm.overloads(), wasm.module_dir(), buf)?;
+    Ok(true)
+}
+
+fn decode_udaf(
+    loader: &FunctionLoader,
+    name: &str,
+    buf: &[u8],
+) -> Option<Result<Arc<AggregateUDF>>> {
+    Some(read_reference(loader, name, buf)?.map(|(overloads, modules)| {
+        Arc::new(WasmAggregateUdf::new_udaf(name, overloads, modules))
+    }))
+}
+
+/// One row of constant values as hex-encoded Arrow IPC.
+fn encode_values(values: &[ScalarValue]) -> Result<String> {
+    let arrays = values
+        .iter()
+        .map(ScalarValue::to_array)
+        .collect::<Result<Vec<_>>>()?;
+    let fields: Vec<Field> = arrays
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Field::new(format!("a{i}"), a.data_type().clone(), true))
+        .collect();
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema())?;
+    writer.write(&batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(hex::encode(bytes))
+}
+
+fn decode_values(text: &str) -> Result<Vec<ScalarValue>> {
+    let bytes = hex::decode(text).map_err(|e| exec_datafusion_err!("bad table arguments: {e}"))?;
+    let mut reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    let batch = reader
+        .next()
+        .ok_or_else(|| exec_datafusion_err!("table arguments are missing"))??;
+    batch
+        .columns()
+        .iter()
+        .map(|c| ScalarValue::try_from_array(c, 0))
+        .collect()
+}
+
+fn write_table_call(
+    function: &WasmFunction,
+    (args, types): (&[ScalarValue], &[SqlType]),
+    modules: Option<&ModuleDir>,
+    projection: Option<&[usize]>,
+    limit: Option<usize>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    let call = TableCall {
+        modules: modules.map(|dir| dir.path().to_path_buf()),
+        function: explicit(function),
+        types: types.to_vec(),
+        args: encode_values(args)?,
+        projection: projection.map(<[usize]>::to_vec),
+        limit,
+    };
+    buf.extend_from_slice(TABLE_MAGIC);
+    serde_json::to_writer(&mut *buf, &call).map_err(|e| {
+        exec_datafusion_err!("cannot encode table function {}: {e}", function.def().name)
+    })
+}
+
+/// A table function call read back: its function, arguments, module
+/// directory and the call itself (for projection and limit).
+fn read_table_call(
+    loader: &FunctionLoader,
+    buf: &[u8],
+) -> Option<Result<(Arc<WasmFunction>, Vec<ScalarValue>, Option<ModuleDir>, TableCall)>> {
+    let payload = buf.strip_prefix(TABLE_MAGIC)?;
+    Some((|| {
+        let call: TableCall = serde_json::from_slice(payload)
+            .map_err(|e| exec_datafusion_err!("cannot decode a table function call: {e}"))?;
+        let modules = call.modules.clone().map(ModuleDir::at);
+        let function = loader.function(&call.function, modules.as_ref())?;
+        let args = decode_values(&call.args)?;
+        Ok((function, args, modules, call))
     })())
 }
 
@@ -155,8 +295,17 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
-        self.inner
-            .try_decode_table_provider(buf, table_ref, schema, ctx)
+        match read_table_call(&self.loader, buf) {
+            Some(call) => {
+                let (function, args, modules, call) = call?;
+                Ok(Arc::new(WasmTableProvider::new(
+                    function, args, call.types, modules,
+                )?))
+            }
+            None => self
+                .inner
+                .try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
     }
 
     fn try_encode_table_provider(
@@ -165,6 +314,16 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
+        if let Some(call) = node.downcast_ref::<WasmTableProvider>() {
+            return write_table_call(
+                call.function(),
+                call.args(),
+                call.module_dir(),
+                None,
+                None,
+                buf,
+            );
+        }
         self.inner.try_encode_table_provider(table_ref, node, buf)
     }
 
@@ -196,10 +355,14 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
+        decode_udaf(&self.loader, name, buf)
+            .unwrap_or_else(|| self.inner.try_decode_udaf(name, buf))
     }
 
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if encode_udaf(node, buf)? {
+            return Ok(());
+        }
         self.inner.try_encode_udaf(node, buf)
     }
 
@@ -242,6 +405,17 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
             };
             return Ok(Arc::new(WasmMetricsExec::new(input.clone())));
         }
+        if let Some(call) = read_table_call(&self.loader, buf) {
+            let (function, args, modules, call) = call?;
+            return Ok(Arc::new(WasmTableExec::new(
+                function,
+                args,
+                call.types,
+                call.projection,
+                call.limit,
+                modules,
+            )?));
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -254,6 +428,16 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         if node.is::<WasmMetricsExec>() {
             buf.extend_from_slice(METRICS_EXEC);
             return Ok(());
+        }
+        if let Some(scan) = node.downcast_ref::<WasmTableExec>() {
+            return write_table_call(
+                scan.function(),
+                scan.args(),
+                scan.module_dir(),
+                scan.projection(),
+                scan.limit(),
+                buf,
+            );
         }
         self.inner.try_encode(node, buf, proto_converter)
     }
@@ -270,10 +454,14 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
+        decode_udaf(&self.loader, name, buf)
+            .unwrap_or_else(|| self.inner.try_decode_udaf(name, buf))
     }
 
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if encode_udaf(node, buf)? {
+            return Ok(());
+        }
         self.inner.try_encode_udaf(node, buf)
     }
 

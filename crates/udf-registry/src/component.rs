@@ -16,12 +16,32 @@ use datafusion::arrow::datatypes::{
 use crate::types::{DECIMAL_PRECISION, SqlType};
 use crate::{Error, Result};
 
-wasmtime::component::bindgen!({
-    path: "../../wit",
-    world: "udf",
-});
+/// The host side of each kind of function: a world per kind, so a
+/// component needs to export only the interfaces it implements.
+pub(crate) mod scalars {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "scalars",
+    });
+}
 
-pub(crate) use quiver::udf::types::{Column, SqlType as WitType, Values, VarBinary};
+pub(crate) mod aggregates {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "aggregates",
+        with: { "quiver:udf/types": super::scalars::quiver::udf::types },
+    });
+}
+
+pub(crate) mod tables {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "tables",
+        with: { "quiver:udf/types": super::scalars::quiver::udf::types },
+    });
+}
+
+pub(crate) use scalars::quiver::udf::types::{Column, SqlType as WitType, Values, VarBinary};
 
 impl From<SqlType> for WitType {
     fn from(t: SqlType) -> Self {
@@ -114,7 +134,7 @@ pub(crate) fn to_column(array: &ArrayRef, ty: SqlType) -> Result<Column> {
     Ok(Column { validity, values })
 }
 
-fn var_binary(offsets: &[i32], data: &[u8]) -> VarBinary {
+pub(crate) fn var_binary(offsets: &[i32], data: &[u8]) -> VarBinary {
     let first = offsets.first().copied().unwrap_or(0);
     let last = offsets.last().copied().unwrap_or(0);
     VarBinary {
@@ -229,7 +249,7 @@ pub(crate) fn from_column(column: Column, ty: SqlType, rows: usize) -> Result<Ar
     Ok(array)
 }
 
-fn offsets(offsets: Vec<u32>, data_len: usize, rows: usize) -> Result<OffsetBuffer<i32>> {
+pub(crate) fn offsets(offsets: Vec<u32>, data_len: usize, rows: usize) -> Result<OffsetBuffer<i32>> {
     let bad = |what: &str| Error::Runtime(format!("the function returned {what}"));
     if offsets.len() != rows + 1 {
         return Err(bad("offsets whose count is not rows + 1"));

@@ -8,7 +8,7 @@ use crate::types::{SqlType, signature};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Abi {
-    /// A component of the `quiver:udf` world, called once per batch.
+    /// A component exporting `quiver:udf` interfaces, called once per batch.
     Component,
     /// A core module exporting a function of numbers, called once per row.
     Core,
@@ -62,11 +62,49 @@ pub struct Limits {
     pub time_limit_ms: Option<u64>,
 }
 
+/// One column a table function produces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableColumn {
+    pub name: String,
+    pub ty: SqlType,
+}
+
+/// What kind of function a definition is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `CREATE FUNCTION ... RETURNS type`: one value per row.
+    #[default]
+    Scalar,
+    /// `CREATE AGGREGATE ... (MODULE = ...)`: an accumulator of the component.
+    Aggregate,
+    /// `CREATE FUNCTION ... RETURNS TABLE (...)`: a stream of rows.
+    Table { columns: Vec<TableColumn> },
+}
+
+impl Kind {
+    /// The name `quiver.functions` shows.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Scalar => "scalar",
+            Kind::Aggregate => "aggregate",
+            Kind::Table { .. } => "table",
+        }
+    }
+}
+
 /// A stored Wasm function: one overload of one name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FunctionDef {
     pub name: String,
+    /// Scalar, aggregate or table function (scalar in definitions stored
+    /// before aggregates existed).
+    #[serde(default)]
+    pub kind: Kind,
     pub args: Vec<SqlType>,
+    /// What a call returns: the result type of a scalar function or an
+    /// aggregate (the component's answer for `args`), the type of the first
+    /// column of a table function.
     pub returns: SqlType,
     pub abi: Abi,
     /// The export (core) or function name (component) inside the module.

@@ -1,17 +1,26 @@
-//! [`WasmFunction`]: one overload, compiled, with its pool of instances.
+//! [`WasmFunction`]: one overload, compiled, with its pool of instances;
+//! [`Accumulator`] and [`TableRows`]: an aggregate's states and a running
+//! table function, each living in an instance of their own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, ArrayRef, make_array, new_null_array};
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, make_array, new_null_array};
+use datafusion::arrow::buffer::{Buffer, NullBuffer};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
+use wasmtime::component::ResourceAny;
 use wasmtime::{Store, ValType};
 
-use crate::component::{Udf, WitType, from_column, to_column};
+use crate::component::aggregates::exports::quiver::udf::aggregate::Guest as AggregateGuest;
+use crate::component::aggregates::{Aggregates, AggregatesPre};
+use crate::component::scalars::exports::quiver::udf::scalar::Guest as ScalarGuest;
+use crate::component::scalars::{Scalars, ScalarsPre};
+use crate::component::tables::exports::quiver::udf::table::Guest as TableGuest;
+use crate::component::tables::{Tables, TablesPre};
+use crate::component::{VarBinary, WitType, from_column, offsets, to_column, var_binary};
 use crate::core_batch::CoreBatch;
-use crate::definition::{Abi, FunctionDef};
+use crate::definition::{Abi, FunctionDef, Kind};
 use crate::runtime::{Compiled, EffectiveLimits, HostState, WasmRuntime, call_error};
 use crate::types::SqlType;
 use crate::{Error, Result};
@@ -37,10 +46,40 @@ impl std::fmt::Debug for WasmFunction {
     }
 }
 
+/// A component instance, seen through the world of its function's kind.
+enum Exports {
+    Scalar(Scalars),
+    Aggregate(Aggregates),
+    Table(Tables),
+}
+
+impl Exports {
+    fn scalar(&self) -> wasmtime::Result<&ScalarGuest> {
+        match self {
+            Exports::Scalar(s) => Ok(s.quiver_udf_scalar()),
+            _ => Err(wasmtime::Error::msg("not a scalar function's instance")),
+        }
+    }
+
+    fn aggregate(&self) -> wasmtime::Result<&AggregateGuest> {
+        match self {
+            Exports::Aggregate(a) => Ok(a.quiver_udf_aggregate()),
+            _ => Err(wasmtime::Error::msg("not an aggregate's instance")),
+        }
+    }
+
+    fn table(&self) -> wasmtime::Result<&TableGuest> {
+        match self {
+            Exports::Table(t) => Ok(t.quiver_udf_table()),
+            _ => Err(wasmtime::Error::msg("not a table function's instance")),
+        }
+    }
+}
+
 enum Instance {
     Component {
         store: Store<HostState>,
-        udf: Udf,
+        exports: Exports,
     },
     Core {
         store: Store<HostState>,
@@ -125,40 +164,79 @@ impl WasmFunction {
                 }
                 Ok(())
             }
-            (Compiled::Component(_), Abi::Component) => {
-                let functions = self
-                    .with_component(|store, udf| udf.quiver_udf_scalar().call_functions(store))?;
-                if !functions.contains(&def.symbol) {
-                    return Err(Error::InvalidFunction(format!(
-                        "the component has no function \"{}\"{}",
-                        def.symbol,
-                        hint(&functions)
-                    )));
-                }
-                if def.args.contains(&SqlType::AnyElement) || def.returns == SqlType::AnyElement {
-                    // Polymorphic: checked with actual types when a query is planned.
-                    return Ok(());
-                }
-                let returns = self.guest_return_type(&def.args).map_err(|e| match e {
-                    Error::ArgumentTypes(m) => Error::InvalidFunction(m),
-                    other => other,
-                })?;
-                if returns != def.returns {
-                    return Err(Error::InvalidFunction(format!(
-                        "function \"{}\" of the component returns {returns} for ({}), not {}",
-                        def.symbol,
-                        def.args
-                            .iter()
-                            .map(|t| t.pg_name())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        def.returns
-                    )));
-                }
-                Ok(())
-            }
+            (Compiled::Component(_), Abi::Component) => self.validate_component(),
             _ => Err(Error::Runtime("module kind does not match its ABI".into())),
         }
+    }
+
+    fn validate_component(&self) -> Result<()> {
+        let def = &self.def;
+        let (what, names) = match &def.kind {
+            Kind::Scalar => (
+                "function",
+                self.with_exports(|store, e| e.scalar()?.call_functions(store))?,
+            ),
+            Kind::Aggregate => (
+                "aggregate",
+                self.with_exports(|store, e| e.aggregate()?.call_aggregates(store))?,
+            ),
+            Kind::Table { .. } => (
+                "table function",
+                self.with_exports(|store, e| e.table()?.call_tables(store))?,
+            ),
+        };
+        if !names.contains(&def.symbol) {
+            return Err(Error::InvalidFunction(format!(
+                "the component has no {what} \"{}\"{}",
+                def.symbol,
+                hint(&names)
+            )));
+        }
+        if let Kind::Table { columns } = &def.kind {
+            let wit: Vec<WitType> = def.args.iter().map(|t| WitType::from(*t)).collect();
+            let symbol = def.symbol.clone();
+            let produced = self
+                .with_exports(move |store, e| e.table()?.call_columns(store, &symbol, &wit))?
+                .map_err(Error::InvalidFunction)?;
+            let produced: Vec<SqlType> = produced.into_iter().map(SqlType::from).collect();
+            let declared: Vec<SqlType> = columns.iter().map(|c| c.ty).collect();
+            if produced != declared {
+                let names = |ts: &[SqlType]| {
+                    ts.iter()
+                        .map(|t| t.pg_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(Error::InvalidFunction(format!(
+                    "table function \"{}\" of the component produces columns ({}), but RETURNS TABLE declares ({})",
+                    def.symbol,
+                    names(&produced),
+                    names(&declared)
+                )));
+            }
+            return Ok(());
+        }
+        if def.args.contains(&SqlType::AnyElement) || def.returns == SqlType::AnyElement {
+            // Polymorphic: checked with actual types when a query is planned.
+            return Ok(());
+        }
+        let returns = self.guest_return_type(&def.args).map_err(|e| match e {
+            Error::ArgumentTypes(m) => Error::InvalidFunction(m),
+            other => other,
+        })?;
+        if returns != def.returns {
+            return Err(Error::InvalidFunction(format!(
+                "{what} \"{}\" of the component returns {returns} for ({}), not {}",
+                def.symbol,
+                def.args
+                    .iter()
+                    .map(|t| t.pg_name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                def.returns
+            )));
+        }
+        Ok(())
     }
 
     /// What the function returns for arguments of these (concrete) types.
@@ -184,12 +262,16 @@ impl WasmFunction {
         Ok(t)
     }
 
-    fn guest_return_type(&self, args: &[SqlType]) -> Result<SqlType> {
+    /// What the component says the function returns for these arguments
+    /// (scalar functions and aggregates).
+    pub(crate) fn guest_return_type(&self, args: &[SqlType]) -> Result<SqlType> {
         let wit: Vec<WitType> = args.iter().map(|t| WitType::from(*t)).collect();
         let symbol = self.def.symbol.clone();
-        let answer = self.with_component(move |store, udf| {
-            udf.quiver_udf_scalar()
-                .call_return_type(store, &symbol, &wit)
+        let kind = self.def.kind.clone();
+        let answer = self.with_exports(move |store, e| match kind {
+            Kind::Scalar => e.scalar()?.call_return_type(store, &symbol, &wit),
+            Kind::Aggregate => e.aggregate()?.call_return_type(store, &symbol, &wit),
+            Kind::Table { .. } => Err(wasmtime::Error::msg("table functions have columns")),
         })?;
         answer.map(SqlType::from).map_err(|message| {
             Error::ArgumentTypes(format!(
@@ -204,18 +286,18 @@ impl WasmFunction {
     }
 
     /// Runs `f` on a pooled component instance.
-    fn with_component<R: Send>(
+    fn with_exports<R: Send>(
         &self,
-        f: impl FnOnce(&mut Store<HostState>, &Udf) -> wasmtime::Result<R> + Send,
+        f: impl FnOnce(&mut Store<HostState>, &Exports) -> wasmtime::Result<R> + Send,
     ) -> Result<R> {
         // Instantiating runs the guest's initialisers, which may use WASI too.
         outside_async(|| {
             let mut instance = self.instance()?;
-            let Instance::Component { store, udf } = &mut instance else {
+            let Instance::Component { store, exports } = &mut instance else {
                 return Err(Error::Runtime("not a component".into()));
             };
             self.runtime.arm_deadline(store, self.limits);
-            match f(store, udf) {
+            match f(store, exports) {
                 Ok(r) => {
                     self.release(instance);
                     Ok(r)
@@ -255,9 +337,8 @@ impl WasmFunction {
             .collect::<Result<Vec<_>>>()?;
         let rows_u32 = u32::try_from(rows).map_err(|_| Error::Runtime("batch too large".into()))?;
         let symbol = &self.def.symbol;
-        let answer = self.with_component(|store, udf| {
-            udf.quiver_udf_scalar()
-                .call_call(store, symbol, &columns, rows_u32)
+        let answer = self.with_exports(|store, e| {
+            e.scalar()?.call_call(store, symbol, &columns, rows_u32)
         })?;
         match answer {
             Ok(column) => from_column(column, returns, rows)
@@ -342,10 +423,31 @@ impl WasmFunction {
         let mut store = self.runtime.store(self.limits);
         self.runtime.arm_deadline(&mut store, self.limits);
         match &*self.compiled {
-            Compiled::Component(pre) => match pre.instantiate(&mut store) {
-                Ok(udf) => Ok(Instance::Component { store, udf }),
-                Err(e) => Err(self.failure(e, &store)),
-            },
+            Compiled::Component(pre) => {
+                let missing = |interface: &str, e: wasmtime::Error| {
+                    Error::InvalidFunction(format!(
+                        "the component does not export the quiver:udf/{interface} interface: {e:#}"
+                    ))
+                };
+                let exports = match &self.def.kind {
+                    Kind::Scalar => ScalarsPre::new(pre.clone())
+                        .map_err(|e| missing("scalar", e))?
+                        .instantiate(&mut store)
+                        .map(Exports::Scalar),
+                    Kind::Aggregate => AggregatesPre::new(pre.clone())
+                        .map_err(|e| missing("aggregate", e))?
+                        .instantiate(&mut store)
+                        .map(Exports::Aggregate),
+                    Kind::Table { .. } => TablesPre::new(pre.clone())
+                        .map_err(|e| missing("table", e))?
+                        .instantiate(&mut store)
+                        .map(Exports::Table),
+                };
+                match exports {
+                    Ok(exports) => Ok(Instance::Component { store, exports }),
+                    Err(e) => Err(self.failure(e, &store)),
+                }
+            }
             Compiled::Core(module) => {
                 let driver = self.runtime.core_driver(&self.def)?;
                 match CoreBatch::instantiate(&mut store, module, &self.def.symbol, &driver) {
@@ -379,6 +481,329 @@ impl WasmFunction {
         );
         tracing::debug!(function = %self.def.signature(), error = %error, "Wasm call failed");
         error
+    }
+}
+
+impl WasmFunction {
+    /// A new accumulator of this aggregate for arguments of these types.
+    pub fn accumulator(self: &Arc<Self>, args: &[SqlType]) -> Result<Accumulator> {
+        let returns = self.return_type(args)?;
+        let wit: Vec<WitType> = args.iter().map(|t| WitType::from(*t)).collect();
+        let (instance, handle) = self.leased(|store, e| {
+            e.aggregate()?
+                .call_create(store, &self.def.symbol, &wit)
+        })?;
+        Ok(Accumulator {
+            lease: Lease {
+                function: self.clone(),
+                instance: Mutex::new(Some(instance)),
+                handle,
+            },
+            args: args.to_vec(),
+            returns,
+        })
+    }
+
+    /// Starts this table function with `args` (one value each).
+    pub fn start_table(self: &Arc<Self>, args: &[ArrayRef], types: &[SqlType]) -> Result<TableRows> {
+        let Kind::Table { columns } = &self.def.kind else {
+            return Err(Error::Runtime(format!("{} is not a table function", self.def.name)));
+        };
+        let columns: Vec<SqlType> = columns.iter().map(|c| c.ty).collect();
+        let args = args
+            .iter()
+            .zip(types)
+            .map(|(a, t)| to_column(a, *t))
+            .collect::<Result<Vec<_>>>()?;
+        let (instance, handle) = self.leased(|store, e| {
+            e.table()?.call_start(store, &self.def.symbol, &args)
+        })?;
+        Ok(TableRows {
+            lease: Lease {
+                function: self.clone(),
+                instance: Mutex::new(Some(instance)),
+                handle,
+            },
+            columns,
+        })
+    }
+
+    /// Runs `create` on an instance taken from the pool for as long as the
+    /// resource it makes lives.
+    fn leased(
+        &self,
+        create: impl FnOnce(
+            &mut Store<HostState>,
+            &Exports,
+        ) -> wasmtime::Result<std::result::Result<ResourceAny, String>>
+        + Send,
+    ) -> Result<(Instance, ResourceAny)> {
+        outside_async(|| {
+            let mut instance = self.instance()?;
+            let Instance::Component { store, exports } = &mut instance else {
+                return Err(Error::Runtime("not a component".into()));
+            };
+            self.runtime.arm_deadline(store, self.limits);
+            match create(store, exports) {
+                Ok(Ok(handle)) => Ok((instance, handle)),
+                Ok(Err(message)) => {
+                    self.release(instance);
+                    Err(self.trap(None, message))
+                }
+                Err(e) => Err(self.failure(e, instance.store())),
+            }
+        })
+    }
+
+    fn trap(&self, row: Option<u32>, message: String) -> Error {
+        Error::Trap {
+            function: self.def.signature(),
+            row: row.map(u64::from),
+            message,
+        }
+    }
+}
+
+/// An instance taken from a function's pool while a guest resource in it
+/// lives. Dropped: the resource is dropped and the instance goes back, or
+/// is discarded after a failure.
+struct Lease {
+    function: Arc<WasmFunction>,
+    /// `None` once a call failed: the instance is gone. (In a mutex only
+    /// to be `Sync`, as DataFusion's accumulators must be; every use has
+    /// `&mut self`.)
+    instance: Mutex<Option<Instance>>,
+    handle: ResourceAny,
+}
+
+impl Lease {
+    fn call<R: Send>(
+        &mut self,
+        f: impl FnOnce(&mut Store<HostState>, &Exports, ResourceAny) -> wasmtime::Result<R> + Send,
+    ) -> Result<R> {
+        let function = &self.function;
+        let slot = self.instance.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(instance) = slot.as_mut() else {
+            return Err(Error::Runtime(format!(
+                "{} cannot be used after an earlier failure",
+                function.def.signature()
+            )));
+        };
+        let handle = self.handle;
+        let result = outside_async(|| {
+            let Instance::Component { store, exports } = instance else {
+                return Err(wasmtime::Error::msg("not a component"));
+            };
+            function.runtime.arm_deadline(store, function.limits);
+            f(store, exports, handle)
+        });
+        result.map_err(|e| match slot.take() {
+            Some(instance) => function.failure(e, instance.store()),
+            None => Error::Runtime(format!("{e:#}")),
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let slot = self.instance.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(mut instance) = slot.take() else {
+            return;
+        };
+        let function = &self.function;
+        let handle = self.handle;
+        let dropped = outside_async(|| {
+            let Instance::Component { store, .. } = &mut instance else {
+                return false;
+            };
+            function.runtime.arm_deadline(store, function.limits);
+            handle.resource_drop(store).is_ok()
+        });
+        if dropped {
+            function.release(instance);
+        }
+    }
+}
+
+/// The states of one aggregate call over any number of groups, living in
+/// one instance of the component (see the `aggregate` interface).
+pub struct Accumulator {
+    lease: Lease,
+    args: Vec<SqlType>,
+    returns: SqlType,
+}
+
+impl std::fmt::Debug for Accumulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accumulator")
+            .field("function", &self.lease.function.def.signature())
+            .finish_non_exhaustive()
+    }
+}
+
+fn count(n: usize, what: &str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Runtime(format!("too many {what}: {n}")))
+}
+
+impl Accumulator {
+    /// The function this accumulates for.
+    pub fn function(&self) -> &Arc<WasmFunction> {
+        &self.lease.function
+    }
+
+    /// What `finish` returns.
+    pub fn returns(&self) -> SqlType {
+        self.returns
+    }
+
+    /// The argument types it takes.
+    pub fn args(&self) -> &[SqlType] {
+        &self.args
+    }
+
+    /// The memory of the instance holding the states, in bytes.
+    pub fn memory(&self) -> usize {
+        self.lease
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |i| i.store().data().memory_bytes() as usize)
+    }
+
+    /// Adds `rows` rows of `args`; row `i` to group `groups[i]` (every row
+    /// to group 0 when `groups` is empty).
+    pub fn update(
+        &mut self,
+        groups: &[u32],
+        group_count: usize,
+        args: &[ArrayRef],
+        rows: usize,
+    ) -> Result<()> {
+        let columns = args
+            .iter()
+            .zip(&self.args)
+            .map(|(a, t)| to_column(a, *t))
+            .collect::<Result<Vec<_>>>()?;
+        let (group_count, rows) = (count(group_count, "groups")?, count(rows, "rows")?);
+        let answer = self.lease.call(|store, e, h| {
+            e.aggregate()?
+                .accumulator()
+                .call_update(store, h, groups, group_count, &columns, rows)
+        })?;
+        answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))
+    }
+
+    /// Merges serialized states (nulls are skipped): state `i` into group
+    /// `groups[i]` (all into group 0 when `groups` is empty).
+    pub fn merge(&mut self, groups: &[u32], group_count: usize, states: &BinaryArray) -> Result<()> {
+        let (groups, states): (Vec<u32>, BinaryArray) = if states.null_count() == 0 {
+            (groups.to_vec(), states.clone())
+        } else {
+            let valid: Vec<usize> = (0..states.len()).filter(|i| states.is_valid(*i)).collect();
+            (
+                if groups.is_empty() {
+                    Vec::new()
+                } else {
+                    valid.iter().map(|i| groups[*i]).collect()
+                },
+                valid.iter().map(|i| Some(states.value(*i))).collect(),
+            )
+        };
+        let states = var_binary(states.value_offsets(), states.value_data());
+        let group_count = count(group_count, "groups")?;
+        let answer = self.lease.call(|store, e, h| {
+            e.aggregate()?
+                .accumulator()
+                .call_merge(store, h, &groups, group_count, &states)
+        })?;
+        answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))
+    }
+
+    /// The serialized states of the first `n` groups.
+    pub fn state(&mut self, n: usize) -> Result<BinaryArray> {
+        let n32 = count(n, "groups")?;
+        let answer = self
+            .lease
+            .call(|store, e, h| e.aggregate()?.accumulator().call_state(store, h, n32))?;
+        let VarBinary { offsets: o, data } =
+            answer.map_err(|message| self.lease.function.trap(None, message))?;
+        let offsets = offsets(o, data.len(), n).map_err(|e| self.guest_error(e))?;
+        BinaryArray::try_new(offsets, Buffer::from_vec(data), None)
+            .map_err(|e| self.guest_error(Error::Runtime(e.to_string())))
+    }
+
+    /// The results of the first `n` groups.
+    pub fn finish(&mut self, n: usize) -> Result<ArrayRef> {
+        let n32 = count(n, "groups")?;
+        let answer = self
+            .lease
+            .call(|store, e, h| e.aggregate()?.accumulator().call_finish(store, h, n32))?;
+        let column = answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))?;
+        from_column(column, self.returns, n).map_err(|e| self.guest_error(e))
+    }
+
+    /// Forgets the first `n` groups; the others are renumbered from 0.
+    pub fn remove(&mut self, n: usize) -> Result<()> {
+        let n = count(n, "groups")?;
+        self.lease
+            .call(|store, e, h| e.aggregate()?.accumulator().call_remove(store, h, n))
+    }
+
+    fn guest_error(&self, e: Error) -> Error {
+        match e {
+            Error::Runtime(message) => self.lease.function.trap(None, message),
+            other => other,
+        }
+    }
+}
+
+/// A running table function, living in one instance of its component.
+pub struct TableRows {
+    lease: Lease,
+    columns: Vec<SqlType>,
+}
+
+impl TableRows {
+    /// The next batch of at most `max_rows` rows (columns and row count),
+    /// or `None` at the end.
+    pub fn next(&mut self, max_rows: usize) -> Result<Option<(Vec<ArrayRef>, usize)>> {
+        let max = count(max_rows.max(1), "rows")?;
+        let answer = self
+            .lease
+            .call(|store, e, h| e.table()?.rows().call_next(store, h, max))?;
+        let function = &self.lease.function;
+        let Some(batch) = answer.map_err(|r| function.trap(Some(r.row), r.message))? else {
+            return Ok(None);
+        };
+        let rows = batch.rows as usize;
+        if rows > max_rows.max(1) {
+            return Err(function.trap(
+                None,
+                format!("returned {rows} rows where at most {max} were asked for"),
+            ));
+        }
+        if batch.columns.len() != self.columns.len() {
+            return Err(function.trap(
+                None,
+                format!(
+                    "returned {} columns, not {}",
+                    batch.columns.len(),
+                    self.columns.len()
+                ),
+            ));
+        }
+        let arrays = batch
+            .columns
+            .into_iter()
+            .zip(&self.columns)
+            .map(|(c, t)| from_column(c, *t, rows))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| match e {
+                Error::Runtime(message) => function.trap(None, message),
+                other => other,
+            })?;
+        Ok(Some((arrays, rows)))
     }
 }
 

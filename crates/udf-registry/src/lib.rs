@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod aggregate;
 mod codec;
 mod component;
 mod core_batch;
@@ -13,12 +14,14 @@ mod module_dir;
 mod registry;
 mod runtime;
 mod types;
+mod table;
 mod udf;
 
+pub use aggregate::WasmAggregateUdf;
 pub use codec::{Codecs, QuiverLogicalCodec, QuiverPhysicalCodec};
-pub use definition::{Abi, FunctionDef, Limits, Volatility};
+pub use definition::{Abi, FunctionDef, Kind, Limits, TableColumn, Volatility};
 pub use error::{Error, Result};
-pub use function::WasmFunction;
+pub use function::{Accumulator, TableRows, WasmFunction};
 pub use loader::FunctionLoader;
 pub use metrics::{WasmMetricsExec, WasmMetricsRule};
 pub use module::ModuleBytes;
@@ -26,4 +29,5 @@ pub use module_dir::ModuleDir;
 pub use registry::{CreateFunction, FunctionRegistry, ModuleSource};
 pub use runtime::{EffectiveLimits, RuntimeConfig, WasmRuntime};
 pub use types::{DECIMAL_PRECISION, SqlType, signature};
+pub use table::{WasmTableExec, WasmTableFunction, WasmTableProvider};
 pub use udf::WasmScalarUdf;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 
-use crate::definition::{Abi, FunctionDef, Limits, Volatility};
+use crate::definition::{Abi, FunctionDef, Kind, Limits, Volatility};
 use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::module::ModuleBytes;
@@ -25,12 +25,16 @@ pub enum ModuleSource {
     File(String),
 }
 
-/// A `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm` statement.
+/// A `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm` or
+/// `CREATE [OR REPLACE] AGGREGATE ... (MODULE = ...)` statement.
 #[derive(Debug, Clone)]
 pub struct CreateFunction {
     pub name: String,
+    pub kind: Kind,
     pub args: Vec<SqlType>,
-    pub returns: SqlType,
+    /// The result type of a scalar function. Aggregates return what their
+    /// component says; table functions, their columns.
+    pub returns: Option<SqlType>,
     pub module: ModuleSource,
     /// The function inside the module; the SQL name when not given.
     pub symbol: Option<String>,
@@ -193,6 +197,15 @@ impl FunctionRegistry {
         } else {
             Abi::Core
         };
+        if abi == Abi::Core && create.kind != Kind::Scalar {
+            return Err(Error::InvalidFunction(format!(
+                "{} need a component: a core module exports only functions of numbers",
+                match create.kind {
+                    Kind::Aggregate => "aggregates",
+                    _ => "table functions",
+                }
+            )));
+        }
         let strict = match (abi, create.strict) {
             (Abi::Core, Some(false)) => {
                 return Err(Error::InvalidFunction(
@@ -202,32 +215,36 @@ impl FunctionRegistry {
             (Abi::Core, _) => true,
             (Abi::Component, strict) => strict.unwrap_or(false),
         };
-        if abi == Abi::Core
-            && (create.args.contains(&SqlType::AnyElement) || create.returns == SqlType::AnyElement)
-        {
+        let polymorphic = create.args.contains(&SqlType::AnyElement)
+            || create.returns == Some(SqlType::AnyElement);
+        if abi == Abi::Core && polymorphic {
             return Err(Error::InvalidFunction(
                 "polymorphic (anyelement) functions need a component".into(),
+            ));
+        }
+        if polymorphic && matches!(create.kind, Kind::Table { .. }) {
+            return Err(Error::InvalidFunction(
+                "table functions cannot take anyelement: their columns are fixed".into(),
             ));
         }
         let compiled = self.runtime().compile(&module)?;
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let key = signature(&create.name, &create.args);
         let previous = self.stored(&key)?;
-        if let Some(previous) = &previous {
-            if !create.or_replace {
-                return Err(Error::FunctionExists(key));
-            }
-            if previous.returns != create.returns {
-                return Err(Error::InvalidFunction(format!(
-                    "cannot change return type of existing function {key}: it returns {}",
-                    previous.returns
-                )));
-            }
-        }
-        let def = FunctionDef {
+        let mut def = FunctionDef {
             name: create.name.clone(),
+            kind: create.kind.clone(),
             args: create.args.clone(),
-            returns: create.returns,
+            returns: match &create.kind {
+                Kind::Scalar => create.returns.ok_or_else(|| {
+                    Error::InvalidFunction("function result type must be specified".into())
+                })?,
+                Kind::Table { columns } => columns.first().map(|c| c.ty).ok_or_else(|| {
+                    Error::InvalidFunction("RETURNS TABLE needs at least one column".into())
+                })?,
+                // Asked from the component below.
+                Kind::Aggregate => SqlType::AnyElement,
+            },
             abi,
             symbol: create.symbol.clone().unwrap_or_else(|| create.name.clone()),
             module_sha256: module.sha256.clone(),
@@ -238,6 +255,42 @@ impl FunctionRegistry {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             version: previous.as_ref().map_or(1, |p| p.version + 1),
         };
+        if def.kind == Kind::Aggregate && !polymorphic {
+            let probe = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
+            def.returns = probe.guest_return_type(&def.args).map_err(|e| match e {
+                Error::ArgumentTypes(m) => Error::InvalidFunction(m),
+                other => other,
+            })?;
+        }
+        if let Some(previous) = &previous {
+            if !create.or_replace {
+                return Err(Error::FunctionExists(key));
+            }
+            if previous.kind.name() != def.kind.name() {
+                return Err(Error::WrongKind(format!(
+                    "cannot change routine kind: {key} is {} function",
+                    article(previous.kind.name())
+                )));
+            }
+            if previous.returns != def.returns || previous.kind != def.kind {
+                return Err(Error::InvalidFunction(format!(
+                    "cannot change return type of existing function {key}: it returns {}",
+                    returns_text(previous)
+                )));
+            }
+        }
+        if let Some(other) = self
+            .read()
+            .get(&def.name)
+            .and_then(|overloads| overloads.first())
+            .filter(|f| f.def().kind.name() != def.kind.name())
+        {
+            return Err(Error::InvalidFunction(format!(
+                "{} is {} function; overloads of one name must all be of one kind",
+                other.def().signature(),
+                article(other.def().kind.name())
+            )));
+        }
         let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
         function.validate()?;
 
@@ -297,10 +350,14 @@ impl FunctionRegistry {
     /// `DROP FUNCTION name[(types)]`. Without types the name must have one
     /// overload. Returns the dropped definition, or `None` when it did not
     /// exist (the caller decides whether that is an error: `IF EXISTS`).
+    ///
+    /// `aggregate`: whether this is `DROP AGGREGATE` (which drops only
+    /// aggregates, as `DROP FUNCTION` drops only other functions: 42809).
     pub fn drop_function(
         &self,
         name: &str,
         args: Option<&[SqlType]>,
+        aggregate: bool,
     ) -> Result<Option<FunctionDef>> {
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let def = {
@@ -327,6 +384,19 @@ impl FunctionRegistry {
             },
         };
         let key = def.signature();
+        match (aggregate, def.kind == Kind::Aggregate) {
+            (false, true) => {
+                return Err(Error::WrongKind(format!(
+                    "{key} is an aggregate function; use DROP AGGREGATE to drop aggregate functions"
+                )));
+            }
+            (true, false) => {
+                return Err(Error::WrongKind(format!(
+                    "function {key} is not an aggregate"
+                )));
+            }
+            _ => {}
+        }
         let mut changes = vec![Change::Delete {
             cf: FUNCTIONS_CF,
             key: &key,
@@ -357,6 +427,28 @@ impl FunctionRegistry {
     }
 }
 
+fn article(kind: &str) -> String {
+    match kind {
+        "aggregate" => "an aggregate".into(),
+        other => format!("a {other}"),
+    }
+}
+
+/// What a definition returns, as `RETURNS` would say it.
+fn returns_text(def: &FunctionDef) -> String {
+    match &def.kind {
+        Kind::Table { columns } => format!(
+            "TABLE ({})",
+            columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => def.returns.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,8 +460,9 @@ mod tests {
     fn create(name: &str, module: &str, or_replace: bool) -> CreateFunction {
         CreateFunction {
             name: name.into(),
+            kind: Kind::Scalar,
             args: vec![SqlType::Int64],
-            returns: SqlType::Int64,
+            returns: Some(SqlType::Int64),
             module: ModuleSource::Inline(module.replace("\"add1\"", &format!("\"{name}\""))),
             symbol: None,
             volatility: Volatility::Immutable,
@@ -418,19 +511,19 @@ mod tests {
             Err(Error::FunctionExists(_))
         ));
         assert!(matches!(
-            registry.drop_function("add1", None),
+            registry.drop_function("add1", None, false),
             Err(Error::AmbiguousFunction(_))
         ));
 
         let generation = registry.generation();
         registry
-            .drop_function("add1", Some(&[SqlType::Int64]))
+            .drop_function("add1", Some(&[SqlType::Int64]), false)
             .expect("drop");
         assert!(registry.generation() > generation);
         assert_eq!(registry.stored_modules().expect("modules"), 1);
         assert!(
             registry
-                .drop_function("add1", Some(&[SqlType::Int64]))
+                .drop_function("add1", Some(&[SqlType::Int64]), false)
                 .expect("drop")
                 .is_none()
         );

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker as ComponentLinker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker as ComponentLinker, ResourceTable};
 use wasmtime::{Config, Engine, Module, ResourceLimiter, Store, ValType};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::component::UdfPre;
 use crate::definition::{FunctionDef, Limits};
 use crate::module::ModuleBytes;
 use crate::{Error, Result};
@@ -54,7 +53,9 @@ pub struct EffectiveLimits {
 
 /// A compiled module, ready to instantiate.
 pub enum Compiled {
-    Component(UdfPre<HostState>),
+    /// Which interfaces it exports is checked when a function of a kind
+    /// is created from it.
+    Component(InstancePre<HostState>),
     Core(Module),
 }
 
@@ -237,11 +238,7 @@ impl WasmRuntime {
                         "the component needs imports Quiver does not provide: {e:#}"
                     ))
                 })?;
-                Compiled::Component(UdfPre::new(pre).map_err(|e| {
-                    Error::InvalidFunction(format!(
-                        "the component does not export the quiver:udf/scalar interface: {e:#}"
-                    ))
-                })?)
+                Compiled::Component(pre)
             }
             Either::Core(m) => {
                 if let Some(import) = m.imports().next() {
@@ -271,6 +268,7 @@ impl WasmRuntime {
             table: ResourceTable::new(),
             memory: MemoryLimit {
                 max: limits.max_memory,
+                granted: 0,
             },
             stdout,
             stderr,
@@ -359,6 +357,11 @@ impl HostState {
         String::from_utf8_lossy(&out).trim().to_string()
     }
 
+    /// The linear memory the instance has (its largest memory), in bytes.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.memory.granted
+    }
+
     /// Whether the captured output is past half its capacity: such an
     /// instance is replaced rather than reused, so its output never fills up
     /// across calls.
@@ -371,6 +374,8 @@ impl HostState {
 /// [`MemoryLimitHit`], so the error says what happened.
 struct MemoryLimit {
     max: u64,
+    /// The largest linear memory granted so far, in bytes.
+    granted: u64,
 }
 
 /// The error a memory growth past the limit fails the call with.
@@ -395,6 +400,7 @@ impl ResourceLimiter for MemoryLimit {
         if desired as u64 > self.max {
             return Err(wasmtime::Error::new(MemoryLimitHit));
         }
+        self.granted = self.granted.max(desired as u64);
         Ok(true)
     }
 

@@ -36,15 +36,7 @@ impl WasmScalarUdf {
         overloads: Vec<Arc<WasmFunction>>,
         modules: Option<ModuleDir>,
     ) -> ScalarUDF {
-        let volatility = overloads
-            .iter()
-            .map(|f| f.def().volatility)
-            .max_by_key(|v| match v {
-                Volatility::Immutable => 0,
-                Volatility::Stable => 1,
-                Volatility::Volatile => 2,
-            })
-            .unwrap_or_default();
+        let volatility = volatility(&overloads);
         ScalarUDF::new_from_impl(Self {
             name: name.to_string(),
             signature: Signature::new(TypeSignature::UserDefined, volatility.datafusion()),
@@ -63,31 +55,68 @@ impl WasmScalarUdf {
         &self.overloads
     }
 
-    /// The overload for arguments of these types, and the SQL types the
-    /// arguments are converted to. Tried in order: an exact match, then
-    /// PostgreSQL's implicit (widening) conversions, then any numeric
-    /// conversion (SQL literals such as `21` and `2.5` arrive as bigint and
-    /// double precision; an out-of-range value is then an error).
     fn resolve(&self, arg_types: &[DataType]) -> Result<(&Arc<WasmFunction>, Vec<SqlType>)> {
-        for pass in [Pass::Exact, Pass::Implicit, Pass::Numeric] {
-            for f in &self.overloads {
-                if let Some(types) = fits(&f.def().args, arg_types, pass) {
-                    return Ok((f, types));
-                }
+        resolve(&self.name, &self.overloads, arg_types)
+    }
+}
+
+/// The volatility a name with these overloads has: the most volatile one's.
+pub(crate) fn volatility(overloads: &[Arc<WasmFunction>]) -> Volatility {
+    overloads
+        .iter()
+        .map(|f| f.def().volatility)
+        .max_by_key(|v| match v {
+            Volatility::Immutable => 0,
+            Volatility::Stable => 1,
+            Volatility::Volatile => 2,
+        })
+        .unwrap_or_default()
+}
+
+/// The overload of `name` for arguments of these types, and the SQL types
+/// the arguments are converted to. Tried in order: an exact match, then
+/// PostgreSQL's implicit (widening) conversions, then any numeric
+/// conversion (SQL literals such as `21` and `2.5` arrive as bigint and
+/// double precision; an out-of-range value is then an error).
+pub(crate) fn resolve<'a>(
+    name: &str,
+    overloads: &'a [Arc<WasmFunction>],
+    arg_types: &[DataType],
+) -> Result<(&'a Arc<WasmFunction>, Vec<SqlType>)> {
+    for pass in [Pass::Exact, Pass::Implicit, Pass::Numeric] {
+        for f in overloads {
+            if let Some(types) = fits(&f.def().args, arg_types, pass) {
+                return Ok((f, types));
             }
         }
-        let have: Vec<String> = arg_types
-            .iter()
-            .map(|t| SqlType::from_data_type(t).map_or_else(|| t.to_string(), |s| s.pg_name()))
-            .collect();
-        let candidates: Vec<String> = self.overloads.iter().map(|f| f.def().signature()).collect();
-        plan_err!(
-            "function {}({}) does not exist; candidates: {}",
-            self.name,
-            have.join(", "),
-            candidates.join(", ")
-        )
     }
+    let have: Vec<String> = arg_types
+        .iter()
+        .map(|t| SqlType::from_data_type(t).map_or_else(|| t.to_string(), |s| s.pg_name()))
+        .collect();
+    let candidates: Vec<String> = overloads.iter().map(|f| f.def().signature()).collect();
+    plan_err!(
+        "function {}({}) does not exist; candidates: {}",
+        name,
+        have.join(", "),
+        candidates.join(", ")
+    )
+}
+
+/// The Arrow types arguments are converted to for the overload they call.
+pub(crate) fn coerce(
+    name: &str,
+    overloads: &[Arc<WasmFunction>],
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    let (_, types) = resolve(name, overloads, arg_types)?;
+    types
+        .iter()
+        .map(|t| match t.data_type() {
+            Some(t) => Ok(t),
+            None => plan_err!("{name}: anyelement needs a concrete argument type"),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -201,14 +230,7 @@ impl ScalarUDFImpl for WasmScalarUdf {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let (_, types) = self.resolve(arg_types)?;
-        types
-            .iter()
-            .map(|t| match t.data_type() {
-                Some(t) => Ok(t),
-                None => plan_err!("{}: anyelement needs a concrete argument type", self.name),
-            })
-            .collect()
+        coerce(&self.name, &self.overloads, arg_types)
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
