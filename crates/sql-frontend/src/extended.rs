@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement;
+use crate::parse::Statement;
 use futures::Sink;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
@@ -78,7 +78,10 @@ impl QueryParser for PreparingParser {
             Some(plan) => parameter_types(plan)?,
             None => vec![],
         };
-        let names = crate::names::statement_names(&statement);
+        let names = match &statement {
+            Statement::Sql(statement) => crate::names::statement_names(statement),
+            _ => None,
+        };
         Ok(Some(Prepared {
             statement,
             plan,

@@ -14,9 +14,11 @@ use datafusion::sql::sqlparser::ast::{
     FunctionDesc, FunctionReturnType, FunctionSetValue, ObjectName, OperateFunctionArg, Value,
 };
 use quiver_udf_registry::{
-    CreateFunction, FunctionRegistry, Limits, ModuleSource, SqlType, Volatility, WasmScalarUdf,
+    CreateFunction, FunctionRegistry, Kind, Limits, ModuleSource, SqlType, TableColumn, Volatility,
+    WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
 };
 
+use crate::parse::{AggregateOption, CreateAggregate, DropAggregate};
 use crate::session::Completion;
 use crate::system::SystemRows;
 use crate::{Error, Result};
@@ -35,7 +37,17 @@ impl Functions {
 
     /// `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm`.
     pub(crate) async fn create(&self, statement: ast::CreateFunction) -> Result<Completion> {
-        let create = translate_create(statement)?;
+        self.register(translate_create(statement)?).await?;
+        Ok(Completion::tag("CREATE FUNCTION"))
+    }
+
+    /// `CREATE [OR REPLACE] AGGREGATE name(types) (MODULE = 'file.wasm' ...)`.
+    pub(crate) async fn create_aggregate(&self, statement: CreateAggregate) -> Result<Completion> {
+        self.register(translate_aggregate(statement)?).await?;
+        Ok(Completion::tag("CREATE AGGREGATE"))
+    }
+
+    async fn register(&self, create: CreateFunction) -> Result<()> {
         if self.builtins.contains(&create.name) {
             return Err(Error::DuplicateFunction(format!(
                 "function {} already exists as a built-in function; choose another name",
@@ -48,7 +60,34 @@ impl Functions {
             .await
             .map_err(|e| Error::Internal(format!("function creation panicked: {e}")))?;
         created?;
-        Ok(Completion::tag("CREATE FUNCTION"))
+        Ok(())
+    }
+
+    /// `DROP AGGREGATE [IF EXISTS] name(types), ...`.
+    pub(crate) fn drop_aggregates(&self, statement: DropAggregate) -> Result<Completion> {
+        if statement.cascade {
+            return Err(Error::FeatureNotSupported(
+                "DROP AGGREGATE ... CASCADE is not supported: nothing depends on aggregates".into(),
+            ));
+        }
+        let mut notices = Vec::new();
+        for (name, args) in &statement.aggregates {
+            let name = function_name(name)?;
+            let args = args
+                .iter()
+                .map(|t| Ok(SqlType::from_ast(t)?))
+                .collect::<Result<Vec<_>>>()?;
+            let described = quiver_udf_registry::signature(&name, &args);
+            match self.registry.drop_function(&name, Some(&args), true)? {
+                Some(_) => {}
+                None if statement.if_exists => {
+                    notices.push(format!("aggregate {described} does not exist, skipping"));
+                }
+                None => return Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
+            }
+        }
+        Ok(Completion::tag("DROP AGGREGATE")
+            .with_notice((!notices.is_empty()).then(|| notices.join("\n"))))
     }
 
     /// `DROP FUNCTION [IF EXISTS] name[(types)], ...`.
@@ -69,7 +108,7 @@ impl Functions {
                 Some(args) => quiver_udf_registry::signature(&name, args),
                 None => name.clone(),
             };
-            match self.registry.drop_function(&name, args.as_deref())? {
+            match self.registry.drop_function(&name, args.as_deref(), false)? {
                 Some(_) => {}
                 None if statement.if_exists => {
                     notices.push(format!("function {described} does not exist, skipping"));
@@ -80,6 +119,66 @@ impl Functions {
         Ok(Completion::tag("DROP FUNCTION")
             .with_notice((!notices.is_empty()).then(|| notices.join("\n"))))
     }
+}
+
+/// The module form of `CREATE AGGREGATE`: PostgreSQL's option list, with
+/// the accumulator in a component instead of SFUNC and friends.
+fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
+    let name = function_name(&statement.name)?;
+    let args = statement
+        .args
+        .iter()
+        .map(|t| Ok(SqlType::from_ast(t)?))
+        .collect::<Result<Vec<_>>>()?;
+    let (mut module, mut symbol, mut limits) = (None, None, Limits::default());
+    for (option, value) in &statement.options {
+        let text = || match value {
+            AggregateOption::Text(text) => Ok(text.clone()),
+            _ => Err(Error::InvalidFunctionDefinition(format!(
+                "aggregate attribute \"{option}\" takes a string"
+            ))),
+        };
+        match option.as_str() {
+            "module" => module = Some(text()?),
+            "symbol" => symbol = Some(text()?),
+            "max_memory" => limits.max_memory = Some(parse_bytes(&text()?)?),
+            "time_limit" => limits.time_limit_ms = Some(parse_millis(&text()?)?),
+            // Every Wasm aggregate runs in parallel stages.
+            "parallel" => {}
+            "sfunc" | "stype" | "combinefunc" | "finalfunc" | "initcond" => {
+                return Err(Error::FeatureNotSupported(
+                    "aggregates built from SFUNC and STYPE are not supported yet: give the aggregate's component with MODULE = 'file.wasm'".into(),
+                ));
+            }
+            other => {
+                return Err(Error::Syntax(format!(
+                    "aggregate attribute \"{other}\" not recognized"
+                )));
+            }
+        }
+    }
+    let Some(module) = module else {
+        return Err(Error::InvalidFunctionDefinition(
+            "CREATE AGGREGATE needs MODULE = 'file.wasm': the component implementing the aggregate"
+                .into(),
+        ));
+    };
+    Ok(CreateFunction {
+        name,
+        kind: Kind::Aggregate,
+        args,
+        returns: None,
+        module: if module.ends_with(".wasm") {
+            ModuleSource::File(module)
+        } else {
+            ModuleSource::Inline(module)
+        },
+        symbol,
+        volatility: Volatility::Immutable,
+        strict: None,
+        limits,
+        or_replace: statement.or_replace,
+    })
 }
 
 fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
@@ -122,9 +221,23 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
         .iter()
         .map(argument)
         .collect::<Result<Vec<_>>>()?;
-    let returns = match &statement.return_type {
-        Some(FunctionReturnType::DataType(t)) => SqlType::from_ast(t)?,
-        Some(FunctionReturnType::SetOf(_)) => return unsupported("RETURNS SETOF"),
+    let (kind, returns) = match &statement.return_type {
+        Some(FunctionReturnType::DataType(ast::DataType::Table(Some(columns)))) => {
+            let columns = columns
+                .iter()
+                .map(|c| {
+                    Ok(TableColumn {
+                        name: identifier(&c.name),
+                        ty: SqlType::from_ast(&c.data_type)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (Kind::Table { columns }, None)
+        }
+        Some(FunctionReturnType::DataType(t)) => (Kind::Scalar, Some(SqlType::from_ast(t)?)),
+        Some(FunctionReturnType::SetOf(_)) => {
+            return unsupported("RETURNS SETOF (use RETURNS TABLE (...))");
+        }
         None => {
             return Err(Error::InvalidFunctionDefinition(
                 "function result type must be specified".into(),
@@ -194,6 +307,7 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
     }
     Ok(CreateFunction {
         name,
+        kind,
         args,
         returns,
         module,
@@ -203,6 +317,14 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
         limits,
         or_replace: statement.or_replace,
     })
+}
+
+/// An identifier as PostgreSQL folds it: unquoted is lower-cased.
+fn identifier(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        None => ident.value.to_lowercase(),
+        Some(_) => ident.value.clone(),
+    }
 }
 
 /// A function name as PostgreSQL folds it: unquoted names are lower-cased;
@@ -361,15 +483,34 @@ impl SessionFunctions {
             return;
         }
         let functions = registry.functions();
-        for gone in applied.1.iter().filter(|n| !functions.contains_key(*n)) {
+        for gone in applied.1.iter() {
+            // Dropped, or maybe now of another kind: forget every kind.
             ctx.deregister_udf(gone);
+            ctx.deregister_udaf(gone);
+            ctx.deregister_udtf(gone);
         }
+        let modules = registry.module_dir().cloned();
         for (name, overloads) in &functions {
-            ctx.register_udf(WasmScalarUdf::new_udf(
-                name,
-                overloads.clone(),
-                registry.module_dir().cloned(),
-            ));
+            match overloads.first().map(|f| &f.def().kind) {
+                Some(Kind::Aggregate) => ctx.register_udaf(WasmAggregateUdf::new_udaf(
+                    name,
+                    overloads.clone(),
+                    modules.clone(),
+                )),
+                Some(Kind::Table { .. }) => ctx.register_udtf(
+                    name,
+                    Arc::new(WasmTableFunction::new(
+                        name,
+                        overloads.clone(),
+                        modules.clone(),
+                    )),
+                ),
+                Some(Kind::Scalar) | None => ctx.register_udf(WasmScalarUdf::new_udf(
+                    name,
+                    overloads.clone(),
+                    modules.clone(),
+                )),
+            }
         }
         *applied = (generation, functions.into_keys().collect());
     }
@@ -415,7 +556,7 @@ impl FunctionsTable {
         };
         let columns = vec![
             text(&|d| d.name.clone()),
-            text(&|_| "scalar".into()),
+            text(&|d| d.kind.name().into()),
             text(&|d| d.abi.name().into()),
             text(&|d| {
                 d.args
@@ -424,7 +565,17 @@ impl FunctionsTable {
                     .collect::<Vec<_>>()
                     .join(", ")
             }),
-            text(&|d| d.returns.pg_name()),
+            text(&|d| match &d.kind {
+                Kind::Table { columns } => format!(
+                    "TABLE({})",
+                    columns
+                        .iter()
+                        .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => d.returns.pg_name(),
+            }),
             text(&|d| d.symbol.clone()),
             text(&|d| d.module_sha256.clone()),
             int(&|d| d.module_size as i64),

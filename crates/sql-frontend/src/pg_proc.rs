@@ -94,7 +94,17 @@ pub(crate) fn install(
 }
 
 fn result_of(def: &FunctionDef) -> String {
-    def.returns.pg_name()
+    match &def.kind {
+        quiver_udf_registry::Kind::Table { columns } => format!(
+            "TABLE({})",
+            columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => def.returns.pg_name(),
+    }
 }
 
 fn arguments_of(def: &FunctionDef) -> String {
@@ -217,11 +227,19 @@ impl PgProc {
                     ("proowner", DataType::Int32) => int(&|_| 10),
                     ("prolang", DataType::Int32) => int(&|_| 13), // "c": native code, like C functions
                     ("prorettype", DataType::Int32) => int(&|d| type_oid(&d.returns)),
-                    ("prokind", DataType::Utf8) => text(&|_| "f".into()),
+                    ("prokind", DataType::Utf8) => text(&|d| {
+                        match d.kind {
+                            quiver_udf_registry::Kind::Aggregate => "a".into(),
+                            _ => "f".into(),
+                        }
+                    }),
                     ("provolatile", DataType::Utf8) => text(&|d| d.volatility.code().into()),
                     ("proparallel", DataType::Utf8) => text(&|_| "s".into()),
                     ("proisstrict", DataType::Boolean) => boolean(&|d| d.strict),
-                    ("prosecdef" | "proleakproof" | "proretset", DataType::Boolean) => {
+                    ("proretset", DataType::Boolean) => {
+                        boolean(&|d| matches!(d.kind, quiver_udf_registry::Kind::Table { .. }))
+                    }
+                    ("prosecdef" | "proleakproof", DataType::Boolean) => {
                         boolean(&|_| false)
                     }
                     ("proargtypes", DataType::Utf8) => text(&|d| {

@@ -126,8 +126,17 @@ impl Session {
     }
 
     /// Runs one parsed statement.
-    pub async fn execute(&self, statement: DfStatement) -> Result<Outcome> {
+    pub async fn execute(&self, statement: crate::parse::Statement) -> Result<Outcome> {
         self.refresh_functions();
+        let statement = match statement {
+            crate::parse::Statement::Sql(statement) => statement,
+            crate::parse::Statement::CreateAggregate(create) => {
+                return Ok(self.functions.create_aggregate(create).await?.into());
+            }
+            crate::parse::Statement::DropAggregate(drop) => {
+                return Ok(self.functions.drop_aggregates(drop)?.into());
+            }
+        };
         match statement {
             DfStatement::Statement(s) => match *s {
                 Statement::CreateFunction(create) => {
@@ -203,7 +212,13 @@ impl Session {
 
     /// Plans a statement that may carry `$n` parameters (a query or DML),
     /// for the extended protocol; `None` for every other statement.
-    pub async fn plan_parameterized(&self, statement: &DfStatement) -> Result<Option<LogicalPlan>> {
+    pub async fn plan_parameterized(
+        &self,
+        statement: &crate::parse::Statement,
+    ) -> Result<Option<LogicalPlan>> {
+        let crate::parse::Statement::Sql(statement) = statement else {
+            return Ok(None);
+        };
         let parameterized = match statement {
             DfStatement::Statement(s) => matches!(
                 s.as_ref(),

@@ -36,6 +36,57 @@
 //! the host/guest boundary: the loop over rows runs inside the component.
 //! For polymorphic functions (`anyelement`), implement [`RawFunction`] and
 //! list it after the ordinary functions with `@raw name = Type;`.
+//!
+//! ## Aggregates
+//!
+//! An aggregate is a state type implementing [`Aggregate`], listed with
+//! `@aggregate name(args) = State;` after the functions:
+//!
+//! ```ignore
+//! #[derive(Default)]
+//! struct Total(f64);
+//!
+//! impl quiver_udf::Aggregate for Total {
+//!     type Input<'a> = f64;          // one argument; a tuple for several
+//!     type Output = f64;
+//!     fn update(&mut self, x: f64) { self.0 += x }
+//!     fn merge(&mut self, other: Self) { self.0 += other.0 }
+//!     fn finish(&self) -> f64 { self.0 }
+//!     fn save(&self, out: &mut Vec<u8>) { out.extend_from_slice(&self.0.to_le_bytes()) }
+//!     fn load(bytes: &[u8]) -> Result<Self, String> {
+//!         Ok(Total(f64::from_le_bytes(bytes.try_into().map_err(|_| "bad state")?)))
+//!     }
+//! }
+//!
+//! quiver_udf::functions! {
+//!     @aggregate total(x: f64) = Total;
+//! }
+//! ```
+//!
+//! registered with `CREATE AGGREGATE total(double precision) (MODULE =
+//! 'my_functions.wasm')`. Rows with a null argument are skipped unless the
+//! argument is an `Option`. Each group starts as `Default::default()`;
+//! `save`/`load` carry a state between stages and machines, so keep it
+//! compact.
+//!
+//! ## Table functions
+//!
+//! A table function returns an iterator of rows (tuples, one element per
+//! column), listed with `@table`:
+//!
+//! ```ignore
+//! quiver_udf::functions! {
+//!     @table series(start: i64, stop: i64) -> (n: i64) {
+//!         (start..=stop).map(|n| (n,))
+//!     }
+//! }
+//! ```
+//!
+//! registered with `CREATE FUNCTION series(bigint, bigint) RETURNS TABLE (n
+//! bigint) LANGUAGE wasm AS 'my_functions.wasm', 'series'`. Rows are pulled
+//! a batch at a time as the query needs them, so the iterator may be
+//! endless. It must own what it uses: copy text arguments (`s.to_owned()`).
+//! A null argument (unless an `Option`) gives no rows.
 
 #[doc(hidden)]
 pub mod bindings {
@@ -49,12 +100,27 @@ pub mod bindings {
     });
 }
 
+mod aggregate;
 mod column;
+mod table;
 mod values;
 
+pub use aggregate::{Aggregate, Groups, Update};
+#[doc(hidden)]
+pub use aggregate::group_of;
+#[doc(hidden)]
+pub use aggregate::AccumulatorImpl;
+#[doc(hidden)]
+pub use bindings::exports::quiver::udf::aggregate::{
+    Accumulator as AccumulatorHandle, Guest as AggregateGuest,
+};
 pub use bindings::exports::quiver::udf::scalar::Guest;
+#[doc(hidden)]
+pub use bindings::exports::quiver::udf::table::{Guest as TableGuest, Rows as RowsHandle};
 pub use bindings::quiver::udf::types::{Column, RowError, SqlType, Values, VarBinary};
 pub use column::{ColumnBuilder, ValueRef};
+#[doc(hidden)]
+pub use table::RowsImpl;
 pub use values::{Arg, ArgReader, Date, Decimal, Ret, Timestamp};
 
 /// A function that works on whole columns: for polymorphic functions, or
@@ -95,8 +161,9 @@ pub fn arg<'a>(args: &'a [Column], index: usize, rows: usize) -> Result<&'a Colu
     }
 }
 
-/// Exports ordinary Rust functions (and [`RawFunction`]s) as the Quiver
-/// functions of this component. See the crate documentation.
+/// Exports ordinary Rust functions (and [`RawFunction`]s), aggregates and
+/// table functions as the Quiver functions of this component. See the
+/// crate documentation.
 #[macro_export]
 macro_rules! functions {
     (
@@ -105,6 +172,13 @@ macro_rules! functions {
             fn $name:ident ( $( $arg:ident : $ty:ty ),* $(,)? ) -> $ret:ty $body:block
         )*
         $( @raw $raw_name:ident = $raw:ty; )*
+        $(
+            @aggregate $agg_name:ident ( $( $agg_arg:ident : $agg_ty:ty ),* $(,)? ) = $state:ty;
+        )*
+        $(
+            @table $table_name:ident ( $( $table_arg:ident : $table_ty:ty ),* $(,)? )
+                -> ( $( $column:ident : $column_ty:ty ),+ $(,)? ) $table_body:block
+        )*
     ) => {
         $(
             $(#[$meta])*
@@ -170,6 +244,141 @@ macro_rules! functions {
                     )*
                     $( stringify!($raw_name) => <$raw as $crate::RawFunction>::call(&args, rows), )*
                     other => Err($crate::RowError { row: 0, message: format!("this component has no function {other}") }),
+                }
+            }
+        }
+
+        impl $crate::AggregateGuest for __QuiverFunctions {
+            type Accumulator = $crate::AccumulatorImpl;
+
+            fn aggregates() -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![ $( stringify!($agg_name).to_string(), )* ]
+            }
+
+            fn return_type(
+                name: ::std::string::String,
+                args: ::std::vec::Vec<$crate::SqlType>,
+            ) -> ::std::result::Result<$crate::SqlType, ::std::string::String> {
+                match name.as_str() {
+                    $(
+                        stringify!($agg_name) => {
+                            $crate::check_args(
+                                stringify!($agg_name),
+                                &args,
+                                &[ $( <$agg_ty as $crate::Arg<'_>>::accepts ),* ],
+                            )?;
+                            Ok(<<$state as $crate::Aggregate>::Output as $crate::Ret>::sql_type())
+                        }
+                    )*
+                    other => Err(format!("this component has no aggregate {other}")),
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn create(
+                name: ::std::string::String,
+                args: ::std::vec::Vec<$crate::SqlType>,
+            ) -> ::std::result::Result<$crate::AccumulatorHandle, ::std::string::String> {
+                match name.as_str() {
+                    $(
+                        stringify!($agg_name) => {
+                            $crate::check_args(
+                                stringify!($agg_name),
+                                &args,
+                                &[ $( <$agg_ty as $crate::Arg<'_>>::accepts ),* ],
+                            )?;
+                            let update: fn(&mut [$state], &[u32], &[$crate::Column], usize) -> ::std::result::Result<(), $crate::RowError> = |states, groups, args, rows| {
+                                let mut index = 0usize;
+                                $(
+                                    let $agg_arg = $crate::ArgReader::<$agg_ty>::new($crate::arg(args, index, rows)?);
+                                    index += 1;
+                                )*
+                                for row in 0..rows {
+                                    if false $( || $agg_arg.skips(row) )* {
+                                        continue;
+                                    }
+                                    let group = $crate::group_of(groups, row, states.len())?;
+                                    $crate::Aggregate::update(&mut states[group], ( $( $agg_arg.get(row) ),* ));
+                                }
+                                Ok(())
+                            };
+                            Ok($crate::AccumulatorHandle::new($crate::AccumulatorImpl::new(
+                                $crate::Groups::<$state>::new(update),
+                            )))
+                        }
+                    )*
+                    other => Err(format!("this component has no aggregate {other}")),
+                }
+            }
+        }
+
+        impl $crate::TableGuest for __QuiverFunctions {
+            type Rows = $crate::RowsImpl;
+
+            fn tables() -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![ $( stringify!($table_name).to_string(), )* ]
+            }
+
+            fn columns(
+                name: ::std::string::String,
+                args: ::std::vec::Vec<$crate::SqlType>,
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::SqlType>, ::std::string::String> {
+                match name.as_str() {
+                    $(
+                        stringify!($table_name) => {
+                            $crate::check_args(
+                                stringify!($table_name),
+                                &args,
+                                &[ $( <$table_ty as $crate::Arg<'_>>::accepts ),* ],
+                            )?;
+                            Ok(::std::vec![ $( <$column_ty as $crate::Ret>::sql_type() ),+ ])
+                        }
+                    )*
+                    other => Err(format!("this component has no table function {other}")),
+                }
+            }
+
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn start(
+                name: ::std::string::String,
+                args: ::std::vec::Vec<$crate::Column>,
+            ) -> ::std::result::Result<$crate::RowsHandle, ::std::string::String> {
+                match name.as_str() {
+                    $(
+                        stringify!($table_name) => {
+                            let mut index = 0usize;
+                            $(
+                                let $table_arg = $crate::ArgReader::<$table_ty>::new(
+                                    $crate::arg(&args, index, 1).map_err(|e| e.message)?,
+                                );
+                                index += 1;
+                            )*
+                            let types = ::std::vec![ $( <$column_ty as $crate::Ret>::sql_type() ),+ ];
+                            if false $( || $table_arg.skips(0) )* {
+                                return Ok($crate::RowsHandle::new($crate::RowsImpl::new(
+                                    ::std::iter::empty::<( $( $column_ty, )+ )>(),
+                                    types,
+                                    |_, _| Ok(()),
+                                )));
+                            }
+                            $( let $table_arg: $table_ty = $table_arg.get(0); )*
+                            let rows = $table_body;
+                            Ok($crate::RowsHandle::new($crate::RowsImpl::new(
+                                rows,
+                                types,
+                                |row: ( $( $column_ty, )+ ), out: &mut [$crate::ColumnBuilder]| {
+                                    let ( $( $column, )+ ) = row;
+                                    let mut index = 0usize;
+                                    $(
+                                        $crate::Ret::push($column, &mut out[index])?;
+                                        index += 1;
+                                    )+
+                                    Ok(())
+                                },
+                            )))
+                        }
+                    )*
+                    other => Err(format!("this component has no table function {other}")),
                 }
             }
         }

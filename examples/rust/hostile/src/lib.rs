@@ -74,4 +74,44 @@ quiver_udf::functions! {
     fn env_count(x: i64) -> i64 {
         x + std::env::vars().count() as i64
     }
+
+    // An aggregate whose state grows without bound: 64 KiB per row.
+    @aggregate hoard(x: i64) = Hoard;
+
+    // A table function that never ends.
+    @table forever() -> (n: i64) {
+        (0i64..).map(|n| (n,))
+    }
+
+    // A table function that never produces its first row.
+    @table stuck() -> (n: i64) {
+        std::iter::from_fn(|| loop {
+            std::hint::spin_loop();
+        })
+        .map(|n: i64| (n,))
+    }
+}
+
+#[derive(Default)]
+struct Hoard(Vec<Vec<u8>>);
+
+impl quiver_udf::Aggregate for Hoard {
+    type Input<'a> = i64;
+    type Output = i64;
+    fn update(&mut self, x: i64) {
+        self.0.push(vec![x as u8; 64 << 10]);
+    }
+    fn merge(&mut self, other: Self) {
+        self.0.extend(other.0);
+    }
+    fn finish(&self) -> i64 {
+        self.0.len() as i64
+    }
+    fn save(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.0.len() as u64).to_le_bytes());
+    }
+    fn load(bytes: &[u8]) -> Result<Self, String> {
+        let n = u64::from_le_bytes(bytes.try_into().map_err(|_| "bad state")?);
+        Ok(Hoard(vec![Vec::new(); n as usize]))
+    }
 }
