@@ -169,9 +169,10 @@ impl WasmFunction {
         }
     }
 
-    fn validate_component(&self) -> Result<()> {
-        let def = &self.def;
-        let (what, names) = match &def.kind {
+    /// Checks that the component has the function under its symbol, among
+    /// the functions of its kind; returns what that kind is called.
+    pub(crate) fn check_exported(&self) -> Result<&'static str> {
+        let (what, names) = match &self.def.kind {
             Kind::Scalar => (
                 "function",
                 self.with_exports(|store, e| e.scalar()?.call_functions(store))?,
@@ -185,13 +186,19 @@ impl WasmFunction {
                 self.with_exports(|store, e| e.table()?.call_tables(store))?,
             ),
         };
-        if !names.contains(&def.symbol) {
+        if !names.contains(&self.def.symbol) {
             return Err(Error::InvalidFunction(format!(
                 "the component has no {what} \"{}\"{}",
-                def.symbol,
+                self.def.symbol,
                 hint(&names)
             )));
         }
+        Ok(what)
+    }
+
+    fn validate_component(&self) -> Result<()> {
+        let def = &self.def;
+        let what = self.check_exported()?;
         if let Kind::Table { columns } = &def.kind {
             let wit: Vec<WitType> = def.args.iter().map(|t| WitType::from(*t)).collect();
             let symbol = def.symbol.clone();

@@ -257,6 +257,7 @@ impl FunctionRegistry {
         };
         if def.kind == Kind::Aggregate && !polymorphic {
             let probe = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
+            probe.check_exported()?;
             def.returns = probe.guest_return_type(&def.args).map_err(|e| match e {
                 Error::ArgumentTypes(m) => Error::InvalidFunction(m),
                 other => other,
