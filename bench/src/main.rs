@@ -174,6 +174,7 @@ async fn main() {
             Kind::Table { .. } => {
                 ctx.register_udtf(&name, Arc::new(WasmTableFunction::new(&name, overloads, None)))
             }
+            Kind::Folded(_) => unreachable!("the benchmark creates no SFUNC aggregates"),
         }
     }
 

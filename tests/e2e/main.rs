@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod aggregates;
 mod cluster;
 mod extended;
 mod names;

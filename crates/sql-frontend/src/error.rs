@@ -116,6 +116,7 @@ fn function_sqlstate(e: &quiver_udf_registry::Error) -> &'static str {
         F::AmbiguousFunction(_) => "42725",
         F::ArgumentTypes(_) => "42804",
         F::WrongKind(_) => "42809",
+        F::DependentObjects(_) => "2BP01",
         F::Trap { .. } => "38000",
         F::TimeLimit { .. } => "57014",
         F::MemoryLimit { .. } => "53200",

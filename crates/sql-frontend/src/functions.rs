@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionDesc, FunctionReturnType, FunctionSetValue, ObjectName, OperateFunctionArg, Value,
 };
 use quiver_udf_registry::{
-    CreateFunction, FunctionRegistry, Kind, Limits, ModuleSource, SqlType, TableColumn, Volatility,
+    CreateFolded, CreateFunction, FoldedAggregateUdf, FunctionRegistry, Kind, Limits, ModuleSource, SqlType, TableColumn, Volatility,
     WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
 };
 
@@ -41,9 +41,22 @@ impl Functions {
         Ok(Completion::tag("CREATE FUNCTION"))
     }
 
-    /// `CREATE [OR REPLACE] AGGREGATE name(types) (MODULE = 'file.wasm' ...)`.
+    /// `CREATE [OR REPLACE] AGGREGATE name(types) (MODULE = 'file.wasm' ...)`
+    /// or `(SFUNC = ..., STYPE = ..., ...)`.
     pub(crate) async fn create_aggregate(&self, statement: CreateAggregate) -> Result<Completion> {
-        self.register(translate_aggregate(statement)?).await?;
+        let classic = statement.options.iter().any(|(o, _)| o == "sfunc" || o == "stype");
+        if classic {
+            let create = translate_folded(statement)?;
+            if self.builtins.contains(&create.name) {
+                return Err(Error::DuplicateFunction(format!(
+                    "function {} already exists as a built-in function; choose another name",
+                    create.name
+                )));
+            }
+            self.registry.create_folded(create)?;
+        } else {
+            self.register(translate_aggregate(statement)?).await?;
+        }
         Ok(Completion::tag("CREATE AGGREGATE"))
     }
 
@@ -145,10 +158,11 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
             "time_limit" => limits.time_limit_ms = Some(parse_millis(&text()?)?),
             // Every Wasm aggregate runs in parallel stages.
             "parallel" => {}
-            "sfunc" | "stype" | "combinefunc" | "finalfunc" | "initcond" => {
-                return Err(Error::FeatureNotSupported(
-                    "aggregates built from SFUNC and STYPE are not supported yet: give the aggregate's component with MODULE = 'file.wasm'".into(),
-                ));
+            "combinefunc" | "finalfunc" | "initcond" => {
+                return Err(Error::InvalidFunctionDefinition(format!(
+                    "{} belongs to the SFUNC form: give SFUNC and STYPE too, or only MODULE",
+                    option.to_uppercase()
+                )));
             }
             other => {
                 return Err(Error::Syntax(format!(
@@ -177,6 +191,56 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
         volatility: Volatility::Immutable,
         strict: None,
         limits,
+        or_replace: statement.or_replace,
+    })
+}
+
+/// PostgreSQL's classic form of `CREATE AGGREGATE`, over Wasm functions.
+fn translate_folded(statement: CreateAggregate) -> Result<CreateFolded> {
+    let name = function_name(&statement.name)?;
+    let args = statement
+        .args
+        .iter()
+        .map(|t| Ok(SqlType::from_ast(t)?))
+        .collect::<Result<Vec<_>>>()?;
+    let (mut stype, mut sfunc, mut combinefunc, mut finalfunc, mut initcond) =
+        (None, None, None, None, None);
+    for (option, value) in &statement.options {
+        match (option.as_str(), value) {
+            ("stype", AggregateOption::Type(t)) => stype = Some(SqlType::from_ast(t)?),
+            ("sfunc", AggregateOption::Function(f)) => sfunc = Some(function_name(f)?),
+            ("combinefunc", AggregateOption::Function(f)) => {
+                combinefunc = Some(function_name(f)?);
+            }
+            ("finalfunc", AggregateOption::Function(f)) => finalfunc = Some(function_name(f)?),
+            ("initcond", AggregateOption::Text(t)) => initcond = Some(t.clone()),
+            ("parallel", _) => {}
+            ("module" | "symbol" | "max_memory" | "time_limit", _) => {
+                return Err(Error::InvalidFunctionDefinition(format!(
+                    "{} belongs to the MODULE form; the SFUNC form runs its functions with their own settings",
+                    option.to_uppercase()
+                )));
+            }
+            (other, _) => {
+                return Err(Error::Syntax(format!(
+                    "aggregate attribute \"{other}\" not recognized"
+                )));
+            }
+        }
+    }
+    let (Some(stype), Some(sfunc)) = (stype, sfunc) else {
+        return Err(Error::InvalidFunctionDefinition(
+            "aggregate stype and sfunc must both be specified".into(),
+        ));
+    };
+    Ok(CreateFolded {
+        name,
+        args,
+        stype,
+        sfunc,
+        combinefunc,
+        finalfunc,
+        initcond,
         or_replace: statement.or_replace,
     })
 }
@@ -505,6 +569,23 @@ impl SessionFunctions {
                         modules.clone(),
                     )),
                 ),
+                Some(Kind::Folded(_)) => {
+                    let parts = overloads
+                        .iter()
+                        .map(|f| registry.folded_parts(f.def()))
+                        .collect::<quiver_udf_registry::Result<Vec<_>>>();
+                    match parts {
+                        Ok(parts) => ctx.register_udaf(FoldedAggregateUdf::new_udaf(
+                            name,
+                            parts,
+                            overloads.clone(),
+                            modules.clone(),
+                        )),
+                        Err(e) => {
+                            tracing::error!(aggregate = %name, error = %e, "aggregate left out");
+                        }
+                    }
+                }
                 Some(Kind::Scalar) | None => ctx.register_udf(WasmScalarUdf::new_udf(
                     name,
                     overloads.clone(),

@@ -229,7 +229,8 @@ impl PgProc {
                     ("prorettype", DataType::Int32) => int(&|d| type_oid(&d.returns)),
                     ("prokind", DataType::Utf8) => text(&|d| {
                         match d.kind {
-                            quiver_udf_registry::Kind::Aggregate => "a".into(),
+                            quiver_udf_registry::Kind::Aggregate
+                            | quiver_udf_registry::Kind::Folded(_) => "a".into(),
                             _ => "f".into(),
                         }
                     }),

@@ -34,6 +34,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 
 use crate::aggregate::WasmAggregateUdf;
 use crate::definition::{FunctionDef, Limits};
+use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
@@ -60,6 +61,25 @@ struct Reference {
     /// Every overload, with the limits it runs under made explicit, so
     /// every process enforces the frontend's limits.
     functions: Vec<FunctionDef>,
+}
+
+/// Marks a classic aggregate written by these codecs.
+const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
+
+/// What a plan carries for one classic aggregate name.
+#[derive(Serialize, Deserialize)]
+struct FoldedReference {
+    modules: Option<PathBuf>,
+    overloads: Vec<FoldedDefs>,
+}
+
+/// One overload of a classic aggregate and the functions it folds with.
+#[derive(Serialize, Deserialize)]
+struct FoldedDefs {
+    aggregate: FunctionDef,
+    sfunc: FunctionDef,
+    combinefunc: FunctionDef,
+    finalfunc: Option<FunctionDef>,
 }
 
 /// What a plan carries for one table function call.
@@ -139,6 +159,26 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
 
 fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
     let inner: &dyn Any = node.inner().as_ref();
+    if let Some(folded) = inner.downcast_ref::<FoldedAggregateUdf>() {
+        let reference = FoldedReference {
+            modules: folded.module_dir().map(|dir| dir.path().to_path_buf()),
+            overloads: folded
+                .overloads()
+                .iter()
+                .map(|p| FoldedDefs {
+                    aggregate: p.aggregate.clone(),
+                    sfunc: explicit(&p.sfunc),
+                    combinefunc: explicit(&p.combinefunc),
+                    finalfunc: p.finalfunc.as_deref().map(explicit),
+                })
+                .collect(),
+        };
+        buf.extend_from_slice(FOLDED_MAGIC);
+        serde_json::to_writer(&mut *buf, &reference).map_err(|e| {
+            exec_datafusion_err!("cannot encode aggregate {}: {e}", node.name())
+        })?;
+        return Ok(true);
+    }
     let Some(wasm) = inner.downcast_ref::<WasmAggregateUdf>() else {
         return Ok(false);
     };
@@ -146,11 +186,35 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
     Ok(true)
 }
 
+fn decode_folded(loader: &FunctionLoader, name: &str, payload: &[u8]) -> Result<Arc<AggregateUDF>> {
+    let reference: FoldedReference = serde_json::from_slice(payload)
+        .map_err(|e| exec_datafusion_err!("cannot decode aggregate {name}: {e}"))?;
+    let modules = reference.modules.map(ModuleDir::at);
+    let load = |def: &FunctionDef| loader.function(def, modules.as_ref());
+    let mut overloads = Vec::new();
+    let mut shells = Vec::new();
+    for o in &reference.overloads {
+        shells.push(load(&o.aggregate)?);
+        overloads.push(FoldedParts {
+            aggregate: o.aggregate.clone(),
+            sfunc: load(&o.sfunc)?,
+            combinefunc: load(&o.combinefunc)?,
+            finalfunc: o.finalfunc.as_ref().map(load).transpose()?,
+        });
+    }
+    Ok(Arc::new(FoldedAggregateUdf::new_udaf(
+        name, overloads, shells, modules,
+    )))
+}
+
 fn decode_udaf(
     loader: &FunctionLoader,
     name: &str,
     buf: &[u8],
 ) -> Option<Result<Arc<AggregateUDF>>> {
+    if let Some(payload) = buf.strip_prefix(FOLDED_MAGIC) {
+        return Some(decode_folded(loader, name, payload));
+    }
     Some(read_reference(loader, name, buf)?.map(|(overloads, modules)| {
         Arc::new(WasmAggregateUdf::new_udaf(name, overloads, modules))
     }))

@@ -80,6 +80,27 @@ pub enum Kind {
     Aggregate,
     /// `CREATE FUNCTION ... RETURNS TABLE (...)`: a stream of rows.
     Table { columns: Vec<TableColumn> },
+    /// `CREATE AGGREGATE ... (SFUNC = ..., STYPE = ...)`: PostgreSQL's
+    /// classic form, folding rows with Wasm scalar functions. The module
+    /// fields of its definition are its SFUNC's.
+    Folded(Folded),
+}
+
+/// The parts of a classic aggregate: scalar Wasm functions, by signature
+/// (so replacing one with `CREATE OR REPLACE FUNCTION` changes the
+/// aggregate too, as in PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Folded {
+    /// The state's type.
+    pub stype: SqlType,
+    /// `sfunc(state, args...) -> state`, once per row.
+    pub sfunc: String,
+    /// `combinefunc(state, state) -> state`: merges partial states.
+    pub combinefunc: String,
+    /// `finalfunc(state) -> result`; without one, the state is the result.
+    pub finalfunc: Option<String>,
+    /// The initial state as text (null when absent).
+    pub initcond: Option<String>,
 }
 
 impl Kind {
@@ -87,7 +108,7 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Scalar => "scalar",
-            Kind::Aggregate => "aggregate",
+            Kind::Aggregate | Kind::Folded(_) => "aggregate",
             Kind::Table { .. } => "table",
         }
     }

@@ -24,6 +24,9 @@ pub enum Error {
     /// `DROP FUNCTION name` without argument types when there are overloads (42725).
     #[error("function name \"{0}\" is not unique")]
     AmbiguousFunction(String),
+    /// Dropping something another object depends on (2BP01).
+    #[error("{0}")]
+    DependentObjects(String),
     /// The statement's kind of routine does not match the function's (42809).
     #[error("{0}")]
     WrongKind(String),

@@ -185,6 +185,7 @@ impl WasmFunction {
                 "table function",
                 self.with_exports(|store, e| e.table()?.call_tables(store))?,
             ),
+            Kind::Folded(_) => return Ok("aggregate"),
         };
         if !names.contains(&self.def.symbol) {
             return Err(Error::InvalidFunction(format!(
@@ -279,6 +280,7 @@ impl WasmFunction {
             Kind::Scalar => e.scalar()?.call_return_type(store, &symbol, &wit),
             Kind::Aggregate => e.aggregate()?.call_return_type(store, &symbol, &wit),
             Kind::Table { .. } => Err(wasmtime::Error::msg("table functions have columns")),
+            Kind::Folded(_) => Err(wasmtime::Error::msg("folded aggregates call their parts")),
         })?;
         answer.map(SqlType::from).map_err(|message| {
             Error::ArgumentTypes(format!(
@@ -449,6 +451,12 @@ impl WasmFunction {
                         .map_err(|e| missing("table", e))?
                         .instantiate(&mut store)
                         .map(Exports::Table),
+                    Kind::Folded(_) => {
+                        return Err(Error::Runtime(format!(
+                            "{} is called through its SFUNC, not itself",
+                            self.def.signature()
+                        )));
+                    }
                 };
                 match exports {
                     Ok(exports) => Ok(Instance::Component { store, exports }),

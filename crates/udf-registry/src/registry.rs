@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 
-use crate::definition::{Abi, FunctionDef, Kind, Limits, Volatility};
+use crate::definition::{Abi, Folded, FunctionDef, Kind, Limits, Volatility};
+use crate::folded::FoldedParts;
 use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::module::ModuleBytes;
@@ -42,6 +43,21 @@ pub struct CreateFunction {
     /// `Some(true)`: `STRICT`; `Some(false)`: `CALLED ON NULL INPUT`.
     pub strict: Option<bool>,
     pub limits: Limits,
+    pub or_replace: bool,
+}
+
+/// A `CREATE [OR REPLACE] AGGREGATE name(types) (SFUNC = ..., STYPE = ...)`
+/// statement: an aggregate folding rows with Wasm scalar functions.
+#[derive(Debug, Clone)]
+pub struct CreateFolded {
+    pub name: String,
+    pub args: Vec<SqlType>,
+    pub stype: SqlType,
+    /// Function names; their argument types follow from `stype` and `args`.
+    pub sfunc: String,
+    pub combinefunc: Option<String>,
+    pub finalfunc: Option<String>,
+    pub initcond: Option<String>,
     pub or_replace: bool,
 }
 
@@ -244,6 +260,11 @@ impl FunctionRegistry {
                 })?,
                 // Asked from the component below.
                 Kind::Aggregate => SqlType::AnyElement,
+                Kind::Folded(_) => {
+                    return Err(Error::InvalidFunction(
+                        "aggregates with SFUNC are created with create_folded".into(),
+                    ));
+                }
             },
             abi,
             symbol: create.symbol.clone().unwrap_or_else(|| create.name.clone()),
@@ -280,20 +301,10 @@ impl FunctionRegistry {
                 )));
             }
         }
-        if let Some(other) = self
-            .read()
-            .get(&def.name)
-            .and_then(|overloads| overloads.first())
-            .filter(|f| f.def().kind.name() != def.kind.name())
-        {
-            return Err(Error::InvalidFunction(format!(
-                "{} is {} function; overloads of one name must all be of one kind",
-                other.def().signature(),
-                article(other.def().kind.name())
-            )));
-        }
+        self.check_one_kind(&def)?;
         let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
         function.validate()?;
+
 
         let value = serde_json::to_vec(&def).map_err(|e| Error::Runtime(e.to_string()))?;
         let mut changes = vec![Change::Put {
@@ -326,6 +337,150 @@ impl FunctionRegistry {
         self.store.write(&changes)?;
         self.insert(self.loader.remember(def.clone(), compiled));
         tracing::info!(function = %key, sha256 = %def.module_sha256, version = def.version, "Wasm function created");
+        Ok(def)
+    }
+
+    /// Overloads of one name must all be of one kind (DataFusion looks
+    /// scalar functions, aggregates and table functions up separately).
+    fn check_one_kind(&self, def: &FunctionDef) -> Result<()> {
+        let kind = |k: &Kind| match k {
+            Kind::Folded(_) => "classic aggregate",
+            Kind::Aggregate => "module aggregate",
+            other => other.name(),
+        };
+        if let Some(other) = self
+            .read()
+            .get(&def.name)
+            .and_then(|overloads| overloads.first())
+            .filter(|f| kind(&f.def().kind) != kind(&def.kind))
+        {
+            return Err(Error::InvalidFunction(format!(
+                "{} is {} function; overloads of one name must all be of one kind",
+                other.def().signature(),
+                article(kind(&other.def().kind))
+            )));
+        }
+        Ok(())
+    }
+
+    /// The functions a classic aggregate folds with, as they are now.
+    pub fn folded_parts(&self, def: &FunctionDef) -> Result<FoldedParts> {
+        let Kind::Folded(folded) = &def.kind else {
+            return Err(Error::Runtime(format!("{} is not a classic aggregate", def.signature())));
+        };
+        let find = |key: &str| {
+            self.read()
+                .values()
+                .flatten()
+                .find(|f| f.def().signature() == key)
+                .cloned()
+                .ok_or_else(|| Error::FunctionNotFound(key.to_string()))
+        };
+        Ok(FoldedParts {
+            aggregate: def.clone(),
+            sfunc: find(&folded.sfunc)?,
+            combinefunc: find(&folded.combinefunc)?,
+            finalfunc: folded.finalfunc.as_deref().map(find).transpose()?,
+        })
+    }
+
+    /// The scalar function `name(args)`, exactly.
+    fn scalar(&self, name: &str, args: &[SqlType]) -> Result<Arc<WasmFunction>> {
+        self.read()
+            .get(name)
+            .into_iter()
+            .flatten()
+            .find(|f| f.def().kind == Kind::Scalar && f.def().args == args)
+            .cloned()
+            .ok_or_else(|| Error::FunctionNotFound(signature(name, args)))
+    }
+
+    /// Registers a classic aggregate: checks its parts (which must exist
+    /// as Wasm scalar functions of the right types) and its initial state,
+    /// and stores it. Returns the stored definition.
+    pub fn create_folded(&self, create: CreateFolded) -> Result<FunctionDef> {
+        let stype = create.stype;
+        let state_args: Vec<SqlType> = std::iter::once(stype).chain(create.args.iter().copied()).collect();
+        let sfunc = self.scalar(&create.sfunc, &state_args)?;
+        let Some(combinefunc) = &create.combinefunc else {
+            return Err(Error::InvalidFunction(
+                "COMBINEFUNC is required: Quiver always aggregates in parallel stages and merges partial states".into(),
+            ));
+        };
+        let combine = self.scalar(combinefunc, &[stype, stype])?;
+        let finalfunc = create
+            .finalfunc
+            .as_deref()
+            .map(|f| self.scalar(f, &[stype]))
+            .transpose()?;
+        for (what, f) in [("transition", &sfunc), ("combine", &combine)] {
+            if f.def().returns != stype {
+                return Err(Error::InvalidFunction(format!(
+                    "{what} function {} must return type {stype}, not {}",
+                    f.def().signature(),
+                    f.def().returns
+                )));
+            }
+        }
+        if let Some(initcond) = &create.initcond {
+            crate::folded::initial_state(stype, Some(initcond))?;
+        } else if sfunc.def().strict && create.args != [stype] {
+            return Err(Error::InvalidFunction(
+                "must not omit initial value when transition function is strict and transition type is not compatible with input type".into(),
+            ));
+        }
+        let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
+        let key = signature(&create.name, &create.args);
+        let previous = self.stored(&key)?;
+        let returns = finalfunc.as_ref().map_or(stype, |f| f.def().returns);
+        let s = sfunc.def();
+        let def = FunctionDef {
+            name: create.name.clone(),
+            kind: Kind::Folded(Folded {
+                stype,
+                sfunc: s.signature(),
+                combinefunc: combine.def().signature(),
+                finalfunc: finalfunc.as_ref().map(|f| f.def().signature()),
+                initcond: create.initcond.clone(),
+            }),
+            args: create.args.clone(),
+            returns,
+            abi: s.abi,
+            symbol: s.symbol.clone(),
+            module_sha256: s.module_sha256.clone(),
+            module_size: s.module_size,
+            volatility: s.volatility,
+            strict: s.strict,
+            limits: s.limits,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            version: previous.as_ref().map_or(1, |p| p.version + 1),
+        };
+        if let Some(previous) = &previous {
+            if !create.or_replace {
+                return Err(Error::FunctionExists(key));
+            }
+            if !matches!(previous.kind, Kind::Folded(_)) {
+                return Err(Error::WrongKind(format!(
+                    "cannot change routine kind: {key} is {} function",
+                    article(previous.kind.name())
+                )));
+            }
+            if previous.returns != def.returns {
+                return Err(Error::InvalidFunction(format!(
+                    "cannot change return type of existing function {key}: it returns {}",
+                    previous.returns
+                )));
+            }
+        }
+        self.check_one_kind(&def)?;
+        let value = serde_json::to_vec(&def).map_err(|e| Error::Runtime(e.to_string()))?;
+        self.store.write(&[Change::Put {
+            cf: FUNCTIONS_CF,
+            key: &key,
+            value: &value,
+        }])?;
+        self.insert(self.function(&def)?);
+        tracing::info!(aggregate = %key, version = def.version, "classic Wasm aggregate created");
         Ok(def)
     }
 
@@ -385,7 +540,16 @@ impl FunctionRegistry {
             },
         };
         let key = def.signature();
-        match (aggregate, def.kind == Kind::Aggregate) {
+        if let Some(user) = self.read().values().flatten().find(|f| {
+            matches!(&f.def().kind, Kind::Folded(parts)
+                if parts.sfunc == key || parts.combinefunc == key || parts.finalfunc.as_deref() == Some(key.as_str()))
+        }) {
+            return Err(Error::DependentObjects(format!(
+                "cannot drop function {key} because aggregate {} depends on it",
+                user.def().signature()
+            )));
+        }
+        match (aggregate, def.kind.name() == "aggregate") {
             (false, true) => {
                 return Err(Error::WrongKind(format!(
                     "{key} is an aggregate function; use DROP AGGREGATE to drop aggregate functions"
