@@ -170,10 +170,13 @@ async fn main() {
     for (name, overloads) in registry.functions() {
         match overloads[0].def().kind {
             Kind::Scalar => ctx.register_udf(WasmScalarUdf::new_udf(&name, overloads, None)),
-            Kind::Aggregate => ctx.register_udaf(WasmAggregateUdf::new_udaf(&name, overloads, None)),
-            Kind::Table { .. } => {
-                ctx.register_udtf(&name, Arc::new(WasmTableFunction::new(&name, overloads, None)))
+            Kind::Aggregate => {
+                ctx.register_udaf(WasmAggregateUdf::new_udaf(&name, overloads, None))
             }
+            Kind::Table { .. } => ctx.register_udtf(
+                &name,
+                Arc::new(WasmTableFunction::new(&name, overloads, None)),
+            ),
             Kind::Folded(_) => unreachable!("the benchmark creates no SFUNC aggregates"),
         }
     }
@@ -222,7 +225,10 @@ async fn main() {
         (
             false,
             vec![
-                ("native aggregate: avg(x::double)", "SELECT avg(x::double) FROM t"),
+                (
+                    "native aggregate: avg(x::double)",
+                    "SELECT avg(x::double) FROM t",
+                ),
                 ("Wasm aggregate: wasm_avg(x)", "SELECT wasm_avg(x) FROM t"),
             ],
         ),

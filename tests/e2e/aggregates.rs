@@ -36,7 +36,9 @@ async fn hostile_aggregates_and_table_functions_fail_alone() {
     assert!(started.elapsed() < Duration::from_secs(30));
     // Within the limit it works (and the failed instance was not reused).
     assert_eq!(
-        one(&client, "SELECT hoard(n) FROM series(1, 10, 1)").await.as_deref(),
+        one(&client, "SELECT hoard(n) FROM series(1, 10, 1)")
+            .await
+            .as_deref(),
         Some("10")
     );
 
@@ -44,12 +46,19 @@ async fn hostile_aggregates_and_table_functions_fail_alone() {
     let started = Instant::now();
     assert_eq!(
         rows(&client, "SELECT n FROM forever() LIMIT 3").await,
-        vec![vec![Some("0".into())], vec![Some("1".into())], vec![Some("2".into())]]
+        vec![
+            vec![Some("0".into())],
+            vec![Some("1".into())],
+            vec![Some("2".into())]
+        ]
     );
     assert_eq!(
-        one(&client, "SELECT count(*) FROM (SELECT n FROM forever() LIMIT 50000) v")
-            .await
-            .as_deref(),
+        one(
+            &client,
+            "SELECT count(*) FROM (SELECT n FROM forever() LIMIT 50000) v"
+        )
+        .await
+        .as_deref(),
         Some("50000")
     );
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -66,7 +75,9 @@ async fn hostile_aggregates_and_table_functions_fail_alone() {
 
     // The session and the server carry on.
     assert_eq!(
-        one(&client, "SELECT sum(n) FROM series(1, 100, 1)").await.as_deref(),
+        one(&client, "SELECT sum(n) FROM series(1, 100, 1)")
+            .await
+            .as_deref(),
         Some("5050")
     );
     let other = server.connect().await;

@@ -10,12 +10,12 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use crate::parse::Statement;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
-use crate::parse::Statement;
 use futures::Sink;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;

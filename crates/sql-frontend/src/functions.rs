@@ -14,8 +14,8 @@ use datafusion::sql::sqlparser::ast::{
     FunctionDesc, FunctionReturnType, FunctionSetValue, ObjectName, OperateFunctionArg, Value,
 };
 use quiver_udf_registry::{
-    CreateFolded, CreateFunction, FoldedAggregateUdf, FunctionRegistry, Kind, Limits, ModuleSource, SqlType, TableColumn, Volatility,
-    WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
+    CreateFolded, CreateFunction, FoldedAggregateUdf, FunctionRegistry, Kind, Limits, ModuleSource,
+    SqlType, TableColumn, Volatility, WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
 };
 
 use crate::parse::{AggregateOption, CreateAggregate, DropAggregate};
@@ -44,7 +44,10 @@ impl Functions {
     /// `CREATE [OR REPLACE] AGGREGATE name(types) (MODULE = 'file.wasm' ...)`
     /// or `(SFUNC = ..., STYPE = ..., ...)`.
     pub(crate) async fn create_aggregate(&self, statement: CreateAggregate) -> Result<Completion> {
-        let classic = statement.options.iter().any(|(o, _)| o == "sfunc" || o == "stype");
+        let classic = statement
+            .options
+            .iter()
+            .any(|(o, _)| o == "sfunc" || o == "stype");
         if classic {
             let create = translate_folded(statement)?;
             if self.builtins.contains(&create.name) {
@@ -646,17 +649,7 @@ impl FunctionsTable {
                     .collect::<Vec<_>>()
                     .join(", ")
             }),
-            text(&|d| match &d.kind {
-                Kind::Table { columns } => format!(
-                    "TABLE({})",
-                    columns
-                        .iter()
-                        .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => d.returns.pg_name(),
-            }),
+            text(&|d| d.result_text()),
             text(&|d| d.symbol.clone()),
             text(&|d| d.module_sha256.clone()),
             int(&|d| d.module_size as i64),

@@ -165,7 +165,11 @@ fn aggregate_statements(sql: &str) -> Option<Vec<Piece>> {
             })
             .collect();
         matches!(
-            words.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
             ["CREATE", "AGGREGATE", ..]
                 | ["CREATE", "OR", "REPLACE", "AGGREGATE"]
                 | ["DROP", "AGGREGATE", ..]
@@ -284,10 +288,10 @@ fn parse_drop_aggregate(parser: &mut Parser) -> std::result::Result<Statement, P
         let args = aggregate_signature(parser)?;
         Ok((name, args))
     })?;
-    let cascade = match parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]) {
-        Some(Keyword::CASCADE) => true,
-        _ => false,
-    };
+    let cascade = matches!(
+        parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]),
+        Some(Keyword::CASCADE)
+    );
     Ok(Statement::DropAggregate(DropAggregate {
         if_exists,
         aggregates,
@@ -305,7 +309,10 @@ mod tests {
         let s = parser
             .parse("CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '/tmp/x.csv' OPTIONS ('format.has_header' 'true')")
             .expect("parses");
-        assert!(matches!(s[0], Statement::Sql(DfStatement::CreateExternalTable(_))));
+        assert!(matches!(
+            s[0],
+            Statement::Sql(DfStatement::CreateExternalTable(_))
+        ));
         let s = parser
             .parse("COPY t FROM STDIN CSV HEADER")
             .expect("parses");
@@ -332,11 +339,18 @@ mod tests {
         };
         assert!(create.or_replace);
         assert_eq!(create.options.len(), 2);
-        assert!(matches!(&s[2], Statement::CreateAggregate(c) if matches!(c.options[1].1, AggregateOption::Type(_))));
-        assert!(matches!(&s[3], Statement::DropAggregate(d) if d.if_exists && d.cascade && d.aggregates.len() == 2));
+        assert!(
+            matches!(&s[2], Statement::CreateAggregate(c) if matches!(c.options[1].1, AggregateOption::Type(_)))
+        );
+        assert!(
+            matches!(&s[3], Statement::DropAggregate(d) if d.if_exists && d.cascade && d.aggregates.len() == 2)
+        );
         assert!(matches!(&s[4], Statement::Sql(_)));
         assert_eq!(
-            parser.parse("CREATE AGGREGATE m(int) MODULE").unwrap_err().sqlstate(),
+            parser
+                .parse("CREATE AGGREGATE m(int) MODULE")
+                .unwrap_err()
+                .sqlstate(),
             "42601"
         );
     }

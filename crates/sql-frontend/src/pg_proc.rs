@@ -94,17 +94,7 @@ pub(crate) fn install(
 }
 
 fn result_of(def: &FunctionDef) -> String {
-    match &def.kind {
-        quiver_udf_registry::Kind::Table { columns } => format!(
-            "TABLE({})",
-            columns
-                .iter()
-                .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        _ => def.returns.pg_name(),
-    }
+    def.result_text()
 }
 
 fn arguments_of(def: &FunctionDef) -> String {
@@ -227,12 +217,10 @@ impl PgProc {
                     ("proowner", DataType::Int32) => int(&|_| 10),
                     ("prolang", DataType::Int32) => int(&|_| 13), // "c": native code, like C functions
                     ("prorettype", DataType::Int32) => int(&|d| type_oid(&d.returns)),
-                    ("prokind", DataType::Utf8) => text(&|d| {
-                        match d.kind {
-                            quiver_udf_registry::Kind::Aggregate
-                            | quiver_udf_registry::Kind::Folded(_) => "a".into(),
-                            _ => "f".into(),
-                        }
+                    ("prokind", DataType::Utf8) => text(&|d| match d.kind {
+                        quiver_udf_registry::Kind::Aggregate
+                        | quiver_udf_registry::Kind::Folded(_) => "a".into(),
+                        _ => "f".into(),
                     }),
                     ("provolatile", DataType::Utf8) => text(&|d| d.volatility.code().into()),
                     ("proparallel", DataType::Utf8) => text(&|_| "s".into()),
@@ -240,9 +228,7 @@ impl PgProc {
                     ("proretset", DataType::Boolean) => {
                         boolean(&|d| matches!(d.kind, quiver_udf_registry::Kind::Table { .. }))
                     }
-                    ("prosecdef" | "proleakproof", DataType::Boolean) => {
-                        boolean(&|_| false)
-                    }
+                    ("prosecdef" | "proleakproof", DataType::Boolean) => boolean(&|_| false),
                     ("proargtypes", DataType::Utf8) => text(&|d| {
                         d.args
                             .iter()

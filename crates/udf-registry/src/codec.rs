@@ -122,12 +122,11 @@ fn write_reference(
         .map_err(|e| exec_datafusion_err!("cannot encode Wasm function {name}: {e}"))
 }
 
+/// A function reference read back: the overloads, and where their modules are.
+struct Overloads(Vec<Arc<WasmFunction>>, Option<ModuleDir>);
+
 /// The overloads and module directory of a reference, if `buf` is one.
-fn read_reference(
-    loader: &FunctionLoader,
-    name: &str,
-    buf: &[u8],
-) -> Option<Result<(Vec<Arc<WasmFunction>>, Option<ModuleDir>)>> {
+fn read_reference(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Overloads>> {
     let payload = buf.strip_prefix(MAGIC)?;
     Some((|| {
         let reference: Reference = serde_json::from_slice(payload)
@@ -138,7 +137,7 @@ fn read_reference(
             .iter()
             .map(|def| loader.function(def, modules.as_ref()))
             .collect::<crate::Result<Vec<_>>>()?;
-        Ok((overloads, modules))
+        Ok(Overloads(overloads, modules))
     })())
 }
 
@@ -152,9 +151,11 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
 }
 
 fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
-    Some(read_reference(loader, name, buf)?.map(|(overloads, modules)| {
-        Arc::new(WasmScalarUdf::new_udf(name, overloads, modules))
-    }))
+    Some(
+        read_reference(loader, name, buf)?.map(|Overloads(overloads, modules)| {
+            Arc::new(WasmScalarUdf::new_udf(name, overloads, modules))
+        }),
+    )
 }
 
 fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
@@ -174,9 +175,8 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
                 .collect(),
         };
         buf.extend_from_slice(FOLDED_MAGIC);
-        serde_json::to_writer(&mut *buf, &reference).map_err(|e| {
-            exec_datafusion_err!("cannot encode aggregate {}: {e}", node.name())
-        })?;
+        serde_json::to_writer(&mut *buf, &reference)
+            .map_err(|e| exec_datafusion_err!("cannot encode aggregate {}: {e}", node.name()))?;
         return Ok(true);
     }
     let Some(wasm) = inner.downcast_ref::<WasmAggregateUdf>() else {
@@ -215,9 +215,11 @@ fn decode_udaf(
     if let Some(payload) = buf.strip_prefix(FOLDED_MAGIC) {
         return Some(decode_folded(loader, name, payload));
     }
-    Some(read_reference(loader, name, buf)?.map(|(overloads, modules)| {
-        Arc::new(WasmAggregateUdf::new_udaf(name, overloads, modules))
-    }))
+    Some(
+        read_reference(loader, name, buf)?.map(|Overloads(overloads, modules)| {
+            Arc::new(WasmAggregateUdf::new_udaf(name, overloads, modules))
+        }),
+    )
 }
 
 /// One row of constant values as hex-encoded Arrow IPC.
@@ -279,12 +281,16 @@ fn write_table_call(
     })
 }
 
-/// A table function call read back: its function, arguments, module
-/// directory and the call itself (for projection and limit).
-fn read_table_call(
-    loader: &FunctionLoader,
-    buf: &[u8],
-) -> Option<Result<(Arc<WasmFunction>, Vec<ScalarValue>, Option<ModuleDir>, TableCall)>> {
+/// A table function call read back: its function, arguments and module
+/// directory, and the call itself (types, projection and limit).
+struct Call {
+    function: Arc<WasmFunction>,
+    args: Vec<ScalarValue>,
+    modules: Option<ModuleDir>,
+    call: TableCall,
+}
+
+fn read_table_call(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Call>> {
     let payload = buf.strip_prefix(TABLE_MAGIC)?;
     Some((|| {
         let call: TableCall = serde_json::from_slice(payload)
@@ -292,7 +298,12 @@ fn read_table_call(
         let modules = call.modules.clone().map(ModuleDir::at);
         let function = loader.function(&call.function, modules.as_ref())?;
         let args = decode_values(&call.args)?;
-        Ok((function, args, modules, call))
+        Ok(Call {
+            function,
+            args,
+            modules,
+            call,
+        })
     })())
 }
 
@@ -361,7 +372,12 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
     ) -> Result<Arc<dyn TableProvider>> {
         match read_table_call(&self.loader, buf) {
             Some(call) => {
-                let (function, args, modules, call) = call?;
+                let Call {
+                    function,
+                    args,
+                    modules,
+                    call,
+                } = call?;
                 Ok(Arc::new(WasmTableProvider::new(
                     function, args, call.types, modules,
                 )?))
@@ -470,7 +486,12 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
             return Ok(Arc::new(WasmMetricsExec::new(input.clone())));
         }
         if let Some(call) = read_table_call(&self.loader, buf) {
-            let (function, args, modules, call) = call?;
+            let Call {
+                function,
+                args,
+                modules,
+                call,
+            } = call?;
             return Ok(Arc::new(WasmTableExec::new(
                 function,
                 args,

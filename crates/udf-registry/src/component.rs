@@ -249,7 +249,11 @@ pub(crate) fn from_column(column: Column, ty: SqlType, rows: usize) -> Result<Ar
     Ok(array)
 }
 
-pub(crate) fn offsets(offsets: Vec<u32>, data_len: usize, rows: usize) -> Result<OffsetBuffer<i32>> {
+pub(crate) fn offsets(
+    offsets: Vec<u32>,
+    data_len: usize,
+    rows: usize,
+) -> Result<OffsetBuffer<i32>> {
     let bad = |what: &str| Error::Runtime(format!("the function returned {what}"));
     if offsets.len() != rows + 1 {
         return Err(bad("offsets whose count is not rows + 1"));

@@ -148,4 +148,19 @@ impl FunctionDef {
     pub fn signature(&self) -> String {
         signature(&self.name, &self.args)
     }
+
+    /// What it returns as PostgreSQL shows it: a type, or `TABLE(name type, ...)`.
+    pub fn result_text(&self) -> String {
+        match &self.kind {
+            Kind::Table { columns } => format!(
+                "TABLE({})",
+                columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => self.returns.pg_name(),
+        }
+    }
 }

@@ -288,7 +288,8 @@ impl Folder {
                 if strict && self.states[group].is_null() {
                     // The first value becomes the state (types checked at CREATE).
                     let value = ScalarValue::try_from_array(&values[0], row)?;
-                    self.states[group] = value.cast_to(&state_type.data_type().unwrap_or(DataType::Null))?;
+                    self.states[group] =
+                        value.cast_to(&state_type.data_type().unwrap_or(DataType::Null))?;
                 } else {
                     calls.push((row, group));
                 }
@@ -296,9 +297,8 @@ impl Folder {
             if calls.is_empty() {
                 continue;
             }
-            let states = ScalarValue::iter_to_array(
-                calls.iter().map(|(_, g)| self.states[*g].clone()),
-            )?;
+            let states =
+                ScalarValue::iter_to_array(calls.iter().map(|(_, g)| self.states[*g].clone()))?;
             let indices = datafusion::arrow::array::UInt32Array::from_iter_values(
                 calls.iter().map(|(r, _)| *r as u32),
             );

@@ -346,9 +346,8 @@ impl WasmFunction {
             .collect::<Result<Vec<_>>>()?;
         let rows_u32 = u32::try_from(rows).map_err(|_| Error::Runtime("batch too large".into()))?;
         let symbol = &self.def.symbol;
-        let answer = self.with_exports(|store, e| {
-            e.scalar()?.call_call(store, symbol, &columns, rows_u32)
-        })?;
+        let answer =
+            self.with_exports(|store, e| e.scalar()?.call_call(store, symbol, &columns, rows_u32))?;
         match answer {
             Ok(column) => from_column(column, returns, rows)
                 .and_then(|array| self.null_on_null_input(array, args))
@@ -504,10 +503,8 @@ impl WasmFunction {
     pub fn accumulator(self: &Arc<Self>, args: &[SqlType]) -> Result<Accumulator> {
         let returns = self.return_type(args)?;
         let wit: Vec<WitType> = args.iter().map(|t| WitType::from(*t)).collect();
-        let (instance, handle) = self.leased(|store, e| {
-            e.aggregate()?
-                .call_create(store, &self.def.symbol, &wit)
-        })?;
+        let (instance, handle) =
+            self.leased(|store, e| e.aggregate()?.call_create(store, &self.def.symbol, &wit))?;
         Ok(Accumulator {
             lease: Lease {
                 function: self.clone(),
@@ -520,9 +517,16 @@ impl WasmFunction {
     }
 
     /// Starts this table function with `args` (one value each).
-    pub fn start_table(self: &Arc<Self>, args: &[ArrayRef], types: &[SqlType]) -> Result<TableRows> {
+    pub fn start_table(
+        self: &Arc<Self>,
+        args: &[ArrayRef],
+        types: &[SqlType],
+    ) -> Result<TableRows> {
         let Kind::Table { columns } = &self.def.kind else {
-            return Err(Error::Runtime(format!("{} is not a table function", self.def.name)));
+            return Err(Error::Runtime(format!(
+                "{} is not a table function",
+                self.def.name
+            )));
         };
         let columns: Vec<SqlType> = columns.iter().map(|c| c.ty).collect();
         let args = args
@@ -530,9 +534,8 @@ impl WasmFunction {
             .zip(types)
             .map(|(a, t)| to_column(a, *t))
             .collect::<Result<Vec<_>>>()?;
-        let (instance, handle) = self.leased(|store, e| {
-            e.table()?.call_start(store, &self.def.symbol, &args)
-        })?;
+        let (instance, handle) =
+            self.leased(|store, e| e.table()?.call_start(store, &self.def.symbol, &args))?;
         Ok(TableRows {
             lease: Lease {
                 function: self.clone(),
@@ -711,7 +714,12 @@ impl Accumulator {
 
     /// Merges serialized states (nulls are skipped): state `i` into group
     /// `groups[i]` (all into group 0 when `groups` is empty).
-    pub fn merge(&mut self, groups: &[u32], group_count: usize, states: &BinaryArray) -> Result<()> {
+    pub fn merge(
+        &mut self,
+        groups: &[u32],
+        group_count: usize,
+        states: &BinaryArray,
+    ) -> Result<()> {
         let (groups, states): (Vec<u32>, BinaryArray) = if states.null_count() == 0 {
             (groups.to_vec(), states.clone())
         } else {
@@ -792,6 +800,11 @@ impl TableRows {
             return Ok(None);
         };
         let rows = batch.rows as usize;
+        if rows == 0 {
+            // An empty batch ends the rows too: a guest cannot keep a query
+            // busy returning nothing.
+            return Ok(None);
+        }
         if rows > max_rows.max(1) {
             return Err(function.trap(
                 None,

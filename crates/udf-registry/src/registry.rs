@@ -297,14 +297,13 @@ impl FunctionRegistry {
             if previous.returns != def.returns || previous.kind != def.kind {
                 return Err(Error::InvalidFunction(format!(
                     "cannot change return type of existing function {key}: it returns {}",
-                    returns_text(previous)
+                    previous.result_text()
                 )));
             }
         }
         self.check_one_kind(&def)?;
         let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
         function.validate()?;
-
 
         let value = serde_json::to_vec(&def).map_err(|e| Error::Runtime(e.to_string()))?;
         let mut changes = vec![Change::Put {
@@ -366,7 +365,10 @@ impl FunctionRegistry {
     /// The functions a classic aggregate folds with, as they are now.
     pub fn folded_parts(&self, def: &FunctionDef) -> Result<FoldedParts> {
         let Kind::Folded(folded) = &def.kind else {
-            return Err(Error::Runtime(format!("{} is not a classic aggregate", def.signature())));
+            return Err(Error::Runtime(format!(
+                "{} is not a classic aggregate",
+                def.signature()
+            )));
         };
         let find = |key: &str| {
             self.read()
@@ -400,7 +402,9 @@ impl FunctionRegistry {
     /// and stores it. Returns the stored definition.
     pub fn create_folded(&self, create: CreateFolded) -> Result<FunctionDef> {
         let stype = create.stype;
-        let state_args: Vec<SqlType> = std::iter::once(stype).chain(create.args.iter().copied()).collect();
+        let state_args: Vec<SqlType> = std::iter::once(stype)
+            .chain(create.args.iter().copied())
+            .collect();
         let sfunc = self.scalar(&create.sfunc, &state_args)?;
         let Some(combinefunc) = &create.combinefunc else {
             return Err(Error::InvalidFunction(
@@ -596,21 +600,6 @@ fn article(kind: &str) -> String {
     match kind {
         "aggregate" => "an aggregate".into(),
         other => format!("a {other}"),
-    }
-}
-
-/// What a definition returns, as `RETURNS` would say it.
-fn returns_text(def: &FunctionDef) -> String {
-    match &def.kind {
-        Kind::Table { columns } => format!(
-            "TABLE ({})",
-            columns
-                .iter()
-                .map(|c| format!("{} {}", c.name, c.ty.pg_name()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        _ => def.returns.to_string(),
     }
 }
 
