@@ -10,7 +10,6 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::parse::Statement;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -28,7 +27,7 @@ use postgres_types::FromSql;
 
 use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
-use crate::parse::SqlParser;
+use crate::parse::{SqlParser, Statement};
 use crate::session::Session;
 use crate::{Error, Result};
 

@@ -26,6 +26,7 @@ use quiver_catalog::{Catalog, TempTables};
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
 use crate::functions::{Functions, SessionFunctions};
+use crate::parse;
 use crate::settings::Settings;
 use crate::{Error, Result};
 
@@ -126,14 +127,14 @@ impl Session {
     }
 
     /// Runs one parsed statement.
-    pub async fn execute(&self, statement: crate::parse::Statement) -> Result<Outcome> {
+    pub async fn execute(&self, statement: parse::Statement) -> Result<Outcome> {
         self.refresh_functions();
         let statement = match statement {
-            crate::parse::Statement::Sql(statement) => statement,
-            crate::parse::Statement::CreateAggregate(create) => {
+            parse::Statement::Sql(statement) => statement,
+            parse::Statement::CreateAggregate(create) => {
                 return Ok(self.functions.create_aggregate(create).await?.into());
             }
-            crate::parse::Statement::DropAggregate(drop) => {
+            parse::Statement::DropAggregate(drop) => {
                 return Ok(self.functions.drop_aggregates(drop)?.into());
             }
         };
@@ -214,9 +215,9 @@ impl Session {
     /// for the extended protocol; `None` for every other statement.
     pub async fn plan_parameterized(
         &self,
-        statement: &crate::parse::Statement,
+        statement: &parse::Statement,
     ) -> Result<Option<LogicalPlan>> {
-        let crate::parse::Statement::Sql(statement) = statement else {
+        let parse::Statement::Sql(statement) = statement else {
             return Ok(None);
         };
         let parameterized = match statement {

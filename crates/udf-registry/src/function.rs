@@ -503,14 +503,10 @@ impl WasmFunction {
     pub fn accumulator(self: &Arc<Self>, args: &[SqlType]) -> Result<Accumulator> {
         let returns = self.return_type(args)?;
         let wit: Vec<WitType> = args.iter().map(|t| WitType::from(*t)).collect();
-        let (instance, handle) =
+        let lease =
             self.leased(|store, e| e.aggregate()?.call_create(store, &self.def.symbol, &wit))?;
         Ok(Accumulator {
-            lease: Lease {
-                function: self.clone(),
-                instance: Mutex::new(Some(instance)),
-                handle,
-            },
+            lease,
             args: args.to_vec(),
             returns,
         })
@@ -534,29 +530,22 @@ impl WasmFunction {
             .zip(types)
             .map(|(a, t)| to_column(a, *t))
             .collect::<Result<Vec<_>>>()?;
-        let (instance, handle) =
+        let lease =
             self.leased(|store, e| e.table()?.call_start(store, &self.def.symbol, &args))?;
-        Ok(TableRows {
-            lease: Lease {
-                function: self.clone(),
-                instance: Mutex::new(Some(instance)),
-                handle,
-            },
-            columns,
-        })
+        Ok(TableRows { lease, columns })
     }
 
     /// Runs `create` on an instance taken from the pool for as long as the
     /// resource it makes lives.
     fn leased(
-        &self,
+        self: &Arc<Self>,
         create: impl FnOnce(
             &mut Store<HostState>,
             &Exports,
         ) -> wasmtime::Result<std::result::Result<ResourceAny, String>>
         + Send,
-    ) -> Result<(Instance, ResourceAny)> {
-        outside_async(|| {
+    ) -> Result<Lease> {
+        let (instance, handle) = outside_async(|| {
             let mut instance = self.instance()?;
             let Instance::Component { store, exports } = &mut instance else {
                 return Err(Error::Runtime("not a component".into()));
@@ -570,6 +559,11 @@ impl WasmFunction {
                 }
                 Err(e) => Err(self.failure(e, instance.store())),
             }
+        })?;
+        Ok(Lease {
+            function: self.clone(),
+            instance: Mutex::new(Some(instance)),
+            handle,
         })
     }
 

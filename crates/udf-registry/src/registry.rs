@@ -401,6 +401,8 @@ impl FunctionRegistry {
     /// as Wasm scalar functions of the right types) and its initial state,
     /// and stores it. Returns the stored definition.
     pub fn create_folded(&self, create: CreateFolded) -> Result<FunctionDef> {
+        // Held from the look-up of the parts: none may be dropped meanwhile.
+        let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let stype = create.stype;
         let state_args: Vec<SqlType> = std::iter::once(stype)
             .chain(create.args.iter().copied())
@@ -433,7 +435,6 @@ impl FunctionRegistry {
                 "must not omit initial value when transition function is strict and transition type is not compatible with input type".into(),
             ));
         }
-        let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let key = signature(&create.name, &create.args);
         let previous = self.stored(&key)?;
         let returns = finalfunc.as_ref().map_or(stype, |f| f.def().returns);
