@@ -231,6 +231,11 @@ impl FunctionRegistry {
             (Abi::Core, _) => true,
             (Abi::Component, strict) => strict.unwrap_or(false),
         };
+        if create.kind == Kind::Aggregate && create.args.is_empty() {
+            return Err(Error::InvalidFunction(
+                "an aggregate takes at least one argument".into(),
+            ));
+        }
         let polymorphic = create.args.contains(&SqlType::AnyElement)
             || create.returns == Some(SqlType::AnyElement);
         if abi == Abi::Core && polymorphic {
@@ -403,6 +408,11 @@ impl FunctionRegistry {
     pub fn create_folded(&self, create: CreateFolded) -> Result<FunctionDef> {
         // Held from the look-up of the parts: none may be dropped meanwhile.
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
+        if create.args.is_empty() {
+            return Err(Error::InvalidFunction(
+                "an aggregate takes at least one argument".into(),
+            ));
+        }
         let stype = create.stype;
         let state_args: Vec<SqlType> = std::iter::once(stype)
             .chain(create.args.iter().copied())
