@@ -50,12 +50,7 @@ impl Functions {
             .any(|(o, _)| o == "sfunc" || o == "stype");
         if classic {
             let create = translate_folded(statement)?;
-            if self.builtins.contains(&create.name) {
-                return Err(Error::DuplicateFunction(format!(
-                    "function {} already exists as a built-in function; choose another name",
-                    create.name
-                )));
-            }
+            self.check_not_builtin(&create.name)?;
             self.registry.create_folded(create)?;
         } else {
             self.register(translate_aggregate(statement)?).await?;
@@ -64,18 +59,23 @@ impl Functions {
     }
 
     async fn register(&self, create: CreateFunction) -> Result<()> {
-        if self.builtins.contains(&create.name) {
-            return Err(Error::DuplicateFunction(format!(
-                "function {} already exists as a built-in function; choose another name",
-                create.name
-            )));
-        }
+        self.check_not_builtin(&create.name)?;
         let registry = self.registry.clone();
         // Compiling a module is CPU work: keep it off the connection's task.
         let created = tokio::task::spawn_blocking(move || registry.create(create))
             .await
             .map_err(|e| Error::Internal(format!("function creation panicked: {e}")))?;
         created?;
+        Ok(())
+    }
+
+    /// A Wasm function may not hide one of DataFusion's (42723).
+    fn check_not_builtin(&self, name: &str) -> Result<()> {
+        if self.builtins.contains(name) {
+            return Err(Error::DuplicateFunction(format!(
+                "function {name} already exists as a built-in function; choose another name"
+            )));
+        }
         Ok(())
     }
 
