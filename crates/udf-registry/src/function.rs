@@ -663,11 +663,6 @@ impl Accumulator {
         &self.lease.function
     }
 
-    /// What `finish` returns.
-    pub fn returns(&self) -> SqlType {
-        self.returns
-    }
-
     /// The argument types it takes.
     pub fn args(&self) -> &[SqlType] {
         &self.args
