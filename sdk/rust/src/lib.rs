@@ -287,7 +287,7 @@ macro_rules! functions {
                                 &args,
                                 &[ $( <$agg_ty as $crate::Arg<'_>>::accepts ),* ],
                             )?;
-                            let update: fn(&mut [$state], &[u32], &[$crate::Column], usize) -> ::std::result::Result<(), $crate::RowError> = |states, groups, args, rows| {
+                            let update: $crate::Update<$state> = |states, groups, args, rows| {
                                 let mut index = 0usize;
                                 $(
                                     let $agg_arg = $crate::ArgReader::<$agg_ty>::new($crate::arg(args, index, rows)?);
