@@ -86,24 +86,13 @@ impl Functions {
                 "DROP AGGREGATE ... CASCADE is not supported: nothing depends on aggregates".into(),
             ));
         }
-        let mut notices = Vec::new();
-        for (name, args) in &statement.aggregates {
-            let name = function_name(name)?;
-            let args = args
-                .iter()
-                .map(|t| Ok(SqlType::from_ast(t)?))
-                .collect::<Result<Vec<_>>>()?;
-            let described = quiver_udf_registry::signature(&name, &args);
-            match self.registry.drop_function(&name, Some(&args), true)? {
-                Some(_) => {}
-                None if statement.if_exists => {
-                    notices.push(format!("aggregate {described} does not exist, skipping"));
-                }
-                None => return Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
-            }
-        }
-        Ok(Completion::tag("DROP AGGREGATE")
-            .with_notice((!notices.is_empty()).then(|| notices.join("\n"))))
+        let aggregates = statement
+            .aggregates
+            .iter()
+            .map(|(name, args)| Ok((function_name(name)?, Some(sql_types(args)?))))
+            .collect::<Result<Vec<_>>>()?;
+        let notices = self.drop_each(aggregates, statement.if_exists, true)?;
+        Ok(Completion::tag("DROP AGGREGATE").with_notice(notices))
     }
 
     /// `DROP FUNCTION [IF EXISTS] name[(types)], ...`.
@@ -113,27 +102,49 @@ impl Functions {
                 "DROP FUNCTION ... CASCADE is not supported: nothing depends on functions".into(),
             ));
         }
+        let functions = statement
+            .func_desc
+            .iter()
+            .map(|FunctionDesc { name, args }| {
+                let args = args
+                    .as_ref()
+                    .map(|args| args.iter().map(argument_type).collect::<Result<Vec<_>>>())
+                    .transpose()?;
+                Ok((function_name(name)?, args))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let notices = self.drop_each(functions, statement.if_exists, false)?;
+        Ok(Completion::tag("DROP FUNCTION").with_notice(notices))
+    }
+
+    /// Drops each `name[(types)]` (aggregates with `DROP AGGREGATE`, other
+    /// functions otherwise); returns the notices for those that did not
+    /// exist with `IF EXISTS`.
+    fn drop_each(
+        &self,
+        items: Vec<(String, Option<Vec<SqlType>>)>,
+        if_exists: bool,
+        aggregate: bool,
+    ) -> Result<Option<String>> {
+        let what = if aggregate { "aggregate" } else { "function" };
         let mut notices = Vec::new();
-        for FunctionDesc { name, args } in &statement.func_desc {
-            let name = function_name(name)?;
-            let args = args
-                .as_ref()
-                .map(|args| args.iter().map(argument_type).collect::<Result<Vec<_>>>())
-                .transpose()?;
+        for (name, args) in items {
             let described = match &args {
                 Some(args) => quiver_udf_registry::signature(&name, args),
                 None => name.clone(),
             };
-            match self.registry.drop_function(&name, args.as_deref(), false)? {
+            match self
+                .registry
+                .drop_function(&name, args.as_deref(), aggregate)?
+            {
                 Some(_) => {}
-                None if statement.if_exists => {
-                    notices.push(format!("function {described} does not exist, skipping"));
+                None if if_exists => {
+                    notices.push(format!("{what} {described} does not exist, skipping"));
                 }
                 None => return Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
             }
         }
-        Ok(Completion::tag("DROP FUNCTION")
-            .with_notice((!notices.is_empty()).then(|| notices.join("\n"))))
+        Ok((!notices.is_empty()).then(|| notices.join("\n")))
     }
 }
 
@@ -141,11 +152,7 @@ impl Functions {
 /// the accumulator in a component instead of SFUNC and friends.
 fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
     let name = function_name(&statement.name)?;
-    let args = statement
-        .args
-        .iter()
-        .map(|t| Ok(SqlType::from_ast(t)?))
-        .collect::<Result<Vec<_>>>()?;
+    let args = sql_types(&statement.args)?;
     let (mut module, mut symbol, mut limits) = (None, None, Limits::default());
     for (option, value) in &statement.options {
         let text = || match value {
@@ -201,11 +208,7 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
 /// PostgreSQL's classic form of `CREATE AGGREGATE`, over Wasm functions.
 fn translate_folded(statement: CreateAggregate) -> Result<CreateFolded> {
     let name = function_name(&statement.name)?;
-    let args = statement
-        .args
-        .iter()
-        .map(|t| Ok(SqlType::from_ast(t)?))
-        .collect::<Result<Vec<_>>>()?;
+    let args = sql_types(&statement.args)?;
     let (mut stype, mut sfunc, mut combinefunc, mut finalfunc, mut initcond) =
         (None, None, None, None, None);
     for (option, value) in &statement.options {
@@ -428,6 +431,11 @@ fn argument(arg: &OperateFunctionArg) -> Result<SqlType> {
         ));
     }
     argument_type(arg)
+}
+
+/// The SQL types of an aggregate's signature.
+fn sql_types(types: &[ast::DataType]) -> Result<Vec<SqlType>> {
+    types.iter().map(|t| Ok(SqlType::from_ast(t)?)).collect()
 }
 
 fn argument_type(arg: &OperateFunctionArg) -> Result<SqlType> {

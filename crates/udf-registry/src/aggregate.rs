@@ -28,7 +28,7 @@ use datafusion::logical_expr::{
 use crate::function::{Accumulator as WasmAccumulator, WasmFunction};
 use crate::module_dir::ModuleDir;
 use crate::types::SqlType;
-use crate::udf::{coerce, resolve, volatility};
+use crate::udf::{coerce, hash_overloads, resolve, return_data_type, same_overloads, volatility};
 
 /// Every overload of one Wasm aggregate name.
 #[derive(Debug)]
@@ -83,13 +83,7 @@ impl WasmAggregateUdf {
 
 impl PartialEq for WasmAggregateUdf {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.overloads.len() == other.overloads.len()
-            && self
-                .overloads
-                .iter()
-                .zip(&other.overloads)
-                .all(|(a, b)| a.def() == b.def())
+        self.name == other.name && same_overloads(&self.overloads, &other.overloads)
     }
 }
 
@@ -98,9 +92,7 @@ impl Eq for WasmAggregateUdf {}
 impl Hash for WasmAggregateUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.name.hash(state);
-        for f in &self.overloads {
-            f.def().hash(state);
-        }
+        hash_overloads(&self.overloads, state);
     }
 }
 
@@ -118,11 +110,7 @@ impl AggregateUDFImpl for WasmAggregateUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let (f, types) = resolve(&self.name, &self.overloads, arg_types)?;
-        match f.return_type(&types)?.data_type() {
-            Some(t) => Ok(t),
-            None => exec_err!("{} returned anyelement as a concrete type", self.name),
-        }
+        return_data_type(&self.name, &self.overloads, arg_types)
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {

@@ -290,6 +290,25 @@ struct Call {
     call: TableCall,
 }
 
+impl Call {
+    /// The logical scan's provider.
+    fn provider(self) -> Result<WasmTableProvider> {
+        WasmTableProvider::new(self.function, self.args, self.call.types, self.modules)
+    }
+
+    /// The physical scan, with its projection and limit.
+    fn exec(self) -> Result<WasmTableExec> {
+        WasmTableExec::new(
+            self.function,
+            self.args,
+            self.call.types,
+            self.call.projection,
+            self.call.limit,
+            self.modules,
+        )
+    }
+}
+
 fn read_table_call(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Call>> {
     let payload = buf.strip_prefix(TABLE_MAGIC)?;
     Some((|| {
@@ -371,17 +390,7 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
         match read_table_call(&self.loader, buf) {
-            Some(call) => {
-                let Call {
-                    function,
-                    args,
-                    modules,
-                    call,
-                } = call?;
-                Ok(Arc::new(WasmTableProvider::new(
-                    function, args, call.types, modules,
-                )?))
-            }
+            Some(call) => Ok(Arc::new(call?.provider()?)),
             None => self
                 .inner
                 .try_decode_table_provider(buf, table_ref, schema, ctx),
@@ -486,20 +495,7 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
             return Ok(Arc::new(WasmMetricsExec::new(input.clone())));
         }
         if let Some(call) = read_table_call(&self.loader, buf) {
-            let Call {
-                function,
-                args,
-                modules,
-                call,
-            } = call?;
-            return Ok(Arc::new(WasmTableExec::new(
-                function,
-                args,
-                call.types,
-                call.projection,
-                call.limit,
-                modules,
-            )?));
+            return Ok(Arc::new(call?.exec()?));
         }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }

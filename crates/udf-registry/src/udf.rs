@@ -197,15 +197,34 @@ fn implicitly_coercible(from: &DataType, to: &SqlType) -> bool {
     }
 }
 
+/// Whether two sets of overloads are the same definitions (same versions).
+pub(crate) fn same_overloads(a: &[Arc<WasmFunction>], b: &[Arc<WasmFunction>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.def() == b.def())
+}
+
+/// Hashes overloads by their definitions, as [`same_overloads`] compares them.
+pub(crate) fn hash_overloads<H: Hasher>(overloads: &[Arc<WasmFunction>], state: &mut H) {
+    for f in overloads {
+        f.def().hash(state);
+    }
+}
+
+/// The Arrow type `name` returns for arguments of these types.
+pub(crate) fn return_data_type(
+    name: &str,
+    overloads: &[Arc<WasmFunction>],
+    arg_types: &[DataType],
+) -> Result<DataType> {
+    let (f, types) = resolve(name, overloads, arg_types)?;
+    match f.return_type(&types)?.data_type() {
+        Some(t) => Ok(t),
+        None => plan_err!("{name} returned anyelement as a concrete type"),
+    }
+}
+
 impl PartialEq for WasmScalarUdf {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.overloads.len() == other.overloads.len()
-            && self
-                .overloads
-                .iter()
-                .zip(&other.overloads)
-                .all(|(a, b)| a.def() == b.def())
+        self.name == other.name && same_overloads(&self.overloads, &other.overloads)
     }
 }
 
@@ -214,9 +233,7 @@ impl Eq for WasmScalarUdf {}
 impl Hash for WasmScalarUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.name.hash(state);
-        for f in &self.overloads {
-            f.def().hash(state);
-        }
+        hash_overloads(&self.overloads, state);
     }
 }
 
@@ -234,12 +251,7 @@ impl ScalarUDFImpl for WasmScalarUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let (f, types) = self.resolve(arg_types)?;
-        let returns = f.return_type(&types)?;
-        match returns.data_type() {
-            Some(t) => Ok(t),
-            None => plan_err!("{} returned anyelement as a concrete type", self.name),
-        }
+        return_data_type(&self.name, &self.overloads, arg_types)
     }
 
     fn is_strict(&self) -> bool {
