@@ -4,6 +4,7 @@
 mod support;
 
 mod aggregates;
+mod cancel;
 mod cluster;
 mod extended;
 mod names;

@@ -2,7 +2,7 @@
 
 mod status;
 
-pub use status::{ExecutorStatus, executors};
+pub use status::{ExecutorStatus, cancel_job, executors};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use ballista_core::utils::default_session_builder;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
@@ -63,9 +64,61 @@ impl Default for SchedulerOptions {
     }
 }
 
+/// Quiver's own settings of a job, sent with it like DataFusion's.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// The frontend session the job runs for. The job's tasks run under
+    /// this session id on every executor, so cancelling the session reaches
+    /// their Wasm calls (see `quiver_udf_registry::interrupt`).
+    pub session: String,
+}
+
+impl ConfigExtension for JobOptions {
+    const PREFIX: &'static str = "quiver";
+}
+
+// By hand rather than with `extensions_options!`, whose entries leave out
+// the prefix: Ballista sends a job's settings as entries, and the scheduler
+// could not set them back.
+impl ExtensionOptions for JobOptions {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> datafusion::common::Result<()> {
+        match key {
+            "session" => {
+                self.session = value.to_string();
+                Ok(())
+            }
+            _ => datafusion::common::config_err!("configuration key `quiver.{key}` does not exist"),
+        }
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: SESSION_SETTING.to_string(),
+            value: Some(self.session.clone()),
+            description: "the frontend session a Ballista job runs for",
+        }]
+    }
+}
+
+/// The setting that names a job's session (see [`JobOptions`]).
+pub const SESSION_SETTING: &str = "quiver.session";
+
 /// Quiver's settings for Ballista jobs, on top of `base`. Frontends send
 /// them with every job; the scheduler's own defaults are the same.
 pub fn job_settings(base: SessionConfig) -> SessionConfig {
+    let base = base.with_option_extension(JobOptions::default());
     // Ballista 55's adaptive planner gives wrong results for UNION ALL when
     // a task gets a slice of the union's partitions (an executor with fewer
     // free slots than the union has inputs): every task runs every branch,
@@ -74,13 +127,23 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
     base.set_str("ballista.planner.adaptive.enabled", "false")
 }
 
-/// The session a job is planned in: Ballista's, plus the rule that measures
-/// Wasm functions for `EXPLAIN ANALYZE`.
+/// The session a job is planned in: Ballista's, under the frontend
+/// session's id, plus the rule that measures Wasm functions for `EXPLAIN
+/// ANALYZE`.
 fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+    let session = config
+        .options()
+        .extensions
+        .get::<JobOptions>()
+        .map(|options| options.session.clone())
+        .filter(|session| !session.is_empty());
     let state = default_session_builder(config)?;
-    Ok(SessionStateBuilder::new_from_existing(state)
-        .with_physical_optimizer_rule(Arc::new(WasmMetricsRule))
-        .build())
+    let mut builder = SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rule(Arc::new(WasmMetricsRule));
+    if let Some(session) = session {
+        builder = builder.with_session_id(session);
+    }
+    Ok(builder.build())
 }
 
 /// Seconds, at least one (Ballista counts whole seconds).

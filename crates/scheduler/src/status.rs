@@ -81,3 +81,27 @@ async fn get(scheduler: &str, path: &str) -> Result<Bytes> {
         .map_err(|e| failed(&e))?
         .to_bytes())
 }
+
+/// Asks the scheduler at `scheduler` (`HOST:PORT`) to cancel job `job_id`:
+/// it stops scheduling the job's tasks and tells executors to abort theirs.
+pub async fn cancel_job(scheduler: &str, job_id: &str) -> Result<()> {
+    use ballista_core::serde::protobuf::CancelJobParams;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    let failed =
+        |e: &dyn std::fmt::Display| Error::Status(format!("cannot cancel job {job_id}: {e}"));
+    let request = async {
+        let mut client = SchedulerGrpcClient::connect(format!("http://{scheduler}"))
+            .await
+            .map_err(|e| failed(&e))?;
+        client
+            .cancel_job(CancelJobParams {
+                job_id: job_id.to_string(),
+            })
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .map_err(|_| failed(&"the scheduler did not answer within 5 s"))?
+}

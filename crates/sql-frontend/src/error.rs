@@ -49,6 +49,9 @@ pub enum Error {
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
+    /// The client cancelled the statement (CancelRequest, psql's Ctrl-C).
+    #[error("canceling statement due to user request")]
+    QueryCanceled,
     /// A broken invariant of Quiver itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,6 +77,7 @@ impl Error {
             Error::UndefinedColumn(_) => "42703",
             Error::BadCopyData(_) => "22P04",
             Error::Protocol(_) => "08P01",
+            Error::QueryCanceled => "57014",
             Error::Internal(_) => "XX000",
         }
     }
@@ -118,7 +122,7 @@ fn function_sqlstate(e: &quiver_udf_registry::Error) -> &'static str {
         F::WrongKind(_) => "42809",
         F::DependentObjects(_) => "2BP01",
         F::Trap { .. } => "38000",
-        F::TimeLimit { .. } => "57014",
+        F::TimeLimit { .. } | F::Cancelled { .. } => "57014",
         F::MemoryLimit { .. } => "53200",
         F::StackOverflow { .. } => "54001",
         F::Io { .. } => "58030",
@@ -178,7 +182,9 @@ fn datafusion_sqlstate(e: &DataFusionError) -> &'static str {
         DataFusionError::ParquetError(_) => "XX001",
         DataFusionError::Configuration(_) => "22023",
         DataFusionError::External(source) => {
-            if let Some(catalog) = source.downcast_ref::<quiver_catalog::Error>() {
+            if let Some(own) = source.downcast_ref::<Error>() {
+                own.sqlstate()
+            } else if let Some(catalog) = source.downcast_ref::<quiver_catalog::Error>() {
                 catalog_sqlstate(catalog)
             } else if let Some(function) = source.downcast_ref::<quiver_udf_registry::Error>() {
                 function_sqlstate(function)
@@ -272,6 +278,7 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         ("ResourcesExhausted", "53200", None),
         // quiver_udf_registry::Error's execution variants (their wording is stable).
         ("exceeded its time limit", "57014", None),
+        ("canceling statement due to user request", "57014", None),
         ("exceeded its memory limit", "53200", None),
         ("exceeded the stack depth limit", "54001", None),
         ("Wasm function ", "38000", None),

@@ -156,12 +156,20 @@ impl ExtendedQueryHandler for Handler {
     {
         let prepared = &portal.statement.statement;
         let session = self.session();
+        let canceller = session.canceller();
+        let token = canceller.begin();
         let outcome = match &prepared.plan {
             Some(plan) => {
                 let plan = bind(plan, &prepared.parameters, portal)?;
-                session.run_plan(plan, prepared.names.clone()).await
+                canceller
+                    .run(&token, session.run_plan(plan, prepared.names.clone()))
+                    .await
             }
-            None => session.execute(prepared.statement.clone()).await,
+            None => {
+                canceller
+                    .run(&token, session.execute(prepared.statement.clone()))
+                    .await
+            }
         }
         .inspect_err(crate::handler::log_failure)?;
         respond(

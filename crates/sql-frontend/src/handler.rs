@@ -10,6 +10,7 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
@@ -24,6 +25,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::Error;
+use crate::cancel::Cancels;
 use crate::encode::{RowDescription, copy_stream};
 use crate::extended::PreparingParser;
 use crate::parse::SqlParser;
@@ -41,12 +43,14 @@ impl Connection {
         session: Session,
         parser: Arc<SqlParser>,
         pids: Arc<RandomPidSecretKeyGenerator>,
+        cancels: Arc<Cancels>,
     ) -> Self {
         Self {
             handler: Arc::new(Handler {
                 session: Arc::new(session),
                 parser,
                 pids,
+                cancels,
             }),
         }
     }
@@ -68,12 +72,17 @@ impl PgWireServerHandlers for Connection {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.handler.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.handler.cancels.clone()
+    }
 }
 
 pub(crate) struct Handler {
     session: Arc<Session>,
     parser: Arc<SqlParser>,
     pids: Arc<RandomPidSecretKeyGenerator>,
+    cancels: Arc<Cancels>,
 }
 
 impl Handler {
@@ -125,6 +134,8 @@ impl StartupHandler for Handler {
             protocol_negotiation(client, startup).await?;
             save_startup_parameters_to_metadata(client, startup);
             let (pid, secret) = self.pids.generate(client);
+            self.cancels
+                .register(pid, &secret, self.session.canceller());
             client.set_pid_and_secret_key(pid, secret);
             finish_authentication(client, &StartupParameters).await?;
         }
@@ -213,9 +224,11 @@ impl SimpleQueryHandler for Handler {
             Err(e) => return Ok(vec![Response::Error(Box::new(e.to_error_info()))]),
         };
         let mut responses = Vec::with_capacity(statements.len());
+        let canceller = self.session.canceller();
+        let token = canceller.begin();
         for statement in statements {
             // A statement that fails ends the query string, as in PostgreSQL.
-            let outcome = match self.session.execute(statement).await {
+            let outcome = match canceller.run(&token, self.session.execute(statement)).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     log_failure(&e);

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cancel;
 mod cluster;
 mod copy;
 mod encode;

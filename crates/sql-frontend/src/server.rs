@@ -29,6 +29,7 @@ use quiver_scheduler::SchedulerOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
 
+use crate::cancel::{Canceller, Cancels};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
 use crate::handler::Connection;
@@ -82,6 +83,9 @@ struct Engine {
     functions: Arc<Functions>,
     parser: Arc<SqlParser>,
     pids: Arc<RandomPidSecretKeyGenerator>,
+    cancels: Arc<Cancels>,
+    /// The Ballista scheduler (`HOST:PORT`).
+    scheduler: String,
 }
 
 impl Server {
@@ -286,6 +290,8 @@ impl Engine {
             functions: Arc::new(Functions::new(registry, builtins)),
             parser: Arc::new(SqlParser::default()),
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+            cancels: Arc::new(Cancels::default()),
+            scheduler,
         })
     }
 
@@ -312,20 +318,29 @@ impl Engine {
         }
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE.to_string(), Arc::new(database));
+        // Jobs carry the session's id to the scheduler, which plans them under it.
+        let mut config = self.template.config().clone();
+        config
+            .options_mut()
+            .set(quiver_scheduler::SESSION_SETTING, &session_id)?;
         let state = SessionStateBuilder::new_from_existing(self.template.clone())
-            .with_session_id(session_id)
+            .with_config(config)
+            .with_session_id(session_id.clone())
             .with_catalog_list(Arc::new(catalogs))
             .build();
+        let canceller = Arc::new(Canceller::new(&session_id, self.scheduler.clone()));
         let session = Session::new(
             SessionContext::new_with_state(state),
             self.catalog.clone(),
             temp,
             self.functions.clone(),
+            canceller,
         );
         Ok(Connection::new(
             session,
             self.parser.clone(),
             self.pids.clone(),
+            self.cancels.clone(),
         ))
     }
 }

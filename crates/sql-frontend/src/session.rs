@@ -14,7 +14,7 @@ use datafusion::logical_expr::WriteOp;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::memory::MemoryStream;
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 use futures::TryStreamExt;
 use quiver_catalog::{Catalog, TempTables};
 
+use crate::cancel::Canceller;
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
 use crate::functions::{Functions, SessionFunctions};
@@ -93,6 +94,7 @@ pub struct Session {
     registered: SessionFunctions,
     settings: Mutex<Settings>,
     copy_in: Mutex<Option<CopyIn>>,
+    canceller: Arc<Canceller>,
 }
 
 impl Session {
@@ -101,8 +103,10 @@ impl Session {
         catalog: Arc<Catalog>,
         temp: Arc<TempTables>,
         functions: Arc<Functions>,
+        canceller: Arc<Canceller>,
     ) -> Self {
         Self {
+            canceller,
             ctx,
             catalog,
             temp,
@@ -111,6 +115,11 @@ impl Session {
             settings: Mutex::new(Settings::default()),
             copy_in: Mutex::new(None),
         }
+    }
+
+    /// What cancels this session's statements.
+    pub(crate) fn canceller(&self) -> &Arc<Canceller> {
+        &self.canceller
     }
 
     /// Makes functions created or dropped (by any session) visible here.
@@ -286,22 +295,25 @@ impl Session {
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
-        let frame = self.ctx.execute_logical_plan(plan).await?;
-        let schema = Arc::new(crate::names::rename(frame.schema().as_arrow(), names));
-        let batches = frame.execute_stream().await?;
+        let (schema, batches) = self.stream(plan).await?;
+        let schema = Arc::new(crate::names::rename(&schema, names));
         Ok(Outcome::Rows { schema, batches })
+    }
+
+    /// Starts `plan`; its rows stop when the statement is cancelled.
+    async fn stream(&self, plan: LogicalPlan) -> Result<(Schema, SendableRecordBatchStream)> {
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let schema = frame.schema().as_arrow().clone();
+        let task = Arc::new(frame.task_ctx());
+        let physical = frame.create_physical_plan().await?;
+        let batches = execute_stream(physical.clone(), task)?;
+        Ok((schema, self.canceller.stream(batches, &physical)))
     }
 
     /// Runs a DML plan and returns the row count it reports.
     async fn run_counting(&self, plan: LogicalPlan) -> Result<u64> {
-        let batches: Vec<RecordBatch> = self
-            .ctx
-            .execute_logical_plan(plan)
-            .await?
-            .execute_stream()
-            .await?
-            .try_collect()
-            .await?;
+        let (_, stream) = self.stream(plan).await?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(count_rows(&batches))
     }
 

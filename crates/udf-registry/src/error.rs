@@ -43,6 +43,9 @@ pub enum Error {
     /// A call ran past its time limit (57014).
     #[error("Wasm function {function} exceeded its time limit of {limit_ms} ms")]
     TimeLimit { function: String, limit_ms: u64 },
+    /// The call's session was cancelled while it ran (57014).
+    #[error("canceling statement due to user request (in Wasm function {function})")]
+    Cancelled { function: String },
     /// The guest tried to grow its memory past its limit (53200).
     #[error("Wasm function {function} exceeded its memory limit of {limit_bytes} bytes")]
     MemoryLimit { function: String, limit_bytes: u64 },

@@ -834,10 +834,14 @@ fn outside_async<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Err(_) => f(),
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        Ok(_) => std::thread::scope(|scope| match scope.spawn(f).join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }),
+        Ok(_) => {
+            std::thread::scope(
+                |scope| match scope.spawn(crate::interrupt::carried(f)).join() {
+                    Ok(r) => r,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+            )
+        }
     }
 }
 

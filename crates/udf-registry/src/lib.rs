@@ -8,6 +8,7 @@ mod definition;
 mod error;
 mod folded;
 mod function;
+pub mod interrupt;
 mod loader;
 mod metrics;
 mod module;

@@ -6,7 +6,8 @@
 //! own expressions call a Wasm function. That node is transparent: while
 //! the operator below computes a batch (inside its `poll_next`), the node
 //! names itself the current metrics sink of the thread, and every Wasm call
-//! records into it. Each task decodes its own copy of the node, so figures
+//! records into it (and can be cancelled with its session, see
+//! [`crate::interrupt`]). Each task decodes its own copy of the node, so figures
 //! are per task and Ballista sums them per stage like any other metric.
 
 use std::any::Any;
@@ -183,8 +184,13 @@ impl ExecutionPlan for WasmMetricsExec {
             partition,
             functions: Mutex::new(HashMap::new()),
         });
+        let session = Arc::from(context.session_id());
         let input = self.input.execute(partition, context)?;
-        Ok(Box::pin(MeasuredStream { input, sink }))
+        Ok(Box::pin(MeasuredStream {
+            input,
+            sink,
+            session,
+        }))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -195,6 +201,8 @@ impl ExecutionPlan for WasmMetricsExec {
 struct MeasuredStream {
     input: SendableRecordBatchStream,
     sink: Arc<Sink>,
+    /// The session the calls serve, so that cancelling it stops them.
+    session: Arc<str>,
 }
 
 impl Stream for MeasuredStream {
@@ -203,7 +211,8 @@ impl Stream for MeasuredStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let sink = Some(self.sink.clone());
         let outer = SINK.with(|current| current.replace(sink));
-        let polled = self.input.as_mut().poll_next(cx);
+        let session = self.session.clone();
+        let polled = crate::interrupt::in_session(&session, || self.input.as_mut().poll_next(cx));
         SINK.with(|current| *current.borrow_mut() = outer);
         polled
     }

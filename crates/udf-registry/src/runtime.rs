@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{Component, InstancePre, Linker as ComponentLinker, ResourceTable};
-use wasmtime::{Config, Engine, Module, ResourceLimiter, Store, ValType};
+use wasmtime::{Config, Engine, Module, ResourceLimiter, Store, UpdateDeadline, ValType};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::definition::{FunctionDef, Limits};
+use crate::interrupt::CallWatch;
 use crate::module::ModuleBytes;
 use crate::{Error, Result};
 
@@ -270,19 +271,34 @@ impl WasmRuntime {
                 max: limits.max_memory,
                 granted: 0,
             },
+            watch: CallWatch::start(),
+            ticks_left: 0,
             stdout,
             stderr,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
+        // Every tick: end the call if its session was cancelled or its time is up.
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            if state.watch.is_cancelled() {
+                return Err(wasmtime::Error::new(Cancelled));
+            }
+            if state.ticks_left == 0 {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            state.ticks_left -= 1;
+            Ok(UpdateDeadline::Continue(1))
+        });
         store
     }
 
-    /// Arms the time limit for the next call in `store`.
+    /// Arms the time limit (and the cancel check) for the next call in `store`.
     pub(crate) fn arm_deadline(&self, store: &mut Store<HostState>, limits: EffectiveLimits) {
-        let ticks = limits.time_limit_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1;
-        store.set_epoch_deadline(ticks);
+        let state = store.data_mut();
+        state.watch = CallWatch::start();
+        state.ticks_left = limits.time_limit_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
+        store.set_epoch_deadline(1);
     }
 }
 
@@ -332,6 +348,10 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryLimit,
+    /// The call in progress, for the cancel check.
+    watch: CallWatch,
+    /// Epoch ticks the call in progress may still run.
+    ticks_left: u64,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
 }
@@ -390,6 +410,18 @@ impl std::fmt::Display for MemoryLimitHit {
 
 impl std::error::Error for MemoryLimitHit {}
 
+/// The error a call of a cancelled session ends with.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("canceled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 impl ResourceLimiter for MemoryLimit {
     fn memory_growing(
         &mut self,
@@ -425,6 +457,11 @@ pub(crate) fn call_error(
     limits: EffectiveLimits,
     guest_output: String,
 ) -> Error {
+    if e.downcast_ref::<Cancelled>().is_some() {
+        return Error::Cancelled {
+            function: function.to_string(),
+        };
+    }
     if e.downcast_ref::<MemoryLimitHit>().is_some() {
         return Error::MemoryLimit {
             function: function.to_string(),

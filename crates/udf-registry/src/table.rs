@@ -374,8 +374,10 @@ impl ExecutionPlan for WasmTableExec {
             full_schema: table_schema(&self.function)?,
             baseline: BaselineMetrics::new(&self.metrics, partition),
         };
-        let stream = futures::stream::try_unfold(scan, |mut scan| async move {
-            Ok(scan.next_batch()?.map(|batch| (batch, scan)))
+        let session: Arc<str> = Arc::from(context.session_id());
+        let stream = futures::stream::try_unfold(scan, move |mut scan| {
+            let batch = crate::interrupt::in_session(&session, || scan.next_batch());
+            async move { Ok(batch?.map(|batch| (batch, scan))) }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }

@@ -1,0 +1,250 @@
+//! Cancelling a running statement: PostgreSQL's CancelRequest, which psql
+//! sends on Ctrl-C and drivers send from `cancel()`.
+//!
+//! A CancelRequest arrives on a new connection carrying the process id and
+//! secret key the server gave the session at startup. [`Cancels`] finds the
+//! session's [`Canceller`] by them and fires the token of the statement it is
+//! running. That ends the statement however far it got:
+//! - planning or a write still running stops at once (the handler races it
+//!   against the token),
+//! - rows still streaming to the client end with `57014` ([`CancellableStream`]),
+//! - a Ballista job still running is cancelled at the scheduler, which tells
+//!   executors to abort its tasks,
+//! - a Wasm call in progress in this process (the frontend's or the embedded
+//!   executor's) is interrupted at its next epoch tick
+//!   ([`quiver_udf_registry::interrupt`]).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use ballista_core::execution_plans::DistributedQueryExec;
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::DataFusionError;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
+use futures::{FutureExt, Stream};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::SecretKey;
+use quiver_udf_registry::interrupt;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::Error;
+
+/// Every connection that can be cancelled, by process id and secret key.
+#[derive(Default)]
+pub(crate) struct Cancels {
+    connections: Mutex<HashMap<(i32, Bytes), Weak<Canceller>>>,
+}
+
+impl Cancels {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, Bytes), Weak<Canceller>>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `canceller` reachable with the keys its client was given.
+    pub(crate) fn register(&self, pid: i32, secret: &SecretKey, canceller: &Arc<Canceller>) {
+        let mut connections = self.connections();
+        // Forget connections that ended.
+        connections.retain(|_, c| c.strong_count() > 0);
+        connections.insert((pid, secret.to_bytes()), Arc::downgrade(canceller));
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Cancels {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes());
+        let canceller = self.connections().get(&key).and_then(Weak::upgrade);
+        match canceller {
+            Some(canceller) => {
+                tracing::debug!(pid = request.pid, "cancel request");
+                canceller.cancel();
+            }
+            // As PostgreSQL does, say nothing to a request that names no session.
+            None => tracing::debug!(pid = request.pid, "cancel request for no session"),
+        }
+    }
+}
+
+/// One connection's cancel switch.
+pub(crate) struct Canceller {
+    session_id: Arc<str>,
+    scheduler: String,
+    token: Mutex<CancellationToken>,
+}
+
+impl Canceller {
+    pub(crate) fn new(session_id: &str, scheduler: String) -> Self {
+        Self {
+            session_id: Arc::from(session_id),
+            scheduler,
+            token: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, CancellationToken> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A statement (a simple query string, or an Execute) begins: a cancel
+    /// from now on stops it, and only it.
+    pub(crate) fn begin(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        *self.slot() = token.clone();
+        token
+    }
+
+    /// The running statement's token.
+    pub(crate) fn current(&self) -> CancellationToken {
+        self.slot().clone()
+    }
+
+    fn cancel(&self) {
+        self.slot().cancel();
+        interrupt::cancel_session(&self.session_id);
+    }
+
+    /// Runs `work` unless the statement is cancelled first.
+    pub(crate) async fn run<T>(
+        &self,
+        token: &CancellationToken,
+        work: impl Future<Output = crate::Result<T>>,
+    ) -> crate::Result<T> {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => Err(Error::QueryCanceled),
+            result = work => result,
+        }
+    }
+
+    /// `stream`, produced by `plan`, ending with `57014` once the statement
+    /// is cancelled; dropping it early cancels the Ballista job behind it.
+    pub(crate) fn stream(
+        &self,
+        stream: SendableRecordBatchStream,
+        plan: &Arc<dyn ExecutionPlan>,
+    ) -> SendableRecordBatchStream {
+        let token = self.current();
+        Box::pin(CancellableStream {
+            input: stream,
+            cancelled: Box::pin(token.cancelled_owned()),
+            session: self.session_id.clone(),
+            job: distributed_job(plan).map(|plan| Job {
+                plan,
+                scheduler: self.scheduler.clone(),
+            }),
+            done: false,
+        })
+    }
+}
+
+impl Drop for Canceller {
+    fn drop(&mut self) {
+        interrupt::end_session(&self.session_id);
+    }
+}
+
+/// The Ballista job node of a physical plan, if it runs as one.
+fn distributed_job(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        if node.is::<DistributedQueryExec<LogicalPlanNode>>() {
+            found = Some(node.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// A Ballista job whose results a stream reads.
+struct Job {
+    plan: Arc<dyn ExecutionPlan>,
+    scheduler: String,
+}
+
+impl Job {
+    /// Cancels the job at the scheduler (in the background), if it started.
+    fn cancel(&self) {
+        let Some(job_id) = self
+            .plan
+            .downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
+            .and_then(|exec| exec.job_id())
+        else {
+            return;
+        };
+        let job_id = job_id.to_string();
+        let scheduler = self.scheduler.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            match quiver_scheduler::cancel_job(&scheduler, &job_id).await {
+                Ok(()) => tracing::debug!(job = %job_id, "cancelled an abandoned job"),
+                Err(e) => {
+                    tracing::warn!(job = %job_id, error = %e, "could not cancel an abandoned job")
+                }
+            }
+        });
+    }
+}
+
+struct CancellableStream {
+    input: SendableRecordBatchStream,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    session: Arc<str>,
+    job: Option<Job>,
+    /// The input ended (or the stream ended it): nothing is left to cancel.
+    done: bool,
+}
+
+impl Stream for CancellableStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.cancelled.poll_unpin(cx).is_ready() {
+            self.done = true;
+            if let Some(job) = &self.job {
+                job.cancel();
+            }
+            return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
+                Error::QueryCanceled,
+            )))));
+        }
+        let session = self.session.clone();
+        let polled = interrupt::in_session(&session, || self.input.as_mut().poll_next(cx));
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.done = true;
+        }
+        polled
+    }
+}
+
+impl RecordBatchStream for CancellableStream {
+    fn schema(&self) -> SchemaRef {
+        self.input.schema()
+    }
+}
+
+impl Drop for CancellableStream {
+    fn drop(&mut self) {
+        // A client that stops reading (an error, a closed portal, a dropped
+        // connection) leaves the job running otherwise.
+        if !self.done
+            && let Some(job) = &self.job
+        {
+            job.cancel();
+        }
+    }
+}
