@@ -12,4 +12,5 @@ mod psql;
 mod restart;
 mod robustness;
 mod routing;
+mod transactions;
 mod wasm;

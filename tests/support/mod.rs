@@ -335,7 +335,10 @@ impl Drop for QuiverServer {
 }
 
 /// The rows of `sql` (simple query protocol: values as PostgreSQL's text).
-pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+pub async fn rows(
+    client: &impl tokio_postgres::GenericClient,
+    sql: &str,
+) -> Vec<Vec<Option<String>>> {
     client
         .simple_query(sql)
         .await
@@ -353,7 +356,7 @@ pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<
 }
 
 /// The first column of the first row of `sql`, as text.
-pub async fn one(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+pub async fn one(client: &impl tokio_postgres::GenericClient, sql: &str) -> Option<String> {
     rows(client, sql)
         .await
         .into_iter()

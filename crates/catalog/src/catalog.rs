@@ -12,6 +12,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::CreateExternalTable;
 
+use crate::staging::Staging;
 use crate::store::{MetaStore, TABLES_CF};
 use crate::table::{external_table, managed_table, replay_external};
 use crate::temp::TempTables;
@@ -140,6 +141,21 @@ impl Catalog {
     /// (removed with it).
     pub fn temp_tables(&self, session_id: &str) -> TempTables {
         TempTables::new(self.temp_dir.join(session_id))
+    }
+
+    /// The writes a session's transaction blocks stage (under its
+    /// temporary directory, removed with it).
+    pub fn staging(&self, session_id: &str) -> Staging {
+        Staging::new(self.temp_dir.join(session_id).join("staged"))
+    }
+
+    /// The directory of a managed table's files; `None` for an external
+    /// table or no table.
+    pub(crate) fn managed_dir(&self, name: &str) -> Option<PathBuf> {
+        match &self.read().get(name)?.entry.kind {
+            TableKind::Managed { id, .. } => Some(self.tables_dir.join(id)),
+            TableKind::External { .. } => None,
+        }
     }
 
     /// Every stored table, in name order.

@@ -2,12 +2,14 @@
 
 mod catalog;
 mod error;
+mod staging;
 mod store;
 mod table;
 mod temp;
 
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
+pub use staging::Staging;
 pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 pub use table::{TableEntry, TableKind};
 pub use temp::{SessionSchema, TempTables};

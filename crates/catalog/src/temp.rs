@@ -12,6 +12,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 
 use crate::catalog::Catalog;
+use crate::staging::Staging;
 use crate::table::managed_table;
 use crate::{Error, Result};
 
@@ -53,6 +54,13 @@ impl TempTables {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, TempTable>> {
         self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A temporary table's provider and the directory of its files.
+    fn get(&self, name: &str) -> Option<(Arc<dyn TableProvider>, PathBuf)> {
+        self.read()
+            .get(name)
+            .map(|t| (t.provider.clone(), t.dir.clone()))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -113,16 +121,22 @@ impl Drop for TempTables {
 
 /// The `public` schema as one session sees it: its temporary tables first
 /// (as PostgreSQL's `pg_temp` comes first on the search path), then the
-/// persistent tables.
+/// persistent tables; inside a transaction block, managed tables with the
+/// session's staged writes.
 #[derive(Debug)]
 pub struct SessionSchema {
     temp: Arc<TempTables>,
     shared: Arc<Catalog>,
+    staging: Arc<Staging>,
 }
 
 impl SessionSchema {
-    pub fn new(temp: Arc<TempTables>, shared: Arc<Catalog>) -> Self {
-        Self { temp, shared }
+    pub fn new(temp: Arc<TempTables>, shared: Arc<Catalog>, staging: Arc<Staging>) -> Self {
+        Self {
+            temp,
+            shared,
+            staging,
+        }
     }
 }
 
@@ -137,10 +151,20 @@ impl SchemaProvider for SessionSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if let Some(table) = self.temp.read().get(name) {
-            return Ok(Some(table.provider.clone()));
-        }
-        self.shared.table(name).await
+        let managed = match self.temp.get(name) {
+            Some(temp) => temp,
+            None => match (
+                self.shared.table(name).await?,
+                self.shared.managed_dir(name),
+            ) {
+                (Some(provider), Some(dir)) => (provider, dir),
+                (provider, _) => return Ok(provider),
+            },
+        };
+        let (provider, dir) = managed;
+        Ok(Some(
+            self.staging.view(&provider, &dir)?.unwrap_or(provider),
+        ))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -49,6 +49,15 @@ pub enum Error {
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
+    /// A statement in a transaction block that an error aborted.
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
+    /// A statement that needs a transaction block, outside one.
+    #[error("{0}")]
+    NoActiveTransaction(String),
+    /// `RELEASE` of a savepoint that does not exist.
+    #[error("savepoint \"{0}\" does not exist")]
+    UndefinedSavepoint(String),
     /// The client cancelled the statement (CancelRequest, psql's Ctrl-C).
     #[error("canceling statement due to user request")]
     QueryCanceled,
@@ -78,6 +87,9 @@ impl Error {
             Error::BadCopyData(_) => "22P04",
             Error::Protocol(_) => "08P01",
             Error::QueryCanceled => "57014",
+            Error::InFailedTransaction => "25P02",
+            Error::NoActiveTransaction(_) => "25P01",
+            Error::UndefinedSavepoint(_) => "3B001",
             Error::Internal(_) => "XX000",
         }
     }

@@ -61,7 +61,10 @@ impl QueryParser for PreparingParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut statements = self.parser.parse(sql)?;
+        let mut statements = self
+            .parser
+            .parse(sql)
+            .inspect_err(|_| self.session.abort_block())?;
         let statement = match (statements.pop(), statements.is_empty()) {
             (None, _) => return Ok(None),
             (Some(statement), true) => statement,

@@ -221,7 +221,10 @@ impl SimpleQueryHandler for Handler {
     {
         let statements = match self.parser.parse(query) {
             Ok(statements) => statements,
-            Err(e) => return Ok(vec![Response::Error(Box::new(e.to_error_info()))]),
+            Err(e) => {
+                self.session.abort_block();
+                return Ok(vec![Response::Error(Box::new(e.to_error_info()))]);
+            }
         };
         let mut responses = Vec::with_capacity(statements.len());
         let canceller = self.session.canceller();

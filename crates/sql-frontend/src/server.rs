@@ -300,6 +300,7 @@ impl Engine {
     fn connection(&self) -> Result<Connection> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let temp = Arc::new(self.catalog.temp_tables(&session_id));
+        let staging = Arc::new(self.catalog.staging(&session_id));
         let shared = self
             .template
             .catalog_list()
@@ -308,7 +309,11 @@ impl Engine {
         let database = MemoryCatalogProvider::new();
         for schema in shared.schema_names() {
             let provider = if schema == DEFAULT_SCHEMA {
-                Arc::new(SessionSchema::new(temp.clone(), self.catalog.clone()))
+                Arc::new(SessionSchema::new(
+                    temp.clone(),
+                    self.catalog.clone(),
+                    staging.clone(),
+                ))
             } else {
                 shared
                     .schema(&schema)
@@ -335,6 +340,7 @@ impl Engine {
             temp,
             self.functions.clone(),
             canceller,
+            staging,
         );
         Ok(Connection::new(
             session,

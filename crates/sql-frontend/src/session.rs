@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
     CopySource, CopyTarget, Expr, Ident, ObjectName, Set, Statement, Value,
 };
 use futures::TryStreamExt;
-use quiver_catalog::{Catalog, TempTables};
+use quiver_catalog::{Catalog, Staging, TempTables};
 
 use crate::cancel::Canceller;
 use crate::copy::{CopyIn, CopyOptions};
@@ -95,6 +95,28 @@ pub struct Session {
     settings: Mutex<Settings>,
     copy_in: Mutex<Option<CopyIn>>,
     canceller: Arc<Canceller>,
+    /// Writes of the open transaction block (also seen by `ctx`'s tables).
+    staging: Arc<Staging>,
+    block: Mutex<Block>,
+}
+
+/// Where the session is with respect to a transaction block.
+#[derive(Debug)]
+enum Block {
+    /// No block: each statement commits on its own.
+    Idle,
+    /// Between BEGIN and COMMIT; the savepoints defined, oldest first.
+    Open(Vec<String>),
+    /// A statement of the block failed: only ROLLBACK (or COMMIT) ends it.
+    Failed,
+}
+
+impl Block {
+    fn fail(&mut self) {
+        if matches!(self, Block::Open(_)) {
+            *self = Block::Failed;
+        }
+    }
 }
 
 impl Session {
@@ -104,9 +126,12 @@ impl Session {
         temp: Arc<TempTables>,
         functions: Arc<Functions>,
         canceller: Arc<Canceller>,
+        staging: Arc<Staging>,
     ) -> Self {
         Self {
             canceller,
+            staging,
+            block: Mutex::new(Block::Idle),
             ctx,
             catalog,
             temp,
@@ -137,6 +162,17 @@ impl Session {
 
     /// Runs one parsed statement.
     pub async fn execute(&self, statement: parse::Statement) -> Result<Outcome> {
+        if let parse::Statement::Sql(DfStatement::Statement(s)) = &statement
+            && let Some(outcome) = self.transaction_control(s)?
+        {
+            return Ok(outcome);
+        }
+        self.check_block()?;
+        let result = self.execute_statement(statement).await;
+        self.note_failure(result)
+    }
+
+    async fn execute_statement(&self, statement: parse::Statement) -> Result<Outcome> {
         self.refresh_functions();
         let statement = match statement {
             parse::Statement::Sql(statement) => statement,
@@ -155,25 +191,6 @@ impl Session {
                 Statement::DropFunction(drop) => Ok(self.functions.drop_functions(drop)?.into()),
                 Statement::Set(set) => self.set(set).await,
                 Statement::ShowVariable { variable } => self.show(variable).await,
-                Statement::StartTransaction { .. } => Ok(Completion {
-                    transaction: Some(true),
-                    ..Completion::tag("BEGIN")
-                }
-                .into()),
-                Statement::Commit { .. } => Ok(Completion {
-                    transaction: Some(false),
-                    ..Completion::tag("COMMIT")
-                }
-                .into()),
-                Statement::Rollback { .. } => Ok(Completion {
-                    transaction: Some(false),
-                    notice: Some(
-                        "Quiver has no transactions yet: statements already run are not undone"
-                            .into(),
-                    ),
-                    ..Completion::tag("ROLLBACK")
-                }
-                .into()),
                 Statement::Copy {
                     source,
                     to,
@@ -193,6 +210,123 @@ impl Session {
             DfStatement::CopyTo(_) => Err(server_file_copy()),
             other => self.plan_and_run(other).await,
         }
+    }
+
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE; `None` for any
+    /// other statement.
+    fn transaction_control(&self, statement: &Statement) -> Result<Option<Outcome>> {
+        let mut block = self.block();
+        let completion = match statement {
+            Statement::StartTransaction { .. } => {
+                let notice = match *block {
+                    Block::Idle => {
+                        self.staging.begin();
+                        *block = Block::Open(Vec::new());
+                        None
+                    }
+                    _ => Some("there is already a transaction in progress".to_string()),
+                };
+                Completion {
+                    transaction: Some(true),
+                    ..Completion::tag("BEGIN").with_notice(notice)
+                }
+            }
+            Statement::Commit { .. }
+            | Statement::Rollback {
+                savepoint: None, ..
+            } => {
+                let commit = matches!(statement, Statement::Commit { .. });
+                let (tag, notice) = match std::mem::replace(&mut *block, Block::Idle) {
+                    Block::Idle => (
+                        if commit { "COMMIT" } else { "ROLLBACK" },
+                        Some("there is no transaction in progress".to_string()),
+                    ),
+                    Block::Open(_) if commit => {
+                        self.staging.commit()?;
+                        ("COMMIT", None)
+                    }
+                    // COMMIT of a failed block rolls it back, as in PostgreSQL.
+                    Block::Open(_) | Block::Failed => {
+                        self.staging.rollback();
+                        ("ROLLBACK", None)
+                    }
+                };
+                Completion {
+                    transaction: Some(false),
+                    ..Completion::tag(tag).with_notice(notice)
+                }
+            }
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => {
+                let error = match *block {
+                    Block::Idle => Error::NoActiveTransaction(
+                        "ROLLBACK TO SAVEPOINT can only be used in transaction blocks".into(),
+                    ),
+                    _ => Error::FeatureNotSupported(
+                        "ROLLBACK TO SAVEPOINT is not supported: Quiver undoes whole transaction blocks only (ROLLBACK)".into(),
+                    ),
+                };
+                block.fail();
+                return Err(error);
+            }
+            Statement::Savepoint { name } => match &mut *block {
+                Block::Idle => {
+                    return Err(Error::NoActiveTransaction(
+                        "SAVEPOINT can only be used in transaction blocks".into(),
+                    ));
+                }
+                Block::Failed => return Err(Error::InFailedTransaction),
+                Block::Open(savepoints) => {
+                    savepoints.push(name.value.clone());
+                    Completion::tag("SAVEPOINT")
+                }
+            },
+            Statement::ReleaseSavepoint { name } => match &mut *block {
+                Block::Idle => {
+                    return Err(Error::NoActiveTransaction(
+                        "RELEASE SAVEPOINT can only be used in transaction blocks".into(),
+                    ));
+                }
+                Block::Failed => return Err(Error::InFailedTransaction),
+                Block::Open(savepoints) => {
+                    // Releasing a savepoint releases every later one too.
+                    let Some(at) = savepoints.iter().rposition(|s| *s == name.value) else {
+                        let error = Error::UndefinedSavepoint(name.value.clone());
+                        block.fail();
+                        return Err(error);
+                    };
+                    savepoints.truncate(at);
+                    Completion::tag("RELEASE")
+                }
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(completion.into()))
+    }
+
+    fn block(&self) -> std::sync::MutexGuard<'_, Block> {
+        self.block.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Refuses statements in a failed transaction block.
+    fn check_block(&self) -> Result<()> {
+        match *self.block() {
+            Block::Failed => Err(Error::InFailedTransaction),
+            _ => Ok(()),
+        }
+    }
+
+    /// A statement failed: an open transaction block is now aborted.
+    pub(crate) fn abort_block(&self) {
+        self.block().fail();
+    }
+
+    fn note_failure<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.abort_block();
+        }
+        result
     }
 
     async fn plan_and_run(&self, mut statement: DfStatement) -> Result<Outcome> {
@@ -243,18 +377,25 @@ impl Session {
         if !parameterized {
             return Ok(None);
         }
+        self.check_block()?;
         self.refresh_functions();
-        Ok(Some(
-            self.ctx
-                .state()
-                .statement_to_plan(statement.clone())
-                .await?,
-        ))
+        let planned = self.ctx.state().statement_to_plan(statement.clone()).await;
+        Ok(Some(self.note_failure(planned.map_err(Error::from))?))
     }
 
-    /// Runs a planned query or DML statement; `names` rename result columns
-    /// the way PostgreSQL names them.
+    /// Runs a planned query or DML statement (a bound prepared statement);
+    /// `names` rename result columns the way PostgreSQL names them.
     pub async fn run_plan(
+        &self,
+        plan: LogicalPlan,
+        names: Option<Vec<Option<String>>>,
+    ) -> Result<Outcome> {
+        self.check_block()?;
+        let result = self.run_planned(plan, names).await;
+        self.note_failure(result)
+    }
+
+    async fn run_planned(
         &self,
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
@@ -574,6 +715,11 @@ impl Session {
 
     /// The client ended `COPY FROM STDIN`: append the rows. Returns the tag.
     pub async fn copy_done(&self) -> Result<String> {
+        let result = self.finish_copy().await;
+        self.note_failure(result)
+    }
+
+    async fn finish_copy(&self) -> Result<String> {
         let copy = self
             .copy_slot()
             .take()
@@ -586,6 +732,7 @@ impl Session {
     /// The client abandoned `COPY FROM STDIN`: nothing is appended.
     pub fn copy_fail(&self) {
         self.copy_slot().take();
+        self.abort_block();
     }
 
     /// Appends `batches` to a table on the frontend, through the table's own
