@@ -5,6 +5,7 @@ mod support;
 
 mod aggregates;
 mod cancel;
+mod clients;
 mod cluster;
 mod extended;
 mod names;

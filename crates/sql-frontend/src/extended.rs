@@ -278,6 +278,10 @@ fn binary(t: &Type, bytes: &[u8]) -> std::result::Result<ScalarValue, String> {
             ScalarValue::Utf8(Some(read(t, bytes)?))
         }
         Type::BYTEA => ScalarValue::Binary(Some(read(t, bytes)?)),
+        // As text, which casts to the decimal type the plan expects.
+        Type::NUMERIC => {
+            ScalarValue::Utf8(Some(read::<rust_decimal::Decimal>(t, bytes)?.to_string()))
+        }
         Type::DATE => {
             let date: NaiveDate = read(t, bytes)?;
             let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("calendar")?;

@@ -10,6 +10,7 @@ mod functions;
 mod handler;
 mod names;
 mod parse;
+mod pg_functions;
 mod pg_proc;
 mod planner;
 mod server;

@@ -265,6 +265,7 @@ impl Engine {
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
         crate::pg_proc::install(&ctx, DATABASE, registry.clone())?;
+        crate::pg_functions::install(&ctx);
         ctx.register_udf(create_udf(
             "version",
             vec![],

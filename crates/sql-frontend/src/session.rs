@@ -92,7 +92,7 @@ pub struct Session {
     temp: Arc<TempTables>,
     functions: Arc<Functions>,
     registered: SessionFunctions,
-    settings: Mutex<Settings>,
+    settings: Arc<Mutex<Settings>>,
     copy_in: Mutex<Option<CopyIn>>,
     canceller: Arc<Canceller>,
     /// Writes of the open transaction block (also seen by `ctx`'s tables).
@@ -128,6 +128,10 @@ impl Session {
         canceller: Arc<Canceller>,
         staging: Arc<Staging>,
     ) -> Self {
+        let settings = Arc::new(Mutex::new(Settings::default()));
+        for function in crate::pg_functions::session_functions(settings.clone()) {
+            ctx.register_udf(function);
+        }
         Self {
             canceller,
             staging,
@@ -137,7 +141,7 @@ impl Session {
             temp,
             functions,
             registered: SessionFunctions::default(),
-            settings: Mutex::new(Settings::default()),
+            settings,
             copy_in: Mutex::new(None),
         }
     }
@@ -190,6 +194,17 @@ impl Session {
                 }
                 Statement::DropFunction(drop) => Ok(self.functions.drop_functions(drop)?.into()),
                 Statement::Set(set) => self.set(set).await,
+                // Drivers (psycopg) evict protocol-level prepared statements
+                // with SQL DEALLOCATE; a later Parse of the same name replaces
+                // the statement, so there is nothing to free here.
+                Statement::Deallocate { name, .. } => {
+                    Ok(Completion::tag(if name.value.eq_ignore_ascii_case("all") {
+                        "DEALLOCATE ALL"
+                    } else {
+                        "DEALLOCATE"
+                    })
+                    .into())
+                }
                 Statement::ShowVariable { variable } => self.show(variable).await,
                 Statement::Copy {
                     source,

@@ -1,0 +1,300 @@
+//! PostgreSQL system functions drivers call when they connect or look up
+//! types, which neither DataFusion nor `datafusion-pg-catalog` provide:
+//! `current_setting` (asyncpg, psycopg, JDBC), `set_config`, `to_regtype`,
+//! `json_build_object`
+//! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `pg_get_serial_sequence`
+//! and `pg_collation_is_visible` (SQLAlchemy's column reflection; Quiver has
+//! no sequences and only built-in collations).
+//!
+//! All run on the frontend; they are stable, so DataFusion folds their
+//! constant calls while planning.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionImplementation, ScalarUDF, Signature, SimpleScalarUDF,
+    TypeSignature, Volatility, create_udf,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::settings::Settings;
+
+/// Registers the session-independent functions in `ctx`.
+pub(crate) fn install(ctx: &SessionContext) {
+    ctx.register_udf(json_build_object());
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            map_strings(args, |name| name.and_then(type_oid))
+                .map(|oids| ColumnarValue::Array(Arc::new(oids) as ArrayRef))
+        }),
+    ));
+    // Quiver has only PostgreSQL's built-in collations, all visible.
+    ctx.register_udf(create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = ColumnarValue::values_to_arrays(args)?
+                .first()
+                .map_or(1, |a| a.len());
+            Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![
+                true;
+                rows
+            ]))))
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = ColumnarValue::values_to_arrays(args)?
+                .first()
+                .map_or(1, |a| a.len());
+            Ok(ColumnarValue::Array(Arc::new(StringArray::new_null(rows))))
+        }),
+    ));
+}
+
+/// `json_build_object(key, value, ...)`: the JSON text of an object.
+fn json_build_object() -> ScalarUDF {
+    let build = |args: &[ColumnarValue]| {
+        if !args.len().is_multiple_of(2) {
+            return Err(DataFusionError::Plan(
+                "argument list must have even number of elements".into(),
+            ));
+        }
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let rows = arrays.first().map_or(1, |a| a.len());
+        let objects = (0..rows)
+            .map(|row| {
+                let mut object = serde_json::Map::new();
+                for pair in arrays.chunks(2) {
+                    let key = ScalarValue::try_from_array(&pair[0], row)?;
+                    let value = ScalarValue::try_from_array(&pair[1], row)?;
+                    object.insert(json_key(&key)?, json_value(&value));
+                }
+                Ok(Some(serde_json::Value::Object(object).to_string()))
+            })
+            .collect::<DfResult<StringArray>>()?;
+        Ok(ColumnarValue::Array(Arc::new(objects) as ArrayRef))
+    };
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "json_build_object",
+        Signature::variadic_any(Volatility::Stable),
+        DataType::Utf8,
+        Arc::new(build),
+    ))
+}
+
+fn json_key(key: &ScalarValue) -> DfResult<String> {
+    if key.is_null() {
+        return Err(DataFusionError::Execution(
+            "null value not allowed for object key".into(),
+        ));
+    }
+    match key {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
+        other => Ok(other.to_string()),
+    }
+}
+
+fn json_value(value: &ScalarValue) -> serde_json::Value {
+    use serde_json::Value;
+    if value.is_null() {
+        return Value::Null;
+    }
+    match value {
+        ScalarValue::Boolean(Some(b)) => Value::Bool(*b),
+        ScalarValue::Int8(Some(n)) => Value::from(*n),
+        ScalarValue::Int16(Some(n)) => Value::from(*n),
+        ScalarValue::Int32(Some(n)) => Value::from(*n),
+        ScalarValue::Int64(Some(n)) => Value::from(*n),
+        ScalarValue::UInt8(Some(n)) => Value::from(*n),
+        ScalarValue::UInt16(Some(n)) => Value::from(*n),
+        ScalarValue::UInt32(Some(n)) => Value::from(*n),
+        ScalarValue::UInt64(Some(n)) => Value::from(*n),
+        ScalarValue::Float32(Some(n)) => Value::from(*n),
+        ScalarValue::Float64(Some(n)) => Value::from(*n),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// `current_setting(name [, missing_ok])` and `set_config(name, value,
+/// is_local)` over one session's parameters.
+pub(crate) fn session_functions(settings: Arc<Mutex<Settings>>) -> Vec<ScalarUDF> {
+    let read = settings.clone();
+    let current = move |args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let missing_ok = arrays
+            .get(1)
+            .and_then(|a| a.as_boolean_opt())
+            .is_some_and(|a| !a.is_empty() && a.value(0));
+        let settings = read.lock().unwrap_or_else(|p| p.into_inner());
+        let values = arrays[0]
+            .as_string::<i32>()
+            .iter()
+            .map(|name| match name {
+                None => Ok(None),
+                Some(name) => match settings.get(name) {
+                    Ok(value) => Ok(Some(value)),
+                    Err(_) if missing_ok => Ok(None),
+                    Err(e) => Err(DataFusionError::External(Box::new(e))),
+                },
+            })
+            .collect::<DfResult<StringArray>>()?;
+        Ok(ColumnarValue::Array(Arc::new(values) as ArrayRef))
+    };
+    let current: ScalarFunctionImplementation = Arc::new(current);
+    let write = settings;
+    let set = move |args: &[ColumnarValue]| {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let mut settings = write.lock().unwrap_or_else(|p| p.into_inner());
+        let values = arrays[0]
+            .as_string::<i32>()
+            .iter()
+            .zip(arrays[1].as_string::<i32>().iter())
+            .map(|(name, value)| match (name, value) {
+                (Some(name), Some(value)) => settings
+                    .set(name, value.to_string())
+                    .map(|_| Some(value.to_string()))
+                    .map_err(|e| DataFusionError::External(Box::new(e))),
+                _ => Ok(None),
+            })
+            .collect::<DfResult<StringArray>>()?;
+        Ok(ColumnarValue::Array(Arc::new(values) as ArrayRef))
+    };
+    vec![
+        ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+            "current_setting",
+            Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![DataType::Utf8]),
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+                ],
+                Volatility::Stable,
+            ),
+            DataType::Utf8,
+            current,
+        )),
+        create_udf(
+            "set_config",
+            vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+            DataType::Utf8,
+            Volatility::Volatile,
+            Arc::new(set),
+        ),
+    ]
+}
+
+fn map_strings(
+    args: &[ColumnarValue],
+    f: impl Fn(Option<&str>) -> Option<i32>,
+) -> DfResult<Int32Array> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    Ok(arrays[0].as_string::<i32>().iter().map(f).collect())
+}
+
+/// The OID of a type name as `to_regtype` resolves it (`None`: no such type).
+fn type_oid(name: &str) -> Option<i32> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    if let Some(element) = name.strip_suffix("[]") {
+        return array_oid(type_oid(element)?);
+    }
+    if let Some(element) = name.strip_prefix('_') {
+        return array_oid(type_oid(element)?);
+    }
+    Some(match name {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "char" | "\"char\"" => 18,
+        "name" => 19,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "integer" | "int" => 23,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "xml" => 142,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "unknown" => 705,
+        "bpchar" | "character" => 1042,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "time" | "time without time zone" => 1083,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "interval" => 1186,
+        "timetz" | "time with time zone" => 1266,
+        "numeric" | "decimal" => 1700,
+        "regproc" => 24,
+        "regclass" => 2205,
+        "regtype" => 2206,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        "record" => 2249,
+        "void" => 2278,
+        _ => return None,
+    })
+}
+
+/// The array type of an element type's OID.
+fn array_oid(element: i32) -> Option<i32> {
+    Some(match element {
+        16 => 1000,
+        17 => 1001,
+        18 => 1002,
+        19 => 1003,
+        20 => 1016,
+        21 => 1005,
+        23 => 1007,
+        25 => 1009,
+        26 => 1028,
+        114 => 199,
+        700 => 1021,
+        701 => 1022,
+        1042 => 1014,
+        1043 => 1015,
+        1082 => 1182,
+        1083 => 1183,
+        1114 => 1115,
+        1184 => 1185,
+        1186 => 1187,
+        1700 => 1231,
+        2950 => 2951,
+        3802 => 3807,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_resolve_like_postgresql() {
+        assert_eq!(type_oid("int8"), Some(20));
+        assert_eq!(type_oid("BIGINT"), Some(20));
+        assert_eq!(type_oid("pg_catalog.text"), Some(25));
+        assert_eq!(type_oid("text[]"), Some(1009));
+        assert_eq!(type_oid("_int4"), Some(1007));
+        assert_eq!(type_oid("character varying"), Some(1043));
+        assert_eq!(type_oid("hstore"), None);
+    }
+}
