@@ -101,6 +101,16 @@ async fn cancel_stops_streaming_stuck_and_distributed_statements() {
         );
     }
 
+    // A cancelled CREATE TABLE AS leaves no table, as any failed one.
+    let sql = "CREATE TABLE spun AS SELECT spin(id) AS s FROM t";
+    let (error, took) = cancel_after(&client, sql, Duration::from_millis(700)).await;
+    assert_cancelled(sql, &error, took);
+    let error = client
+        .simple_query("SELECT * FROM spun")
+        .await
+        .expect_err("no table");
+    assert_eq!(error.code().map(|c| c.code()), Some("42P01"), "{error}");
+
     // A cancel with no statement running does nothing.
     client
         .cancel_token()

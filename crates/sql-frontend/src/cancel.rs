@@ -5,9 +5,10 @@
 //! secret key the server gave the session at startup. [`Cancels`] finds the
 //! session's [`Canceller`] by them and fires the token of the statement it is
 //! running. That ends the statement however far it got:
-//! - planning or a write still running stops at once (the handler races it
-//!   against the token),
-//! - rows still streaming to the client end with `57014` ([`CancellableStream`]),
+//! - every plan a statement runs — rows streaming to the client, a write, a
+//!   `CREATE TABLE AS` — reads its rows through a [`CancellableStream`],
+//!   which ends with `57014`; the statement fails as it would on any error
+//!   (a `CREATE TABLE AS` leaves no table, a transaction block is aborted),
 //! - a Ballista job still running is cancelled at the scheduler, which tells
 //!   executors to abort its tasks,
 //! - a Wasm call in progress in this process (the frontend's or the embedded
@@ -96,33 +97,13 @@ impl Canceller {
 
     /// A statement (a simple query string, or an Execute) begins: a cancel
     /// from now on stops it, and only it.
-    pub(crate) fn begin(&self) -> CancellationToken {
-        let token = CancellationToken::new();
-        *self.slot() = token.clone();
-        token
-    }
-
-    /// The running statement's token.
-    pub(crate) fn current(&self) -> CancellationToken {
-        self.slot().clone()
+    pub(crate) fn begin(&self) {
+        *self.slot() = CancellationToken::new();
     }
 
     fn cancel(&self) {
         self.slot().cancel();
         interrupt::cancel_session(&self.session_id);
-    }
-
-    /// Runs `work` unless the statement is cancelled first.
-    pub(crate) async fn run<T>(
-        &self,
-        token: &CancellationToken,
-        work: impl Future<Output = crate::Result<T>>,
-    ) -> crate::Result<T> {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => Err(Error::QueryCanceled),
-            result = work => result,
-        }
     }
 
     /// `stream`, produced by `plan`, ending with `57014` once the statement
@@ -132,7 +113,7 @@ impl Canceller {
         stream: SendableRecordBatchStream,
         plan: &Arc<dyn ExecutionPlan>,
     ) -> SendableRecordBatchStream {
-        let token = self.current();
+        let token = self.slot().clone();
         Box::pin(CancellableStream {
             input: stream,
             cancelled: Box::pin(token.cancelled_owned()),

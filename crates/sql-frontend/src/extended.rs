@@ -159,20 +159,14 @@ impl ExtendedQueryHandler for Handler {
     {
         let prepared = &portal.statement.statement;
         let session = self.session();
-        let canceller = session.canceller();
-        let token = canceller.begin();
+        // A cancel from now on stops this portal's statement.
+        session.canceller().begin();
         let outcome = match &prepared.plan {
             Some(plan) => {
                 let plan = bind(plan, &prepared.parameters, portal)?;
-                canceller
-                    .run(&token, session.run_plan(plan, prepared.names.clone()))
-                    .await
+                session.run_plan(plan, prepared.names.clone()).await
             }
-            None => {
-                canceller
-                    .run(&token, session.execute(prepared.statement.clone()))
-                    .await
-            }
+            None => session.execute(prepared.statement.clone()).await,
         }
         .inspect_err(crate::handler::log_failure)?;
         respond(

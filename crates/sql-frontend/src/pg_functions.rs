@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, Int32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
@@ -35,34 +35,30 @@ pub(crate) fn install(ctx: &SessionContext) {
                 .map(|oids| ColumnarValue::Array(Arc::new(oids) as ArrayRef))
         }),
     ));
-    // Quiver has only PostgreSQL's built-in collations, all visible.
-    ctx.register_udf(create_udf(
+    // Quiver has only PostgreSQL's built-in collations, all visible, and no
+    // sequences.
+    ctx.register_udf(constant(
         "pg_collation_is_visible",
         vec![DataType::Int32],
-        DataType::Boolean,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let rows = ColumnarValue::values_to_arrays(args)?
-                .first()
-                .map_or(1, |a| a.len());
-            Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![
-                true;
-                rows
-            ]))))
-        }),
+        ScalarValue::Boolean(Some(true)),
     ));
-    ctx.register_udf(create_udf(
+    ctx.register_udf(constant(
         "pg_get_serial_sequence",
         vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let rows = ColumnarValue::values_to_arrays(args)?
-                .first()
-                .map_or(1, |a| a.len());
-            Ok(ColumnarValue::Array(Arc::new(StringArray::new_null(rows))))
-        }),
+        ScalarValue::Utf8(None),
     ));
+}
+
+/// A function of `args` whose answer is always `value`.
+fn constant(name: &str, args: Vec<DataType>, value: ScalarValue) -> ScalarUDF {
+    let return_type = value.data_type();
+    create_udf(
+        name,
+        args,
+        return_type,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
+    )
 }
 
 /// `json_build_object(key, value, ...)`: the JSON text of an object.

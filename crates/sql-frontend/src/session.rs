@@ -112,6 +112,17 @@ enum Block {
 }
 
 impl Block {
+    /// The open block's savepoints, for `statement` (which needs one).
+    fn savepoints(&mut self, statement: &str) -> Result<&mut Vec<String>> {
+        match self {
+            Block::Idle => Err(Error::NoActiveTransaction(format!(
+                "{statement} can only be used in transaction blocks"
+            ))),
+            Block::Failed => Err(Error::InFailedTransaction),
+            Block::Open(savepoints) => Ok(savepoints),
+        }
+    }
+
     fn fail(&mut self) {
         if matches!(self, Block::Open(_)) {
             *self = Block::Failed;
@@ -285,36 +296,20 @@ impl Session {
                 block.fail();
                 return Err(error);
             }
-            Statement::Savepoint { name } => match &mut *block {
-                Block::Idle => {
-                    return Err(Error::NoActiveTransaction(
-                        "SAVEPOINT can only be used in transaction blocks".into(),
-                    ));
-                }
-                Block::Failed => return Err(Error::InFailedTransaction),
-                Block::Open(savepoints) => {
-                    savepoints.push(name.value.clone());
-                    Completion::tag("SAVEPOINT")
-                }
-            },
-            Statement::ReleaseSavepoint { name } => match &mut *block {
-                Block::Idle => {
-                    return Err(Error::NoActiveTransaction(
-                        "RELEASE SAVEPOINT can only be used in transaction blocks".into(),
-                    ));
-                }
-                Block::Failed => return Err(Error::InFailedTransaction),
-                Block::Open(savepoints) => {
-                    // Releasing a savepoint releases every later one too.
-                    let Some(at) = savepoints.iter().rposition(|s| *s == name.value) else {
-                        let error = Error::UndefinedSavepoint(name.value.clone());
-                        block.fail();
-                        return Err(error);
-                    };
-                    savepoints.truncate(at);
-                    Completion::tag("RELEASE")
-                }
-            },
+            Statement::Savepoint { name } => {
+                block.savepoints("SAVEPOINT")?.push(name.value.clone());
+                Completion::tag("SAVEPOINT")
+            }
+            Statement::ReleaseSavepoint { name } => {
+                let savepoints = block.savepoints("RELEASE SAVEPOINT")?;
+                // Releasing a savepoint releases every later one too.
+                let Some(at) = savepoints.iter().rposition(|s| *s == name.value) else {
+                    block.fail();
+                    return Err(Error::UndefinedSavepoint(name.value.clone()));
+                };
+                savepoints.truncate(at);
+                Completion::tag("RELEASE")
+            }
             _ => return Ok(None),
         };
         Ok(Some(completion.into()))
