@@ -39,26 +39,25 @@ pub(crate) fn install(ctx: &SessionContext) {
     // sequences.
     ctx.register_udf(constant(
         "pg_collation_is_visible",
-        vec![DataType::Int32],
+        1,
         ScalarValue::Boolean(Some(true)),
     ));
     ctx.register_udf(constant(
         "pg_get_serial_sequence",
-        vec![DataType::Utf8, DataType::Utf8],
+        2,
         ScalarValue::Utf8(None),
     ));
 }
 
-/// A function of `args` whose answer is always `value`.
-fn constant(name: &str, args: Vec<DataType>, value: ScalarValue) -> ScalarUDF {
+/// A function of `arity` arguments of any type whose answer is always `value`.
+fn constant(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
     let return_type = value.data_type();
-    create_udf(
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         name,
-        args,
+        Signature::any(arity, Volatility::Stable),
         return_type,
-        Volatility::Stable,
         Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
-    )
+    ))
 }
 
 /// `json_build_object(key, value, ...)`: the JSON text of an object.
