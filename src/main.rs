@@ -126,6 +126,11 @@ struct ServeArgs {
     /// Address to accept PostgreSQL connections on.
     #[arg(long, env = "QUIVER_LISTEN", default_value = "127.0.0.1:5433")]
     listen: SocketAddr,
+    /// Accept connections from other machines although Quiver does not
+    /// authenticate clients yet (every client is trusted). Without it,
+    /// `--listen` must be a loopback address.
+    #[arg(long, env = "QUIVER_TRUST_REMOTE_CLIENTS")]
+    trust_remote_clients: bool,
     /// Directory holding tables (Parquet), Wasm modules and the catalog
     /// (RocksDB); created if missing. In a cluster, every executor must
     /// reach it at the same path (a shared directory).
@@ -159,6 +164,7 @@ impl From<ServeArgs> for ServerConfig {
     fn from(args: ServeArgs) -> Self {
         ServerConfig {
             listen: args.listen,
+            trust_remote_clients: args.trust_remote_clients,
             data_dir: args.data_dir,
             scheduler: args.scheduler,
             scheduler_options: (&args.loss).into(),

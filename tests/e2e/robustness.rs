@@ -54,3 +54,44 @@ async fn garbage_and_dropped_connections_leave_other_sessions_working() {
     drop((bystander, newcomer));
     server.stop();
 }
+
+/// Without authentication, the server listens on other machines' reach only
+/// when told to.
+#[test]
+fn refuses_to_listen_beyond_loopback_without_auth() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("quiver runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0")
+            && stderr.contains("--trust-remote-clients"),
+        "{stderr}"
+    );
+
+    // Told to, it listens.
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--trust-remote-clients",
+            "--data-dir",
+        ])
+        .arg(data.path().join("trusting"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("quiver runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("quiver: listening on 0.0.0.0:"), "{line}");
+}

@@ -49,6 +49,9 @@ pub const DATABASE: &str = "quiver";
 pub struct ServerConfig {
     /// Where clients connect.
     pub listen: SocketAddr,
+    /// Accept clients on a non-loopback address although they are not
+    /// authenticated (trusted).
+    pub trust_remote_clients: bool,
     /// Where tables and the catalog are kept.
     pub data_dir: PathBuf,
     /// The cluster's scheduler (`HOST:PORT`); `None` runs an embedded
@@ -92,6 +95,12 @@ impl Server {
     /// Opens the data directory, starts the embedded Ballista scheduler and
     /// executor, and binds the listener.
     pub async fn start(config: ServerConfig) -> Result<Self> {
+        if !config.listen.ip().is_loopback() && !config.trust_remote_clients {
+            return Err(Error::InvalidParameterValue(format!(
+                "refusing to listen on {}: Quiver does not authenticate clients yet, so anyone who can reach this address could run any statement; listen on a loopback address, or pass --trust-remote-clients to accept other machines' connections anyway",
+                config.listen
+            )));
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Internal(format!(
                 "cannot create data directory {}: {e}",
