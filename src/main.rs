@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use quiver_executor::ExecutorOptions;
 use quiver_scheduler::SchedulerOptions;
-use quiver_sql_frontend::{Server, ServerConfig};
+use quiver_sql_frontend::{Server, ServerConfig, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
 /// Quiver: distributed SQL with WebAssembly functions, over the PostgreSQL protocol.
@@ -158,6 +158,14 @@ struct ServeArgs {
     /// milliseconds (per function: `SET quiver.wasm.time_limit = '2s'`).
     #[arg(long, env = "QUIVER_WASM_TIME_LIMIT_MS", default_value_t = 10_000)]
     wasm_time_limit_ms: u64,
+    /// Server certificate (PEM, the chain with the server's first) for
+    /// clients that ask for TLS (`sslmode=require`, `verify-full`); with
+    /// --tls-key.
+    #[arg(long, env = "QUIVER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "QUIVER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl From<ServeArgs> for ServerConfig {
@@ -172,6 +180,10 @@ impl From<ServeArgs> for ServerConfig {
             function_dir: args.function_dir,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
+            tls: args
+                .tls_cert
+                .zip(args.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
         }
     }
 }

@@ -13,5 +13,6 @@ mod psql;
 mod restart;
 mod robustness;
 mod routing;
+mod tls;
 mod transactions;
 mod wasm;

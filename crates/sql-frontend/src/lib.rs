@@ -20,4 +20,4 @@ mod system;
 
 pub use error::{Error, Result};
 pub use planner::{Route, route};
-pub use server::{DATABASE, Server, ServerConfig};
+pub use server::{DATABASE, Server, ServerConfig, TlsFiles};

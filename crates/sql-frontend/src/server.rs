@@ -68,12 +68,49 @@ pub struct ServerConfig {
     pub wasm_max_memory: u64,
     /// Default time limit of one Wasm call (one batch).
     pub wasm_time_limit: Duration,
+    /// The certificate (chain) and private key clients' TLS sessions use
+    /// (PEM files); `None`: TLS is refused.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A server certificate and its key, PEM-encoded.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's first.
+    pub cert: PathBuf,
+    /// The private key (PKCS #8, PKCS #1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The TLS side of the listener: rustls with these files.
+    fn acceptor(&self) -> Result<pgwire::tokio::TlsAcceptor> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let failed = |path: &PathBuf, e: &dyn std::fmt::Display| {
+            Error::InvalidParameterValue(format!("TLS: cannot use {}: {e}", path.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| failed(&self.cert, &e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| failed(&self.key, &e))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| failed(&self.cert, &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| failed(&self.cert, &e))?;
+        Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 /// A running server, ready to accept connections.
 pub struct Server {
     listener: TcpListener,
     engine: Arc<Engine>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
 }
 
 /// The schema of Quiver's system tables (`quiver.functions`).
@@ -111,6 +148,7 @@ impl Server {
             Error::Internal(format!("data directory {}: {e}", config.data_dir.display()))
         })?;
 
+        let tls = config.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
         let store = Arc::new(MetaStore::open(&data_dir.join("catalog"))?);
         let runtime = Arc::new(WasmRuntime::new(RuntimeConfig {
             cache_dir: Some(data_dir.join("wasm-cache")),
@@ -169,6 +207,7 @@ impl Server {
         Ok(Self {
             listener,
             engine: Arc::new(engine),
+            tls,
         })
     }
 
@@ -202,9 +241,10 @@ impl Server {
                             continue;
                         }
                     };
+                    let tls = self.tls.clone();
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
