@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use quiver_executor::ExecutorOptions;
 use quiver_scheduler::SchedulerOptions;
-use quiver_sql_frontend::{Server, ServerConfig, TlsFiles};
+use quiver_sql_frontend::{AuthMethod, Server, ServerConfig, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
 /// Quiver: distributed SQL with WebAssembly functions, over the PostgreSQL protocol.
@@ -121,6 +121,13 @@ fn cpus() -> usize {
         .unwrap_or(2)
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Auth {
+    Trust,
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+}
+
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to accept PostgreSQL connections on.
@@ -131,6 +138,15 @@ struct ServeArgs {
     /// `--listen` must be a loopback address.
     #[arg(long, env = "QUIVER_TRUST_REMOTE_CLIENTS")]
     trust_remote_clients: bool,
+    /// How clients authenticate: `trust` (anyone, under any user name) or
+    /// `scram-sha-256` (login roles from --users and `CREATE ROLE ...
+    /// PASSWORD`; a wrong password is SQLSTATE 28P01).
+    #[arg(long, env = "QUIVER_AUTH", value_enum, default_value_t = Auth::Trust)]
+    auth: Auth,
+    /// A file of `name:password` lines: login roles for --auth scram-sha-256
+    /// besides those `CREATE ROLE` made.
+    #[arg(long, env = "QUIVER_USERS")]
+    users: Option<PathBuf>,
     /// Directory holding tables (Parquet), Wasm modules and the catalog
     /// (RocksDB); created if missing. In a cluster, every executor must
     /// reach it at the same path (a shared directory).
@@ -173,6 +189,11 @@ impl From<ServeArgs> for ServerConfig {
         ServerConfig {
             listen: args.listen,
             trust_remote_clients: args.trust_remote_clients,
+            auth: match args.auth {
+                Auth::Trust => AuthMethod::Trust,
+                Auth::ScramSha256 => AuthMethod::ScramSha256,
+            },
+            users: args.users,
             data_dir: args.data_dir,
             scheduler: args.scheduler,
             scheduler_options: (&args.loss).into(),

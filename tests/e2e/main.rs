@@ -4,6 +4,7 @@
 mod support;
 
 mod aggregates;
+mod auth;
 mod cancel;
 mod clients;
 mod cluster;

@@ -10,6 +10,6 @@ mod temp;
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use error::{Error, Result};
 pub use staging::Staging;
-pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
+pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
 pub use table::{TableEntry, TableKind};
 pub use temp::{SessionSchema, TempTables};

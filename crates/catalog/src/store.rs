@@ -15,8 +15,10 @@ pub const MODULES_CF: &str = "modules";
 /// Column family holding one Wasm function definition per overload, keyed by
 /// its signature (`name(type, ...)`).
 pub const FUNCTIONS_CF: &str = "functions";
+/// Login roles and their SCRAM-SHA-256 password verifiers.
+pub const ROLES_CF: &str = "roles";
 
-const COLUMN_FAMILIES: &[&str] = &[TABLES_CF, MODULES_CF, FUNCTIONS_CF];
+const COLUMN_FAMILIES: &[&str] = &[TABLES_CF, MODULES_CF, FUNCTIONS_CF, ROLES_CF];
 
 /// One change of a [`MetaStore::write`] batch.
 #[derive(Debug)]

@@ -37,6 +37,12 @@ pub enum Error {
     /// A parameter value or statement option that is not valid.
     #[error("{0}")]
     InvalidParameterValue(String),
+    /// An object (a role) that already exists.
+    #[error("{0}")]
+    DuplicateObject(String),
+    /// An object (a role) that does not exist.
+    #[error("{0}")]
+    UndefinedObject(String),
     /// A relation a statement names does not exist.
     #[error("relation \"{0}\" does not exist")]
     UndefinedTable(String),
@@ -82,6 +88,8 @@ impl Error {
             Error::FeatureNotSupported(_) => "0A000",
             Error::UndefinedParameter(_) => "42704",
             Error::InvalidParameterValue(_) => "22023",
+            Error::DuplicateObject(_) => "42710",
+            Error::UndefinedObject(_) => "42704",
             Error::UndefinedTable(_) => "42P01",
             Error::UndefinedColumn(_) => "42703",
             Error::BadCopyData(_) => "22P04",

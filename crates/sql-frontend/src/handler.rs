@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
+use pgwire::api::auth::driver::AuthOutcome;
+use pgwire::api::auth::mechanism::AuthMechanismFactory;
+use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::{
-    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
-    save_startup_parameters_to_metadata,
+    AuthDriver, ServerParameterProvider, StartupHandler, finish_authentication,
+    protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
@@ -25,6 +28,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::Error;
+use crate::auth::Roles;
 use crate::cancel::Cancels;
 use crate::encode::{RowDescription, copy_stream};
 use crate::extended::PreparingParser;
@@ -44,6 +48,7 @@ impl Connection {
         parser: Arc<SqlParser>,
         pids: Arc<RandomPidSecretKeyGenerator>,
         cancels: Arc<Cancels>,
+        scram: Option<Arc<ScramLogin>>,
     ) -> Self {
         Self {
             handler: Arc::new(Handler {
@@ -51,6 +56,7 @@ impl Connection {
                 parser,
                 pids,
                 cancels,
+                scram,
             }),
         }
     }
@@ -83,9 +89,35 @@ pub(crate) struct Handler {
     parser: Arc<SqlParser>,
     pids: Arc<RandomPidSecretKeyGenerator>,
     cancels: Arc<Cancels>,
+    /// `None`: every client is trusted.
+    scram: Option<Arc<ScramLogin>>,
+}
+
+/// SCRAM-SHA-256 logins: pgwire's mechanism over Quiver's roles.
+pub(crate) struct ScramLogin {
+    driver: AuthDriver<StartupParameters>,
+    mechanism: Arc<dyn AuthMechanismFactory>,
+}
+
+impl ScramLogin {
+    pub(crate) fn new(roles: Arc<Roles>, pids: Arc<RandomPidSecretKeyGenerator>) -> Self {
+        let mut scram = ScramAuth::new(roles);
+        scram.set_iterations(crate::auth::ITERATIONS);
+        Self {
+            driver: AuthDriver::new(StartupParameters).with_pid_secret_key_generator(pids),
+            mechanism: Arc::new(scram),
+        }
+    }
 }
 
 impl Handler {
+    /// Lets CancelRequests with the keys the client was given reach this session.
+    fn register_cancel(&self, client: &impl ClientInfo) {
+        let (pid, secret) = client.pid_and_secret_key();
+        self.cancels
+            .register(pid, &secret, self.session.canceller());
+    }
+
     /// The extended protocol's parser for this connection's session.
     pub(crate) fn preparing(&self) -> PreparingParser {
         PreparingParser {
@@ -130,14 +162,50 @@ impl StartupHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
-            save_startup_parameters_to_metadata(client, startup);
-            let (pid, secret) = self.pids.generate(client);
-            self.cancels
-                .register(pid, &secret, self.session.canceller());
-            client.set_pid_and_secret_key(pid, secret);
-            finish_authentication(client, &StartupParameters).await?;
+        match (message, &self.scram) {
+            (PgWireFrontendMessage::Startup(startup), scram) => {
+                protocol_negotiation(client, &startup).await?;
+                save_startup_parameters_to_metadata(client, &startup);
+                match scram {
+                    Some(scram) => {
+                        // Completed by the client's SASL messages, below.
+                        scram
+                            .driver
+                            .begin_authentication(client, scram.mechanism.create())
+                            .await?;
+                    }
+                    None => {
+                        let (pid, secret) = self.pids.generate(client);
+                        client.set_pid_and_secret_key(pid, secret);
+                        finish_authentication(client, &StartupParameters).await?;
+                        self.register_cancel(client);
+                    }
+                }
+            }
+            (PgWireFrontendMessage::PasswordMessageFamily(message), Some(scram)) => {
+                // A wrong password or unknown user fails here with 28P01,
+                // worded as PostgreSQL words it (naming the startup user:
+                // libpq leaves SCRAM's user name empty).
+                let outcome = match scram.driver.advance_authentication(client, message).await {
+                    Err(PgWireError::InvalidPassword(_)) => {
+                        let user = client.metadata().get("user").cloned().unwrap_or_default();
+                        return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                            "FATAL".into(),
+                            "28P01".into(),
+                            format!("password authentication failed for user \"{user}\""),
+                        ))));
+                    }
+                    outcome => outcome?,
+                };
+                if let AuthOutcome::Authenticated { final_message, .. } = outcome {
+                    scram
+                        .driver
+                        .complete_authentication(client, final_message)
+                        .await?;
+                    self.register_cancel(client);
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

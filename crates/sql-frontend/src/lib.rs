@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod auth;
 mod cancel;
 mod cluster;
 mod copy;
@@ -18,6 +19,7 @@ mod session;
 mod settings;
 mod system;
 
+pub use auth::AuthMethod;
 pub use error::{Error, Result};
 pub use planner::{Route, route};
 pub use server::{DATABASE, Server, ServerConfig, TlsFiles};

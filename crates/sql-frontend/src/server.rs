@@ -29,10 +29,11 @@ use quiver_scheduler::SchedulerOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
 
+use crate::auth::{AuthMethod, Roles};
 use crate::cancel::{Canceller, Cancels};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
-use crate::handler::Connection;
+use crate::handler::{Connection, ScramLogin};
 use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
 use crate::session::Session;
@@ -50,8 +51,12 @@ pub struct ServerConfig {
     /// Where clients connect.
     pub listen: SocketAddr,
     /// Accept clients on a non-loopback address although they are not
-    /// authenticated (trusted).
+    /// authenticated (`auth` is trust).
     pub trust_remote_clients: bool,
+    /// How clients are authenticated.
+    pub auth: AuthMethod,
+    /// A file of `name:password` lines: login roles besides `CREATE ROLE`'s.
+    pub users: Option<PathBuf>,
     /// Where tables and the catalog are kept.
     pub data_dir: PathBuf,
     /// The cluster's scheduler (`HOST:PORT`); `None` runs an embedded
@@ -126,15 +131,21 @@ struct Engine {
     cancels: Arc<Cancels>,
     /// The Ballista scheduler (`HOST:PORT`).
     scheduler: String,
+    roles: Arc<Roles>,
+    /// `None`: trust authentication.
+    scram: Option<Arc<ScramLogin>>,
 }
 
 impl Server {
     /// Opens the data directory, starts the embedded Ballista scheduler and
     /// executor, and binds the listener.
     pub async fn start(config: ServerConfig) -> Result<Self> {
-        if !config.listen.ip().is_loopback() && !config.trust_remote_clients {
+        if !config.listen.ip().is_loopback()
+            && config.auth == AuthMethod::Trust
+            && !config.trust_remote_clients
+        {
             return Err(Error::InvalidParameterValue(format!(
-                "refusing to listen on {}: Quiver does not authenticate clients yet, so anyone who can reach this address could run any statement; listen on a loopback address, or pass --trust-remote-clients to accept other machines' connections anyway",
+                "refusing to listen on {} with trust authentication: anyone who can reach this address could run any statement; use --auth scram-sha-256, listen on a loopback address, or pass --trust-remote-clients to accept other machines' connections anyway",
                 config.listen
             )));
         }
@@ -198,7 +209,19 @@ impl Server {
             }
         };
 
-        let engine = Engine::new(&data_dir, store, registry, session_config, scheduler).await?;
+        let roles = Arc::new(Roles::open(store.clone(), config.users.as_deref())?);
+        let mut engine = Engine::new(
+            &data_dir,
+            store,
+            registry,
+            session_config,
+            scheduler,
+            roles.clone(),
+        )
+        .await?;
+        if config.auth == AuthMethod::ScramSha256 {
+            engine.scram = Some(Arc::new(ScramLogin::new(roles, engine.pids.clone())));
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -280,6 +303,7 @@ impl Engine {
         registry: Arc<FunctionRegistry>,
         config: SessionConfig,
         scheduler: String,
+        roles: Arc<Roles>,
     ) -> Result<Self> {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let database = Arc::new(MemoryCatalogProvider::new());
@@ -342,6 +366,8 @@ impl Engine {
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
             cancels: Arc::new(Cancels::default()),
             scheduler,
+            roles,
+            scram: None,
         })
     }
 
@@ -391,12 +417,14 @@ impl Engine {
             self.functions.clone(),
             canceller,
             staging,
+            self.roles.clone(),
         );
         Ok(Connection::new(
             session,
             self.parser.clone(),
             self.pids.clone(),
             self.cancels.clone(),
+            self.scram.clone(),
         ))
     }
 }

@@ -18,11 +18,13 @@ use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    CopySource, CopyTarget, Expr, Ident, ObjectName, Set, Statement, Value,
+    AlterRoleOperation, CopySource, CopyTarget, CreateRole, Expr, Ident, ObjectName, ObjectType,
+    Password, RoleOption, Set, Statement, Value,
 };
 use futures::TryStreamExt;
 use quiver_catalog::{Catalog, Staging, TempTables};
 
+use crate::auth::Roles;
 use crate::cancel::Canceller;
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
@@ -97,6 +99,8 @@ pub struct Session {
     canceller: Arc<Canceller>,
     /// Writes of the open transaction block (also seen by `ctx`'s tables).
     staging: Arc<Staging>,
+    /// Login roles (`CREATE ROLE ... PASSWORD`).
+    roles: Arc<Roles>,
     block: Mutex<Block>,
 }
 
@@ -138,12 +142,14 @@ impl Session {
         functions: Arc<Functions>,
         canceller: Arc<Canceller>,
         staging: Arc<Staging>,
+        roles: Arc<Roles>,
     ) -> Self {
         let settings = Arc::new(Mutex::new(Settings::default()));
         for function in crate::pg_functions::session_functions(settings.clone()) {
             ctx.register_udf(function);
         }
         Self {
+            roles,
             canceller,
             staging,
             block: Mutex::new(Block::Idle),
@@ -155,6 +161,37 @@ impl Session {
             settings,
             copy_in: Mutex::new(None),
         }
+    }
+
+    fn create_role(&self, create: CreateRole) -> Result<Outcome> {
+        let password = role_password(create.password.as_ref())?;
+        let mut notice = None;
+        for name in &create.names {
+            let name = object_name(name);
+            if !self
+                .roles
+                .set_password(&name, &password, true, create.if_not_exists)?
+            {
+                notice = Some(format!("role \"{name}\" already exists, skipping"));
+            }
+        }
+        Ok(Completion::tag("CREATE ROLE").with_notice(notice).into())
+    }
+
+    fn alter_role(&self, name: &Ident, operation: AlterRoleOperation) -> Result<Outcome> {
+        let AlterRoleOperation::WithOptions { options } = operation else {
+            return Err(Error::FeatureNotSupported(
+                "ALTER ROLE supports only [WITH] PASSWORD".into(),
+            ));
+        };
+        let password = options.iter().find_map(|o| match o {
+            RoleOption::Password(p) => Some(p),
+            _ => None,
+        });
+        let password = role_password(password)?;
+        self.roles
+            .set_password(&name.value, &password, false, false)?;
+        Ok(Completion::tag("ALTER ROLE").into())
     }
 
     /// What cancels this session's statements.
@@ -205,6 +242,23 @@ impl Session {
                 }
                 Statement::DropFunction(drop) => Ok(self.functions.drop_functions(drop)?.into()),
                 Statement::Set(set) => self.set(set).await,
+                Statement::CreateRole(create) => self.create_role(create),
+                Statement::AlterRole { name, operation } => self.alter_role(&name, operation),
+                Statement::Drop {
+                    object_type: ObjectType::Role,
+                    if_exists,
+                    names,
+                    ..
+                } => {
+                    let mut notice = None;
+                    for name in &names {
+                        let name = object_name(name);
+                        if !self.roles.drop_role(&name, if_exists)? {
+                            notice = Some(format!("role \"{name}\" does not exist, skipping"));
+                        }
+                    }
+                    Ok(Completion::tag("DROP ROLE").with_notice(notice).into())
+                }
                 // Drivers (psycopg) evict protocol-level prepared statements
                 // with SQL DEALLOCATE; a later Parse of the same name replaces
                 // the statement, so there is nothing to free here.
@@ -813,6 +867,20 @@ fn object_name(name: &ObjectName) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// The text of a role's `PASSWORD '...'`; Quiver's roles exist to log in,
+/// so one is required.
+fn role_password(password: Option<&Password>) -> Result<String> {
+    match password {
+        Some(Password::Password(Expr::Value(v))) => match &v.value {
+            Value::SingleQuotedString(s) => Ok(s.clone()),
+            other => Err(Error::Syntax(format!("expected a quoted password, got {other}"))),
+        },
+        _ => Err(Error::FeatureNotSupported(
+            "roles need a password (CREATE ROLE name [WITH] [LOGIN] PASSWORD '...'): Quiver's roles exist to log in".into(),
+        )),
+    }
 }
 
 /// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.

@@ -1,0 +1,219 @@
+//! Who may connect: `trust` (anyone, the default on loopback) or
+//! SCRAM-SHA-256 against login roles.
+//!
+//! Roles come from a users file (`--users FILE`, `name:password` lines, read
+//! at start-up) and from `CREATE ROLE name [WITH] [LOGIN] PASSWORD '...'`,
+//! kept in the catalog. Only SCRAM verifiers are stored (salt and salted
+//! password, PostgreSQL's 4096 iterations), never the password itself.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use pgwire::api::auth::sasl::scram::gen_salted_password;
+use pgwire::api::auth::{AuthSource, LoginInfo, Password};
+use pgwire::error::{PgWireError, PgWireResult};
+use quiver_catalog::{Change, MetaStore, ROLES_CF};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// SCRAM iterations of every stored verifier (PostgreSQL's default).
+pub(crate) const ITERATIONS: usize = 4096;
+
+/// How clients are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// Every client is let in, under the user name it gives.
+    #[default]
+    Trust,
+    /// SCRAM-SHA-256 against login roles; a wrong password is `28P01`.
+    ScramSha256,
+}
+
+/// A role's password verifier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Verifier {
+    #[serde(with = "hex_bytes")]
+    salt: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    salted_password: Vec<u8>,
+}
+
+impl Verifier {
+    fn new(password: &str) -> Self {
+        let salt: [u8; 16] = rand_salt();
+        Self {
+            salted_password: gen_salted_password(password, &salt, ITERATIONS),
+            salt: salt.to_vec(),
+        }
+    }
+}
+
+fn rand_salt() -> [u8; 16] {
+    // A v4 UUID is 122 random bits from the OS generator.
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| serde::de::Error::custom("bad hex"))
+            })
+            .collect()
+    }
+}
+
+/// The login roles: the users file's and the catalog's.
+#[derive(Debug)]
+pub(crate) struct Roles {
+    store: Arc<MetaStore>,
+    /// From the users file; not changed by SQL.
+    configured: HashMap<String, Verifier>,
+    /// From `CREATE ROLE`, mirrored in the catalog.
+    created: RwLock<HashMap<String, Verifier>>,
+}
+
+impl Roles {
+    /// Loads the catalog's roles and the users file's, if any.
+    pub(crate) fn open(store: Arc<MetaStore>, users: Option<&Path>) -> Result<Self> {
+        let mut configured = HashMap::new();
+        if let Some(path) = users {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::InvalidParameterValue(format!("users file {}: {e}", path.display()))
+            })?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (name, password) = line.split_once(':').ok_or_else(|| {
+                    Error::InvalidParameterValue(format!(
+                        "users file {} line {}: expected name:password",
+                        path.display(),
+                        n + 1
+                    ))
+                })?;
+                configured.insert(name.to_string(), Verifier::new(password));
+            }
+        }
+        let mut created = HashMap::new();
+        for (name, value) in store.scan(ROLES_CF)? {
+            let verifier = serde_json::from_slice(&value).map_err(|e| {
+                Error::Catalog(quiver_catalog::Error::Corrupt {
+                    key: name.clone(),
+                    message: e.to_string(),
+                })
+            })?;
+            created.insert(name, verifier);
+        }
+        Ok(Self {
+            store,
+            configured,
+            created: RwLock::new(created),
+        })
+    }
+
+    fn created(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Verifier>> {
+        self.created.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn verifier(&self, name: &str) -> Option<Verifier> {
+        self.configured.get(name).cloned().or_else(|| {
+            self.created
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+                .cloned()
+        })
+    }
+
+    /// `CREATE ROLE` (`replace`: `ALTER ROLE ... PASSWORD`).
+    pub(crate) fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        create: bool,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        let mut created = self.created();
+        let exists = created.contains_key(name) || self.configured.contains_key(name);
+        match (create, exists) {
+            (true, true) if if_not_exists => return Ok(false),
+            (true, true) => {
+                return Err(Error::DuplicateObject(format!(
+                    "role \"{name}\" already exists"
+                )));
+            }
+            (false, false) => {
+                return Err(Error::UndefinedObject(format!(
+                    "role \"{name}\" does not exist"
+                )));
+            }
+            _ => {}
+        }
+        if self.configured.contains_key(name) {
+            return Err(Error::FeatureNotSupported(format!(
+                "role \"{name}\" is defined in the users file; change it there"
+            )));
+        }
+        let verifier = Verifier::new(password);
+        let value = serde_json::to_vec(&verifier).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.write(&[Change::Put {
+            cf: ROLES_CF,
+            key: name,
+            value: &value,
+        }])?;
+        created.insert(name.to_string(), verifier);
+        Ok(true)
+    }
+
+    /// `DROP ROLE`; `false` when there is none and `if_exists`.
+    pub(crate) fn drop_role(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let mut created = self.created();
+        if !created.contains_key(name) {
+            if self.configured.contains_key(name) {
+                return Err(Error::FeatureNotSupported(format!(
+                    "role \"{name}\" is defined in the users file; remove it there"
+                )));
+            }
+            return if if_exists {
+                Ok(false)
+            } else {
+                Err(Error::UndefinedObject(format!(
+                    "role \"{name}\" does not exist"
+                )))
+            };
+        }
+        self.store.write(&[Change::Delete {
+            cf: ROLES_CF,
+            key: name,
+        }])?;
+        created.remove(name);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl AuthSource for Roles {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        // An unknown user fails like a wrong password (28P01), as in PostgreSQL.
+        let verifier = self
+            .verifier(user)
+            .ok_or_else(|| PgWireError::InvalidPassword(user.to_string()))?;
+        Ok(Password::new(Some(verifier.salt), verifier.salted_password))
+    }
+}

@@ -1,0 +1,160 @@
+//! SCRAM-SHA-256 authentication with real clients: users from a users file
+//! and from `CREATE ROLE ... PASSWORD` (kept across restarts); a wrong
+//! password, an unknown user or no password fail with 28P01.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{QuiverServer, one};
+
+fn conninfo(server: &QuiverServer, user: &str, password: &str) -> String {
+    format!(
+        "host={} port={} user={user} password={password} dbname=quiver",
+        server.host(),
+        server.port()
+    )
+}
+
+async fn connect(
+    server: &QuiverServer,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) =
+        tokio_postgres::connect(&conninfo(server, user, password), tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+async fn refused(server: &QuiverServer, user: &str, password: &str) {
+    let error = connect(server, user, password)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{user}/{password} was let in"));
+    assert_eq!(
+        error.code().map(|c| c.code()),
+        Some("28P01"),
+        "{user}/{password}: {error}"
+    );
+}
+
+fn start(data: &std::path::Path, users: &std::path::Path) -> QuiverServer {
+    let users = users.display().to_string();
+    QuiverServer::start_with(data, &["--auth", "scram-sha-256", "--users", &users])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scram_logins_from_the_users_file_and_create_role() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users");
+    std::fs::write(&users, "# name:password\nalice:wonderland\n").expect("users file");
+    let db = dir.path().join("db");
+    let server = start(&db, &users);
+
+    let alice = connect(&server, "alice", "wonderland")
+        .await
+        .expect("alice logs in");
+    assert_eq!(one(&alice, "SELECT 40 + 2").await.as_deref(), Some("42"));
+    refused(&server, "alice", "wrong").await;
+    refused(&server, "mallory", "wonderland").await;
+    refused(&server, "alice", "").await;
+
+    // Roles made with SQL.
+    alice
+        .batch_execute("CREATE ROLE bob WITH LOGIN PASSWORD 'builder'")
+        .await
+        .expect("create role");
+    let error = alice
+        .batch_execute("CREATE ROLE bob PASSWORD 'again'")
+        .await
+        .expect_err("exists");
+    assert_eq!(error.code().map(|c| c.code()), Some("42710"));
+    let bob = connect(&server, "bob", "builder")
+        .await
+        .expect("bob logs in");
+    assert_eq!(one(&bob, "SELECT 1").await.as_deref(), Some("1"));
+    alice
+        .batch_execute("ALTER ROLE bob WITH PASSWORD 'rebuilt'")
+        .await
+        .expect("alter role");
+    refused(&server, "bob", "builder").await;
+    connect(&server, "bob", "rebuilt")
+        .await
+        .expect("new password");
+
+    // Cancelling works for authenticated sessions too.
+    let token = bob.cancel_token();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = token.cancel_query(tokio_postgres::NoTls).await;
+    });
+    let error = bob
+        .simple_query("SELECT count(*) FROM (SELECT 1 FROM generate_series(1, 1000000000000)) v")
+        .await
+        .expect_err("cancelled");
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+
+    // psql (libpq) logs in with a password, and is refused a wrong one.
+    let port = server.port().to_string();
+    let psql = |password: &str| {
+        Command::new("psql")
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                server.host(),
+                "-p",
+                &port,
+                "-U",
+                "bob",
+                "-d",
+                "quiver",
+            ])
+            .args(["-c", "SELECT 'in'"])
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql runs")
+    };
+    let out = psql("rebuilt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in");
+    let out = psql("nope");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("password authentication failed for user \"bob\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop((alice, bob));
+
+    // Roles made with SQL survive a restart; DROP ROLE removes them.
+    server.stop();
+    let server = start(&db, &users);
+    let alice = connect(&server, "alice", "wonderland")
+        .await
+        .expect("alice");
+    connect(&server, "bob", "rebuilt")
+        .await
+        .expect("bob after a restart");
+    alice
+        .batch_execute("DROP ROLE bob")
+        .await
+        .expect("drop role");
+    refused(&server, "bob", "rebuilt").await;
+    let error = alice
+        .batch_execute("DROP ROLE bob")
+        .await
+        .expect_err("gone");
+    assert_eq!(error.code().map(|c| c.code()), Some("42704"));
+    alice
+        .batch_execute("DROP ROLE IF EXISTS bob")
+        .await
+        .expect("if exists");
+}
