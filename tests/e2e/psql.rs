@@ -136,3 +136,45 @@ fn psql_lists_wasm_functions_with_df() {
     );
     server.stop();
 }
+
+/// psql's other describe commands, display toggles and the catalog queries
+/// its tab completion sends (psql 15's, for tables, columns, functions and
+/// settings) all answer without error.
+#[test]
+fn psql_meta_commands_and_tab_completion_queries() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = QuiverServer::start(&data.path().join("db"));
+    let out = psql(
+        &server,
+        &[
+            "CREATE TABLE things (id BIGINT, label TEXT)",
+            "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))'",
+            "\\df",
+            "\\dn",
+            "\\l",
+            "\\du",
+            "\\x",
+            "\\timing",
+            "SELECT c.relname, NULL::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') AND (c.relname) LIKE 'th%' AND pg_catalog.pg_table_is_visible(c.oid) AND c.relnamespace <> (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog') UNION ALL SELECT NULL::pg_catalog.text, n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname LIKE 'th%' AND n.nspname NOT LIKE E'pg\\\\_%' LIMIT 1000",
+            "SELECT pg_catalog.quote_ident(attname) FROM pg_catalog.pg_attribute a, pg_catalog.pg_class c WHERE c.oid = a.attrelid AND a.attnum > 0 AND NOT a.attisdropped AND substring(pg_catalog.quote_ident(attname),1,0)='' AND (pg_catalog.quote_ident(relname)='things' OR '\"' || relname || '\"'='things') AND pg_catalog.pg_table_is_visible(c.oid) LIMIT 1000",
+            "SELECT pg_catalog.quote_ident(p.proname) FROM pg_catalog.pg_proc p WHERE substring(pg_catalog.quote_ident(p.proname),1,3)='add' AND pg_catalog.pg_function_is_visible(p.oid) LIMIT 1000",
+            "SELECT name FROM (SELECT pg_catalog.lower(name) AS name FROM pg_catalog.pg_settings WHERE context IN ('user', 'superuser') UNION ALL SELECT 'transaction' UNION ALL SELECT 'all') ss WHERE substring(name,1,4)='time' LIMIT 1000",
+        ],
+    );
+    // \df lists the Wasm function with its signature.
+    assert!(out.contains("add1") && out.contains("bigint"), "{out}");
+    assert!(
+        out.contains("List of schemas") && out.contains("List of databases"),
+        "{out}"
+    );
+    assert!(out.contains("List of roles"), "{out}");
+    assert!(
+        out.contains("Expanded display is on.") && out.contains("Timing is on."),
+        "{out}"
+    );
+    // Expanded display: the completions, one record each.
+    let words = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("relname | things"), "{out}");
+    assert!(words.contains("quote_ident | label"), "{out}");
+    assert!(words.contains("quote_ident | add1"), "{out}");
+}

@@ -14,6 +14,7 @@ mod parse;
 mod pg_functions;
 mod pg_proc;
 mod planner;
+mod rewrite;
 mod server;
 mod session;
 mod settings;

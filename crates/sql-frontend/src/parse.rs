@@ -103,7 +103,10 @@ impl SqlParser {
         match self.compat.parse(sql) {
             Ok(statements) => Ok(statements
                 .into_iter()
-                .map(|s| DfStatement::Statement(Box::new(s)))
+                .map(|mut s| {
+                    crate::rewrite::rewrite(&mut s);
+                    DfStatement::Statement(Box::new(s))
+                })
                 .collect()),
             Err(compat_error) => match datafusion {
                 Ok(statements) => Ok(statements.into_iter().map(|s| self.rewrite(s)).collect()),
@@ -117,7 +120,11 @@ impl SqlParser {
 
     fn rewrite(&self, statement: DfStatement) -> DfStatement {
         match statement {
-            DfStatement::Statement(s) => DfStatement::Statement(Box::new(self.compat.rewrite(*s))),
+            DfStatement::Statement(s) => {
+                let mut s = self.compat.rewrite(*s);
+                crate::rewrite::rewrite(&mut s);
+                DfStatement::Statement(Box::new(s))
+            }
             DfStatement::Explain(mut explain) => {
                 explain.statement = Box::new(self.rewrite(*explain.statement));
                 DfStatement::Explain(explain)
