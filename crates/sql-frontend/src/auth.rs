@@ -35,9 +35,9 @@ pub enum AuthMethod {
 /// A role's password verifier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Verifier {
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "hex::serde")]
     salt: Vec<u8>,
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "hex::serde")]
     salted_password: Vec<u8>,
 }
 
@@ -54,26 +54,6 @@ impl Verifier {
 fn rand_salt() -> [u8; 16] {
     // A v4 UUID is 122 random bits from the OS generator.
     *uuid::Uuid::new_v4().as_bytes()
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        (0..text.len())
-            .step_by(2)
-            .map(|i| {
-                text.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| serde::de::Error::custom("bad hex"))
-            })
-            .collect()
-    }
 }
 
 /// The login roles: the users file's and the catalog's.

@@ -17,7 +17,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::ExtendedQueryHandler;
+use pgwire::api::query::{ExtendedQueryHandler, send_describe_response};
 use pgwire::api::results::{FieldFormat, FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::{Entry, PortalStore};
@@ -162,18 +162,19 @@ impl ExtendedQueryHandler for Handler {
             let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
             if let Some(Entry::Value(statement)) = client.portal_store().get_statement(name) {
                 let response = self.do_describe_statement(client, &statement).await?;
-                if response.fields.is_empty() {
-                    let oids = response.parameters.iter().map(Type::oid).collect();
-                    client
-                        .send(PgWireBackendMessage::ParameterDescription(
-                            ParameterDescription::new(oids),
-                        ))
-                        .await?;
-                    client
-                        .send(PgWireBackendMessage::NoData(NoData::new()))
-                        .await?;
-                    return Ok(());
+                if !response.fields.is_empty() {
+                    return send_describe_response(client, &response).await;
                 }
+                let oids = response.parameters.iter().map(Type::oid).collect();
+                client
+                    .send(PgWireBackendMessage::ParameterDescription(
+                        ParameterDescription::new(oids),
+                    ))
+                    .await?;
+                client
+                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .await?;
+                return Ok(());
             }
         }
         self._on_describe(client, message).await

@@ -10,25 +10,24 @@ use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::{
-    AuthDriver, ServerParameterProvider, StartupHandler, finish_authentication,
-    protocol_negotiation, save_startup_parameters_to_metadata,
+    AuthDriver, ServerParameterProvider, StartupHandler, protocol_negotiation,
+    save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator,
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::NoticeResponse;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::{Authentication, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::Error;
-use crate::auth::Roles;
+use crate::auth::{AuthMethod, Roles};
 use crate::cancel::Cancels;
 use crate::encode::{RowDescription, copy_stream};
 use crate::extended::PreparingParser;
@@ -46,17 +45,15 @@ impl Connection {
     pub(crate) fn new(
         session: Session,
         parser: Arc<SqlParser>,
-        pids: Arc<RandomPidSecretKeyGenerator>,
+        login: Arc<Login>,
         cancels: Arc<Cancels>,
-        scram: Option<Arc<ScramLogin>>,
     ) -> Self {
         Self {
             handler: Arc::new(Handler {
                 session: Arc::new(session),
                 parser,
-                pids,
+                login,
                 cancels,
-                scram,
             }),
         }
     }
@@ -87,37 +84,58 @@ impl PgWireServerHandlers for Connection {
 pub(crate) struct Handler {
     session: Arc<Session>,
     parser: Arc<SqlParser>,
-    pids: Arc<RandomPidSecretKeyGenerator>,
+    login: Arc<Login>,
     cancels: Arc<Cancels>,
-    /// `None`: every client is trusted.
-    scram: Option<Arc<ScramLogin>>,
 }
 
-/// SCRAM-SHA-256 logins: pgwire's mechanism over Quiver's roles.
-pub(crate) struct ScramLogin {
+/// How connections log in: pgwire's authentication driver (which also
+/// hands out the keys CancelRequests carry), with SCRAM-SHA-256 over
+/// Quiver's roles or, for trust, no mechanism at all.
+pub(crate) struct Login {
     driver: AuthDriver<StartupParameters>,
-    mechanism: Arc<dyn AuthMechanismFactory>,
+    /// `None`: every client is trusted.
+    scram: Option<Arc<dyn AuthMechanismFactory>>,
 }
 
-impl ScramLogin {
-    pub(crate) fn new(roles: Arc<Roles>, pids: Arc<RandomPidSecretKeyGenerator>) -> Self {
-        let mut scram = ScramAuth::new(roles);
-        scram.set_iterations(crate::auth::ITERATIONS);
+impl Login {
+    pub(crate) fn new(method: AuthMethod, roles: Arc<Roles>) -> Self {
+        let scram = (method == AuthMethod::ScramSha256).then(|| {
+            let mut scram = ScramAuth::new(roles);
+            scram.set_iterations(crate::auth::ITERATIONS);
+            Arc::new(scram) as Arc<dyn AuthMechanismFactory>
+        });
         Self {
-            driver: AuthDriver::new(StartupParameters).with_pid_secret_key_generator(pids),
-            mechanism: Arc::new(scram),
+            driver: AuthDriver::new(StartupParameters)
+                .with_pid_secret_key_generator(Arc::new(RandomPidSecretKeyGenerator::default())),
+            scram,
         }
+    }
+
+    /// The client is who it says: finish the startup and make its session
+    /// reachable by CancelRequests.
+    async fn complete<C>(
+        &self,
+        handler: &Handler,
+        client: &mut C,
+        final_message: Option<Authentication>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.driver
+            .complete_authentication(client, final_message)
+            .await?;
+        let (pid, secret) = client.pid_and_secret_key();
+        handler
+            .cancels
+            .register(pid, &secret, handler.session.canceller());
+        Ok(())
     }
 }
 
 impl Handler {
-    /// Lets CancelRequests with the keys the client was given reach this session.
-    fn register_cancel(&self, client: &impl ClientInfo) {
-        let (pid, secret) = client.pid_and_secret_key();
-        self.cancels
-            .register(pid, &secret, self.session.canceller());
-    }
-
     /// The extended protocol's parser for this connection's session.
     pub(crate) fn preparing(&self) -> PreparingParser {
         PreparingParser {
@@ -162,31 +180,27 @@ impl StartupHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match (message, &self.scram) {
+        let login = &self.login;
+        match (message, &login.scram) {
             (PgWireFrontendMessage::Startup(startup), scram) => {
                 protocol_negotiation(client, &startup).await?;
                 save_startup_parameters_to_metadata(client, &startup);
                 match scram {
+                    // Completed by the client's SASL messages, below.
                     Some(scram) => {
-                        // Completed by the client's SASL messages, below.
-                        scram
+                        login
                             .driver
-                            .begin_authentication(client, scram.mechanism.create())
+                            .begin_authentication(client, scram.create())
                             .await?;
                     }
-                    None => {
-                        let (pid, secret) = self.pids.generate(client);
-                        client.set_pid_and_secret_key(pid, secret);
-                        finish_authentication(client, &StartupParameters).await?;
-                        self.register_cancel(client);
-                    }
+                    None => login.complete(self, client, None).await?,
                 }
             }
-            (PgWireFrontendMessage::PasswordMessageFamily(message), Some(scram)) => {
+            (PgWireFrontendMessage::PasswordMessageFamily(message), Some(_)) => {
                 // A wrong password or unknown user fails here with 28P01,
                 // worded as PostgreSQL words it (naming the startup user:
                 // libpq leaves SCRAM's user name empty).
-                let outcome = match scram.driver.advance_authentication(client, message).await {
+                let outcome = match login.driver.advance_authentication(client, message).await {
                     Err(PgWireError::InvalidPassword(_)) => {
                         let user = client.metadata().get("user").cloned().unwrap_or_default();
                         return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -198,11 +212,7 @@ impl StartupHandler for Handler {
                     outcome => outcome?,
                 };
                 if let AuthOutcome::Authenticated { final_message, .. } = outcome {
-                    scram
-                        .driver
-                        .complete_authentication(client, final_message)
-                        .await?;
-                    self.register_cancel(client);
+                    login.complete(self, client, final_message).await?;
                 }
             }
             _ => {}

@@ -22,7 +22,6 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use pgwire::api::RandomPidSecretKeyGenerator;
 use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore, SessionSchema};
 use quiver_executor::ExecutorOptions;
 use quiver_scheduler::SchedulerOptions;
@@ -33,7 +32,7 @@ use crate::auth::{AuthMethod, Roles};
 use crate::cancel::{Canceller, Cancels};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
-use crate::handler::{Connection, ScramLogin};
+use crate::handler::{Connection, Login};
 use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
 use crate::session::Session;
@@ -127,13 +126,11 @@ struct Engine {
     catalog: Arc<Catalog>,
     functions: Arc<Functions>,
     parser: Arc<SqlParser>,
-    pids: Arc<RandomPidSecretKeyGenerator>,
     cancels: Arc<Cancels>,
     /// The Ballista scheduler (`HOST:PORT`).
     scheduler: String,
     roles: Arc<Roles>,
-    /// `None`: trust authentication.
-    scram: Option<Arc<ScramLogin>>,
+    login: Arc<Login>,
 }
 
 impl Server {
@@ -210,18 +207,17 @@ impl Server {
         };
 
         let roles = Arc::new(Roles::open(store.clone(), config.users.as_deref())?);
-        let mut engine = Engine::new(
+        let login = Arc::new(Login::new(config.auth, roles.clone()));
+        let engine = Engine::new(
             &data_dir,
             store,
             registry,
             session_config,
             scheduler,
-            roles.clone(),
+            roles,
+            login,
         )
         .await?;
-        if config.auth == AuthMethod::ScramSha256 {
-            engine.scram = Some(Arc::new(ScramLogin::new(roles, engine.pids.clone())));
-        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -304,6 +300,7 @@ impl Engine {
         config: SessionConfig,
         scheduler: String,
         roles: Arc<Roles>,
+        login: Arc<Login>,
     ) -> Result<Self> {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let database = Arc::new(MemoryCatalogProvider::new());
@@ -363,11 +360,10 @@ impl Engine {
             catalog,
             functions: Arc::new(Functions::new(registry, builtins)),
             parser: Arc::new(SqlParser::default()),
-            pids: Arc::new(RandomPidSecretKeyGenerator::default()),
             cancels: Arc::new(Cancels::default()),
             scheduler,
             roles,
-            scram: None,
+            login,
         })
     }
 
@@ -422,9 +418,8 @@ impl Engine {
         Ok(Connection::new(
             session,
             self.parser.clone(),
-            self.pids.clone(),
+            self.login.clone(),
             self.cancels.clone(),
-            self.scram.clone(),
         ))
     }
 }

@@ -178,6 +178,17 @@ impl Session {
         Ok(Completion::tag("CREATE ROLE").with_notice(notice).into())
     }
 
+    fn drop_roles(&self, names: &[ObjectName], if_exists: bool) -> Result<Outcome> {
+        let mut notice = None;
+        for name in names {
+            let name = object_name(name);
+            if !self.roles.drop_role(&name, if_exists)? {
+                notice = Some(format!("role \"{name}\" does not exist, skipping"));
+            }
+        }
+        Ok(Completion::tag("DROP ROLE").with_notice(notice).into())
+    }
+
     fn alter_role(&self, name: &Ident, operation: AlterRoleOperation) -> Result<Outcome> {
         let AlterRoleOperation::WithOptions { options } = operation else {
             return Err(Error::FeatureNotSupported(
@@ -249,16 +260,7 @@ impl Session {
                     if_exists,
                     names,
                     ..
-                } => {
-                    let mut notice = None;
-                    for name in &names {
-                        let name = object_name(name);
-                        if !self.roles.drop_role(&name, if_exists)? {
-                            notice = Some(format!("role \"{name}\" does not exist, skipping"));
-                        }
-                    }
-                    Ok(Completion::tag("DROP ROLE").with_notice(notice).into())
-                }
+                } => self.drop_roles(&names, if_exists),
                 // Drivers (psycopg) evict protocol-level prepared statements
                 // with SQL DEALLOCATE; a later Parse of the same name replaces
                 // the statement, so there is nothing to free here.
