@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{QuiverServer, one};
+use crate::support::{QuiverServer, connect_to, one};
 
 fn conninfo(server: &QuiverServer, user: &str, password: &str) -> String {
     format!(
@@ -20,12 +20,7 @@ async fn connect(
     user: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) =
-        tokio_postgres::connect(&conninfo(server, user, password), tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    connect_to(&conninfo(server, user, password)).await
 }
 
 async fn refused(server: &QuiverServer, user: &str, password: &str) {

@@ -136,13 +136,9 @@ impl QuiverServer {
 
     /// Connects with tokio-postgres; the connection task runs on the current runtime.
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.conninfo(), tokio_postgres::NoTls)
+        connect_to(&self.conninfo())
             .await
-            .expect("connects to quiver");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+            .expect("connects to quiver")
     }
 
     /// Stops the server with SIGTERM and waits for a clean exit.
@@ -353,6 +349,16 @@ pub async fn rows(
             _ => None,
         })
         .collect()
+}
+
+/// Connects to `conninfo` with tokio-postgres; the connection task runs on
+/// the current runtime.
+pub async fn connect_to(conninfo: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 /// The first column of the first row of `sql`, as text.
