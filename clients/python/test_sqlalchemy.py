@@ -7,12 +7,6 @@ import sqlalchemy as sa
 from conftest import url
 
 
-REFLECTION_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="SQLAlchemy's column reflection query uses correlated scalar subqueries DataFusion cannot plan yet",
-)
-
-
 @pytest.fixture(params=["psycopg2", "psycopg"])
 def engine(request):
     engine = sa.create_engine(url(request.param))
@@ -32,7 +26,6 @@ def test_connect_and_text_queries(engine, table_name):
         assert result.scalars().all() == ["n3", "n4"]
 
 
-@REFLECTION_GAP
 def test_inspect_and_reflect(engine, table_name):
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {table_name} (id BIGINT NOT NULL, name TEXT, score DOUBLE PRECISION)"))
@@ -62,7 +55,6 @@ def test_savepoints_are_accepted(engine, table_name):
         assert conn.execute(sa.text(f"SELECT count(*) FROM {table_name}")).scalar_one() == 1
 
 
-@REFLECTION_GAP
 def test_pandas_round_trip(engine, table_name):
     # to_sql asks the inspector whether the table exists.
     frame = pd.DataFrame(

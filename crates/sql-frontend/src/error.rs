@@ -258,7 +258,9 @@ fn plan_sqlstate(message: &str) -> &'static str {
 
 fn execution_sqlstate(message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("divide by zero") || lower.contains("division by zero") {
+    if message.contains(quiver_udf_registry::MORE_THAN_ONE_ROW) {
+        "21000"
+    } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         "22012"
     } else if lower.contains("overflow") {
         "22003"
@@ -296,6 +298,7 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         ("CastError", "22P02", None),
         ("ParseError", "22P02", None),
         ("ResourcesExhausted", "53200", None),
+        (quiver_udf_registry::MORE_THAN_ONE_ROW, "21000", None),
         // quiver_udf_registry::Error's execution variants (their wording is stable).
         ("exceeded its time limit", "57014", None),
         ("canceling statement due to user request", "57014", None),

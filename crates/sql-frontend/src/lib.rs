@@ -18,6 +18,7 @@ mod rewrite;
 mod server;
 mod session;
 mod settings;
+mod subquery;
 mod system;
 
 pub use auth::AuthMethod;

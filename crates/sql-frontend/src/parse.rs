@@ -91,8 +91,15 @@ impl SqlParser {
 
     fn parse_datafusion(&self, sql: &str) -> Result<Vec<DfStatement>> {
         let datafusion = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {});
+        // The compatibility parser's rules run as it parses, and one of them
+        // replaces correlated subqueries in a select list with NULL: a
+        // statement with such subqueries takes the path where Quiver applies
+        // the rules itself, around them (see `rewrite`). No client query the
+        // compatibility parser replaces wholesale has one.
         if let Ok(statements) = &datafusion
-            && statements.iter().any(is_datafusion_extension)
+            && statements
+                .iter()
+                .any(|s| is_datafusion_extension(s) || has_select_list_subquery(s))
         {
             return Ok(statements
                 .iter()
@@ -120,7 +127,8 @@ impl SqlParser {
 
     fn rewrite(&self, statement: DfStatement) -> DfStatement {
         match statement {
-            DfStatement::Statement(s) => {
+            DfStatement::Statement(mut s) => {
+                crate::rewrite::shield_subqueries(&mut s);
                 let mut s = self.compat.rewrite(*s);
                 crate::rewrite::rewrite(&mut s);
                 DfStatement::Statement(Box::new(s))
@@ -136,6 +144,13 @@ impl SqlParser {
 
 fn is_datafusion_extension(statement: &DfStatement) -> bool {
     !matches!(statement, DfStatement::Statement(_))
+}
+
+fn has_select_list_subquery(statement: &DfStatement) -> bool {
+    match statement {
+        DfStatement::Statement(s) => crate::rewrite::has_select_list_subquery(s),
+        _ => false,
+    }
 }
 
 /// A statement of a query string: an aggregate statement's tokens, or

@@ -2,9 +2,10 @@
 //! types, which neither DataFusion nor `datafusion-pg-catalog` provide:
 //! `current_setting` (asyncpg, psycopg, JDBC), `set_config`, `to_regtype`,
 //! `json_build_object`
-//! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `pg_get_serial_sequence`
-//! and `pg_collation_is_visible` (SQLAlchemy's column reflection; Quiver has
-//! no sequences and only built-in collations).
+//! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `pg_get_serial_sequence`,
+//! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
+//! (SQLAlchemy's reflection; Quiver has no sequences, indexes or
+//! constraints and only built-in collations).
 //!
 //! All run on the frontend; they are stable, so DataFusion folds their
 //! constant calls while planning.
@@ -36,25 +37,29 @@ pub(crate) fn install(ctx: &SessionContext) {
         }),
     ));
     // Quiver has only PostgreSQL's built-in collations, all visible, and no
-    // sequences.
+    // sequences, indexes or constraints.
     ctx.register_udf(constant(
         "pg_collation_is_visible",
-        1,
+        &[1],
         ScalarValue::Boolean(Some(true)),
     ));
-    ctx.register_udf(constant(
-        "pg_get_serial_sequence",
-        2,
-        ScalarValue::Utf8(None),
-    ));
+    for (name, arities) in [
+        ("pg_get_serial_sequence", &[2][..]),
+        ("pg_get_indexdef", &[1, 3]),
+        ("pg_get_constraintdef", &[1, 2]),
+    ] {
+        ctx.register_udf(constant(name, arities, ScalarValue::Utf8(None)));
+    }
 }
 
-/// A function of `arity` arguments of any type whose answer is always `value`.
-fn constant(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
+/// A function of any of `arities` arguments of any type whose answer is
+/// always `value`.
+fn constant(name: &str, arities: &[usize], value: ScalarValue) -> ScalarUDF {
     let return_type = value.data_type();
+    let arities = arities.iter().map(|n| TypeSignature::Any(*n)).collect();
     ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         name,
-        Signature::any(arity, Volatility::Stable),
+        Signature::one_of(arities, Volatility::Stable),
         return_type,
         Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
     ))

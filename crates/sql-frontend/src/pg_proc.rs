@@ -4,7 +4,9 @@
 //!
 //! `datafusion-pg-catalog` serves PostgreSQL's own functions from a static
 //! `pg_proc`; this wraps its `pg_catalog` schema so that `pg_proc` also has
-//! one row per Wasm function overload, in schema `public`.
+//! one row per Wasm function overload, in schema `public`. The wrapper also
+//! serves `pg_index` and `pg_constraint` as what they are in Quiver: empty,
+//! and `pg_class` with the columns clients read that it lacks.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -15,12 +17,16 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, RecordBatch,
     StringArray, new_null_array,
 };
-use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
-use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::datasource::TableType;
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::{ColumnarValue, Expr, Volatility, create_udf};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
@@ -150,12 +156,125 @@ impl SchemaProvider for PgCatalogWithFunctions {
                 namespaces: self.inner.table("pg_namespace").await?,
                 registry: self.registry.clone(),
             }))),
+            ("pg_index" | "pg_constraint", Some(table)) => Ok(Some(none_with_arrays(table)?)),
+            ("pg_class", Some(table)) => Ok(Some(Arc::new(WithNullColumns::new(
+                table,
+                // Access privileges and storage options: none in Quiver.
+                &["relacl", "reloptions"],
+            )))),
             (_, table) => Ok(table),
         }
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+/// Quiver has no indexes and no constraints, so `pg_index` and
+/// `pg_constraint` are empty (`datafusion-pg-catalog` serves PostgreSQL's
+/// own, about system tables Quiver does not have). Their vector columns
+/// (`int2vector`, `oidvector`, `smallint[]`, `oid[]`) are text there; here
+/// they are arrays, as in PostgreSQL, so that client queries which unnest
+/// them (SQLAlchemy's key and index reflection) plan.
+fn none_with_arrays(table: Arc<dyn TableProvider>) -> DfResult<Arc<dyn TableProvider>> {
+    const ARRAYS: &[(&str, DataType)] = &[
+        ("indkey", DataType::Int16),
+        ("indoption", DataType::Int16),
+        ("indcollation", DataType::Int32),
+        ("indclass", DataType::Int32),
+        ("conkey", DataType::Int16),
+        ("confkey", DataType::Int16),
+        ("confdelsetcols", DataType::Int16),
+        ("conpfeqop", DataType::Int32),
+        ("conppeqop", DataType::Int32),
+        ("conffeqop", DataType::Int32),
+        ("conexclop", DataType::Int32),
+    ];
+    let schema = table.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(
+            |field| match ARRAYS.iter().find(|(name, _)| field.name() == name) {
+                Some((_, item)) => {
+                    Field::new(field.name(), DataType::new_list(item.clone(), true), true)
+                }
+                None => field.as_ref().clone(),
+            },
+        )
+        .collect();
+    Ok(Arc::new(MemTable::try_new(
+        Arc::new(Schema::new(fields)),
+        vec![vec![]],
+    )?))
+}
+
+/// A `pg_catalog` table with text-array columns `datafusion-pg-catalog`
+/// leaves out (PostgreSQL's clients select them), all NULL.
+#[derive(Debug)]
+struct WithNullColumns {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+}
+
+impl WithNullColumns {
+    fn new(inner: Arc<dyn TableProvider>, names: &[&str]) -> Self {
+        let inner_schema = inner.schema();
+        let extra = names.iter().map(|name| {
+            Arc::new(Field::new(
+                *name,
+                DataType::new_list(DataType::Utf8, true),
+                true,
+            ))
+        });
+        let fields: Vec<_> = inner_schema.fields().iter().cloned().chain(extra).collect();
+        Self {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for WithNullColumns {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let known = self.inner.schema().fields().len();
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let from_inner: Vec<usize> = wanted.iter().copied().filter(|i| *i < known).collect();
+        let input = self
+            .inner
+            .scan(state, Some(&from_inner), &[], limit)
+            .await?;
+        let exprs = wanted.iter().map(|&i| {
+            let field = self.schema.field(i);
+            let expr: Arc<dyn PhysicalExpr> = match from_inner.iter().position(|&j| j == i) {
+                Some(position) => Arc::new(Column::new(field.name(), position)),
+                None => Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?)),
+            };
+            Ok(ProjectionExpr::new(expr, field.name()))
+        });
+        Ok(Arc::new(ProjectionExec::try_new(
+            exprs.collect::<DfResult<Vec<_>>>()?,
+            input,
+        )?))
     }
 }
 

@@ -5,35 +5,143 @@
 //!   rows, which psql's `\du` uses — becomes the scalar subquery
 //!   `(SELECT array_agg(e [ORDER BY ...]) FROM ...)`. (An empty subquery
 //!   gives NULL rather than PostgreSQL's empty array.)
+//! - `generate_subscripts(a, d)` — the subscripts of an array, a set
+//!   returning function SQLAlchemy's key reflection uses — becomes
+//!   `unnest(generate_series(1, array_length(a, d)))`.
+//! - A subquery in a select list is shielded from the compatibility parser's
+//!   rules ([`shield_subqueries`]), one of which would replace it with NULL
+//!   whenever it is correlated: `SELECT a, (SELECT max(b) FROM u WHERE u.k =
+//!   t.k) FROM t` would silently answer NULL. DataFusion plans such
+//!   subqueries itself (see [`crate::subquery`]).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, Value, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Applies Quiver's rewrites to `statement`.
 pub(crate) fn rewrite(statement: &mut Statement) {
-    let _ = statement.visit(&mut ArraySubqueries);
+    let _ = statement.visit(&mut PostgresForms);
+    let _ = statement.visit(&mut SelectListSubqueries::Unshield);
 }
 
-struct ArraySubqueries;
+/// Wraps each subquery of a select list in parentheses, which the
+/// compatibility parser's `RemoveSubqueryFromProjection` does not look
+/// through; [`rewrite`] takes them off again.
+pub(crate) fn shield_subqueries(statement: &mut Statement) {
+    let _ = statement.visit(&mut SelectListSubqueries::Shield);
+}
 
-impl VisitorMut for ArraySubqueries {
+/// Whether a select list of `statement` has a subquery.
+pub(crate) fn has_select_list_subquery(statement: &Statement) -> bool {
+    statement.visit(&mut FindSelectListSubquery).is_break()
+}
+
+/// The expressions of `query`'s select list, when its body is a `SELECT`:
+/// what the compatibility parser's rule looks at.
+fn select_list(query: &Query) -> impl Iterator<Item = &Expr> {
+    let items = match query.body.as_ref() {
+        SetExpr::Select(select) => &select.projection[..],
+        _ => &[],
+    };
+    items.iter().filter_map(|item| match item {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+        _ => None,
+    })
+}
+
+struct FindSelectListSubquery;
+
+impl Visitor for FindSelectListSubquery {
     type Break = ();
 
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Function(function) = expr
-            && function.name.to_string().eq_ignore_ascii_case("array")
-            && let FunctionArguments::Subquery(query) = &function.args
-            && let Some(aggregated) = aggregate(query)
-        {
-            *expr = aggregated;
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if select_list(query).any(|expr| matches!(expr, Expr::Subquery(_))) {
+            return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Shields or unshields the subqueries of select lists.
+enum SelectListSubqueries {
+    Shield,
+    Unshield,
+}
+
+impl VisitorMut for SelectListSubqueries {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        for item in &mut select.projection {
+            let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
+            else {
+                continue;
+            };
+            match (&*self, &*expr) {
+                (Self::Shield, Expr::Subquery(_)) => {
+                    let subquery = std::mem::replace(expr, Expr::value(Value::Null));
+                    *expr = Expr::Nested(Box::new(subquery));
+                }
+                (Self::Unshield, Expr::Nested(inner)) if matches!(**inner, Expr::Subquery(_)) => {
+                    let Expr::Nested(inner) = std::mem::replace(expr, Expr::value(Value::Null))
+                    else {
+                        unreachable!("matched above");
+                    };
+                    *expr = *inner;
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Function calls PostgreSQL has and DataFusion does not, in forms it has.
+struct PostgresForms;
+
+impl VisitorMut for PostgresForms {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let name = function.name.to_string().to_ascii_lowercase();
+        let rewritten = match (name.as_str(), &function.args) {
+            ("array", FunctionArguments::Subquery(query)) => aggregate(query),
+            (
+                "generate_subscripts" | "pg_catalog.generate_subscripts",
+                FunctionArguments::List(list),
+            ) if list.args.len() == 2 => {
+                let [array, dimension] = &list.args[..] else {
+                    unreachable!("two arguments");
+                };
+                parse_expr(&format!(
+                    "unnest(generate_series(1, array_length({array}, {dimension})))"
+                ))
+            }
+            _ => None,
+        };
+        if let Some(rewritten) = rewritten {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// `query`'s one column, aggregated into an array, as a scalar subquery;
@@ -55,10 +163,7 @@ fn aggregate(query: &Query) -> Option<Expr> {
         .as_ref()
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
-    let call = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&format!("array_agg({item}{order})"))
-        .and_then(|mut p| p.parse_expr())
-        .ok()?;
+    let call = parse_expr(&format!("array_agg({item}{order})"))?;
     let mut aggregated = query.clone();
     aggregated.order_by = None;
     if let SetExpr::Select(select) = aggregated.body.as_mut() {
@@ -89,5 +194,23 @@ mod tests {
             rewritten("SELECT ARRAY(SELECT x FROM b LIMIT 1)"),
             "SELECT ARRAY(SELECT x FROM b LIMIT 1)"
         );
+    }
+
+    #[test]
+    fn generate_subscripts_becomes_an_unnested_series() {
+        assert_eq!(
+            rewritten("SELECT generate_subscripts(i.indkey, 1) AS ord FROM i"),
+            "SELECT unnest(generate_series(1, array_length(i.indkey, 1))) AS ord FROM i"
+        );
+    }
+
+    #[test]
+    fn select_list_subqueries_survive_the_compatibility_rules() {
+        let sql = "SELECT k, (SELECT v FROM u WHERE u.k = t.k) AS v FROM t";
+        let statements = crate::parse::SqlParser::default().parse(sql).unwrap();
+        let [crate::parse::Statement::Sql(statement)] = &statements[..] else {
+            panic!("one statement: {statements:?}");
+        };
+        assert_eq!(statement.to_string(), sql);
     }
 }

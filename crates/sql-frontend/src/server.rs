@@ -37,6 +37,7 @@ use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
 use crate::session::Session;
 use crate::settings::version_string;
+use crate::subquery::ScalarSubqueryRows;
 use crate::system::SystemTable;
 use crate::{Error, Result};
 
@@ -330,6 +331,7 @@ impl Engine {
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_query_planner(planner)
+            .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .build();
         let ctx = SessionContext::new_with_state(state);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)

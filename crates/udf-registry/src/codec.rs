@@ -39,6 +39,7 @@ use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
+use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
 use crate::table::{WasmTableExec, WasmTableProvider};
 use crate::types::SqlType;
 use crate::udf::WasmScalarUdf;
@@ -62,6 +63,11 @@ struct Reference {
     /// every process enforces the frontend's limits.
     functions: Vec<FunctionDef>,
 }
+
+/// The whole encodings of [`SubqueryRows`] and [`SubqueryValue`], which
+/// every process has built in.
+const SUBQUERY_ROWS: &[u8] = b"quiver-subquery-rows/1";
+const SUBQUERY_VALUE: &[u8] = b"quiver-subquery-value/1";
 
 /// Marks a classic aggregate written by these codecs.
 const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
@@ -143,6 +149,10 @@ fn read_reference(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Res
 
 fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
     let inner: &dyn Any = node.inner().as_ref();
+    if inner.is::<SubqueryValue>() {
+        buf.extend_from_slice(SUBQUERY_VALUE);
+        return Ok(true);
+    }
     let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
         return Ok(false);
     };
@@ -151,6 +161,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
 }
 
 fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
+    if buf == SUBQUERY_VALUE {
+        return Some(Ok(SubqueryValue::udf()));
+    }
     Some(
         read_reference(loader, name, buf)?.map(|Overloads(overloads, modules)| {
             Arc::new(WasmScalarUdf::new_udf(name, overloads, modules))
@@ -160,6 +173,10 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
 
 fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
     let inner: &dyn Any = node.inner().as_ref();
+    if inner.is::<SubqueryRows>() {
+        buf.extend_from_slice(SUBQUERY_ROWS);
+        return Ok(true);
+    }
     if let Some(folded) = inner.downcast_ref::<FoldedAggregateUdf>() {
         let reference = FoldedReference {
             modules: folded.module_dir().map(|dir| dir.path().to_path_buf()),
@@ -212,6 +229,9 @@ fn decode_udaf(
     name: &str,
     buf: &[u8],
 ) -> Option<Result<Arc<AggregateUDF>>> {
+    if buf == SUBQUERY_ROWS {
+        return Some(Ok(SubqueryRows::udaf()));
+    }
     if let Some(payload) = buf.strip_prefix(FOLDED_MAGIC) {
         return Some(decode_folded(loader, name, payload));
     }
