@@ -92,14 +92,15 @@ impl SqlParser {
     fn parse_datafusion(&self, sql: &str) -> Result<Vec<DfStatement>> {
         let datafusion = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {});
         // The compatibility parser's rules run as it parses, and one of them
-        // replaces correlated subqueries in a select list with NULL: a
-        // statement with such subqueries takes the path where Quiver applies
-        // the rules itself, around them (see `rewrite`). No client query the
-        // compatibility parser replaces wholesale has one.
+        // replaces correlated subqueries in a select list with NULL: a user
+        // query with such subqueries takes the path where Quiver applies the
+        // rules itself, around them (see `crate::rewrite`). The client
+        // queries the compatibility parser replaces wholesale all read the
+        // system catalogs, so they never take that path.
         if let Ok(statements) = &datafusion
             && statements
                 .iter()
-                .any(|s| is_datafusion_extension(s) || has_select_list_subquery(s))
+                .any(|s| is_datafusion_extension(s) || needs_shielding(s))
         {
             return Ok(statements
                 .iter()
@@ -146,9 +147,9 @@ fn is_datafusion_extension(statement: &DfStatement) -> bool {
     !matches!(statement, DfStatement::Statement(_))
 }
 
-fn has_select_list_subquery(statement: &DfStatement) -> bool {
+fn needs_shielding(statement: &DfStatement) -> bool {
     match statement {
-        DfStatement::Statement(s) => crate::rewrite::has_select_list_subquery(s),
+        DfStatement::Statement(s) => crate::rewrite::needs_shielding(s),
         _ => false,
     }
 }

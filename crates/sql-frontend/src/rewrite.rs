@@ -8,17 +8,21 @@
 //! - `generate_subscripts(a, d)` — the subscripts of an array, a set
 //!   returning function SQLAlchemy's key reflection uses — becomes
 //!   `unnest(generate_series(1, array_length(a, d)))`.
-//! - A subquery in a select list is shielded from the compatibility parser's
-//!   rules ([`shield_subqueries`]), one of which would replace it with NULL
-//!   whenever it is correlated: `SELECT a, (SELECT max(b) FROM u WHERE u.k =
-//!   t.k) FROM t` would silently answer NULL. DataFusion plans such
-//!   subqueries itself (see [`crate::subquery`]).
+//! - A subquery in the select list of a user query is shielded from the
+//!   compatibility parser's rules ([`shield_subqueries`]), one of which
+//!   would replace it with NULL whenever it is correlated: `SELECT a,
+//!   (SELECT max(b) FROM u WHERE u.k = t.k) FROM t` would silently answer
+//!   NULL. DataFusion plans such subqueries itself (see [`crate::subquery`]).
+//!   Queries of the system catalogs keep the rule: clients' catalog queries
+//!   have correlated subqueries DataFusion cannot decorrelate (psql's `\d`
+//!   compares a collation with `<>`), and a NULL there only leaves out a
+//!   detail Quiver does not have (a column default, a collation).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, Value, Visit, VisitMut,
-    Visitor, VisitorMut,
+    Visitor, VisitorMut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -29,16 +33,39 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
 }
 
-/// Wraps each subquery of a select list in parentheses, which the
-/// compatibility parser's `RemoveSubqueryFromProjection` does not look
+/// Wraps each subquery of a user query's select list in parentheses, which
+/// the compatibility parser's `RemoveSubqueryFromProjection` does not look
 /// through; [`rewrite`] takes them off again.
 pub(crate) fn shield_subqueries(statement: &mut Statement) {
-    let _ = statement.visit(&mut SelectListSubqueries::Shield);
+    if !reads_system_catalog(statement) {
+        let _ = statement.visit(&mut SelectListSubqueries::Shield);
+    }
 }
 
-/// Whether a select list of `statement` has a subquery.
-pub(crate) fn has_select_list_subquery(statement: &Statement) -> bool {
-    statement.visit(&mut FindSelectListSubquery).is_break()
+/// Whether `statement` is a user query with a subquery in a select list,
+/// which [`shield_subqueries`] would shield.
+pub(crate) fn needs_shielding(statement: &Statement) -> bool {
+    !reads_system_catalog(statement) && statement.visit(&mut FindSelectListSubquery).is_break()
+}
+
+/// Whether `statement` reads `pg_catalog` or `information_schema` (by
+/// qualified name, or a `pg_` table by its bare name, as clients write).
+fn reads_system_catalog(statement: &Statement) -> bool {
+    visit_relations(statement, |name| {
+        let first = name.0.first().and_then(|part| part.as_ident());
+        let system = first.is_some_and(|ident| {
+            let ident = ident.value.to_ascii_lowercase();
+            ident == "pg_catalog"
+                || ident == "information_schema"
+                || (name.0.len() == 1 && ident.starts_with("pg_"))
+        });
+        if system {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 /// The expressions of `query`'s select list, when its body is a `SELECT`:
