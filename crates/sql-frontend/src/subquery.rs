@@ -88,7 +88,7 @@ fn needs_wrapping(subquery: &Subquery) -> bool {
     };
     plan.schema().fields().len() == 1
         && !aggregated
-        && !plan.max_rows().is_some_and(|rows| rows <= 1)
+        && plan.max_rows().is_none_or(|rows| rows > 1)
 }
 
 /// `plan` under its projections and aliases.
