@@ -86,9 +86,7 @@ fn needs_wrapping(subquery: &Subquery) -> bool {
         LogicalPlan::Filter(filter) => matches!(filter.input.as_ref(), LogicalPlan::Aggregate(_)),
         _ => false,
     };
-    plan.schema().fields().len() == 1
-        && !aggregated
-        && plan.max_rows().is_none_or(|rows| rows > 1)
+    plan.schema().fields().len() == 1 && !aggregated && plan.max_rows().is_none_or(|rows| rows > 1)
 }
 
 /// `plan` under its projections and aliases.
