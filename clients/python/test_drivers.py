@@ -2,6 +2,7 @@
 and asyncpg's binary protocol with its type introspection."""
 
 import asyncio
+import datetime
 import io
 
 import asyncpg
@@ -93,20 +94,32 @@ def test_asyncpg(table_name):
     asyncio.run(run())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="asyncpg's type introspection query: array parameters (oid[]) are not decoded yet",
-)
-def test_asyncpg_arrays(table_name):
+def test_asyncpg_arrays_and_binary_copy(table_name):
     async def run():
         conn = await asyncpg.connect(host=HOST, port=PORT, user=USER, database=DATABASE)
         try:
-            await conn.execute(f"CREATE TABLE {table_name} (id BIGINT, name TEXT)")
-            # Arrays go through asyncpg's type introspection query.
+            await conn.execute(
+                f"CREATE TABLE {table_name} (id BIGINT, name TEXT, score DOUBLE PRECISION,"
+                " day DATE, ok BOOLEAN)"
+            )
+            # Array types go through asyncpg's type introspection query,
+            # which takes and returns oid[].
             assert await conn.fetchval("SELECT ARRAY[1, 2, 3]::bigint[]") == [1, 2, 3]
-            assert await conn.fetchval("SELECT $1::text[]", ["a", "b"]) == ["a", "b"]
-            await conn.copy_records_to_table(table_name, records=[(1, "copied")], columns=["id", "name"])
-            assert await conn.fetchval(f"SELECT count(*) FROM {table_name}") == 1
+            assert await conn.fetchval("SELECT $1::text[]", ["a", None, "b"]) == ["a", None, "b"]
+            assert await conn.fetchval("SELECT cardinality($1::int[])", [4, 5]) == 2
+            # COPY in PostgreSQL's binary format, both ways.
+            records = [
+                (1, "copied", 2.5, datetime.date(2024, 2, 29), True),
+                (2, None, None, None, None),
+            ]
+            await conn.copy_records_to_table(table_name, records=records)
+            await conn.copy_records_to_table(table_name, records=[(3, "three")], columns=["id", "name"])
+            rows = await conn.fetch(f"SELECT * FROM {table_name} ORDER BY id")
+            assert [tuple(r) for r in rows] == records + [(3, "three", None, None, None)]
+            out = io.BytesIO()
+            await conn.copy_from_table(table_name, output=out, format="binary")
+            assert out.getvalue().startswith(b"PGCOPY\n\xff\r\n\0")
+            assert out.getvalue().endswith(b"\xff\xff")
         finally:
             await conn.close()
 

@@ -61,6 +61,21 @@ def test_binary_parameters_and_results(conn):
         )
 
 
+def test_array_parameters(conn, table_name):
+    conn.execute(f"CREATE TABLE {table_name} (id BIGINT, name TEXT)")
+    conn.execute(f"INSERT INTO {table_name} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    query = f"SELECT name FROM {table_name} WHERE id = ANY(%s) ORDER BY id"
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            assert cur.execute(query, ([1, 3],)).fetchall() == [("a",), ("c",)]
+            cur.execute(
+                "SELECT %s::text[], flatten(%s::bigint[][])", (["x", None, 'q"u,o'], [[1, 2], [3, 4]])
+            )
+            assert cur.fetchone() == (["x", None, 'q"u,o'], [1, 2, 3, 4])
+            cur.execute("SELECT cardinality(%s::int[])", ([],))
+            assert cur.fetchone() == (0,)
+
+
 def test_executemany_pipeline(conn, table_name):
     conn.execute(f"CREATE TABLE {table_name} (id BIGINT, name TEXT)")
     with conn.cursor() as cur:
@@ -87,6 +102,27 @@ def test_copy_in_and_out(conn, table_name):
             for row in copy.rows():
                 rows.append(row)
         assert rows == [("0", "name 0"), ("1", "name 1"), ("2", "name 2")]
+
+
+def test_binary_copy(conn, table_name):
+    conn.execute(f"CREATE TABLE {table_name} (id BIGINT, name TEXT, day DATE)")
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {table_name} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "date"])
+            copy.write_row((1, "a", datetime.date(2024, 1, 2)))
+            copy.write_row((2, None, None))
+        with cur.copy(f"COPY {table_name} TO STDOUT (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "date"])
+            assert sorted(copy.rows()) == [(1, "a", datetime.date(2024, 1, 2)), (2, None, None)]
+        # Not the binary format: refused with 22P04, and nothing is appended.
+        with pytest.raises(errors.BadCopyFileFormat, match="signature"):
+            with cur.copy(f"COPY {table_name} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(b"1\ta\t2024-01-02\n" * 4)
+        # A row cut short is refused too.
+        with pytest.raises(errors.BadCopyFileFormat, match="end-of-data"):
+            with cur.copy(f"COPY {table_name} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(b"PGCOPY\n\xff\r\n\0" + bytes(8) + b"\0\x03\0\0\0\x08\0")
+    assert conn.execute(f"SELECT count(*) FROM {table_name}").fetchone() == (2,)
 
 
 def test_type_info_fetch(conn):

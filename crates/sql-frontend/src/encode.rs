@@ -8,6 +8,7 @@
 //! `arrow-pg` moves to pgwire 0.42.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -40,7 +41,20 @@ impl RowDescription {
             many => Format::Individual(many.to_vec()),
         };
         let encode = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, &format, None)
-            .map_err(|e| Error::FeatureNotSupported(e.to_string()))?;
+            .map_err(|e| Error::FeatureNotSupported(e.to_string()))?
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(info, field)| match crate::oid_types::result_type(field) {
+                Some(oid_type) => pgwire041::api::results::FieldInfo::new(
+                    info.name().to_string(),
+                    info.table_id(),
+                    info.column_id(),
+                    oid_type,
+                    info.format(),
+                ),
+                None => info,
+            })
+            .collect::<Vec<_>>();
         let send = encode
             .iter()
             .map(|f| {
@@ -93,6 +107,8 @@ impl RowDescription {
 /// Which text layout `COPY ... TO STDOUT` writes.
 #[derive(Debug, Clone)]
 pub enum CopyOutFormat {
+    /// PostgreSQL's binary format (`PGCOPY`).
+    Binary,
     /// PostgreSQL's text format.
     Text { delimiter: String, null: String },
     /// CSV.
@@ -112,9 +128,11 @@ pub fn copy_stream(
     batches: SendableRecordBatchStream,
 ) -> Result<impl Stream<Item = PgWireResult<CopyData>> + Send + 'static, Error> {
     use pgwire041::api::results::{CopyCsvOptions, CopyEncoder, CopyTextOptions};
-    let description = RowDescription::new(schema, &[])?;
+    let binary = matches!(format, CopyOutFormat::Binary);
+    let description = RowDescription::new(schema, if binary { &[1] } else { &[] })?;
     let fields = description.encode.clone();
     let mut encoder = match format {
+        CopyOutFormat::Binary => CopyEncoder::new_binary(fields.clone()),
         CopyOutFormat::Text { delimiter, null } => CopyEncoder::new_text(
             fields.clone(),
             CopyTextOptions {
@@ -139,14 +157,25 @@ pub fn copy_stream(
         ),
     };
     let header = stream::iter(header.map(|h| Ok(CopyData::new(h.into_bytes().into()))));
+    // The binary encoder writes the file header before the first row: with
+    // no rows, it is written on its own (pgwire adds the trailer).
+    let wrote_rows = Arc::new(AtomicBool::new(false));
+    let wrote = wrote_rows.clone();
     let rows = batches.flat_map(move |batch| {
         let rows: Vec<PgWireResult<CopyData>> = match batch {
             Ok(batch) => encode_copy_rows(&mut encoder, &fields, &batch),
             Err(e) => vec![Err(Error::from(e).into())],
         };
+        wrote.fetch_or(!rows.is_empty(), Ordering::Relaxed);
         stream::iter(rows)
     });
-    Ok(header.chain(rows))
+    let empty_file = stream::once(async move {
+        let header = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+        (binary && !wrote_rows.load(Ordering::Relaxed))
+            .then(|| Ok(CopyData::new(bytes::Bytes::from_static(header))))
+    })
+    .filter_map(futures::future::ready);
+    Ok(header.chain(rows).chain(empty_file))
 }
 
 fn encode_copy_rows(

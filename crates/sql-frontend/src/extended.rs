@@ -7,18 +7,22 @@
 //! statements (DDL, SET, ...) take no parameters and run as in the simple
 //! protocol.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::Field;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::expr::{Cast, Placeholder};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::sql::parser::Statement as DfStatement;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, send_describe_response};
-use pgwire::api::results::{FieldFormat, FieldInfo, Response};
+use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
@@ -26,7 +30,6 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
-use postgres_types::FromSql;
 
 use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
@@ -42,6 +45,8 @@ pub struct Prepared {
     plan: Option<LogicalPlan>,
     /// The type DataFusion inferred for each `$n` of `plan`, in order.
     parameters: Vec<Option<DataType>>,
+    /// The `n` of each `$n` the statement casts to an OID type.
+    oid_parameters: HashSet<usize>,
     names: Option<Vec<Option<String>>>,
 }
 
@@ -78,19 +83,29 @@ impl QueryParser for PreparingParser {
                 .into());
             }
         };
-        let plan = self.session.plan_parameterized(&statement).await?;
+        let plan = match self.session.plan_parameterized(&statement).await? {
+            Some(plan) => Some(type_cast_parameters(plan)?),
+            None => None,
+        };
         let parameters = match &plan {
             Some(plan) => parameter_types(plan)?,
             None => vec![],
         };
-        let names = match &statement {
-            Statement::Sql(statement) => crate::names::statement_names(statement),
-            _ => None,
+        let (names, oid_parameters) = match &statement {
+            Statement::Sql(sql) => (
+                crate::names::statement_names(sql),
+                match sql {
+                    DfStatement::Statement(s) => crate::oid_types::oid_parameters(s),
+                    _ => HashSet::new(),
+                },
+            ),
+            _ => (None, HashSet::new()),
         };
         Ok(Some(Prepared {
             statement,
             plan,
             parameters,
+            oid_parameters,
             names,
         }))
     }
@@ -99,9 +114,15 @@ impl QueryParser for PreparingParser {
         prepared
             .parameters
             .iter()
-            .map(|t| match t {
-                Some(t) => arrow_pg::datatypes::into_pg_type(t)
-                    .map_err(|e| Error::FeatureNotSupported(e.to_string()).into()),
+            .enumerate()
+            .map(|(i, t)| match t {
+                Some(t) => match crate::oid_types::parameter_type(t)
+                    .filter(|_| prepared.oid_parameters.contains(&(i + 1)))
+                {
+                    Some(oid_type) => Ok(oid_type),
+                    None => arrow_pg::datatypes::into_pg_type(t)
+                        .map_err(|e| Error::FeatureNotSupported(e.to_string()).into()),
+                },
                 None => Ok(Type::UNKNOWN),
             })
             .collect()
@@ -114,13 +135,45 @@ impl QueryParser for PreparingParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &prepared.plan {
             Some(plan) if !matches!(plan, LogicalPlan::Dml(_)) => {
-                let schema = crate::names::rename(plan.schema().as_arrow(), prepared.names.clone());
+                let schema = crate::oid_types::mark_columns(plan, plan.schema().as_arrow().clone());
+                let schema = crate::names::rename(&schema, prepared.names.clone());
                 let description = RowDescription::new(&schema, &format_codes(format))?;
                 Ok(description.fields().as_ref().clone())
             }
             _ => Ok(vec![]),
         }
     }
+}
+
+/// Gives a parameter that is cast (`$1::text[]`, `CAST($1 AS int)`) the type
+/// it is cast to, as PostgreSQL infers it; DataFusion leaves such a parameter
+/// untyped, and a client that asks for its type (asyncpg) would be told
+/// `unknown`. A parameter DataFusion typed from elsewhere keeps that type.
+fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let typed = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|expr| match expr {
+                Expr::Cast(Cast {
+                    expr: operand,
+                    field,
+                }) if matches!(operand.as_ref(), Expr::Placeholder(p) if p.field.is_none()) => {
+                    let Expr::Placeholder(p) = *operand else {
+                        unreachable!("matched a placeholder")
+                    };
+                    let operand = Placeholder::new_with_field(
+                        p.id,
+                        Some(Arc::new(Field::new("", field.data_type().clone(), true))),
+                    );
+                    Ok(Transformed::yes(Expr::Cast(Cast {
+                        expr: Box::new(Expr::Placeholder(operand)),
+                        field,
+                    })))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })?;
+    Ok(typed.data)
 }
 
 /// The inferred type of each `$n`, in order.
@@ -233,7 +286,7 @@ fn bind(
         .enumerate()
         .map(|(i, bytes)| {
             let declared = portal.statement.parameter_types.get(i).cloned().flatten();
-            decode(
+            crate::params::decode(
                 bytes.as_deref(),
                 portal.parameter_format.format_for(i),
                 declared,
@@ -243,113 +296,4 @@ fn bind(
         })
         .collect::<Result<Vec<ScalarValue>>>()?;
     Ok(plan.clone().with_param_values(values)?)
-}
-
-/// The Arrow type a client's declared parameter type stands for.
-fn arrow_type(t: &Type) -> DataType {
-    match *t {
-        Type::BOOL => DataType::Boolean,
-        Type::INT2 => DataType::Int16,
-        Type::INT4 => DataType::Int32,
-        Type::INT8 => DataType::Int64,
-        Type::FLOAT4 => DataType::Float32,
-        Type::FLOAT8 => DataType::Float64,
-        Type::DATE => DataType::Date32,
-        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
-        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        Type::BYTEA => DataType::Binary,
-        _ => DataType::Utf8,
-    }
-}
-
-/// Decodes one parameter value. Text values go through Arrow's cast from
-/// text; binary values are read with the declared type's binary format.
-fn decode(
-    bytes: Option<&[u8]>,
-    format: FieldFormat,
-    declared: Option<Type>,
-    expected: Option<DataType>,
-) -> std::result::Result<ScalarValue, String> {
-    let declared = declared.filter(|t| *t != Type::UNKNOWN);
-    let target = expected
-        .or_else(|| declared.as_ref().map(arrow_type))
-        .unwrap_or(DataType::Utf8);
-    let Some(bytes) = bytes else {
-        return ScalarValue::try_from(&target).map_err(|e| e.to_string());
-    };
-    let value = match format {
-        FieldFormat::Text => {
-            let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-            ScalarValue::Utf8(Some(text.to_string()))
-        }
-        FieldFormat::Binary => {
-            let t = declared.unwrap_or_else(|| {
-                arrow_pg::datatypes::into_pg_type(&target).unwrap_or(Type::BYTEA)
-            });
-            binary(&t, bytes)?
-        }
-    };
-    value.cast_to(&target).map_err(|e| e.to_string())
-}
-
-fn binary(t: &Type, bytes: &[u8]) -> std::result::Result<ScalarValue, String> {
-    fn read<'a, T: FromSql<'a>>(t: &Type, bytes: &'a [u8]) -> std::result::Result<T, String> {
-        T::from_sql(t, bytes).map_err(|e| e.to_string())
-    }
-    Ok(match *t {
-        Type::BOOL => ScalarValue::Boolean(Some(read(t, bytes)?)),
-        Type::INT2 => ScalarValue::Int16(Some(read(t, bytes)?)),
-        Type::INT4 => ScalarValue::Int32(Some(read(t, bytes)?)),
-        Type::INT8 => ScalarValue::Int64(Some(read(t, bytes)?)),
-        Type::FLOAT4 => ScalarValue::Float32(Some(read(t, bytes)?)),
-        Type::FLOAT8 => ScalarValue::Float64(Some(read(t, bytes)?)),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
-            ScalarValue::Utf8(Some(read(t, bytes)?))
-        }
-        Type::BYTEA => ScalarValue::Binary(Some(read(t, bytes)?)),
-        // As text, which casts to the decimal type the plan expects.
-        Type::NUMERIC => {
-            ScalarValue::Utf8(Some(read::<rust_decimal::Decimal>(t, bytes)?.to_string()))
-        }
-        Type::DATE => {
-            let date: NaiveDate = read(t, bytes)?;
-            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("calendar")?;
-            ScalarValue::Date32(Some((date - epoch).num_days() as i32))
-        }
-        Type::TIMESTAMP => {
-            let ts: NaiveDateTime = read(t, bytes)?;
-            ScalarValue::TimestampMicrosecond(Some(ts.and_utc().timestamp_micros()), None)
-        }
-        Type::TIMESTAMPTZ => {
-            let ts: DateTime<Utc> = read(t, bytes)?;
-            ScalarValue::TimestampMicrosecond(Some(ts.timestamp_micros()), Some("UTC".into()))
-        }
-        ref other => {
-            return Err(format!(
-                "binary parameters of type {other} are not supported; send them as text"
-            ));
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_and_binary_parameters_decode_to_the_expected_type() {
-        let v = decode(Some(b"42"), FieldFormat::Text, None, Some(DataType::Int64)).unwrap();
-        assert_eq!(v, ScalarValue::Int64(Some(42)));
-        let v = decode(
-            Some(&7i32.to_be_bytes()),
-            FieldFormat::Binary,
-            Some(Type::INT4),
-            Some(DataType::Int64),
-        )
-        .unwrap();
-        assert_eq!(v, ScalarValue::Int64(Some(7)));
-        let v = decode(None, FieldFormat::Text, None, Some(DataType::Utf8)).unwrap();
-        assert_eq!(v, ScalarValue::Utf8(None));
-        assert!(decode(Some(b"x1"), FieldFormat::Text, None, Some(DataType::Int32)).is_err());
-    }
 }

@@ -29,7 +29,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use crate::Error;
 use crate::auth::{AuthMethod, Roles};
 use crate::cancel::Cancels;
-use crate::encode::{RowDescription, copy_stream};
+use crate::encode::{CopyOutFormat, RowDescription, copy_stream};
 use crate::extended::PreparingParser;
 use crate::parse::SqlParser;
 use crate::session::{Completion, Outcome, Session};
@@ -270,9 +270,11 @@ where
                 None => Response::Execution(tag),
             }
         }
-        Outcome::CopyIn { columns } => {
-            Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
-        }
+        Outcome::CopyIn { columns, binary } => Response::CopyIn(CopyResponse::new(
+            i8::from(binary),
+            columns,
+            futures::stream::empty(),
+        )),
         Outcome::CopyOut {
             schema,
             format,
@@ -280,8 +282,9 @@ where
             batches,
         } => {
             let columns = schema.fields().len();
+            let binary = matches!(format, CopyOutFormat::Binary);
             Response::CopyOut(CopyResponse::new(
-                0,
+                i8::from(binary),
                 columns,
                 copy_stream(&schema, format, header, batches)?,
             ))

@@ -10,6 +10,8 @@ mod extended;
 mod functions;
 mod handler;
 mod names;
+mod oid_types;
+mod params;
 mod parse;
 mod pg_functions;
 mod pg_proc;

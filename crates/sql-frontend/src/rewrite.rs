@@ -17,12 +17,17 @@
 //!   have correlated subqueries DataFusion cannot decorrelate (psql's `\d`
 //!   compares a collation with `<>`), and a NULL there only leaves out a
 //!   detail Quiver does not have (a column default, a collation).
+//! - In a query of the system catalogs, a correlated scalar subquery over a
+//!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
+//!   query, and the one clients send (asyncpg's type introspection) walks a
+//!   domain's base types, which Quiver does not have.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, Value, Visit, VisitMut,
-    Visitor, VisitorMut, visit_relations,
+    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor, Value, Visit,
+    VisitMut, Visitor, VisitorMut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -31,6 +36,77 @@ use datafusion::sql::sqlparser::parser::Parser;
 pub(crate) fn rewrite(statement: &mut Statement) {
     let _ = statement.visit(&mut PostgresForms);
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
+    if reads_system_catalog(statement) {
+        let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
+    }
+}
+
+/// Replaces each correlated scalar subquery over a recursive CTE with NULL
+/// (of type `oid`, which is what the one clients send returns).
+struct CorrelatedRecursiveSubqueries;
+
+impl VisitorMut for CorrelatedRecursiveSubqueries {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr
+            && query.with.as_ref().is_some_and(|with| with.recursive)
+            && is_correlated(query)
+            && let Some(null) = parse_expr("CAST(NULL AS oid)")
+        {
+            *expr = null;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether `query` names a column by a qualifier (`t.oid`) that none of its
+/// own relations, aliases or CTEs answers to: a column of an outer query.
+fn is_correlated(query: &Query) -> bool {
+    struct Names(HashSet<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            let alias = match factor {
+                TableFactor::Table { name, alias, .. } => {
+                    if let Some(last) = name.0.last().and_then(|part| part.as_ident()) {
+                        self.0.insert(last.value.to_ascii_lowercase());
+                    }
+                    alias
+                }
+                TableFactor::Derived { alias, .. } | TableFactor::Function { alias, .. } => alias,
+                _ => &None,
+            };
+            if let Some(alias) = alias {
+                self.0.insert(alias.name.value.to_ascii_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            for cte in query.with.iter().flat_map(|with| &with.cte_tables) {
+                self.0.insert(cte.alias.name.value.to_ascii_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Outer<'a>(&'a HashSet<String>);
+    impl Visitor for Outer<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::CompoundIdentifier(parts)
+                    if parts.len() > 1
+                        && !self.0.contains(&parts[0].value.to_ascii_lowercase()) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let mut names = Names(HashSet::new());
+    let _ = query.visit(&mut names);
+    query.visit(&mut Outer(&names.0)).is_break()
 }
 
 /// Wraps each subquery of a user query's select list in parentheses, which
@@ -229,6 +305,26 @@ mod tests {
             rewritten("SELECT generate_subscripts(i.indkey, 1) AS ord FROM i"),
             "SELECT unnest(generate_series(1, array_length(i.indkey, 1))) AS ord FROM i"
         );
+    }
+
+    #[test]
+    fn correlated_recursive_subqueries_of_catalog_queries_become_null() {
+        let recursive = "(WITH RECURSIVE b (oid) AS (SELECT t2.typbasetype FROM pg_type AS t2 \
+            WHERE t2.oid = t.oid UNION ALL SELECT t2.typbasetype FROM pg_type AS t2, b \
+            WHERE b.oid = t2.oid) SELECT oid FROM b)";
+        assert_eq!(
+            rewritten(&format!(
+                "SELECT t.oid, {recursive} AS base FROM pg_type AS t"
+            )),
+            "SELECT t.oid, CAST(NULL AS oid) AS base FROM pg_type AS t"
+        );
+        // Uncorrelated, or in a user query: left to DataFusion.
+        let uncorrelated = recursive.replace("t.oid", "t2.typbasetype");
+        let sql = format!("SELECT t.oid, {uncorrelated} AS base FROM pg_type AS t");
+        assert_eq!(rewritten(&sql), sql);
+        let user = recursive.replace("pg_type", "types");
+        let sql = format!("SELECT t.oid, {user} AS base FROM types AS t");
+        assert_eq!(rewritten(&sql), sql);
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub enum Outcome {
     },
     /// A command that completed.
     Command(Completion),
-    /// `COPY FROM STDIN` is ready for data.
-    CopyIn { columns: usize },
+    /// `COPY FROM STDIN` is ready for data (in the binary format or not).
+    CopyIn { columns: usize, binary: bool },
     /// `COPY TO STDOUT` rows.
     CopyOut {
         schema: SchemaRef,
@@ -502,7 +502,8 @@ impl Session {
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
-        let (schema, batches) = self.stream(plan).await?;
+        let schema = crate::oid_types::mark_columns(&plan, plan.schema().as_arrow().clone());
+        let (_, batches) = self.stream(plan).await?;
         let schema = Arc::new(crate::names::rename(&schema, names));
         Ok(Outcome::Rows { schema, batches })
     }
@@ -766,7 +767,10 @@ impl Session {
                     columns.len()
                 };
                 *self.copy_slot() = Some(copy);
-                Ok(Outcome::CopyIn { columns: count })
+                Ok(Outcome::CopyIn {
+                    columns: count,
+                    binary: options.binary,
+                })
             }
             _ => Err(server_file_copy()),
         }
