@@ -12,8 +12,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::datatypes::Field;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, Placeholder};
@@ -135,8 +134,7 @@ impl QueryParser for PreparingParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &prepared.plan {
             Some(plan) if !matches!(plan, LogicalPlan::Dml(_)) => {
-                let schema = crate::oid_types::mark_columns(plan, plan.schema().as_arrow().clone());
-                let schema = crate::names::rename(&schema, prepared.names.clone());
+                let schema = crate::session::result_schema(plan, prepared.names.clone());
                 let description = RowDescription::new(&schema, &format_codes(format))?;
                 Ok(description.fields().as_ref().clone())
             }

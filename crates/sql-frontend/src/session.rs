@@ -502,25 +502,23 @@ impl Session {
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
-        let schema = crate::oid_types::mark_columns(&plan, plan.schema().as_arrow().clone());
-        let (_, batches) = self.stream(plan).await?;
-        let schema = Arc::new(crate::names::rename(&schema, names));
+        let schema = Arc::new(result_schema(&plan, names));
+        let batches = self.stream(plan).await?;
         Ok(Outcome::Rows { schema, batches })
     }
 
     /// Starts `plan`; its rows stop when the statement is cancelled.
-    async fn stream(&self, plan: LogicalPlan) -> Result<(Schema, SendableRecordBatchStream)> {
+    async fn stream(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
-        let schema = frame.schema().as_arrow().clone();
         let task = Arc::new(frame.task_ctx());
         let physical = frame.create_physical_plan().await?;
         let batches = execute_stream(physical.clone(), task)?;
-        Ok((schema, self.canceller.stream(batches, &physical)))
+        Ok(self.canceller.stream(batches, &physical))
     }
 
     /// Runs a DML plan and returns the row count it reports.
     async fn run_counting(&self, plan: LogicalPlan) -> Result<u64> {
-        let (_, stream) = self.stream(plan).await?;
+        let stream = self.stream(plan).await?;
         let batches: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(count_rows(&batches))
     }
@@ -825,6 +823,13 @@ impl Session {
         let result = collect(plan, self.ctx.task_ctx()).await?;
         Ok(count_rows(&result))
     }
+}
+
+/// The result columns of a query `plan` as PostgreSQL describes them: named
+/// by `names` (see [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
+pub(crate) fn result_schema(plan: &LogicalPlan, names: Option<Vec<Option<String>>>) -> Schema {
+    let schema = crate::oid_types::mark_columns(plan, plan.schema().as_arrow().clone());
+    crate::names::rename(&schema, names)
 }
 
 fn server_file_copy() -> Error {
