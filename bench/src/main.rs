@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::logical_expr::Operator;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use quiver_catalog::MetaStore;
 use quiver_udf_registry::{
-    CreateFunction, FunctionRegistry, Kind, Limits, ModuleSource, RuntimeConfig, SqlType,
-    TableColumn, Volatility, WasmAggregateUdf, WasmRuntime, WasmScalarUdf, WasmTableFunction,
+    CheckedArithmetic, CreateFunction, FunctionRegistry, Kind, Limits, ModuleSource, RuntimeConfig,
+    SqlType, TableColumn, Volatility, WasmAggregateUdf, WasmRuntime, WasmScalarUdf,
+    WasmTableFunction,
 };
 
 const BATCH: usize = 8192;
@@ -167,6 +169,11 @@ async fn main() {
     let ctx = SessionContext::new_with_config(config);
     ctx.register_table("t", Arc::new(table(rows)))
         .expect("register");
+    // Quiver's frontend plans integer `+`, `-`, `*` as these.
+    for op in [Operator::Plus, Operator::Multiply] {
+        let checked = CheckedArithmetic::udf(op).expect("a checked operator");
+        ctx.register_udf(checked.as_ref().clone());
+    }
     for (name, overloads) in registry.functions() {
         match overloads[0].def().kind {
             Kind::Scalar => ctx.register_udf(WasmScalarUdf::new_udf(&name, overloads, None)),
@@ -191,6 +198,10 @@ async fn main() {
             true,
             vec![
                 ("native: sum(x * 2 + 1)", "SELECT sum(x * 2 + 1) FROM t"),
+                (
+                    "native, checked as Quiver plans it: sum(x * 2 + 1)",
+                    "SELECT sum(checked_add(checked_mul(x, 2), 1)) FROM t",
+                ),
                 (
                     "Wasm component: sum(wasm_mul2_add1(x))",
                     "SELECT sum(wasm_mul2_add1(x)) FROM t",

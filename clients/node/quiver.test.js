@@ -40,10 +40,13 @@ test('parameterized queries and integer types', async () => {
     { id: 2, big: '2000', small: 2, name: 'n2', score: 1, ok: false },
     { id: 3, big: '3000', small: 3, name: 'n3', score: 1.5, ok: true },
   ]);
-  // Integer literals are bigint in Quiver (PostgreSQL: integer), so the
-  // literal is cast to stay int4 here.
-  const sum = await client.query('SELECT $1::int + 1::int AS n, count(*) AS c FROM (VALUES (1), (2)) v(x)', [41]);
-  assert.deepEqual(sum.rows, [{ n: 42, c: '2' }]);
+  // Integer literals are int4 and count(*) is int8, as in PostgreSQL.
+  const literals = await client.query('SELECT 1 AS one, 2 + 3 AS five, 5000000000 AS big, count(*) AS c FROM (VALUES (1), (2)) v(x)');
+  assert.deepEqual(literals.rows, [{ one: 1, five: 5, big: '5000000000', c: '2' }]);
+  const sum = await client.query('SELECT $1::int + 1 AS n', [41]);
+  assert.deepEqual(sum.rows, [{ n: 42 }]);
+  // int4 arithmetic out of range is an error, not a wrapped number.
+  await assert.rejects(client.query('SELECT $1::int * 2 AS n', [2000000000]), { code: '22003', message: 'integer out of range' });
 });
 
 test('named prepared statements', async () => {
@@ -58,7 +61,7 @@ test('errors carry their SQLSTATE', async () => {
   await assert.rejects(client.query('SELECT * FROM no_such_table'), { code: '42P01' });
   await assert.rejects(client.query('SELEC 1'), { code: '42601' });
   await assert.rejects(client.query('SELECT 1 / 0'), { code: '22012' });
-  const { rows } = await client.query('SELECT 1::int AS one');
+  const { rows } = await client.query('SELECT 1 AS one');
   assert.deepEqual(rows, [{ one: 1 }]);
 });
 

@@ -61,6 +61,23 @@ def test_binary_parameters_and_results(conn):
         )
 
 
+def test_result_types_are_those_of_the_rows(conn, table_name):
+    # Described types are the types the rows are sent in: an integer literal
+    # is int4, and a UNION of int4 and int8 columns is int8 (it used to be
+    # described as int4 while int8 values were sent, garbling binary results).
+    conn.execute(f"CREATE TABLE {table_name} (a INT, b BIGINT)")
+    conn.execute(f"INSERT INTO {table_name} VALUES (1, 5000000000)")
+    union = f"SELECT a FROM {table_name} UNION ALL SELECT b FROM {table_name}"
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(union)
+            assert cur.description[0].type_code == 20
+            assert sorted(cur.fetchall()) == [(1,), (5000000000,)]
+            cur.execute("SELECT 1, 5000000000, %s::int + 1", (41,))
+            assert [c.type_code for c in cur.description] == [23, 20, 23]
+            assert cur.fetchone() == (1, 5000000000, 42)
+
+
 def test_array_parameters(conn, table_name):
     conn.execute(f"CREATE TABLE {table_name} (id BIGINT, name TEXT)")
     conn.execute(f"INSERT INTO {table_name} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
@@ -143,6 +160,8 @@ def test_error_classes(conn):
         conn.execute("SELECT 1 / 0")
     with pytest.raises(errors.UndefinedFunction):
         conn.execute("SELECT no_such_function(1)")
+    with pytest.raises(errors.NumericValueOutOfRange):
+        conn.execute("SELECT %s::bigint * 2", (2**62,))
     # The connection is fine afterwards.
     assert conn.execute("SELECT 1").fetchone() == (1,)
 

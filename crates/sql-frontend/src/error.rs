@@ -370,9 +370,11 @@ fn datafusion_message(e: &DataFusionError) -> String {
         | DataFusionError::ResourcesExhausted(m) => m.clone(),
         DataFusionError::SQL(parser, _) => parser.to_string().replace("sql parser error: ", ""),
         DataFusionError::External(source) => source.to_string(),
-        DataFusionError::ArrowError(a, _) if matches!(a.as_ref(), ArrowError::DivideByZero) => {
-            "division by zero".to_string()
-        }
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            ArrowError::DivideByZero => "division by zero".to_string(),
+            ArrowError::ArithmeticOverflow(m) => m.clone(),
+            _ => e.strip_backtrace(),
+        },
         other => other.strip_backtrace(),
     }
 }

@@ -134,7 +134,11 @@ impl QueryParser for PreparingParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &prepared.plan {
             Some(plan) if !matches!(plan, LogicalPlan::Dml(_)) => {
-                let schema = crate::session::result_schema(plan, prepared.names.clone());
+                let schema = crate::session::result_schema(
+                    plan,
+                    &self.session.produced_schema(plan),
+                    prepared.names.clone(),
+                );
                 let description = RowDescription::new(&schema, &format_codes(format))?;
                 Ok(description.fields().as_ref().clone())
             }

@@ -9,6 +9,7 @@ mod error;
 mod extended;
 mod functions;
 mod handler;
+mod integers;
 mod names;
 mod oid_types;
 mod params;

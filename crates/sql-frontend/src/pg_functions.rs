@@ -5,26 +5,36 @@
 //! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `pg_get_serial_sequence`,
 //! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
 //! (SQLAlchemy's reflection; Quiver has no sequences, indexes or
-//! constraints and only built-in collations).
+//! constraints and only built-in collations), and `pg_typeof`, which users
+//! call to see how Quiver types a value.
 //!
 //! All run on the frontend; they are stable, so DataFusion folds their
-//! constant calls while planning.
+//! constant calls while planning. `pg_typeof` depends only on its argument's
+//! type, so the planner replaces every call with its answer.
 
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Int32Array, StringArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::config::ConfigOptions;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionImplementation, ScalarUDF, Signature, SimpleScalarUDF,
-    TypeSignature, Volatility, create_udf,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarFunctionImplementation, ScalarUDF,
+    ScalarUDFImpl, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
 
 use crate::settings::Settings;
 
-/// Registers the session-independent functions in `ctx`.
-pub(crate) fn install(ctx: &SessionContext) {
+/// Registers the session-independent functions in `ctx`, which has
+/// `datafusion-pg-catalog`'s functions already.
+pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
+    ctx.register_udf(ScalarUDF::from(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+        format_type: ctx.udf("format_type")?,
+    }));
     ctx.register_udf(json_build_object());
     ctx.register_udf(create_udf(
         "to_regtype",
@@ -49,6 +59,63 @@ pub(crate) fn install(ctx: &SessionContext) {
         ("pg_get_constraintdef", &[1, 2]),
     ] {
         ctx.register_udf(constant(name, arities, ScalarValue::Utf8(None)));
+    }
+    Ok(())
+}
+
+/// `pg_typeof(x)`: the name of the type of `x` as PostgreSQL writes it
+/// (`integer`, `text[]`), by `datafusion-pg-catalog`'s `format_type`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+    format_type: Arc<ScalarUDF>,
+}
+
+impl PgTypeof {
+    fn type_name(&self, data_type: &DataType) -> DfResult<ScalarValue> {
+        let oid = arrow_pg::datatypes::into_pg_type(data_type)
+            .map_err(|e| DataFusionError::NotImplemented(e.to_string()))?
+            .oid();
+        let int = Arc::new(Field::new("oid", DataType::Int32, true));
+        let name = self.format_type.invoke_with_args(ScalarFunctionArgs {
+            args: vec![
+                ColumnarValue::Scalar(ScalarValue::Int32(Some(oid as i32))),
+                ColumnarValue::Scalar(ScalarValue::Int32(None)),
+            ],
+            arg_fields: vec![int.clone(), int],
+            number_rows: 1,
+            return_field: Arc::new(Field::new("name", DataType::Utf8, true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        })?;
+        match name {
+            ColumnarValue::Scalar(name) => Ok(name),
+            ColumnarValue::Array(names) => ScalarValue::try_from_array(&names, 0),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        let name = self.type_name(&info.get_data_type(&args[0])?)?;
+        Ok(ExprSimplifyResult::Simplified(Expr::Literal(name, None)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(
+            self.type_name(args.arg_fields[0].data_type())?,
+        ))
     }
 }
 

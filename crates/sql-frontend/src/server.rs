@@ -33,6 +33,7 @@ use crate::cancel::{Canceller, Cancels};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
 use crate::handler::{Connection, Login};
+use crate::integers::CheckedIntegerArithmetic;
 use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
 use crate::session::Session;
@@ -329,15 +330,18 @@ impl Engine {
         // Ballista replaces the function registry; Quiver's functions go after.
         let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
+        // Scalar subqueries, then checked arithmetic, after DataFusion's
+        // analyzer rules (type coercion among them).
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_query_planner(planner)
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
+            .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
             .build();
         let ctx = SessionContext::new_with_state(state);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
         crate::pg_proc::install(&ctx, DATABASE, registry.clone())?;
-        crate::pg_functions::install(&ctx);
+        crate::pg_functions::install(&ctx)?;
         ctx.register_udf(create_udf(
             "version",
             vec![],

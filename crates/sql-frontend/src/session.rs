@@ -408,7 +408,7 @@ impl Session {
             temporary = std::mem::take(&mut create.temporary);
         }
         let names = crate::names::statement_names(&statement);
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = self.plan(statement).await?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut create)) => {
                 create.temporary |= temporary;
@@ -445,8 +445,30 @@ impl Session {
         }
         self.check_block()?;
         self.refresh_functions();
-        let planned = self.ctx.state().statement_to_plan(statement.clone()).await;
-        Ok(Some(self.note_failure(planned.map_err(Error::from))?))
+        let planned = self.plan(statement.clone()).await;
+        Ok(Some(self.note_failure(planned)?))
+    }
+
+    /// Plans a statement, its integer literals typed as PostgreSQL types
+    /// them (see [`crate::integers`]).
+    async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        Ok(crate::integers::type_literals(plan)?)
+    }
+
+    /// The columns `plan` produces when it runs: its schema after the
+    /// analyzer. A plan the analyzer refuses before its parameters are bound
+    /// (one whose parameters have no type yet) is described as written; it
+    /// is analyzed again when it runs.
+    pub(crate) fn produced_schema(&self, plan: &LogicalPlan) -> Schema {
+        let state = self.ctx.state();
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+            .map_or_else(
+                |_| plan.schema().as_arrow().clone(),
+                |analyzed| analyzed.schema().as_arrow().clone(),
+            )
     }
 
     /// Runs a planned query or DML statement (a bound prepared statement);
@@ -502,8 +524,9 @@ impl Session {
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
-        let schema = Arc::new(result_schema(&plan, names));
+        let written = plan.clone();
         let batches = self.stream(plan).await?;
+        let schema = Arc::new(result_schema(&written, &batches.schema(), names));
         Ok(Outcome::Rows { schema, batches })
     }
 
@@ -825,10 +848,17 @@ impl Session {
     }
 }
 
-/// The result columns of a query `plan` as PostgreSQL describes them: named
+/// The result columns of a query `plan` as PostgreSQL describes them: of
+/// the types `plan` produces when it runs, `produced` (its schema after the
+/// analyzer, which may differ from the written plan's: `SELECT 1` is
+/// `integer`, a `UNION` of `integer` and `bigint` columns `bigint`), named
 /// by `names` (see [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
-pub(crate) fn result_schema(plan: &LogicalPlan, names: Option<Vec<Option<String>>>) -> Schema {
-    let schema = crate::oid_types::mark_columns(plan, plan.schema().as_arrow().clone());
+pub(crate) fn result_schema(
+    plan: &LogicalPlan,
+    produced: &Schema,
+    names: Option<Vec<Option<String>>>,
+) -> Schema {
+    let schema = crate::oid_types::mark_columns(plan, produced.clone());
     crate::names::rename(&schema, names)
 }
 

@@ -27,12 +27,15 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::{Result, ScalarValue, TableReference, exec_datafusion_err};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion::logical_expr::{
+    AggregateUDF, Extension, LogicalPlan, Operator, ScalarUDF, WindowUDF,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
 use crate::aggregate::WasmAggregateUdf;
+use crate::checked_arithmetic::CheckedArithmetic;
 use crate::definition::{FunctionDef, Limits};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::function::WasmFunction;
@@ -68,6 +71,13 @@ struct Reference {
 /// every process has built in.
 const SUBQUERY_ROWS: &[u8] = b"quiver-subquery-rows/1";
 const SUBQUERY_VALUE: &[u8] = b"quiver-subquery-value/1";
+
+/// The whole encodings of the [`CheckedArithmetic`] functions, built in too.
+const CHECKED: [(&[u8], Operator); 3] = [
+    (b"quiver-checked-add/1", Operator::Plus),
+    (b"quiver-checked-sub/1", Operator::Minus),
+    (b"quiver-checked-mul/1", Operator::Multiply),
+];
 
 /// Marks a classic aggregate written by these codecs.
 const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
@@ -153,6 +163,12 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(SUBQUERY_VALUE);
         return Ok(true);
     }
+    if let Some(checked) = inner.downcast_ref::<CheckedArithmetic>()
+        && let Some((encoding, _)) = CHECKED.iter().find(|(_, op)| *op == checked.op())
+    {
+        buf.extend_from_slice(encoding);
+        return Ok(true);
+    }
     let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
         return Ok(false);
     };
@@ -163,6 +179,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
 fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
     if buf == SUBQUERY_VALUE {
         return Some(Ok(SubqueryValue::udf()));
+    }
+    if let Some((_, op)) = CHECKED.iter().find(|(encoding, _)| buf == *encoding) {
+        return CheckedArithmetic::udf(*op).map(Ok);
     }
     Some(
         read_reference(loader, name, buf)?.map(|Overloads(overloads, modules)| {

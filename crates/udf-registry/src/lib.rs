@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+mod checked_arithmetic;
 mod codec;
 mod component;
 mod core_batch;
@@ -21,6 +22,7 @@ mod types;
 mod udf;
 
 pub use aggregate::WasmAggregateUdf;
+pub use checked_arithmetic::CheckedArithmetic;
 pub use codec::{Codecs, QuiverLogicalCodec, QuiverPhysicalCodec};
 pub use definition::{Abi, Folded, FunctionDef, Kind, Limits, TableColumn, Volatility};
 pub use error::{Error, Result};

@@ -1,0 +1,190 @@
+//! Integers with PostgreSQL's types and overflow rules.
+//!
+//! In PostgreSQL an integer literal that fits 32 bits is an `integer`, and
+//! integer arithmetic that leaves its type's range fails with
+//! `integer out of range` (SQLSTATE 22003). DataFusion types every integer
+//! literal `Int64` and wraps around on overflow. Clients see the
+//! difference: node-postgres returns `SELECT 1` as the string `'1'` when it
+//! is described as a `bigint`, and `9223372036854775807 + 1` must not be a
+//! negative number.
+//!
+//! Two steps give Quiver PostgreSQL's behaviour:
+//! - [`type_literals`] types literals that fit 32 bits `Int32` in every
+//!   statement as soon as it is planned, before DataFusion's type
+//!   coercion, which then widens them wherever they meet a wider type;
+//! - the analyzer rule [`CheckedIntegerArithmetic`] runs after DataFusion's
+//!   own and replaces integer `+`, `-` and `*` with [`CheckedArithmetic`]
+//!   (both sides have one type by then).
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::utils::expr::COUNT_STAR_EXPANSION;
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+use quiver_udf_registry::CheckedArithmetic;
+
+/// Types the integer literals of a freshly planned statement that fit 32
+/// bits `Int32`, as PostgreSQL types them `integer`. It runs before the
+/// analyzer, whose type coercion then widens them wherever they meet a
+/// wider type, and before parameters are bound: a parameter's value keeps
+/// the type the parameter was described with.
+///
+/// Some literals keep DataFusion's types: those of `VALUES` lists (their
+/// rows were given one type per column when they were planned), of
+/// recursive queries (the work table their recursive term reads was given
+/// its static term's types), and `count(*)`'s stand-in argument, which
+/// DataFusion recognizes by its type.
+pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let typed = plan.transform_down_with_subqueries(|node| match node {
+        LogicalPlan::RecursiveQuery(_) => {
+            Ok(Transformed::new(node, false, TreeNodeRecursion::Jump))
+        }
+        LogicalPlan::Values(_) | LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
+        node => {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let name = names.save(&expr);
+                narrow_literals(expr).map(|expr| expr.update_data(|expr| name.restore(expr)))
+            })
+        }
+    })?;
+    if !typed.transformed {
+        return Ok(typed.data);
+    }
+    typed
+        .data
+        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|recomputed| recomputed.data)
+}
+
+fn narrow_literals(expr: Expr) -> Result<Transformed<Expr>> {
+    expr.transform_down(|expr| match expr {
+        Expr::AggregateFunction(AggregateFunction { ref params, .. })
+            if counts_rows(&params.args) =>
+        {
+            Ok(Transformed::new(expr, false, TreeNodeRecursion::Jump))
+        }
+        Expr::WindowFunction(ref window) if counts_rows(&window.params.args) => {
+            Ok(Transformed::new(expr, false, TreeNodeRecursion::Jump))
+        }
+        Expr::Literal(ScalarValue::Int64(Some(value)), None) => match i32::try_from(value) {
+            Ok(value) => Ok(Transformed::yes(Expr::Literal(
+                ScalarValue::Int32(Some(value)),
+                None,
+            ))),
+            Err(_) => Ok(Transformed::no(expr)),
+        },
+        other => Ok(Transformed::no(other)),
+    })
+}
+
+/// Whether `args` is `count(*)`'s: the one literal DataFusion puts there.
+fn counts_rows(args: &[Expr]) -> bool {
+    matches!(args, [Expr::Literal(value, None)] if value == &COUNT_STAR_EXPANSION)
+}
+
+/// Replaces `+`, `-` and `*` on integers with [`CheckedArithmetic`], so
+/// that a result out of its type's range is an error, not a wrapped value.
+#[derive(Debug, Default)]
+pub struct CheckedIntegerArithmetic;
+
+impl AnalyzerRule for CheckedIntegerArithmetic {
+    fn name(&self) -> &str {
+        "quiver_checked_integer_arithmetic"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = expression_schema(&node);
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(|expr| checked(expr, &schema))
+                    .map(|expr| expr.update_data(|expr| name.restore(expr)))
+            })
+        })
+        .map(|transformed| transformed.data)
+    }
+}
+
+/// The schema `node`'s expressions are typed against: its inputs', or for a
+/// node without inputs (a scan's filters, `VALUES`), its own.
+fn expression_schema(node: &LogicalPlan) -> DFSchema {
+    let inputs = node.inputs();
+    if inputs.is_empty() {
+        node.schema().as_ref().clone()
+    } else {
+        merge_schema(&inputs)
+    }
+}
+
+fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
+        return Ok(Transformed::no(expr));
+    };
+    let Some(function) = CheckedArithmetic::udf(*op) else {
+        return Ok(Transformed::no(expr));
+    };
+    let (Ok(left_type), Ok(right_type)) = (left.get_type(schema), right.get_type(schema)) else {
+        return Ok(Transformed::no(expr));
+    };
+    if left_type != right_type || !left_type.is_integer() {
+        return Ok(Transformed::no(expr));
+    }
+    let Expr::BinaryExpr(BinaryExpr { left, right, .. }) = expr else {
+        unreachable!("matched above");
+    };
+    Ok(Transformed::yes(Expr::ScalarFunction(
+        ScalarFunction::new_udf(function, vec![*left, *right]),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{LogicalPlanBuilder, lit};
+    use datafusion::prelude::SessionContext;
+
+    #[tokio::test]
+    async fn literals_that_fit_32_bits_are_integers() {
+        let ctx = SessionContext::new();
+        let plan = ctx
+            .state()
+            .create_logical_plan("SELECT 1, 5000000000, 1 + 2")
+            .await
+            .unwrap();
+        let plan = type_literals(plan).unwrap();
+        let types: Vec<_> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().to_string())
+            .collect();
+        assert_eq!(types, ["Int32", "Int64", "Int32"]);
+    }
+
+    #[test]
+    fn integer_arithmetic_is_checked_and_keeps_its_name() {
+        let plan = LogicalPlanBuilder::empty(true)
+            .project(vec![lit(1i64) + lit(2i64), lit(1.5) + lit(2.5)])
+            .unwrap()
+            .build()
+            .unwrap();
+        let before: Vec<_> = plan.schema().field_names();
+        let plan = CheckedIntegerArithmetic
+            .analyze(plan, &ConfigOptions::default())
+            .unwrap();
+        assert_eq!(plan.schema().field_names(), before);
+        let LogicalPlan::Projection(projection) = &plan else {
+            panic!("a projection stays one");
+        };
+        assert!(
+            matches!(&projection.expr[0], Expr::ScalarFunction(f) if f.name() == "checked_add")
+        );
+        assert!(matches!(&projection.expr[1], Expr::BinaryExpr(_)));
+    }
+}
