@@ -1,4 +1,5 @@
-//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol twice:
+//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol twice
+//! (the files under `sql/languages/` twice for each guest language):
 //! against a real embedded `quiver serve` process (`embedded/...`), and
 //! against a cluster of separate processes — a scheduler, two executors and
 //! a frontend (`cluster/...`). Each run gets fresh processes and a fresh data
@@ -132,7 +133,19 @@ enum Deployment {
     Cluster(Cluster),
 }
 
-async fn run_file(path: &Path, mode: Mode, complete: bool) -> Result<(), String> {
+/// The guest languages whose examples implement `sql/languages/*.slt`, with
+/// the module each example builds to (see `./dev guests`).
+const LANGUAGES: &[(&str, &str)] = &[
+    ("rust", "quiver_example_functions.wasm"),
+    ("c", "quiver_example_c.wasm"),
+];
+
+async fn run_file(
+    path: &Path,
+    mode: Mode,
+    complete: bool,
+    guest_module: Option<&str>,
+) -> Result<(), String> {
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
     let deployment = match mode {
         Mode::Embedded => Deployment::Embedded(QuiverServer::start(data.path())),
@@ -160,6 +173,11 @@ async fn run_file(path: &Path, mode: Mode, complete: bool) -> Result<(), String>
         .join("tests")
         .join("data");
     runner.set_var("TEST_DATA".into(), test_data.display().to_string());
+    // Files under sql/languages/ run once per guest language, with that
+    // language's module as $GUEST_MODULE.
+    if let Some(module) = guest_module {
+        runner.set_var("GUEST_MODULE".into(), module.to_string());
+    }
     let result = if complete {
         runner
             .update_test_file(
@@ -197,17 +215,29 @@ fn main() {
         .filter(|(mode, _)| !complete || *mode == Mode::Embedded)
         .flat_map(|(mode, prefix)| {
             let root = &root;
-            files.iter().map(move |file| {
-                let name = format!(
-                    "{prefix}/{}",
-                    file.strip_prefix(root).unwrap_or(file).display()
-                );
-                let file = file.clone();
-                libtest_mimic::Trial::test(name, move || {
-                    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-                    runtime
-                        .block_on(run_file(&file, mode, complete))
-                        .map_err(Into::into)
+            files.iter().flat_map(move |file| {
+                let relative = file.strip_prefix(root).unwrap_or(file);
+                let runs: Vec<(String, Option<&str>)> = match relative.strip_prefix("languages") {
+                    Ok(rest) => LANGUAGES
+                        .iter()
+                        .map(|(language, module)| {
+                            (
+                                format!("{prefix}/languages/{language}/{}", rest.display()),
+                                Some(*module),
+                            )
+                        })
+                        .collect(),
+                    Err(_) => vec![(format!("{prefix}/{}", relative.display()), None)],
+                };
+                runs.into_iter().map(move |(name, module)| {
+                    let file = file.clone();
+                    libtest_mimic::Trial::test(name, move || {
+                        let runtime =
+                            tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                        runtime
+                            .block_on(run_file(&file, mode, complete, module))
+                            .map_err(Into::into)
+                    })
                 })
             })
         })

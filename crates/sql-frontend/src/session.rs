@@ -849,10 +849,10 @@ impl Session {
 }
 
 /// The result columns of a query `plan` as PostgreSQL describes them: of
-/// the types `plan` produces when it runs, `produced` (its schema after the
-/// analyzer, which may differ from the written plan's: `SELECT 1` is
-/// `integer`, a `UNION` of `integer` and `bigint` columns `bigint`), named
-/// by `names` (see [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
+/// the types its rows have when it runs, `produced` (its schema after the
+/// analyzer, which may differ from the written plan's: a `UNION` of
+/// `integer` and `bigint` columns is `bigint`), named by `names` (see
+/// [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
 pub(crate) fn result_schema(
     plan: &LogicalPlan,
     produced: &Schema,
