@@ -232,8 +232,7 @@ fn main() {
                 runs.into_iter().map(move |(name, module)| {
                     let file = file.clone();
                     libtest_mimic::Trial::test(name, move || {
-                        let runtime =
-                            tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                        let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
                         runtime
                             .block_on(run_file(&file, mode, complete, module))
                             .map_err(Into::into)

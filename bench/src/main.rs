@@ -25,8 +25,11 @@ use quiver_udf_registry::{
 
 const BATCH: usize = 8192;
 const RUNS: usize = 3;
+/// Rows of the table of one-row batches that measures the fixed cost of a call.
+const CALLS: usize = 20_000;
 
-fn table(rows: usize) -> MemTable {
+/// `rows` rows of `x` (0, 1, ...) and `s` (short text), in batches of `batch`.
+fn table(rows: usize, batch: usize) -> MemTable {
     let schema = Arc::new(Schema::new(vec![
         Field::new("x", DataType::Int64, false),
         Field::new("s", DataType::Utf8, false),
@@ -40,9 +43,9 @@ fn table(rows: usize) -> MemTable {
         "sandbox",
     ];
     let batches: Vec<RecordBatch> = (0..rows)
-        .step_by(BATCH)
+        .step_by(batch)
         .map(|start| {
-            let end = (start + BATCH).min(rows);
+            let end = (start + batch).min(rows);
             let x = Int64Array::from_iter_values((start as i64)..(end as i64));
             let s = StringArray::from_iter_values(
                 (start..end).map(|i| format!("{} {i}", words[i % words.len()])),
@@ -123,9 +126,12 @@ async fn main() {
     let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
     let registry = FunctionRegistry::open(store, runtime, Some(guest_dir), None).expect("registry");
     let file = |f: &str| ModuleSource::File(format!("quiver_example_functions.wasm{f}"));
+    let c_file = || ModuleSource::File("quiver_example_c.wasm".into());
     for create in [
         create("wasm_mul2_add1", vec![SqlType::Int64], SqlType::Int64, file(""), Some("mul2_add1")),
         create("wasm_upper", vec![SqlType::Text], SqlType::Text, file(""), Some("upper")),
+        create("c_mul2_add1", vec![SqlType::Int64], SqlType::Int64, c_file(), Some("mul2_add1")),
+        create("c_upper", vec![SqlType::Text], SqlType::Text, c_file(), Some("upper")),
         create(
             "core_mul2_add1",
             vec![SqlType::Int64],
@@ -167,7 +173,9 @@ async fn main() {
         .with_target_partitions(2)
         .with_batch_size(BATCH);
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_table("t", Arc::new(table(rows)))
+    ctx.register_table("t", Arc::new(table(rows, BATCH)))
+        .expect("register");
+    ctx.register_table("one_row_batches", Arc::new(table(CALLS, 1)))
         .expect("register");
     // Quiver's frontend plans integer `+`, `-`, `*` as these.
     for op in [Operator::Plus, Operator::Multiply] {
@@ -210,6 +218,10 @@ async fn main() {
                     "Wasm core module: sum(core_mul2_add1(x))",
                     "SELECT sum(core_mul2_add1(x)) FROM t",
                 ),
+                (
+                    "Wasm component in C: sum(c_mul2_add1(x))",
+                    "SELECT sum(c_mul2_add1(x)) FROM t",
+                ),
             ],
         ),
         (
@@ -222,6 +234,10 @@ async fn main() {
                 (
                     "Wasm component: sum(length(wasm_upper(s)))",
                     "SELECT sum(length(wasm_upper(s))) FROM t",
+                ),
+                (
+                    "Wasm component in C: sum(length(c_upper(s)))",
+                    "SELECT sum(length(c_upper(s))) FROM t",
                 ),
                 ("baseline: sum(length(s))", "SELECT sum(length(s)) FROM t"),
             ],
@@ -284,9 +300,30 @@ async fn main() {
             answers.push(answer);
         }
         if exact {
-            assert_eq!(answers[0], answers[1], "Wasm and native results agree");
+            assert!(
+                answers.iter().all(|a| *a == answers[0]),
+                "Wasm and native results agree: {answers:?}"
+            );
         } else {
             println!("| (answers: {}) | | |", answers.join(" vs "));
         }
+    }
+
+    // The fixed cost of a call: each function over one-row batches, less
+    // the native expression over the same batches.
+    println!("\nfixed cost per call ({CALLS} one-row batches):\n");
+    println!("| function | µs per call |");
+    println!("|---|---:|");
+    let (native, _) = best(&ctx, "SELECT sum(x * 2 + 1) FROM one_row_batches").await;
+    for (function, call) in [
+        ("wasm_mul2_add1", "sum(wasm_mul2_add1(x))"),
+        ("core_mul2_add1", "sum(core_mul2_add1(x))"),
+        ("c_mul2_add1", "sum(c_mul2_add1(x))"),
+        ("wasm_upper", "sum(length(wasm_upper(s)))"),
+        ("c_upper", "sum(length(c_upper(s)))"),
+    ] {
+        let (time, _) = best(&ctx, &format!("SELECT {call} FROM one_row_batches")).await;
+        let per_call = time.saturating_sub(native).as_secs_f64() * 1e6 / CALLS as f64;
+        println!("| {function} | {per_call:.2} |");
     }
 }
