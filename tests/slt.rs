@@ -138,6 +138,7 @@ enum Deployment {
 const LANGUAGES: &[(&str, &str)] = &[
     ("rust", "quiver_example_functions.wasm"),
     ("c", "quiver_example_c.wasm"),
+    ("python", "quiver_example_python.wasm"),
 ];
 
 async fn run_file(

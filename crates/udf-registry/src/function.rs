@@ -21,7 +21,9 @@ use crate::component::tables::{Tables, TablesPre};
 use crate::component::{VarBinary, WitType, from_column, offsets, to_column, var_binary};
 use crate::core_batch::CoreBatch;
 use crate::definition::{Abi, FunctionDef, Kind};
-use crate::runtime::{Compiled, EffectiveLimits, HostState, WasmRuntime, call_error};
+use crate::runtime::{
+    Compiled, EffectiveLimits, HostState, WasmRuntime, call_error, outside_async,
+};
 use crate::types::SqlType;
 use crate::{Error, Result};
 
@@ -821,27 +823,6 @@ impl TableRows {
                 other => other,
             })?;
         Ok(Some((arrays, rows)))
-    }
-}
-
-/// Runs `f`, which may block, where blocking is allowed. WASI's host side
-/// (stdout, stderr, clocks) runs its futures with `block_on` on the ambient
-/// tokio runtime, which panics on a thread that drives async tasks, and
-/// DataFusion evaluates functions on such threads: there, move off the
-/// worker first.
-fn outside_async<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Err(_) => f(),
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        Ok(_) => {
-            std::thread::scope(
-                |scope| match scope.spawn(crate::interrupt::carried(f)).join() {
-                    Ok(r) => r,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-            )
-        }
     }
 }
 

@@ -68,6 +68,8 @@ pub struct WasmRuntime {
     /// Compiled modules by SHA-256. Kept for the life of the process: plans
     /// are decoded per task and must never compile.
     compiled: Mutex<HashMap<String, Arc<Compiled>>>,
+    /// Held while compiling: wasmtime already uses every core for one module.
+    compiling: Mutex<()>,
     /// Batch drivers of core functions, by signature (see `core_batch`).
     drivers: Mutex<HashMap<String, Module>>,
     engine_hash: String,
@@ -106,6 +108,7 @@ impl WasmRuntime {
             config,
             component_linker: linker,
             compiled: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(()),
             drivers: Mutex::new(HashMap::new()),
             engine_hash,
         })
@@ -161,6 +164,19 @@ impl WasmRuntime {
         if let Some(compiled) = self.cached(&module.sha256) {
             return Ok(compiled);
         }
+        // Compiling a large component (CPython inside) takes seconds: the
+        // tasks of a query that all need it wait for one compilation, on a
+        // thread that lets the runtime's other work (heartbeats) go on.
+        outside_async(|| {
+            let _one_at_a_time = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(compiled) = self.cached(&module.sha256) {
+                return Ok(compiled);
+            }
+            self.compile_now(module)
+        })
+    }
+
+    fn compile_now(&self, module: &ModuleBytes) -> Result<Arc<Compiled>> {
         let compiled = Arc::new(self.load_or_compile(module)?);
         let mut cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
         Ok(cache
@@ -491,6 +507,27 @@ pub(crate) fn call_error(
                 row: None,
                 message,
             }
+        }
+    }
+}
+
+/// Runs `f`, which may block, where blocking is allowed. WASI's host side
+/// (stdout, stderr, clocks) runs its futures with `block_on` on the ambient
+/// tokio runtime, which panics on a thread that drives async tasks, and
+/// DataFusion evaluates functions on such threads: there, move off the
+/// worker first.
+pub(crate) fn outside_async<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(_) => {
+            std::thread::scope(
+                |scope| match scope.spawn(crate::interrupt::carried(f)).join() {
+                    Ok(r) => r,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+            )
         }
     }
 }

@@ -1,0 +1,428 @@
+"""Write Quiver functions in Python.
+
+Decorate plain Python functions and classes; componentize-py turns the module
+into a WebAssembly component of the ``quiver:udf`` world (``wit/udf.wit``),
+and this module implements that world over what you decorated:
+
+    from quiver_udf import scalar, aggregate, table
+    from quiver_udf import Scalar, Aggregate, Table  # what componentize-py exports
+
+    @scalar(args=["double precision"], returns="double precision")
+    def add_tax(price):
+        return price * 1.2
+
+Functions get and return Python values, one row at a time: ``bool``,
+``int``, ``float``, ``str``, ``bytes``, ``datetime.date`` and
+``datetime.datetime``, and ``None`` for NULL. See sdk/python/README.md.
+"""
+
+import datetime
+import itertools
+import pickle
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.exports import table as wit_table
+from wit_world.imports import types as t
+
+__all__ = ["scalar", "aggregate", "table", "Scalar", "Aggregate", "Table"]
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+_EPOCH_DAY = _EPOCH.date().toordinal()
+
+
+class _Type:
+    """A SQL type: its WIT form, its name and how its columns are read and written."""
+
+    def __init__(self, name, sql_type, values, lo=None, hi=None, read=None, write=None):
+        self.name = name
+        self.sql_type = sql_type
+        self.values = values
+        self.lo, self.hi = lo, hi
+        self.read = read  # a function of the WIT values, giving a list
+        self.write = write  # a function of a list (with None), giving WIT values
+
+
+def _ints(bits):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return lo, hi
+
+
+def _var_read(var, decode):
+    offsets, data = var.offsets, var.data
+    return [decode(data[offsets[i] : offsets[i + 1]]) for i in range(len(offsets) - 1)]
+
+
+def _var_write(values, encode):
+    offsets, chunks, end = [0], [], 0
+    for value in values:
+        if value is not None:
+            chunk = encode(value)
+            chunks.append(chunk)
+            end += len(chunk)
+        offsets.append(end)
+    return t.VarBinary(offsets, b"".join(chunks))
+
+
+def _zeroed(values, zero):
+    return [zero if v is None else v for v in values]
+
+
+_TYPES = [
+    _Type("boolean", t.SqlType_Boolean(), t.Values_Boolean,
+          read=list, write=lambda vs: _zeroed(vs, False)),
+    _Type("tinyint", t.SqlType_Int8(), t.Values_Int8, *_ints(8),
+          read=lambda b: [v - 256 if v > 127 else v for v in b],
+          write=lambda vs: bytes((v or 0) & 0xFF for v in vs)),
+    _Type("smallint", t.SqlType_Int16(), t.Values_Int16, *_ints(16),
+          read=list, write=lambda vs: _zeroed(vs, 0)),
+    _Type("integer", t.SqlType_Int32(), t.Values_Int32, *_ints(32),
+          read=list, write=lambda vs: _zeroed(vs, 0)),
+    _Type("bigint", t.SqlType_Int64(), t.Values_Int64, *_ints(64),
+          read=list, write=lambda vs: _zeroed(vs, 0)),
+    _Type("real", t.SqlType_Float32(), t.Values_Float32,
+          read=list, write=lambda vs: _zeroed(vs, 0.0)),
+    _Type("double precision", t.SqlType_Float64(), t.Values_Float64,
+          read=list, write=lambda vs: _zeroed(vs, 0.0)),
+    _Type("text", t.SqlType_Text(), t.Values_Text,
+          read=lambda v: _var_read(v, lambda b: b.decode()),
+          write=lambda vs: _var_write(vs, str.encode)),
+    _Type("bytea", t.SqlType_Bytea(), t.Values_Bytea,
+          read=lambda v: _var_read(v, bytes),
+          write=lambda vs: _var_write(vs, bytes)),
+    _Type("date", t.SqlType_Date(), t.Values_Date, *_ints(32),
+          read=lambda ds: [datetime.date.fromordinal(d + _EPOCH_DAY) for d in ds],
+          write=lambda vs: [0 if v is None else v.toordinal() - _EPOCH_DAY for v in vs]),
+    _Type("timestamp", t.SqlType_Timestamp(), t.Values_Timestamp,
+          read=lambda us: [_EPOCH + datetime.timedelta(microseconds=u) for u in us],
+          write=lambda vs: [0 if v is None else (v - _EPOCH) // datetime.timedelta(microseconds=1)
+                            for v in vs]),
+]
+
+# The names PostgreSQL gives these types, as written in `args=` and `returns=`.
+_ALIASES = {
+    "bool": "boolean",
+    "int2": "smallint",
+    "int": "integer",
+    "int4": "integer",
+    "int8": "bigint",
+    "float4": "real",
+    "float8": "double precision",
+    "double": "double precision",
+    "varchar": "text",
+    "timestamp without time zone": "timestamp",
+}
+_BY_NAME = {ty.name: ty for ty in _TYPES}
+
+# What a Python value must be, per type (bool is an int, so it is refused for ints).
+_PYTHON = {
+    "boolean": (bool,),
+    "real": (float, int),
+    "double precision": (float, int),
+    "text": (str,),
+    "bytea": (bytes, bytearray, memoryview),
+    "date": (datetime.date,),
+    "timestamp": (datetime.datetime,),
+}
+
+
+def _sql_type(name):
+    key = " ".join(name.lower().split())
+    ty = _BY_NAME.get(_ALIASES.get(key, key))
+    if ty is None:
+        raise ValueError(f"unknown SQL type {name!r}; use one of: {', '.join(_BY_NAME)}")
+    return ty
+
+
+def _type_of(sql_type):
+    for ty in _TYPES:
+        if ty.sql_type == sql_type:
+            return ty
+    return None
+
+
+def _type_names(sql_types):
+    return ", ".join(ty.name if ty else "numeric" for ty in map(_type_of, sql_types))
+
+
+class _Function:
+    """What a decorator recorded: a name, a signature and the Python object."""
+
+    def __init__(self, kind, obj, name, args, strict):
+        self.kind = kind
+        self.obj = obj
+        self.name = name or obj.__name__
+        self.args = [_sql_type(a) for a in args]
+        self.strict = strict
+
+    def check(self, given):
+        """Raises Err(message) unless `given` (WIT types) is this signature."""
+        if [ty.sql_type for ty in self.args] != list(given):
+            wanted = ", ".join(ty.name for ty in self.args)
+            raise Err(f"{self.name} takes ({wanted}), not ({_type_names(given)})")
+
+
+_SCALARS = {}
+_AGGREGATES = {}
+_TABLES = {}
+
+
+def _register(registry, function):
+    if function.name in registry:
+        raise ValueError(f"two {function.kind} functions are named {function.name!r}")
+    registry[function.name] = function
+    return function.obj
+
+
+def scalar(*, args, returns, name=None, strict=True):
+    """A scalar function: called once per row with one Python value per argument.
+
+    ``args`` lists the SQL argument types and ``returns`` the result's. With
+    ``strict`` (the default), a row with a NULL argument gives NULL without a
+    call; ``strict=False`` passes None instead.
+    """
+
+    def decorate(fn):
+        function = _Function("scalar", fn, name, args, strict)
+        function.returns = _sql_type(returns)
+        return _register(_SCALARS, function)
+
+    return decorate
+
+
+def aggregate(*, args, returns, name=None, strict=True):
+    """An aggregate: a class whose instances are the states of groups.
+
+    ``cls()`` is a new group, ``update(*values)`` adds one row, ``merge(other)``
+    adds another state of the same group, ``finish()`` gives the result.
+    States travel between machines pickled. With ``strict`` (the default),
+    rows with a NULL argument are skipped.
+    """
+
+    def decorate(cls):
+        for method in ("update", "merge", "finish"):
+            if not callable(getattr(cls, method, None)):
+                raise TypeError(f"aggregate {cls.__name__} needs a {method} method")
+        function = _Function("aggregate", cls, name, args, strict)
+        function.returns = _sql_type(returns)
+        return _register(_AGGREGATES, function)
+
+    return decorate
+
+
+def table(*, args, columns, name=None):
+    """A table function: called once with its arguments, it returns an iterable
+    (usually it is a generator) of rows: tuples, or single values for one column.
+    """
+
+    def decorate(fn):
+        function = _Function("table", fn, name, args, False)
+        function.columns = [_sql_type(c) for c in columns]
+        return _register(_TABLES, function)
+
+    return decorate
+
+
+# Columns in and out.
+
+
+def _read(column, ty, rows):
+    """A WIT column as a list of Python values, None for NULL."""
+    values = ty.read(column.values.value)
+    validity = column.validity
+    if validity is not None:
+        for i in range(rows):
+            if not (validity[i >> 3] >> (i & 7)) & 1:
+                values[i] = None
+    return values
+
+
+def _check(value, ty):
+    """Why `value` cannot be a `ty`, or None when it can."""
+    if ty.lo is not None and ty.name not in _PYTHON:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{type(value).__name__} is not {ty.name}"
+        if not ty.lo <= value <= ty.hi:
+            return f"{ty.name} out of range"
+        return None
+    if not isinstance(value, _PYTHON[ty.name]):
+        return f"{type(value).__name__} is not {ty.name}"
+    if ty.name == "date" and isinstance(value, datetime.datetime):
+        return "datetime is not date"
+    return None
+
+
+def _write(values, ty, row_of=lambda i: i):
+    """Python values as a WIT column; a value of the wrong type or range is
+    an error of its row (`row_of` maps a position to the row it names)."""
+    validity = None
+    for i, value in enumerate(values):
+        if value is None:
+            if validity is None:
+                validity = bytearray(b"\xff" * ((len(values) + 7) // 8))
+            validity[i >> 3] &= ~(1 << (i & 7)) & 0xFF
+            continue
+        problem = _check(value, ty)
+        if problem is not None:
+            raise Err(t.RowError(row_of(i), problem))
+    return t.Column(None if validity is None else bytes(validity), ty.values(ty.write(values)))
+
+
+def _message(error):
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _lookup(registry, name, kind):
+    function = registry.get(name)
+    if function is None:
+        raise Err(f"this module has no {kind} named {name!r}")
+    return function
+
+
+# The world's exports: componentize-py finds these three classes in the
+# module it builds, which imports them from here.
+
+
+class Scalar(exports.Scalar):
+    def functions(self):
+        return list(_SCALARS)
+
+    def return_type(self, name, args):
+        function = _lookup(_SCALARS, name, "scalar function")
+        function.check(args)
+        return function.returns.sql_type
+
+    def call(self, name, args, rows):
+        function = _SCALARS.get(name)
+        if function is None:
+            raise Err(t.RowError(0, f"this module has no scalar function named {name!r}"))
+        fn = function.obj
+        columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
+        arguments = zip(*columns) if columns else itertools.repeat((), rows)
+        out = []
+        append = out.append
+        for row, values in enumerate(arguments):
+            if function.strict and None in values:
+                append(None)
+                continue
+            try:
+                append(fn(*values))
+            except Exception as error:
+                raise Err(t.RowError(row, _message(error)))
+        return _write(out, function.returns)
+
+
+class _Accumulator:
+    """The states of an aggregate's groups: one instance of its class each."""
+
+    def __init__(self, function):
+        self.function = function
+        self.groups = []
+
+    def _grow(self, count):
+        cls = self.function.obj
+        while len(self.groups) < count:
+            self.groups.append(cls())
+
+    def update(self, groups, group_count, args, rows):
+        self._grow(group_count)
+        function = self.function
+        columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
+        arguments = zip(*columns) if columns else itertools.repeat((), rows)
+        states = self.groups
+        for row, values in enumerate(arguments):
+            if function.strict and None in values:
+                continue
+            try:
+                states[groups[row] if groups else 0].update(*values)
+            except Exception as error:
+                raise Err(t.RowError(row, _message(error)))
+
+    def merge(self, groups, group_count, states):
+        self._grow(group_count)
+        offsets, data = states.offsets, states.data
+        for i in range(len(offsets) - 1):
+            try:
+                other = pickle.loads(data[offsets[i] : offsets[i + 1]])
+                self.groups[groups[i] if groups else 0].merge(other)
+            except Exception as error:
+                raise Err(t.RowError(i, _message(error)))
+
+    def state(self, count):
+        try:
+            return _var_write(self.groups[:count], pickle.dumps)
+        except Exception as error:
+            raise Err(f"{self.function.name}: cannot pickle a state: {_message(error)}")
+
+    def finish(self, count):
+        self._grow(count)
+        results = []
+        for group, state in enumerate(self.groups[:count]):
+            try:
+                results.append(state.finish())
+            except Exception as error:
+                raise Err(t.RowError(group, _message(error)))
+        return _write(results, self.function.returns)
+
+    def remove(self, count):
+        del self.groups[:count]
+
+
+class Aggregate(exports.Aggregate):
+    def aggregates(self):
+        return list(_AGGREGATES)
+
+    def return_type(self, name, args):
+        function = _lookup(_AGGREGATES, name, "aggregate")
+        function.check(args)
+        return function.returns.sql_type
+
+    def create(self, name, args):
+        function = _lookup(_AGGREGATES, name, "aggregate")
+        function.check(args)
+        return _Accumulator(function)
+
+
+class _Rows:
+    """A running table function: its iterator, read a batch at a time."""
+
+    def __init__(self, function, rows):
+        self.function = function
+        self.rows = rows
+
+    def next(self, max_rows):
+        function = self.function
+        width = len(function.columns)
+        batch = []
+        try:
+            for row in itertools.islice(self.rows, max_rows):
+                batch.append(row if width > 1 or isinstance(row, tuple) else (row,))
+        except Exception as error:
+            raise Err(t.RowError(len(batch), _message(error)))
+        if not batch:
+            return None
+        for i, row in enumerate(batch):
+            if len(row) != width:
+                raise Err(t.RowError(i, f"{function.name} gave a row of {len(row)} values, "
+                                        f"not {width}"))
+        columns = [_write([row[c] for row in batch], ty) for c, ty in enumerate(function.columns)]
+        return wit_table.Batch(columns, len(batch))
+
+
+class Table(exports.Table):
+    def tables(self):
+        return list(_TABLES)
+
+    def columns(self, name, args):
+        function = _lookup(_TABLES, name, "table function")
+        function.check(args)
+        return [ty.sql_type for ty in function.columns]
+
+    def start(self, name, args):
+        function = _lookup(_TABLES, name, "table function")
+        values = [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+        try:
+            return _Rows(function, iter(function.obj(*values)))
+        except Exception as error:
+            raise Err(_message(error))
