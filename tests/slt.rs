@@ -133,8 +133,9 @@ enum Deployment {
     Cluster(Cluster),
 }
 
-/// The guest languages whose examples implement `sql/languages/*.slt`, with
-/// the module each example builds to (see `./dev guests`).
+/// The guest languages whose examples run every file under `sql/languages/`
+/// (files under `sql/languages/<language>/` run with that language's only),
+/// with `$GUEST_MODULE` the module the example builds to (see `./dev guests`).
 const LANGUAGES: &[(&str, &str)] = &[
     ("rust", "quiver_example_functions.wasm"),
     ("c", "quiver_example_c.wasm"),
@@ -221,11 +222,19 @@ fn main() {
                 let runs: Vec<(String, Option<&str>)> = match relative.strip_prefix("languages") {
                     Ok(rest) => LANGUAGES
                         .iter()
-                        .map(|(language, module)| {
-                            (
+                        .filter_map(|(language, module)| {
+                            // languages/<language>/...: that language's only.
+                            let rest = match rest.strip_prefix(language) {
+                                Ok(own) => own,
+                                Err(_) if LANGUAGES.iter().any(|(l, _)| rest.starts_with(l)) => {
+                                    return None;
+                                }
+                                Err(_) => rest,
+                            };
+                            Some((
                                 format!("{prefix}/languages/{language}/{}", rest.display()),
                                 Some(*module),
-                            )
+                            ))
                         })
                         .collect(),
                     Err(_) => vec![(format!("{prefix}/{}", relative.display()), None)],

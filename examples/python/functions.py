@@ -2,6 +2,9 @@
 (examples/rust), built into a component by the Makefile beside this file.
 See the guide, sdk/python/README.md."""
 
+import collections
+import datetime
+
 from quiver_udf import aggregate, scalar, table
 from quiver_udf import Aggregate, Scalar, Table  # noqa: F401 (the component's exports)
 
@@ -52,3 +55,57 @@ def series(start, stop, step):
     while (step > 0 and n <= stop) or (step < 0 and n >= stop):
         yield n
         n += step
+
+
+# Beyond the functions every language's example has: what the Python SDK adds.
+
+
+@scalar(args=["double precision"], returns="double precision", strict=False)
+def zero_if_null(x):
+    """NULL becomes zero: strict=False passes None to the function."""
+    return 0.0 if x is None else x
+
+
+@scalar(args=["text"], returns="bigint")
+def parse_int(s):
+    """A Python exception fails the query, naming the row and the exception."""
+    return int(s)
+
+
+@scalar(args=["date", "date"], returns="integer")
+def days_between(a, b):
+    """Dates arrive as datetime.date."""
+    return (b - a).days
+
+
+@scalar(args=["timestamp"], returns="timestamp")
+def next_hour(ts):
+    """Timestamps arrive as datetime.datetime (no time zone)."""
+    return ts.replace(minute=0, second=0, microsecond=0) + datetime.timedelta(hours=1)
+
+
+@aggregate(args=["text"], returns="text")
+class most_common:
+    """The most frequent value (the smallest of ties): a state can be any
+    picklable object, here a Counter."""
+
+    def __init__(self):
+        self.counts = collections.Counter()
+
+    def update(self, value):
+        self.counts[value] += 1
+
+    def merge(self, other):
+        self.counts.update(other.counts)
+
+    def finish(self):
+        if not self.counts:
+            return None
+        return min(self.counts.items(), key=lambda item: (-item[1], item[0]))[0]
+
+
+@table(args=["text"], columns=["integer", "text"])
+def words(text):
+    """Rows of several columns are tuples."""
+    for position, word in enumerate(text.split(), start=1):
+        yield position, word

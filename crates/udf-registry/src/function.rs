@@ -3,7 +3,7 @@
 //! table function, each living in an instance of their own.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, make_array, new_null_array};
 use datafusion::arrow::buffer::{Buffer, NullBuffer};
@@ -21,6 +21,7 @@ use crate::component::tables::{Tables, TablesPre};
 use crate::component::{VarBinary, WitType, from_column, offsets, to_column, var_binary};
 use crate::core_batch::CoreBatch;
 use crate::definition::{Abi, FunctionDef, Kind};
+use crate::module_dir::ModuleDir;
 use crate::runtime::{
     Compiled, EffectiveLimits, HostState, WasmRuntime, call_error, outside_async,
 };
@@ -30,7 +31,9 @@ use crate::{Error, Result};
 /// One overload of a Wasm function, ready to call.
 pub struct WasmFunction {
     def: FunctionDef,
-    compiled: Arc<Compiled>,
+    compiled: OnceLock<Arc<Compiled>>,
+    /// Where the module is read from when it is compiled at the first call.
+    fetch: Option<ModuleDir>,
     runtime: Arc<WasmRuntime>,
     limits: EffectiveLimits,
     /// Idle instances. An instance serves one call at a time and goes back
@@ -97,16 +100,28 @@ impl Instance {
     }
 }
 
+/// A function's compiled module: at hand, or read from a module directory
+/// and compiled at the first call. Schedulers and executors decode plans
+/// naming functions they may never call (a scheduler calls none), and must
+/// not spend the seconds a large component (CPython inside) takes to
+/// compile while they decode: a scheduler doing so kept its client waiting
+/// past the gRPC timeout.
+pub(crate) enum Code {
+    Compiled(Arc<Compiled>),
+    Fetch(ModuleDir),
+}
+
 impl WasmFunction {
-    pub(crate) fn new(
-        def: FunctionDef,
-        compiled: Arc<Compiled>,
-        runtime: Arc<WasmRuntime>,
-    ) -> Self {
+    pub(crate) fn new(def: FunctionDef, code: Code, runtime: Arc<WasmRuntime>) -> Self {
         let limits = runtime.limits(&def.limits);
+        let (compiled, fetch) = match code {
+            Code::Compiled(compiled) => (OnceLock::from(compiled), None),
+            Code::Fetch(modules) => (OnceLock::new(), Some(modules)),
+        };
         Self {
             def,
             compiled,
+            fetch,
             runtime,
             limits,
             pool: Mutex::new(Vec::new()),
@@ -118,6 +133,32 @@ impl WasmFunction {
         &self.def
     }
 
+    /// The compiled module, compiled now if this is the first call.
+    fn compiled(&self) -> Result<&Compiled> {
+        if let Some(compiled) = self.compiled.get() {
+            return Ok(compiled);
+        }
+        let sha = &self.def.module_sha256;
+        let compiled = match (self.runtime.cached(sha), &self.fetch) {
+            (Some(compiled), _) => compiled,
+            (None, Some(modules)) => {
+                let started = std::time::Instant::now();
+                let compiled = self.runtime.compile(&modules.read(sha)?)?;
+                tracing::info!(function = %self.def.signature(), sha256 = %sha,
+                    from = %modules.path().display(),
+                    elapsed_ms = started.elapsed().as_millis() as u64, "Wasm module fetched");
+                compiled
+            }
+            (None, None) => {
+                return Err(Error::Corrupt {
+                    key: self.def.signature(),
+                    message: format!("module {sha} is missing"),
+                });
+            }
+        };
+        Ok(self.compiled.get_or_init(|| compiled))
+    }
+
     /// The limits its calls run under (its own, or the server's defaults).
     pub fn limits(&self) -> EffectiveLimits {
         self.limits
@@ -127,7 +168,7 @@ impl WasmFunction {
     /// takes and returns what the SQL signature says (42P13 otherwise).
     pub(crate) fn validate(&self) -> Result<()> {
         let def = &self.def;
-        match (&*self.compiled, def.abi) {
+        match (self.compiled()?, def.abi) {
             (Compiled::Core(module), Abi::Core) => {
                 let exports: Vec<String> = module
                     .exports()
@@ -432,7 +473,7 @@ impl WasmFunction {
         }
         let mut store = self.runtime.store(self.limits);
         self.runtime.arm_deadline(&mut store, self.limits);
-        match &*self.compiled {
+        match self.compiled()? {
             Compiled::Component(pre) => {
                 let missing = |interface: &str, e: wasmtime::Error| {
                     Error::InvalidFunction(format!(

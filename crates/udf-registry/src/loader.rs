@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, Weak};
 use quiver_catalog::{MODULES_CF, MetaStore};
 
 use crate::definition::FunctionDef;
-use crate::function::WasmFunction;
+use crate::function::{Code, WasmFunction};
 use crate::module::ModuleBytes;
 use crate::module_dir::ModuleDir;
-use crate::runtime::{Compiled, WasmRuntime};
+use crate::runtime::WasmRuntime;
 use crate::{Error, Result};
 
 /// How many recently decoded functions a process keeps alive with no plan
@@ -67,8 +67,8 @@ impl FunctionLoader {
         if let Some(f) = self.versions().get(def).and_then(Weak::upgrade) {
             return Ok(f);
         }
-        let compiled = self.compiled(def, modules)?;
-        let f = self.remember(def.clone(), compiled);
+        let code = self.code(def, modules)?;
+        let f = self.remember(def.clone(), code);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if !recent.iter().any(|r| Arc::ptr_eq(r, &f)) {
             if recent.len() == RECENT {
@@ -79,28 +79,27 @@ impl FunctionLoader {
         Ok(f)
     }
 
-    fn compiled(&self, def: &FunctionDef, modules: Option<&ModuleDir>) -> Result<Arc<Compiled>> {
+    /// Where `def`'s module comes from: compiled already, or from the
+    /// catalog (compiled now), or from `modules` (compiled at the first call).
+    fn code(&self, def: &FunctionDef, modules: Option<&ModuleDir>) -> Result<Code> {
         let sha = &def.module_sha256;
         if let Some(compiled) = self.runtime.cached(sha) {
-            return Ok(compiled);
+            return Ok(Code::Compiled(compiled));
         }
         if let Some(store) = &self.store
             && let Some(bytes) = store.get(MODULES_CF, sha)?
         {
-            return self.runtime.compile(&ModuleBytes::new(bytes));
+            return Ok(Code::Compiled(
+                self.runtime.compile(&ModuleBytes::new(bytes))?,
+            ));
         }
-        let Some(modules) = modules else {
-            return Err(Error::Corrupt {
+        match modules {
+            Some(modules) if modules.contains(sha) => Ok(Code::Fetch(modules.clone())),
+            _ => Err(Error::Corrupt {
                 key: def.signature(),
                 message: format!("module {sha} is missing"),
-            });
-        };
-        let started = std::time::Instant::now();
-        let module = modules.read(sha)?;
-        let compiled = self.runtime.compile(&module)?;
-        tracing::info!(function = %def.signature(), sha256 = %sha, from = %modules.path().display(),
-            elapsed_ms = started.elapsed().as_millis() as u64, "Wasm module fetched");
-        Ok(compiled)
+            }),
+        }
     }
 
     fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionDef, Weak<WasmFunction>>> {
@@ -108,17 +107,13 @@ impl FunctionLoader {
     }
 
     /// The one [`WasmFunction`] of `def` in this process.
-    pub(crate) fn remember(&self, def: FunctionDef, compiled: Arc<Compiled>) -> Arc<WasmFunction> {
+    pub(crate) fn remember(&self, def: FunctionDef, code: Code) -> Arc<WasmFunction> {
         let mut versions = self.versions();
         if let Some(f) = versions.get(&def).and_then(Weak::upgrade) {
             return f;
         }
         versions.retain(|_, f| f.strong_count() > 0);
-        let f = Arc::new(WasmFunction::new(
-            def.clone(),
-            compiled,
-            self.runtime.clone(),
-        ));
+        let f = Arc::new(WasmFunction::new(def.clone(), code, self.runtime.clone()));
         versions.insert(def, Arc::downgrade(&f));
         f
     }

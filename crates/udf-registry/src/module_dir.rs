@@ -45,6 +45,11 @@ impl ModuleDir {
         self.path.join(format!("{sha256}.wasm"))
     }
 
+    /// Whether the module with this hash has been written here.
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.file(sha256).is_file()
+    }
+
     /// Writes `module` unless it is already there. The file appears whole
     /// (written aside, synced, renamed) so a reader never sees half a module.
     pub fn publish(&self, module: &ModuleBytes) -> Result<()> {

@@ -9,7 +9,7 @@ use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 
 use crate::definition::{Abi, Folded, FunctionDef, Kind, Limits, Volatility};
 use crate::folded::FoldedParts;
-use crate::function::WasmFunction;
+use crate::function::{Code, WasmFunction};
 use crate::loader::FunctionLoader;
 use crate::module::ModuleBytes;
 use crate::module_dir::ModuleDir;
@@ -282,7 +282,11 @@ impl FunctionRegistry {
             version: previous.as_ref().map_or(1, |p| p.version + 1),
         };
         if def.kind == Kind::Aggregate && !polymorphic {
-            let probe = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
+            let probe = WasmFunction::new(
+                def.clone(),
+                Code::Compiled(compiled.clone()),
+                self.runtime().clone(),
+            );
             probe.check_exported()?;
             def.returns = probe.guest_return_type(&def.args).map_err(|e| match e {
                 Error::ArgumentTypes(m) => Error::InvalidFunction(m),
@@ -307,7 +311,11 @@ impl FunctionRegistry {
             }
         }
         self.check_one_kind(&def)?;
-        let function = WasmFunction::new(def.clone(), compiled.clone(), self.runtime().clone());
+        let function = WasmFunction::new(
+            def.clone(),
+            Code::Compiled(compiled.clone()),
+            self.runtime().clone(),
+        );
         function.validate()?;
 
         let value = serde_json::to_vec(&def).map_err(|e| Error::Runtime(e.to_string()))?;
@@ -339,7 +347,7 @@ impl FunctionRegistry {
             modules.publish(&module)?;
         }
         self.store.write(&changes)?;
-        self.insert(self.loader.remember(def.clone(), compiled));
+        self.insert(self.loader.remember(def.clone(), Code::Compiled(compiled)));
         tracing::info!(function = %key, sha256 = %def.module_sha256, version = def.version, "Wasm function created");
         Ok(def)
     }
