@@ -84,6 +84,13 @@ impl RowDescription {
 
     /// Encodes one batch into `DataRow` messages.
     pub fn data_rows(&self, batch: RecordBatch) -> Vec<PgWireResult<DataRow>> {
+        let text = |column: usize| {
+            self.encode[column].format() == pgwire041::api::results::FieldFormat::Text
+        };
+        let batch = match postgres_float_text(&batch, text) {
+            Ok(batch) => batch,
+            Err(e) => return vec![Err(e)],
+        };
         arrow_pg::datatypes::encode_recordbatch(self.encode.clone(), batch)
             .map(|row| {
                 row.map(|r| DataRow::new(r.data, r.field_count))
@@ -162,9 +169,12 @@ pub fn copy_stream(
     let wrote_rows = Arc::new(AtomicBool::new(false));
     let wrote = wrote_rows.clone();
     let rows = batches.flat_map(move |batch| {
+        let batch = batch
+            .map_err(|e| Error::from(e).into())
+            .and_then(|batch| postgres_float_text(&batch, |_| !binary));
         let rows: Vec<PgWireResult<CopyData>> = match batch {
             Ok(batch) => encode_copy_rows(&mut encoder, &fields, &batch),
-            Err(e) => vec![Err(Error::from(e).into())],
+            Err(e) => vec![Err(e)],
         };
         wrote.fetch_or(!rows.is_empty(), Ordering::Relaxed);
         stream::iter(rows)
@@ -203,6 +213,160 @@ fn encode_copy_rows(
         .collect()
 }
 
+/// `batch` with its floating-point columns sent as text (`text(column)`)
+/// turned into text columns holding PostgreSQL's output for them, which
+/// arrow-pg's (pgwire's) is not: `Infinity` rather than `inf` (which JDBC
+/// and others cannot read), `12` rather than `12.0`, `1e+20` rather than
+/// `1e20`. The row description keeps the float types.
+fn postgres_float_text(
+    batch: &RecordBatch,
+    text: impl Fn(usize) -> bool,
+) -> PgWireResult<RecordBatch> {
+    use datafusion::arrow::array::{Array, AsArray, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type};
+    let schema = batch.schema();
+    let floats = |column: usize| {
+        text(column)
+            && matches!(
+                schema.field(column).data_type(),
+                DataType::Float32 | DataType::Float64
+            )
+    };
+    if !(0..batch.num_columns()).any(floats) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (column, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        let as_text: Option<StringArray> = match array.data_type() {
+            _ if !floats(column) => None,
+            DataType::Float64 => Some(
+                array
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .map(|v| v.map(|v| float_text(&format!("{v:e}"), 15)))
+                    .collect(),
+            ),
+            _ => Some(
+                array
+                    .as_primitive::<Float32Type>()
+                    .iter()
+                    .map(|v| v.map(|v| float_text(&format!("{v:e}"), 6)))
+                    .collect(),
+            ),
+        };
+        match as_text {
+            Some(strings) => {
+                fields.push(Arc::new(Field::new(
+                    field.name(),
+                    DataType::Utf8,
+                    field.is_nullable(),
+                )));
+                columns.push(Arc::new(strings) as Arc<dyn Array>);
+            }
+            None => {
+                fields.push(field.clone());
+                columns.push(array.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::Internal(format!("could not encode floats: {e}")).into())
+}
+
+/// PostgreSQL's text for a float given in Rust's shortest scientific form
+/// (`{:e}`: the fewest digits that read back as the same value), as
+/// `float8out` and `float4out` write it: positional unless the decimal
+/// exponent is below -4 or at least `precision` (15 for double precision,
+/// 6 for real), then `d.ddde+XX` with at least two exponent digits.
+fn float_text(shortest: &str, precision: i32) -> String {
+    match shortest {
+        "inf" => return "Infinity".into(),
+        "-inf" => return "-Infinity".into(),
+        "NaN" => return "NaN".into(),
+        _ => {}
+    }
+    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((shortest, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let mut out = String::from(sign);
+    if exponent < -4 || exponent >= precision {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        out.push_str(&format!("e{exponent_sign}{:02}", exponent.abs()));
+    } else if exponent < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
+        out.push_str(&digits);
+    } else {
+        let whole = exponent as usize + 1;
+        if digits.len() <= whole {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', whole - digits.len()));
+        } else {
+            out.push_str(&digits[..whole]);
+            out.push('.');
+            out.push_str(&digits[whole..]);
+        }
+    }
+    out
+}
+
 fn bridge_error(e: pgwire041::error::PgWireError) -> PgWireError {
     Error::Internal(format!("could not encode a value: {e}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::float_text;
+
+    fn double(v: f64) -> String {
+        float_text(&format!("{v:e}"), 15)
+    }
+
+    fn real(v: f32) -> String {
+        float_text(&format!("{v:e}"), 6)
+    }
+
+    #[test]
+    fn floats_are_written_as_postgresql_writes_them() {
+        // Each pair as PostgreSQL 16 prints it (extra_float_digits = 1).
+        for (value, text) in [
+            (12.0, "12"),
+            (1.5, "1.5"),
+            (-0.25, "-0.25"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e20, "1e+20"),
+            (1e-7, "1e-07"),
+            (0.0001, "0.0001"),
+            (0.00001234, "1.234e-05"),
+            (123456789012345.0, "123456789012345"),
+            (1234567890123456.0, "1.234567890123456e+15"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(double(value), text, "{value:e}");
+        }
+        for (value, text) in [
+            (0.1f32, "0.1"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (1e6, "1e+06"),
+            (f32::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(real(value), text, "{value:e}");
+        }
+    }
 }
