@@ -140,6 +140,7 @@ const LANGUAGES: &[(&str, &str)] = &[
     ("rust", "quiver_example_functions.wasm"),
     ("c", "quiver_example_c.wasm"),
     ("python", "quiver_example_python.wasm"),
+    ("js", "quiver_example_js.wasm"),
 ];
 
 async fn run_file(

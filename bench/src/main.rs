@@ -127,11 +127,14 @@ async fn main() {
     let registry = FunctionRegistry::open(store, runtime, Some(guest_dir), None).expect("registry");
     let file = |f: &str| ModuleSource::File(format!("quiver_example_functions.wasm{f}"));
     let c_file = || ModuleSource::File("quiver_example_c.wasm".into());
+    let py_file = || ModuleSource::File("quiver_example_python.wasm".into());
     for create in [
         create("wasm_mul2_add1", vec![SqlType::Int64], SqlType::Int64, file(""), Some("mul2_add1")),
         create("wasm_upper", vec![SqlType::Text], SqlType::Text, file(""), Some("upper")),
         create("c_mul2_add1", vec![SqlType::Int64], SqlType::Int64, c_file(), Some("mul2_add1")),
         create("c_upper", vec![SqlType::Text], SqlType::Text, c_file(), Some("upper")),
+        create("py_mul2_add1", vec![SqlType::Int64], SqlType::Int64, py_file(), Some("mul2_add1")),
+        create("py_upper", vec![SqlType::Text], SqlType::Text, py_file(), Some("upper")),
         create(
             "core_mul2_add1",
             vec![SqlType::Int64],
@@ -222,6 +225,10 @@ async fn main() {
                     "Wasm component in C: sum(c_mul2_add1(x))",
                     "SELECT sum(c_mul2_add1(x)) FROM t",
                 ),
+                (
+                    "Wasm component in Python: sum(py_mul2_add1(x))",
+                    "SELECT sum(py_mul2_add1(x)) FROM t",
+                ),
             ],
         ),
         (
@@ -238,6 +245,10 @@ async fn main() {
                 (
                     "Wasm component in C: sum(length(c_upper(s)))",
                     "SELECT sum(length(c_upper(s))) FROM t",
+                ),
+                (
+                    "Wasm component in Python: sum(length(py_upper(s)))",
+                    "SELECT sum(length(py_upper(s))) FROM t",
                 ),
                 ("baseline: sum(length(s))", "SELECT sum(length(s)) FROM t"),
             ],
@@ -321,6 +332,8 @@ async fn main() {
         ("c_mul2_add1", "sum(c_mul2_add1(x))"),
         ("wasm_upper", "sum(length(wasm_upper(s)))"),
         ("c_upper", "sum(length(c_upper(s)))"),
+        ("py_mul2_add1", "sum(py_mul2_add1(x))"),
+        ("py_upper", "sum(length(py_upper(s)))"),
     ] {
         let (time, _) = best(&ctx, &format!("SELECT {call} FROM one_row_batches")).await;
         let per_call = time.saturating_sub(native).as_secs_f64() * 1e6 / CALLS as f64;
