@@ -37,3 +37,40 @@ aggregateFunction("wasm_sum", ["bigint"], "bigint", class {
 tableFunction("series", ["bigint", "bigint", "bigint"], ["bigint"], function* (start, stop, step) {
   for (let n = start; (step > 0n && n <= stop) || (step < 0n && n >= stop); n += step) yield n;
 });
+
+// Beyond the functions every language's example has: what the JavaScript SDK adds.
+
+// NULL becomes zero: { strict: false } passes null to the function.
+scalarFunction("zero_if_null", ["double precision"], "double precision", (x) => x ?? 0, { strict: false });
+
+// An exception fails the query, naming the row and the exception.
+scalarFunction("parse_int", ["text"], "bigint", (s) => {
+  if (!/^\s*[-+]?\d+\s*$/.test(s)) throw new RangeError(`not an integer: ${JSON.stringify(s)}`);
+  return BigInt(s.trim());
+});
+
+// Dates arrive as Date objects (midnight UTC).
+scalarFunction("days_between", ["date", "date"], "integer", (a, b) => (b - a) / 86_400_000);
+
+// The most frequent value (the smallest of ties): a state's fields travel as JSON.
+aggregateFunction("most_common", ["text"], "text", class {
+  counts = {};
+  update(value) {
+    this.counts[value] = (this.counts[value] ?? 0) + 1;
+  }
+  merge(other) {
+    for (const [value, n] of Object.entries(other.counts)) this.counts[value] = (this.counts[value] ?? 0) + n;
+  }
+  finish() {
+    const entries = Object.entries(this.counts);
+    if (entries.length === 0) return null;
+    entries.sort(([a, m], [b, n]) => n - m || (a < b ? -1 : a > b ? 1 : 0));
+    return entries[0][0];
+  }
+});
+
+// Rows of several columns are arrays.
+tableFunction("words", ["text"], ["integer", "text"], function* (text) {
+  let position = 0;
+  for (const word of text.split(/\s+/).filter(Boolean)) yield [++position, word];
+});
