@@ -128,6 +128,7 @@ async fn main() {
     let file = |f: &str| ModuleSource::File(format!("quiver_example_functions.wasm{f}"));
     let c_file = || ModuleSource::File("quiver_example_c.wasm".into());
     let py_file = || ModuleSource::File("quiver_example_python.wasm".into());
+    let js_file = || ModuleSource::File("quiver_example_js.wasm".into());
     for create in [
         create("wasm_mul2_add1", vec![SqlType::Int64], SqlType::Int64, file(""), Some("mul2_add1")),
         create("wasm_upper", vec![SqlType::Text], SqlType::Text, file(""), Some("upper")),
@@ -135,6 +136,8 @@ async fn main() {
         create("c_upper", vec![SqlType::Text], SqlType::Text, c_file(), Some("upper")),
         create("py_mul2_add1", vec![SqlType::Int64], SqlType::Int64, py_file(), Some("mul2_add1")),
         create("py_upper", vec![SqlType::Text], SqlType::Text, py_file(), Some("upper")),
+        create("js_mul2_add1", vec![SqlType::Int64], SqlType::Int64, js_file(), Some("mul2_add1")),
+        create("js_upper", vec![SqlType::Text], SqlType::Text, js_file(), Some("upper")),
         create(
             "core_mul2_add1",
             vec![SqlType::Int64],
@@ -229,6 +232,10 @@ async fn main() {
                     "Wasm component in Python: sum(py_mul2_add1(x))",
                     "SELECT sum(py_mul2_add1(x)) FROM t",
                 ),
+                (
+                    "Wasm component in JavaScript: sum(js_mul2_add1(x))",
+                    "SELECT sum(js_mul2_add1(x)) FROM t",
+                ),
             ],
         ),
         (
@@ -249,6 +256,10 @@ async fn main() {
                 (
                     "Wasm component in Python: sum(length(py_upper(s)))",
                     "SELECT sum(length(py_upper(s))) FROM t",
+                ),
+                (
+                    "Wasm component in JavaScript: sum(length(js_upper(s)))",
+                    "SELECT sum(length(js_upper(s))) FROM t",
                 ),
                 ("baseline: sum(length(s))", "SELECT sum(length(s)) FROM t"),
             ],
@@ -334,6 +345,8 @@ async fn main() {
         ("c_upper", "sum(length(c_upper(s)))"),
         ("py_mul2_add1", "sum(py_mul2_add1(x))"),
         ("py_upper", "sum(length(py_upper(s)))"),
+        ("js_mul2_add1", "sum(js_mul2_add1(x))"),
+        ("js_upper", "sum(length(js_upper(s)))"),
     ] {
         let (time, _) = best(&ctx, &format!("SELECT {call} FROM one_row_batches")).await;
         let per_call = time.saturating_sub(native).as_secs_f64() * 1e6 / CALLS as f64;
