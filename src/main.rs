@@ -93,6 +93,11 @@ struct ExecutorArgs {
     /// system's temporary directory, named by the port).
     #[arg(long, env = "QUIVER_EXECUTOR_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// Where compiled Wasm is cached (default: `wasm-cache` in the work directory). Processes
+    /// on one machine may share it: entries are written whole and named by
+    /// module hash and engine, so a module is compiled once for all of them.
+    #[arg(long, env = "QUIVER_WASM_CACHE_DIR")]
+    wasm_cache_dir: Option<PathBuf>,
     /// Seconds between heartbeats to the scheduler.
     #[arg(long, env = "QUIVER_EXECUTOR_HEARTBEAT", default_value_t = 2)]
     heartbeat: u64,
@@ -110,6 +115,7 @@ impl From<ExecutorArgs> for ExecutorOptions {
             work_dir: args.work_dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("quiver-executor-{}", args.port))
             }),
+            wasm_cache_dir: args.wasm_cache_dir,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         }
     }
@@ -174,6 +180,11 @@ struct ServeArgs {
     /// milliseconds (per function: `SET quiver.wasm.time_limit = '2s'`).
     #[arg(long, env = "QUIVER_WASM_TIME_LIMIT_MS", default_value_t = 10_000)]
     wasm_time_limit_ms: u64,
+    /// Where compiled Wasm is cached (default: `wasm-cache` in the data directory). Processes
+    /// on one machine may share it: entries are written whole and named by
+    /// module hash and engine, so a module is compiled once for all of them.
+    #[arg(long, env = "QUIVER_WASM_CACHE_DIR")]
+    wasm_cache_dir: Option<PathBuf>,
     /// Server certificate (PEM, the chain with the server's first) for
     /// clients that ask for TLS (`sslmode=require`, `verify-full`); with
     /// --tls-key.
@@ -201,6 +212,7 @@ impl From<ServeArgs> for ServerConfig {
             function_dir: args.function_dir,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
+            wasm_cache_dir: args.wasm_cache_dir,
             tls: args
                 .tls_cert
                 .zip(args.tls_key)

@@ -121,7 +121,11 @@ async fn hostile_functions_fail_alone_and_in_bounded_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn functions_and_their_compiled_code_survive_a_restart() {
     let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start(data.path());
+    // Its own compiled-code cache, not the one the test run shares.
+    let cache = data.path().join("wasm-cache");
+    let cache = cache.to_str().expect("UTF-8 path");
+    let start = || QuiverServer::start_with(data.path(), &["--wasm-cache-dir", cache]);
+    let server = start();
     let client = server.connect().await;
     client
         .batch_execute(&format!(
@@ -145,7 +149,7 @@ async fn functions_and_their_compiled_code_survive_a_restart() {
         .count();
     assert_eq!(cached, 2, "one compiled file per module");
 
-    let server = QuiverServer::start(data.path());
+    let server = start();
     let client = server.connect().await;
     assert_eq!(
         rows(

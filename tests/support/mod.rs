@@ -33,6 +33,13 @@ pub fn guest_dir() -> &'static Path {
     })
 }
 
+/// The compiled-Wasm cache the tests' processes share, beside (not in) the
+/// function directory.
+pub fn shared_wasm_cache() -> PathBuf {
+    let guests = guest_dir().ancestors().nth(2).unwrap_or(guest_dir());
+    guests.join("wasm-cache")
+}
+
 /// A `quiver serve` child process listening on a free loopback port.
 pub struct QuiverServer {
     child: Option<Child>,
@@ -40,11 +47,15 @@ pub struct QuiverServer {
     pub data_dir: PathBuf,
 }
 
-/// `quiver ARGS`, with the test log level, stdout piped.
+/// `quiver ARGS`, with the test log level, stdout piped, and one
+/// compiled-Wasm cache for every server and executor of the test run: the
+/// Python and JavaScript examples (CPython, SpiderMonkey inside) take
+/// seconds each to compile.
 fn quiver(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
     command
         .args(args)
+        .env("QUIVER_WASM_CACHE_DIR", shared_wasm_cache())
         .env(
             "QUIVER_LOG",
             std::env::var("QUIVER_LOG").unwrap_or_else(|_| "warn".into()),

@@ -45,8 +45,11 @@ pub struct ExecutorOptions {
     /// Tasks run at once.
     pub slots: usize,
     /// Shuffle files (`shuffle/`), spill files (`spill/`) and, for
-    /// `quiver executor`, compiled Wasm (`wasm-cache/`).
+    /// `quiver executor`, compiled Wasm (`wasm-cache/`, unless
+    /// `wasm_cache_dir` says elsewhere).
     pub work_dir: PathBuf,
+    /// Where `quiver executor` caches compiled Wasm, if not in `work_dir`.
+    pub wasm_cache_dir: Option<PathBuf>,
     /// How often the executor tells the scheduler it is alive.
     pub heartbeat: Duration,
 }
@@ -63,6 +66,7 @@ impl ExecutorOptions {
             grpc_port: free_port()?,
             slots,
             work_dir,
+            wasm_cache_dir: None,
             heartbeat: Duration::from_secs(2),
         })
     }
@@ -182,7 +186,12 @@ pub async fn start_embedded(
 /// compiled once, cached under the work directory.
 pub async fn run_process(options: &ExecutorOptions) -> Result<()> {
     let runtime = Arc::new(WasmRuntime::new(RuntimeConfig {
-        cache_dir: Some(options.work_dir.join("wasm-cache")),
+        cache_dir: Some(
+            options
+                .wasm_cache_dir
+                .clone()
+                .unwrap_or_else(|| options.work_dir.join("wasm-cache")),
+        ),
         ..RuntimeConfig::default()
     })?);
     let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));

@@ -74,6 +74,9 @@ pub struct ServerConfig {
     pub wasm_max_memory: u64,
     /// Default time limit of one Wasm call (one batch).
     pub wasm_time_limit: Duration,
+    /// Where compiled Wasm is cached; `None`: `wasm-cache` in the data
+    /// directory.
+    pub wasm_cache_dir: Option<PathBuf>,
     /// The certificate (chain) and private key clients' TLS sessions use
     /// (PEM files); `None`: TLS is refused.
     pub tls: Option<TlsFiles>,
@@ -161,7 +164,12 @@ impl Server {
         let tls = config.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
         let store = Arc::new(MetaStore::open(&data_dir.join("catalog"))?);
         let runtime = Arc::new(WasmRuntime::new(RuntimeConfig {
-            cache_dir: Some(data_dir.join("wasm-cache")),
+            cache_dir: Some(
+                config
+                    .wasm_cache_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("wasm-cache")),
+            ),
             max_memory: config.wasm_max_memory,
             time_limit: config.wasm_time_limit,
             ..RuntimeConfig::default()
