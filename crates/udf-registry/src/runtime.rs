@@ -65,8 +65,8 @@ pub struct WasmRuntime {
     engine: Engine,
     config: RuntimeConfig,
     component_linker: ComponentLinker<HostState>,
-    /// Compiled modules by SHA-256. Kept for the life of the process: plans
-    /// are decoded per task and must never compile.
+    /// Compiled modules by SHA-256. Kept for the life of the process: every
+    /// task of every query reuses them, and a module compiles once.
     compiled: Mutex<HashMap<String, Arc<Compiled>>>,
     /// Held while compiling: wasmtime already uses every core for one module.
     compiling: Mutex<()>,
