@@ -234,9 +234,11 @@ function message(error) {
   return String(error);
 }
 
-function lookup(registry, name, kind) {
+/** The function `name` of `registry`; with `types` (WIT types), checked to take them. */
+function lookup(registry, name, kind, types) {
   const f = registry.get(name);
   if (!f) throw `this module has no ${kind} named ${JSON.stringify(name)}`;
+  if (types) check(f, types);
   return f;
 }
 
@@ -265,8 +267,7 @@ const fromJson = (text) =>
 export const scalar = {
   functions: () => [...SCALARS.keys()],
   returnType(name, args) {
-    const f = lookup(SCALARS, name, "scalar function");
-    check(f, args);
+    const f = lookup(SCALARS, name, "scalar function", args);
     return { tag: f.returns.tag };
   },
   call(name, args, rows) {
@@ -340,13 +341,11 @@ class Accumulator {
 export const aggregate = {
   aggregates: () => [...AGGREGATES.keys()],
   returnType(name, args) {
-    const f = lookup(AGGREGATES, name, "aggregate");
-    check(f, args);
+    const f = lookup(AGGREGATES, name, "aggregate", args);
     return { tag: f.returns.tag };
   },
   create(name, args) {
-    const f = lookup(AGGREGATES, name, "aggregate");
-    check(f, args);
+    const f = lookup(AGGREGATES, name, "aggregate", args);
     return new Accumulator(f);
   },
   Accumulator,
@@ -385,8 +384,7 @@ class Rows {
 export const table = {
   tables: () => [...TABLES.keys()],
   columns(name, args) {
-    const f = lookup(TABLES, name, "table function");
-    check(f, args);
+    const f = lookup(TABLES, name, "table function", args);
     return f.columns.map((type) => ({ tag: type.tag }));
   },
   start(name, args) {

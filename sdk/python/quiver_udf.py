@@ -273,11 +273,21 @@ def _message(error):
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _lookup(registry, name, kind):
+def _lookup(registry, name, kind, types=None):
+    """The function `name` of `registry`; with `types` (WIT types), checked
+    to take them. Raises Err(message) otherwise."""
     function = registry.get(name)
     if function is None:
         raise Err(f"this module has no {kind} named {name!r}")
+    if types is not None:
+        function.check(types)
     return function
+
+
+def _arguments(function, args, rows):
+    """The rows of a batch's argument columns: a tuple of Python values each."""
+    columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
+    return zip(*columns) if columns else itertools.repeat((), rows)
 
 
 # The world's exports: componentize-py finds these three classes in the
@@ -289,8 +299,7 @@ class Scalar(exports.Scalar):
         return list(_SCALARS)
 
     def return_type(self, name, args):
-        function = _lookup(_SCALARS, name, "scalar function")
-        function.check(args)
+        function = _lookup(_SCALARS, name, "scalar function", args)
         return function.returns.sql_type
 
     def call(self, name, args, rows):
@@ -298,8 +307,7 @@ class Scalar(exports.Scalar):
         if function is None:
             raise Err(t.RowError(0, f"this module has no scalar function named {name!r}"))
         fn = function.obj
-        columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
-        arguments = zip(*columns) if columns else itertools.repeat((), rows)
+        arguments = _arguments(function, args, rows)
         out = []
         append = out.append
         for row, values in enumerate(arguments):
@@ -328,8 +336,7 @@ class _Accumulator:
     def update(self, groups, group_count, args, rows):
         self._grow(group_count)
         function = self.function
-        columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
-        arguments = zip(*columns) if columns else itertools.repeat((), rows)
+        arguments = _arguments(function, args, rows)
         states = self.groups
         for row, values in enumerate(arguments):
             if function.strict and None in values:
@@ -374,13 +381,11 @@ class Aggregate(exports.Aggregate):
         return list(_AGGREGATES)
 
     def return_type(self, name, args):
-        function = _lookup(_AGGREGATES, name, "aggregate")
-        function.check(args)
+        function = _lookup(_AGGREGATES, name, "aggregate", args)
         return function.returns.sql_type
 
     def create(self, name, args):
-        function = _lookup(_AGGREGATES, name, "aggregate")
-        function.check(args)
+        function = _lookup(_AGGREGATES, name, "aggregate", args)
         return _Accumulator(function)
 
 
@@ -415,8 +420,7 @@ class Table(exports.Table):
         return list(_TABLES)
 
     def columns(self, name, args):
-        function = _lookup(_TABLES, name, "table function")
-        function.check(args)
+        function = _lookup(_TABLES, name, "table function", args)
         return [ty.sql_type for ty in function.columns]
 
     def start(self, name, args):
