@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod joins;
+mod limits;
 mod status;
 
 pub use status::{ExecutorStatus, cancel_job, executors};
@@ -20,6 +22,9 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule, WasmRuntime};
 use tokio::net::TcpListener;
+
+use crate::joins::SingleTaskNestedLoopJoins;
+use crate::limits::UnboundedLimits;
 
 /// Errors of the scheduler crate.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +133,9 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 }
 
 /// The session a job is planned in: Ballista's, under the frontend
-/// session's id, plus the rule that measures Wasm functions for `EXPLAIN
-/// ANALYZE`.
+/// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
+/// as the frontend meant it, nested-loop joins that stay correct when split
+/// into tasks, and Wasm function metrics for `EXPLAIN ANALYZE`.
 fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let session = config
         .options()
@@ -139,6 +145,8 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .filter(|session| !session.is_empty());
     let state = default_session_builder(config)?;
     let mut builder = SessionStateBuilder::new_from_existing(state)
+        .with_analyzer_rule(Arc::new(UnboundedLimits))
+        .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
         .with_physical_optimizer_rule(Arc::new(WasmMetricsRule));
     if let Some(session) = session {
         builder = builder.with_session_id(session);

@@ -23,6 +23,7 @@ mod session;
 mod settings;
 mod subquery;
 mod system;
+mod window;
 
 pub use auth::AuthMethod;
 pub use error::{Error, Result};

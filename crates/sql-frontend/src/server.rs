@@ -40,6 +40,7 @@ use crate::session::Session;
 use crate::settings::version_string;
 use crate::subquery::ScalarSubqueryRows;
 use crate::system::SystemTable;
+use crate::window::PortableWindowFunctions;
 use crate::{Error, Result};
 
 /// The name of Quiver's one database (DataFusion catalog). Clients may name
@@ -338,12 +339,14 @@ impl Engine {
         // Ballista replaces the function registry; Quiver's functions go after.
         let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
-        // Scalar subqueries, then checked arithmetic, after DataFusion's
-        // analyzer rules (type coercion among them).
+        // Scalar subqueries, checked arithmetic and portable window
+        // functions, after DataFusion's analyzer rules (type coercion
+        // among them).
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_query_planner(planner)
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
+            .with_analyzer_rule(Arc::new(PortableWindowFunctions))
             .build();
         let ctx = SessionContext::new_with_state(state);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)

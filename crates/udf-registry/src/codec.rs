@@ -6,7 +6,8 @@
 //! signature, module SHA-256, version, and the module directory: a few
 //! hundred bytes), never as module bytes; the receiving side rebuilds it
 //! with its [`FunctionLoader`], which fetches and compiles a module at most
-//! once per process. Everything else is
+//! once per process. Built-in window functions carry their evaluation
+//! direction and null treatment ([`PortableWindowUdf`]). Everything else is
 //! delegated to the wrapped codecs (Ballista's), file formats included.
 
 use std::any::Any;
@@ -43,12 +44,17 @@ use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
 use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
+use crate::single_partition::SinglePartitionExec;
 use crate::table::{WasmTableExec, WasmTableProvider};
 use crate::types::SqlType;
 use crate::udf::WasmScalarUdf;
+use crate::window::PortableWindowUdf;
 
 /// The whole encoding of a [`WasmMetricsExec`] (its input travels as a child).
 const METRICS_EXEC: &[u8] = b"quiver-wasm-metrics/1";
+
+/// The whole encoding of a [`SinglePartitionExec`] (its input travels as a child).
+const SINGLE_PARTITION_EXEC: &[u8] = b"quiver-single-partition/1";
 
 /// Marks a function reference written by these codecs.
 const MAGIC: &[u8] = b"quiver-wasm-udf/2\n";
@@ -495,10 +501,14 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
     }
 
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
+        PortableWindowUdf::decode(name, buf)
+            .unwrap_or_else(|| self.inner.try_decode_udwf(name, buf))
     }
 
     fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if PortableWindowUdf::encode(node, buf) {
+            return Ok(());
+        }
         self.inner.try_encode_udwf(node, buf)
     }
 }
@@ -533,6 +543,15 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
             };
             return Ok(Arc::new(WasmMetricsExec::new(input.clone())));
         }
+        if buf == SINGLE_PARTITION_EXEC {
+            let [input] = inputs else {
+                return Err(exec_datafusion_err!(
+                    "SinglePartitionExec has one input, got {}",
+                    inputs.len()
+                ));
+            };
+            return Ok(Arc::new(SinglePartitionExec::new(input.clone())));
+        }
         if let Some(call) = read_table_call(&self.loader, buf) {
             return Ok(Arc::new(call?.exec()?));
         }
@@ -547,6 +566,10 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
     ) -> Result<()> {
         if node.is::<WasmMetricsExec>() {
             buf.extend_from_slice(METRICS_EXEC);
+            return Ok(());
+        }
+        if node.is::<SinglePartitionExec>() {
+            buf.extend_from_slice(SINGLE_PARTITION_EXEC);
             return Ok(());
         }
         if let Some(scan) = node.downcast_ref::<WasmTableExec>() {
@@ -586,10 +609,14 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
     }
 
     fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
+        PortableWindowUdf::decode(name, buf)
+            .unwrap_or_else(|| self.inner.try_decode_udwf(name, buf))
     }
 
     fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        if PortableWindowUdf::encode(node, buf) {
+            return Ok(());
+        }
         self.inner.try_encode_udwf(node, buf)
     }
 }

@@ -1,0 +1,240 @@
+//! Differential testing against PostgreSQL: random queries (see
+//! [`generator`]) run on Quiver — embedded, and on a cluster of a scheduler
+//! and two executors — and on a real PostgreSQL started by the test; their
+//! results must agree.
+//!
+//! A disagreement is reduced to a minimal query that still disagrees (and
+//! that PostgreSQL accepts) before it is reported. Differences Quiver
+//! keeps on purpose, and ones known and not yet fixed, are listed with
+//! their reasons in `differential/differences.txt`.
+//!
+//! `QUIVER_DIFF_SEED` (default a fixed seed) and `QUIVER_DIFF_QUERIES`
+//! choose the queries: `QUIVER_DIFF_SEED=$RANDOM QUIVER_DIFF_QUERIES=5000
+//! cargo nextest run --test e2e differential`.
+
+mod generator;
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::support::postgres::PostgresServer;
+use crate::support::{Cluster, QuiverServer, connect_to};
+use generator::{Generator, Query};
+
+/// The tables every query reads: the same rows in both databases, written
+/// by several statements so Quiver's tables have several files (and
+/// Ballista several partitions).
+const SETUP: &[&str] = &[
+    "CREATE TABLE t1 (a int, b int, c text)",
+    "CREATE TABLE t2 (a int, b int, c text)",
+    "CREATE TABLE t3 (a int, b int, c text)",
+    "INSERT INTO t1 VALUES (1, 1, 'a'), (2, 1, 'b'), (3, NULL, 'c')",
+    "INSERT INTO t1 VALUES (4, 2, 'a'), (NULL, 2, NULL), (2, 1, 'b')",
+    "INSERT INTO t1 VALUES (5, -1, 'ab'), (0, 3, '')",
+    "INSERT INTO t2 VALUES (1, 2, 'a'), (3, 3, 'b'), (NULL, NULL, 'c')",
+    "INSERT INTO t2 VALUES (2, 0, 'a'), (6, 1, NULL), (3, 3, 'b')",
+    "INSERT INTO t3 VALUES (2, 1, 'b'), (4, NULL, 'x')",
+    "INSERT INTO t3 VALUES (NULL, 5, 'a')",
+];
+
+/// What one database made of a query.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Rows as normalized text, in the order received.
+    Rows(Vec<Vec<String>>),
+    /// An error, with its SQLSTATE and message.
+    Error(String),
+}
+
+/// A value as text, numbers in one form (PostgreSQL's `avg` is `numeric`
+/// and prints `2.5000000000000000`, Quiver's is `double precision`).
+fn normalize(value: Option<&str>) -> String {
+    let Some(value) = value else {
+        return "NULL".to_string();
+    };
+    let numeric = !value.is_empty()
+        && value
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == 'e' || c == '+' || c == '-');
+    match value.parse::<f64>() {
+        Ok(number) if numeric => format!("{number:.9e}"),
+        _ => format!("'{value}'"),
+    }
+}
+
+async fn outcome(client: &Client, sql: &str) -> Outcome {
+    let messages =
+        match tokio::time::timeout(Duration::from_secs(60), client.simple_query(sql)).await {
+            Err(_) => return Outcome::Error("no answer within 60 s".into()),
+            Ok(Err(e)) => {
+                return Outcome::Error(match e.as_db_error() {
+                    Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                    None => e.to_string(),
+                });
+            }
+            Ok(Ok(messages)) => messages,
+        };
+    Outcome::Rows(
+        messages
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => {
+                    Some((0..row.len()).map(|i| normalize(row.get(i))).collect())
+                }
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// Whether two outcomes agree: the same rows (in the same order if the
+/// query orders its output), or both an error.
+fn agree(query: &Query, postgres: &Outcome, quiver: &Outcome) -> bool {
+    match (postgres, quiver) {
+        (Outcome::Rows(expected), Outcome::Rows(actual)) => {
+            if query.ordered() {
+                expected == actual
+            } else {
+                let (mut expected, mut actual) = (expected.clone(), actual.clone());
+                expected.sort();
+                actual.sort();
+                expected == actual
+            }
+        }
+        (Outcome::Error(_), Outcome::Error(_)) => true,
+        _ => false,
+    }
+}
+
+/// A known difference: queries containing `pattern` may disagree.
+struct Difference {
+    pattern: String,
+}
+
+/// The entries of `differential/differences.txt`: `pattern  # reason`
+/// lines, with `#` comment lines between them.
+fn differences() -> Vec<Difference> {
+    include_str!("differential/differences.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| Difference {
+            pattern: line.split(" #").next().unwrap_or(line).trim().to_string(),
+        })
+        .collect()
+}
+
+struct Databases {
+    postgres: Client,
+    quiver: Client,
+}
+
+impl Databases {
+    async fn disagree(&self, query: &Query) -> Option<(Outcome, Outcome)> {
+        let sql = query.to_string();
+        let expected = outcome(&self.postgres, &sql).await;
+        let actual = outcome(&self.quiver, &sql).await;
+        (!agree(query, &expected, &actual)).then_some((expected, actual))
+    }
+
+    /// The smallest variant of `query` found that PostgreSQL answers and
+    /// Quiver still answers differently.
+    async fn reduce(&self, mut query: Query) -> Query {
+        'smaller: for _ in 0..100 {
+            for candidate in generator::smaller(&query) {
+                let Some((Outcome::Rows(_), _)) = self.disagree(&candidate).await else {
+                    continue;
+                };
+                query = candidate;
+                continue 'smaller;
+            }
+            break;
+        }
+        query
+    }
+}
+
+async fn connect_when_ready(conninfo: &str) -> Client {
+    for _ in 0..100 {
+        if let Ok(client) = connect_to(conninfo).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("cannot connect to {conninfo}");
+}
+
+async fn compare(quiver_conninfo: &str) {
+    let postgres_server = PostgresServer::start();
+    let databases = Databases {
+        postgres: connect_when_ready(&postgres_server.conninfo()).await,
+        quiver: connect_when_ready(quiver_conninfo).await,
+    };
+    for statement in SETUP {
+        for client in [&databases.postgres, &databases.quiver] {
+            client
+                .batch_execute(statement)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+    let seed: u64 = std::env::var("QUIVER_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_203);
+    let count: usize = std::env::var("QUIVER_DIFF_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1500);
+    let known = differences();
+    let mut generator = Generator::new(ChaCha8Rng::seed_from_u64(seed));
+    let (mut tolerated, mut failures) = (0, Vec::<String>::new());
+    for _ in 0..count {
+        let query = generator.query();
+        if databases.disagree(&query).await.is_none() {
+            continue;
+        }
+        let reduced = databases.reduce(query.clone()).await;
+        let sql = reduced.to_string();
+        if known.iter().any(|d| sql.contains(&d.pattern)) {
+            tolerated += 1;
+            continue;
+        }
+        let (expected, actual) = databases.disagree(&reduced).await.unwrap_or((
+            Outcome::Error("agrees when run again".into()),
+            Outcome::Rows(vec![]),
+        ));
+        let report = format!(
+            "{sql}\n  PostgreSQL: {expected:?}\n  Quiver:     {actual:?}\n  (from {query})"
+        );
+        if !failures.iter().any(|f| f.starts_with(&format!("{sql}\n"))) {
+            failures.push(report);
+        }
+    }
+    eprintln!(
+        "differential: seed {seed}, {count} queries, {} disagreements ({tolerated} known)",
+        failures.len() + tolerated
+    );
+    assert!(
+        failures.is_empty(),
+        "{} queries disagree with PostgreSQL (seed {seed}):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_agrees_with_postgres() {
+    let (_data, server) = QuiverServer::start_fresh();
+    compare(&server.conninfo()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_agrees_with_postgres() {
+    let (_data, cluster) = Cluster::start_fresh(2);
+    compare(&cluster.frontend.conninfo()).await;
+}
