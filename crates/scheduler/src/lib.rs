@@ -2,8 +2,10 @@
 
 mod joins;
 mod limits;
+mod merge_join;
 mod status;
 
+pub use merge_join::guard_merge_join_filters;
 pub use status::{ExecutorStatus, cancel_job, executors};
 
 use std::net::SocketAddr;
@@ -134,8 +136,9 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 
 /// The session a job is planned in: Ballista's, under the frontend
 /// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
-/// as the frontend meant it, nested-loop joins that stay correct when split
-/// into tasks, and Wasm function metrics for `EXPLAIN ANALYZE`.
+/// as the frontend meant it, filtered sort-merge joins that keep their
+/// columns, nested-loop joins that stay correct when split into tasks, and
+/// Wasm function metrics for `EXPLAIN ANALYZE`.
 fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let session = config
         .options()
@@ -144,7 +147,9 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .map(|options| options.session.clone())
         .filter(|session| !session.is_empty());
     let state = default_session_builder(config)?;
+    let rules = guard_merge_join_filters(state.physical_optimizers());
     let mut builder = SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
         .with_analyzer_rule(Arc::new(UnboundedLimits))
         .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
         .with_physical_optimizer_rule(Arc::new(WasmMetricsRule));

@@ -8,6 +8,7 @@ mod encode;
 mod error;
 mod extended;
 mod functions;
+mod grouping_sets;
 mod handler;
 mod integers;
 mod names;

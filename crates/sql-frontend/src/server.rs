@@ -32,6 +32,7 @@ use crate::auth::{AuthMethod, Roles};
 use crate::cancel::{Canceller, Cancels};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
+use crate::grouping_sets::EmptyGroupingSet;
 use crate::handler::{Connection, Login};
 use crate::integers::CheckedIntegerArithmetic;
 use crate::parse::SqlParser;
@@ -339,14 +340,18 @@ impl Engine {
         // Ballista replaces the function registry; Quiver's functions go after.
         let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
-        // Scalar subqueries, checked arithmetic and portable window
-        // functions, after DataFusion's analyzer rules (type coercion
-        // among them).
+        // Scalar subqueries, checked arithmetic, portable window functions
+        // and the empty grouping set, after DataFusion's analyzer rules
+        // (type coercion among them). Filtered sort-merge joins keep their
+        // columns (see `guard_merge_join_filters`).
+        let rules = quiver_scheduler::guard_merge_join_filters(distributed.physical_optimizers());
         let state = SessionStateBuilder::new_from_existing(distributed)
+            .with_physical_optimizer_rules(rules)
             .with_query_planner(planner)
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
             .with_analyzer_rule(Arc::new(PortableWindowFunctions))
+            .with_analyzer_rule(Arc::new(EmptyGroupingSet))
             .build();
         let ctx = SessionContext::new_with_state(state);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
