@@ -23,6 +23,7 @@ use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::joins::NestedLoopJoinExec;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
@@ -62,7 +63,11 @@ impl PhysicalOptimizerRule for SingleTaskNestedLoopJoins {
             {
                 return Ok(Transformed::no(node));
             }
-            let right: Arc<dyn ExecutionPlan> = Arc::new(SinglePartitionExec::new(right.clone()));
+            // This rule runs after DataFusion's distribution rules: coalesce
+            // here; the fence keeps the coalescing through Ballista's
+            // per-stage runs of those rules.
+            let coalesced = Arc::new(CoalescePartitionsExec::new(right.clone()));
+            let right: Arc<dyn ExecutionPlan> = Arc::new(SinglePartitionExec::new(coalesced));
             let left = join.left().clone();
             let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
             Ok(Transformed::yes(

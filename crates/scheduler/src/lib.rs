@@ -4,6 +4,7 @@ mod joins;
 mod limits;
 mod merge_join;
 mod status;
+mod window_sorts;
 
 pub use merge_join::guard_merge_join_filters;
 pub use status::{ExecutorStatus, cancel_job, executors};
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::joins::SingleTaskNestedLoopJoins;
 use crate::limits::UnboundedLimits;
+use crate::window_sorts::ExplicitWindowSorts;
 
 /// Errors of the scheduler crate.
 #[derive(Debug, thiserror::Error)]
@@ -137,8 +139,9 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 /// The session a job is planned in: Ballista's, under the frontend
 /// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
 /// as the frontend meant it, filtered sort-merge joins that keep their
-/// columns, nested-loop joins that stay correct when split into tasks, and
-/// Wasm function metrics for `EXPLAIN ANALYZE`.
+/// columns, nested-loop joins that stay correct when split into tasks,
+/// window sorts every stage can check, and Wasm function metrics for
+/// `EXPLAIN ANALYZE`.
 fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let session = config
         .options()
@@ -152,6 +155,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .with_physical_optimizer_rules(rules)
         .with_analyzer_rule(Arc::new(UnboundedLimits))
         .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
+        .with_physical_optimizer_rule(Arc::new(ExplicitWindowSorts))
         .with_physical_optimizer_rule(Arc::new(WasmMetricsRule));
     if let Some(session) = session {
         builder = builder.with_session_id(session);

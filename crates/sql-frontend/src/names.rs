@@ -4,9 +4,104 @@
 //! `Int64(1) + Int64(1)`; PostgreSQL says `count` and `?column?`, and clients
 //! that read results by column name (pandas, SQLAlchemy, JDBC) expect that.
 //! These rules follow PostgreSQL's `FigureColname`.
+//!
+//! PostgreSQL also allows two result columns of one name (`SELECT a, a`,
+//! `SELECT b, CAST(b AS text)`); DataFusion refuses a projection whose
+//! expressions share a name, and a set operation whose branches name their
+//! columns alike in other positions. [`make_names_unique`] gives such
+//! columns aliases that carry their PostgreSQL name, which
+//! [`result_names`] reads back.
+
+use std::collections::HashSet;
 
 use datafusion::arrow::datatypes::Schema;
-use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr};
+
+/// Separates the PostgreSQL name in an alias made by [`make_names_unique`]
+/// from the position that makes it unique; no SQL identifier a user types
+/// contains it.
+const UNIQUE_MARK: char = '\u{1f}';
+
+/// Gives the unaliased result columns of `query` that DataFusion would name
+/// alike unique aliases (see the module docs): in its first select, every
+/// column but the first of a name; in the other branches of a set
+/// operation, every column (PostgreSQL takes names from the first).
+pub fn make_names_unique(query: &mut Query) {
+    let mut body = query.body.as_mut();
+    let mut others = Vec::new();
+    loop {
+        match body {
+            SetExpr::Select(select) => {
+                let mut seen = HashSet::new();
+                for (position, item) in select.projection.iter_mut().enumerate() {
+                    if let SelectItem::UnnamedExpr(expr) = item
+                        && !seen.insert(datafusion_name(expr))
+                    {
+                        let name = figure(expr).unwrap_or_else(|| column_name(expr));
+                        *item = unique_alias(expr.clone(), &name, position);
+                    }
+                }
+                break;
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                others.push(right.as_mut());
+                body = left.as_mut();
+            }
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => break,
+        }
+    }
+    while let Some(other) = others.pop() {
+        match other {
+            SetExpr::Select(select) => {
+                for (position, item) in select.projection.iter_mut().enumerate() {
+                    if let SelectItem::UnnamedExpr(expr) = item {
+                        *item = unique_alias(expr.clone(), "", position);
+                    }
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                others.push(left.as_mut());
+                others.push(right.as_mut());
+            }
+            SetExpr::Query(inner) => others.push(inner.body.as_mut()),
+            _ => {}
+        }
+    }
+}
+
+fn unique_alias(expr: Expr, name: &str, position: usize) -> SelectItem {
+    SelectItem::ExprWithAlias {
+        expr,
+        alias: Ident::with_quote('"', format!("{name}{UNIQUE_MARK}{position}")),
+    }
+}
+
+/// A key equal for expressions DataFusion names alike: casts are
+/// transparent, and a column is named without its qualifier.
+fn datafusion_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => datafusion_name(inner),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_name(expr),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// The name of a column reference as DataFusion resolves it (unquoted
+/// names fold to lower case), or `?column?`.
+fn column_name(expr: &Expr) -> String {
+    let ident = match expr {
+        Expr::Identifier(ident) => Some(ident),
+        Expr::CompoundIdentifier(parts) => parts.last(),
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => return column_name(inner),
+        _ => None,
+    };
+    match ident {
+        Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
+        Some(ident) => ident.value.to_lowercase(),
+        None => "?column?".into(),
+    }
+}
 
 /// The PostgreSQL name of each output column of `query`, where it differs
 /// from DataFusion's (`None`: keep DataFusion's). `None` overall when the
@@ -21,9 +116,13 @@ pub fn result_names(query: &Query) -> Option<Vec<Option<String>>> {
                     .iter()
                     .map(|item| match item {
                         SelectItem::UnnamedExpr(expr) => Some(figure(expr)),
-                        SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {
-                            Some(None)
-                        }
+                        SelectItem::ExprWithAlias { alias, .. } => Some(
+                            alias
+                                .value
+                                .split_once(UNIQUE_MARK)
+                                .map(|(name, _)| name.to_string()),
+                        ),
+                        SelectItem::ExprWithAliases { .. } => Some(None),
                         _ => None,
                     })
                     .collect();
@@ -157,6 +256,30 @@ mod tests {
         ];
         assert_eq!(
             got,
+            Some(want.iter().map(|n| n.map(str::to_string)).collect())
+        );
+    }
+
+    #[test]
+    fn columns_named_alike_get_unique_aliases_and_keep_their_names() {
+        let mut statements = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT a, t.a, CAST(a AS text), b, count(*), count(*) FROM t UNION SELECT x, x, x, x, x, x FROM u",
+        )
+        .expect("parses");
+        let Statement::Query(query) = &mut statements[0] else {
+            panic!("a query")
+        };
+        make_names_unique(query);
+        assert_eq!(
+            query.to_string(),
+            "SELECT a, t.a AS \"a\u{1f}1\", CAST(a AS TEXT) AS \"a\u{1f}2\", b, count(*), \
+             count(*) AS \"count\u{1f}5\" FROM t UNION SELECT x AS \"\u{1f}0\", x AS \"\u{1f}1\", \
+             x AS \"\u{1f}2\", x AS \"\u{1f}3\", x AS \"\u{1f}4\", x AS \"\u{1f}5\" FROM u"
+        );
+        let want = [None, Some("a"), Some("a"), None, Some("count"), Some("count")];
+        assert_eq!(
+            result_names(query),
             Some(want.iter().map(|n| n.map(str::to_string)).collect())
         );
     }

@@ -39,6 +39,9 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     if reads_system_catalog(statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
     }
+    if let Statement::Query(query) = statement {
+        crate::names::make_names_unique(query);
+    }
 }
 
 /// Replaces each correlated scalar subquery over a recursive CTE with NULL
