@@ -67,7 +67,10 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
                 })
                 .collect();
             for sort_expr in order_by {
-                if !wanted.iter().any(|w| w.expr.as_ref() == sort_expr.expr.as_ref()) {
+                if !wanted
+                    .iter()
+                    .any(|w| w.expr.as_ref() == sort_expr.expr.as_ref())
+                {
                     wanted.push(sort_expr.clone());
                 }
             }

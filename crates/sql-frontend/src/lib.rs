@@ -21,6 +21,7 @@ mod planner;
 mod rewrite;
 mod server;
 mod session;
+mod set_operations;
 mod settings;
 mod subquery;
 mod system;

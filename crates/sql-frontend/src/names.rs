@@ -277,7 +277,14 @@ mod tests {
              count(*) AS \"count\u{1f}5\" FROM t UNION SELECT x AS \"\u{1f}0\", x AS \"\u{1f}1\", \
              x AS \"\u{1f}2\", x AS \"\u{1f}3\", x AS \"\u{1f}4\", x AS \"\u{1f}5\" FROM u"
         );
-        let want = [None, Some("a"), Some("a"), None, Some("count"), Some("count")];
+        let want = [
+            None,
+            Some("a"),
+            Some("a"),
+            None,
+            Some("count"),
+            Some("count"),
+        ];
         assert_eq!(
             result_names(query),
             Some(want.iter().map(|n| n.map(str::to_string)).collect())

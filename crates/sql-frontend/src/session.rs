@@ -450,10 +450,12 @@ impl Session {
     }
 
     /// Plans a statement, its integer literals typed as PostgreSQL types
-    /// them (see [`crate::integers`]).
+    /// them (see [`crate::integers`]) and its `INTERSECT ALL`/`EXCEPT ALL`
+    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]).
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
-        Ok(crate::integers::type_literals(plan)?)
+        let plan = crate::integers::type_literals(plan)?;
+        Ok(crate::set_operations::multiset_set_operations(plan)?)
     }
 
     /// The columns `plan` produces when it runs: its schema after the
