@@ -6,11 +6,18 @@
 //! plan is serialized for an executor. The analyzer rule
 //! [`PortableWindowFunctions`] wraps those functions so the flags travel
 //! with them, before any physical plan exists.
+//!
+//! The same rule drops the keys of a window's `ORDER BY` that are also its
+//! partition keys (`PARTITION BY a ORDER BY a DESC, b`): within a partition
+//! they are constant, so the order is the same, and DataFusion 55's sort
+//! planning let such a window's `a DESC` order stand in for a later
+//! window's `ORDER BY a` — that window then saw its rows in the wrong order.
 
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::{NullTreatment, WindowFunction, WindowFunctionDefinition};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use quiver_udf_registry::PortableWindowUdf;
@@ -30,29 +37,51 @@ impl AnalyzerRule for PortableWindowFunctions {
             if !matches!(node, LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
             }
-            node.map_expressions(|expr| expr.transform_up(portable))
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(portable)
+                    .map(|expr| expr.update_data(|expr| name.restore(expr)))
+            })
         })
         .map(|transformed| transformed.data)
     }
 }
 
 fn portable(expr: Expr) -> Result<Transformed<Expr>> {
-    let Expr::WindowFunction(window) = &expr else {
+    let Expr::WindowFunction(window) = expr else {
         return Ok(Transformed::no(expr));
     };
+    let (window, ordered) = without_partition_keys_in_order(window);
     let WindowFunctionDefinition::WindowUDF(function) = &window.fun else {
-        return Ok(Transformed::no(expr));
+        return Ok(Transformed::new_transformed(Expr::from(*window), ordered));
     };
     let ignore_nulls = window.params.null_treatment == Some(NullTreatment::IgnoreNulls);
     let Some(wrapped) = PortableWindowUdf::wrap(function, ignore_nulls) else {
-        return Ok(Transformed::no(expr));
-    };
-    let Expr::WindowFunction(window) = expr else {
-        unreachable!("matched above");
+        return Ok(Transformed::new_transformed(Expr::from(*window), ordered));
     };
     let WindowFunction { params, .. } = *window;
     Ok(Transformed::yes(Expr::from(WindowFunction {
         fun: WindowFunctionDefinition::WindowUDF(wrapped),
         params,
     })))
+}
+
+/// `window` without the `ORDER BY` keys that are partition keys, and
+/// whether it had any. One key at least stays: without `ORDER BY` a frame
+/// means something else.
+fn without_partition_keys_in_order(mut window: Box<WindowFunction>) -> (Box<WindowFunction>, bool) {
+    let params = &mut window.params;
+    let partition_by = &params.partition_by;
+    let kept: Vec<_> = params
+        .order_by
+        .iter()
+        .filter(|sort| !partition_by.contains(&sort.expr))
+        .cloned()
+        .collect();
+    if kept.is_empty() || kept.len() == params.order_by.len() {
+        return (window, false);
+    }
+    params.order_by = kept;
+    (window, true)
 }
