@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, StreamExt, stream};
@@ -40,6 +40,7 @@ impl RowDescription {
             [one] => Format::from(*one),
             many => Format::Individual(many.to_vec()),
         };
+        let schema = &wire_schema(schema);
         let encode = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, &format, None)
             .map_err(|e| Error::FeatureNotSupported(e.to_string()))?
             .into_iter()
@@ -87,16 +88,26 @@ impl RowDescription {
         let text = |column: usize| {
             self.encode[column].format() == pgwire041::api::results::FieldFormat::Text
         };
-        let batch = match postgres_float_text(&batch, text) {
+        let batch = match postgres_values(&batch, text) {
             Ok(batch) => batch,
             Err(e) => return vec![Err(e)],
         };
-        arrow_pg::datatypes::encode_recordbatch(self.encode.clone(), batch)
-            .map(|row| {
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for row in arrow_pg::datatypes::encode_recordbatch(self.encode.clone(), batch) {
+            let failed = row.is_err();
+            rows.push(
                 row.map(|r| DataRow::new(r.data, r.field_count))
-                    .map_err(bridge_error)
-            })
-            .collect()
+                    .map_err(bridge_error),
+            );
+            // arrow-pg 0.16's row iterator does not move past a value it
+            // cannot encode (a numeric of more than 28 digits, a type it
+            // does not know): it yields that error forever, and collecting
+            // them took all the memory there was.
+            if failed {
+                break;
+            }
+        }
+        rows
     }
 
     /// Streams the rows of `batches` as `DataRow` messages.
@@ -171,7 +182,7 @@ pub fn copy_stream(
     let rows = batches.flat_map(move |batch| {
         let batch = batch
             .map_err(|e| Error::from(e).into())
-            .and_then(|batch| postgres_float_text(&batch, |_| !binary));
+            .and_then(|batch| postgres_values(&batch, |_| !binary));
         let rows: Vec<PgWireResult<CopyData>> = match batch {
             Ok(batch) => encode_copy_rows(&mut encoder, &fields, &batch),
             Err(e) => vec![Err(e)],
@@ -213,33 +224,80 @@ fn encode_copy_rows(
         .collect()
 }
 
-/// `batch` with its floating-point columns sent as text (`text(column)`)
-/// turned into text columns holding PostgreSQL's output for them, which
-/// arrow-pg's (pgwire's) is not: `Infinity` rather than `inf` (which JDBC
-/// and others cannot read), `12` rather than `12.0`, `1e+20` rather than
-/// `1e20`. The row description keeps the float types.
-fn postgres_float_text(
-    batch: &RecordBatch,
-    text: impl Fn(usize) -> bool,
-) -> PgWireResult<RecordBatch> {
+/// The type a column of `data_type` travels as: PostgreSQL has no half
+/// float (`real` holds every one) and no fixed-size binary (`bytea` holds
+/// it). arrow-pg writes both as debug text.
+fn wire_type(data_type: &DataType) -> Option<DataType> {
+    match data_type {
+        DataType::Float16 => Some(DataType::Float32),
+        DataType::FixedSizeBinary(_) => Some(DataType::Binary),
+        _ => None,
+    }
+}
+
+/// `schema` with each field of the type it travels as ([`wire_type`]).
+fn wire_schema(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|field| match wire_type(field.data_type()) {
+                Some(data_type) => Arc::new(field.as_ref().clone().with_data_type(data_type)),
+                None => field.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `batch` as arrow-pg can encode it the way PostgreSQL writes it:
+/// - columns of types PostgreSQL lacks cast to the type they travel as
+///   ([`wire_type`]);
+/// - columns sent as text (`text(column)`) of floating-point types turned
+///   into text columns holding PostgreSQL's output for them, which
+///   arrow-pg's (pgwire's) is not: `Infinity` rather than `inf` (which JDBC
+///   and others cannot read), `12` rather than `12.0`, `1e+20` rather than
+///   `1e20`;
+/// - and of decimal types turned into their exact digits: arrow-pg goes
+///   through `rust_decimal`, which holds 28 digits, and a `numeric(38)`
+///   value of 30 digits failed.
+///
+/// The row description keeps the types.
+fn postgres_values(batch: &RecordBatch, text: impl Fn(usize) -> bool) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type};
+    use datafusion::arrow::datatypes::{Field, Float32Type, Float64Type};
     let schema = batch.schema();
-    let floats = |column: usize| {
-        text(column)
-            && matches!(
-                schema.field(column).data_type(),
-                DataType::Float32 | DataType::Float64
-            )
+    let converted = |column: usize| {
+        let data_type = schema.field(column).data_type();
+        wire_type(data_type).is_some()
+            || text(column)
+                && matches!(
+                    data_type,
+                    DataType::Float32
+                        | DataType::Float64
+                        | DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                )
     };
-    if !(0..batch.num_columns()).any(floats) {
+    if !(0..batch.num_columns()).any(converted) {
         return Ok(batch.clone());
     }
+    let cast = |array: &Arc<dyn Array>, to: &DataType| {
+        datafusion::arrow::compute::cast(array, to).map_err(|e| {
+            PgWireError::from(Error::Internal(format!("could not encode a value: {e}")))
+        })
+    };
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (column, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        let array = &match wire_type(array.data_type()) {
+            Some(to) => cast(array, &to)?,
+            None => array.clone(),
+        };
         let as_text: Option<StringArray> = match array.data_type() {
-            _ if !floats(column) => None,
+            _ if !text(column) => None,
+            DataType::Decimal128(..) | DataType::Decimal256(..) => {
+                Some(cast(array, &DataType::Utf8)?.as_string::<i32>().clone())
+            }
             DataType::Float64 => Some(
                 array
                     .as_primitive::<Float64Type>()
@@ -247,13 +305,14 @@ fn postgres_float_text(
                     .map(|v| v.map(|v| float_text(&format!("{v:e}"), 15)))
                     .collect(),
             ),
-            _ => Some(
+            DataType::Float32 => Some(
                 array
                     .as_primitive::<Float32Type>()
                     .iter()
                     .map(|v| v.map(|v| float_text(&format!("{v:e}"), 6)))
                     .collect(),
             ),
+            _ => None,
         };
         match as_text {
             Some(strings) => {
@@ -265,13 +324,18 @@ fn postgres_float_text(
                 columns.push(Arc::new(strings) as Arc<dyn Array>);
             }
             None => {
-                fields.push(field.clone());
+                fields.push(Arc::new(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(array.data_type().clone()),
+                ));
                 columns.push(array.clone());
             }
         }
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| Error::Internal(format!("could not encode floats: {e}")).into())
+        .map_err(|e| Error::Internal(format!("could not encode a value: {e}")).into())
 }
 
 /// PostgreSQL's text for a float given in Rust's shortest scientific form
