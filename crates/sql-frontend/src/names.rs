@@ -13,9 +13,12 @@
 //! [`result_names`] reads back.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use datafusion::arrow::datatypes::Schema;
-use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, Query, SelectItem, SetExpr, visit_expressions_mut,
+};
 
 /// Separates the PostgreSQL name in an alias made by [`make_names_unique`]
 /// from the position that makes it unique; no SQL identifier a user types
@@ -78,12 +81,26 @@ fn unique_alias(expr: Expr, name: &str, position: usize) -> SelectItem {
 }
 
 /// A key equal for expressions DataFusion names alike: casts are
-/// transparent, and a column is named without its qualifier.
+/// transparent (at any depth: `round(2.5::float8)` is named as
+/// `round(2.5)`), and a column is named without its qualifier.
 fn datafusion_name(expr: &Expr) -> String {
     match expr {
         Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => datafusion_name(inner),
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_name(expr),
-        other => other.to_string().to_lowercase(),
+        other => {
+            let mut other = other.clone();
+            let _ = visit_expressions_mut(&mut other, |e| {
+                loop {
+                    let inner = match e {
+                        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => (**inner).clone(),
+                        _ => break,
+                    };
+                    *e = inner;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            other.to_string().to_lowercase()
+        }
     }
 }
 
@@ -215,6 +232,7 @@ fn type_name(sql: &str) -> String {
         "boolean" | "bool" => "bool",
         "decimal" | "numeric" => "numeric",
         "character varying" | "varchar" => "varchar",
+        "character" | "char" => "bpchar",
         "timestamp" | "timestamp without time zone" => "timestamp",
         "timestamptz" | "timestamp with time zone" => "timestamptz",
         other => other,

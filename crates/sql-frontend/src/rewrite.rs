@@ -39,6 +39,7 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     if reads_system_catalog(statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
     }
+    crate::pg_semantics::rewrite(statement);
     if let Statement::Query(query) = statement {
         crate::names::make_names_unique(query);
     }
@@ -243,7 +244,7 @@ impl VisitorMut for PostgresForms {
     }
 }
 
-fn parse_expr(sql: &str) -> Option<Expr> {
+pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())

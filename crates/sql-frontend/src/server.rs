@@ -37,6 +37,7 @@ use crate::handler::{Connection, Login};
 use crate::integers::CheckedIntegerArithmetic;
 use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
+use crate::rounding::PostgresRounding;
 use crate::session::Session;
 use crate::settings::version_string;
 use crate::subquery::ScalarSubqueryRows;
@@ -340,8 +341,8 @@ impl Engine {
         // Ballista replaces the function registry; Quiver's functions go after.
         let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
-        // Scalar subqueries, checked arithmetic, portable window functions
-        // and the empty grouping set, after DataFusion's analyzer rules
+        // Scalar subqueries, checked arithmetic, PostgreSQL's rounding,
+        // portable window functions and the empty grouping set, after DataFusion's analyzer rules
         // (type coercion among them). Filtered sort-merge joins keep their
         // columns (see `guard_merge_join_filters`).
         let rules = quiver_scheduler::guard_merge_join_filters(distributed.physical_optimizers());
@@ -350,6 +351,7 @@ impl Engine {
             .with_query_planner(planner)
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
+            .with_analyzer_rule(Arc::new(PostgresRounding))
             .with_analyzer_rule(Arc::new(PortableWindowFunctions))
             .with_analyzer_rule(Arc::new(EmptyGroupingSet))
             .build();

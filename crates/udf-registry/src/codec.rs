@@ -43,6 +43,7 @@ use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
+use crate::round_half_even::RoundHalfEven;
 use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
 use crate::single_partition::SinglePartitionExec;
 use crate::table::{WasmTableExec, WasmTableProvider};
@@ -84,6 +85,9 @@ const CHECKED: [(&[u8], Operator); 3] = [
     (b"quiver-checked-sub/1", Operator::Minus),
     (b"quiver-checked-mul/1", Operator::Multiply),
 ];
+
+/// The whole encoding of [`RoundHalfEven`], built in too.
+const ROUND_HALF_EVEN: &[u8] = b"quiver-round-half-even/1";
 
 /// Marks a classic aggregate written by these codecs.
 const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
@@ -169,6 +173,10 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(SUBQUERY_VALUE);
         return Ok(true);
     }
+    if inner.is::<RoundHalfEven>() {
+        buf.extend_from_slice(ROUND_HALF_EVEN);
+        return Ok(true);
+    }
     if let Some(checked) = inner.downcast_ref::<CheckedArithmetic>()
         && let Some((encoding, _)) = CHECKED.iter().find(|(_, op)| *op == checked.op())
     {
@@ -185,6 +193,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
 fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<Arc<ScalarUDF>>> {
     if buf == SUBQUERY_VALUE {
         return Some(Ok(SubqueryValue::udf()));
+    }
+    if buf == ROUND_HALF_EVEN {
+        return Some(Ok(RoundHalfEven::udf()));
     }
     if let Some((_, op)) = CHECKED.iter().find(|(encoding, _)| buf == *encoding) {
         return CheckedArithmetic::udf(*op).map(Ok);

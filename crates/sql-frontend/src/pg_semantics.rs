@@ -1,0 +1,205 @@
+//! SQL that DataFusion reads, but not as PostgreSQL does, rewritten into
+//! forms that DataFusion answers as PostgreSQL would:
+//! - a window that names another (`OVER (w ROWS ...)` with `WINDOW w AS
+//!   (ORDER BY k)`) takes its partitioning and order from it; DataFusion
+//!   dropped them, so the frame ran over unordered rows;
+//! - `generate_series(...)` as a select item returns rows, not one array;
+//! - `CAST(x AS char(n))` pads or cuts to `n` characters, `CAST(x AS
+//!   varchar(n))` cuts; DataFusion ignored the length;
+//! - an integer literal too big for `bigint` is `numeric`, not a float
+//!   that drops digits.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    CharacterLength, DataType, Expr, Function, Ident, NamedWindowDefinition, NamedWindowExpr,
+    Query, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut, WindowSpec, WindowType,
+    visit_expressions_mut,
+};
+
+use crate::rewrite::parse_expr;
+
+/// Applies the rewrites of the module docs to `statement`.
+pub(crate) fn rewrite(statement: &mut Statement) {
+    let _ = statement.visit(&mut PostgresMeaning);
+}
+
+struct PostgresMeaning;
+
+impl VisitorMut for PostgresMeaning {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            if !select.named_window.is_empty() {
+                let definitions = select.named_window.clone();
+                let _ = visit_expressions_mut(&mut select.projection, |expr| {
+                    inherit_named_window(expr, &definitions);
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+            for item in &mut select.projection {
+                expand_series(item);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let rewritten = match expr {
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } => sized_text_cast(inner, data_type),
+            Expr::Value(value) => match &value.value {
+                Value::Number(digits, _) => big_integer(digits),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(rewritten) = rewritten {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `spec` with what the window it names gives it, PostgreSQL's way: its
+/// partitioning, its order unless `spec` has one, its frame unless `spec`
+/// has one.
+fn inherit(spec: &mut WindowSpec, definitions: &[NamedWindowDefinition], depth: usize) {
+    let Some(name) = spec.window_name.take() else {
+        return;
+    };
+    let found = definitions.iter().find(|d| d.0.value == name.value);
+    let Some(NamedWindowDefinition(_, NamedWindowExpr::WindowSpec(base))) = found else {
+        // Unknown, or named by name only: DataFusion reports it.
+        spec.window_name = Some(name);
+        return;
+    };
+    let mut base = base.clone();
+    if depth < 8 {
+        inherit(&mut base, definitions, depth + 1);
+    }
+    if spec.partition_by.is_empty() {
+        spec.partition_by = base.partition_by;
+    }
+    if spec.order_by.is_empty() {
+        spec.order_by = base.order_by;
+    }
+    if spec.window_frame.is_none() {
+        spec.window_frame = base.window_frame;
+    }
+}
+
+fn inherit_named_window(expr: &mut Expr, definitions: &[NamedWindowDefinition]) {
+    if let Expr::Function(Function {
+        over: Some(WindowType::WindowSpec(spec)),
+        ..
+    }) = expr
+    {
+        inherit(spec, definitions, 0);
+    }
+}
+
+/// `generate_series(...)` as a whole select item: its rows
+/// (`unnest(generate_series(...)) AS generate_series`).
+fn expand_series(item: &mut SelectItem) {
+    let (expr, alias) = match item {
+        SelectItem::UnnamedExpr(expr) => (expr, None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+        _ => return,
+    };
+    let Expr::Function(function) = expr else {
+        return;
+    };
+    let name = function.name.to_string().to_ascii_lowercase();
+    if !matches!(
+        name.as_str(),
+        "generate_series" | "pg_catalog.generate_series"
+    ) || function.over.is_some()
+    {
+        return;
+    }
+    let Some(rows) = parse_expr(&format!("unnest({function})")) else {
+        return;
+    };
+    *item = SelectItem::ExprWithAlias {
+        expr: rows,
+        alias: alias.unwrap_or_else(|| Ident::new("generate_series")),
+    };
+}
+
+/// `CAST(inner AS char(n))` and `CAST(inner AS varchar(n))` with
+/// PostgreSQL's length rules.
+fn sized_text_cast(inner: &Expr, data_type: &DataType) -> Option<Expr> {
+    let (length, pad) = match data_type {
+        DataType::Char(Some(length)) | DataType::Character(Some(length)) => (length, true),
+        DataType::Varchar(Some(length)) | DataType::CharacterVarying(Some(length)) => {
+            (length, false)
+        }
+        _ => return None,
+    };
+    let CharacterLength::IntegerLength { length, .. } = length else {
+        return None;
+    };
+    // The cast stays outside (a no-op in DataFusion), over parentheses, so
+    // the column is named as PostgreSQL names it (`bpchar`, `varchar`).
+    if pad {
+        parse_expr(&format!(
+            "CAST((rpad(CAST({inner} AS text), {length})) AS {data_type})"
+        ))
+    } else {
+        parse_expr(&format!(
+            "CAST((left(CAST({inner} AS text), {length})) AS {data_type})"
+        ))
+    }
+}
+
+/// An integer literal beyond `bigint`'s range, as `numeric` (up to the 38
+/// digits Quiver's numerics hold).
+fn big_integer(digits: &str) -> Option<Expr> {
+    if digits.is_empty()
+        || digits.len() > 38
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.parse::<i64>().is_ok()
+    {
+        return None;
+    }
+    parse_expr(&format!("CAST('{digits}' AS numeric(38, 0))"))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("parses");
+        super::rewrite(&mut statements[0]);
+        statements[0].to_string()
+    }
+
+    #[test]
+    fn postgresql_meanings() {
+        assert_eq!(
+            rewritten(
+                "SELECT sum(k) OVER (w ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) FROM t WINDOW w AS (PARTITION BY a ORDER BY k)"
+            ),
+            "SELECT sum(k) OVER (PARTITION BY a ORDER BY k ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) FROM t WINDOW w AS (PARTITION BY a ORDER BY k)"
+        );
+        assert_eq!(
+            rewritten("SELECT generate_series(1, 3), x FROM t"),
+            "SELECT unnest(generate_series(1, 3)) AS generate_series, x FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT CAST('abcdef' AS char(4)), 'abcdef'::varchar(2)"),
+            "SELECT CAST((rpad(CAST('abcdef' AS TEXT), 4)) AS CHAR(4)), CAST((left(CAST('abcdef' AS TEXT), 2)) AS VARCHAR(2))"
+        );
+        assert_eq!(
+            rewritten("SELECT 123456789012345678901234567890, 5"),
+            "SELECT CAST('123456789012345678901234567890' AS NUMERIC(38,0)), 5"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Rounding to integers as PostgreSQL rounds.
+//!
+//! PostgreSQL rounds when it casts a fraction to an integer, where
+//! DataFusion truncates: `CAST(2.75 AS int)` is `3`, not `2`. A `numeric`
+//! rounds half away from zero, a `double precision` or `real` half to even
+//! (`rint`), and `round(double precision)` rounds half to even too. In
+//! Quiver a literal such as `2.5` is a `double precision` where PostgreSQL
+//! reads a `numeric`, so a literal rounds as a `numeric` would.
+//!
+//! The analyzer rule [`PostgresRounding`] runs after type coercion and puts
+//! the rounding in: DataFusion's `round` (half away from zero) for
+//! `numeric` and literals, [`RoundHalfEven`] for floats.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, TryCast};
+use datafusion::optimizer::AnalyzerRule;
+use quiver_udf_registry::RoundHalfEven;
+
+/// Rounds fractions cast to integers, and `round` of floats, PostgreSQL's
+/// way (see the module docs).
+#[derive(Debug, Default)]
+pub struct PostgresRounding;
+
+impl AnalyzerRule for PostgresRounding {
+    fn name(&self) -> &str {
+        "quiver_postgres_rounding"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = expression_schema(&node);
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let name = names.save(&expr);
+                expr.transform_up(|expr| rounded(expr, &schema))
+                    .map(|expr| expr.update_data(|expr| name.restore(expr)))
+            })
+        })
+        .map(|transformed| transformed.data)
+    }
+}
+
+/// The schema `node`'s expressions are typed against.
+fn expression_schema(node: &LogicalPlan) -> DFSchema {
+    let inputs = node.inputs();
+    if inputs.is_empty() {
+        node.schema().as_ref().clone()
+    } else {
+        merge_schema(&inputs)
+    }
+}
+
+fn is_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Literal(..) => true,
+        Expr::Negative(inner) => is_literal(inner),
+        _ => false,
+    }
+}
+
+fn is_float(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Float32 | DataType::Float64)
+}
+
+fn is_round(expr: &Expr) -> bool {
+    matches!(expr, Expr::ScalarFunction(f) if matches!(f.name(), "round" | "round_half_even"))
+}
+
+/// `value` rounded to an integral value the way PostgreSQL rounds a value
+/// of its type; `None` when it needs no rounding.
+fn round(value: Expr, schema: &DFSchema) -> Option<Expr> {
+    let data_type = value.get_type(schema).ok()?;
+    if is_round(&value) {
+        return None;
+    }
+    let function = if is_float(&data_type) && !is_literal(&value) {
+        RoundHalfEven::udf()
+    } else if is_float(&data_type)
+        || matches!(
+            data_type,
+            DataType::Decimal128(..) | DataType::Decimal256(..)
+        )
+    {
+        datafusion::functions::math::round()
+    } else {
+        return None;
+    };
+    Some(Expr::ScalarFunction(ScalarFunction::new_udf(
+        function,
+        vec![value],
+    )))
+}
+
+fn rounded(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    Ok(match expr {
+        Expr::Cast(Cast { expr, field }) if field.data_type().is_integer() => {
+            match round((*expr).clone(), schema) {
+                Some(rounded) => Transformed::yes(Expr::Cast(Cast {
+                    expr: Box::new(rounded),
+                    field,
+                })),
+                None => Transformed::no(Expr::Cast(Cast { expr, field })),
+            }
+        }
+        Expr::TryCast(TryCast { expr, field }) if field.data_type().is_integer() => {
+            match round((*expr).clone(), schema) {
+                Some(rounded) => Transformed::yes(Expr::TryCast(TryCast {
+                    expr: Box::new(rounded),
+                    field,
+                })),
+                None => Transformed::no(Expr::TryCast(TryCast { expr, field })),
+            }
+        }
+        Expr::ScalarFunction(call)
+            if call.name() == "round"
+                && call.args.len() == 1
+                && !is_literal(&call.args[0])
+                && call.args[0].get_type(schema).is_ok_and(|t| is_float(&t)) =>
+        {
+            let ScalarFunction { args, .. } = call;
+            Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                RoundHalfEven::udf(),
+                args,
+            )))
+        }
+        other => Transformed::no(other),
+    })
+}
