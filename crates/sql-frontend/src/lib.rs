@@ -27,6 +27,7 @@ mod set_operations;
 mod settings;
 mod subquery;
 mod system;
+mod using_joins;
 mod window;
 
 pub use auth::AuthMethod;

@@ -451,9 +451,11 @@ impl Session {
 
     /// Plans a statement, its integer literals typed as PostgreSQL types
     /// them (see [`crate::integers`]) and its `INTERSECT ALL`/`EXCEPT ALL`
-    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]).
+    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]);
+    /// `FULL`/`RIGHT JOIN ... USING` fails (see [`crate::using_joins`]).
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
+        crate::using_joins::refuse_outer_using(&plan)?;
         let plan = crate::integers::type_literals(plan)?;
         Ok(crate::set_operations::multiset_set_operations(plan)?)
     }
@@ -652,6 +654,7 @@ impl Session {
                 variable, values, ..
             } => {
                 let name = object_name(&variable);
+                refuse_unsafe_plan_setting(&name, set_value(&values).as_deref())?;
                 if is_engine_option(&name) {
                     let statement = Statement::Set(Set::SingleAssignment {
                         scope: None,
@@ -927,6 +930,24 @@ fn role_password(password: Option<&Password>) -> Result<String> {
 }
 
 /// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
+/// Fails with 0A000 for a setting under which distributed plans are known
+/// to answer wrongly: with `datafusion.optimizer.repartition_joins = false`,
+/// joins read unpartitioned inputs, and Ballista's stages then lost or
+/// repeated rows (issue 18's differential test found `INTERSECT` and
+/// `EXCEPT` answering no rows).
+fn refuse_unsafe_plan_setting(name: &str, value: Option<&str>) -> Result<()> {
+    let off =
+        value.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "0"));
+    if name.eq_ignore_ascii_case("datafusion.optimizer.repartition_joins") && off {
+        return Err(Error::FeatureNotSupported(
+            "datafusion.optimizer.repartition_joins = false is not supported: \
+             distributed joins over unpartitioned inputs can give wrong answers"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn is_engine_option(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with("datafusion.") || lower.starts_with("ballista.")
