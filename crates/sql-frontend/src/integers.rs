@@ -98,17 +98,28 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = expression_schema(&node);
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let name = names.save(&expr);
-                expr.transform_up(|expr| checked(expr, &schema))
-                    .map(|expr| expr.update_data(|expr| name.restore(expr)))
-            })
-        })
-        .map(|transformed| transformed.data)
+        rewrite_expressions(plan, checked)
     }
+}
+
+/// `plan` (and its subqueries) with every expression rewritten bottom-up
+/// by `rewrite`, which sees the schema the expression is typed against;
+/// each rewritten expression keeps its name, so that the columns a plan's
+/// nodes refer to by name stay the same.
+pub(crate) fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let schema = expression_schema(&node);
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|expr| {
+            let name = names.save(&expr);
+            expr.transform_up(|expr| rewrite(expr, &schema))
+                .map(|expr| expr.update_data(|expr| name.restore(expr)))
+        })
+    })
+    .map(|transformed| transformed.data)
 }
 
 /// The schema `node`'s expressions are typed against: its inputs', or for a

@@ -12,15 +12,15 @@
 //! `numeric` and literals, [`RoundHalfEven`] for floats.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, TryCast};
 use datafusion::optimizer::AnalyzerRule;
 use quiver_udf_registry::RoundHalfEven;
+
+use crate::integers::rewrite_expressions;
 
 /// Rounds fractions cast to integers, and `round` of floats, PostgreSQL's
 /// way (see the module docs).
@@ -33,26 +33,7 @@ impl AnalyzerRule for PostgresRounding {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = expression_schema(&node);
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let name = names.save(&expr);
-                expr.transform_up(|expr| rounded(expr, &schema))
-                    .map(|expr| expr.update_data(|expr| name.restore(expr)))
-            })
-        })
-        .map(|transformed| transformed.data)
-    }
-}
-
-/// The schema `node`'s expressions are typed against.
-fn expression_schema(node: &LogicalPlan) -> DFSchema {
-    let inputs = node.inputs();
-    if inputs.is_empty() {
-        node.schema().as_ref().clone()
-    } else {
-        merge_schema(&inputs)
+        rewrite_expressions(plan, rounded)
     }
 }
 

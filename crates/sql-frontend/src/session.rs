@@ -931,21 +931,24 @@ fn role_password(password: Option<&Password>) -> Result<String> {
 
 /// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
 /// Fails with 0A000 for a setting under which distributed plans are known
-/// to answer wrongly: with `datafusion.optimizer.repartition_joins = false`,
-/// joins read unpartitioned inputs, and Ballista's stages then lost or
-/// repeated rows (issue 18's differential test found `INTERSECT` and
-/// `EXCEPT` answering no rows).
+/// to answer wrongly. Issue 18's differential test found `INTERSECT` and
+/// `EXCEPT` under `ORDER BY ... LIMIT` answering no rows with hash joins
+/// (`datafusion.optimizer.prefer_hash_join = true`) or with joins over
+/// unpartitioned inputs (`datafusion.optimizer.repartition_joins = false`).
 fn refuse_unsafe_plan_setting(name: &str, value: Option<&str>) -> Result<()> {
-    let off =
-        value.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "0"));
-    if name.eq_ignore_ascii_case("datafusion.optimizer.repartition_joins") && off {
-        return Err(Error::FeatureNotSupported(
-            "datafusion.optimizer.repartition_joins = false is not supported: \
-             distributed joins over unpartitioned inputs can give wrong answers"
-                .into(),
-        ));
-    }
-    Ok(())
+    let Some(value) = value.map(str::to_ascii_lowercase) else {
+        return Ok(());
+    };
+    let on = matches!(value.as_str(), "true" | "on" | "1");
+    let off = matches!(value.as_str(), "false" | "off" | "0");
+    let unsafe_value = match name.to_ascii_lowercase().as_str() {
+        "datafusion.optimizer.repartition_joins" if off => "false",
+        "datafusion.optimizer.prefer_hash_join" if on => "true",
+        _ => return Ok(()),
+    };
+    Err(Error::FeatureNotSupported(format!(
+        "{name} = {unsafe_value} is not supported: distributed joins planned so can give wrong answers"
+    )))
 }
 
 fn is_engine_option(name: &str) -> bool {
