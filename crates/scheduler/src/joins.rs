@@ -64,8 +64,8 @@ impl PhysicalOptimizerRule for SingleTaskNestedLoopJoins {
                 return Ok(Transformed::no(node));
             }
             // This rule runs after DataFusion's distribution rules: coalesce
-            // here; the fence keeps the coalescing through Ballista's
-            // per-stage runs of those rules.
+            // here; `SinglePartitionExec` keeps the coalescing through
+            // Ballista's per-stage runs of those rules.
             let coalesced = Arc::new(CoalescePartitionsExec::new(right.clone()));
             let right: Arc<dyn ExecutionPlan> = Arc::new(SinglePartitionExec::new(coalesced));
             let left = join.left().clone();
