@@ -90,11 +90,8 @@ fn datafusion_name(expr: &Expr) -> String {
         other => {
             let mut other = other.clone();
             let _ = visit_expressions_mut(&mut other, |e| {
-                loop {
-                    let inner = match e {
-                        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => (**inner).clone(),
-                        _ => break,
-                    };
+                while let Expr::Nested(inner) | Expr::Cast { expr: inner, .. } = e {
+                    let inner = (**inner).clone();
                     *e = inner;
                 }
                 ControlFlow::<()>::Continue(())
