@@ -342,9 +342,9 @@ impl Engine {
         let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
         // Scalar subqueries, checked arithmetic, PostgreSQL's rounding,
-        // portable window functions and the empty grouping set, after DataFusion's analyzer rules
-        // (type coercion among them). Filtered sort-merge joins keep their
-        // columns (see `guard_merge_join_filters`).
+        // portable window functions and the empty grouping set, after
+        // DataFusion's analyzer rules (type coercion among them). Filtered
+        // sort-merge joins keep their columns (see `guard_merge_join_filters`).
         let rules = quiver_scheduler::guard_merge_join_filters(distributed.physical_optimizers());
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_physical_optimizer_rules(rules)

@@ -929,7 +929,6 @@ fn role_password(password: Option<&Password>) -> Result<String> {
     }
 }
 
-/// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
 /// Fails with 0A000 for a setting under which distributed plans are known
 /// to answer wrongly. Issue 18's differential test found `INTERSECT` and
 /// `EXCEPT` under `ORDER BY ... LIMIT` answering no rows with hash joins
@@ -951,6 +950,7 @@ fn refuse_unsafe_plan_setting(name: &str, value: Option<&str>) -> Result<()> {
     )))
 }
 
+/// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
 fn is_engine_option(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with("datafusion.") || lower.starts_with("ballista.")

@@ -524,6 +524,17 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
     }
 }
 
+/// The one input of a decoded `node` that has one.
+fn only_input(node: &str, inputs: &[Arc<dyn ExecutionPlan>]) -> Result<Arc<dyn ExecutionPlan>> {
+    match inputs {
+        [input] => Ok(input.clone()),
+        _ => Err(exec_datafusion_err!(
+            "{node} has one input, got {}",
+            inputs.len()
+        )),
+    }
+}
+
 /// Quiver's physical codec: Wasm functions by reference, the rest by `inner`.
 #[derive(Debug)]
 pub struct QuiverPhysicalCodec {
@@ -546,22 +557,12 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if buf == METRICS_EXEC {
-            let [input] = inputs else {
-                return Err(exec_datafusion_err!(
-                    "WasmMetricsExec has one input, got {}",
-                    inputs.len()
-                ));
-            };
-            return Ok(Arc::new(WasmMetricsExec::new(input.clone())));
+            let input = only_input("WasmMetricsExec", inputs)?;
+            return Ok(Arc::new(WasmMetricsExec::new(input)));
         }
         if buf == SINGLE_PARTITION_EXEC {
-            let [input] = inputs else {
-                return Err(exec_datafusion_err!(
-                    "SinglePartitionExec has one input, got {}",
-                    inputs.len()
-                ));
-            };
-            return Ok(Arc::new(SinglePartitionExec::new(input.clone())));
+            let input = only_input("SinglePartitionExec", inputs)?;
+            return Ok(Arc::new(SinglePartitionExec::new(input)));
         }
         if let Some(call) = read_table_call(&self.loader, buf) {
             return Ok(Arc::new(call?.exec()?));
