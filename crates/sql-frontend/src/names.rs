@@ -73,7 +73,9 @@ pub fn make_names_unique(query: &mut Query) {
     }
 }
 
-fn unique_alias(expr: Expr, name: &str, position: usize) -> SelectItem {
+/// `expr` under an alias that DataFusion sees as unique and that
+/// [`result_names`] reads back as `name`.
+pub(crate) fn unique_alias(expr: Expr, name: &str, position: usize) -> SelectItem {
     SelectItem::ExprWithAlias {
         expr,
         alias: Ident::with_quote('"', format!("{name}{UNIQUE_MARK}{position}")),

@@ -40,6 +40,7 @@ pub(crate) fn rewrite(statement: &mut Statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
     }
     crate::pg_semantics::rewrite(statement);
+    crate::using_joins::merge_outer_using(statement);
     if let Statement::Query(query) = statement {
         crate::names::make_names_unique(query);
     }

@@ -1,24 +1,403 @@
-//! `FULL` and `RIGHT JOIN ... USING`, refused until they can be answered
-//! as PostgreSQL answers them.
+//! `FULL` and `RIGHT JOIN ... USING`, answered as PostgreSQL answers them.
 //!
 //! In PostgreSQL the column a `USING` join merges is `COALESCE(l.c, r.c)`:
 //! a row only the right side has shows its key. DataFusion resolves the
 //! merged column to the left side's, so such a row showed NULL (and a
-//! filter on the key could not find it). An answer that differs silently
-//! is worse than none, so these joins fail with 0A000 and a way around.
+//! filter on the key could not find it).
+//!
+//! [`merge_outer_using`] rewrites such a join before DataFusion plans it:
+//! `l FULL JOIN r USING (c)` becomes `l FULL JOIN r ON l.c = r.c`, and in
+//! the select that reads it each unqualified `c` becomes
+//! `COALESCE(l.c, r.c)` and `*` becomes `COALESCE(l.c, r.c) AS c, l.*
+//! EXCLUDE (c), r.* EXCLUDE (c)` (PostgreSQL's column order). `l.c` and
+//! `r.c` keep meaning each side's own column, as in PostgreSQL.
+//!
+//! The rewrite needs to know what an unqualified `c` means, so it leaves
+//! alone the forms where that takes the catalog: a side that is itself a
+//! join or has no name, another `USING` or `NATURAL` join in the same
+//! `FROM` item, or a subquery of the select that names `c` unqualified.
+//! Those, and `NATURAL FULL JOIN`, still fail with 0A000
+//! ([`refuse_outer_using`]): an answer that differs silently is worse than
+//! none.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::{JoinConstraint, LogicalPlan};
+use datafusion::logical_expr::{JoinConstraint as PlanConstraint, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{
+    Distinct, ExcludeSelectItem, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator,
+    ObjectName, OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement, TableFactor, TableWithJoins, Visit, VisitMut, Visitor, VisitorMut,
+    WildcardAdditionalOptions,
+};
 
 use crate::error::{Error, Result};
+use crate::names::unique_alias;
+use crate::rewrite::parse_expr;
 
-/// Fails with 0A000 if `plan` has a `FULL` or `RIGHT` join with `USING`.
+/// Rewrites every `FULL`/`RIGHT JOIN ... USING` of `statement` that it can
+/// (see the module docs) into an `ON` join with merged columns.
+pub(crate) fn merge_outer_using(statement: &mut Statement) {
+    let _ = statement.visit(&mut OuterUsing);
+}
+
+struct OuterUsing;
+
+impl VisitorMut for OuterUsing {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        match query.body.as_mut() {
+            SetExpr::Select(select) => {
+                if let Some((merged, outputs)) = merge_select(select) {
+                    // ORDER BY reads the select's output names first: a
+                    // bare name that is one stays; others are input columns
+                    // (a merged column selected bare is its COALESCE too).
+                    if let Some(OrderByKind::Expressions(order)) =
+                        query.order_by.as_mut().map(|o| &mut o.kind)
+                    {
+                        for item in order {
+                            let is_output = matches!(&item.expr, Expr::Identifier(ident)
+                                if outputs.contains(&normalize(ident)));
+                            if !is_output {
+                                replace_columns(&mut item.expr, &merged);
+                            }
+                        }
+                    }
+                }
+            }
+            SetExpr::SetOperation { .. } => {
+                let mut branches = vec![query.body.as_mut()];
+                while let Some(branch) = branches.pop() {
+                    match branch {
+                        SetExpr::Select(select) => {
+                            merge_select(select);
+                        }
+                        SetExpr::SetOperation { left, right, .. } => {
+                            branches.push(left.as_mut());
+                            branches.push(right.as_mut());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The merged columns of one select, by normalized name: `COALESCE(l.c,
+/// r.c)`.
+type Merged = HashMap<String, Expr>;
+
+/// A `FULL` or `RIGHT` join with `USING`: its columns, and the qualifiers
+/// of its two sides.
+struct OuterUsingJoin {
+    columns: Vec<Ident>,
+    left: ObjectName,
+    right: ObjectName,
+}
+
+/// Rewrites the outer `USING` joins of `select`; the merged columns and the
+/// names of the other output columns, or `None` when there was no join to
+/// rewrite (or one that cannot be).
+fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
+    let joins: Vec<Option<OuterUsingJoin>> = select.from.iter().map(outer_using_join).collect();
+    if joins.iter().all(Option::is_none) {
+        return None;
+    }
+    let mut merged = Merged::new();
+    for join in joins.iter().flatten() {
+        for column in &join.columns {
+            let sql = format!(
+                "COALESCE({}.{column}, {}.{column})",
+                join.left, join.right
+            );
+            let expr = parse_expr(&sql)?;
+            if merged.insert(normalize(column), expr).is_some() {
+                return None; // two joins merge one name: which is meant?
+            }
+        }
+    }
+    if subqueries_name(select, &merged) {
+        return None;
+    }
+    let projection = expand_wildcards(&select.projection, &select.from, &joins)?;
+    let outputs = output_names(&select.projection)
+        .into_iter()
+        .filter(|name| !merged.contains_key(name))
+        .collect();
+    for (table, join) in select.from.iter_mut().zip(&joins) {
+        if let Some(join) = join {
+            let condition = join
+                .columns
+                .iter()
+                .map(|c| format!("{}.{c} = {}.{c}", join.left, join.right))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let constraint = JoinConstraint::On(parse_expr(&condition)?);
+            match &mut table.joins[0].join_operator {
+                JoinOperator::FullOuter(c) | JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
+                    *c = constraint
+                }
+                _ => return None,
+            }
+        }
+        for join in table.joins.iter_mut().skip(1) {
+            if let Some(JoinConstraint::On(on)) = constraint_mut(&mut join.join_operator) {
+                replace_columns(on, &merged);
+            }
+        }
+    }
+    select.projection = projection;
+    for (position, item) in select.projection.iter_mut().enumerate() {
+        match item {
+            // Named uniquely: DataFusion refuses `name` beside `l.name`.
+            SelectItem::UnnamedExpr(Expr::Identifier(ident))
+                if merged.contains_key(&normalize(ident)) =>
+            {
+                let name = normalize(ident);
+                *item = unique_alias(merged[&name].clone(), &name, position);
+            }
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                replace_columns(expr, &merged)
+            }
+            _ => {}
+        }
+    }
+    for expr in select.selection.iter_mut().chain(&mut select.having).chain(&mut select.qualify) {
+        replace_columns(expr, &merged);
+    }
+    if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        exprs.iter_mut().for_each(|e| replace_columns(e, &merged));
+    }
+    if let Some(Distinct::On(exprs)) = &mut select.distinct {
+        exprs.iter_mut().for_each(|e| replace_columns(e, &merged));
+    }
+    Some((merged, outputs))
+}
+
+/// The outer `USING` join that starts `table` (`l FULL JOIN r USING (...)`
+/// with named sides and no other `USING` or `NATURAL` join after it).
+fn outer_using_join(table: &TableWithJoins) -> Option<OuterUsingJoin> {
+    let first = table.joins.first()?;
+    let (JoinOperator::FullOuter(JoinConstraint::Using(columns))
+    | JoinOperator::Right(JoinConstraint::Using(columns))
+    | JoinOperator::RightOuter(JoinConstraint::Using(columns))) = &first.join_operator
+    else {
+        return None;
+    };
+    let later_merge = table.joins[1..].iter().any(|join| {
+        matches!(
+            constraint_mut(&mut join.join_operator.clone()),
+            Some(JoinConstraint::Using(_) | JoinConstraint::Natural)
+        )
+    });
+    if later_merge {
+        return None;
+    }
+    let columns = columns
+        .iter()
+        .map(|name| match name.0.as_slice() {
+            [part] => part.as_ident().cloned(),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(OuterUsingJoin {
+        columns,
+        left: qualifier(&table.relation)?,
+        right: qualifier(&first.relation)?,
+    })
+}
+
+/// The name a table factor's columns are qualified by.
+fn qualifier(factor: &TableFactor) -> Option<ObjectName> {
+    match factor {
+        TableFactor::Table { alias: Some(alias), .. }
+        | TableFactor::Derived { alias: Some(alias), .. } => {
+            Some(ObjectName::from(vec![alias.name.clone()]))
+        }
+        TableFactor::Table {
+            name, alias: None, args: None, ..
+        } => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The constraint of a join that has one.
+fn constraint_mut(operator: &mut JoinOperator) -> Option<&mut JoinConstraint> {
+    match operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c)
+        | JoinOperator::Semi(c)
+        | JoinOperator::LeftSemi(c)
+        | JoinOperator::RightSemi(c)
+        | JoinOperator::Anti(c)
+        | JoinOperator::LeftAnti(c)
+        | JoinOperator::RightAnti(c)
+        | JoinOperator::StraightJoin(c)
+        | JoinOperator::AsOf { constraint: c, .. } => Some(c),
+        _ => None,
+    }
+}
+
+/// `projection` with each plain `*` spelled out PostgreSQL's way; `None`
+/// when a `*` cannot be (a `FROM` item without a name, or `*` options).
+fn expand_wildcards(
+    projection: &[SelectItem],
+    from: &[TableWithJoins],
+    joins: &[Option<OuterUsingJoin>],
+) -> Option<Vec<SelectItem>> {
+    let mut expanded = Vec::with_capacity(projection.len());
+    for item in projection {
+        match item {
+            SelectItem::Wildcard(options) if *options == WildcardAdditionalOptions::default() => {
+                for (table, join) in from.iter().zip(joins) {
+                    let mut factors = vec![&table.relation];
+                    factors.extend(table.joins.iter().map(|j| &j.relation));
+                    if let Some(join) = join {
+                        for column in &join.columns {
+                            let sql = format!(
+                                "COALESCE({}.{column}, {}.{column})",
+                                join.left, join.right
+                            );
+                            expanded.push(SelectItem::ExprWithAlias {
+                                expr: parse_expr(&sql)?,
+                                alias: column.clone(),
+                            });
+                        }
+                        let exclude = ExcludeSelectItem::Multiple(
+                            join.columns
+                                .iter()
+                                .map(|c| ObjectName::from(vec![c.clone()]))
+                                .collect(),
+                        );
+                        for side in [&join.left, &join.right] {
+                            expanded.push(qualified_wildcard(side.clone(), Some(exclude.clone())));
+                        }
+                        factors.drain(..2);
+                    }
+                    for factor in factors {
+                        expanded.push(qualified_wildcard(qualifier(factor)?, None));
+                    }
+                }
+            }
+            SelectItem::Wildcard(_) => return None,
+            other => expanded.push(other.clone()),
+        }
+    }
+    Some(expanded)
+}
+
+fn qualified_wildcard(name: ObjectName, exclude: Option<ExcludeSelectItem>) -> SelectItem {
+    SelectItem::QualifiedWildcard(
+        SelectItemQualifiedWildcardKind::ObjectName(name),
+        WildcardAdditionalOptions {
+            opt_exclude: exclude,
+            ..Default::default()
+        },
+    )
+}
+
+/// The names the select items give their columns, normalized.
+fn output_names(projection: &[SelectItem]) -> Vec<String> {
+    projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(normalize(ident)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An identifier as PostgreSQL compares it: unquoted ones fold to lower case.
+fn normalize(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// Replaces the unqualified merged columns in `expr`, outside subqueries.
+fn replace_columns(expr: &mut Expr, merged: &Merged) {
+    struct Replace<'a> {
+        merged: &'a Merged,
+        depth: usize,
+    }
+    impl VisitorMut for Replace<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if self.depth == 0
+                && let Expr::Identifier(ident) = expr
+                && let Some(merged) = self.merged.get(&normalize(ident))
+            {
+                *expr = merged.clone();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = expr.visit(&mut Replace { merged, depth: 0 });
+}
+
+/// Whether a subquery inside `select` names a merged column unqualified:
+/// without the catalog, whether it means the merged column or one of the
+/// subquery's own cannot be told.
+fn subqueries_name(select: &Select, merged: &Merged) -> bool {
+    struct Names<'a> {
+        merged: &'a Merged,
+        depth: usize,
+    }
+    impl Visitor for Names<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(ident)
+                    if self.depth > 0 && self.merged.contains_key(&normalize(ident)) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    select
+        .visit(&mut Names { merged, depth: 0 })
+        .is_break()
+}
+
+/// Fails with 0A000 if `plan` still has a `FULL` or `RIGHT` join with
+/// `USING` (one [`merge_outer_using`] left alone).
 pub fn refuse_outer_using(plan: &LogicalPlan) -> Result<()> {
     let mut refused = None;
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::Join(join) = node
-            && join.join_constraint == JoinConstraint::Using
+            && join.join_constraint == PlanConstraint::Using
             && matches!(join.join_type, JoinType::Full | JoinType::Right)
         {
             refused = Some(join.join_type);
@@ -28,8 +407,9 @@ pub fn refuse_outer_using(plan: &LogicalPlan) -> Result<()> {
     })?;
     match refused {
         Some(join_type) => Err(Error::FeatureNotSupported(format!(
-            "{} JOIN ... USING is not supported yet: its merged column would not be \
-             COALESCE(left, right); write ON l.c = r.c and COALESCE(l.c, r.c) instead",
+            "this {} JOIN ... USING (or NATURAL {0} JOIN) is not supported yet: a side that \
+             is itself a join, a second USING join in the same FROM item, or a subquery \
+             naming the merged column; write ON l.c = r.c and COALESCE(l.c, r.c) instead",
             if join_type == JoinType::Full {
                 "FULL"
             } else {

@@ -51,7 +51,7 @@ pub struct Select {
 #[derive(Clone, Debug)]
 pub enum From {
     Table(&'static str),
-    /// `left x <kind> JOIN right y [ON on]`.
+    /// `left x <kind> JOIN right y [constraint]`: `ON ...` or `USING (...)`.
     Join {
         kind: &'static str,
         left: &'static str,
@@ -126,7 +126,7 @@ impl fmt::Display for From {
             } => {
                 write!(f, "{left} x {kind} JOIN {right} y")?;
                 match on {
-                    Some(on) => write!(f, " ON {on}"),
+                    Some(on) => write!(f, " {on}"),
                     None => Ok(()),
                 }
             }
@@ -170,13 +170,23 @@ impl Scope {
             From::Join { .. } => &["x", "y"],
             _ => &["x"],
         };
-        Scope {
+        let mut scope = Scope {
             ints: aliases
                 .iter()
                 .flat_map(|t| [format!("{t}.a"), format!("{t}.b")])
                 .collect(),
             texts: aliases.iter().map(|t| format!("{t}.c")).collect(),
+        };
+        // A USING join's merged column, unqualified.
+        if let From::Join { on: Some(on), .. } = from
+            && let Some(column) = on.strip_prefix("USING (").and_then(|c| c.strip_suffix(')'))
+        {
+            match column {
+                "c" => scope.texts.push(column.to_string()),
+                _ => scope.ints.push(column.to_string()),
+            }
         }
+        scope
     }
 }
 
@@ -244,7 +254,13 @@ impl<R: Rng> Generator<R> {
                 let (left, right) = (self.table(), self.table());
                 // PostgreSQL runs a FULL JOIN only on an equality it can
                 // merge or hash by.
-                let on = (kind != "CROSS").then(|| self.join_condition(kind != "FULL"));
+                let on = (kind != "CROSS").then(|| {
+                    if self.chance(0.3) {
+                        format!("USING ({})", self.pick(&["a", "b", "c"]))
+                    } else {
+                        format!("ON {}", self.join_condition(kind != "FULL"))
+                    }
+                });
                 From::Join {
                     kind,
                     left,
@@ -480,7 +496,9 @@ impl<R: Rng> Generator<R> {
 
     fn subquery_predicate(&mut self, scope: &Scope) -> String {
         let table = self.table();
-        let outer = self.pick(&scope.ints);
+        // Qualified: inside the subquery, a bare `a` would be `s.a`.
+        let qualified: Vec<String> = scope.ints.iter().filter(|c| c.contains('.')).cloned().collect();
+        let outer = self.pick(&qualified);
         let column = self.pick(&["a", "b"]);
         match self.rng.random_range(0..6) {
             0 => format!("EXISTS (SELECT 1 FROM {table} s WHERE s.{column} = {outer})"),
