@@ -19,6 +19,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use pgwire_arrow_pg as pgwire041;
+use quiver_udf_registry::MIN_DISPLAY_SCALE;
 
 use crate::Error;
 
@@ -28,6 +29,9 @@ use crate::Error;
 pub struct RowDescription {
     encode: Arc<Vec<pgwire041::api::results::FieldInfo>>,
     send: Arc<Vec<FieldInfo>>,
+    /// For each column that holds quotients, the fewest decimals its values
+    /// show (see [`MIN_DISPLAY_SCALE`]); batches lose this metadata.
+    quotients: Arc<Vec<Option<i8>>>,
 }
 
 impl RowDescription {
@@ -41,6 +45,11 @@ impl RowDescription {
             many => Format::Individual(many.to_vec()),
         };
         let schema = &wire_schema(schema);
+        let quotients = schema
+            .fields()
+            .iter()
+            .map(|field| field.metadata().get(MIN_DISPLAY_SCALE)?.parse().ok())
+            .collect();
         let encode = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, &format, None)
             .map_err(|e| Error::FeatureNotSupported(e.to_string()))?
             .into_iter()
@@ -75,6 +84,7 @@ impl RowDescription {
         Ok(Self {
             encode: Arc::new(encode),
             send: Arc::new(send),
+            quotients: Arc::new(quotients),
         })
     }
 
@@ -88,7 +98,8 @@ impl RowDescription {
         let text = |column: usize| {
             self.encode[column].format() == pgwire041::api::results::FieldFormat::Text
         };
-        let batch = match postgres_values(&batch, text) {
+        let quotient = |column: usize| self.quotients.get(column).copied().flatten();
+        let batch = match postgres_values(&batch, text, quotient) {
             Ok(batch) => batch,
             Err(e) => return vec![Err(e)],
         };
@@ -182,7 +193,7 @@ pub fn copy_stream(
     let rows = batches.flat_map(move |batch| {
         let batch = batch
             .map_err(|e| Error::from(e).into())
-            .and_then(|batch| postgres_values(&batch, |_| !binary));
+            .and_then(|batch| postgres_values(&batch, |_| !binary, |_| None));
         let rows: Vec<PgWireResult<CopyData>> = match batch {
             Ok(batch) => encode_copy_rows(&mut encoder, &fields, &batch),
             Err(e) => vec![Err(e)],
@@ -259,12 +270,18 @@ fn wire_schema(schema: &Schema) -> Schema {
 ///   `1e20`;
 /// - and of decimal types turned into their exact digits: arrow-pg goes
 ///   through `rust_decimal`, which holds 28 digits, and a `numeric(38)`
-///   value of 30 digits failed.
+///   value of 30 digits failed; a quotient's with PostgreSQL's scale for it
+///   (see `quiver_udf_registry::quotient_text`).
 ///
 /// The row description keeps the types.
-fn postgres_values(batch: &RecordBatch, text: impl Fn(usize) -> bool) -> PgWireResult<RecordBatch> {
+fn postgres_values(
+    batch: &RecordBatch,
+    text: impl Fn(usize) -> bool,
+    quotient: impl Fn(usize) -> Option<i8>,
+) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, StringArray};
-    use datafusion::arrow::datatypes::{Field, Float32Type, Float64Type};
+    use datafusion::arrow::datatypes::{Decimal128Type, Field, Float32Type, Float64Type};
+    use quiver_udf_registry::quotient_text;
     let schema = batch.schema();
     let converted = |column: usize| {
         let data_type = schema.field(column).data_type();
@@ -295,6 +312,16 @@ fn postgres_values(batch: &RecordBatch, text: impl Fn(usize) -> bool) -> PgWireR
         };
         let as_text: Option<StringArray> = match array.data_type() {
             _ if !text(column) => None,
+            DataType::Decimal128(_, scale) if quotient(column).is_some() => {
+                let min_scale = quotient(column).unwrap_or(0);
+                Some(
+                    array
+                        .as_primitive::<Decimal128Type>()
+                        .iter()
+                        .map(|v| v.map(|v| quotient_text(v, *scale, min_scale)))
+                        .collect(),
+                )
+            }
             DataType::Decimal128(..) | DataType::Decimal256(..) => {
                 Some(cast(array, &DataType::Utf8)?.as_string::<i32>().clone())
             }

@@ -12,6 +12,7 @@ mod grouping_sets;
 mod handler;
 mod integers;
 mod names;
+mod numeric;
 mod oid_types;
 mod params;
 mod parse;

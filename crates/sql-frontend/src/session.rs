@@ -457,7 +457,8 @@ impl Session {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
         let plan = crate::integers::type_literals(plan)?;
-        Ok(crate::set_operations::multiset_set_operations(plan)?)
+        let plan = crate::set_operations::multiset_set_operations(plan)?;
+        Ok(crate::numeric::numeric_quotients(plan)?)
     }
 
     /// The columns `plan` produces when it runs: its schema after the
@@ -864,6 +865,7 @@ pub(crate) fn result_schema(
     names: Option<Vec<Option<String>>>,
 ) -> Schema {
     let schema = crate::oid_types::mark_columns(plan, produced.clone());
+    let schema = crate::numeric::mark_quotients(plan, schema);
     crate::names::rename(&schema, names)
 }
 

@@ -112,10 +112,7 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
     let mut merged = Merged::new();
     for join in joins.iter().flatten() {
         for column in &join.columns {
-            let sql = format!(
-                "COALESCE({}.{column}, {}.{column})",
-                join.left, join.right
-            );
+            let sql = format!("COALESCE({}.{column}, {}.{column})", join.left, join.right);
             let expr = parse_expr(&sql)?;
             if merged.insert(normalize(column), expr).is_some() {
                 return None; // two joins merge one name: which is meant?
@@ -140,9 +137,9 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
                 .join(" AND ");
             let constraint = JoinConstraint::On(parse_expr(&condition)?);
             match &mut table.joins[0].join_operator {
-                JoinOperator::FullOuter(c) | JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
-                    *c = constraint
-                }
+                JoinOperator::FullOuter(c)
+                | JoinOperator::Right(c)
+                | JoinOperator::RightOuter(c) => *c = constraint,
                 _ => return None,
             }
         }
@@ -168,7 +165,12 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
             _ => {}
         }
     }
-    for expr in select.selection.iter_mut().chain(&mut select.having).chain(&mut select.qualify) {
+    for expr in select
+        .selection
+        .iter_mut()
+        .chain(&mut select.having)
+        .chain(&mut select.qualify)
+    {
         replace_columns(expr, &merged);
     }
     if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
@@ -216,12 +218,17 @@ fn outer_using_join(table: &TableWithJoins) -> Option<OuterUsingJoin> {
 /// The name a table factor's columns are qualified by.
 fn qualifier(factor: &TableFactor) -> Option<ObjectName> {
     match factor {
-        TableFactor::Table { alias: Some(alias), .. }
-        | TableFactor::Derived { alias: Some(alias), .. } => {
-            Some(ObjectName::from(vec![alias.name.clone()]))
-        }
         TableFactor::Table {
-            name, alias: None, args: None, ..
+            alias: Some(alias), ..
+        }
+        | TableFactor::Derived {
+            alias: Some(alias), ..
+        } => Some(ObjectName::from(vec![alias.name.clone()])),
+        TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            ..
         } => Some(name.clone()),
         _ => None,
     }
@@ -386,9 +393,7 @@ fn subqueries_name(select: &Select, merged: &Merged) -> bool {
             }
         }
     }
-    select
-        .visit(&mut Names { merged, depth: 0 })
-        .is_break()
+    select.visit(&mut Names { merged, depth: 0 }).is_break()
 }
 
 /// Fails with 0A000 if `plan` still has a `FULL` or `RIGHT` join with

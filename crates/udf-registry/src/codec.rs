@@ -43,6 +43,7 @@ use crate::function::WasmFunction;
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
+use crate::numeric_division::NumericDivision;
 use crate::round_half_even::RoundHalfEven;
 use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
 use crate::single_partition::SinglePartitionExec;
@@ -88,6 +89,9 @@ const CHECKED: [(&[u8], Operator); 3] = [
 
 /// The whole encoding of [`RoundHalfEven`], built in too.
 const ROUND_HALF_EVEN: &[u8] = b"quiver-round-half-even/1";
+
+/// The whole encoding of [`NumericDivision`], built in too.
+const NUMERIC_DIVISION: &[u8] = b"quiver-numeric-div/1";
 
 /// Marks a classic aggregate written by these codecs.
 const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
@@ -177,6 +181,10 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(ROUND_HALF_EVEN);
         return Ok(true);
     }
+    if inner.is::<NumericDivision>() {
+        buf.extend_from_slice(NUMERIC_DIVISION);
+        return Ok(true);
+    }
     if let Some(checked) = inner.downcast_ref::<CheckedArithmetic>()
         && let Some((encoding, _)) = CHECKED.iter().find(|(_, op)| *op == checked.op())
     {
@@ -196,6 +204,9 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if buf == ROUND_HALF_EVEN {
         return Some(Ok(RoundHalfEven::udf()));
+    }
+    if buf == NUMERIC_DIVISION {
+        return Some(Ok(NumericDivision::udf()));
     }
     if let Some((_, op)) = CHECKED.iter().find(|(encoding, _)| buf == *encoding) {
         return CheckedArithmetic::udf(*op).map(Ok);

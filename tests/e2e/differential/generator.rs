@@ -497,7 +497,12 @@ impl<R: Rng> Generator<R> {
     fn subquery_predicate(&mut self, scope: &Scope) -> String {
         let table = self.table();
         // Qualified: inside the subquery, a bare `a` would be `s.a`.
-        let qualified: Vec<String> = scope.ints.iter().filter(|c| c.contains('.')).cloned().collect();
+        let qualified: Vec<String> = scope
+            .ints
+            .iter()
+            .filter(|c| c.contains('.'))
+            .cloned()
+            .collect();
         let outer = self.pick(&qualified);
         let column = self.pick(&["a", "b"]);
         match self.rng.random_range(0..6) {
