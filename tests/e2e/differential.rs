@@ -10,7 +10,8 @@
 //!
 //! `QUIVER_DIFF_SEED` (default a fixed seed) and `QUIVER_DIFF_QUERIES`
 //! choose the queries: `QUIVER_DIFF_SEED=$RANDOM QUIVER_DIFF_QUERIES=5000
-//! cargo nextest run --test e2e differential`.
+//! cargo nextest run --test e2e differential`; with `QUIVER_DIFF_VERBOSE`
+//! set, each query is written to stderr as it runs.
 
 mod generator;
 
@@ -215,8 +216,12 @@ async fn compare(quiver_conninfo: &str) {
     let known = differences();
     let mut generator = Generator::new(ChaCha8Rng::seed_from_u64(seed));
     let (mut tolerated, mut failures) = (0, Vec::<String>::new());
+    let verbose = std::env::var_os("QUIVER_DIFF_VERBOSE").is_some();
     for _ in 0..count {
         let query = generator.query();
+        if verbose {
+            eprintln!("differential query: {query}");
+        }
         if databases.disagree(&query).await.is_none() {
             continue;
         }

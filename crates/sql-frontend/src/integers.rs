@@ -20,7 +20,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::utils::expr::COUNT_STAR_EXPANSION;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
-use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
+use datafusion::logical_expr::expr::{AggregateFunction, GroupingSet, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan};
@@ -46,10 +46,7 @@ pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
         LogicalPlan::Values(_) | LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
         node => {
             let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let name = names.save(&expr);
-                narrow_literals(expr).map(|expr| expr.update_data(|expr| name.restore(expr)))
-            })
+            node.map_expressions(|expr| keeping_name(expr, &names, narrow_literals))
         }
     })?;
     if !typed.transformed {
@@ -114,17 +111,63 @@ pub(crate) fn rewrite_expressions(
         let schema = expression_schema(&node);
         let names = NamePreserver::new(&node);
         node.map_expressions(|expr| {
-            let name = names.save(&expr);
-            expr.transform_up(|expr| rewrite(expr, &schema))
-                .map(|expr| expr.update_data(|expr| name.restore(expr)))
+            keeping_name(expr, &names, |expr| {
+                expr.transform_up(|expr| rewrite(expr, &schema))
+            })
         })
     })
     .map(|transformed| transformed.data)
 }
 
+/// `expr` rewritten by `rewrite` under the name it had. The members of a
+/// grouping set (`ROLLUP (a + 1)`) keep their names one by one: the
+/// aggregate names its columns after them, and an alias around the whole
+/// set made one column of it.
+fn keeping_name(
+    expr: Expr,
+    names: &NamePreserver,
+    rewrite: impl Fn(Expr) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<Expr>> {
+    let Expr::GroupingSet(set) = expr else {
+        let name = names.save(&expr);
+        return rewrite(expr).map(|expr| expr.update_data(|expr| name.restore(expr)));
+    };
+    let mut transformed = false;
+    let mut member = |expr: Expr| -> Result<Expr> {
+        let name = expr.schema_name().to_string();
+        let rewritten = rewrite(expr)?;
+        transformed |= rewritten.transformed;
+        let expr = rewritten.data;
+        Ok(if expr.schema_name().to_string() == name {
+            expr
+        } else {
+            expr.alias(name)
+        })
+    };
+    let mut members = |exprs: Vec<Expr>| {
+        exprs
+            .into_iter()
+            .map(&mut member)
+            .collect::<Result<Vec<_>>>()
+    };
+    let set = match set {
+        GroupingSet::Rollup(exprs) => GroupingSet::Rollup(members(exprs)?),
+        GroupingSet::Cube(exprs) => GroupingSet::Cube(members(exprs)?),
+        GroupingSet::GroupingSets(sets) => GroupingSet::GroupingSets(
+            sets.into_iter()
+                .map(&mut members)
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    Ok(Transformed::new_transformed(
+        Expr::GroupingSet(set),
+        transformed,
+    ))
+}
+
 /// The schema `node`'s expressions are typed against: its inputs', or for a
 /// node without inputs (a scan's filters, `VALUES`), its own.
-fn expression_schema(node: &LogicalPlan) -> DFSchema {
+pub(crate) fn expression_schema(node: &LogicalPlan) -> DFSchema {
     let inputs = node.inputs();
     if inputs.is_empty() {
         node.schema().as_ref().clone()

@@ -15,9 +15,9 @@
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Query, SelectItem, SetExpr, visit_expressions_mut,
+    Expr, Ident, Query, SelectItem, SetExpr, VisitMut, VisitorMut, visit_expressions_mut,
 };
 
 /// Separates the PostgreSQL name in an alias made by [`make_names_unique`]
@@ -25,11 +25,24 @@ use datafusion::sql::sqlparser::ast::{
 /// contains it.
 const UNIQUE_MARK: char = '\u{1f}';
 
-/// Gives the unaliased result columns of `query` that DataFusion would name
-/// alike unique aliases (see the module docs): in its first select, every
+/// Gives the unaliased result columns of `query`, and of every query inside
+/// it (a CTE, a derived table, a subquery), that DataFusion would name alike
+/// unique aliases (see the module docs): in its first select, every
 /// column but the first of a name; in the other branches of a set
 /// operation, every column (PostgreSQL takes names from the first).
 pub fn make_names_unique(query: &mut Query) {
+    struct EveryQuery;
+    impl VisitorMut for EveryQuery {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            unique_names(query);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut EveryQuery);
+}
+
+fn unique_names(query: &mut Query) {
     let mut body = query.body.as_mut();
     let mut others = Vec::new();
     loop {
@@ -163,23 +176,28 @@ pub fn statement_names(
     }
 }
 
-/// `schema` with the fields renamed by `names` (from [`result_names`]);
-/// unchanged when the names do not line up with the fields.
+/// `schema` with the fields renamed by `names` (from [`result_names`]),
+/// where they line up with the fields; a field not named there that has an
+/// alias of [`make_names_unique`] (a column of a subquery, `SELECT * FROM
+/// (SELECT a, a FROM t) s`) gets its PostgreSQL name back.
 pub fn rename(schema: &Schema, names: Option<Vec<Option<String>>>) -> Schema {
-    match names.filter(|n| n.len() == schema.fields().len()) {
-        None => schema.clone(),
-        Some(names) => Schema::new(
-            schema
-                .fields()
-                .iter()
-                .zip(names)
-                .map(|(field, name)| match name {
-                    Some(name) => field.as_ref().clone().with_name(name),
-                    None => field.as_ref().clone(),
-                })
-                .collect::<Vec<_>>(),
-        ),
-    }
+    let names = names.filter(|n| n.len() == schema.fields().len());
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let name = match names.as_ref().and_then(|names| names[i].clone()) {
+                Some(name) => name,
+                None => match field.name().split_once(UNIQUE_MARK) {
+                    Some((name, _)) => name.to_string(),
+                    None => return field.as_ref().clone(),
+                },
+            };
+            field.as_ref().clone().with_name(name)
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// `None` keeps DataFusion's name (plain column references: DataFusion has

@@ -28,6 +28,8 @@ use datafusion::logical_expr::{
 };
 use quiver_udf_registry::{MIN_DISPLAY_SCALE, NumericDivision};
 
+use crate::integers::expression_schema;
+
 /// `plan` with its `numeric` quotients and averages computed PostgreSQL's
 /// way (see the module docs).
 pub fn numeric_quotients(plan: LogicalPlan) -> Result<LogicalPlan> {
@@ -48,22 +50,6 @@ pub fn numeric_quotients(plan: LogicalPlan) -> Result<LogicalPlan> {
         })
     })
     .map(|transformed| transformed.data)
-}
-
-/// The schema `node`'s expressions are typed against.
-fn expression_schema(node: &LogicalPlan) -> DFSchema {
-    let inputs = node.inputs();
-    match inputs.as_slice() {
-        [] => node.schema().as_ref().clone(),
-        [input] => input.schema().as_ref().clone(),
-        _ => {
-            let mut schema = DFSchema::empty();
-            for input in inputs {
-                schema.merge(input.schema());
-            }
-            schema
-        }
-    }
 }
 
 fn quotient(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {

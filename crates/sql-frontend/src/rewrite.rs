@@ -8,6 +8,9 @@
 //! - `generate_subscripts(a, d)` — the subscripts of an array, a set
 //!   returning function SQLAlchemy's key reflection uses — becomes
 //!   `unnest(generate_series(1, array_length(a, d)))`.
+//! - `x = ANY (subquery)` becomes `x IN (subquery)`, `x <> ALL (subquery)`
+//!   `x NOT IN (subquery)` (the compatibility parser took `ANY` for one of
+//!   an array), in [`shield_subqueries`].
 //! - A subquery in the select list of a user query is shielded from the
 //!   compatibility parser's rules ([`shield_subqueries`]), one of which
 //!   would replace it with NULL whenever it is correlated: `SELECT a,
@@ -26,8 +29,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor, Value, Visit,
-    VisitMut, Visitor, VisitorMut, visit_relations,
+    BinaryOperator, Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor,
+    Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions, visit_expressions_mut,
+    visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -116,17 +120,30 @@ fn is_correlated(query: &Query) -> bool {
 
 /// Wraps each subquery of a user query's select list in parentheses, which
 /// the compatibility parser's `RemoveSubqueryFromProjection` does not look
-/// through; [`rewrite`] takes them off again.
+/// through ([`rewrite`] takes them off again); and turns `= ANY` and `<>
+/// ALL` of a subquery into `IN`, before the compatibility parser reads them
+/// as of an array (`array_has`).
 pub(crate) fn shield_subqueries(statement: &mut Statement) {
     if !reads_system_catalog(statement) {
         let _ = statement.visit(&mut SelectListSubqueries::Shield);
+        let _ = visit_expressions_mut(statement, |expr| {
+            if let Some(membership) = subquery_membership(expr) {
+                *expr = membership;
+            }
+            ControlFlow::<()>::Continue(())
+        });
     }
 }
 
-/// Whether `statement` is a user query with a subquery in a select list,
-/// which [`shield_subqueries`] would shield.
+/// Whether `statement` is a user query that [`shield_subqueries`] changes.
 pub(crate) fn needs_shielding(statement: &Statement) -> bool {
-    !reads_system_catalog(statement) && statement.visit(&mut FindSelectListSubquery).is_break()
+    !reads_system_catalog(statement)
+        && (statement.visit(&mut FindSelectListSubquery).is_break()
+            || visit_expressions(statement, |expr| match subquery_membership(expr) {
+                Some(_) => ControlFlow::Break(()),
+                None => ControlFlow::Continue(()),
+            })
+            .is_break())
 }
 
 /// Whether `statement` reads `pg_catalog` or `information_schema` (by
@@ -243,6 +260,38 @@ impl VisitorMut for PostgresForms {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `x = ANY (subquery)` as `x IN (subquery)`, and `x <> ALL (subquery)` as
+/// `x NOT IN (subquery)`: the same test, NULLs and all, which DataFusion
+/// plans (it reads `ANY`/`ALL` of a subquery as of an array, and failed).
+fn subquery_membership(expr: &Expr) -> Option<Expr> {
+    let (left, right, negated) = match expr {
+        Expr::AnyOp {
+            left,
+            compare_op: BinaryOperator::Eq,
+            right,
+            ..
+        } => (left, right, false),
+        Expr::AllOp {
+            left,
+            compare_op: BinaryOperator::NotEq,
+            right,
+        } => (left, right, true),
+        _ => return None,
+    };
+    let mut right = right.as_ref();
+    while let Expr::Nested(inner) = right {
+        right = inner;
+    }
+    let Expr::Subquery(subquery) = right else {
+        return None;
+    };
+    Some(Expr::InSubquery {
+        expr: left.clone(),
+        subquery: subquery.clone(),
+        negated,
+    })
 }
 
 pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {

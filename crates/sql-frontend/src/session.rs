@@ -456,6 +456,7 @@ impl Session {
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
+        refuse_subquery_limits(&plan)?;
         let plan = crate::integers::type_literals(plan)?;
         let plan = crate::set_operations::multiset_set_operations(plan)?;
         Ok(crate::numeric::numeric_quotients(plan)?)
@@ -950,6 +951,38 @@ fn refuse_unsafe_plan_setting(name: &str, value: Option<&str>) -> Result<()> {
     Err(Error::FeatureNotSupported(format!(
         "{name} = {unsafe_value} is not supported: distributed joins planned so can give wrong answers"
     )))
+}
+
+/// Fails with 0A000 if a `LIMIT` or `OFFSET` of `plan` is a subquery
+/// (`LIMIT (SELECT n FROM t)`): the plan cannot be sent to the cluster
+/// (`datafusion-proto` encodes only constant counts).
+fn refuse_subquery_limits(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr as PlanExpr;
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Limit(limit) = node {
+            found = [&limit.skip, &limit.fetch]
+                .into_iter()
+                .flatten()
+                .any(|count| {
+                    count
+                        .exists(|e| Ok(matches!(e, PlanExpr::ScalarSubquery(_))))
+                        .unwrap_or(false)
+                });
+        }
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if found {
+        return Err(Error::FeatureNotSupported(
+            "LIMIT and OFFSET take a constant or a parameter, not a subquery".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
