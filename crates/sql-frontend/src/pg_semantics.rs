@@ -7,14 +7,16 @@
 //! - `CAST(x AS char(n))` pads or cuts to `n` characters, `CAST(x AS
 //!   varchar(n))` cuts; DataFusion ignored the length;
 //! - an integer literal too big for `bigint` is `numeric`, not a float
-//!   that drops digits.
+//!   that drops digits;
+//! - `ROLLUP`/`CUBE` that repeat a key are spelled out as the grouping sets
+//!   they mean (DataFusion refused the repeated column).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     CharacterLength, DataType, Expr, Function, Ident, NamedWindowDefinition, NamedWindowExpr,
-    Query, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut, WindowSpec, WindowType,
-    visit_expressions_mut,
+    Query, SelectItem, SetExpr, Statement, TypedString, Value, VisitMut, VisitorMut, WindowSpec,
+    WindowType, visit_expressions_mut,
 };
 
 use crate::rewrite::parse_expr;
@@ -56,6 +58,10 @@ impl VisitorMut for PostgresMeaning {
                 Value::Number(digits, _) => big_integer(digits),
                 _ => None,
             },
+            Expr::Rollup(elements) => repeated_keys(elements, rollup_sets(elements.len())),
+            Expr::Cube(elements) if elements.len() <= 8 => {
+                repeated_keys(elements, cube_sets(elements.len()))
+            }
             _ => None,
         };
         if let Some(rewritten) = rewritten {
@@ -63,6 +69,48 @@ impl VisitorMut for PostgresMeaning {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `ROLLUP` or `CUBE` of `elements` that repeat a key (`ROLLUP (a, a)`) as
+/// the grouping sets they mean, each set's keys once: DataFusion refused
+/// the repeated key (a duplicate column), where PostgreSQL groups by the
+/// sets, keeping a set that comes up twice twice. `sets` are the indexes of
+/// the elements in each set.
+fn repeated_keys(elements: &[Vec<Expr>], sets: Vec<Vec<usize>>) -> Option<Expr> {
+    let keys: Vec<String> = elements
+        .iter()
+        .flatten()
+        .map(|e| e.to_string().to_lowercase())
+        .collect();
+    let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+    if distinct.len() == keys.len() {
+        return None;
+    }
+    let sets = sets
+        .into_iter()
+        .map(|set| {
+            let mut seen = std::collections::HashSet::new();
+            set.into_iter()
+                .flat_map(|i| elements[i].iter())
+                .filter(|e| seen.insert(e.to_string().to_lowercase()))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    Some(Expr::GroupingSets(sets))
+}
+
+/// The sets of `ROLLUP` over `n` elements: every prefix, longest first.
+fn rollup_sets(n: usize) -> Vec<Vec<usize>> {
+    (0..=n).rev().map(|k| (0..k).collect()).collect()
+}
+
+/// The sets of `CUBE` over `n` elements: every subset.
+fn cube_sets(n: usize) -> Vec<Vec<usize>> {
+    (0..1usize << n)
+        .rev()
+        .map(|mask| (0..n).filter(|i| mask & (1 << (n - 1 - i)) != 0).collect())
+        .collect()
 }
 
 /// `spec` with what the window it names gives it, PostgreSQL's way: its
@@ -167,7 +215,22 @@ fn big_integer(digits: &str) -> Option<Expr> {
     {
         return None;
     }
-    parse_expr(&format!("CAST('{digits}' AS numeric(38, 0))"))
+    // A typed string rather than a cast: the column is named `?column?`, as
+    // PostgreSQL names a literal, not `numeric`.
+    let Expr::Cast {
+        expr, data_type, ..
+    } = parse_expr(&format!("CAST('{digits}' AS numeric(38, 0))"))?
+    else {
+        return None;
+    };
+    let Expr::Value(value) = *expr else {
+        return None;
+    };
+    Some(Expr::TypedString(TypedString {
+        data_type,
+        value,
+        uses_odbc_syntax: false,
+    }))
 }
 
 #[cfg(test)]
@@ -199,7 +262,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT 123456789012345678901234567890, 5"),
-            "SELECT CAST('123456789012345678901234567890' AS NUMERIC(38,0)), 5"
+            "SELECT NUMERIC(38,0) '123456789012345678901234567890', 5"
         );
     }
 }

@@ -44,7 +44,7 @@ pub(crate) fn rewrite(statement: &mut Statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
     }
     crate::pg_semantics::rewrite(statement);
-    crate::using_joins::merge_outer_using(statement);
+    crate::using_joins::merge_using_joins(statement);
     if let Statement::Query(query) = statement {
         crate::names::make_names_unique(query);
     }
@@ -372,13 +372,20 @@ mod tests {
             )),
             "SELECT t.oid, CAST(NULL AS oid) AS base FROM pg_type AS t"
         );
-        // Uncorrelated, or in a user query: left to DataFusion.
+        // Uncorrelated, or in a user query: left to DataFusion (the second
+        // branch's columns get unique names, as every set operation's do).
+        let unique = |sql: &str| {
+            sql.replace(
+                "UNION ALL SELECT t2.typbasetype FROM",
+                "UNION ALL SELECT t2.typbasetype AS \"\u{1f}0\" FROM",
+            )
+        };
         let uncorrelated = recursive.replace("t.oid", "t2.typbasetype");
         let sql = format!("SELECT t.oid, {uncorrelated} AS base FROM pg_type AS t");
-        assert_eq!(rewritten(&sql), sql);
+        assert_eq!(rewritten(&sql), unique(&sql));
         let user = recursive.replace("pg_type", "types");
         let sql = format!("SELECT t.oid, {user} AS base FROM types AS t");
-        assert_eq!(rewritten(&sql), sql);
+        assert_eq!(rewritten(&sql), unique(&sql));
     }
 
     #[test]

@@ -1,22 +1,26 @@
-//! `FULL` and `RIGHT JOIN ... USING`, answered as PostgreSQL answers them.
+//! Joins with `USING`, answered as PostgreSQL answers them.
 //!
 //! In PostgreSQL the column a `USING` join merges is `COALESCE(l.c, r.c)`:
-//! a row only the right side has shows its key. DataFusion resolves the
-//! merged column to the left side's, so such a row showed NULL (and a
-//! filter on the key could not find it).
+//! after a `FULL` or `RIGHT` join a row only the right side has shows its
+//! key. DataFusion resolves the merged column to the left side's, so such a
+//! row showed NULL (and a filter on the key could not find it). It also
+//! lost the merged column inside `OR EXISTS (...)` ("ambiguous reference"),
+//! and put it where the left table has it in `SELECT *`, where PostgreSQL
+//! puts the merged columns first.
 //!
-//! [`merge_outer_using`] rewrites such a join before DataFusion plans it:
+//! [`merge_using_joins`] rewrites such a join before DataFusion plans it:
 //! `l FULL JOIN r USING (c)` becomes `l FULL JOIN r ON l.c = r.c`, and in
 //! the select that reads it each unqualified `c` becomes
-//! `COALESCE(l.c, r.c)` and `*` becomes `COALESCE(l.c, r.c) AS c, l.*
-//! EXCLUDE (c), r.* EXCLUDE (c)` (PostgreSQL's column order). `l.c` and
-//! `r.c` keep meaning each side's own column, as in PostgreSQL.
+//! `COALESCE(l.c, r.c)` (`l.c` after an inner or left join) and `*`
+//! becomes `COALESCE(l.c, r.c) AS c, l.* EXCLUDE (c), r.* EXCLUDE (c)`.
+//! `l.c` and `r.c` keep meaning each side's own column, as in PostgreSQL.
 //!
 //! The rewrite needs to know what an unqualified `c` means, so it leaves
 //! alone the forms where that takes the catalog: a side that is itself a
 //! join or has no name, another `USING` or `NATURAL` join in the same
 //! `FROM` item, or a subquery of the select that names `c` unqualified.
-//! Those, and `NATURAL FULL JOIN`, still fail with 0A000
+//! Inner and left joins of those forms are DataFusion's to plan; `FULL`
+//! and `RIGHT` ones, and `NATURAL FULL JOIN`, fail with 0A000
 //! ([`refuse_outer_using`]): an answer that differs silently is worse than
 //! none.
 
@@ -37,9 +41,9 @@ use crate::error::{Error, Result};
 use crate::names::unique_alias;
 use crate::rewrite::parse_expr;
 
-/// Rewrites every `FULL`/`RIGHT JOIN ... USING` of `statement` that it can
-/// (see the module docs) into an `ON` join with merged columns.
-pub(crate) fn merge_outer_using(statement: &mut Statement) {
+/// Rewrites every join with `USING` of `statement` that it can (see the
+/// module docs) into an `ON` join with merged columns.
+pub(crate) fn merge_using_joins(statement: &mut Statement) {
     let _ = statement.visit(&mut OuterUsing);
 }
 
@@ -89,32 +93,46 @@ impl VisitorMut for OuterUsing {
     }
 }
 
-/// The merged columns of one select, by normalized name: `COALESCE(l.c,
-/// r.c)`.
+/// The merged columns of one select, by normalized name (`COALESCE(l.c,
+/// r.c)`, or `l.c`).
 type Merged = HashMap<String, Expr>;
 
-/// A `FULL` or `RIGHT` join with `USING`: its columns, and the qualifiers
-/// of its two sides.
-struct OuterUsingJoin {
+/// A join with `USING`: its columns, and the qualifiers of its two sides.
+struct UsingJoin {
     columns: Vec<Ident>,
     left: ObjectName,
     right: ObjectName,
+    /// Whether a merged column can come from the right side alone (`FULL`,
+    /// `RIGHT`): then it is `COALESCE(l.c, r.c)`; otherwise `l.c`.
+    outer: bool,
 }
 
-/// Rewrites the outer `USING` joins of `select`; the merged columns and the
+impl UsingJoin {
+    /// The merged column `column`, as SQL.
+    fn merged(&self, column: &Ident) -> Option<Expr> {
+        parse_expr(&if self.outer {
+            format!("COALESCE({}.{column}, {}.{column})", self.left, self.right)
+        } else {
+            format!("{}.{column}", self.left)
+        })
+    }
+}
+
+/// Rewrites the `USING` joins of `select`; the merged columns and the
 /// names of the other output columns, or `None` when there was no join to
 /// rewrite (or one that cannot be).
 fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
-    let joins: Vec<Option<OuterUsingJoin>> = select.from.iter().map(outer_using_join).collect();
+    let joins: Vec<Option<UsingJoin>> = select.from.iter().map(using_join).collect();
     if joins.iter().all(Option::is_none) {
         return None;
     }
     let mut merged = Merged::new();
     for join in joins.iter().flatten() {
         for column in &join.columns {
-            let sql = format!("COALESCE({}.{column}, {}.{column})", join.left, join.right);
-            let expr = parse_expr(&sql)?;
-            if merged.insert(normalize(column), expr).is_some() {
+            if merged
+                .insert(normalize(column), join.merged(column)?)
+                .is_some()
+            {
                 return None; // two joins merge one name: which is meant?
             }
         }
@@ -136,12 +154,7 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
                 .collect::<Vec<_>>()
                 .join(" AND ");
             let constraint = JoinConstraint::On(parse_expr(&condition)?);
-            match &mut table.joins[0].join_operator {
-                JoinOperator::FullOuter(c)
-                | JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c) => *c = constraint,
-                _ => return None,
-            }
+            *constraint_mut(&mut table.joins[0].join_operator)? = constraint;
         }
         for join in table.joins.iter_mut().skip(1) {
             if let Some(JoinConstraint::On(on)) = constraint_mut(&mut join.join_operator) {
@@ -182,15 +195,19 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
     Some((merged, outputs))
 }
 
-/// The outer `USING` join that starts `table` (`l FULL JOIN r USING (...)`
-/// with named sides and no other `USING` or `NATURAL` join after it).
-fn outer_using_join(table: &TableWithJoins) -> Option<OuterUsingJoin> {
+/// The `USING` join that starts `table` (`l FULL JOIN r USING (...)` with
+/// named sides and no other `USING` or `NATURAL` join after it).
+fn using_join(table: &TableWithJoins) -> Option<UsingJoin> {
     let first = table.joins.first()?;
-    let (JoinOperator::FullOuter(JoinConstraint::Using(columns))
-    | JoinOperator::Right(JoinConstraint::Using(columns))
-    | JoinOperator::RightOuter(JoinConstraint::Using(columns))) = &first.join_operator
-    else {
-        return None;
+    let (outer, columns) = match &first.join_operator {
+        JoinOperator::FullOuter(JoinConstraint::Using(columns))
+        | JoinOperator::Right(JoinConstraint::Using(columns))
+        | JoinOperator::RightOuter(JoinConstraint::Using(columns)) => (true, columns),
+        JoinOperator::Join(JoinConstraint::Using(columns))
+        | JoinOperator::Inner(JoinConstraint::Using(columns))
+        | JoinOperator::Left(JoinConstraint::Using(columns))
+        | JoinOperator::LeftOuter(JoinConstraint::Using(columns)) => (false, columns),
+        _ => return None,
     };
     let later_merge = table.joins[1..].iter().any(|join| {
         matches!(
@@ -208,10 +225,11 @@ fn outer_using_join(table: &TableWithJoins) -> Option<OuterUsingJoin> {
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(OuterUsingJoin {
+    Some(UsingJoin {
         columns,
         left: qualifier(&table.relation)?,
         right: qualifier(&first.relation)?,
+        outer,
     })
 }
 
@@ -262,7 +280,7 @@ fn constraint_mut(operator: &mut JoinOperator) -> Option<&mut JoinConstraint> {
 fn expand_wildcards(
     projection: &[SelectItem],
     from: &[TableWithJoins],
-    joins: &[Option<OuterUsingJoin>],
+    joins: &[Option<UsingJoin>],
 ) -> Option<Vec<SelectItem>> {
     let mut expanded = Vec::with_capacity(projection.len());
     for item in projection {
@@ -273,12 +291,8 @@ fn expand_wildcards(
                     factors.extend(table.joins.iter().map(|j| &j.relation));
                     if let Some(join) = join {
                         for column in &join.columns {
-                            let sql = format!(
-                                "COALESCE({}.{column}, {}.{column})",
-                                join.left, join.right
-                            );
                             expanded.push(SelectItem::ExprWithAlias {
-                                expr: parse_expr(&sql)?,
+                                expr: join.merged(column)?,
                                 alias: column.clone(),
                             });
                         }
@@ -397,7 +411,7 @@ fn subqueries_name(select: &Select, merged: &Merged) -> bool {
 }
 
 /// Fails with 0A000 if `plan` still has a `FULL` or `RIGHT` join with
-/// `USING` (one [`merge_outer_using`] left alone).
+/// `USING` (one [`merge_using_joins`] left alone).
 pub fn refuse_outer_using(plan: &LogicalPlan) -> Result<()> {
     let mut refused = None;
     plan.apply_with_subqueries(|node| {
