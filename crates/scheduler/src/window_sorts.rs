@@ -10,6 +10,11 @@
 //! `sort(b, c)`, failed with "Expects PARTITION BY expression to be
 //! ordered". [`ExplicitWindowSorts`] spells the window's whole ordering out
 //! in the sort: the same order for these rows, and one any stage can check.
+//!
+//! The same holds where the window's input is a repartition that keeps
+//! its input's order (`PARTITION BY a` over rows another window sorted):
+//! Ballista turns the repartition into a shuffle, which keeps no order, so
+//! the rule sorts the rows again above it.
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
@@ -49,9 +55,6 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
             let Some(first) = window_expr.first() else {
                 return Ok(Transformed::no(node));
             };
-            let Some(sort) = node.children()[0].downcast_ref::<SortExec>() else {
-                return Ok(Transformed::no(node));
-            };
             // The partition keys (in the direction the window orders them,
             // if it does), then the window's order.
             let order_by = first.order_by();
@@ -74,18 +77,27 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
                     wanted.push(sort_expr.clone());
                 }
             }
-            let current = sort.expr();
-            if current.len() >= wanted.len()
-                && current.iter().zip(&wanted).all(|(have, want)| have == want)
-            {
-                return Ok(Transformed::no(node));
-            }
-            let Some(ordering) = LexOrdering::new(wanted) else {
+            let Some(ordering) = LexOrdering::new(wanted.clone()) else {
                 return Ok(Transformed::no(node));
             };
-            let explicit = SortExec::new(ordering, sort.input().clone())
-                .with_preserve_partitioning(sort.preserve_partitioning())
-                .with_fetch(sort.fetch());
+            let child = node.children()[0].clone();
+            let explicit = if let Some(sort) = child.downcast_ref::<SortExec>() {
+                let current = sort.expr();
+                if current.len() >= wanted.len()
+                    && current.iter().zip(&wanted).all(|(have, want)| have == want)
+                {
+                    return Ok(Transformed::no(node));
+                }
+                SortExec::new(ordering, sort.input().clone())
+                    .with_preserve_partitioning(sort.preserve_partitioning())
+                    .with_fetch(sort.fetch())
+            } else if child.downcast_ref::<RepartitionExec>().is_some() {
+                // Order kept through a repartition, which Ballista makes a
+                // shuffle: sorted again on this side of it.
+                SortExec::new(ordering, child).with_preserve_partitioning(true)
+            } else {
+                return Ok(Transformed::no(node));
+            };
             let children = vec![Arc::new(explicit) as Arc<dyn ExecutionPlan>];
             let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
             let rebuilt = node.clone().replace_children(children, options)?;
