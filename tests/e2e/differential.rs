@@ -212,7 +212,7 @@ async fn compare(quiver_conninfo: &str) {
     let count: usize = std::env::var("QUIVER_DIFF_QUERIES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(1500);
     let known = differences();
     let mut generator = Generator::new(ChaCha8Rng::seed_from_u64(seed));
     let (mut tolerated, mut failures) = (0, Vec::<String>::new());

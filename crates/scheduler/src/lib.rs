@@ -27,7 +27,7 @@ use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule
 use tokio::net::TcpListener;
 
 use crate::joins::SingleTaskNestedLoopJoins;
-use crate::limits::UnboundedLimits;
+use crate::limits::{OrderedOffsets, UnboundedLimits};
 use crate::window_sorts::ExplicitWindowSorts;
 
 /// Errors of the scheduler crate.
@@ -140,7 +140,8 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 /// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
 /// as the frontend meant it, filtered sort-merge joins that keep their
 /// columns, nested-loop joins that stay correct when split into tasks,
-/// window sorts every stage can check, and Wasm function metrics for
+/// window sorts every stage can check, offsets that keep their order, and
+/// Wasm function metrics for
 /// `EXPLAIN ANALYZE`.
 fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let session = config
@@ -156,6 +157,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .with_analyzer_rule(Arc::new(UnboundedLimits))
         .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
         .with_physical_optimizer_rule(Arc::new(ExplicitWindowSorts))
+        .with_physical_optimizer_rule(Arc::new(OrderedOffsets))
         .with_physical_optimizer_rule(Arc::new(WasmMetricsRule));
     if let Some(session) = session {
         builder = builder.with_session_id(session);

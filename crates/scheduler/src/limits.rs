@@ -8,12 +8,30 @@
 //! `(98 + i64::MAX) mod 2^32 = 97` rows and skipped 98 of them — no rows
 //! at all. [`UnboundedLimits`] turns the fetch back into "all rows" before
 //! the scheduler plans the job.
+//!
+//! And `OFFSET` over a merge of sorted partitions, as the query meant it.
+//! `SELECT DISTINCT y FROM (SELECT ... ORDER BY 1 OFFSET 2) s` skips the
+//! two smallest rows in a `GlobalLimitExec` over a `SortPreservingMergeExec`.
+//! Ballista cuts stages at the hash repartition above and runs DataFusion's
+//! `EnsureRequirements` on each stage's plan, which finds no operator that
+//! requires the merge's order (a limit states none) and replaces the merge
+//! with a `CoalescePartitionsExec`: the offset skipped two arbitrary rows.
+//! [`OrderedOffsets`] sorts such a limit's input after coalescing it, an
+//! order `EnsureRequirements` keeps.
 
-use datafusion::common::tree_node::Transformed;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{Expr, Limit, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
 /// Reads a decoded fetch of `i64::MAX` rows as no fetch (see the module docs).
 #[derive(Debug, Default)]
@@ -43,6 +61,46 @@ impl AnalyzerRule for UnboundedLimits {
             node => Ok(Transformed::no(node)),
         })
         .map(|transformed| transformed.data)
+    }
+}
+
+/// Keeps the order a `GlobalLimitExec` selects rows by (see the module
+/// docs).
+#[derive(Debug, Default)]
+pub struct OrderedOffsets;
+
+impl PhysicalOptimizerRule for OrderedOffsets {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(limit) = node.downcast_ref::<GlobalLimitExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(merge) = limit.input().downcast_ref::<SortPreservingMergeExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if merge.fetch().is_some() {
+                // A merge with a fetch keeps its order through
+                // `EnsureRequirements` (as a sort with that fetch).
+                return Ok(Transformed::no(node));
+            }
+            let coalesced = Arc::new(CoalescePartitionsExec::new(merge.input().clone()));
+            let sorted = Arc::new(SortExec::new(merge.expr().clone(), coalesced));
+            let limit = GlobalLimitExec::new(sorted, limit.skip(), limit.fetch());
+            Ok(Transformed::yes(Arc::new(limit) as Arc<dyn ExecutionPlan>))
+        })
+        .map(|transformed| transformed.data)
+    }
+
+    fn name(&self) -> &str {
+        "quiver_ordered_offsets"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }
 

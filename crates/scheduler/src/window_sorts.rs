@@ -55,8 +55,21 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
             let Some(first) = window_expr.first() else {
                 return Ok(Transformed::no(node));
             };
-            // The partition keys (in the direction the window orders them,
-            // if it does), then the window's order.
+            let child = node.children()[0].clone();
+            // The order the child gives now: its sort's, or what comes up
+            // through it.
+            let current: Vec<PhysicalSortExpr> = match child.downcast_ref::<SortExec>() {
+                Some(sort) => sort.expr().iter().cloned().collect(),
+                None => child
+                    .properties()
+                    .output_ordering()
+                    .map(|ordering| ordering.iter().cloned().collect())
+                    .unwrap_or_default(),
+            };
+            // The partition keys — in the direction the window orders them
+            // if it does, else the one the child has chosen (which a window
+            // above may rely on: `a ASC NULLS LAST` for its `ORDER BY a`) —
+            // then the window's order.
             let order_by = first.order_by();
             let mut wanted: Vec<PhysicalSortExpr> = first
                 .partition_by()
@@ -64,6 +77,7 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
                 .map(|key| {
                     order_by
                         .iter()
+                        .chain(&current)
                         .find(|sort| sort.expr.as_ref() == key.as_ref())
                         .cloned()
                         .unwrap_or_else(|| PhysicalSortExpr::new_default(key.clone()))
@@ -80,9 +94,7 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
             let Some(ordering) = LexOrdering::new(wanted.clone()) else {
                 return Ok(Transformed::no(node));
             };
-            let child = node.children()[0].clone();
             let explicit = if let Some(sort) = child.downcast_ref::<SortExec>() {
-                let current = sort.expr();
                 if current.len() >= wanted.len()
                     && current.iter().zip(&wanted).all(|(have, want)| have == want)
                 {

@@ -294,6 +294,9 @@ fn session_config() -> SessionConfig {
         .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(false);
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    // `2.5` is a `numeric`, as PostgreSQL reads it, not a `double
+    // precision`: `0.1 + 0.2` is `0.3`, and `2.5 / 3` divides as `numeric`.
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     quiver_scheduler::job_settings(config)
 }
 
