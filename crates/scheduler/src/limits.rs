@@ -27,11 +27,11 @@ use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{Expr, Limit, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::limit::GlobalLimitExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 
 /// Reads a decoded fetch of `i64::MAX` rows as no fetch (see the module docs).
 #[derive(Debug, Default)]
@@ -79,17 +79,10 @@ impl PhysicalOptimizerRule for OrderedOffsets {
             let Some(limit) = node.downcast_ref::<GlobalLimitExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let Some(merge) = limit.input().downcast_ref::<SortPreservingMergeExec>() else {
+            let Some(ordered) = sorted_after_coalescing(limit.input())? else {
                 return Ok(Transformed::no(node));
             };
-            if merge.fetch().is_some() {
-                // A merge with a fetch keeps its order through
-                // `EnsureRequirements` (as a sort with that fetch).
-                return Ok(Transformed::no(node));
-            }
-            let coalesced = Arc::new(CoalescePartitionsExec::new(merge.input().clone()));
-            let sorted = Arc::new(SortExec::new(merge.expr().clone(), coalesced));
-            let limit = GlobalLimitExec::new(sorted, limit.skip(), limit.fetch());
+            let limit = GlobalLimitExec::new(ordered, limit.skip(), limit.fetch());
             Ok(Transformed::yes(Arc::new(limit) as Arc<dyn ExecutionPlan>))
         })
         .map(|transformed| transformed.data)
@@ -101,6 +94,40 @@ impl PhysicalOptimizerRule for OrderedOffsets {
 
     fn schema_check(&self) -> bool {
         true
+    }
+}
+
+/// `plan` with the merge a limit reads through it (past operators that
+/// keep its order, such as a projection) replaced by a sort of the
+/// coalesced partitions; `None` if there is no such merge. A merge with a
+/// fetch keeps its order through `EnsureRequirements` already (as a sort
+/// with that fetch).
+fn sorted_after_coalescing(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(merge) = plan.downcast_ref::<SortPreservingMergeExec>() {
+        if merge.fetch().is_some() {
+            return Ok(None);
+        }
+        let coalesced = Arc::new(CoalescePartitionsExec::new(merge.input().clone()));
+        return Ok(Some(Arc::new(SortExec::new(
+            merge.expr().clone(),
+            coalesced,
+        ))));
+    }
+    let children = plan.children();
+    let [child] = children.as_slice() else {
+        return Ok(None);
+    };
+    if plan.downcast_ref::<SortExec>().is_some() || !plan.maintains_input_order()[0] {
+        return Ok(None);
+    }
+    match sorted_after_coalescing(child)? {
+        Some(ordered) => {
+            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+            Ok(Some(plan.clone().replace_children(vec![ordered], options)?))
+        }
+        None => Ok(None),
     }
 }
 

@@ -28,8 +28,9 @@ const UNIQUE_MARK: char = '\u{1f}';
 /// Gives the unaliased result columns of `query`, and of every query inside
 /// it (a CTE, a derived table, a subquery), that DataFusion would name alike
 /// unique aliases (see the module docs): in its first select, every
-/// column but the first of a name; in the other branches of a set
-/// operation, every column (PostgreSQL takes names from the first).
+/// column but the first of a name (and in a set operation every computed
+/// one); the other branches of a set operation take the first's names
+/// (PostgreSQL takes names from the first).
 pub fn make_names_unique(query: &mut Query) {
     struct EveryQuery;
     impl VisitorMut for EveryQuery {
@@ -43,37 +44,62 @@ pub fn make_names_unique(query: &mut Query) {
 }
 
 fn unique_names(query: &mut Query) {
+    let is_set_operation = matches!(query.body.as_ref(), SetExpr::SetOperation { .. });
     let mut body = query.body.as_mut();
     let mut others = Vec::new();
-    loop {
+    // The first select's column names as DataFusion sees them, which the
+    // other branches take (`None` where a `*` hides them).
+    let names: Option<Vec<Ident>> = loop {
         match body {
             SetExpr::Select(select) => {
                 let mut seen = HashSet::new();
                 for (position, item) in select.projection.iter_mut().enumerate() {
                     if let SelectItem::UnnamedExpr(expr) = item
-                        && !seen.insert(datafusion_name(expr))
+                        && (!seen.insert(datafusion_name(expr))
+                            || is_set_operation && !is_column(expr))
                     {
                         let name = figure(expr).unwrap_or_else(|| column_name(expr));
                         *item = unique_alias(expr.clone(), &name, position);
                     }
                 }
-                break;
+                break select
+                    .projection
+                    .iter()
+                    .map(|item| match item {
+                        SelectItem::UnnamedExpr(expr) => {
+                            Some(Ident::with_quote('"', column_name(expr)))
+                        }
+                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.clone()),
+                        _ => None,
+                    })
+                    .collect();
             }
             SetExpr::SetOperation { left, right, .. } => {
                 others.push(right.as_mut());
                 body = left.as_mut();
             }
             SetExpr::Query(inner) => body = inner.body.as_mut(),
-            _ => break,
+            _ => break None,
         }
-    }
+    };
     while let Some(other) = others.pop() {
         match other {
             SetExpr::Select(select) => {
                 for (position, item) in select.projection.iter_mut().enumerate() {
-                    if let SelectItem::UnnamedExpr(expr) = item {
-                        *item = unique_alias(expr.clone(), "", position);
-                    }
+                    let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) =
+                        item
+                    else {
+                        continue;
+                    };
+                    // The first branch's name: a branch a plan drops (`LIMIT
+                    // 0`) leaves the others' names to the result.
+                    *item = match names.as_ref().and_then(|names| names.get(position)) {
+                        Some(name) => SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: name.clone(),
+                        },
+                        None => unique_alias(expr.clone(), "", position),
+                    };
                 }
             }
             SetExpr::SetOperation { left, right, .. } => {
@@ -84,6 +110,11 @@ fn unique_names(query: &mut Query) {
             _ => {}
         }
     }
+}
+
+/// Whether `expr` is a plain column reference (named after the column).
+fn is_column(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
 }
 
 /// `expr` under an alias that DataFusion sees as unique and that
@@ -308,9 +339,10 @@ mod tests {
         make_names_unique(query);
         assert_eq!(
             query.to_string(),
-            "SELECT a, t.a AS \"a\u{1f}1\", CAST(a AS TEXT) AS \"a\u{1f}2\", b, count(*), \
-             count(*) AS \"count\u{1f}5\" FROM t UNION SELECT x AS \"\u{1f}0\", x AS \"\u{1f}1\", \
-             x AS \"\u{1f}2\", x AS \"\u{1f}3\", x AS \"\u{1f}4\", x AS \"\u{1f}5\" FROM u"
+            "SELECT a, t.a AS \"a\u{1f}1\", CAST(a AS TEXT) AS \"a\u{1f}2\", b, \
+             count(*) AS \"count\u{1f}4\", count(*) AS \"count\u{1f}5\" FROM t UNION SELECT \
+             x AS \"a\", x AS \"a\u{1f}1\", x AS \"a\u{1f}2\", x AS \"b\", \
+             x AS \"count\u{1f}4\", x AS \"count\u{1f}5\" FROM u"
         );
         let want = [
             None,

@@ -373,11 +373,12 @@ mod tests {
             "SELECT t.oid, CAST(NULL AS oid) AS base FROM pg_type AS t"
         );
         // Uncorrelated, or in a user query: left to DataFusion (the second
-        // branch's columns get unique names, as every set operation's do).
+        // branch's columns take the first's names, as in every set
+        // operation).
         let unique = |sql: &str| {
             sql.replace(
                 "UNION ALL SELECT t2.typbasetype FROM",
-                "UNION ALL SELECT t2.typbasetype AS \"\u{1f}0\" FROM",
+                "UNION ALL SELECT t2.typbasetype AS \"typbasetype\" FROM",
             )
         };
         let uncorrelated = recursive.replace("t.oid", "t2.typbasetype");
