@@ -3,9 +3,9 @@
 //! PostgreSQL rounds when it casts a fraction to an integer, where
 //! DataFusion truncates: `CAST(2.75 AS int)` is `3`, not `2`. A `numeric`
 //! rounds half away from zero, a `double precision` or `real` half to even
-//! (`rint`), and `round(double precision)` rounds half to even too. In
-//! Quiver a literal such as `2.5` is a `double precision` where PostgreSQL
-//! reads a `numeric`, so a literal rounds as a `numeric` would.
+//! (`rint`), and `round(double precision)` rounds half to even too. A
+//! literal such as `2.5` is a `numeric`, as in PostgreSQL; a float literal
+//! (a folded constant) rounds as the `numeric` it was written as.
 //!
 //! The analyzer rule [`PostgresRounding`] runs after type coercion and puts
 //! the rounding in: DataFusion's `round` (half away from zero) for
