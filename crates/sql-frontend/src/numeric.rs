@@ -34,19 +34,19 @@ use crate::integers::expression_schema;
 /// way (see the module docs).
 pub fn numeric_quotients(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
-        let node = match node {
-            LogicalPlan::Aggregate(aggregate) => averages(aggregate)?,
-            other => Transformed::no(other),
+        let schema = expression_schema(&node);
+        let divided =
+            node.map_expressions(|expr| expr.transform_up(|expr| quotient(expr, &schema)))?;
+        let divided = if divided.transformed {
+            divided.data.recompute_schema().map(Transformed::yes)?
+        } else {
+            divided
         };
-        node.transform_data(|node| {
-            let schema = expression_schema(&node);
-            let divided =
-                node.map_expressions(|expr| expr.transform_up(|expr| quotient(expr, &schema)))?;
-            if divided.transformed {
-                divided.data.recompute_schema().map(Transformed::yes)
-            } else {
-                Ok(divided)
-            }
+        // The averages after the quotients: `avg(x / 2)` sums `x / 2` as
+        // PostgreSQL computes it.
+        divided.transform_data(|node| match node {
+            LogicalPlan::Aggregate(aggregate) => averages(aggregate),
+            other => Ok(Transformed::no(other)),
         })
     })
     .map(|transformed| transformed.data)
