@@ -310,29 +310,26 @@ fn postgres_values(
             Some(to) => cast(array, &to)?,
             None => array.clone(),
         };
-        let as_text: Option<StringArray> = match array.data_type() {
+        let as_text: Option<StringArray> = match (array.data_type(), quotient(column)) {
             _ if !text(column) => None,
-            DataType::Decimal128(_, scale) if quotient(column).is_some() => {
-                let min_scale = quotient(column).unwrap_or(0);
-                Some(
-                    array
-                        .as_primitive::<Decimal128Type>()
-                        .iter()
-                        .map(|v| v.map(|v| quotient_text(v, *scale, min_scale)))
-                        .collect(),
-                )
-            }
-            DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            (DataType::Decimal128(_, scale), Some(min_scale)) => Some(
+                array
+                    .as_primitive::<Decimal128Type>()
+                    .iter()
+                    .map(|v| v.map(|v| quotient_text(v, *scale, min_scale)))
+                    .collect(),
+            ),
+            (DataType::Decimal128(..) | DataType::Decimal256(..), _) => {
                 Some(cast(array, &DataType::Utf8)?.as_string::<i32>().clone())
             }
-            DataType::Float64 => Some(
+            (DataType::Float64, _) => Some(
                 array
                     .as_primitive::<Float64Type>()
                     .iter()
                     .map(|v| v.map(|v| float_text(&format!("{v:e}"), 15)))
                     .collect(),
             ),
-            DataType::Float32 => Some(
+            (DataType::Float32, _) => Some(
                 array
                     .as_primitive::<Float32Type>()
                     .iter()

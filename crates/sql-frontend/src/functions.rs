@@ -18,6 +18,7 @@ use quiver_udf_registry::{
     SqlType, TableColumn, Volatility, WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
 };
 
+use crate::names::folded;
 use crate::parse::{AggregateOption, CreateAggregate, DropAggregate};
 use crate::session::Completion;
 use crate::system::SystemRows;
@@ -297,7 +298,7 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
                 .iter()
                 .map(|c| {
                     Ok(TableColumn {
-                        name: identifier(&c.name),
+                        name: folded(&c.name),
                         ty: SqlType::from_ast(&c.data_type)?,
                     })
                 })
@@ -389,14 +390,6 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
     })
 }
 
-/// An identifier as PostgreSQL folds it: unquoted is lower-cased.
-fn identifier(ident: &ast::Ident) -> String {
-    match ident.quote_style {
-        None => ident.value.to_lowercase(),
-        Some(_) => ident.value.clone(),
-    }
-}
-
 /// A function name as PostgreSQL folds it: unquoted names are lower-cased;
 /// `public.f` is `f`.
 fn function_name(name: &ObjectName) -> Result<String> {
@@ -404,8 +397,7 @@ fn function_name(name: &ObjectName) -> Result<String> {
         .0
         .iter()
         .map(|part| match part.as_ident() {
-            Some(ident) if ident.quote_style.is_none() => ident.value.to_lowercase(),
-            Some(ident) => ident.value.clone(),
+            Some(ident) => folded(ident),
             None => part.to_string(),
         })
         .collect();

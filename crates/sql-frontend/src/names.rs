@@ -147,6 +147,15 @@ fn datafusion_name(expr: &Expr) -> String {
     }
 }
 
+/// An identifier as PostgreSQL (and DataFusion) folds it: unquoted ones
+/// to lower case.
+pub(crate) fn folded(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
 /// The name of a column reference as DataFusion resolves it (unquoted
 /// names fold to lower case), or `?column?`.
 fn column_name(expr: &Expr) -> String {
@@ -156,11 +165,7 @@ fn column_name(expr: &Expr) -> String {
         Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => return column_name(inner),
         _ => None,
     };
-    match ident {
-        Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
-        Some(ident) => ident.value.to_lowercase(),
-        None => "?column?".into(),
-    }
+    ident.map_or_else(|| "?column?".into(), folded)
 }
 
 /// The PostgreSQL name of each output column of `query`, where it differs

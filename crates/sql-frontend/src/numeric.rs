@@ -106,25 +106,26 @@ fn unaliased(expr: &Expr) -> &Expr {
 /// `aggregate` with each numeric `avg` split into `sum` and `count`, under
 /// a projection that divides them (see the module docs).
 fn averages(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
-    let schema = aggregate.input.schema().as_ref().clone();
-    if !aggregate
+    let schema = aggregate.input.schema();
+    let averages: Vec<Option<AggregateFunction>> = aggregate
         .aggr_expr
         .iter()
-        .any(|e| numeric_average(unaliased(e), &schema).is_some())
-    {
+        .map(|e| numeric_average(unaliased(e), schema))
+        .collect();
+    if averages.iter().all(Option::is_none) {
         return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
     }
     let output = aggregate.schema.clone();
     let groups = output.fields().len() - aggregate.aggr_expr.len();
-    let mut aggr_expr = Vec::with_capacity(aggregate.aggr_expr.len() + 1);
+    let mut aggr_expr = Vec::with_capacity(aggregate.aggr_expr.len() * 2);
     let mut projection: Vec<Expr> = output
         .iter()
         .take(groups)
         .map(|(qualifier, field)| Expr::Column(Column::from((qualifier, field))))
         .collect();
-    for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+    for (i, (expr, average)) in aggregate.aggr_expr.iter().zip(averages).enumerate() {
         let (qualifier, field) = output.qualified_field(groups + i);
-        match numeric_average(unaliased(expr), &schema) {
+        match average {
             Some(call) => {
                 let part = |func, name: String| {
                     Expr::AggregateFunction(AggregateFunction {

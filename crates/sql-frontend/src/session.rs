@@ -451,8 +451,11 @@ impl Session {
 
     /// Plans a statement, its integer literals typed as PostgreSQL types
     /// them (see [`crate::integers`]) and its `INTERSECT ALL`/`EXCEPT ALL`
-    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]);
-    /// `FULL`/`RIGHT JOIN ... USING` fails (see [`crate::using_joins`]).
+    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]), and
+    /// its `numeric` quotients and averages at PostgreSQL's scale (see
+    /// [`crate::numeric`]). A `FULL`/`RIGHT JOIN ... USING` the rewrite left
+    /// alone (see [`crate::using_joins`]) and a `LIMIT` of a subquery fail
+    /// with 0A000.
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         crate::using_joins::refuse_outer_using(&plan)?;

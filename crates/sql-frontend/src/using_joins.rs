@@ -38,18 +38,18 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::error::{Error, Result};
-use crate::names::unique_alias;
+use crate::names::{folded, unique_alias};
 use crate::rewrite::parse_expr;
 
 /// Rewrites every join with `USING` of `statement` that it can (see the
 /// module docs) into an `ON` join with merged columns.
 pub(crate) fn merge_using_joins(statement: &mut Statement) {
-    let _ = statement.visit(&mut OuterUsing);
+    let _ = statement.visit(&mut UsingJoins);
 }
 
-struct OuterUsing;
+struct UsingJoins;
 
-impl VisitorMut for OuterUsing {
+impl VisitorMut for UsingJoins {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
@@ -64,7 +64,7 @@ impl VisitorMut for OuterUsing {
                     {
                         for item in order {
                             let is_output = matches!(&item.expr, Expr::Identifier(ident)
-                                if outputs.contains(&normalize(ident)));
+                                if outputs.contains(&folded(ident)));
                             if !is_output {
                                 replace_columns(&mut item.expr, &merged);
                             }
@@ -93,7 +93,7 @@ impl VisitorMut for OuterUsing {
     }
 }
 
-/// The merged columns of one select, by normalized name (`COALESCE(l.c,
+/// The merged columns of one select, by folded name (`COALESCE(l.c,
 /// r.c)`, or `l.c`).
 type Merged = HashMap<String, Expr>;
 
@@ -130,7 +130,7 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
     for join in joins.iter().flatten() {
         for column in &join.columns {
             if merged
-                .insert(normalize(column), join.merged(column)?)
+                .insert(folded(column), join.merged(column)?)
                 .is_some()
             {
                 return None; // two joins merge one name: which is meant?
@@ -167,9 +167,9 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
         match item {
             // Named uniquely: DataFusion refuses `name` beside `l.name`.
             SelectItem::UnnamedExpr(Expr::Identifier(ident))
-                if merged.contains_key(&normalize(ident)) =>
+                if merged.contains_key(&folded(ident)) =>
             {
-                let name = normalize(ident);
+                let name = folded(ident);
                 *item = unique_alias(merged[&name].clone(), &name, position);
             }
             SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
@@ -329,24 +329,16 @@ fn qualified_wildcard(name: ObjectName, exclude: Option<ExcludeSelectItem>) -> S
     )
 }
 
-/// The names the select items give their columns, normalized.
+/// The names the select items give their columns, folded.
 fn output_names(projection: &[SelectItem]) -> Vec<String> {
     projection
         .iter()
         .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
-            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(normalize(ident)),
+            SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => Some(folded(ident)),
             _ => None,
         })
         .collect()
-}
-
-/// An identifier as PostgreSQL compares it: unquoted ones fold to lower case.
-fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 /// Replaces the unqualified merged columns in `expr`, outside subqueries.
@@ -368,7 +360,7 @@ fn replace_columns(expr: &mut Expr, merged: &Merged) {
         fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             if self.depth == 0
                 && let Expr::Identifier(ident) = expr
-                && let Some(merged) = self.merged.get(&normalize(ident))
+                && let Some(merged) = self.merged.get(&folded(ident))
             {
                 *expr = merged.clone();
             }
@@ -399,7 +391,7 @@ fn subqueries_name(select: &Select, merged: &Merged) -> bool {
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
             match expr {
                 Expr::Identifier(ident)
-                    if self.depth > 0 && self.merged.contains_key(&normalize(ident)) =>
+                    if self.depth > 0 && self.merged.contains_key(&folded(ident)) =>
                 {
                     ControlFlow::Break(())
                 }

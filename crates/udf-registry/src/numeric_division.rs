@@ -139,7 +139,7 @@ impl ScalarUDFImpl for NumericDivision {
         Ok(Arc::new(
             Field::new(
                 self.name(),
-                self.return_type(&[left.clone(), right.clone()])?,
+                DataType::Decimal128(38, result_scale(left, right)),
                 true,
             )
             .with_metadata(HashMap::from([(
@@ -228,10 +228,9 @@ impl Operands {
         } else {
             denominator = denominator.checked_mul(ten(-k)?).ok_or_else(overflow)?;
         }
-        let quotient = numerator.wrapping_div(denominator);
+        let mut quotient = numerator.wrapping_div(denominator);
         let remainder = numerator.wrapping_rem(denominator);
         let twice = remainder.wrapping_abs().wrapping_mul(i256::from_i128(2));
-        let mut quotient = quotient;
         if twice >= denominator.wrapping_abs() {
             let away = if (numerator < i256::ZERO) == (denominator < i256::ZERO) {
                 i256::ONE
