@@ -1,12 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod fences;
 mod joins;
 mod limits;
-mod merge_join;
 mod status;
 mod window_sorts;
 
-pub use merge_join::guard_merge_join_filters;
+pub use fences::guard_upstream_rules;
 pub use status::{ExecutorStatus, cancel_job, executors};
 
 use std::net::SocketAddr;
@@ -151,7 +151,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .map(|options| options.session.clone())
         .filter(|session| !session.is_empty());
     let state = default_session_builder(config)?;
-    let rules = guard_merge_join_filters(state.physical_optimizers());
+    let rules = guard_upstream_rules(state.physical_optimizers());
     let mut builder = SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
         .with_analyzer_rule(Arc::new(UnboundedLimits))

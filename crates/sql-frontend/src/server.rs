@@ -347,8 +347,9 @@ impl Engine {
         // Scalar subqueries, checked arithmetic, PostgreSQL's rounding,
         // portable window functions and the empty grouping set, after
         // DataFusion's analyzer rules (type coercion among them). Filtered
-        // sort-merge joins keep their columns (see `guard_merge_join_filters`).
-        let rules = quiver_scheduler::guard_merge_join_filters(distributed.physical_optimizers());
+        // sort-merge joins keep their columns and offsets their order (see
+        // `guard_upstream_rules`).
+        let rules = quiver_scheduler::guard_upstream_rules(distributed.physical_optimizers());
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_physical_optimizer_rules(rules)
             .with_query_planner(planner)

@@ -31,6 +31,8 @@ pub enum Query {
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limit {
+    /// `ORDER BY ... DESC` rather than ascending.
+    pub descending: bool,
     pub limit: Option<u32>,
     pub offset: Option<u32>,
 }
@@ -84,10 +86,11 @@ impl fmt::Display for Limit {
     }
 }
 
-/// ` ORDER BY 1, 2, ..., n` for `n` output columns.
-fn order_all(f: &mut fmt::Formatter<'_>, n: usize) -> fmt::Result {
-    let positions: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
-    write!(f, " ORDER BY {}", positions.join(", "))
+/// ` ORDER BY 1, 2, ..., n` for `n` output columns, then `limit`.
+fn order_all(f: &mut fmt::Formatter<'_>, n: usize, limit: &Limit) -> fmt::Result {
+    let direction = if limit.descending { " DESC" } else { "" };
+    let positions: Vec<String> = (1..=n).map(|i| format!("{i}{direction}")).collect();
+    write!(f, " ORDER BY {}{limit}", positions.join(", "))
 }
 
 impl fmt::Display for Select {
@@ -107,8 +110,7 @@ impl fmt::Display for Select {
             write!(f, " HAVING {having}")?;
         }
         if let Some(limit) = &self.limit {
-            order_all(f, self.items.len())?;
-            write!(f, "{limit}")?;
+            order_all(f, self.items.len(), limit)?;
         }
         Ok(())
     }
@@ -149,8 +151,7 @@ impl fmt::Display for Query {
                 let all = if *all { " ALL" } else { "" };
                 write!(f, "({left}) {op}{all} ({right})")?;
                 if let Some(limit) = limit {
-                    order_all(f, left.items.len())?;
-                    write!(f, "{limit}")?;
+                    order_all(f, left.items.len(), limit)?;
                 }
                 Ok(())
             }
@@ -241,6 +242,7 @@ impl<R: Rng> Generator<R> {
 
     fn limit(&mut self) -> Limit {
         Limit {
+            descending: self.chance(0.3),
             limit: self.chance(0.7).then(|| self.rng.random_range(0..6)),
             offset: self.chance(0.5).then(|| self.rng.random_range(0..6)),
         }
