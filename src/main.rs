@@ -34,7 +34,7 @@ enum Command {
     Executor(ExecutorArgs),
 }
 
-/// How quickly a lost executor is noticed (shared by `serve` and `scheduler`).
+/// How quickly the scheduler gives up on lost executors.
 #[derive(Debug, clap::Args)]
 struct LossArgs {
     /// Seconds without a heartbeat after which an executor is lost and its
@@ -163,8 +163,10 @@ struct ServeArgs {
     /// scheduler and executor.
     #[arg(long, env = "QUIVER_SCHEDULER")]
     scheduler: Option<String>,
-    #[command(flatten)]
-    loss: LossArgs,
+    /// Seconds a query waits while the scheduler has no executor, before
+    /// it fails with SQLSTATE 57P03 (the embedded executor is never lost).
+    #[arg(long, env = "QUIVER_NO_EXECUTORS_GRACE", default_value_t = 10)]
+    no_executors_grace: u64,
     /// Task slots of the embedded executor (default: the number of CPUs).
     #[arg(long, env = "QUIVER_EXECUTOR_SLOTS")]
     executor_slots: Option<usize>,
@@ -207,7 +209,7 @@ impl From<ServeArgs> for ServerConfig {
             users: args.users,
             data_dir: args.data_dir,
             scheduler: args.scheduler,
-            scheduler_options: (&args.loss).into(),
+            no_executors_grace: Duration::from_secs(args.no_executors_grace),
             executor_slots: args.executor_slots.unwrap_or_else(cpus),
             function_dir: args.function_dir,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
@@ -221,6 +223,9 @@ impl From<ServeArgs> for ServerConfig {
     }
 }
 
+/// The stack of each runtime thread (Rust's default is 2 MiB).
+const THREAD_STACK_SIZE: usize = 32 << 20;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -232,6 +237,10 @@ fn main() -> std::process::ExitCode {
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Planning and running a statement recurse once per level of its
+        // expressions (up to the limit the frontend enforces); the pages
+        // are reserved, not committed, until a deep statement uses them.
+        .thread_stack_size(THREAD_STACK_SIZE)
         .build()
     {
         Ok(runtime) => runtime,
@@ -248,9 +257,11 @@ fn main() -> std::process::ExitCode {
                     .await
                     .map_err(|e| e.to_string())
             }
-            Command::Executor(args) => quiver_executor::run_process(&args.into())
-                .await
-                .map_err(|e| e.to_string()),
+            Command::Executor(args) => {
+                quiver_executor::run_process(&args.into(), shutdown_signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     });
     match result {

@@ -124,6 +124,11 @@ impl QuiverServer {
         (data, server)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     pub fn host(&self) -> &str {
         self.addr
             .rsplit_once(':')
@@ -292,6 +297,14 @@ impl Cluster {
         self.frontend = QuiverServer::start_with(&data_dir, &["--scheduler", &self.scheduler_addr]);
     }
 
+    /// Executor `index`'s process id.
+    pub fn executor_pid(&self, index: usize) -> u32 {
+        self.executors[index]
+            .as_ref()
+            .expect("executor running")
+            .id()
+    }
+
     /// Kills executor `index` with SIGKILL: no goodbye to the scheduler.
     pub fn kill_executor(&mut self, index: usize) {
         let mut child = self.executors[index].take().expect("executor running");
@@ -381,4 +394,19 @@ pub async fn one(client: &impl tokio_postgres::GenericClient, sql: &str) -> Opti
         .into_iter()
         .next()
         .and_then(|row| row.into_iter().next().flatten())
+}
+
+/// Stops process `pid` (SIGSTOP) for `pause`, then lets it go on
+/// (SIGCONT): a machine too busy to schedule it, or a debugger.
+pub fn pause(pid: u32, pause: Duration) {
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    std::thread::sleep(pause);
+    signal("-CONT");
 }

@@ -3,11 +3,13 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_executor::executor_server::TERMINATING;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
@@ -184,7 +186,14 @@ pub async fn start_embedded(
 /// `quiver executor`: an executor process of its own. Wasm functions in
 /// task plans are rebuilt from the module directory each plan names and
 /// compiled once, cached under the work directory.
-pub async fn run_process(options: &ExecutorOptions) -> Result<()> {
+///
+/// An executor the scheduler stopped — it expires executors whose
+/// heartbeats are late, as when the process was paused or starved — joins
+/// again under a new id; only `shutdown` (Ctrl-C, SIGTERM) ends it.
+pub async fn run_process(
+    options: &ExecutorOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let runtime = Arc::new(WasmRuntime::new(RuntimeConfig {
         cache_dir: Some(
             options
@@ -195,12 +204,39 @@ pub async fn run_process(options: &ExecutorOptions) -> Result<()> {
         ..RuntimeConfig::default()
     })?);
     let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
-    let config = options.process_config(SessionConfig::new_with_ballista(), codecs)?;
+    // Ballista's executor listens for the same signals and drains its
+    // tasks before it returns; this only remembers that they came.
+    let stopping = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.store(true, Ordering::SeqCst);
+        }
+    });
     println!(
         "quiver: executor {}:{} joining scheduler {}",
         options.bind_host, options.flight_port, options.scheduler
     );
-    // Runs until Ctrl-C, SIGTERM, or the scheduler stops it.
-    start_executor_process(Arc::new(config)).await?;
-    Ok(())
+    let mut joined = false;
+    loop {
+        let config = options.process_config(SessionConfig::new_with_ballista(), codecs.clone())?;
+        let ran = start_executor_process(Arc::new(config)).await;
+        if stopping.load(Ordering::SeqCst) {
+            return ran.map_err(Error::from);
+        }
+        match ran {
+            // The ports of the first start were free: a later start that
+            // fails (the old services still closing) is tried again.
+            Err(e) if !joined => return Err(e.into()),
+            Err(e) => tracing::warn!(error = %e, "the executor could not start again; retrying"),
+            Ok(()) => tracing::warn!(
+                "the scheduler stopped this executor (its heartbeats were late); joining again"
+            ),
+        }
+        joined = true;
+        // Ballista marks the process's executor as terminating for good.
+        TERMINATING.store(false, Ordering::Release);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

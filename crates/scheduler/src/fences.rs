@@ -100,8 +100,9 @@ impl PhysicalOptimizerRule for FencedRule {
         let fenced = plan
             .transform_up(|node| {
                 Ok(if (kind.fences)(node.as_ref()) {
-                    Transformed::yes(Arc::new(Fence::new(node, kind.keeps_order))
-                        as Arc<dyn ExecutionPlan>)
+                    Transformed::yes(
+                        Arc::new(Fence::new(node, kind.keeps_order)) as Arc<dyn ExecutionPlan>
+                    )
                 } else {
                     Transformed::no(node)
                 })
@@ -180,7 +181,10 @@ impl ExecutionPlan for Fence {
         if children.len() != 1 {
             return internal_err!("Fence has one child, got {}", children.len());
         }
-        Ok(Arc::new(Self::new(children.swap_remove(0), self.keeps_order)))
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            self.keeps_order,
+        )))
     }
 
     fn execute(

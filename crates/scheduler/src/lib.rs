@@ -165,6 +165,9 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
     Ok(builder.build())
 }
 
+/// Longer than any process runs (a century).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Seconds, at least one (Ballista counts whole seconds).
 fn seconds(d: Duration) -> u64 {
     d.as_secs().max(1)
@@ -235,14 +238,18 @@ impl Scheduler {
 
 /// Starts a scheduler on a free loopback port inside this process (the
 /// embedded mode of `quiver serve`) and returns its address.
-pub async fn start_embedded(
-    options: &SchedulerOptions,
-    session: SessionConfig,
-    codecs: Codecs,
-) -> Result<SocketAddr> {
+pub async fn start_embedded(session: SessionConfig, codecs: Codecs) -> Result<SocketAddr> {
+    // The executor in this process shares the scheduler's fate: its
+    // heartbeats are late only when the whole process is (paused, or its
+    // threads busy), and a scheduler that expired it told it to stop, so
+    // it never came back and every query waited. It is never expired.
+    let options = SchedulerOptions {
+        executor_timeout: FOREVER,
+        no_executors_grace: FOREVER,
+    };
     let scheduler = Scheduler::bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
-        options,
+        &options,
         session,
         codecs,
     )

@@ -14,11 +14,17 @@
 //! - a Wasm call in progress in this process (the frontend's or the embedded
 //!   executor's) is interrupted at its next epoch tick
 //!   ([`quiver_udf_registry::interrupt`]).
+//!
+//! The same stream bounds how long a Ballista job waits for executors: the
+//! scheduler keeps a job queued until one registers, however long that
+//! takes, so a job the scheduler has had no executor for during the grace
+//! period is cancelled and fails with `57P03`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ballista_core::execution_plans::DistributedQueryExec;
@@ -75,15 +81,24 @@ impl CancelHandler for Cancels {
     }
 }
 
+/// The Ballista scheduler sessions send jobs to.
+#[derive(Debug, Clone)]
+pub(crate) struct JobScheduler {
+    /// `HOST:PORT`.
+    pub(crate) addr: String,
+    /// How long a job waits while the scheduler has no executor.
+    pub(crate) no_executors_grace: Duration,
+}
+
 /// One connection's cancel switch.
 pub(crate) struct Canceller {
     session_id: Arc<str>,
-    scheduler: String,
+    scheduler: JobScheduler,
     token: Mutex<CancellationToken>,
 }
 
 impl Canceller {
-    pub(crate) fn new(session_id: &str, scheduler: String) -> Self {
+    pub(crate) fn new(session_id: &str, scheduler: JobScheduler) -> Self {
         Self {
             session_id: Arc::from(session_id),
             scheduler,
@@ -114,14 +129,20 @@ impl Canceller {
         plan: &Arc<dyn ExecutionPlan>,
     ) -> SendableRecordBatchStream {
         let token = self.slot().clone();
+        let job = distributed_job(plan).map(|plan| Job {
+            plan,
+            scheduler: self.scheduler.addr.clone(),
+        });
+        let stranded = job.as_ref().map(|_| {
+            Box::pin(stranded(self.scheduler.clone()))
+                as Pin<Box<dyn Future<Output = Error> + Send>>
+        });
         Box::pin(CancellableStream {
             input: stream,
             cancelled: Box::pin(token.cancelled_owned()),
+            stranded,
             session: self.session_id.clone(),
-            job: distributed_job(plan).map(|plan| Job {
-                plan,
-                scheduler: self.scheduler.clone(),
-            }),
+            job,
             done: false,
         })
     }
@@ -144,6 +165,33 @@ fn distributed_job(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPla
         Ok(TreeNodeRecursion::Continue)
     });
     found
+}
+
+/// How often a running job checks that the scheduler has an executor.
+const EXECUTOR_CHECK: Duration = Duration::from_secs(1);
+
+/// Resolves, with the error to fail with, once `scheduler` has had no
+/// executor registered for its grace period; never while it has one (or
+/// cannot be asked: the job's own stream reports that).
+async fn stranded(scheduler: JobScheduler) -> Error {
+    let grace = scheduler.no_executors_grace;
+    let mut empty_since: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(EXECUTOR_CHECK).await;
+        match quiver_scheduler::executors(&scheduler.addr).await {
+            Ok(executors) if executors.is_empty() => {
+                let since = *empty_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= grace {
+                    return Error::NoExecutors(format!(
+                        "no executors remain to run the query: the scheduler has had none for {} s",
+                        grace.as_secs()
+                    ));
+                }
+            }
+            Ok(_) => empty_since = None,
+            Err(e) => tracing::debug!(error = %e, "cannot read the scheduler's executors"),
+        }
+    }
 }
 
 /// A Ballista job whose results a stream reads.
@@ -181,6 +229,8 @@ impl Job {
 struct CancellableStream {
     input: SendableRecordBatchStream,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// For a Ballista job: resolves when no executor is left to run it.
+    stranded: Option<Pin<Box<dyn Future<Output = Error> + Send>>>,
     session: Arc<str>,
     job: Option<Job>,
     /// The input ended (or the stream ended it): nothing is left to cancel.
@@ -202,6 +252,15 @@ impl Stream for CancellableStream {
             return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
                 Error::QueryCanceled,
             )))));
+        }
+        if let Some(stranded) = self.stranded.as_mut()
+            && let Poll::Ready(error) = stranded.poll_unpin(cx)
+        {
+            self.done = true;
+            if let Some(job) = &self.job {
+                job.cancel();
+            }
+            return Poll::Ready(Some(Err(DataFusionError::External(Box::new(error)))));
         }
         let session = self.session.clone();
         let polled = interrupt::in_session(&session, || self.input.as_mut().poll_next(cx));

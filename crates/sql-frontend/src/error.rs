@@ -28,6 +28,12 @@ pub enum Error {
     /// The statement could not be parsed.
     #[error("{0}")]
     Syntax(String),
+    /// A value larger than PostgreSQL allows.
+    #[error("{0}")]
+    ProgramLimitExceeded(String),
+    /// A statement nested deeper than Quiver plans.
+    #[error("{0}")]
+    TooComplex(String),
     /// A statement or option Quiver does not implement.
     #[error("{0}")]
     FeatureNotSupported(String),
@@ -67,6 +73,9 @@ pub enum Error {
     /// The client cancelled the statement (CancelRequest, psql's Ctrl-C).
     #[error("canceling statement due to user request")]
     QueryCanceled,
+    /// A distributed query no executor is left to run.
+    #[error("{0}")]
+    NoExecutors(String),
     /// A broken invariant of Quiver itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +94,8 @@ impl Error {
             Error::DuplicateFunction(_) => "42723",
             Error::InvalidFunctionDefinition(_) => "42P13",
             Error::Syntax(_) => "42601",
+            Error::ProgramLimitExceeded(_) => "54000",
+            Error::TooComplex(_) => "54001",
             Error::FeatureNotSupported(_) => "0A000",
             Error::UndefinedParameter(_) => "42704",
             Error::InvalidParameterValue(_) => "22023",
@@ -98,6 +109,7 @@ impl Error {
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
+            Error::NoExecutors(_) => "57P03",
             Error::Internal(_) => "XX000",
         }
     }

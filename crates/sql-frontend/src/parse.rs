@@ -90,7 +90,15 @@ impl SqlParser {
     }
 
     fn parse_datafusion(&self, sql: &str) -> Result<Vec<DfStatement>> {
-        let datafusion = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {});
+        // Nothing may walk a statement before its depth is known (see
+        // `crate::depth`): not the rewrites, not the compatibility parser.
+        let datafusion = match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}) {
+            Ok(statements) => Ok(statements
+                .into_iter()
+                .map(crate::depth::check_depth)
+                .collect::<Result<Vec<_>>>()?),
+            Err(e) => Err(e),
+        };
         // The compatibility parser's rules run as it parses, and one of them
         // replaces correlated subqueries in a select list with NULL: a user
         // query with such subqueries takes the path where Quiver applies the

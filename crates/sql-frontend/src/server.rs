@@ -24,12 +24,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore, SessionSchema};
 use quiver_executor::ExecutorOptions;
-use quiver_scheduler::SchedulerOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthMethod, Roles};
-use crate::cancel::{Canceller, Cancels};
+use crate::cancel::{Canceller, Cancels, JobScheduler};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
 use crate::grouping_sets::EmptyGroupingSet;
@@ -68,8 +67,10 @@ pub struct ServerConfig {
     pub scheduler: Option<String>,
     /// Task slots of the embedded executor.
     pub executor_slots: usize,
-    /// How the embedded scheduler treats executors.
-    pub scheduler_options: SchedulerOptions,
+    /// How long a distributed query waits while the scheduler has no
+    /// executor before it fails with 57P03. (The embedded scheduler never
+    /// loses its executor.)
+    pub no_executors_grace: Duration,
     /// Where `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads modules;
     /// `None` disables module files.
     pub function_dir: Option<PathBuf>,
@@ -135,8 +136,7 @@ struct Engine {
     functions: Arc<Functions>,
     parser: Arc<SqlParser>,
     cancels: Arc<Cancels>,
-    /// The Ballista scheduler (`HOST:PORT`).
-    scheduler: String,
+    scheduler: JobScheduler,
     roles: Arc<Roles>,
     login: Arc<Login>,
 }
@@ -199,13 +199,10 @@ impl Server {
         let scheduler = match &config.scheduler {
             Some(scheduler) => scheduler.clone(),
             None => {
-                let scheduler = quiver_scheduler::start_embedded(
-                    &config.scheduler_options,
-                    session_config.clone(),
-                    codecs.clone(),
-                )
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?;
+                let scheduler =
+                    quiver_scheduler::start_embedded(session_config.clone(), codecs.clone())
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))?;
                 let executor = ExecutorOptions::loopback(
                     scheduler,
                     config.executor_slots.max(1),
@@ -221,6 +218,10 @@ impl Server {
 
         let roles = Arc::new(Roles::open(store.clone(), config.users.as_deref())?);
         let login = Arc::new(Login::new(config.auth, roles.clone()));
+        let scheduler = JobScheduler {
+            addr: scheduler,
+            no_executors_grace: config.no_executors_grace,
+        };
         let engine = Engine::new(
             &data_dir,
             store,
@@ -314,7 +315,7 @@ impl Engine {
         store: Arc<MetaStore>,
         registry: Arc<FunctionRegistry>,
         config: SessionConfig,
-        scheduler: String,
+        scheduler: JobScheduler,
         roles: Arc<Roles>,
         login: Arc<Login>,
     ) -> Result<Self> {
@@ -337,12 +338,12 @@ impl Engine {
         )?;
         system.register_table(
             "executors".to_string(),
-            Arc::new(SystemTable(ExecutorsTable::new(scheduler.clone()))),
+            Arc::new(SystemTable(ExecutorsTable::new(scheduler.addr.clone()))),
         )?;
         database.register_schema(SYSTEM_SCHEMA, system)?;
 
         // Ballista replaces the function registry; Quiver's functions go after.
-        let distributed = local.upgrade_for_ballista(format!("http://{scheduler}"))?;
+        let distributed = local.upgrade_for_ballista(format!("http://{}", scheduler.addr))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
         // Scalar subqueries, checked arithmetic, PostgreSQL's rounding,
         // portable window functions and the empty grouping set, after

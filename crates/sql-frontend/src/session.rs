@@ -460,6 +460,7 @@ impl Session {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
         refuse_subquery_limits(&plan)?;
+        crate::sizes::refuse_oversized_values(&plan)?;
         let plan = crate::integers::type_literals(plan)?;
         let plan = crate::set_operations::multiset_set_operations(plan)?;
         Ok(crate::numeric::numeric_quotients(plan)?)

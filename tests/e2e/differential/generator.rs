@@ -383,8 +383,13 @@ impl<R: Rng> Generator<R> {
         let from = From::Table(self.table());
         let scope = Scope::of(&from);
         let mut items = vec!["x.a".to_string(), "x.b".to_string(), "x.c".to_string()];
-        for _ in 0..self.rng.random_range(1..=2) {
-            items.push(self.window_call(&scope));
+        // Tables hold identical rows, which a window orders either way:
+        // with two windows, only the first may tell such rows apart
+        // (`row_number`, `lag`, a `ROWS` frame), or the pairing of the two
+        // windows' values would be the engine's choice.
+        items.push(self.window_call(&scope, false));
+        if self.chance(0.5) {
+            items.push(self.window_call(&scope, true));
         }
         Select {
             distinct: false,
@@ -397,9 +402,11 @@ impl<R: Rng> Generator<R> {
         }
     }
 
-    fn window_call(&mut self, scope: &Scope) -> String {
+    /// A window function call; with `peers_alike`, one that gives rows
+    /// equal in the window's order the same value.
+    fn window_call(&mut self, scope: &Scope, peers_alike: bool) -> String {
         // Every window orders by all columns, so each row's value is
-        // determined.
+        // determined up to identical rows.
         let direction = self.pick(&["", " DESC"]);
         let order = format!("x.a{direction}, x.b, x.c");
         let partition = if self.chance(0.5) {
@@ -408,7 +415,12 @@ impl<R: Rng> Generator<R> {
             String::new()
         };
         let int = self.pick(&scope.ints);
-        let function = match self.rng.random_range(0..9) {
+        let choice = if peers_alike {
+            self.pick(&[1, 2, 6, 7, 8])
+        } else {
+            self.rng.random_range(0..9)
+        };
+        let function = match choice {
             0 => "row_number()".to_string(),
             1 => "rank()".to_string(),
             2 => "dense_rank()".to_string(),
@@ -419,7 +431,11 @@ impl<R: Rng> Generator<R> {
             7 => format!("count({int})"),
             _ => format!("max({int})"),
         };
-        let frame = match self.rng.random_range(0..6) {
+        let frame = match if peers_alike {
+            5
+        } else {
+            self.rng.random_range(0..6)
+        } {
             0 if function.starts_with("sum") || function.starts_with("max") => {
                 " ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING"
             }
