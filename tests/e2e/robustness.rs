@@ -55,6 +55,31 @@ async fn garbage_and_dropped_connections_leave_other_sessions_working() {
     server.stop();
 }
 
+/// Statements far past the depth limit (a few hundred kilobytes of
+/// `1 + 1 + ...`, thousands of `UNION ALL`s, both over prepared statements
+/// too) fail with 54001, and the session and server go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn statements_too_deep_fail_alone() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let client = server.connect().await;
+    let terms = |n: usize, term: &str, op: &str| vec![term; n].join(op);
+    let statements = [
+        format!("SELECT {}", terms(100_000, "1", " + ")),
+        format!("SELECT 'x' {}", terms(30_000, "|| 'x'", " ")),
+        terms(5_000, "SELECT 1", " UNION ALL "),
+        format!("SELECT ({})", terms(3_000, "SELECT 2", " UNION ALL ")),
+    ];
+    for sql in &statements {
+        let simple = client.simple_query(sql).await.expect_err("too deep");
+        assert_eq!(simple.code().map(|c| c.code()), Some("54001"), "{simple}");
+        let prepared = client.prepare(sql).await.expect_err("too deep");
+        assert_eq!(prepared.code().map(|c| c.code()), Some("54001"), "{prepared}");
+        assert_eq!(one(&client, "SELECT 1").await.as_deref(), Some("1"));
+    }
+    drop(client);
+    server.stop();
+}
+
 /// Without authentication, the server listens on other machines' reach only
 /// when told to.
 #[test]
