@@ -218,7 +218,7 @@ pub async fn run_process(
         "quiver: executor {}:{} joining scheduler {}",
         options.bind_host, options.flight_port, options.scheduler
     );
-    let mut joined = false;
+    let mut restarted = false;
     loop {
         let config = options.process_config(SessionConfig::new_with_ballista(), codecs.clone())?;
         let ran = start_executor_process(Arc::new(config)).await;
@@ -226,15 +226,15 @@ pub async fn run_process(
             return ran.map_err(Error::from);
         }
         match ran {
-            // The ports of the first start were free: a later start that
-            // fails (the old services still closing) is tried again.
-            Err(e) if !joined => return Err(e.into()),
+            // The first start failing (a port taken) is the operator's to fix.
+            Err(e) if !restarted => return Err(e.into()),
+            // A restart can fail while the old services still close.
             Err(e) => tracing::warn!(error = %e, "the executor could not start again; retrying"),
             Ok(()) => tracing::warn!(
                 "the scheduler stopped this executor (its heartbeats were late); joining again"
             ),
         }
-        joined = true;
+        restarted = true;
         // Ballista marks the process's executor as terminating for good.
         TERMINATING.store(false, Ordering::Release);
         tokio::time::sleep(Duration::from_secs(1)).await;
