@@ -101,6 +101,12 @@ struct ExecutorArgs {
     /// Seconds between heartbeats to the scheduler.
     #[arg(long, env = "QUIVER_EXECUTOR_HEARTBEAT", default_value_t = 2)]
     heartbeat: u64,
+    /// MiB this executor's tasks may hold at once, split among its slots
+    /// (default: Ballista's share of the machine's or container's memory).
+    /// Sorts, joins and aggregates spill to disk to stay within it; what
+    /// cannot fails with SQLSTATE 53200.
+    #[arg(long, env = "QUIVER_MEMORY_LIMIT_MB")]
+    memory_limit_mb: Option<u64>,
 }
 
 impl From<ExecutorArgs> for ExecutorOptions {
@@ -117,8 +123,14 @@ impl From<ExecutorArgs> for ExecutorOptions {
             }),
             wasm_cache_dir: args.wasm_cache_dir,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+            memory_limit: args.memory_limit_mb.map(mib),
         }
     }
+}
+
+/// MiB in bytes.
+fn mib(mib: u64) -> u64 {
+    mib.saturating_mul(1 << 20)
 }
 
 fn cpus() -> usize {
@@ -170,6 +182,12 @@ struct ServeArgs {
     /// Task slots of the embedded executor (default: the number of CPUs).
     #[arg(long, env = "QUIVER_EXECUTOR_SLOTS")]
     executor_slots: Option<usize>,
+    /// MiB the queries the frontend runs itself may hold at once, and the
+    /// embedded executor's tasks as many (default: half the machine's memory,
+    /// and Ballista's share of it). Sorts, joins and aggregates spill to disk
+    /// to stay within it; what cannot fails with SQLSTATE 53200.
+    #[arg(long, env = "QUIVER_MEMORY_LIMIT_MB")]
+    memory_limit_mb: Option<u64>,
     /// Directory `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads Wasm modules
     /// from (never outside it). Without it, modules can only be given inline.
     #[arg(long, env = "QUIVER_FUNCTION_DIR")]
@@ -211,6 +229,7 @@ impl From<ServeArgs> for ServerConfig {
             scheduler: args.scheduler,
             no_executors_grace: Duration::from_secs(args.no_executors_grace),
             executor_slots: args.executor_slots.unwrap_or_else(cpus),
+            memory_limit: args.memory_limit_mb.map(mib),
             function_dir: args.function_dir,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),

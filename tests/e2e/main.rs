@@ -10,6 +10,7 @@ mod clients;
 mod cluster;
 mod differential;
 mod extended;
+mod fuzz;
 mod liveness;
 mod names;
 mod psql;

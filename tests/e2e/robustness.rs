@@ -73,8 +73,53 @@ async fn statements_too_deep_fail_alone() {
         let simple = client.simple_query(sql).await.expect_err("too deep");
         assert_eq!(simple.code().map(|c| c.code()), Some("54001"), "{simple}");
         let prepared = client.prepare(sql).await.expect_err("too deep");
-        assert_eq!(prepared.code().map(|c| c.code()), Some("54001"), "{prepared}");
+        assert_eq!(
+            prepared.code().map(|c| c.code()),
+            Some("54001"),
+            "{prepared}"
+        );
         assert_eq!(one(&client, "SELECT 1").await.as_deref(), Some("1"));
+    }
+    drop(client);
+    server.stop();
+}
+
+/// Under a small memory budget, a sort spills and answers, an aggregate
+/// that cannot spill fails with 53200 — on the frontend and on the embedded
+/// executor — and the server goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_over_the_memory_budget_spill_or_fail_alone() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = QuiverServer::start_with(data.path(), &["--memory-limit-mb", "24"]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big AS SELECT x FROM generate_series(1, 2000000) g(x)")
+        .await
+        .expect("table");
+    assert_eq!(
+        one(
+            &client,
+            "SELECT sum(y) FROM (SELECT x % 1000 AS y FROM big ORDER BY x DESC) s"
+        )
+        .await
+        .as_deref(),
+        Some("999000000"),
+        "the sort spills and answers"
+    );
+    for sql in [
+        "SELECT array_length(array_agg(x), 1) FROM generate_series(1, 5000000) g(x)",
+        "SELECT array_length(array_agg(x), 1) FROM big",
+    ] {
+        let error = client.simple_query(sql).await.expect_err("over the budget");
+        assert_eq!(
+            error.code().map(|c| c.code()),
+            Some("53200"),
+            "{sql}: {error}"
+        );
+        assert_eq!(
+            one(&client, "SELECT count(*) FROM big").await.as_deref(),
+            Some("2000000")
+        );
     }
     drop(client);
     server.stop();

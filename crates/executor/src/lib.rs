@@ -54,12 +54,22 @@ pub struct ExecutorOptions {
     pub wasm_cache_dir: Option<PathBuf>,
     /// How often the executor tells the scheduler it is alive.
     pub heartbeat: Duration,
+    /// Bytes this executor's tasks may hold at once, split evenly among
+    /// its slots; `None`: Ballista's default share of the machine's (or
+    /// the container's) memory. Sorts, joins and aggregates spill to stay
+    /// within their part; what cannot fails with `ResourcesExhausted`.
+    pub memory_limit: Option<u64>,
 }
 
 impl ExecutorOptions {
     /// Options for an executor of the scheduler at `scheduler`, on free
     /// loopback ports.
-    pub fn loopback(scheduler: SocketAddr, slots: usize, work_dir: PathBuf) -> Result<Self> {
+    pub fn loopback(
+        scheduler: SocketAddr,
+        slots: usize,
+        work_dir: PathBuf,
+        memory_limit: Option<u64>,
+    ) -> Result<Self> {
         Ok(Self {
             scheduler: scheduler.to_string(),
             bind_host: "127.0.0.1".into(),
@@ -70,6 +80,7 @@ impl ExecutorOptions {
             work_dir,
             wasm_cache_dir: None,
             heartbeat: Duration::from_secs(2),
+            memory_limit,
         })
     }
 
@@ -130,6 +141,7 @@ impl ExecutorOptions {
                         .build()?,
                 ))
             })),
+            memory_pool_size: self.memory_limit,
             job_data_clean_up_interval_seconds: 300,
             job_data_ttl_seconds: 3600,
             executor_heartbeat_interval_seconds: self.heartbeat.as_secs().max(1),

@@ -107,7 +107,7 @@ impl Visitor for Measure {
 
 /// A part cut out of a statement being taken apart.
 enum Piece {
-    Expr(Expr),
+    Expr(Box<Expr>),
     Set(Box<SetExpr>),
 }
 
@@ -123,7 +123,7 @@ fn dismantle(mut statement: DfStatement) {
     while let Some(piece) = cutter.pieces.pop() {
         match piece {
             Piece::Expr(mut expr) => {
-                let _ = VisitMut::visit(&mut expr, &mut cutter);
+                let _ = VisitMut::visit(expr.as_mut(), &mut cutter);
             }
             Piece::Set(set) => match *set {
                 SetExpr::SetOperation { left, right, .. } => {
@@ -181,7 +181,8 @@ impl VisitorMut for Cutter {
         self.depth += 1;
         if self.depth >= CUT_DEPTH {
             let leaf = Expr::Value(Value::Null.into());
-            self.pieces.push(Piece::Expr(mem::replace(expr, leaf)));
+            self.pieces
+                .push(Piece::Expr(Box::new(mem::replace(expr, leaf))));
         }
         ControlFlow::Continue(())
     }

@@ -28,7 +28,7 @@ use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
-use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_STATEMENT};
 
 use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
@@ -194,6 +194,27 @@ fn format_codes(format: Option<&Format>) -> Vec<i16> {
     }
 }
 
+/// The most rows one Execute returns before the portal is suspended.
+///
+/// pgwire sets aside room for as many rows as an Execute asks for before it
+/// reads one: `max_rows` of 2^31 - 1 asked for 85 GB, and the allocation
+/// failure ended the process (found by the protocol fuzzer,
+/// `tests/e2e/fuzz.rs`). A client that sets `max_rows` reads on after
+/// `PortalSuspended` with another Execute, so answering a large request in
+/// parts is within the protocol.
+const MAX_ROWS_PER_EXECUTE: i32 = 4096;
+
+/// `max_rows` as Quiver serves it: zero or less (PostgreSQL reads negative
+/// counts as zero) fetches every row; more than [`MAX_ROWS_PER_EXECUTE`]
+/// fetches that many.
+fn rows_per_execute(max_rows: i32) -> i32 {
+    if max_rows <= 0 {
+        0
+    } else {
+        max_rows.min(MAX_ROWS_PER_EXECUTE)
+    }
+}
+
 #[async_trait]
 impl ExtendedQueryHandler for Handler {
     type Statement = Prepared;
@@ -233,6 +254,17 @@ impl ExtendedQueryHandler for Handler {
             }
         }
         self._on_describe(client, message).await
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, mut message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        message.max_rows = rows_per_execute(message.max_rows);
+        self._on_execute(client, message).await
     }
 
     async fn do_query<C>(

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -67,6 +69,11 @@ pub struct ServerConfig {
     pub scheduler: Option<String>,
     /// Task slots of the embedded executor.
     pub executor_slots: usize,
+    /// Bytes the queries the frontend runs itself may hold at once, and
+    /// the embedded executor's tasks as many (see [`memory_pool`]); `None`:
+    /// half the machine's memory for the frontend, Ballista's default share
+    /// for the executor.
+    pub memory_limit: Option<u64>,
     /// How long a distributed query waits while the scheduler has no
     /// executor before it fails with 57P03. (The embedded scheduler never
     /// loses its executor.)
@@ -196,6 +203,11 @@ impl Server {
         let session_config = session_config()
             .with_ballista_logical_extension_codec(codecs.logical.clone())
             .with_ballista_physical_extension_codec(codecs.physical.clone());
+        let memory = memory_pool(
+            config
+                .memory_limit
+                .map_or_else(default_memory_limit, |limit| limit as usize),
+        );
         let scheduler = match &config.scheduler {
             Some(scheduler) => scheduler.clone(),
             None => {
@@ -207,6 +219,7 @@ impl Server {
                     scheduler,
                     config.executor_slots.max(1),
                     data_dir.join("executor"),
+                    config.memory_limit,
                 )
                 .map_err(|e| Error::Internal(e.to_string()))?;
                 quiver_executor::start_embedded(executor, session_config.clone(), codecs)
@@ -228,6 +241,7 @@ impl Server {
             registry,
             session_config,
             scheduler,
+            memory,
             roles,
             login,
         )
@@ -303,19 +317,49 @@ fn session_config() -> SessionConfig {
 
 /// The frontend's runtime. Listing results are not cached: tables change
 /// under INSERT and COPY, and a stale listing would hide rows.
-fn frontend_runtime() -> Result<Arc<RuntimeEnv>> {
+/// A memory budget of `limit` bytes for the queries the frontend runs
+/// itself: sorts, joins and aggregates that can spill do so to stay within
+/// their share, and the rest fail with `ResourcesExhausted` (SQLSTATE
+/// 53200) naming the largest consumers, instead of growing until the
+/// machine is out of memory.
+fn memory_pool(limit: usize) -> Arc<dyn MemoryPool> {
+    const REPORTED: NonZeroUsize = NonZeroUsize::new(3).expect("non-zero");
+    Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), REPORTED))
+}
+
+/// Half the machine's memory (`MemTotal` of `/proc/meminfo`), or 2 GiB where
+/// that cannot be read.
+fn default_memory_limit() -> usize {
+    const FALLBACK: usize = 2 << 30;
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024) / 2)
+        })
+        .unwrap_or(FALLBACK)
+}
+
+fn frontend_runtime(memory: Arc<dyn MemoryPool>) -> Result<Arc<RuntimeEnv>> {
     Ok(RuntimeEnvBuilder::new()
+        .with_memory_pool(memory)
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
         .build_arc()?)
 }
 
 impl Engine {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a part of the server's state"
+    )]
     async fn new(
         data_dir: &std::path::Path,
         store: Arc<MetaStore>,
         registry: Arc<FunctionRegistry>,
         config: SessionConfig,
         scheduler: JobScheduler,
+        memory: Arc<dyn MemoryPool>,
         roles: Arc<Roles>,
         login: Arc<Login>,
     ) -> Result<Self> {
@@ -326,7 +370,7 @@ impl Engine {
         let local = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
-            .with_runtime_env(frontend_runtime()?)
+            .with_runtime_env(frontend_runtime(memory)?)
             .with_catalog_list(catalogs)
             .build();
         let catalog = Arc::new(Catalog::open(store, data_dir, &local).await?);

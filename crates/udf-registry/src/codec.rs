@@ -137,6 +137,15 @@ fn explicit(f: &WasmFunction) -> FunctionDef {
     }
 }
 
+/// DataFusion's array, map and struct function `name`: Ballista's executor
+/// registry leaves them out, so a plan that calls `array_length` could not
+/// be decoded on an executor (docs/upstream.md #19).
+fn nested_udf(name: &str) -> Option<Arc<ScalarUDF>> {
+    datafusion::functions_nested::all_default_nested_functions()
+        .into_iter()
+        .find(|f| f.name() == name || f.aliases().iter().any(|alias| alias == name))
+}
+
 fn write_reference(
     name: &str,
     overloads: &[Arc<WasmFunction>],
@@ -500,7 +509,9 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(&self.loader, name, buf).unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
+        decode_udf(&self.loader, name, buf)
+            .or_else(|| nested_udf(name).map(Ok))
+            .unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
@@ -609,7 +620,9 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(&self.loader, name, buf).unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
+        decode_udf(&self.loader, name, buf)
+            .or_else(|| nested_udf(name).map(Ok))
+            .unwrap_or_else(|| self.inner.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
