@@ -315,8 +315,6 @@ fn session_config() -> SessionConfig {
     quiver_scheduler::job_settings(config)
 }
 
-/// The frontend's runtime. Listing results are not cached: tables change
-/// under INSERT and COPY, and a stale listing would hide rows.
 /// A memory budget of `limit` bytes for the queries the frontend runs
 /// itself: sorts, joins and aggregates that can spill do so to stay within
 /// their share, and the rest fail with `ResourcesExhausted` (SQLSTATE
@@ -341,6 +339,9 @@ fn default_memory_limit() -> usize {
         .unwrap_or(FALLBACK)
 }
 
+/// The frontend's runtime, within the `memory` budget. Listing results are
+/// not cached: tables change under INSERT and COPY, and a stale listing
+/// would hide rows.
 fn frontend_runtime(memory: Arc<dyn MemoryPool>) -> Result<Arc<RuntimeEnv>> {
     Ok(RuntimeEnvBuilder::new()
         .with_memory_pool(memory)

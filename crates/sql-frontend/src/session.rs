@@ -455,7 +455,8 @@ impl Session {
     /// its `numeric` quotients and averages at PostgreSQL's scale (see
     /// [`crate::numeric`]). A `FULL`/`RIGHT JOIN ... USING` the rewrite left
     /// alone (see [`crate::using_joins`]) and a `LIMIT` of a subquery fail
-    /// with 0A000.
+    /// with 0A000; a value over 1 GB that constants ask for fails with 54000
+    /// (see [`crate::sizes`]).
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
