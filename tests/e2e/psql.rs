@@ -109,6 +109,45 @@ fn psql_describes_tables_and_copies_in_and_out() {
     server.stop();
 }
 
+/// A script with inline `COPY` data (ended by `\.`, as psql sends it) into
+/// `char(n)` and `varchar(n)` columns; values come back as PostgreSQL writes
+/// them, a `char(4)` one padded to 4 characters.
+#[test]
+fn psql_scripts_copy_inline_data_and_show_char_padding() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = QuiverServer::start(&data.path().join("db"));
+    let script = data.path().join("load.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE codes (c char(4), v varchar(3));\n\
+         \\copy codes FROM stdin\n\
+         ab\txy\n\
+         abcd  \tx  \n\
+         \\.\n\
+         \\pset format unaligned\n\
+         SELECT c, v, c || '|' AS joined FROM codes ORDER BY c;\n",
+    )
+    .expect("write script");
+    let out = psql(&server, &[&format!("\\i {}", script.display())]);
+    assert!(out.contains("COPY 2"), "the copy ends at \\.: {out}");
+    assert!(
+        out.contains("ab  |xy|ab|\nabcd|x  |abcd|\n"),
+        "char(4) values are padded, varchar(3) ones kept as stored: {out:?}"
+    );
+
+    // A value too long for its column fails the copy with 22001.
+    std::fs::write(&script, "\\copy codes FROM stdin\ntoolong\tx\n\\.\n").expect("write script");
+    let failed = run_psql(&server, &[&format!("\\i {}", script.display())]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("value too long for type character(4)"),
+        "the copy fails: {stderr}"
+    );
+    let count = psql(&server, &["SELECT count(*) FROM codes"]);
+    assert!(count.contains(" 2\n"), "nothing of it was stored: {count}");
+    server.stop();
+}
+
 #[test]
 fn psql_lists_wasm_functions_with_df() {
     let (_data, server) = QuiverServer::start_fresh();

@@ -1,6 +1,7 @@
 //! What the catalog stores about a table, and how a stored table becomes a
 //! DataFusion `TableProvider` again.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -48,12 +49,15 @@ pub enum TableKind {
 }
 
 /// One column of a managed table. The type is Arrow's own text form of a
-/// `DataType`, which Arrow parses back.
+/// `DataType`, which Arrow parses back; the field's metadata says what
+/// Arrow's type cannot (a `character(4)` column is a `Utf8` marked so).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnEntry {
     pub name: String,
     pub data_type: String,
     pub nullable: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl TableKind {
@@ -65,6 +69,7 @@ impl TableKind {
                 name: f.name().clone(),
                 data_type: f.data_type().to_string(),
                 nullable: f.is_nullable(),
+                metadata: f.metadata().clone().into_iter().collect(),
             })
             .collect();
         TableKind::Managed { id, columns }
@@ -81,7 +86,8 @@ impl TableEntry {
                     key: self.name.clone(),
                     message: format!("column {}: {e}", c.name),
                 })?;
-                Ok(Field::new(&c.name, data_type, c.nullable))
+                Ok(Field::new(&c.name, data_type, c.nullable)
+                    .with_metadata(c.metadata.clone().into_iter().collect()))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(Schema::new(fields)))
@@ -152,6 +158,8 @@ mod tests {
             Field::new("amount", DataType::Decimal128(38, 4), true),
             Field::new("b", DataType::Binary, true),
             Field::new("v", DataType::Utf8View, true),
+            Field::new("c", DataType::Utf8, true)
+                .with_metadata([("quiver.pg_type".to_string(), "character(4)".to_string())].into()),
         ]);
         let entry = TableEntry {
             name: "t".to_string(),

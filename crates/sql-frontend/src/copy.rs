@@ -161,6 +161,10 @@ pub struct CopyIn {
     batches: Vec<RecordBatch>,
     /// The first error; later data is discarded until the client ends the copy.
     error: Option<Error>,
+    /// Text or CSV: the data so far ends a line (or there is none).
+    at_line_start: bool,
+    /// Text or CSV: the end-of-data marker came; later data is ignored.
+    ended: bool,
 }
 
 impl CopyIn {
@@ -193,6 +197,8 @@ impl CopyIn {
                 input: Input::Binary(BinaryRows::new(fields)?),
                 batches: Vec::new(),
                 error: None,
+                at_line_start: true,
+                ended: false,
             });
         }
         // Every field is read as text; `finish` converts to the column types.
@@ -223,17 +229,23 @@ impl CopyIn {
             input: Input::Text(Box::new(builder.build_decoder())),
             batches: Vec::new(),
             error: None,
+            at_line_start: true,
+            ended: false,
         })
     }
 
     /// Feeds one `CopyData` message.
     pub fn feed(&mut self, mut data: &[u8]) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.ended {
             return;
         }
         if let Input::Binary(rows) = &mut self.input {
             let read = rows.feed(data, &mut self.batches);
             return read.unwrap_or_else(|e| self.fail(e));
+        }
+        (data, self.ended) = before_end_marker(data, self.at_line_start);
+        if let Some(last) = data.last() {
+            self.at_line_start = *last == b'\n';
         }
         while !data.is_empty() {
             let Input::Text(decoder) = &mut self.input else {
@@ -298,6 +310,27 @@ impl CopyIn {
             .collect::<Result<Vec<_>>>()?;
         Ok((self.provider, batches))
     }
+}
+
+/// The part of `data` before PostgreSQL's end-of-data marker, a line
+/// holding only `\.` (which psql sends after a script's inline data), and
+/// whether the marker is in it; `at_line_start` says whether `data` begins
+/// a line.
+fn before_end_marker(data: &[u8], at_line_start: bool) -> (&[u8], bool) {
+    let line_starts = at_line_start.then_some(0).into_iter().chain(
+        data.iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == b'\n')
+            .map(|(at, _)| at + 1),
+    );
+    for start in line_starts {
+        if let Some(after) = data[start..].strip_prefix(b"\\.")
+            && (after.is_empty() || after.starts_with(b"\n") || after.starts_with(b"\r\n"))
+        {
+            return (&data[..start], true);
+        }
+    }
+    (data, false)
 }
 
 /// How the data of a `COPY ... FROM STDIN` is read.
@@ -503,4 +536,25 @@ fn convert(
         .collect::<Result<Vec<ArrayRef>>>()?;
     RecordBatch::try_new(schema.clone(), arrays)
         .map_err(|e| Error::BadCopyData(format!("COPY {table}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::before_end_marker;
+
+    #[test]
+    fn data_ends_at_the_end_marker() {
+        assert_eq!(
+            before_end_marker(b"a\tb\n\\.\n", true),
+            (&b"a\tb\n"[..], true)
+        );
+        assert_eq!(before_end_marker(b"\\.\r\n", true), (&b""[..], true));
+        assert_eq!(before_end_marker(b"\\.", true), (&b""[..], true));
+        // Not at the start of a line, or more on the line: data.
+        assert_eq!(before_end_marker(b"\\.\n", false), (&b"\\.\n"[..], false));
+        assert_eq!(
+            before_end_marker(b"x\n\\.x\n", true),
+            (&b"x\n\\.x\n"[..], false)
+        );
+    }
 }

@@ -10,16 +10,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
 use futures::{Stream, StreamExt, stream};
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use pgwire_arrow_pg as pgwire041;
-use quiver_udf_registry::MIN_DISPLAY_SCALE;
+use quiver_udf_registry::{MIN_DISPLAY_SCALE, SizedText};
 
 use crate::Error;
 
@@ -29,9 +30,22 @@ use crate::Error;
 pub struct RowDescription {
     encode: Arc<Vec<pgwire041::api::results::FieldInfo>>,
     send: Arc<Vec<FieldInfo>>,
-    /// For each column that holds quotients, the fewest decimals its values
-    /// show (see [`MIN_DISPLAY_SCALE`]); batches lose this metadata.
-    quotients: Arc<Vec<Option<i8>>>,
+    /// How each column's values are written; batches lose the field
+    /// metadata this comes from.
+    styles: Arc<Vec<ColumnStyle>>,
+}
+
+/// How the values of one result column are written.
+#[derive(Debug, Clone, Copy)]
+struct ColumnStyle {
+    /// Sent in the text format.
+    text: bool,
+    /// A column of quotients: the fewest decimals its values show (see
+    /// [`MIN_DISPLAY_SCALE`]).
+    min_scale: Option<i8>,
+    /// A `character(n)` column: its values padded with spaces to `n`
+    /// characters (see `quiver_udf_registry::SizedText`).
+    padded_to: Option<usize>,
 }
 
 impl RowDescription {
@@ -45,16 +59,11 @@ impl RowDescription {
             many => Format::Individual(many.to_vec()),
         };
         let schema = &wire_schema(schema);
-        let quotients = schema
-            .fields()
-            .iter()
-            .map(|field| field.metadata().get(MIN_DISPLAY_SCALE)?.parse().ok())
-            .collect();
         let encode = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, &format, None)
             .map_err(|e| Error::FeatureNotSupported(e.to_string()))?
             .into_iter()
             .zip(schema.fields())
-            .map(|(info, field)| match crate::oid_types::result_type(field) {
+            .map(|(info, field)| match result_type(field) {
                 Some(oid_type) => pgwire041::api::results::FieldInfo::new(
                     info.name().to_string(),
                     info.table_id(),
@@ -81,10 +90,24 @@ impl RowDescription {
                 )
             })
             .collect();
+        let styles = encode
+            .iter()
+            .zip(schema.fields())
+            .map(|(info, field)| ColumnStyle {
+                text: info.format() == pgwire041::api::results::FieldFormat::Text,
+                min_scale: field
+                    .metadata()
+                    .get(MIN_DISPLAY_SCALE)
+                    .and_then(|scale| scale.parse().ok()),
+                padded_to: SizedText::of(field)
+                    .filter(|sized| sized.padded)
+                    .map(|sized| sized.length),
+            })
+            .collect();
         Ok(Self {
             encode: Arc::new(encode),
             send: Arc::new(send),
-            quotients: Arc::new(quotients),
+            styles: Arc::new(styles),
         })
     }
 
@@ -95,11 +118,7 @@ impl RowDescription {
 
     /// Encodes one batch into `DataRow` messages.
     pub fn data_rows(&self, batch: RecordBatch) -> Vec<PgWireResult<DataRow>> {
-        let text = |column: usize| {
-            self.encode[column].format() == pgwire041::api::results::FieldFormat::Text
-        };
-        let quotient = |column: usize| self.quotients.get(column).copied().flatten();
-        let batch = match postgres_values(&batch, text, quotient) {
+        let batch = match postgres_values(&batch, &self.styles) {
             Ok(batch) => batch,
             Err(e) => return vec![Err(e)],
         };
@@ -160,6 +179,7 @@ pub fn copy_stream(
     let binary = matches!(format, CopyOutFormat::Binary);
     let description = RowDescription::new(schema, if binary { &[1] } else { &[] })?;
     let fields = description.encode.clone();
+    let styles = description.styles.clone();
     let mut encoder = match format {
         CopyOutFormat::Binary => CopyEncoder::new_binary(fields.clone()),
         CopyOutFormat::Text { delimiter, null } => CopyEncoder::new_text(
@@ -193,7 +213,7 @@ pub fn copy_stream(
     let rows = batches.flat_map(move |batch| {
         let batch = batch
             .map_err(|e| Error::from(e).into())
-            .and_then(|batch| postgres_values(&batch, |_| !binary, |_| None));
+            .and_then(|batch| postgres_values(&batch, &styles));
         let rows: Vec<PgWireResult<CopyData>> = match batch {
             Ok(batch) => encode_copy_rows(&mut encoder, &fields, &batch),
             Err(e) => vec![Err(e)],
@@ -260,33 +280,39 @@ fn wire_schema(schema: &Schema) -> Schema {
     )
 }
 
-/// `batch` as arrow-pg can encode it the way PostgreSQL writes it:
+/// `batch` as arrow-pg can encode it the way PostgreSQL writes it, each
+/// column as its `styles` entry says:
 /// - columns of types PostgreSQL lacks cast to the type they travel as
 ///   ([`wire_type`]);
-/// - columns sent as text (`text(column)`) of floating-point types turned
-///   into text columns holding PostgreSQL's output for them, which
-///   arrow-pg's (pgwire's) is not: `Infinity` rather than `inf` (which JDBC
-///   and others cannot read), `12` rather than `12.0`, `1e+20` rather than
-///   `1e20`;
+/// - columns sent as text of floating-point types turned into text columns
+///   holding PostgreSQL's output for them, which arrow-pg's (pgwire's) is
+///   not: `Infinity` rather than `inf` (which JDBC and others cannot read),
+///   `12` rather than `12.0`, `1e+20` rather than `1e20`;
 /// - and of decimal types turned into their exact digits: arrow-pg goes
 ///   through `rust_decimal`, which holds 28 digits, and a `numeric(38)`
 ///   value of 30 digits failed; a quotient's with PostgreSQL's scale for it
-///   (see `quiver_udf_registry::quotient_text`).
+///   (see `quiver_udf_registry::quotient_text`);
+/// - `character(n)` values padded to `n` characters, in either format.
 ///
 /// The row description keeps the types.
-fn postgres_values(
-    batch: &RecordBatch,
-    text: impl Fn(usize) -> bool,
-    quotient: impl Fn(usize) -> Option<i8>,
-) -> PgWireResult<RecordBatch> {
+fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, StringArray};
     use datafusion::arrow::datatypes::{Decimal128Type, Field, Float32Type, Float64Type};
     use quiver_udf_registry::quotient_text;
     let schema = batch.schema();
+    let style = |column: usize| {
+        styles.get(column).copied().unwrap_or(ColumnStyle {
+            text: true,
+            min_scale: None,
+            padded_to: None,
+        })
+    };
     let converted = |column: usize| {
         let data_type = schema.field(column).data_type();
+        let style = style(column);
         wire_type(data_type).is_some()
-            || text(column)
+            || style.padded_to.is_some()
+            || style.text
                 && matches!(
                     data_type,
                     DataType::Float32
@@ -306,13 +332,33 @@ fn postgres_values(
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (column, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        let style = style(column);
         let array = &match wire_type(array.data_type()) {
             Some(to) => cast(array, &to)?,
             None => array.clone(),
         };
-        let as_text: Option<StringArray> = match (array.data_type(), quotient(column)) {
-            _ if !text(column) => None,
-            (DataType::Decimal128(_, scale), Some(min_scale)) => Some(
+        let as_text: Option<StringArray> = match (array.data_type(), style) {
+            (
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
+                ColumnStyle {
+                    padded_to: Some(length),
+                    ..
+                },
+            ) => Some(
+                cast(array, &DataType::Utf8)?
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(|v| format!("{v:<length$}")))
+                    .collect(),
+            ),
+            (_, ColumnStyle { text: false, .. }) => None,
+            (
+                DataType::Decimal128(_, scale),
+                ColumnStyle {
+                    min_scale: Some(min_scale),
+                    ..
+                },
+            ) => Some(
                 array
                     .as_primitive::<Decimal128Type>()
                     .iter()
@@ -360,6 +406,51 @@ fn postgres_values(
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| Error::Internal(format!("could not encode a value: {e}")).into())
+}
+
+/// The type a result column is described with where arrow-pg's would be
+/// wrong: OIDs (see [`crate::oid_types`]), `character(n)` and `character
+/// varying(n)` (which Arrow holds as plain strings).
+fn result_type(field: &Field) -> Option<pgwire::api::Type> {
+    match SizedText::of(field) {
+        Some(SizedText { padded: true, .. }) => Some(pgwire::api::Type::BPCHAR),
+        Some(SizedText { padded: false, .. }) => Some(pgwire::api::Type::VARCHAR),
+        None => crate::oid_types::result_type(field),
+    }
+}
+
+/// `produced` (the schema of a result's batches) with the field metadata
+/// the encoder reads taken from `plan`, which still has it: DataFusion
+/// drops it where a value passes through an operator or a plan is sent to
+/// an executor. A quotient's scale is kept where the type is the planned
+/// one; a sized text type where the column holds strings, and also where
+/// the values are a marked column's (see [`crate::sized_text::result_type`]).
+pub(crate) fn display_metadata(plan: &LogicalPlan, produced: Schema) -> Schema {
+    let planned = plan.schema();
+    if planned.fields().len() != produced.fields().len() {
+        return produced;
+    }
+    let fields: Vec<Field> = produced
+        .fields()
+        .iter()
+        .zip(planned.fields())
+        .enumerate()
+        .map(|(index, (field, planned))| {
+            let mut field = field.as_ref().clone();
+            if let Some(scale) = planned.metadata().get(MIN_DISPLAY_SCALE)
+                && field.data_type() == planned.data_type()
+            {
+                let mut metadata = field.metadata().clone();
+                metadata.insert(MIN_DISPLAY_SCALE.to_string(), scale.clone());
+                field = field.with_metadata(metadata);
+            }
+            match crate::sized_text::result_type(plan, index) {
+                Some(sized) => sized.mark(field),
+                None => field,
+            }
+        })
+        .collect();
+    Schema::new_with_metadata(fields, produced.metadata().clone())
 }
 
 /// PostgreSQL's text for a float given in Rust's shortest scientific form

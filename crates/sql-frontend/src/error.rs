@@ -272,6 +272,8 @@ fn execution_sqlstate(message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
     if message.contains(quiver_udf_registry::MORE_THAN_ONE_ROW) {
         "21000"
+    } else if message.contains(quiver_udf_registry::VALUE_TOO_LONG) {
+        "22001"
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         "22012"
     } else if lower.contains("overflow") {
@@ -311,6 +313,7 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         ("ParseError", "22P02", None),
         ("ResourcesExhausted", "53200", None),
         (quiver_udf_registry::MORE_THAN_ONE_ROW, "21000", None),
+        (quiver_udf_registry::VALUE_TOO_LONG, "22001", None),
         // quiver_udf_registry::Error's execution variants (their wording is stable).
         ("exceeded its time limit", "57014", None),
         ("canceling statement due to user request", "57014", None),

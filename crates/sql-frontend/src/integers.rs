@@ -123,7 +123,7 @@ pub(crate) fn rewrite_expressions(
 /// grouping set (`ROLLUP (a + 1)`) keep their names one by one: the
 /// aggregate names its columns after them, and an alias around the whole
 /// set made one column of it.
-fn keeping_name(
+pub(crate) fn keeping_name(
     expr: Expr,
     names: &NamePreserver,
     rewrite: impl Fn(Expr) -> Result<Transformed<Expr>>,

@@ -242,6 +242,20 @@ fn figure(expr: &Expr) -> Option<String> {
     let name = match expr {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
         Expr::Nested(inner) => return figure(inner),
+        Expr::Function(f)
+            if let Some((source, type_name)) = crate::pg_semantics::sized_cast_source(f) =>
+        {
+            // A `CAST(x AS char(n))` as `crate::pg_semantics` wrote it:
+            // named as the cast.
+            match source {
+                Expr::Identifier(ident) => folded(ident),
+                Expr::CompoundIdentifier(parts) => {
+                    parts.last().map_or_else(|| type_name.into(), folded)
+                }
+                Expr::Function(_) => return figure(source),
+                _ => type_name.into(),
+            }
+        }
         Expr::Function(f) => f
             .name
             .0

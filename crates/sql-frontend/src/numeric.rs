@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Result};
 use datafusion::functions_aggregate::count::count_udaf;
@@ -26,7 +25,7 @@ use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
 use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, Projection,
 };
-use quiver_udf_registry::{MIN_DISPLAY_SCALE, NumericDivision};
+use quiver_udf_registry::NumericDivision;
 
 use crate::integers::expression_schema;
 
@@ -157,32 +156,4 @@ fn averages(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
     let split = Aggregate::try_new(aggregate.input, aggregate.group_expr, aggr_expr)?;
     let projection = Projection::try_new(projection, Arc::new(LogicalPlan::Aggregate(split)))?;
     Ok(Transformed::yes(LogicalPlan::Projection(projection)))
-}
-
-/// `produced` (the schema of a result's batches) with the quotient columns
-/// of `plan` marked for the encoder (see
-/// [`quiver_udf_registry::MIN_DISPLAY_SCALE`]): DataFusion drops field
-/// metadata where a value passes through an operator or a plan is sent to
-/// an executor, and the planned schema still has it.
-pub fn mark_quotients(plan: &LogicalPlan, produced: Schema) -> Schema {
-    let planned = plan.schema();
-    if planned.fields().len() != produced.fields().len() {
-        return produced;
-    }
-    let fields: Vec<Field> = produced
-        .fields()
-        .iter()
-        .zip(planned.fields())
-        .map(
-            |(field, planned)| match planned.metadata().get(MIN_DISPLAY_SCALE) {
-                Some(scale) if field.data_type() == planned.data_type() => {
-                    let mut metadata = field.metadata().clone();
-                    metadata.insert(MIN_DISPLAY_SCALE.to_string(), scale.clone());
-                    field.as_ref().clone().with_metadata(metadata)
-                }
-                _ => field.as_ref().clone(),
-            },
-        )
-        .collect();
-    Schema::new_with_metadata(fields, produced.metadata().clone())
 }

@@ -18,11 +18,13 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::{PG_OID_ALIAS_KEY, pg_type_for_alias_kind};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     self, DataType as SqlType, ObjectNamePart, Value, ValueWithSpan, Visit,
 };
 use pgwire::api::Type;
+
+use crate::lineage::{Mark, traced};
 
 /// Whether a field is marked as holding OIDs (of any alias: `oid`, `regtype`, ...).
 fn marked(field: &Field) -> bool {
@@ -96,104 +98,29 @@ pub fn mark_columns(plan: &LogicalPlan, schema: Schema) -> Schema {
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
-/// Whether the `index`th output column of `plan` holds OIDs: followed back
-/// to the column its values come from, that one is marked.
-fn holds_oids(plan: &LogicalPlan, index: usize) -> bool {
-    let Some(field) = plan.schema().fields().get(index) else {
-        return false;
-    };
-    let element = match field.data_type() {
-        DataType::List(element) => element.as_ref(),
-        _ => field.as_ref(),
-    };
-    if marked(element) {
-        return true;
+/// Values marked as OIDs, or lists of them.
+struct Oids;
+
+impl Mark for Oids {
+    type Value = ();
+
+    fn of(&self, field: &Field) -> Option<()> {
+        let element = match field.data_type() {
+            DataType::List(element) => element.as_ref(),
+            _ => field,
+        };
+        marked(element).then_some(())
     }
-    match plan {
-        LogicalPlan::Projection(p) => p
-            .expr
-            .get(index)
-            .is_some_and(|e| computes_oids(e, &p.input)),
-        LogicalPlan::Aggregate(a) => {
-            // Grouping sets add columns of their own; leave them undescribed.
-            if a.group_expr
-                .iter()
-                .any(|e| matches!(e, Expr::GroupingSet(_)))
-            {
-                return false;
-            }
-            let expr = match index.checked_sub(a.group_expr.len()) {
-                None => a.group_expr.get(index),
-                Some(i) => a.aggr_expr.get(i),
-            };
-            expr.is_some_and(|e| computes_oids(e, &a.input))
-        }
-        LogicalPlan::Window(w) => match index.checked_sub(w.input.schema().fields().len()) {
-            None => holds_oids(&w.input, index),
-            Some(i) => w
-                .window_expr
-                .get(i)
-                .is_some_and(|e| computes_oids(e, &w.input)),
-        },
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-                    holds_oids(&j.left, index)
-                }
-                JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-                    holds_oids(&j.right, index)
-                }
-                _ if index < left => holds_oids(&j.left, index),
-                _ => holds_oids(&j.right, index - left),
-            }
-        }
-        LogicalPlan::RecursiveQuery(r) => holds_oids(&r.static_term, index),
-        LogicalPlan::Union(_)
-        | LogicalPlan::Filter(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Distinct(_)
-        | LogicalPlan::Repartition(_) => {
-            plan.inputs().first().is_some_and(|i| holds_oids(i, index))
-        }
-        _ => false,
+
+    fn any_source(&self) -> bool {
+        true
     }
 }
 
-/// Whether the values of `expr`, evaluated over `input`, are OIDs.
-fn computes_oids(expr: &Expr, input: &LogicalPlan) -> bool {
-    match expr {
-        Expr::Column(column) => input
-            .schema()
-            .index_of_column(column)
-            .is_ok_and(|index| holds_oids(input, index)),
-        Expr::Alias(alias) => computes_oids(&alias.expr, input),
-        Expr::ScalarSubquery(subquery) => holds_oids(&subquery.subquery, 0),
-        Expr::Case(case) => case
-            .when_then_expr
-            .iter()
-            .map(|(_, then)| then.as_ref())
-            .chain(case.else_expr.as_deref())
-            .any(|e| computes_oids(e, input)),
-        // The aggregates whose result is (an array of) their argument's values.
-        Expr::AggregateFunction(f)
-            if matches!(
-                f.func.name(),
-                "array_agg" | "min" | "max" | "first_value" | "last_value"
-            ) =>
-        {
-            f.params
-                .args
-                .first()
-                .is_some_and(|e| computes_oids(e, input))
-        }
-        Expr::ScalarFunction(f) if matches!(f.name(), "coalesce" | "nullif") => {
-            f.args.iter().any(|e| computes_oids(e, input))
-        }
-        _ => false,
-    }
+/// Whether the `index`th output column of `plan` holds OIDs: followed back
+/// to the column its values come from, that one is marked.
+fn holds_oids(plan: &LogicalPlan, index: usize) -> bool {
+    traced(&Oids, plan, index).is_some()
 }
 
 /// The `n` of each `$n` that `statement` casts to an OID type (`$1::oid[]`,

@@ -21,8 +21,8 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarFunctionImplementation, ScalarUDF,
-    ScalarUDFImpl, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
+    ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarFunctionImplementation,
+    ScalarUDF, ScalarUDFImpl, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
 
@@ -36,6 +36,15 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         format_type: ctx.udf("format_type")?,
     }));
     ctx.register_udf(json_build_object());
+    // `bpchar(text, n, explicit)`, `varchar(...)`: what `CAST(x AS
+    // char(n))` is rewritten into (`crate::pg_semantics`).
+    for padded in [true, false] {
+        ctx.register_udf(
+            quiver_udf_registry::SizedTextCast::udf(padded)
+                .as_ref()
+                .clone(),
+        );
+    }
     ctx.register_udf(create_udf(
         "to_regtype",
         vec![DataType::Utf8],
@@ -72,8 +81,19 @@ struct PgTypeof {
 }
 
 impl PgTypeof {
-    fn type_name(&self, data_type: &DataType) -> DfResult<ScalarValue> {
-        let oid = arrow_pg::datatypes::into_pg_type(data_type)
+    /// The name of the type of a value of `field`: a sized text type by its
+    /// marker (`character`, `character varying`, as PostgreSQL names them
+    /// here, without the length), any other by its Arrow type.
+    fn type_name(&self, field: &Field) -> DfResult<ScalarValue> {
+        if let Some(sized) = quiver_udf_registry::SizedText::of(field) {
+            let name = if sized.padded {
+                "character"
+            } else {
+                "character varying"
+            };
+            return Ok(ScalarValue::Utf8(Some(name.to_string())));
+        }
+        let oid = arrow_pg::datatypes::into_pg_type(field.data_type())
             .map_err(|e| DataFusionError::NotImplemented(e.to_string()))?
             .oid();
         let int = Arc::new(Field::new("oid", DataType::Int32, true));
@@ -108,14 +128,13 @@ impl ScalarUDFImpl for PgTypeof {
     }
 
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
-        let name = self.type_name(&info.get_data_type(&args[0])?)?;
+        let (_, field) = args[0].to_field(info.schema())?;
+        let name = self.type_name(&field)?;
         Ok(ExprSimplifyResult::Simplified(Expr::Literal(name, None)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(
-            self.type_name(args.arg_fields[0].data_type())?,
-        ))
+        Ok(ColumnarValue::Scalar(self.type_name(&args.arg_fields[0])?))
     }
 }
 

@@ -4,8 +4,9 @@
 //!   (ORDER BY k)`) takes its partitioning and order from it; DataFusion
 //!   dropped them, so the frame ran over unordered rows;
 //! - `generate_series(...)` as a select item returns rows, not one array;
-//! - `CAST(x AS char(n))` pads or cuts to `n` characters, `CAST(x AS
-//!   varchar(n))` cuts; DataFusion ignored the length;
+//! - `CAST(x AS char(n))` and `CAST(x AS varchar(n))` cut to `n`
+//!   characters and mark the value with its type (see `crate::sized_text`);
+//!   DataFusion ignored the length;
 //! - an integer literal too big for `bigint` is `numeric`, not a float
 //!   that drops digits;
 //! - `ROLLUP`/`CUBE` that repeat a key are spelled out as the grouping sets
@@ -14,9 +15,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType, Expr, Function, Ident, NamedWindowDefinition, NamedWindowExpr,
-    Query, SelectItem, SetExpr, Statement, TypedString, Value, VisitMut, VisitorMut, WindowSpec,
-    WindowType, visit_expressions_mut,
+    CharacterLength, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, NamedWindowDefinition, NamedWindowExpr, ObjectNamePart, Query, SelectItem, SetExpr,
+    Statement, TypedString, Value, ValueWithSpan, VisitMut, VisitorMut, WindowSpec, WindowType,
+    visit_expressions_mut,
 };
 
 use crate::rewrite::parse_expr;
@@ -179,29 +181,65 @@ fn expand_series(item: &mut SelectItem) {
     };
 }
 
-/// `CAST(inner AS char(n))` and `CAST(inner AS varchar(n))` with
-/// PostgreSQL's length rules.
+/// `CAST(inner AS char(n))` and `CAST(inner AS varchar(n))` as calls of
+/// PostgreSQL's length coercions, `bpchar(text, n, true)` and
+/// `varchar(text, n, true)` (see `quiver_udf_registry::SizedTextCast`),
+/// which name the column as PostgreSQL does. `char` alone is `char(1)`.
 fn sized_text_cast(inner: &Expr, data_type: &DataType) -> Option<Expr> {
-    let (length, pad) = match data_type {
-        DataType::Char(Some(length)) | DataType::Character(Some(length)) => (length, true),
+    let (length, function) = match data_type {
+        DataType::Char(length) | DataType::Character(length) => (length.as_ref(), "bpchar"),
         DataType::Varchar(Some(length)) | DataType::CharacterVarying(Some(length)) => {
-            (length, false)
+            (Some(length), "varchar")
         }
         _ => return None,
     };
-    let CharacterLength::IntegerLength { length, .. } = length else {
+    let length = match length {
+        None => 1,
+        Some(CharacterLength::IntegerLength { length, .. }) => *length,
+        Some(CharacterLength::Max) => return None,
+    };
+    parse_expr(&format!(
+        "{function}(CAST({inner} AS text), {length}, true)"
+    ))
+}
+
+/// The `x` of a `CAST(x AS char(n))` or `CAST(x AS varchar(n))` that
+/// [`sized_text_cast`] rewrote into `function`, and PostgreSQL's name of the
+/// type (`bpchar`, `varchar`).
+pub(crate) fn sized_cast_source(function: &Function) -> Option<(&Expr, &'static str)> {
+    let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else {
         return None;
     };
-    // The cast stays outside (a no-op in DataFusion), over parentheses, so
-    // the column is named as PostgreSQL names it (`bpchar`, `varchar`).
-    if pad {
-        parse_expr(&format!(
-            "CAST((rpad(CAST({inner} AS text), {length})) AS {data_type})"
-        ))
-    } else {
-        parse_expr(&format!(
-            "CAST((left(CAST({inner} AS text), {length})) AS {data_type})"
-        ))
+    let type_name = match name.value.as_str() {
+        "bpchar" => "bpchar",
+        "varchar" => "varchar",
+        _ => return None,
+    };
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    let [value, _, explicit] = list.args.as_slice() else {
+        return None;
+    };
+    fn unnamed(arg: &FunctionArg) -> Option<&Expr> {
+        match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+            _ => None,
+        }
+    }
+    match (unnamed(value)?, unnamed(explicit)?) {
+        (
+            Expr::Cast {
+                expr,
+                data_type: DataType::Text,
+                ..
+            },
+            Expr::Value(ValueWithSpan {
+                value: Value::Boolean(true),
+                ..
+            }),
+        ) => Some((expr, type_name)),
+        _ => None,
     }
 }
 
@@ -258,7 +296,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT CAST('abcdef' AS char(4)), 'abcdef'::varchar(2)"),
-            "SELECT CAST((rpad(CAST('abcdef' AS TEXT), 4)) AS CHAR(4)), CAST((left(CAST('abcdef' AS TEXT), 2)) AS VARCHAR(2))"
+            "SELECT bpchar(CAST('abcdef' AS TEXT), 4, true), varchar(CAST('abcdef' AS TEXT), 2, true)"
         );
         assert_eq!(
             rewritten("SELECT 123456789012345678901234567890, 5"),

@@ -1,6 +1,7 @@
 //! One client connection's session: its DataFusion context, its PostgreSQL
 //! settings, and the statements it runs.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt64Array};
@@ -12,7 +13,7 @@ use datafusion::datasource::provider_as_source;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::WriteOp;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -23,6 +24,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::TryStreamExt;
 use quiver_catalog::{Catalog, Staging, TempTables};
+use quiver_udf_registry::SizedText;
 
 use crate::auth::Roles;
 use crate::cancel::Canceller;
@@ -402,18 +404,19 @@ impl Session {
         // DataFusion's planner refuses CREATE TEMPORARY TABLE: plan it as a
         // table and mark the plan temporary again.
         let mut temporary = false;
+        let mut declared = HashMap::new();
         if let DfStatement::Statement(s) = &mut statement
             && let Statement::CreateTable(create) = s.as_mut()
         {
             temporary = std::mem::take(&mut create.temporary);
+            declared = crate::sized_text::declared_types(&create.columns)?;
         }
         let names = crate::names::statement_names(&statement);
         let plan = self.plan(statement).await?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut create)) => {
                 create.temporary |= temporary;
-                self.ddl(DdlStatement::CreateMemoryTable(create), definition)
-                    .await
+                self.create_table(create, &declared).await
             }
             LogicalPlan::Ddl(ddl) => self.ddl(ddl, definition).await,
             plan => self.run_plan(plan, names).await,
@@ -464,7 +467,8 @@ impl Session {
         crate::sizes::refuse_oversized_values(&plan)?;
         let plan = crate::integers::type_literals(plan)?;
         let plan = crate::set_operations::multiset_set_operations(plan)?;
-        Ok(crate::numeric::numeric_quotients(plan)?)
+        let plan = crate::numeric::numeric_quotients(plan)?;
+        Ok(crate::sized_text::sized_text_semantics(plan)?)
     }
 
     /// The columns `plan` produces when it runs: its schema after the
@@ -557,71 +561,83 @@ impl Session {
         Ok(count_rows(&batches))
     }
 
+    /// `CREATE TABLE` (and `CREATE TABLE AS`): the columns `declared`
+    /// `char(n)` or `varchar(n)` are marked with their types (see
+    /// [`crate::sized_text`]).
+    async fn create_table(
+        &self,
+        create: CreateMemoryTable,
+        declared: &HashMap<String, SizedText>,
+    ) -> Result<Outcome> {
+        if !create.column_defaults.is_empty() {
+            return Err(Error::FeatureNotSupported(
+                "column DEFAULT values are not supported yet".into(),
+            ));
+        }
+        let name = self.catalog.table_name(&create.name)?;
+        let with_rows = !matches!(create.input.as_ref(),
+            LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        let mut schema = crate::sized_text::table_schema(&create.input, declared);
+        if with_rows {
+            // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
+            schema = Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let schema = Arc::new(schema);
+        let created = if create.temporary {
+            if create.or_replace {
+                self.temp.drop_table(&name);
+            }
+            self.temp
+                .create(&name, schema.clone(), create.if_not_exists)?
+        } else {
+            if create.or_replace {
+                self.catalog.drop_table(&name, true).await?;
+            }
+            self.catalog
+                .create_table(&name, schema.clone(), create.if_not_exists)
+                .await?
+        };
+        let Some(provider) = created else {
+            return Ok(Completion::tag("CREATE TABLE")
+                .with_notice(Some(format!(
+                    "relation \"{name}\" already exists, skipping"
+                )))
+                .into());
+        };
+        if !with_rows {
+            return Ok(Completion::tag("CREATE TABLE").into());
+        }
+        let insert = LogicalPlanBuilder::insert_into(
+            crate::sized_text::assign(create.input.as_ref().clone(), &schema)?,
+            TableReference::bare(name.clone()),
+            provider_as_source(provider),
+            InsertOp::Append,
+        )?
+        .build()?;
+        match self.run_counting(insert).await {
+            Ok(count) => Ok(Completion::tag(format!("SELECT {count}")).into()),
+            Err(e) => {
+                // CREATE TABLE AS is all or nothing.
+                if create.temporary {
+                    self.temp.drop_table(&name);
+                } else if let Err(drop) = self.catalog.drop_table(&name, true).await {
+                    tracing::error!(table = %name, error = %drop, "could not drop a failed CREATE TABLE AS");
+                }
+                Err(e)
+            }
+        }
+    }
+
     async fn ddl(&self, ddl: DdlStatement, definition: Option<String>) -> Result<Outcome> {
         match ddl {
             DdlStatement::CreateMemoryTable(create) => {
-                if !create.column_defaults.is_empty() {
-                    return Err(Error::FeatureNotSupported(
-                        "column DEFAULT values are not supported yet".into(),
-                    ));
-                }
-                let name = self.catalog.table_name(&create.name)?;
-                let with_rows = !matches!(create.input.as_ref(),
-                    LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
-                let mut schema = create.input.schema().as_arrow().clone();
-                if with_rows {
-                    // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
-                    schema = Schema::new(
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.as_ref().clone().with_nullable(true))
-                            .collect::<Vec<_>>(),
-                    );
-                }
-                let schema = Arc::new(schema);
-                let created = if create.temporary {
-                    if create.or_replace {
-                        self.temp.drop_table(&name);
-                    }
-                    self.temp.create(&name, schema, create.if_not_exists)?
-                } else {
-                    if create.or_replace {
-                        self.catalog.drop_table(&name, true).await?;
-                    }
-                    self.catalog
-                        .create_table(&name, schema, create.if_not_exists)
-                        .await?
-                };
-                let Some(provider) = created else {
-                    return Ok(Completion::tag("CREATE TABLE")
-                        .with_notice(Some(format!(
-                            "relation \"{name}\" already exists, skipping"
-                        )))
-                        .into());
-                };
-                if !with_rows {
-                    return Ok(Completion::tag("CREATE TABLE").into());
-                }
-                let insert = LogicalPlanBuilder::insert_into(
-                    create.input.as_ref().clone(),
-                    TableReference::bare(name.clone()),
-                    provider_as_source(provider),
-                    InsertOp::Append,
-                )?
-                .build()?;
-                match self.run_counting(insert).await {
-                    Ok(count) => Ok(Completion::tag(format!("SELECT {count}")).into()),
-                    Err(e) => {
-                        // CREATE TABLE AS is all or nothing.
-                        if create.temporary {
-                            self.temp.drop_table(&name);
-                        } else if let Err(drop) = self.catalog.drop_table(&name, true).await {
-                            tracing::error!(table = %name, error = %drop, "could not drop a failed CREATE TABLE AS");
-                        }
-                        Err(e)
-                    }
-                }
+                self.create_table(create, &HashMap::new()).await
             }
             DdlStatement::CreateExternalTable(create) => {
                 if create.temporary {
@@ -840,7 +856,8 @@ impl Session {
 
     /// Appends `batches` to a table on the frontend, through the table's own
     /// `insert_into` (the rows are in this process; they are not a plan an
-    /// executor could rebuild).
+    /// executor could rebuild), its sized text values coerced to their
+    /// columns' types.
     async fn append(
         &self,
         provider: Arc<dyn TableProvider>,
@@ -850,8 +867,13 @@ impl Session {
         if rows == 0 {
             return Ok(0);
         }
+        let schema = provider.schema();
+        let batches = batches
+            .into_iter()
+            .map(|batch| crate::sized_text::assign_batch(batch, &schema))
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
         let state = self.ctx.state();
-        let input = MemorySourceConfig::try_new_exec(&[batches], provider.schema(), None)?;
+        let input = MemorySourceConfig::try_new_exec(&[batches], schema, None)?;
         let plan: Arc<dyn ExecutionPlan> = provider
             .insert_into(&state, input, InsertOp::Append)
             .await?;
@@ -871,7 +893,7 @@ pub(crate) fn result_schema(
     names: Option<Vec<Option<String>>>,
 ) -> Schema {
     let schema = crate::oid_types::mark_columns(plan, produced.clone());
-    let schema = crate::numeric::mark_quotients(plan, schema);
+    let schema = crate::encode::display_metadata(plan, schema);
     crate::names::rename(&schema, names)
 }
 

@@ -47,6 +47,7 @@ use crate::numeric_division::NumericDivision;
 use crate::round_half_even::RoundHalfEven;
 use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
 use crate::single_partition::SinglePartitionExec;
+use crate::sized_text::SizedTextCast;
 use crate::table::{WasmTableExec, WasmTableProvider};
 use crate::types::SqlType;
 use crate::udf::WasmScalarUdf;
@@ -92,6 +93,10 @@ const ROUND_HALF_EVEN: &[u8] = b"quiver-round-half-even/1";
 
 /// The whole encoding of [`NumericDivision`], built in too.
 const NUMERIC_DIVISION: &[u8] = b"quiver-numeric-div/1";
+
+/// The whole encodings of the [`SizedTextCast`] functions, built in too:
+/// `varchar`, then `bpchar`.
+const SIZED_TEXT: [&[u8]; 2] = [b"quiver-varchar/1", b"quiver-bpchar/1"];
 
 /// Marks a classic aggregate written by these codecs.
 const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
@@ -200,6 +205,10 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(encoding);
         return Ok(true);
     }
+    if let Some(cast) = inner.downcast_ref::<SizedTextCast>() {
+        buf.extend_from_slice(SIZED_TEXT[usize::from(cast.padded())]);
+        return Ok(true);
+    }
     let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
         return Ok(false);
     };
@@ -219,6 +228,9 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if let Some((_, op)) = CHECKED.iter().find(|(encoding, _)| buf == *encoding) {
         return CheckedArithmetic::udf(*op).map(Ok);
+    }
+    if let Some(padded) = SIZED_TEXT.iter().position(|encoding| buf == *encoding) {
+        return Some(Ok(SizedTextCast::udf(padded == 1)));
     }
     Some(
         read_reference(loader, name, buf)?.map(|Overloads(overloads, modules)| {
