@@ -85,3 +85,37 @@ async fn prepared_statements_bind_parameters_and_return_binary_rows() {
     drop(client);
     server.stop();
 }
+
+/// An Execute for every row of a large result (tokio-postgres asks for all
+/// of them) gets every row and one `CommandComplete` that counts them all,
+/// though the server fetches them in parts; one with a row limit gets
+/// parts and reads on (a portal).
+#[tokio::test(flavor = "multi_thread")]
+async fn large_results_arrive_whole_and_by_portal() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let mut client = server.connect().await;
+    let query = "SELECT x FROM generate_series(1, 10000) g(x) ORDER BY x";
+    let rows = client.query(query, &[]).await.expect("query");
+    assert_eq!(rows.len(), 10_000);
+    assert_eq!(rows[9_999].get::<_, i64>(0), 10_000);
+    let counted = client.execute(query, &[]).await.expect("execute");
+    assert_eq!(counted, 10_000, "CommandComplete counts every row");
+
+    // A portal read 3,000 rows at a time.
+    let transaction = client.transaction().await.expect("begin");
+    let portal = transaction.bind(query, &[]).await.expect("bind");
+    let mut read = Vec::new();
+    loop {
+        let part = transaction
+            .query_portal(&portal, 3_000)
+            .await
+            .expect("fetch");
+        if part.is_empty() {
+            break;
+        }
+        assert!(part.len() <= 3_000);
+        read.extend(part.iter().map(|row| row.get::<_, i64>(0)));
+    }
+    transaction.commit().await.expect("commit");
+    assert_eq!(read, (1..=10_000).collect::<Vec<i64>>());
+}

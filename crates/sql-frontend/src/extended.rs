@@ -7,9 +7,12 @@
 //! statements (DDL, SET, ...) take no parameters and run as in the simple
 //! protocol.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field};
@@ -24,11 +27,17 @@ use pgwire::api::query::{ExtendedQueryHandler, send_describe_response};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::{Entry, PortalStore};
-use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, SessionExtensions, Type,
+};
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::response::{CommandComplete, TransactionStatus};
+use pgwire::messages::startup::SecretKey;
+use pgwire::messages::{PgWireBackendMessage, ProtocolVersion};
+
+use rustls_pki_types::CertificateDer;
 
 use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
@@ -194,24 +203,170 @@ fn format_codes(format: Option<&Format>) -> Vec<i16> {
     }
 }
 
-/// The most rows one Execute returns before the portal is suspended.
+/// The most rows one Execute returns before the portal is suspended, and
+/// the most pgwire holds in memory for one: it collects the rows of an
+/// Execute before it sends them.
 ///
 /// pgwire sets aside room for as many rows as an Execute asks for before it
 /// reads one: `max_rows` of 2^31 - 1 asked for 85 GB, and the allocation
 /// failure ended the process (found by the protocol fuzzer,
 /// `tests/e2e/fuzz.rs`). A client that sets `max_rows` reads on after
 /// `PortalSuspended` with another Execute, so answering a large request in
-/// parts is within the protocol.
+/// parts is within the protocol. An Execute for every row (`max_rows` zero
+/// or less, as PostgreSQL reads negative counts) is served in parts of this
+/// size too, and answered as one ([`WholeResult`]).
 const MAX_ROWS_PER_EXECUTE: i32 = 4096;
 
-/// `max_rows` as Quiver serves it: zero or less (PostgreSQL reads negative
-/// counts as zero) fetches every row; more than [`MAX_ROWS_PER_EXECUTE`]
-/// fetches that many.
-fn rows_per_execute(max_rows: i32) -> i32 {
-    if max_rows <= 0 {
-        0
-    } else {
-        max_rows.min(MAX_ROWS_PER_EXECUTE)
+/// The client of an Execute for every row, served as several Executes of
+/// [`MAX_ROWS_PER_EXECUTE`] rows: the `PortalSuspended` after each part is
+/// not sent, and the `CommandComplete` at the end counts the rows of all.
+struct WholeResult<'a, C> {
+    client: &'a mut C,
+    /// The last part ended with `PortalSuspended`: rows remain.
+    suspended: bool,
+    /// Rows sent so far.
+    rows: usize,
+}
+
+impl<'a, C> WholeResult<'a, C> {
+    fn new(client: &'a mut C) -> Self {
+        Self {
+            client,
+            suspended: false,
+            rows: 0,
+        }
+    }
+}
+
+impl<C> Sink<PgWireBackendMessage> for WholeResult<'_, C>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+{
+    type Error = C::Error;
+
+    fn poll_ready(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<(), C::Error>> {
+        Pin::new(&mut *self.get_mut().client).poll_ready(cx)
+    }
+
+    fn start_send(
+        self: Pin<&mut Self>,
+        message: PgWireBackendMessage,
+    ) -> std::result::Result<(), C::Error> {
+        let this = self.get_mut();
+        let message = match message {
+            PgWireBackendMessage::PortalSuspended(_) => {
+                this.suspended = true;
+                return Ok(());
+            }
+            PgWireBackendMessage::DataRow(_) => {
+                this.rows += 1;
+                message
+            }
+            PgWireBackendMessage::CommandComplete(complete) => {
+                PgWireBackendMessage::CommandComplete(CommandComplete::new(counted(
+                    &complete.tag,
+                    this.rows,
+                )))
+            }
+            other => other,
+        };
+        Pin::new(&mut *this.client).start_send(message)
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<(), C::Error>> {
+        Pin::new(&mut *self.get_mut().client).poll_flush(cx)
+    }
+
+    fn poll_close(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<(), C::Error>> {
+        Pin::new(&mut *self.get_mut().client).poll_close(cx)
+    }
+}
+
+/// A `CommandComplete` tag of a result (`SELECT 4096`) with its count
+/// replaced by `rows`; other tags as they are.
+fn counted(tag: &str, rows: usize) -> String {
+    match tag.split_once(' ') {
+        Some(("SELECT", count)) if count.parse::<u64>().is_ok() => format!("SELECT {rows}"),
+        _ => tag.to_string(),
+    }
+}
+
+impl<C: ClientInfo> ClientInfo for WholeResult<'_, C> {
+    fn socket_addr(&self) -> SocketAddr {
+        self.client.socket_addr()
+    }
+
+    fn is_secure(&self) -> bool {
+        self.client.is_secure()
+    }
+
+    fn protocol_version(&self) -> ProtocolVersion {
+        self.client.protocol_version()
+    }
+
+    fn set_protocol_version(&mut self, version: ProtocolVersion) {
+        self.client.set_protocol_version(version);
+    }
+
+    fn pid_and_secret_key(&self) -> (i32, SecretKey) {
+        self.client.pid_and_secret_key()
+    }
+
+    fn set_pid_and_secret_key(&mut self, pid: i32, secret_key: SecretKey) {
+        self.client.set_pid_and_secret_key(pid, secret_key);
+    }
+
+    fn state(&self) -> PgWireConnectionState {
+        self.client.state()
+    }
+
+    fn set_state(&mut self, new_state: PgWireConnectionState) {
+        self.client.set_state(new_state);
+    }
+
+    fn transaction_status(&self) -> TransactionStatus {
+        self.client.transaction_status()
+    }
+
+    fn set_transaction_status(&mut self, new_status: TransactionStatus) {
+        self.client.set_transaction_status(new_status);
+    }
+
+    fn metadata(&self) -> &HashMap<String, String> {
+        self.client.metadata()
+    }
+
+    fn metadata_mut(&mut self) -> &mut HashMap<String, String> {
+        self.client.metadata_mut()
+    }
+
+    fn session_extensions(&self) -> &SessionExtensions {
+        self.client.session_extensions()
+    }
+
+    fn sni_server_name(&self) -> Option<&str> {
+        self.client.sni_server_name()
+    }
+
+    fn client_certificates<'a>(&self) -> Option<&[CertificateDer<'a>]> {
+        self.client.client_certificates()
+    }
+}
+
+impl<C: ClientPortalStore> ClientPortalStore for WholeResult<'_, C> {
+    type PortalStore = C::PortalStore;
+
+    fn portal_store(&self) -> &C::PortalStore {
+        self.client.portal_store()
     }
 }
 
@@ -263,8 +418,22 @@ impl ExtendedQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        message.max_rows = rows_per_execute(message.max_rows);
-        self._on_execute(client, message).await
+        if message.max_rows > 0 {
+            message.max_rows = message.max_rows.min(MAX_ROWS_PER_EXECUTE);
+            return self._on_execute(client, message).await;
+        }
+        // Every row: pgwire collects all of a portal's rows before it sends
+        // the first when asked for every row, so fetch them in parts, each
+        // sent before the next is read, and answer as one.
+        let mut whole = WholeResult::new(client);
+        loop {
+            whole.suspended = false;
+            let part = Execute::new(message.name.clone(), MAX_ROWS_PER_EXECUTE);
+            self._on_execute(&mut whole, part).await?;
+            if !whole.suspended {
+                return Ok(());
+            }
+        }
     }
 
     async fn do_query<C>(

@@ -503,6 +503,7 @@ impl Session {
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
+        refuse_wide_limits(&plan)?;
         match plan {
             LogicalPlan::Dml(ref dml) => {
                 let command = match dml.op {
@@ -1008,6 +1009,40 @@ fn refuse_subquery_limits(plan: &LogicalPlan) -> Result<()> {
         return Err(Error::FeatureNotSupported(
             "LIMIT and OFFSET take a constant or a parameter, not a subquery".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Refuses a `LIMIT`/`OFFSET` whose rows (skipped and fetched) pass
+/// 4,294,967,295: Ballista sends limits to executors as 32-bit numbers
+/// (docs/upstream.md #2), and `LIMIT 4294967297` fetched one row.
+fn refuse_wide_limits(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::{FetchType, SkipType};
+    let mut wide = false;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Limit(limit) = node {
+            let skip = match limit.get_skip_type() {
+                Ok(SkipType::Literal(skip)) => skip,
+                _ => 0,
+            };
+            let fetch = match limit.get_fetch_type() {
+                Ok(FetchType::Literal(Some(fetch))) => fetch,
+                _ => 0,
+            };
+            wide = skip.saturating_add(fetch) > u32::MAX as usize;
+        }
+        Ok(if wide {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if wide {
+        return Err(Error::FeatureNotSupported(format!(
+            "LIMIT and OFFSET cannot pass {} rows together",
+            u32::MAX
+        )));
     }
     Ok(())
 }

@@ -12,6 +12,13 @@
 //! they are constant, so the order is the same, and DataFusion 55's sort
 //! planning let such a window's `a DESC` order stand in for a later
 //! window's `ORDER BY a` — that window then saw its rows in the wrong order.
+//! A window that would become the same as another (`PARTITION BY a ORDER
+//! BY a, b` beside `PARTITION BY a ORDER BY a DESC, b`) keeps its keys:
+//! DataFusion's common-subexpression elimination moves a window function
+//! found in two window nodes into a projection below them, which cannot
+//! run it (docs/upstream.md #21).
+
+use std::collections::HashSet;
 
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -33,6 +40,8 @@ impl AnalyzerRule for PortableWindowFunctions {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        // The window functions of the plan as rewritten so far.
+        let mut seen = HashSet::new();
         plan.transform_up_with_subqueries(|node| {
             if !matches!(node, LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
@@ -40,7 +49,7 @@ impl AnalyzerRule for PortableWindowFunctions {
             let names = NamePreserver::new(&node);
             node.map_expressions(|expr| {
                 let name = names.save(&expr);
-                expr.transform_up(portable)
+                expr.transform_up(|expr| portable(expr, &mut seen))
                     .map(|expr| expr.update_data(|expr| name.restore(expr)))
             })
         })
@@ -48,23 +57,36 @@ impl AnalyzerRule for PortableWindowFunctions {
     }
 }
 
-fn portable(expr: Expr) -> Result<Transformed<Expr>> {
+/// `expr` rewritten as the module docs say, unless it would become one of
+/// the window functions `seen` without its partition keys; `seen` gets it.
+fn portable(expr: Expr, seen: &mut HashSet<Expr>) -> Result<Transformed<Expr>> {
     let Expr::WindowFunction(window) = expr else {
         return Ok(Transformed::no(expr));
     };
-    let (window, ordered) = without_partition_keys_in_order(window);
+    let (stripped, ordered) = without_partition_keys_in_order(window.clone());
+    let mut rewritten = wrapped(stripped, ordered);
+    if ordered && seen.contains(&rewritten.data) {
+        rewritten = wrapped(window, false);
+    }
+    seen.insert(rewritten.data.clone());
+    Ok(rewritten)
+}
+
+/// `window` with its function wrapped in its [`PortableWindowUdf`] where it
+/// has one; `transformed` if so or if `ordered` (its keys were dropped).
+fn wrapped(window: Box<WindowFunction>, ordered: bool) -> Transformed<Expr> {
     let WindowFunctionDefinition::WindowUDF(function) = &window.fun else {
-        return Ok(Transformed::new_transformed(Expr::from(*window), ordered));
+        return Transformed::new_transformed(Expr::from(*window), ordered);
     };
     let ignore_nulls = window.params.null_treatment == Some(NullTreatment::IgnoreNulls);
     let Some(wrapped) = PortableWindowUdf::wrap(function, ignore_nulls) else {
-        return Ok(Transformed::new_transformed(Expr::from(*window), ordered));
+        return Transformed::new_transformed(Expr::from(*window), ordered);
     };
     let WindowFunction { params, .. } = *window;
-    Ok(Transformed::yes(Expr::from(WindowFunction {
+    Transformed::yes(Expr::from(WindowFunction {
         fun: WindowFunctionDefinition::WindowUDF(wrapped),
         params,
-    })))
+    }))
 }
 
 /// `window` without the `ORDER BY` keys that are partition keys, and

@@ -4,7 +4,8 @@
 //! Every query reads `t1`, `t2` and `t3` (`a int, b int, c text`, with NULLs
 //! and duplicates) and uses only SQL that PostgreSQL and Quiver both
 //! accept: joins of every kind, grouping sets, window functions, set
-//! operations, subqueries, `CASE`, casts, `DISTINCT`, and `ORDER BY` with
+//! operations, subqueries, `CASE`, casts (to `char(n)` and `varchar(n)`
+//! too), `DISTINCT`, and `ORDER BY` with
 //! `LIMIT`/`OFFSET`.
 
 use std::fmt;
@@ -466,30 +467,38 @@ impl<R: Rng> Generator<R> {
             6 => format!("abs({column})"),
             7 => format!("-{column}"),
             8 => format!("length({})", self.pick(&scope.texts)),
+            9 => format!("octet_length(CAST({} AS char(4)))", self.pick(&scope.texts)),
             _ => column,
         }
     }
 
     fn text_expr(&mut self, scope: &Scope) -> String {
         let column = self.pick(&scope.texts);
-        match self.rng.random_range(0..6) {
+        match self.rng.random_range(0..8) {
             0 => format!("upper({column})"),
             1 => format!("{column} || 'z'"),
             2 => format!("COALESCE({column}, 'none')"),
             3 => format!("CAST({} AS text)", self.pick(&scope.ints)),
+            // A char(n) value as text (its padding does not count), not
+            // as a column of its own: mixed with text columns in a UNION or
+            // COALESCE, PostgreSQL pads each value to its own length, which
+            // Quiver does not (README).
+            4 => format!("CAST({column} AS char(3)) || 'z'"),
+            5 => format!("CAST({column} AS varchar(2))"),
             _ => column,
         }
     }
 
     fn simple_predicate(&mut self, scope: &Scope) -> String {
         let column = self.pick(&scope.ints);
-        match self.rng.random_range(0..7) {
+        match self.rng.random_range(0..8) {
             0 => format!("{column} IS NULL"),
             1 => format!("{column} IS NOT NULL"),
             2 => format!("{column} > {}", self.rng.random_range(-1..4)),
             3 => format!("{column} = {}", self.pick(&scope.ints)),
             4 => format!("{column} BETWEEN 0 AND 2"),
             5 => format!("{} LIKE 'a%'", self.pick(&scope.texts)),
+            6 => format!("CAST({} AS char(3)) = 'a  '", self.pick(&scope.texts)),
             _ => format!("{column} IN (1, 3, NULL)"),
         }
     }
