@@ -54,12 +54,22 @@ fn unique_names(query: &mut Query) {
             SetExpr::Select(select) => {
                 let mut seen = HashSet::new();
                 for (position, item) in select.projection.iter_mut().enumerate() {
-                    if let SelectItem::UnnamedExpr(expr) = item
-                        && (!seen.insert(datafusion_name(expr))
-                            || is_set_operation && !is_column(expr))
-                    {
-                        let name = figure(expr).unwrap_or_else(|| column_name(expr));
-                        *item = unique_alias(expr.clone(), &name, position);
+                    match item {
+                        SelectItem::UnnamedExpr(expr)
+                            if !seen.insert(datafusion_name(expr))
+                                || is_set_operation && !is_column(expr) =>
+                        {
+                            let name = figure(expr).unwrap_or_else(|| column_name(expr));
+                            *item = unique_alias(expr.clone(), &name, position);
+                        }
+                        // `SELECT 1 AS x, 2 AS x`: PostgreSQL names both x.
+                        SelectItem::ExprWithAlias { expr, alias }
+                            if !seen.insert(folded(alias)) =>
+                        {
+                            let name = folded(alias);
+                            *item = unique_alias(expr.clone(), &name, position);
+                        }
+                        _ => {}
                     }
                 }
                 break select
