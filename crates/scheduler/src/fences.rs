@@ -19,7 +19,13 @@
 //!   `SELECT x FROM (SELECT a AS x FROM t ORDER BY 1 DESC OFFSET 3) s
 //!   ORDER BY 1` the outer sort replaced the inner one, and the offset
 //!   skipped the wrong rows (`docs/upstream.md` #14). The fence does not
-//!   keep its input's order, so the outer sort stays above the offset.
+//!   keep its input's order, so the outer sort stays above the offset; and
+//!   it requires the order the offset reads its rows in, so the rule keeps
+//!   the sort below, which nothing else required (an offset states no
+//!   requirement of its own). Projections between the offset and that
+//!   sort move above the offset first: one that drops a sort key hid the
+//!   order, and `SELECT b FROM (SELECT DISTINCT a, b ... ORDER BY a, b
+//!   OFFSET 4) x ORDER BY b LIMIT 3` skipped four unsorted rows.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,11 +34,15 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::SortMergeJoinExec;
 use datafusion::physical_plan::limit::GlobalLimitExec;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties,
+    ReplaceChildrenOptions,
+};
 
 type Rule = Arc<dyn PhysicalOptimizerRule + Send + Sync>;
 
@@ -59,12 +69,14 @@ pub fn guard_upstream_rules(rules: &[Rule]) -> Vec<Rule> {
         .collect()
 }
 
-/// Which nodes a rule must not see through, and whether the fence keeps
-/// its input's order (a fence that does not stops sort pushdown).
+/// Which nodes a rule must not see through, whether the fence keeps its
+/// input's order (a fence that does not stops sort pushdown), and whether
+/// it requires that order (which keeps the sorts that give it).
 #[derive(Debug, Clone, Copy)]
 struct FenceKind {
     fences: fn(&dyn ExecutionPlan) -> bool,
     keeps_order: bool,
+    requires_order: bool,
 }
 
 const FENCE_FILTERED_MERGE_JOINS: FenceKind = FenceKind {
@@ -73,15 +85,55 @@ const FENCE_FILTERED_MERGE_JOINS: FenceKind = FenceKind {
             .is_some_and(|join| join.filter().is_some())
     },
     keeps_order: true,
+    requires_order: false,
 };
 
 const FENCE_BARE_OFFSETS: FenceKind = FenceKind {
     fences: |node| {
         node.downcast_ref::<GlobalLimitExec>()
-            .is_some_and(|limit| limit.skip() > 0 && limit.fetch().is_none())
+            .is_some_and(is_bare_offset)
     },
     keeps_order: false,
+    requires_order: true,
 };
+
+/// `OFFSET` without `LIMIT`.
+fn is_bare_offset(limit: &GlobalLimitExec) -> bool {
+    limit.skip() > 0 && limit.fetch().is_none()
+}
+
+/// `plan` with each bare offset moved below the projections it reads
+/// through, next to the operator that orders its rows (see the module
+/// docs): a projection computes each row alone, so it may as well run on
+/// the rows the offset keeps.
+fn offsets_below_projections(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(limit) = node
+            .downcast_ref::<GlobalLimitExec>()
+            .filter(|l| is_bare_offset(l))
+        else {
+            return Ok(Transformed::no(node));
+        };
+        let mut projections = Vec::new();
+        let mut input = limit.input().clone();
+        while input.downcast_ref::<ProjectionExec>().is_some() {
+            let below = input.children()[0].clone();
+            projections.push(input);
+            input = below;
+        }
+        if projections.is_empty() {
+            return Ok(Transformed::no(node));
+        }
+        let mut plan: Arc<dyn ExecutionPlan> =
+            Arc::new(GlobalLimitExec::new(input, limit.skip(), None));
+        for projection in projections.into_iter().rev() {
+            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+            plan = projection.replace_children(vec![plan], options)?;
+        }
+        Ok(Transformed::yes(plan))
+    })
+    .map(|transformed| transformed.data)
+}
 
 /// A DataFusion rule, run with some nodes fenced off.
 #[derive(Debug)]
@@ -97,12 +149,15 @@ impl PhysicalOptimizerRule for FencedRule {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let kind = self.kind;
+        let plan = if kind.requires_order {
+            offsets_below_projections(plan)?
+        } else {
+            plan
+        };
         let fenced = plan
             .transform_up(|node| {
                 Ok(if (kind.fences)(node.as_ref()) {
-                    Transformed::yes(
-                        Arc::new(Fence::new(node, kind.keeps_order)) as Arc<dyn ExecutionPlan>
-                    )
+                    Transformed::yes(Arc::new(Fence::new(node, kind)) as Arc<dyn ExecutionPlan>)
                 } else {
                     Transformed::no(node)
                 })
@@ -131,12 +186,28 @@ impl PhysicalOptimizerRule for FencedRule {
 #[derive(Debug)]
 struct Fence {
     input: Arc<dyn ExecutionPlan>,
-    keeps_order: bool,
+    kind: FenceKind,
+    /// The order the fence requires of its input: the input's own, if
+    /// the kind requires it.
+    required: Option<OrderingRequirements>,
 }
 
 impl Fence {
-    fn new(input: Arc<dyn ExecutionPlan>, keeps_order: bool) -> Self {
-        Self { input, keeps_order }
+    fn new(input: Arc<dyn ExecutionPlan>, kind: FenceKind) -> Self {
+        let required = if kind.requires_order {
+            input
+                .properties()
+                .output_ordering()
+                .cloned()
+                .map(OrderingRequirements::from)
+        } else {
+            None
+        };
+        Self {
+            input,
+            kind,
+            required,
+        }
     }
 }
 
@@ -156,7 +227,11 @@ impl ExecutionPlan for Fence {
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![self.keeps_order]
+        vec![self.kind.keeps_order]
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        vec![self.required.clone()]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
@@ -181,10 +256,11 @@ impl ExecutionPlan for Fence {
         if children.len() != 1 {
             return internal_err!("Fence has one child, got {}", children.len());
         }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
-            self.keeps_order,
-        )))
+        Ok(Arc::new(Self {
+            input: children.swap_remove(0),
+            kind: self.kind,
+            required: self.required.clone(),
+        }))
     }
 
     fn execute(

@@ -24,6 +24,7 @@ mod pg_semantics;
 mod planner;
 mod rewrite;
 mod rounding;
+mod select_list_subqueries;
 mod server;
 mod session;
 mod set_operations;
