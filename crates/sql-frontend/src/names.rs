@@ -143,6 +143,25 @@ fn datafusion_name(expr: &Expr) -> String {
     match expr {
         Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => datafusion_name(inner),
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_name(expr),
+        // DataFusion names a subquery `<subquery>`, whatever it holds, and
+        // `x = ANY (subquery)` as `x IN (subquery)`.
+        Expr::Subquery(_) => "(<subquery>)".into(),
+        Expr::Exists { negated, .. } => {
+            format!("{}exists (<subquery>)", if *negated { "not " } else { "" })
+        }
+        Expr::InSubquery { expr, negated, .. } => format!(
+            "{} {}in (<subquery>)",
+            datafusion_name(expr),
+            if *negated { "not " } else { "" }
+        ),
+        Expr::AnyOp {
+            left,
+            compare_op: datafusion::sql::sqlparser::ast::BinaryOperator::Eq,
+            right,
+            ..
+        } if matches!(right.as_ref(), Expr::Subquery(_)) => {
+            format!("{} in (<subquery>)", datafusion_name(left))
+        }
         other => {
             let mut other = other.clone();
             let _ = visit_expressions_mut(&mut other, |e| {
