@@ -454,9 +454,12 @@ impl Session {
 
     /// Plans a statement, its integer literals typed as PostgreSQL types
     /// them (see [`crate::integers`]) and its `INTERSECT ALL`/`EXCEPT ALL`
-    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]), and
+    /// with PostgreSQL's multiset rules (see [`crate::set_operations`]),
     /// its `numeric` quotients and averages at PostgreSQL's scale (see
-    /// [`crate::numeric`]). A `FULL`/`RIGHT JOIN ... USING` the rewrite left
+    /// [`crate::numeric`]), its select lists' `EXISTS`/`IN` subqueries
+    /// counted (see [`crate::select_list_subqueries`]) and its `char(n)` and
+    /// `varchar(n)` values kept as PostgreSQL keeps them (see
+    /// [`crate::sized_text`]). A `FULL`/`RIGHT JOIN ... USING` the rewrite left
     /// alone (see [`crate::using_joins`]) and a `LIMIT` of a subquery fail
     /// with 0A000; a value over 1 GB that constants ask for fails with 54000
     /// (see [`crate::sizes`]).
