@@ -15,9 +15,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Ident, NamedWindowDefinition, NamedWindowExpr, ObjectNamePart, Query, SelectItem, SetExpr,
-    Statement, TypedString, Value, ValueWithSpan, VisitMut, VisitorMut, WindowSpec, WindowType,
+    DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    NamedWindowDefinition, NamedWindowExpr, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
+    TypedString, Value, ValueWithSpan, VisitMut, VisitorMut, WindowSpec, WindowType,
     visit_expressions_mut,
 };
 
@@ -186,18 +186,8 @@ fn expand_series(item: &mut SelectItem) {
 /// `varchar(text, n, true)` (see `quiver_udf_registry::SizedTextCast`),
 /// which name the column as PostgreSQL does. `char` alone is `char(1)`.
 fn sized_text_cast(inner: &Expr, data_type: &DataType) -> Option<Expr> {
-    let (length, function) = match data_type {
-        DataType::Char(length) | DataType::Character(length) => (length.as_ref(), "bpchar"),
-        DataType::Varchar(Some(length)) | DataType::CharacterVarying(Some(length)) => {
-            (Some(length), "varchar")
-        }
-        _ => return None,
-    };
-    let length = match length {
-        None => 1,
-        Some(CharacterLength::IntegerLength { length, .. }) => *length,
-        Some(CharacterLength::Max) => return None,
-    };
+    let (padded, length) = crate::sized_text::written_type(data_type)?;
+    let function = if padded { "bpchar" } else { "varchar" };
     parse_expr(&format!(
         "{function}(CAST({inner} AS text), {length}, true)"
     ))

@@ -32,36 +32,44 @@ use datafusion::logical_expr::{
     WriteOp, lit,
 };
 use datafusion::sql::sqlparser::ast::{CharacterLength, ColumnDef, DataType as SqlType};
-use quiver_udf_registry::{SizedText, SizedTextCast};
+use quiver_udf_registry::{MAX_LENGTH, SizedText, SizedTextCast};
 
 use datafusion::common::Result;
 
 use crate::Error;
 
-/// The sized text types of the columns `CREATE TABLE` declares, by name
-/// (`char` alone is `char(1)`).
+/// A SQL `char(n)` (`padded`) or `varchar(n)` type as written: whether it
+/// is padded, and its length as written (`char` alone is `char(1)`);
+/// `None` for other types and for `varchar` without a length.
+pub(crate) fn written_type(data_type: &SqlType) -> Option<(bool, u64)> {
+    let (length, padded) = match data_type {
+        SqlType::Char(length) | SqlType::Character(length) => (length.as_ref(), true),
+        SqlType::Varchar(Some(length)) | SqlType::CharacterVarying(Some(length)) => {
+            (Some(length), false)
+        }
+        _ => return None,
+    };
+    match length {
+        None => Some((padded, 1)),
+        Some(CharacterLength::IntegerLength { length, .. }) => Some((padded, *length)),
+        Some(CharacterLength::Max) => None,
+    }
+}
+
+/// The sized text types of the columns `CREATE TABLE` declares, by name.
 pub(crate) fn declared_types(columns: &[ColumnDef]) -> crate::Result<HashMap<String, SizedText>> {
     let mut declared = HashMap::new();
     for column in columns {
-        let (length, padded) = match &column.data_type {
-            SqlType::Char(length) | SqlType::Character(length) => (length.as_ref(), true),
-            SqlType::Varchar(Some(length)) | SqlType::CharacterVarying(Some(length)) => {
-                (Some(length), false)
-            }
-            _ => continue,
-        };
-        let length = match length {
-            None => 1,
-            Some(CharacterLength::IntegerLength { length, .. }) => *length,
-            Some(CharacterLength::Max) => continue,
+        let Some((padded, length)) = written_type(&column.data_type) else {
+            continue;
         };
         let type_name = if padded { "char" } else { "varchar" };
         let length = usize::try_from(length)
             .ok()
-            .filter(|length| (1..=10_485_760).contains(length))
+            .filter(|length| (1..=MAX_LENGTH).contains(length))
             .ok_or_else(|| {
                 Error::InvalidParameterValue(format!(
-                    "length for type {type_name} must be between 1 and 10485760"
+                    "length for type {type_name} must be between 1 and {MAX_LENGTH}"
                 ))
             })?;
         declared.insert(
@@ -132,10 +140,7 @@ pub(crate) fn sized_text_semantics(plan: LogicalPlan) -> Result<LogicalPlan> {
             }
             node => node,
         };
-        let mut schema = DFSchema::empty();
-        for input in node.inputs() {
-            schema.merge(input.schema());
-        }
+        let schema = crate::integers::expression_schema(&node);
         let names = NamePreserver::new(&node);
         node.map_expressions(|expr| {
             crate::integers::keeping_name(expr, &names, |expr| {

@@ -43,7 +43,7 @@ pub use round_half_even::RoundHalfEven;
 pub use runtime::{EffectiveLimits, RuntimeConfig, WasmRuntime};
 pub use scalar_subquery::{MORE_THAN_ONE_ROW, SubqueryRows, SubqueryValue};
 pub use single_partition::SinglePartitionExec;
-pub use sized_text::{PG_TYPE, SizedText, SizedTextCast, VALUE_TOO_LONG};
+pub use sized_text::{MAX_LENGTH, PG_TYPE, SizedText, SizedTextCast, VALUE_TOO_LONG};
 pub use table::{WasmTableExec, WasmTableFunction, WasmTableProvider};
 pub use types::{DECIMAL_PRECISION, SqlType, signature};
 pub use udf::WasmScalarUdf;

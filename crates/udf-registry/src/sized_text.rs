@@ -37,6 +37,9 @@ pub const PG_TYPE: &str = "quiver.pg_type";
 /// 22001).
 pub const VALUE_TOO_LONG: &str = "value too long for type";
 
+/// The longest length a sized text type may declare (PostgreSQL's).
+pub const MAX_LENGTH: usize = 10_485_760;
+
 /// A text type with a length: `character(n)` (padded) or `character
 /// varying(n)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,12 +156,12 @@ impl SizedTextCast {
             _ => return plan_err!("{} takes a constant length", self.name()),
         };
         match usize::try_from(length) {
-            Ok(length) if length > 0 && length <= 10_485_760 => Ok(SizedText {
+            Ok(length) if (1..=MAX_LENGTH).contains(&length) => Ok(SizedText {
                 padded: self.padded,
                 length,
             }),
             _ => plan_err!(
-                "length for type {} must be between 1 and 10485760, not {length}",
+                "length for type {} must be between 1 and {MAX_LENGTH}, not {length}",
                 self.name()
             ),
         }
