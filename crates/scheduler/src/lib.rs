@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod constant_rows;
 mod fences;
 mod joins;
 mod limits;
@@ -26,6 +27,7 @@ use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule, WasmRuntime};
 use tokio::net::TcpListener;
 
+use crate::constant_rows::MeteredConstantRows;
 use crate::joins::SingleTaskNestedLoopJoins;
 use crate::limits::{OrderedOffsets, UnboundedLimits};
 use crate::window_sorts::ExplicitWindowSorts;
@@ -140,8 +142,8 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 /// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
 /// as the frontend meant it, filtered sort-merge joins that keep their
 /// columns, nested-loop joins that stay correct when split into tasks,
-/// window sorts every stage can check, offsets that keep their order, and
-/// Wasm function metrics for
+/// window sorts every stage can check, offsets that keep their order,
+/// constant rows every task meters alike, and Wasm function metrics for
 /// `EXPLAIN ANALYZE`.
 fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let session = config
@@ -158,6 +160,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
         .with_physical_optimizer_rule(Arc::new(ExplicitWindowSorts))
         .with_physical_optimizer_rule(Arc::new(OrderedOffsets))
+        .with_physical_optimizer_rule(Arc::new(MeteredConstantRows))
         .with_physical_optimizer_rule(Arc::new(WasmMetricsRule));
     if let Some(session) = session {
         builder = builder.with_session_id(session);

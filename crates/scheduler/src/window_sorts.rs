@@ -14,15 +14,21 @@
 //! The same holds where the window's input is a repartition that keeps
 //! its input's order (`PARTITION BY a` over rows another window sorted):
 //! Ballista turns the repartition into a shuffle, which keeps no order, so
-//! the rule sorts the rows again above it.
+//! the rule sorts the rows again above it. And where one sort serves two
+//! windows through the filter's equivalence (`PARTITION BY a` and, after a
+//! projection dropped `a`, `PARTITION BY b` over `WHERE a = b`), the upper
+//! window gets a sort of its own.
 
 use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
@@ -107,6 +113,13 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
                 // Order kept through a repartition, which Ballista makes a
                 // shuffle: sorted again on this side of it.
                 SortExec::new(ordering, child).with_preserve_partitioning(true)
+            } else if sort_beneath(&child, &wanted).is_some_and(|(sort, wanted)| {
+                !spells_out(sort.expr(), first.partition_by().len(), &wanted)
+            }) {
+                // Rows sorted further down, by an order that serves this
+                // window only through an equivalence (see the module docs):
+                // sorted again right below it.
+                SortExec::new(ordering, child).with_preserve_partitioning(true)
             } else {
                 return Ok(Transformed::no(node));
             };
@@ -125,4 +138,70 @@ impl PhysicalOptimizerRule for ExplicitWindowSorts {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// The sort `plan`'s rows come from, reached through operators that keep
+/// their input's rows in order and its columns (projections, windows),
+/// with `wanted` rewritten to that sort's columns.
+/// `None` when something else comes first, or `wanted` names a value made
+/// on the way (a window's result, say).
+fn sort_beneath<'a>(
+    plan: &'a Arc<dyn ExecutionPlan>,
+    wanted: &[PhysicalSortExpr],
+) -> Option<(&'a SortExec, Vec<PhysicalSortExpr>)> {
+    if let Some(sort) = plan.downcast_ref::<SortExec>() {
+        return Some((sort, wanted.to_vec()));
+    }
+    let input = if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let exprs = projection.expr();
+        let mapped = wanted
+            .iter()
+            .map(|sort_expr| {
+                let expr = Arc::clone(&sort_expr.expr).transform(|expr| {
+                    match expr.downcast_ref::<Column>() {
+                        Some(column) => {
+                            Ok(Transformed::yes(Arc::clone(&exprs[column.index()].expr)))
+                        }
+                        None => Ok(Transformed::no(expr)),
+                    }
+                });
+                Some(PhysicalSortExpr::new(expr.ok()?.data, sort_expr.options))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        return sort_beneath(projection.input(), &mapped);
+    } else if plan.downcast_ref::<BoundedWindowAggExec>().is_some()
+        || plan.downcast_ref::<WindowAggExec>().is_some()
+    {
+        // Input columns first, unchanged; window results after them.
+        let input = plan.children()[0];
+        let width = input.schema().fields().len();
+        let from_input = wanted.iter().all(|sort_expr| {
+            collect_columns(&sort_expr.expr)
+                .iter()
+                .all(|column| column.index() < width)
+        });
+        if !from_input {
+            return None;
+        }
+        input
+    } else {
+        return None;
+    };
+    sort_beneath(input, wanted)
+}
+
+/// Whether `sorted` (a sort's keys) orders rows by `wanted` as written:
+/// its first `partition_keys` keys are those of `wanted`, in any order or
+/// direction, and the keys after them are `wanted`'s remaining ones.
+fn spells_out(sorted: &LexOrdering, partition_keys: usize, wanted: &[PhysicalSortExpr]) -> bool {
+    let partition_keys = partition_keys.min(wanted.len());
+    if sorted.len() < wanted.len() {
+        return false;
+    }
+    let same_keys = wanted[..partition_keys].iter().all(|key| {
+        sorted[..partition_keys]
+            .iter()
+            .any(|have| have.expr.as_ref() == key.expr.as_ref())
+    });
+    same_keys && sorted[partition_keys..wanted.len()] == wanted[partition_keys..]
 }

@@ -16,6 +16,9 @@
 //!   own and replaces integer `+`, `-` and `*` with [`CheckedArithmetic`]
 //!   (both sides have one type by then).
 
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::utils::expr::COUNT_STAR_EXPANSION;
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -23,7 +26,9 @@ use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::{AggregateFunction, GroupingSet, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Union, Values, WriteOp,
+};
 use datafusion::optimizer::AnalyzerRule;
 use quiver_udf_registry::CheckedArithmetic;
 
@@ -33,9 +38,10 @@ use quiver_udf_registry::CheckedArithmetic;
 /// wider type, and before parameters are bound: a parameter's value keeps
 /// the type the parameter was described with.
 ///
-/// Some literals keep DataFusion's types: those of `VALUES` lists (their
-/// rows were given one type per column when they were planned), of
-/// recursive queries (the work table their recursive term reads was given
+/// A `VALUES` column is narrowed as a whole, when all its values are such
+/// literals (its rows were given one type per column when they were
+/// planned). Some literals keep DataFusion's types: those of the `VALUES`
+/// list of an `INSERT` (typed as the table's columns), of recursive queries (the work table their recursive term reads was given
 /// its static term's types), and `count(*)`'s stand-in argument, which
 /// DataFusion recognizes by its type.
 pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
@@ -43,7 +49,13 @@ pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
         LogicalPlan::RecursiveQuery(_) => {
             Ok(Transformed::new(node, false, TreeNodeRecursion::Jump))
         }
-        LogicalPlan::Values(_) | LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
+        LogicalPlan::Dml(ref dml)
+            if matches!(dml.op, WriteOp::Insert(_)) && lists_rows(&dml.input) =>
+        {
+            Ok(Transformed::new(node, false, TreeNodeRecursion::Jump))
+        }
+        LogicalPlan::Values(values) => narrow_values(values),
+        LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
         node => {
             let names = NamePreserver::new(&node);
             node.map_expressions(|expr| keeping_name(expr, &names, narrow_literals))
@@ -54,7 +66,14 @@ pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
     }
     typed
         .data
-        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .transform_up_with_subqueries(|node| match node {
+            // A union keeps the types it was planned with when recomputed:
+            // derived again from its first input, as the SQL planner did
+            // (type coercion then finds the types all inputs share).
+            LogicalPlan::Union(union) => Union::try_new_with_loose_types(union.inputs)
+                .map(|union| Transformed::yes(LogicalPlan::Union(union))),
+            node => node.recompute_schema().map(Transformed::yes),
+        })
         .map(|recomputed| recomputed.data)
 }
 
@@ -77,6 +96,71 @@ fn narrow_literals(expr: Expr) -> Result<Transformed<Expr>> {
         },
         other => Ok(Transformed::no(other)),
     })
+}
+
+/// Whether `input`, the rows an `INSERT` stores, is a `VALUES` list (the
+/// SQL planner typed it as the table's columns).
+fn lists_rows(input: &LogicalPlan) -> bool {
+    match input {
+        LogicalPlan::Values(_) => true,
+        LogicalPlan::Projection(projection) => lists_rows(&projection.input),
+        _ => false,
+    }
+}
+
+/// `values` with each column made only of integer literals that fit 32
+/// bits (and NULLs) typed `Int32`: PostgreSQL gives `VALUES (1), (2)` the
+/// type `integer`, and `VALUES (1), (5000000000)` the type `bigint`, as it
+/// types a `UNION` of those literals.
+fn narrow_values(values: Values) -> Result<Transformed<LogicalPlan>> {
+    let fits = |expr: &Expr| match expr {
+        Expr::Literal(ScalarValue::Int64(value), None) => {
+            value.is_none_or(|value| i32::try_from(value).is_ok())
+        }
+        Expr::Literal(ScalarValue::Null, None) => true,
+        _ => false,
+    };
+    let narrowed: Vec<bool> = (0..values.schema.fields().len())
+        .map(|column| {
+            values.schema.field(column).data_type() == &DataType::Int64
+                && values.values.iter().all(|row| fits(&row[column]))
+        })
+        .collect();
+    if !narrowed.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Values(values)));
+    }
+    let rows = values
+        .values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .zip(&narrowed)
+                .map(|(expr, &narrowed)| match expr {
+                    Expr::Literal(ScalarValue::Int64(value), None) if narrowed => {
+                        Expr::Literal(ScalarValue::Int32(value.map(|value| value as i32)), None)
+                    }
+                    expr => expr,
+                })
+                .collect()
+        })
+        .collect();
+    let fields: Vec<_> = values
+        .schema
+        .iter()
+        .zip(&narrowed)
+        .map(|((qualifier, field), &narrowed)| {
+            let field = match narrowed {
+                true => Arc::new(field.as_ref().clone().with_data_type(DataType::Int32)),
+                false => Arc::clone(field),
+            };
+            (qualifier.cloned(), field)
+        })
+        .collect();
+    let schema = DFSchema::new_with_metadata(fields, values.schema.metadata().clone())?;
+    Ok(Transformed::yes(LogicalPlan::Values(Values {
+        schema: Arc::new(schema),
+        values: rows,
+    })))
 }
 
 /// Whether `args` is `count(*)`'s: the one literal DataFusion puts there.

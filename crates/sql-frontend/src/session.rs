@@ -582,7 +582,16 @@ impl Session {
         let name = self.catalog.table_name(&create.name)?;
         let with_rows = !matches!(create.input.as_ref(),
             LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
-        let mut schema = crate::sized_text::table_schema(&create.input, declared);
+        // The columns' types are those of the rows as they will be stored:
+        // after type coercion, which widens a UNION's first input to the
+        // others' types.
+        let state = self.ctx.state();
+        let input = state.analyzer().execute_and_check(
+            create.input.as_ref().clone(),
+            state.config_options(),
+            |_, _| {},
+        )?;
+        let mut schema = crate::sized_text::table_schema(&input, declared);
         if with_rows {
             // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
             schema = Schema::new(
@@ -619,7 +628,7 @@ impl Session {
             return Ok(Completion::tag("CREATE TABLE").into());
         }
         let insert = LogicalPlanBuilder::insert_into(
-            crate::sized_text::assign(create.input.as_ref().clone(), &schema)?,
+            crate::sized_text::assign(input, &schema)?,
             TableReference::bare(name.clone()),
             provider_as_source(provider),
             InsertOp::Append,
