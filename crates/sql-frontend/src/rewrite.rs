@@ -43,8 +43,10 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     if reads_system_catalog(statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
     }
-    crate::pg_semantics::rewrite(statement);
+    // Merged columns first: `ROLLUP (c, l.c)` repeats a key once `c` is
+    // `l.c`, which PostgreSQL's forms then spell out.
     crate::using_joins::merge_using_joins(statement);
+    crate::pg_semantics::rewrite(statement);
     if let Statement::Query(query) = statement {
         crate::names::make_names_unique(query);
     }

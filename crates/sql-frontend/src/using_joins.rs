@@ -1,9 +1,10 @@
 //! Joins with `USING`, answered as PostgreSQL answers them.
 //!
-//! In PostgreSQL the column a `USING` join merges is `COALESCE(l.c, r.c)`:
-//! after a `FULL` or `RIGHT` join a row only the right side has shows its
-//! key. DataFusion resolves the merged column to the left side's, so such a
-//! row showed NULL (and a filter on the key could not find it). It also
+//! In PostgreSQL the column a `USING` join merges is the side's that keeps
+//! all its rows: `l.c` after an inner or `LEFT` join, `r.c` after a
+//! `RIGHT` join, `COALESCE(l.c, r.c)` after a `FULL` join. A row only the
+//! right side has shows its key. DataFusion resolves the merged column to
+//! the left side's, so such a row showed NULL (and a filter on the key could not find it). It also
 //! lost the merged column inside `OR EXISTS (...)` ("ambiguous reference"),
 //! and put it where the left table has it in `SELECT *`, where PostgreSQL
 //! puts the merged columns first.
@@ -11,7 +12,8 @@
 //! [`merge_using_joins`] rewrites such a join before DataFusion plans it:
 //! `l FULL JOIN r USING (c)` becomes `l FULL JOIN r ON l.c = r.c`, and in
 //! the select that reads it each unqualified `c` becomes
-//! `COALESCE(l.c, r.c)` (`l.c` after an inner or left join) and `*`
+//! `COALESCE(l.c, r.c)` (`r.c` after a right join, `l.c` after an inner or
+//! left join: `GROUP BY ROLLUP (c, r.c)` groups by one column twice) and `*`
 //! becomes `COALESCE(l.c, r.c) AS c, l.* EXCLUDE (c), r.* EXCLUDE (c)`.
 //! `l.c` and `r.c` keep meaning each side's own column, as in PostgreSQL.
 //!
@@ -94,7 +96,7 @@ impl VisitorMut for UsingJoins {
 }
 
 /// The merged columns of one select, by folded name (`COALESCE(l.c,
-/// r.c)`, or `l.c`).
+/// r.c)`, `l.c` or `r.c`).
 type Merged = HashMap<String, Expr>;
 
 /// A join with `USING`: its columns, and the qualifiers of its two sides.
@@ -102,18 +104,29 @@ struct UsingJoin {
     columns: Vec<Ident>,
     left: ObjectName,
     right: ObjectName,
-    /// Whether a merged column can come from the right side alone (`FULL`,
-    /// `RIGHT`): then it is `COALESCE(l.c, r.c)`; otherwise `l.c`.
-    outer: bool,
+    /// The side whose rows the join keeps, which a merged column is read
+    /// from.
+    kept: Kept,
+}
+
+/// The rows a join keeps all of, whichever side they come from.
+#[derive(Clone, Copy)]
+enum Kept {
+    /// Inner and `LEFT` joins: the merged column is `l.c`.
+    Left,
+    /// `RIGHT` joins: `r.c`.
+    Right,
+    /// `FULL` joins: `COALESCE(l.c, r.c)`.
+    Both,
 }
 
 impl UsingJoin {
     /// The merged column `column`, as SQL.
     fn merged(&self, column: &Ident) -> Option<Expr> {
-        parse_expr(&if self.outer {
-            format!("COALESCE({}.{column}, {}.{column})", self.left, self.right)
-        } else {
-            format!("{}.{column}", self.left)
+        parse_expr(&match self.kept {
+            Kept::Both => format!("COALESCE({}.{column}, {}.{column})", self.left, self.right),
+            Kept::Right => format!("{}.{column}", self.right),
+            Kept::Left => format!("{}.{column}", self.left),
         })
     }
 }
@@ -199,14 +212,14 @@ fn merge_select(select: &mut Select) -> Option<(Merged, Vec<String>)> {
 /// named sides and no other `USING` or `NATURAL` join after it).
 fn using_join(table: &TableWithJoins) -> Option<UsingJoin> {
     let first = table.joins.first()?;
-    let (outer, columns) = match &first.join_operator {
-        JoinOperator::FullOuter(JoinConstraint::Using(columns))
-        | JoinOperator::Right(JoinConstraint::Using(columns))
-        | JoinOperator::RightOuter(JoinConstraint::Using(columns)) => (true, columns),
+    let (kept, columns) = match &first.join_operator {
+        JoinOperator::FullOuter(JoinConstraint::Using(columns)) => (Kept::Both, columns),
+        JoinOperator::Right(JoinConstraint::Using(columns))
+        | JoinOperator::RightOuter(JoinConstraint::Using(columns)) => (Kept::Right, columns),
         JoinOperator::Join(JoinConstraint::Using(columns))
         | JoinOperator::Inner(JoinConstraint::Using(columns))
         | JoinOperator::Left(JoinConstraint::Using(columns))
-        | JoinOperator::LeftOuter(JoinConstraint::Using(columns)) => (false, columns),
+        | JoinOperator::LeftOuter(JoinConstraint::Using(columns)) => (Kept::Left, columns),
         _ => return None,
     };
     let later_merge = table.joins[1..].iter().any(|join| {
@@ -229,7 +242,7 @@ fn using_join(table: &TableWithJoins) -> Option<UsingJoin> {
         columns,
         left: qualifier(&table.relation)?,
         right: qualifier(&first.relation)?,
-        outer,
+        kept,
     })
 }
 
