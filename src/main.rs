@@ -188,6 +188,13 @@ struct ServeArgs {
     /// to stay within it; what cannot fails with SQLSTATE 53200.
     #[arg(long, env = "QUIVER_MEMORY_LIMIT_MB")]
     memory_limit_mb: Option<u64>,
+    /// KiB of stored table files a statement may read and still run on the
+    /// frontend, without the fixed cost (tens of milliseconds) and the slot
+    /// queue of a Ballista job; 0 runs every statement over stored tables
+    /// as a job. Sessions may change it: `SET quiver.local_read_limit =
+    /// <bytes>`. `EXPLAIN` shows where a statement runs.
+    #[arg(long, env = "QUIVER_LOCAL_READ_LIMIT_KB", default_value_t = 8192)]
+    local_read_limit_kb: u64,
     /// Directory `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads Wasm modules
     /// from (never outside it). Without it, modules can only be given inline.
     #[arg(long, env = "QUIVER_FUNCTION_DIR")]
@@ -230,6 +237,7 @@ impl From<ServeArgs> for ServerConfig {
             no_executors_grace: Duration::from_secs(args.no_executors_grace),
             executor_slots: args.executor_slots.unwrap_or_else(cpus),
             memory_limit: args.memory_limit_mb.map(mib),
+            local_read_limit: args.local_read_limit_kb.saturating_mul(1 << 10),
             function_dir: args.function_dir,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),

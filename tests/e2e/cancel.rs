@@ -56,9 +56,13 @@ fn assert_cancelled(sql: &str, error: &tokio_postgres::Error, took: Duration) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_stops_streaming_stuck_and_distributed_statements() {
-    // One task slot: a task left running would hold up the next query.
+    // One task slot: a task left running would hold up the next query;
+    // statements over tables run as Ballista jobs, however small.
     let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start_with(data.path(), &["--executor-slots", "1"]);
+    let server = QuiverServer::start_with(
+        data.path(),
+        &["--executor-slots", "1", "--local-read-limit-kb", "0"],
+    );
     let client = server.connect().await;
     client
         .batch_execute(&format!(

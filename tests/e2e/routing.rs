@@ -1,5 +1,6 @@
-//! Where queries run, seen through EXPLAIN: user tables through Ballista
-//! stages, catalog and constant queries on the frontend.
+//! Where queries run, seen through EXPLAIN: small reads of stored tables on
+//! the frontend, larger ones through Ballista stages, catalog and constant
+//! queries on the frontend.
 
 use crate::support::{QuiverServer, rows};
 
@@ -18,8 +19,15 @@ async fn explain(client: &tokio_postgres::Client, sql: &str) -> Vec<(String, Str
         .collect()
 }
 
+/// The `route` row of an EXPLAIN run on the frontend.
+fn route(plan: &[(String, String)]) -> Option<&str> {
+    plan.iter()
+        .find(|(kind, _)| kind == "route")
+        .map(|(_, text)| text.as_str())
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn joins_run_as_ballista_stages_and_catalog_queries_run_locally() {
+async fn small_reads_run_on_the_frontend_and_larger_ones_as_ballista_stages() {
     let (_data, server) = QuiverServer::start_fresh();
     let client = server.connect().await;
     client
@@ -29,16 +37,51 @@ async fn joins_run_as_ballista_stages_and_catalog_queries_run_locally() {
         )
         .await
         .expect("tables");
+    let join = "SELECT * FROM a JOIN b ON a.id = b.id";
 
-    let plan = explain(&client, "SELECT * FROM a JOIN b ON a.id = b.id").await;
+    // A few hundred bytes of Parquet: under the default limit (8 MiB).
+    let plan = explain(&client, join).await;
+    let local = route(&plan).unwrap_or_else(|| panic!("a small join runs locally: {plan:?}"));
+    assert!(
+        local.starts_with("frontend: reads ") && local.contains("quiver.local_read_limit"),
+        "{local}"
+    );
+    assert!(plan.iter().all(|(kind, _)| kind != "distributed_plan"));
+
+    // Past the session's limit (here 100 bytes): Ballista's stages.
+    client
+        .batch_execute("SET quiver.local_read_limit = 100")
+        .await
+        .expect("set");
+    let plan = explain(&client, join).await;
     let distributed = plan
         .iter()
         .find(|(kind, _)| kind == "distributed_plan")
-        .unwrap_or_else(|| panic!("a join over stored tables is planned by Ballista: {plan:?}"));
+        .unwrap_or_else(|| panic!("a join past the limit is planned by Ballista: {plan:?}"));
     assert!(
         distributed.1.contains("Stage") && distributed.1.contains("ShuffleWriterExec"),
         "the distributed plan shows stages: {}",
         distributed.1
+    );
+    assert_eq!(
+        rows(&client, &format!("{join} ORDER BY 1")).await,
+        vec![vec![
+            Some("1".into()),
+            Some("one".into()),
+            Some("1".into()),
+            Some("uno".into())
+        ]]
+    );
+    let error = client
+        .simple_query("SET quiver.local_read_limit = 'lots'")
+        .await
+        .expect_err("not a number");
+    let message = error.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("number of bytes")),
+        "{error:?}"
     );
 
     for local in [

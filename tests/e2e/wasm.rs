@@ -119,6 +119,45 @@ async fn hostile_functions_fail_alone_and_in_bounded_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_looping_function_delays_no_other_sessions_calls() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE t (v BIGINT); INSERT INTO t VALUES (1), (2); INSERT INTO t VALUES (3);
+             CREATE FUNCTION looping(bigint) RETURNS bigint LANGUAGE wasm SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"looping\") (param i64) (result i64) (loop br 0) local.get 0))';
+             CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))';",
+        )
+        .await
+        .expect("setup");
+    let looper = server.connect().await;
+    let looping = tokio::spawn(async move { failure(&looper, "SELECT looping(v) FROM t").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = server.connect().await;
+    for (sql, answer) in [
+        ("SELECT add1(10)", "11"),
+        ("SELECT sum(add1(v)) FROM t", "9"),
+        ("SELECT count(*) FROM t", "3"),
+    ] {
+        let started = Instant::now();
+        assert_eq!(one(&other, sql).await.as_deref(), Some(answer), "{sql}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{sql} waited {:?} behind a looping function",
+            started.elapsed()
+        );
+    }
+    let still_running = !looping.is_finished();
+    let (code, message, took) = looping.await.expect("looper");
+    assert_eq!(code, "57014", "{message}");
+    assert!(
+        still_running,
+        "the looping function ran all along ({took:?})"
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn functions_and_their_compiled_code_survive_a_restart() {
     let data = tempfile::tempdir().expect("tempdir");
     // Its own compiled-code cache, not the one the test run shares.

@@ -201,7 +201,8 @@ fn free_port() -> u16 {
 /// `quiver executor`s and a `quiver serve --scheduler` frontend. Executors
 /// are declared lost after 10 s without a heartbeat (they send one a second;
 /// much less than that and a busy 2-core machine delays heartbeats enough to
-/// lose healthy executors); with none left, queries fail 10 s later.
+/// lose healthy executors); with none left, queries fail 10 s later. Its
+/// frontend sends every statement over stored tables to the cluster.
 pub struct Cluster {
     scheduler: Option<Child>,
     pub scheduler_addr: String,
@@ -240,8 +241,7 @@ impl Cluster {
         for _ in 0..executors {
             cluster.add_executor();
         }
-        cluster.frontend =
-            QuiverServer::start_with(data_dir, &["--scheduler", &cluster.scheduler_addr]);
+        cluster.frontend = QuiverServer::start_with(data_dir, &cluster.frontend_flags());
         cluster
     }
 
@@ -294,7 +294,19 @@ impl Cluster {
             child.kill().expect("SIGKILL");
             child.wait().expect("reaped");
         }
-        self.frontend = QuiverServer::start_with(&data_dir, &["--scheduler", &self.scheduler_addr]);
+        self.frontend = QuiverServer::start_with(&data_dir, &self.frontend_flags());
+    }
+
+    /// The frontend's flags: this cluster's scheduler, and every statement
+    /// over stored tables run by it, however small (the tests' tables are
+    /// tiny, and a cluster is there to test Ballista).
+    fn frontend_flags(&self) -> [&str; 4] {
+        [
+            "--scheduler",
+            &self.scheduler_addr,
+            "--local-read-limit-kb",
+            "0",
+        ]
     }
 
     /// Executor `index`'s process id.

@@ -75,23 +75,40 @@ impl Default for SchedulerOptions {
     }
 }
 
-/// Quiver's own settings of a job, sent with it like DataFusion's.
-#[derive(Debug, Clone, Default)]
-pub struct JobOptions {
+/// Quiver's own settings (`quiver.*`), kept in a session's DataFusion
+/// configuration and sent with each of its jobs like DataFusion's.
+#[derive(Debug, Clone)]
+pub struct QuiverOptions {
     /// The frontend session the job runs for. The job's tasks run under
     /// this session id on every executor, so cancelling the session reaches
     /// their Wasm calls (see `quiver_udf_registry::interrupt`).
     pub session: String,
+    /// Bytes of stored table files a statement may read and still run on
+    /// the frontend, without the fixed cost of a Ballista job; 0: every
+    /// statement over stored tables runs as a job.
+    pub local_read_limit: u64,
 }
 
-impl ConfigExtension for JobOptions {
+/// The default [`QuiverOptions::local_read_limit`]: 8 MiB.
+pub const DEFAULT_LOCAL_READ_LIMIT: u64 = 8 << 20;
+
+impl Default for QuiverOptions {
+    fn default() -> Self {
+        Self {
+            session: String::new(),
+            local_read_limit: DEFAULT_LOCAL_READ_LIMIT,
+        }
+    }
+}
+
+impl ConfigExtension for QuiverOptions {
     const PREFIX: &'static str = "quiver";
 }
 
 // By hand rather than with `extensions_options!`, whose entries leave out
 // the prefix: Ballista sends a job's settings as entries, and the scheduler
 // could not set them back.
-impl ExtensionOptions for JobOptions {
+impl ExtensionOptions for QuiverOptions {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -110,26 +127,44 @@ impl ExtensionOptions for JobOptions {
                 self.session = value.to_string();
                 Ok(())
             }
+            "local_read_limit" => {
+                self.local_read_limit = value.trim().parse().map_err(|_| {
+                    datafusion::common::DataFusionError::Configuration(format!(
+                        "quiver.local_read_limit is a number of bytes, not \"{value}\""
+                    ))
+                })?;
+                Ok(())
+            }
             _ => datafusion::common::config_err!("configuration key `quiver.{key}` does not exist"),
         }
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: SESSION_SETTING.to_string(),
-            value: Some(self.session.clone()),
-            description: "the frontend session a Ballista job runs for",
-        }]
+        vec![
+            ConfigEntry {
+                key: SESSION_SETTING.to_string(),
+                value: Some(self.session.clone()),
+                description: "the frontend session a Ballista job runs for",
+            },
+            ConfigEntry {
+                key: LOCAL_READ_LIMIT_SETTING.to_string(),
+                value: Some(self.local_read_limit.to_string()),
+                description: "bytes of stored tables a statement may read and still run on the frontend (0: every one runs as a Ballista job)",
+            },
+        ]
     }
 }
 
-/// The setting that names a job's session (see [`JobOptions`]).
+/// The setting that names a job's session (see [`QuiverOptions`]).
 pub const SESSION_SETTING: &str = "quiver.session";
+
+/// The setting of [`QuiverOptions::local_read_limit`].
+pub const LOCAL_READ_LIMIT_SETTING: &str = "quiver.local_read_limit";
 
 /// Quiver's settings for Ballista jobs, on top of `base`. Frontends send
 /// them with every job; the scheduler's own defaults are the same.
 pub fn job_settings(base: SessionConfig) -> SessionConfig {
-    let base = base.with_option_extension(JobOptions::default());
+    let base = base.with_option_extension(QuiverOptions::default());
     // Ballista 55's adaptive planner gives wrong results for UNION ALL when
     // a task gets a slice of the union's partitions (an executor with fewer
     // free slots than the union has inputs): every task runs every branch,
@@ -149,7 +184,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
     let session = config
         .options()
         .extensions
-        .get::<JobOptions>()
+        .get::<QuiverOptions>()
         .map(|options| options.session.clone())
         .filter(|session| !session.is_empty());
     let state = default_session_builder(config)?;

@@ -38,5 +38,5 @@ mod window;
 
 pub use auth::AuthMethod;
 pub use error::{Error, Result};
-pub use planner::{Route, route};
+pub use planner::{Decision, Route, route};
 pub use server::{DATABASE, Server, ServerConfig, TlsFiles};

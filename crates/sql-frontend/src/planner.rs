@@ -1,26 +1,39 @@
 //! Where a query runs: on the frontend, or as a Ballista job.
 //!
-//! Plans that read or write user tables (Parquet/CSV listing tables, which every
-//! executor can resolve) run through Ballista. Everything else — constant
-//! expressions, `pg_catalog` and `information_schema`, table functions — runs
-//! right here: those tables describe this frontend's catalog and cannot be
-//! serialized, and a round trip through the scheduler would only add latency.
-//! A plan that combines both (`INSERT INTO t SELECT * FROM generate_series(..)`,
-//! a user table joined with `pg_catalog`) cannot be shipped to executors, so it
-//! runs on the frontend, which reads the same table files.
+//! Plans that read or write stored tables (Parquet/CSV listing tables, which
+//! every executor can resolve) run through Ballista, unless the files they
+//! read are small: a Ballista job costs tens of milliseconds however little
+//! it reads (submission, two rounds of gRPC per stage, the result fetched
+//! over Flight), and it waits for a free task slot behind other sessions'
+//! jobs. A statement that reads at most `quiver.local_read_limit` bytes of
+//! stored files (8 MiB unless set; a point lookup, a few-MB table, an
+//! `INSERT ... VALUES`) runs on the frontend, which reads the same files.
+//! `EXPLAIN` shows the choice (`route`, or Ballista's `distributed_plan`).
+//!
+//! Everything else — constant expressions, `pg_catalog` and
+//! `information_schema`, table functions — runs right here: those tables
+//! describe this frontend's catalog and cannot be serialized. A plan that
+//! combines both (`INSERT INTO t SELECT * FROM generate_series(..)`, a
+//! stored table joined with `pg_catalog`) cannot be shipped to executors,
+//! so it runs on the frontend too.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::Session;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::{LogicalPlan, TableSource};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use futures::TryStreamExt;
+use quiver_scheduler::QuiverOptions;
 
 /// Where a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,42 +44,133 @@ pub enum Route {
     Distributed,
 }
 
-/// The plan reads or writes tables every executor can reach.
-fn is_user_table(source: &Arc<dyn TableSource>) -> bool {
-    source_as_provider(source)
-        .map(|provider| provider.is::<ListingTable>())
-        .unwrap_or(false)
+/// Where a plan runs, and why (the `route` row of `EXPLAIN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: Route,
+    pub reason: String,
 }
 
-/// Decides where `plan` runs: distributed when it touches user tables and
-/// nothing that only exists on the frontend.
-pub fn route(plan: &LogicalPlan) -> Result<Route> {
-    let (mut user, mut local) = (false, false);
+/// A stored table: one every executor can reach.
+fn stored_table(source: &Arc<dyn TableSource>) -> Option<Arc<dyn TableProvider>> {
+    source_as_provider(source)
+        .ok()
+        .filter(|provider| provider.is::<ListingTable>())
+}
+
+/// Decides where `plan` runs (see the module docs).
+pub async fn route(plan: &LogicalPlan, session: &dyn Session) -> Result<Decision> {
+    let (mut read, mut stored, mut local) = (Vec::new(), false, false);
     plan.apply_with_subqueries(|node| {
         match node {
-            LogicalPlan::TableScan(scan) => {
-                if is_user_table(&scan.source) {
-                    user = true
-                } else {
-                    local = true
+            LogicalPlan::TableScan(scan) => match stored_table(&scan.source) {
+                Some(table) => {
+                    stored = true;
+                    read.push(table);
                 }
-            }
-            LogicalPlan::Dml(dml) => {
-                if is_user_table(&dml.target) {
-                    user = true
-                } else {
-                    local = true
-                }
-            }
+                None => local = true,
+            },
+            LogicalPlan::Dml(dml) => match stored_table(&dml.target) {
+                Some(_) => stored = true,
+                None => local = true,
+            },
             _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    Ok(if user && !local {
-        Route::Distributed
-    } else {
-        Route::Local
-    })
+    let decision = |route, reason: String| Ok(Decision { route, reason });
+    if !stored {
+        return decision(Route::Local, "frontend: no stored table".into());
+    }
+    if local {
+        return decision(
+            Route::Local,
+            "frontend: stored tables with tables only the frontend has".into(),
+        );
+    }
+    let limit = session
+        .config_options()
+        .extensions
+        .get::<QuiverOptions>()
+        .map_or(quiver_scheduler::DEFAULT_LOCAL_READ_LIMIT, |o| {
+            o.local_read_limit
+        });
+    if limit == 0 {
+        return decision(
+            Route::Distributed,
+            "Ballista: quiver.local_read_limit is 0".into(),
+        );
+    }
+    match bytes_read(&read, session, limit).await? {
+        Some(bytes) => decision(
+            Route::Local,
+            format!(
+                "frontend: reads {bytes} bytes of stored tables, within quiver.local_read_limit ({limit})"
+            ),
+        ),
+        None => decision(
+            Route::Distributed,
+            format!(
+                "Ballista: reads more than quiver.local_read_limit ({limit} bytes) of stored tables"
+            ),
+        ),
+    }
+}
+
+/// The bytes of the files of `tables`, or `None` once they pass `limit`.
+async fn bytes_read(
+    tables: &[Arc<dyn TableProvider>],
+    session: &dyn Session,
+    limit: u64,
+) -> Result<Option<u64>> {
+    let mut total = 0u64;
+    for provider in tables {
+        let Some(table) = provider.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        let extension = &table.options().file_extension;
+        for url in table.table_paths() {
+            let store = session.runtime_env().object_store(url)?;
+            let mut files = url
+                .list_all_files(session, store.as_ref(), extension)
+                .await?;
+            while let Some(file) = files.try_next().await? {
+                total = total.saturating_add(file.size);
+                if total > limit {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    Ok(Some(total))
+}
+
+/// `explain`'s rows with a `route` row after them saying where the plan
+/// runs.
+fn with_route(explain: &ExplainExec, decision: &Decision) -> Result<Arc<dyn ExecutionPlan>> {
+    let shown: Vec<_> = explain
+        .stringified_plans()
+        .iter()
+        .filter(|plan| plan.should_display(explain.verbose()))
+        .collect();
+    let types = shown
+        .iter()
+        .map(|plan| plan.plan_type.to_string())
+        .chain(["route".to_string()]);
+    let plans = shown
+        .iter()
+        .map(|plan| plan.plan.as_str().to_string())
+        .chain([decision.reason.clone()]);
+    let schema = explain.schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(types.map(Some).collect::<StringArray>()),
+            Arc::new(plans.map(Some).collect::<StringArray>()),
+        ],
+    )?;
+    let source = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
+    Ok(source)
 }
 
 /// Quiver's query planner: routes each plan with [`route`] to DataFusion's
@@ -101,8 +205,15 @@ impl QueryPlanner for QuiverQueryPlanner {
         plan: &LogicalPlan,
         session_state: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match route(plan)? {
-            Route::Local => self.local.create_physical_plan(plan, session_state).await,
+        let decision = route(plan, session_state).await?;
+        match decision.route {
+            Route::Local => {
+                let physical = self.local.create_physical_plan(plan, session_state).await?;
+                match physical.downcast_ref::<ExplainExec>() {
+                    Some(explain) => with_route(explain, &decision),
+                    None => Ok(physical),
+                }
+            }
             Route::Distributed => {
                 tracing::debug!(
                     session = session_state.session_id(),

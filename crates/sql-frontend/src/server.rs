@@ -74,6 +74,11 @@ pub struct ServerConfig {
     /// half the machine's memory for the frontend, Ballista's default share
     /// for the executor.
     pub memory_limit: Option<u64>,
+    /// Bytes of stored table files a statement may read and still run on
+    /// the frontend rather than as a Ballista job (`quiver.local_read_limit`
+    /// of every session, which may change it); 0: every statement over
+    /// stored tables runs as a job.
+    pub local_read_limit: u64,
     /// How long a distributed query waits while the scheduler has no
     /// executor before it fails with 57P03. (The embedded scheduler never
     /// loses its executor.)
@@ -200,9 +205,13 @@ impl Server {
 
         // Wasm functions travel in plans by reference (see quiver-udf-registry's codec).
         let codecs = Codecs::new(registry.loader().clone());
-        let session_config = session_config()
+        let mut session_config = session_config()
             .with_ballista_logical_extension_codec(codecs.logical.clone())
             .with_ballista_physical_extension_codec(codecs.physical.clone());
+        session_config.options_mut().set(
+            quiver_scheduler::LOCAL_READ_LIMIT_SETTING,
+            &config.local_read_limit.to_string(),
+        )?;
         let memory = memory_pool(
             config
                 .memory_limit

@@ -1063,7 +1063,9 @@ fn refuse_wide_limits(plan: &LogicalPlan) -> Result<()> {
 /// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
 fn is_engine_option(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.starts_with("datafusion.") || lower.starts_with("ballista.")
+    lower.starts_with("datafusion.")
+        || lower.starts_with("ballista.")
+        || lower == quiver_scheduler::LOCAL_READ_LIMIT_SETTING
 }
 
 /// The text of a `SET` value; `None` for `DEFAULT`.

@@ -435,23 +435,30 @@ impl WasmFunction {
     ) -> Result<ArrayRef> {
         let args = args.iter().map(core_argument).collect::<Result<Vec<_>>>()?;
         let result_type = core_type(&self.def.returns)?;
-        let mut instance = self.instance()?;
-        let Instance::Core { store, batch } = &mut instance else {
-            return Err(Error::Runtime("not a core module".into()));
-        };
-        self.runtime.arm_deadline(store, self.limits);
-        let array = match batch.call(store, &args, &result_type, rows) {
-            Ok(array) => array,
-            Err(e) => {
-                let row = batch.row(store);
-                let mut error = self.failure(e, instance.store());
-                if let Error::Trap { row: r, .. } = &mut error {
-                    *r = Some(row);
+        // A call may run until its time limit: off the async worker, whose
+        // other tasks (other sessions' statements, new connections) must
+        // go on meanwhile.
+        let array = outside_async(|| {
+            let mut instance = self.instance()?;
+            let Instance::Core { store, batch } = &mut instance else {
+                return Err(Error::Runtime("not a core module".into()));
+            };
+            self.runtime.arm_deadline(store, self.limits);
+            match batch.call(store, &args, &result_type, rows) {
+                Ok(array) => {
+                    self.release(instance);
+                    Ok(array)
                 }
-                return Err(error);
+                Err(e) => {
+                    let row = batch.row(store);
+                    let mut error = self.failure(e, instance.store());
+                    if let Error::Trap { row: r, .. } = &mut error {
+                        *r = Some(row);
+                    }
+                    Err(error)
+                }
             }
-        };
-        self.release(instance);
+        })?;
         if array.data_type() == return_type {
             return Ok(array);
         }

@@ -515,7 +515,9 @@ pub(crate) fn call_error(
 /// (stdout, stderr, clocks) runs its futures with `block_on` on the ambient
 /// tokio runtime, which panics on a thread that drives async tasks, and
 /// DataFusion evaluates functions on such threads: there, move off the
-/// worker first.
+/// worker first. A Wasm call may also run until its time limit, and the
+/// worker's other tasks (other sessions' statements, new connections) must
+/// not wait for it.
 pub(crate) fn outside_async<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
