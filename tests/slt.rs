@@ -1,8 +1,10 @@
 //! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol twice
 //! (the files under `sql/languages/` twice for each guest language):
-//! against a real embedded `quiver serve` process (`embedded/...`), and
+//! against a real embedded `quiver serve` process as users start it
+//! (`embedded/...`: the files' small tables are read on the frontend), and
 //! against a cluster of separate processes — a scheduler, two executors and
-//! a frontend (`cluster/...`). Each run gets fresh processes and a fresh data
+//! a frontend that sends every statement over stored tables to Ballista
+//! (`cluster/...`). Each run gets fresh processes and a fresh data
 //! directory. Each file and mode is one test (`cargo nextest run --test slt -- FILTER`);
 //! with `QUIVER_SLT_COMPLETE=1` the selected files' expected output is
 //! rewritten from what the server returns (review the diff before committing).

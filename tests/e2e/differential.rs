@@ -1,7 +1,8 @@
 //! Differential testing against PostgreSQL: random queries (see
-//! [`generator`]) run on Quiver — embedded, and on a cluster of a scheduler
-//! and two executors — and on a real PostgreSQL started by the test; their
-//! results must agree.
+//! [`generator`]) run on Quiver — embedded as users start it (the small
+//! tables are read on the frontend), and on a cluster of a scheduler and
+//! two executors (every statement a Ballista job) — and on a real
+//! PostgreSQL started by the test; their results must agree.
 //!
 //! A disagreement is reduced to a minimal query that still disagrees (and
 //! that PostgreSQL accepts) before it is reported. Differences Quiver

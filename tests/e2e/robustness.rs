@@ -90,7 +90,11 @@ async fn statements_too_deep_fail_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn queries_over_the_memory_budget_spill_or_fail_alone() {
     let data = tempfile::tempdir().expect("tempdir");
-    let server = QuiverServer::start_with(data.path(), &["--memory-limit-mb", "24"]);
+    // Statements over the stored table run on the embedded executor.
+    let server = QuiverServer::start_with(
+        data.path(),
+        &["--memory-limit-mb", "24", "--local-read-limit-kb", "0"],
+    );
     let client = server.connect().await;
     client
         .batch_execute("CREATE TABLE big AS SELECT x FROM generate_series(1, 2000000) g(x)")

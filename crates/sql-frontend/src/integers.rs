@@ -27,7 +27,7 @@ use datafusion::logical_expr::expr::{AggregateFunction, GroupingSet, ScalarFunct
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Union, Values, WriteOp,
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Subquery, Union, Values, WriteOp,
 };
 use datafusion::optimizer::AnalyzerRule;
 use quiver_udf_registry::CheckedArithmetic;
@@ -64,17 +64,81 @@ pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
     if !typed.transformed {
         return Ok(typed.data);
     }
-    typed
-        .data
-        .transform_up_with_subqueries(|node| match node {
-            // A union keeps the types it was planned with when recomputed:
-            // derived again from its first input, as the SQL planner did
-            // (type coercion then finds the types all inputs share).
-            LogicalPlan::Union(union) => Union::try_new_with_loose_types(union.inputs)
-                .map(|union| Transformed::yes(LogicalPlan::Union(union))),
-            node => node.recompute_schema().map(Transformed::yes),
+    let recomputed = recompute_schemas(typed.data)?;
+    recompute_schemas(retype_outer_references(recomputed)?)
+}
+
+/// `plan` with every node's schema derived again from its inputs, bottom
+/// up.
+fn recompute_schemas(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| match node {
+        // A union keeps the types it was planned with when recomputed:
+        // derived again from its first input, as the SQL planner did
+        // (type coercion then finds the types all inputs share).
+        LogicalPlan::Union(union) => Union::try_new_with_loose_types(union.inputs)
+            .map(|union| Transformed::yes(LogicalPlan::Union(union))),
+        node => node.recompute_schema().map(Transformed::yes),
+    })
+    .map(|recomputed| recomputed.data)
+}
+
+/// `plan` with each subquery's references to the query around it typed as
+/// the columns they name are now: a reference keeps the type it was
+/// planned with, and `EXISTS (SELECT 1 FROM s WHERE s.a = x.b)` over a
+/// column `x.b` narrowed to `integer` compared a `bigint` reference with
+/// `integer` values ("Can't compare arrays of different types").
+fn retype_outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_down_with_subqueries(|node| {
+        let outer = merge_schema(&node.inputs());
+        node.map_expressions(|expr| {
+            expr.transform_down(|expr| match expr {
+                Expr::Exists(mut exists) => {
+                    exists.subquery = retype_subquery(exists.subquery, &outer)?;
+                    Ok(Transformed::yes(Expr::Exists(exists)))
+                }
+                Expr::InSubquery(mut in_subquery) => {
+                    in_subquery.subquery = retype_subquery(in_subquery.subquery, &outer)?;
+                    Ok(Transformed::yes(Expr::InSubquery(in_subquery)))
+                }
+                Expr::ScalarSubquery(subquery) => Ok(Transformed::yes(Expr::ScalarSubquery(
+                    retype_subquery(subquery, &outer)?,
+                ))),
+                expr => Ok(Transformed::no(expr)),
+            })
         })
-        .map(|recomputed| recomputed.data)
+    })
+    .map(|retyped| retyped.data)
+}
+
+/// `subquery` with its references to columns of `outer` typed as they are
+/// there.
+fn retype_subquery(mut subquery: Subquery, outer: &DFSchema) -> Result<Subquery> {
+    let retype = |expr: Expr| {
+        expr.transform(|expr| match expr {
+            Expr::OuterReferenceColumn(field, column) => {
+                match outer
+                    .qualified_field_from_column(&column)
+                    .map(|(_, now)| now)
+                {
+                    Ok(now) if now.data_type() != field.data_type() => Ok(Transformed::yes(
+                        Expr::OuterReferenceColumn(Arc::clone(now), column),
+                    )),
+                    _ => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+                }
+            }
+            expr => Ok(Transformed::no(expr)),
+        })
+    };
+    let plan = Arc::unwrap_or_clone(subquery.subquery)
+        .transform_down_with_subqueries(|node| node.map_expressions(retype))?
+        .data;
+    subquery.subquery = Arc::new(recompute_schemas(plan)?);
+    subquery.outer_ref_columns = subquery
+        .outer_ref_columns
+        .into_iter()
+        .map(|expr| retype(expr).map(|t| t.data))
+        .collect::<Result<_>>()?;
+    Ok(subquery)
 }
 
 fn narrow_literals(expr: Expr) -> Result<Transformed<Expr>> {

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Small statements under concurrency: a point lookup and a small insert,
+# driven by pgbench (PostgreSQL 15's) at 1, 8 and 64 clients, against any
+# servers speaking the PostgreSQL protocol — Quiver and PostgreSQL side by
+# side. Prints p50 and p99 latency (ms) and statements per second.
+#
+#   bench/small_statements.sh HOST:PORT [HOST:PORT ...]
+#
+# Each server gets a table `bench_kv` (10,000 rows, replaced) in the
+# database the user connects to by default ($PGUSER, default postgres;
+# $PGDATABASE). Runs for $SECONDS_PER_RUN seconds (default 20) per script
+# and client count.
+set -euo pipefail
+
+PGBENCH=${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1)}
+PSQL=${PSQL:-psql}
+: "${PGUSER:=postgres}"
+export PGUSER
+DURATION=${SECONDS_PER_RUN:-20}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+cat > "$WORK/lookup.sql" <<'SQL'
+\set k random(1, 10000)
+SELECT v FROM bench_kv WHERE k = :k;
+SQL
+cat > "$WORK/insert.sql" <<'SQL'
+\set k random(10001, 1000000)
+INSERT INTO bench_log VALUES (:k, 'x');
+SQL
+
+for server in "$@"; do
+  host=${server%:*}
+  port=${server##*:}
+  "$PSQL" -X -q -h "$host" -p "$port" <<'SQL'
+DROP TABLE IF EXISTS bench_kv;
+DROP TABLE IF EXISTS bench_log;
+CREATE TABLE bench_kv AS SELECT x AS k, md5(x::text) AS v FROM generate_series(1, 10000) g(x);
+CREATE TABLE bench_log (k bigint, v text);
+SQL
+  for script in lookup insert; do
+    for clients in 1 8 64; do
+      log="$WORK/$port-$script-$clients"
+      mkdir -p "$log"
+      (cd "$log" && "$PGBENCH" -n -h "$host" -p "$port" -f "$WORK/$script.sql" \
+        -c "$clients" -j 2 -T "$DURATION" -M extended --log >/dev/null 2>"$log.err") ||
+        { echo "$server $script $clients clients: pgbench failed: $(tail -1 "$log.err")"; continue; }
+      # Per-transaction logs: column 3 is the latency in microseconds.
+      cat "$log"/pgbench_log.* | awk '{ print $3 / 1000.0 }' | sort -n |
+        awk -v s="$server" -v n="$script" -v c="$clients" -v d="$DURATION" '
+          { lat[NR] = $1 }
+          END {
+            printf "%-22s %-7s %3d clients: p50 %8.2f ms  p99 %8.2f ms  %8.1f stmt/s\n",
+              s, n, c, lat[int(NR * 0.50) + 1], lat[int(NR * 0.99) + 1], NR / d
+          }'
+    done
+  done
+done
