@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, new_null_array};
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
@@ -28,7 +28,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 
-/// Replaces `PlaceholderRowExec` (one row of no columns per partition) and
+/// Replaces `PlaceholderRowExec` (one row per partition) and
 /// `EmptyExec` (no rows) with in-memory sources of the same rows (see the
 /// module docs).
 #[derive(Debug, Default)]
@@ -44,13 +44,19 @@ impl PhysicalOptimizerRule for MeteredConstantRows {
             let schema = node.schema();
             let partitions = node.properties().output_partitioning().partition_count();
             let rows = if node.downcast_ref::<PlaceholderRowExec>().is_some() {
-                // Its one row has a column per field only when it has no
-                // fields, which is how DataFusion plans it; leave any other.
-                if !schema.fields().is_empty() {
-                    return Ok(Transformed::no(node));
-                }
+                // One row of NULLs: no one reads its columns (a projection
+                // of constants above it, as for an aggregate answered from
+                // statistics). Left alone where a column cannot be NULL.
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|field| new_null_array(field.data_type(), 1))
+                    .collect();
                 let options = RecordBatchOptions::new().with_row_count(Some(1));
-                let row = RecordBatch::try_new_with_options(schema.clone(), vec![], &options)?;
+                let Ok(row) = RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+                else {
+                    return Ok(Transformed::no(node));
+                };
                 vec![vec![row]; partitions]
             } else if node.downcast_ref::<EmptyExec>().is_some() {
                 vec![vec![]; partitions]
