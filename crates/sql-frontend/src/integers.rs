@@ -41,9 +41,11 @@ use quiver_udf_registry::CheckedArithmetic;
 /// A `VALUES` column is narrowed as a whole, when all its values are such
 /// literals (its rows were given one type per column when they were
 /// planned). Some literals keep DataFusion's types: those of the `VALUES`
-/// list of an `INSERT` (typed as the table's columns), of recursive queries (the work table their recursive term reads was given
-/// its static term's types), and `count(*)`'s stand-in argument, which
-/// DataFusion recognizes by its type.
+/// list of an `INSERT` (typed as the table's columns), of recursive
+/// queries (the work table their recursive term reads was given its static
+/// term's types), and `count(*)`'s stand-in argument, which DataFusion
+/// recognizes by its type. Afterwards every schema is derived again, and
+/// subqueries' references to the query around them take the new types.
 pub fn type_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
     let typed = plan.transform_down_with_subqueries(|node| match node {
         LogicalPlan::RecursiveQuery(_) => {
