@@ -4,18 +4,18 @@
 //! all its rows: `l.c` after an inner or `LEFT` join, `r.c` after a
 //! `RIGHT` join, `COALESCE(l.c, r.c)` after a `FULL` join. A row only the
 //! right side has shows its key. DataFusion resolves the merged column to
-//! the left side's, so such a row showed NULL (and a filter on the key could not find it). It also
-//! lost the merged column inside `OR EXISTS (...)` ("ambiguous reference"),
-//! and put it where the left table has it in `SELECT *`, where PostgreSQL
-//! puts the merged columns first.
+//! the left side's, so such a row showed NULL (and a filter on the key
+//! could not find it). It also lost the merged column inside `OR EXISTS
+//! (...)` ("ambiguous reference"), and put it where the left table has it
+//! in `SELECT *`, where PostgreSQL puts the merged columns first.
 //!
 //! [`merge_using_joins`] rewrites such a join before DataFusion plans it:
 //! `l FULL JOIN r USING (c)` becomes `l FULL JOIN r ON l.c = r.c`, and in
-//! the select that reads it each unqualified `c` becomes
-//! `COALESCE(l.c, r.c)` (`r.c` after a right join, `l.c` after an inner or
-//! left join: `GROUP BY ROLLUP (c, r.c)` groups by one column twice) and `*`
-//! becomes `COALESCE(l.c, r.c) AS c, l.* EXCLUDE (c), r.* EXCLUDE (c)`.
-//! `l.c` and `r.c` keep meaning each side's own column, as in PostgreSQL.
+//! the select that reads it each unqualified `c` becomes the merged column
+//! (`COALESCE(l.c, r.c)`, `r.c` or `l.c`: after a right join, `GROUP BY
+//! ROLLUP (c, r.c)` groups by one column twice, as in PostgreSQL) and `*`
+//! becomes the merged columns followed by `l.* EXCLUDE (c), r.* EXCLUDE
+//! (c)`. `l.c` and `r.c` keep meaning each side's own column.
 //!
 //! The rewrite needs to know what an unqualified `c` means, so it leaves
 //! alone the forms where that takes the catalog: a side that is itself a
