@@ -15,18 +15,36 @@
 //! (a [`SinglePartitionExec`], which lasts through Ballista's per-stage
 //! optimization where a plain `CoalescePartitionsExec` would not), so it
 //! runs as one task that sees every right row.
+//!
+//! [`PinnedUnionBranchJoins`] keeps a union branch from running in every
+//! task of its stage. Ballista gives each task of a union's stage the
+//! branches whose partitions it owns and restricts the others away, which
+//! works when a branch's partitions come from leaves it can slice. When a
+//! stage is resolved, Ballista runs its own join selection again, with real
+//! statistics, and may swap a nested-loop or cross join whose right input is
+//! one partition: the probe side becomes the collected build side, often a
+//! `CoalescePartitionsExec`, which keeps its partition in every task — so
+//! every task ran the branch and its rows came back once per task
+//! (docs/upstream.md #24). Ballista already plans a union branch it cannot
+//! restrict into a stage of its own; a [`SinglePartitionExec`] above such a
+//! join's right input makes the branch one (its input is read whole in
+//! every task), so the join runs in a stage of one task, swapped or not.
 
 use std::sync::Arc;
 
 use datafusion::common::JoinType;
 use datafusion::common::Result;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::joins::NestedLoopJoinExec;
+use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
+    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    ReplaceChildrenOptions,
 };
 use quiver_udf_registry::SinglePartitionExec;
 
@@ -84,4 +102,98 @@ impl PhysicalOptimizerRule for SingleTaskNestedLoopJoins {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Gives the joins of a union branch that Ballista may swap when their stage
+/// is resolved a [`SinglePartitionExec`] right input, so the branch is
+/// planned as a stage of its own (see the module docs).
+#[derive(Debug, Default)]
+pub struct PinnedUnionBranchJoins;
+
+impl PhysicalOptimizerRule for PinnedUnionBranchJoins {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if !node.is::<UnionExec>() {
+                return Ok(Transformed::no(node));
+            }
+            let mut pinned = false;
+            let branches = node
+                .children()
+                .into_iter()
+                .map(|branch| {
+                    let branch = pin_swappable_joins(branch.clone())?;
+                    pinned |= branch.transformed;
+                    Ok(branch.data)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if !pinned {
+                return Ok(Transformed::no(node));
+            }
+            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+            Ok(Transformed::yes(node.replace_children(branches, options)?))
+        })
+        .map(|transformed| transformed.data)
+    }
+
+    fn name(&self) -> &str {
+        "quiver_pinned_union_branch_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Pins the swappable joins of `branch` that run in the union's own stage:
+/// the walk stops where Ballista starts another stage.
+fn pin_swappable_joins(
+    branch: Arc<dyn ExecutionPlan>,
+) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+    branch.transform_down(|node| {
+        if starts_a_stage(&node) {
+            return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
+        }
+        if !swappable(&node) {
+            return Ok(Transformed::no(node));
+        }
+        let children = node.children();
+        let [left, right] = children.as_slice() else {
+            return Ok(Transformed::no(node));
+        };
+        let right: Arc<dyn ExecutionPlan> = Arc::new(SinglePartitionExec::new((*right).clone()));
+        let children = vec![(*left).clone(), right];
+        let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+        Ok(Transformed::yes(node.replace_children(children, options)?))
+    })
+}
+
+/// The operators Ballista's planner puts at the top of a new stage.
+fn starts_a_stage(node: &Arc<dyn ExecutionPlan>) -> bool {
+    node.is::<CoalescePartitionsExec>()
+        || node.is::<SortPreservingMergeExec>()
+        || node
+            .downcast_ref::<RepartitionExec>()
+            .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(..)))
+}
+
+/// Whether Ballista's join selection may swap `node`'s inputs at stage
+/// resolution: it does so for nested-loop and cross joins whose right input
+/// is one partition, when the left looks bigger. A right input that is
+/// already a [`SinglePartitionExec`] is pinned.
+fn swappable(node: &Arc<dyn ExecutionPlan>) -> bool {
+    let right = if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
+        if !join.join_type().supports_swap() {
+            return false;
+        }
+        join.right()
+    } else if let Some(join) = node.downcast_ref::<CrossJoinExec>() {
+        join.right()
+    } else {
+        return false;
+    };
+    right.output_partitioning().partition_count() == 1 && !right.is::<SinglePartitionExec>()
 }

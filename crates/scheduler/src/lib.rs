@@ -28,7 +28,7 @@ use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule
 use tokio::net::TcpListener;
 
 use crate::constant_rows::MeteredConstantRows;
-use crate::joins::SingleTaskNestedLoopJoins;
+use crate::joins::{PinnedUnionBranchJoins, SingleTaskNestedLoopJoins};
 use crate::limits::{OrderedOffsets, UnboundedLimits};
 use crate::window_sorts::ExplicitWindowSorts;
 
@@ -177,6 +177,7 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 /// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
 /// as the frontend meant it, filtered sort-merge joins that keep their
 /// columns, nested-loop joins that stay correct when split into tasks,
+/// union branches whose joins Ballista cannot swap under them,
 /// window sorts every stage can check, offsets that keep their order,
 /// constant rows every task meters alike, and Wasm function metrics for
 /// `EXPLAIN ANALYZE`.
@@ -193,6 +194,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .with_physical_optimizer_rules(rules)
         .with_analyzer_rule(Arc::new(UnboundedLimits))
         .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
+        .with_physical_optimizer_rule(Arc::new(PinnedUnionBranchJoins))
         .with_physical_optimizer_rule(Arc::new(ExplicitWindowSorts))
         .with_physical_optimizer_rule(Arc::new(OrderedOffsets))
         .with_physical_optimizer_rule(Arc::new(MeteredConstantRows))
