@@ -308,3 +308,81 @@ async fn mutated_wire_messages_never_end_or_hang_the_server() {
     drop(setup);
     server.stop();
 }
+
+/// Sends `bytes` after a good startup and returns everything the server
+/// sent back after its first ReadyForQuery, up to closing the connection
+/// (`None` if it did not close within ten seconds).
+async fn after_startup(addr: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let mut hello = Vec::new();
+    startup().encode(&mut hello);
+    socket.write_all(&hello).await.ok()?;
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let ready = b"Z\0\0\0\x05I";
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        while !received.windows(ready.len()).any(|w| w == ready) {
+            let n = socket.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            received.extend(&chunk[..n]);
+        }
+        let start = received
+            .windows(ready.len())
+            .position(|w| w == ready)
+            .expect("seen")
+            + ready.len();
+        let mut answer = received.split_off(start);
+        socket.write_all(bytes).await.ok()?;
+        loop {
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Some(answer),
+                Ok(n) => answer.extend(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    answer.ok().flatten()
+}
+
+/// Bytes that are not a message are answered as PostgreSQL answers them: a
+/// FATAL protocol_violation (08P01) error, then the connection closes. The
+/// server goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_that_are_no_message_get_08p01_and_a_closed_connection() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("an unknown message type", {
+            let mut bytes = Vec::new();
+            Message::new(b'y', b"abc".to_vec()).encode(&mut bytes);
+            bytes
+        }),
+        ("a length beyond the protocol's limit", {
+            let mut bytes = vec![b'Q'];
+            bytes.extend(0x7fff_fff0i32.to_be_bytes());
+            bytes
+        }),
+        // pgwire's decoder panics on it (docs/upstream.md #20).
+        ("a Bind cut short", {
+            let mut bytes = Vec::new();
+            Message::new(b'B', vec![0]).encode(&mut bytes);
+            sync().encode(&mut bytes);
+            bytes
+        }),
+    ];
+    for (what, bytes) in cases {
+        let answer = after_startup(&server.addr, &bytes)
+            .await
+            .unwrap_or_else(|| panic!("{what}: the connection did not close"));
+        assert_eq!(answer.first(), Some(&b'E'), "{what}: {answer:?}");
+        let fields = String::from_utf8_lossy(&answer);
+        assert!(
+            fields.contains("SFATAL\0") && fields.contains("C08P01\0"),
+            "{what}: {fields:?}"
+        );
+    }
+    let fresh = server.connect().await;
+    assert_eq!(one(&fresh, "SELECT 1").await.as_deref(), Some("1"));
+    server.stop();
+}

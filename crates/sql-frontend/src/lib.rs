@@ -3,6 +3,7 @@
 mod auth;
 mod cancel;
 mod cluster;
+mod connection;
 mod copy;
 mod depth;
 mod encode;

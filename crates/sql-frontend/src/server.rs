@@ -300,7 +300,7 @@ impl Server {
                     let tls = self.tls.clone();
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await {
+                        if let Err(e) = crate::connection::serve(socket, tls, connection).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
