@@ -164,11 +164,53 @@ fn free_port() -> Result<u16> {
 
 /// Starts an executor inside this process (the embedded mode of `quiver
 /// serve`) and returns once it accepts work.
+///
+/// Its ports were free when [`ExecutorOptions::loopback`] picked them, but
+/// another socket can take one before Ballista binds it (an outgoing
+/// connection's local port is drawn from the same range). Ballista then
+/// stops the executor it just registered; it is started again on other
+/// ports, a few times, before the server gives up.
 pub async fn start_embedded(
-    options: ExecutorOptions,
+    mut options: ExecutorOptions,
     session: SessionConfig,
     codecs: Codecs,
 ) -> Result<()> {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1.. {
+        match start_once(&options, session.clone(), codecs.clone()).await? {
+            Started::Running => return Ok(()),
+            Started::Stopped if attempt < ATTEMPTS => {
+                tracing::warn!(
+                    flight_port = options.flight_port,
+                    grpc_port = options.grpc_port,
+                    "the embedded executor could not serve on its ports; trying others"
+                );
+                // Ballista marks the process's executor as terminating for good.
+                TERMINATING.store(false, Ordering::Release);
+                options.flight_port = free_port()?;
+                options.grpc_port = free_port()?;
+            }
+            Started::Stopped => break,
+        }
+    }
+    Err(Error::Setup(format!(
+        "the embedded executor stopped as it started, {ATTEMPTS} times (ports taken?)"
+    )))
+}
+
+/// How one start of the embedded executor went.
+enum Started {
+    /// It serves on its ports.
+    Running,
+    /// It stopped by itself before serving: a port was taken.
+    Stopped,
+}
+
+async fn start_once(
+    options: &ExecutorOptions,
+    session: SessionConfig,
+    codecs: Codecs,
+) -> Result<Started> {
     let config = options.process_config(session, codecs)?;
     let running = tokio::spawn(start_executor_process(Arc::new(config)));
     // The Flight service starts after registration with the scheduler.
@@ -177,14 +219,14 @@ pub async fn start_embedded(
     loop {
         if running.is_finished() {
             return match running.await {
-                Ok(Ok(())) => Err(Error::Setup("the embedded executor stopped".into())),
+                Ok(Ok(())) => Ok(Started::Stopped),
                 Ok(Err(e)) => Err(e.into()),
                 Err(e) => Err(Error::Setup(format!("the embedded executor failed: {e}"))),
             };
         }
         if tokio::net::TcpStream::connect(&flight).await.is_ok() {
             tracing::info!(slots = options.slots, %flight, "embedded Ballista executor started");
-            return Ok(());
+            return Ok(Started::Running);
         }
         if std::time::Instant::now() > deadline {
             return Err(Error::Setup(
