@@ -21,11 +21,13 @@ use std::time::Duration;
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
-use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::error::PgWireError;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::TlsAcceptor;
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::net::TcpStream;
+
+use crate::error::Error;
 
 /// How long a client has from connecting to finishing authentication
 /// (PostgreSQL's `authentication_timeout` default).
@@ -73,8 +75,8 @@ pub(crate) async fn serve<H: PgWireServerHandlers>(
             Ok(None | Some(Ok(PgWireFrontendMessage::Terminate(_)))) => return Ok(()),
             Ok(Some(Ok(message))) => message,
             Ok(Some(Err(PgWireError::IoError(e)))) => return Err(e),
-            Ok(Some(Err(e))) => return refuse(&mut socket, &malformed(&e)).await,
-            Err(_) => return refuse(&mut socket, "malformed message").await,
+            Ok(Some(Err(e))) => return refuse(&mut socket, malformed(&e)).await,
+            Err(_) => return refuse(&mut socket, "malformed message".to_string()).await,
         };
         let extended = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
@@ -119,14 +121,15 @@ fn malformed(error: &PgWireError) -> String {
     }
 }
 
-/// Answers bytes that did not decode as a message with a FATAL `08P01`
-/// error saying `what`, then ends the connection.
-async fn refuse<S>(socket: &mut S, what: &str) -> std::io::Result<()>
+/// Answers bytes that did not decode as a message with a FATAL protocol
+/// error (`08P01`) saying `what`, then ends the connection.
+async fn refuse<S>(socket: &mut S, what: String) -> std::io::Result<()>
 where
     S: futures::Sink<PgWireBackendMessage, Error = std::io::Error> + Unpin,
 {
     tracing::debug!(what, "malformed message; closing the connection");
-    let info = ErrorInfo::new("FATAL".to_string(), "08P01".to_string(), what.to_string());
+    let mut info = Error::Protocol(what).to_error_info();
+    info.severity = "FATAL".to_string();
     socket
         .send(PgWireBackendMessage::ErrorResponse(info.into()))
         .await?;
