@@ -199,6 +199,12 @@ struct ServeArgs {
     /// from (never outside it). Without it, modules can only be given inline.
     #[arg(long, env = "QUIVER_FUNCTION_DIR")]
     function_dir: Option<PathBuf>,
+    /// A directory external tables (`CREATE EXTERNAL TABLE ... LOCATION`)
+    /// may read and write under; repeat it for more. Besides these, only
+    /// `import` in the data directory is allowed: any other location, a
+    /// symbolic link out of these included, fails with SQLSTATE 42501.
+    #[arg(long = "external-dir", value_name = "DIR")]
+    external_dirs: Vec<PathBuf>,
     /// Default memory limit of one Wasm function instance, in MiB
     /// (per function: `SET quiver.wasm.max_memory = '64MB'`).
     #[arg(long, env = "QUIVER_WASM_MAX_MEMORY_MB", default_value_t = 128)]
@@ -239,6 +245,7 @@ impl From<ServeArgs> for ServerConfig {
             memory_limit: args.memory_limit_mb.map(mib),
             local_read_limit: args.local_read_limit_kb.saturating_mul(1 << 10),
             function_dir: args.function_dir,
+            external_dirs: args.external_dirs,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
             wasm_cache_dir: args.wasm_cache_dir,

@@ -12,6 +12,7 @@ mod differential;
 mod extended;
 mod fuzz;
 mod liveness;
+mod locations;
 mod names;
 mod psql;
 mod restart;

@@ -11,7 +11,10 @@ fn strings(rows: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn tables_and_rows_survive_restart() {
     let data = tempfile::tempdir().expect("tempdir");
-    let csv = data.path().join("cities.csv");
+    // The data directory's `import` area is where external tables may point.
+    let import = data.path().join("db").join("import");
+    std::fs::create_dir_all(&import).expect("import directory");
+    let csv = import.join("cities.csv");
     std::fs::write(&csv, "city,population\nLisbon,545000\nPorto,232000\n").expect("write csv");
 
     let server = QuiverServer::start(&data.path().join("db"));

@@ -58,6 +58,9 @@ pub enum Error {
     /// Data sent with `COPY FROM STDIN` could not be read.
     #[error("{0}")]
     BadCopyData(String),
+    /// Something the role may not do or reach.
+    #[error("{0}")]
+    InsufficientPrivilege(String),
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
@@ -105,6 +108,7 @@ impl Error {
             Error::UndefinedColumn(_) => "42703",
             Error::BadCopyData(_) => "22P04",
             Error::Protocol(_) => "08P01",
+            Error::InsufficientPrivilege(_) => "42501",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",

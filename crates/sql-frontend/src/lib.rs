@@ -14,6 +14,7 @@ mod grouping_sets;
 mod handler;
 mod integers;
 mod lineage;
+mod locations;
 mod names;
 mod numeric;
 mod oid_types;

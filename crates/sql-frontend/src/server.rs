@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{AuthMethod, Roles};
 use crate::cancel::{Canceller, Cancels, JobScheduler};
+use crate::locations::ExternalLocations;
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
 use crate::grouping_sets::EmptyGroupingSet;
@@ -86,6 +87,9 @@ pub struct ServerConfig {
     /// Where `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads modules;
     /// `None` disables module files.
     pub function_dir: Option<PathBuf>,
+    /// Directories external tables may read and write under, besides the
+    /// data directory's `import` directory (see [`ExternalLocations`]).
+    pub external_dirs: Vec<PathBuf>,
     /// Default memory limit of a Wasm instance, in bytes.
     pub wasm_max_memory: u64,
     /// Default time limit of one Wasm call (one batch).
@@ -151,6 +155,7 @@ struct Engine {
     scheduler: JobScheduler,
     roles: Arc<Roles>,
     login: Arc<Login>,
+    locations: Arc<ExternalLocations>,
 }
 
 impl Server {
@@ -240,6 +245,13 @@ impl Server {
 
         let roles = Arc::new(Roles::open(store.clone(), config.users.as_deref())?);
         let login = Arc::new(Login::new(config.auth, roles.clone()));
+        let import = data_dir.join("import");
+        std::fs::create_dir_all(&import).map_err(|e| {
+            Error::Internal(format!("cannot create {}: {e}", import.display()))
+        })?;
+        let locations = Arc::new(ExternalLocations::new(
+            std::iter::once(import).chain(config.external_dirs.iter().cloned()),
+        )?);
         let scheduler = JobScheduler {
             addr: scheduler,
             no_executors_grace: config.no_executors_grace,
@@ -253,6 +265,7 @@ impl Server {
             memory,
             roles,
             login,
+            locations,
         )
         .await?;
         let listener = TcpListener::bind(config.listen)
@@ -372,6 +385,7 @@ impl Engine {
         memory: Arc<dyn MemoryPool>,
         roles: Arc<Roles>,
         login: Arc<Login>,
+        locations: Arc<ExternalLocations>,
     ) -> Result<Self> {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let database = Arc::new(MemoryCatalogProvider::new());
@@ -447,6 +461,7 @@ impl Engine {
             scheduler,
             roles,
             login,
+            locations,
         })
     }
 
@@ -497,6 +512,7 @@ impl Engine {
             canceller,
             staging,
             self.roles.clone(),
+            self.locations.clone(),
         );
         Ok(Connection::new(
             session,

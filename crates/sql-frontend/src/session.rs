@@ -31,6 +31,7 @@ use crate::cancel::Canceller;
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
 use crate::functions::{Functions, SessionFunctions};
+use crate::locations::ExternalLocations;
 use crate::parse;
 use crate::settings::Settings;
 use crate::{Error, Result};
@@ -103,6 +104,8 @@ pub struct Session {
     staging: Arc<Staging>,
     /// Login roles (`CREATE ROLE ... PASSWORD`).
     roles: Arc<Roles>,
+    /// Where external tables may point.
+    locations: Arc<ExternalLocations>,
     block: Mutex<Block>,
 }
 
@@ -145,6 +148,7 @@ impl Session {
         canceller: Arc<Canceller>,
         staging: Arc<Staging>,
         roles: Arc<Roles>,
+        locations: Arc<ExternalLocations>,
     ) -> Self {
         let settings = Arc::new(Mutex::new(Settings::default()));
         for function in crate::pg_functions::session_functions(settings.clone()) {
@@ -152,6 +156,7 @@ impl Session {
         }
         Self {
             roles,
+            locations,
             canceller,
             staging,
             block: Mutex::new(Block::Idle),
@@ -658,6 +663,9 @@ impl Session {
                     return Err(Error::FeatureNotSupported(
                         "temporary tables are not supported yet".into(),
                     ));
+                }
+                for location in &create.locations {
+                    self.locations.check(location)?;
                 }
                 let definition = definition.ok_or_else(|| {
                     Error::Internal("CREATE EXTERNAL TABLE without its statement".into())
