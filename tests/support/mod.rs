@@ -106,7 +106,11 @@ impl QuiverServer {
             .arg("--function-dir")
             .arg(guest_dir())
             .arg("--external-dir")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data"))
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests")
+                    .join("data"),
+            )
             .args(extra);
         // The server prints one line once it accepts connections:
         // "quiver: listening on 127.0.0.1:PORT".

@@ -31,12 +31,12 @@ use tokio::net::TcpListener;
 
 use crate::auth::{AuthMethod, Roles};
 use crate::cancel::{Canceller, Cancels, JobScheduler};
-use crate::locations::ExternalLocations;
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
 use crate::grouping_sets::EmptyGroupingSet;
 use crate::handler::{Connection, Login};
 use crate::integers::CheckedIntegerArithmetic;
+use crate::locations::ExternalLocations;
 use crate::parse::SqlParser;
 use crate::planner::QuiverQueryPlanner;
 use crate::rounding::PostgresRounding;
@@ -246,9 +246,8 @@ impl Server {
         let roles = Arc::new(Roles::open(store.clone(), config.users.as_deref())?);
         let login = Arc::new(Login::new(config.auth, roles.clone()));
         let import = data_dir.join("import");
-        std::fs::create_dir_all(&import).map_err(|e| {
-            Error::Internal(format!("cannot create {}: {e}", import.display()))
-        })?;
+        std::fs::create_dir_all(&import)
+            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", import.display())))?;
         let locations = Arc::new(ExternalLocations::new(
             std::iter::once(import).chain(config.external_dirs.iter().cloned()),
         )?);
