@@ -162,7 +162,8 @@ struct ServeArgs {
     #[arg(long, env = "QUIVER_AUTH", value_enum, default_value_t = Auth::Trust)]
     auth: Auth,
     /// A file of `name:password` lines: login roles for --auth scram-sha-256
-    /// besides those `CREATE ROLE` made.
+    /// besides those `CREATE ROLE` made. Only its owner may read it (chmod
+    /// 600): the server refuses to start otherwise.
     #[arg(long, env = "QUIVER_USERS")]
     users: Option<PathBuf>,
     /// Directory holding tables (Parquet), Wasm modules and the catalog

@@ -36,6 +36,9 @@ async fn refused(server: &QuiverServer, user: &str, password: &str) {
 }
 
 fn start(data: &std::path::Path, users: &std::path::Path) -> QuiverServer {
+    use std::os::unix::fs::PermissionsExt;
+    // The server refuses a users file others may read.
+    std::fs::set_permissions(users, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let users = users.display().to_string();
     QuiverServer::start_with(data, &["--auth", "scram-sha-256", "--users", &users])
 }
@@ -152,4 +155,45 @@ async fn scram_logins_from_the_users_file_and_create_role() {
         .batch_execute("DROP ROLE IF EXISTS bob")
         .await
         .expect("if exists");
+}
+
+#[test]
+fn a_users_file_others_may_read_stops_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users");
+    std::fs::write(&users, "alice:wonderland\n").expect("users file");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth",
+            "scram-sha-256",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("db"))
+        .arg("--users")
+        .arg(&users)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("quiver runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().expect("kill");
+            panic!("the server started with a users file others may read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(stderr.contains("group or world access"), "{stderr}");
 }

@@ -71,6 +71,7 @@ impl Roles {
     pub(crate) fn open(store: Arc<MetaStore>, users: Option<&Path>) -> Result<Self> {
         let mut configured = HashMap::new();
         if let Some(path) = users {
+            refuse_shared_file(path)?;
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::InvalidParameterValue(format!("users file {}: {e}", path.display()))
             })?;
@@ -196,4 +197,23 @@ impl AuthSource for Roles {
             .ok_or_else(|| PgWireError::InvalidPassword(user.to_string()))?;
         Ok(Password::new(Some(verifier.salt), verifier.salted_password))
     }
+}
+
+/// Refuses a users file other users of the machine may read or write: it
+/// holds passwords in clear text (PostgreSQL refuses a `.pgpass` so shared).
+fn refuse_shared_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| Error::InvalidParameterValue(format!("users file {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::InvalidParameterValue(format!(
+            "users file {} has group or world access (mode {:o}): it holds passwords; \
+             allow only its owner (chmod 600)",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
 }
