@@ -206,12 +206,13 @@ struct ServeArgs {
     /// symbolic link out of these included, fails with SQLSTATE 42501.
     #[arg(long = "external-dir", value_name = "DIR")]
     external_dirs: Vec<PathBuf>,
-    /// Default memory limit of one Wasm function instance, in MiB
-    /// (per function: `SET quiver.wasm.max_memory = '64MB'`).
+    /// Memory limit of one Wasm function instance, in MiB: the default, and
+    /// the most a function may ask for (`SET quiver.wasm.max_memory = '64MB'`).
     #[arg(long, env = "QUIVER_WASM_MAX_MEMORY_MB", default_value_t = 128)]
     wasm_max_memory_mb: u64,
-    /// Default time limit of one Wasm function call (one batch of rows), in
-    /// milliseconds (per function: `SET quiver.wasm.time_limit = '2s'`).
+    /// Time limit of one Wasm function call (one batch of rows), in
+    /// milliseconds: the default, and the most a function may ask for (`SET
+    /// quiver.wasm.time_limit = '2s'`).
     #[arg(long, env = "QUIVER_WASM_TIME_LIMIT_MS", default_value_t = 10_000)]
     wasm_time_limit_ms: u64,
     /// Where compiled Wasm is cached (default: `wasm-cache` in the data directory). Processes

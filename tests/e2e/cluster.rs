@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Cluster, one, rows};
 
 /// `slow(x)` = x + 1 after a busy loop of a few milliseconds (a core module).
-const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '1min' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
+const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
 
 /// `wgcd(a, b)`: a component from the example guests, fetched by executors
 /// from the module directory.

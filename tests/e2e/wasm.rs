@@ -220,7 +220,7 @@ pub(crate) async fn keeps_version_while_replaced(server: &QuiverServer) {
     // slow(x) = x + 1 after a busy loop of a few milliseconds.
     let slow = |add: u32| {
         format!(
-            "CREATE OR REPLACE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm SET quiver.wasm.time_limit = '1min' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 2000000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const {add}))))'"
+            "CREATE OR REPLACE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 2000000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const {add}))))'"
         )
     };
     client

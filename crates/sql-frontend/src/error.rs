@@ -151,6 +151,7 @@ fn function_sqlstate(e: &quiver_udf_registry::Error) -> &'static str {
     match e {
         F::InvalidFunction(_) => "42P13",
         F::UnsupportedType(_) => "0A000",
+        F::LimitAboveCap(_) => "22023",
         F::FunctionExists(_) => "42723",
         F::FunctionNotFound(_) => "42883",
         F::AmbiguousFunction(_) => "42725",

@@ -12,6 +12,9 @@ pub enum Error {
     /// The module, or its fit with the SQL signature, is not acceptable (42P13).
     #[error("{0}")]
     InvalidFunction(String),
+    /// A function's own limit above the server's (22023).
+    #[error("{0}")]
+    LimitAboveCap(String),
     /// A type `CREATE FUNCTION` cannot use (42P13 in PostgreSQL as well).
     #[error("type {0} is not supported by Wasm functions")]
     UnsupportedType(String),

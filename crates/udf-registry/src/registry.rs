@@ -248,6 +248,7 @@ impl FunctionRegistry {
                 "table functions cannot take anyelement: their columns are fixed".into(),
             ));
         }
+        self.runtime().check_limits(&create.limits)?;
         let compiled = self.runtime().compile(&module)?;
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let key = signature(&create.name, &create.args);

@@ -118,14 +118,43 @@ impl WasmRuntime {
         &self.config
     }
 
-    /// The limits a function with these overrides runs under.
+    /// The limits a function with these overrides runs under. A function's
+    /// own limits were checked against its server's when it was created
+    /// (`check_limits`); executors, which take no limit flags, run it with
+    /// them as they are.
     pub fn limits(&self, overrides: &Limits) -> EffectiveLimits {
+        let (max_memory, time_limit_ms) = self.caps();
         EffectiveLimits {
-            max_memory: overrides.max_memory.unwrap_or(self.config.max_memory),
-            time_limit_ms: overrides
-                .time_limit_ms
-                .unwrap_or(self.config.time_limit.as_millis() as u64),
+            max_memory: overrides.max_memory.unwrap_or(max_memory),
+            time_limit_ms: overrides.time_limit_ms.unwrap_or(time_limit_ms),
         }
+    }
+
+    /// Refuses a function's limits above this server's: they are ceilings
+    /// as well as defaults.
+    pub fn check_limits(&self, limits: &Limits) -> Result<()> {
+        let (max_memory, time_limit_ms) = self.caps();
+        if let Some(asked) = limits.max_memory.filter(|&m| m > max_memory) {
+            return Err(Error::LimitAboveCap(format!(
+                "quiver.wasm.max_memory of {asked} bytes is above this server's limit of \
+                 {max_memory} bytes (--wasm-max-memory-mb)"
+            )));
+        }
+        if let Some(asked) = limits.time_limit_ms.filter(|&t| t > time_limit_ms) {
+            return Err(Error::LimitAboveCap(format!(
+                "quiver.wasm.time_limit of {asked} ms is above this server's limit of \
+                 {time_limit_ms} ms (--wasm-time-limit-ms)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// This process's memory (bytes) and time (ms) limits.
+    fn caps(&self) -> (u64, u64) {
+        (
+            self.config.max_memory,
+            self.config.time_limit.as_millis() as u64,
+        )
     }
 
     /// The batch driver for a core function with `def`'s signature.
