@@ -12,32 +12,14 @@
 # and client count.
 set -euo pipefail
 
-PGBENCH=${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1)}
-PSQL=${PSQL:-psql}
-: "${PGUSER:=postgres}"
-export PGUSER
+. "$(dirname "$0")/pgbench_common.sh"
 DURATION=${SECONDS_PER_RUN:-20}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-
-cat > "$WORK/lookup.sql" <<'SQL'
-\set k random(1, 10000)
-SELECT v FROM bench_kv WHERE k = :k;
-SQL
-cat > "$WORK/insert.sql" <<'SQL'
-\set k random(10001, 1000000)
-INSERT INTO bench_log VALUES (:k, 'x');
-SQL
+kv_scripts bench 1000000
 
 for server in "$@"; do
   host=${server%:*}
   port=${server##*:}
-  "$PSQL" -X -q -h "$host" -p "$port" <<'SQL'
-DROP TABLE IF EXISTS bench_kv;
-DROP TABLE IF EXISTS bench_log;
-CREATE TABLE bench_kv AS SELECT x AS k, md5(x::text) AS v FROM generate_series(1, 10000) g(x);
-CREATE TABLE bench_log (k bigint, v text);
-SQL
+  kv_tables "$host" "$port" bench
   for script in lookup insert; do
     for clients in 1 8 64; do
       log="$WORK/$port-$script-$clients"

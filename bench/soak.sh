@@ -17,28 +17,15 @@
 #                function on PostgreSQL
 set -euo pipefail
 
-PGBENCH=${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1)}
-PSQL=${PSQL:-psql}
-: "${PGUSER:=postgres}"
-export PGUSER
+. "$(dirname "$0")/pgbench_common.sh"
 CLIENTS=${CLIENTS:-64}
 MINUTES=${MINUTES:-10}
 SAMPLE=${SAMPLE_SECONDS:-10}
 IDLE=${IDLE_SECONDS:-60}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-
-cat > "$WORK/lookup.sql" <<'SQL'
-\set k random(1, 10000)
-SELECT v FROM soak_kv WHERE k = :k;
-SQL
+kv_scripts soak 100000000
 cat > "$WORK/aggregate.sql" <<'SQL'
 \set k random(1, 9900)
 SELECT count(*), max(v) FROM soak_kv WHERE k BETWEEN :k AND :k + 100;
-SQL
-cat > "$WORK/insert.sql" <<'SQL'
-\set k random(10001, 100000000)
-INSERT INTO soak_log VALUES (:k, 'x');
 SQL
 cat > "$WORK/function.sql" <<'SQL'
 \set k random(1, 10000)
@@ -58,12 +45,7 @@ rss_mb() {
 
 for server in "$@"; do
   IFS=: read -r host port pid <<<"$server"
-  "$PSQL" -X -q -h "$host" -p "$port" <<'SQL'
-DROP TABLE IF EXISTS soak_kv;
-DROP TABLE IF EXISTS soak_log;
-CREATE TABLE soak_kv AS SELECT x AS k, md5(x::text) AS v FROM generate_series(1, 10000) g(x);
-CREATE TABLE soak_log (k bigint, v text);
-SQL
+  kv_tables "$host" "$port" soak
   "$PSQL" -X -q -h "$host" -p "$port" -c "DROP FUNCTION IF EXISTS add1(bigint)" >/dev/null 2>&1 || true
   "$PSQL" -X -q -h "$host" -p "$port" -c "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))'" 2>/dev/null ||
     "$PSQL" -X -q -h "$host" -p "$port" -c "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT \$1 + 1'"
