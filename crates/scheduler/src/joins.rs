@@ -85,12 +85,8 @@ impl PhysicalOptimizerRule for SingleTaskNestedLoopJoins {
             // here; `SinglePartitionExec` keeps the coalescing through
             // Ballista's per-stage runs of those rules.
             let coalesced = Arc::new(CoalescePartitionsExec::new(right.clone()));
-            let right: Arc<dyn ExecutionPlan> = Arc::new(SinglePartitionExec::new(coalesced));
-            let left = join.left().clone();
-            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
-            Ok(Transformed::yes(
-                node.clone().replace_children(vec![left, right], options)?,
-            ))
+            let right = Arc::new(SinglePartitionExec::new(coalesced));
+            Ok(Transformed::yes(with_right_input(&node, right)?))
         })
         .map(|transformed| transformed.data)
     }
@@ -120,21 +116,7 @@ impl PhysicalOptimizerRule for PinnedUnionBranchJoins {
             if !node.is::<UnionExec>() {
                 return Ok(Transformed::no(node));
             }
-            let mut pinned = false;
-            let branches = node
-                .children()
-                .into_iter()
-                .map(|branch| {
-                    let branch = pin_swappable_joins(branch.clone())?;
-                    pinned |= branch.transformed;
-                    Ok(branch.data)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if !pinned {
-                return Ok(Transformed::no(node));
-            }
-            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
-            Ok(Transformed::yes(node.replace_children(branches, options)?))
+            node.map_children(pin_swappable_joins)
         })
         .map(|transformed| transformed.data)
     }
@@ -157,18 +139,22 @@ fn pin_swappable_joins(
         if starts_a_stage(&node) {
             return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
         }
-        if !swappable(&node) {
-            return Ok(Transformed::no(node));
-        }
-        let children = node.children();
-        let [left, right] = children.as_slice() else {
+        let Some(right) = swappable_right_input(&node) else {
             return Ok(Transformed::no(node));
         };
-        let right: Arc<dyn ExecutionPlan> = Arc::new(SinglePartitionExec::new((*right).clone()));
-        let children = vec![(*left).clone(), right];
-        let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
-        Ok(Transformed::yes(node.replace_children(children, options)?))
+        let right = Arc::new(SinglePartitionExec::new(right.clone()));
+        Ok(Transformed::yes(with_right_input(&node, right)?))
     })
+}
+
+/// `join` (a two-input join) reading `right` as its right input.
+fn with_right_input(
+    join: &Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let left = join.children()[0].clone();
+    let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+    join.clone().replace_children(vec![left, right], options)
 }
 
 /// The operators Ballista's planner puts at the top of a new stage.
@@ -180,20 +166,21 @@ fn starts_a_stage(node: &Arc<dyn ExecutionPlan>) -> bool {
             .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(..)))
 }
 
-/// Whether Ballista's join selection may swap `node`'s inputs at stage
-/// resolution: it does so for nested-loop and cross joins whose right input
-/// is one partition, when the left looks bigger. A right input that is
-/// already a [`SinglePartitionExec`] is pinned.
-fn swappable(node: &Arc<dyn ExecutionPlan>) -> bool {
+/// The right input of `node` if Ballista's join selection may swap its
+/// inputs at stage resolution: it does so for nested-loop and cross joins
+/// whose right input is one partition, when the left looks bigger. A right
+/// input that is already a [`SinglePartitionExec`] is pinned.
+fn swappable_right_input(node: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
     let right = if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
         if !join.join_type().supports_swap() {
-            return false;
+            return None;
         }
         join.right()
     } else if let Some(join) = node.downcast_ref::<CrossJoinExec>() {
         join.right()
     } else {
-        return false;
+        return None;
     };
-    right.output_partitioning().partition_count() == 1 && !right.is::<SinglePartitionExec>()
+    (right.output_partitioning().partition_count() == 1 && !right.is::<SinglePartitionExec>())
+        .then_some(right)
 }
