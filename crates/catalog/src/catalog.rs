@@ -7,14 +7,18 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_err, not_impl_err};
+use datafusion::config::TableParquetOptions;
+use datafusion::datasource::source_as_provider;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::CreateExternalTable;
+use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
 
+use crate::compaction::{Lease, TableFiles};
 use crate::staging::Staging;
 use crate::store::{MetaStore, TABLES_CF};
-use crate::table::{external_table, managed_table, replay_external};
+use crate::table::{external_table, listing_urls, managed_table, managed_url, replay_external};
 use crate::temp::TempTables;
 use crate::{Error, Result, TableEntry, TableKind};
 
@@ -30,6 +34,9 @@ pub struct Catalog {
     tables: RwLock<BTreeMap<String, Loaded>>,
     /// Serialises DDL so that check-then-write sequences are atomic.
     ddl: tokio::sync::Mutex<()>,
+    /// How compaction writes the files it merges: as the server's session
+    /// writes Parquet.
+    parquet: TableParquetOptions,
 }
 
 #[derive(Clone)]
@@ -38,6 +45,8 @@ struct Loaded {
     /// `None` when the table could not be rebuilt at start-up (an external
     /// table whose files are gone, say): it can still be dropped.
     provider: Option<Arc<dyn TableProvider>>,
+    /// A managed table's files, by the URL its provider lists.
+    files: Option<(String, Arc<TableFiles>)>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -70,6 +79,7 @@ impl Catalog {
             temp_dir,
             tables: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
+            parquet: state.table_options().parquet.clone(),
         };
         catalog.load(state).await?;
         Ok(catalog)
@@ -85,15 +95,30 @@ impl Catalog {
             })?;
             if let TableKind::Managed { id, .. } = &entry.kind {
                 live_dirs.insert(id.clone());
+                let dir = self.tables_dir.join(id);
+                if let Err(e) = crate::compaction::recover(&dir) {
+                    tracing::error!(table = %entry.name, error = %e, "could not finish an interrupted compaction");
+                }
             }
-            let provider = match self.build(state, &entry).await {
-                Ok(provider) => Some(provider),
+            let built = self.build(state, &entry).await.and_then(|provider| {
+                let files = self.table_files(&entry)?;
+                Ok((provider, files))
+            });
+            let (provider, files) = match built {
+                Ok((provider, files)) => (Some(provider), files),
                 Err(e) => {
                     tracing::error!(table = %entry.name, error = %e, "table could not be loaded");
-                    None
+                    (None, None)
                 }
             };
-            loaded.insert(entry.name.clone(), Loaded { entry, provider });
+            loaded.insert(
+                entry.name.clone(),
+                Loaded {
+                    entry,
+                    provider,
+                    files,
+                },
+            );
         }
         self.remove_orphan_dirs(&live_dirs);
         tracing::info!(tables = loaded.len(), "catalog loaded");
@@ -126,6 +151,64 @@ impl Catalog {
                 managed_table(&self.tables_dir.join(id), entry.managed_schema(columns)?)
             }
             TableKind::External { definition } => replay_external(state, definition).await,
+        }
+    }
+
+    /// A managed table's files, with the URL its provider lists.
+    fn table_files(&self, entry: &TableEntry) -> Result<Option<(String, Arc<TableFiles>)>> {
+        let TableKind::Managed { id, columns } = &entry.kind else {
+            return Ok(None);
+        };
+        let dir = self.tables_dir.join(id);
+        let url = managed_url(&dir)?.as_str().to_string();
+        let files = TableFiles::new(dir, entry.managed_schema(columns)?);
+        Ok(Some((url, Arc::new(files))))
+    }
+
+    /// The files of the managed tables that `providers` read.
+    fn files_of<'a>(
+        &self,
+        providers: impl IntoIterator<Item = &'a dyn TableProvider>,
+    ) -> Vec<Arc<TableFiles>> {
+        let urls: HashSet<&str> = providers.into_iter().flat_map(listing_urls).collect();
+        self.read()
+            .values()
+            .filter_map(|l| l.files.as_ref())
+            .filter(|(url, _)| urls.contains(url.as_str()))
+            .map(|(_, files)| files.clone())
+            .collect()
+    }
+
+    /// Leases on the files of every managed table `plan` reads or writes,
+    /// to be held until it has run: compaction does not delete a file of a
+    /// leased table (see [`crate::compaction`]).
+    pub async fn leases(&self, plan: &LogicalPlan) -> Vec<Lease> {
+        let mut sources: Vec<Arc<dyn TableSource>> = Vec::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            match node {
+                LogicalPlan::TableScan(scan) => sources.push(scan.source.clone()),
+                LogicalPlan::Dml(dml) => sources.push(dml.target.clone()),
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let providers: Vec<_> = sources
+            .iter()
+            .filter_map(|source| source_as_provider(source).ok())
+            .collect();
+        let mut leases = Vec::new();
+        for files in self.files_of(providers.iter().map(|p| p.as_ref())) {
+            leases.push(files.lease().await);
+        }
+        leases
+    }
+
+    /// Notes that rows were written to `table` (a managed table, or a
+    /// transaction block's view of one): its small files are merged in the
+    /// background once there are enough of them.
+    pub fn written(&self, table: &dyn TableProvider) {
+        for files in self.files_of([table]) {
+            files.compact_soon(&self.parquet);
         }
     }
 
@@ -184,11 +267,12 @@ impl Catalog {
             kind: TableKind::managed(id, &schema),
             created_at_ms: now_ms(),
         };
+        let files = self.table_files(&entry)?;
         if let Err(e) = self.persist(&entry) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        self.insert(entry, provider.clone());
+        self.insert(entry, provider.clone(), files);
         Ok(Some(provider))
     }
 
@@ -212,7 +296,7 @@ impl Catalog {
             created_at_ms: now_ms(),
         };
         self.persist(&entry)?;
-        self.insert(entry, provider);
+        self.insert(entry, provider, None);
         Ok(())
     }
 
@@ -266,12 +350,18 @@ impl Catalog {
         self.store.put(TABLES_CF, &entry.name, &value)
     }
 
-    fn insert(&self, entry: TableEntry, provider: Arc<dyn TableProvider>) {
+    fn insert(
+        &self,
+        entry: TableEntry,
+        provider: Arc<dyn TableProvider>,
+        files: Option<(String, Arc<TableFiles>)>,
+    ) {
         self.write().insert(
             entry.name.clone(),
             Loaded {
                 entry,
                 provider: Some(provider),
+                files,
             },
         );
     }

@@ -105,10 +105,11 @@ impl Staging {
     }
 
     /// Ends the block keeping its writes: staged files move into their
-    /// tables (files of a table dropped meanwhile are discarded).
-    pub fn commit(&self) -> Result<()> {
+    /// tables (files of a table dropped meanwhile are discarded). Returns
+    /// the views of the tables the block wrote to.
+    pub fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
         let Some(open) = self.open().take() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut result = Ok(());
         for view in open.views.values() {
@@ -118,7 +119,7 @@ impl Staging {
             }
         }
         self.clear();
-        result
+        result.map(|()| open.views.into_values().map(|v| v.provider).collect())
     }
 
     /// Ends the block discarding its writes.

@@ -94,10 +94,31 @@ impl TableEntry {
     }
 }
 
+/// The URL of a managed table's directory, as its `ListingTable` reads it.
+pub(crate) fn managed_url(dir: &Path) -> Result<ListingTableUrl> {
+    // A trailing slash makes the URL a directory, which `INSERT` appends files to.
+    Ok(ListingTableUrl::parse(format!("{}/", dir.display()))?)
+}
+
+/// The URLs a table provider reads, if it is a `ListingTable` (a managed
+/// table, an external one, or a transaction block's view of a managed
+/// table).
+pub(crate) fn listing_urls(provider: &dyn TableProvider) -> Vec<&str> {
+    provider
+        .downcast_ref::<ListingTable>()
+        .map(|listing| {
+            listing
+                .table_paths()
+                .iter()
+                .map(ListingTableUrl::as_str)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A `ListingTable` over the Parquet files of a managed table's directory.
 pub(crate) fn managed_table(dir: &Path, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
-    // A trailing slash makes the URL a directory, which `INSERT` appends files to.
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let url = managed_url(dir)?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)

@@ -9,12 +9,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::provider_as_source;
+use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::WriteOp;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -22,7 +23,7 @@ use datafusion::sql::sqlparser::ast::{
     AlterRoleOperation, CopySource, CopyTarget, CreateRole, Expr, Ident, ObjectName, ObjectType,
     Password, RoleOption, Set, Statement, Value,
 };
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use quiver_catalog::{Catalog, Staging, TempTables};
 use quiver_udf_registry::SizedText;
 
@@ -335,7 +336,9 @@ impl Session {
                         Some("there is no transaction in progress".to_string()),
                     ),
                     Block::Open(_) if commit => {
-                        self.staging.commit()?;
+                        for table in self.staging.commit()? {
+                            self.catalog.written(table.as_ref());
+                        }
                         ("COMMIT", None)
                     }
                     // COMMIT of a failed block rolls it back, as in PostgreSQL.
@@ -527,7 +530,11 @@ impl Session {
                     WriteOp::Truncate => "TRUNCATE TABLE",
                     _ => "MERGE",
                 };
+                let target = source_as_provider(&dml.target).ok();
                 let count = self.run_counting(plan).await?;
+                if let Some(target) = target {
+                    self.catalog.written(target.as_ref());
+                }
                 Ok(Completion::tag(format!("{command} {count}")).into())
             }
             LogicalPlan::Copy(_) => Err(server_file_copy()),
@@ -559,13 +566,23 @@ impl Session {
         Ok(Outcome::Rows { schema, batches })
     }
 
-    /// Starts `plan`; its rows stop when the statement is cancelled.
+    /// Starts `plan`; its rows stop when the statement is cancelled. The
+    /// files of the managed tables it reads stay in place until its last
+    /// row (see [`Catalog::leases`]).
     async fn stream(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let leases = self.catalog.leases(&plan).await;
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let task = Arc::new(frame.task_ctx());
         let physical = frame.create_physical_plan().await?;
         let batches = execute_stream(physical.clone(), task)?;
-        Ok(self.canceller.stream(batches, &physical))
+        let batches = self.canceller.stream(batches, &physical);
+        let schema = batches.schema();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            batches.inspect(move |_| {
+                let _ = &leases;
+            }),
+        )))
     }
 
     /// Runs a DML plan and returns the row count it reports.
@@ -904,6 +921,7 @@ impl Session {
             .insert_into(&state, input, InsertOp::Append)
             .await?;
         let result = collect(plan, self.ctx.task_ctx()).await?;
+        self.catalog.written(provider.as_ref());
         Ok(count_rows(&result))
     }
 }
