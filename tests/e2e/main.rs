@@ -8,6 +8,7 @@ mod auth;
 mod cancel;
 mod clients;
 mod cluster;
+mod compaction;
 mod differential;
 mod extended;
 mod fuzz;

@@ -83,6 +83,8 @@ pub(crate) struct TableFiles {
     lock: Arc<RwLock<()>>,
     /// Set while a compaction of the table runs.
     running: AtomicBool,
+    /// Set by a write; cleared by the compaction that will see its files.
+    pending: AtomicBool,
 }
 
 impl std::fmt::Debug for TableFiles {
@@ -107,6 +109,7 @@ impl TableFiles {
             schema,
             lock: Arc::new(RwLock::new(())),
             running: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         }
     }
 
@@ -119,20 +122,32 @@ impl TableFiles {
     /// of it is already running.
     /// Merged files are written with the session's Parquet options.
     pub(crate) fn compact_soon(self: &Arc<Self>, options: &TableParquetOptions) {
-        if self.running.swap(true, Ordering::AcqRel) {
+        self.pending.store(true, Ordering::SeqCst);
+        if self.running.swap(true, Ordering::SeqCst) {
             return;
         }
         let files = self.clone();
         let options = options.clone();
         tokio::spawn(async move {
-            let compacted = match files.properties(options) {
-                Ok(properties) => files.compact(properties).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = compacted {
-                tracing::warn!(dir = %files.dir.display(), error = %e, "compaction failed; the table's files are unchanged");
+            loop {
+                files.pending.store(false, Ordering::SeqCst);
+                let compacted = match files.properties(options.clone()) {
+                    Ok(properties) => files.compact(properties).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = compacted {
+                    tracing::warn!(dir = %files.dir.display(), error = %e, "compaction failed; the table's files are unchanged");
+                }
+                files.running.store(false, Ordering::SeqCst);
+                // A write that found this compaction running after it had
+                // last listed the table: look again, unless that write
+                // started a compaction of its own.
+                if !files.pending.load(Ordering::SeqCst)
+                    || files.running.swap(true, Ordering::SeqCst)
+                {
+                    return;
+                }
             }
-            files.running.store(false, Ordering::Release);
         });
     }
 
