@@ -73,6 +73,13 @@ async fn scram_logins_from_the_users_file_and_create_role() {
         .await
         .expect("bob logs in");
     assert_eq!(one(&bob, "SELECT 1").await.as_deref(), Some("1"));
+    // Each session names the role it logged in as.
+    const WHO: &str = "SELECT current_user || session_user || user || current_role";
+    assert_eq!(one(&bob, WHO).await.as_deref(), Some("bobbobbobbob"));
+    assert_eq!(
+        one(&alice, WHO).await.as_deref(),
+        Some("alicealicealicealice")
+    );
     alice
         .batch_execute("ALTER ROLE bob WITH PASSWORD 'rebuilt'")
         .await

@@ -124,6 +124,8 @@ impl Login {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        handler.session.log_in(&user);
         self.driver
             .complete_authentication(client, final_message)
             .await?;

@@ -142,7 +142,13 @@ impl ScalarUDFImpl for PgTypeof {
 /// always `value`.
 fn constant(name: &str, arities: &[usize], value: ScalarValue) -> ScalarUDF {
     let return_type = value.data_type();
-    let arities = arities.iter().map(|n| TypeSignature::Any(*n)).collect();
+    let arities = arities
+        .iter()
+        .map(|&n| match n {
+            0 => TypeSignature::Nullary,
+            n => TypeSignature::Any(n),
+        })
+        .collect();
     ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         name,
         Signature::one_of(arities, Volatility::Stable),
@@ -222,6 +228,15 @@ fn json_value(value: &ScalarValue) -> serde_json::Value {
 
 /// `current_setting(name [, missing_ok])` and `set_config(name, value,
 /// is_local)` over one session's parameters.
+/// `session_user`, `current_user`, `current_role` and `user`: the role the
+/// session logged in as (Quiver has no `SET ROLE`, so all four agree).
+pub(crate) fn identity_functions(user: &str) -> Vec<ScalarUDF> {
+    ["session_user", "current_user", "current_role", "user"]
+        .into_iter()
+        .map(|name| constant(name, &[0], ScalarValue::Utf8(Some(user.to_string()))))
+        .collect()
+}
+
 pub(crate) fn session_functions(settings: Arc<Mutex<Settings>>) -> Vec<ScalarUDF> {
     let read = settings.clone();
     let current = move |args: &[ColumnarValue]| {

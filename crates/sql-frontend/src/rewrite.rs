@@ -238,6 +238,16 @@ impl VisitorMut for PostgresForms {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `user` and `current_role` are reserved words that name functions,
+        // like `current_user` (which sqlparser parses as one already).
+        if let Expr::Identifier(ident) = expr
+            && ident.quote_style.is_none()
+            && ["user", "current_role"].contains(&ident.value.to_ascii_lowercase().as_str())
+            && let Some(call) = parse_expr(&format!("{}()", ident.value.to_ascii_lowercase()))
+        {
+            *expr = call;
+            return ControlFlow::Continue(());
+        }
         let Expr::Function(function) = expr else {
             return ControlFlow::Continue(());
         };

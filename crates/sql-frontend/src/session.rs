@@ -217,6 +217,14 @@ impl Session {
         Ok(Completion::tag("ALTER ROLE").into())
     }
 
+    /// The session has logged in as `user`: the functions that name the
+    /// session's role name it.
+    pub(crate) fn log_in(&self, user: &str) {
+        for function in crate::pg_functions::identity_functions(user) {
+            self.ctx.register_udf(function);
+        }
+    }
+
     /// What cancels this session's statements.
     pub(crate) fn canceller(&self) -> &Arc<Canceller> {
         &self.canceller
