@@ -85,6 +85,25 @@ async fn scram_logins_from_the_users_file_and_create_role() {
         .await
         .expect("alter role");
     refused(&server, "bob", "builder").await;
+    // A role without LOGIN (CREATE ROLE's default) is turned away, its
+    // password right or not.
+    alice
+        .batch_execute("CREATE ROLE carol PASSWORD 'tables'")
+        .await
+        .expect("create role");
+    let error = connect(&server, "carol", "tables")
+        .await
+        .expect_err("carol may not log in");
+    assert_eq!(error.code().map(|c| c.code()), Some("28000"), "{error}");
+    assert_eq!(
+        error.as_db_error().map(|e| e.message()),
+        Some("role \"carol\" is not permitted to log in")
+    );
+    // bob is no superuser: he may not make roles, nor give himself SUPERUSER.
+    for sql in ["CREATE ROLE dave", "ALTER ROLE bob SUPERUSER"] {
+        let error = bob.batch_execute(sql).await.expect_err("not a superuser");
+        assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{sql}");
+    }
     connect(&server, "bob", "rebuilt")
         .await
         .expect("new password");
@@ -162,6 +181,45 @@ async fn scram_logins_from_the_users_file_and_create_role() {
         .batch_execute("DROP ROLE IF EXISTS bob")
         .await
         .expect("if exists");
+}
+
+/// Under trust, a client names its role: a name no role has is the
+/// bootstrap superuser, a role's name gets that role's attributes.
+#[tokio::test(flavor = "multi_thread")]
+async fn trusted_logins_take_the_attributes_of_the_role_they_name() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let bootstrap = server.connect().await;
+    bootstrap
+        .batch_execute("CREATE ROLE plain LOGIN; CREATE ROLE hidden")
+        .await
+        .expect("roles");
+    let login = |user: &str| {
+        let conninfo = format!(
+            "host={} port={} user={user} dbname=quiver",
+            server.host(),
+            server.port()
+        );
+        async move { connect_to(&conninfo).await }
+    };
+    let plain = login("plain").await.expect("plain logs in");
+    assert_eq!(
+        one(&plain, "SHOW is_superuser").await.as_deref(),
+        Some("off")
+    );
+    assert_eq!(
+        one(&bootstrap, "SHOW is_superuser").await.as_deref(),
+        Some("on")
+    );
+    // Nor may a session an ordinary role logged in to act as another.
+    for sql in [
+        "CREATE ROLE sneaky SUPERUSER",
+        "SET SESSION AUTHORIZATION quiver",
+    ] {
+        let error = plain.batch_execute(sql).await.expect_err("not a superuser");
+        assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{sql}");
+    }
+    let error = login("hidden").await.expect_err("NOLOGIN");
+    assert_eq!(error.code().map(|c| c.code()), Some("28000"), "{error}");
 }
 
 #[test]

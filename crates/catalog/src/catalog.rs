@@ -179,16 +179,16 @@ impl Catalog {
             .collect()
     }
 
-    /// Leases on the files of every managed table `plan` reads or writes,
-    /// to be held until it has run: compaction does not delete a file of a
-    /// leased table (see [`crate::compaction`]).
+    /// Leases on the files of every managed table `plan` reads, to be held
+    /// until it has run: compaction does not delete a file of a leased
+    /// table (see [`crate::compaction`]). A table `plan` only writes needs
+    /// none: a write adds files, and the listing DataFusion makes before it
+    /// writes only names them.
     pub async fn leases(&self, plan: &LogicalPlan) -> Vec<Lease> {
         let mut sources: Vec<Arc<dyn TableSource>> = Vec::new();
         let _ = plan.apply_with_subqueries(|node| {
-            match node {
-                LogicalPlan::TableScan(scan) => sources.push(scan.source.clone()),
-                LogicalPlan::Dml(dml) => sources.push(dml.target.clone()),
-                _ => {}
+            if let LogicalPlan::TableScan(scan) = node {
+                sources.push(scan.source.clone());
             }
             Ok(TreeNodeRecursion::Continue)
         });

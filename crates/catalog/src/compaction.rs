@@ -238,7 +238,10 @@ fn level(name: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The lowest level with at least `FANOUT` small files, and those files.
+/// Of the levels with at least `FANOUT` small files, the one with the most
+/// (the lowest of equals), and those files. Not simply the lowest: while
+/// writes keep coming, level 0 always has enough, and the levels above it
+/// would never be merged.
 fn next_merge(dir: &Path) -> Result<Option<(usize, Vec<PathBuf>)>> {
     let mut levels: BTreeMap<usize, Vec<PathBuf>> = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
@@ -259,13 +262,14 @@ fn next_merge(dir: &Path) -> Result<Option<(usize, Vec<PathBuf>)>> {
             levels.entry(level(name)).or_default().push(entry.path());
         }
     }
-    Ok(levels
+    let busiest = levels
         .into_iter()
-        .find(|(_, files)| files.len() >= FANOUT)
-        .map(|(level, mut files)| {
-            files.sort();
-            (level, files)
-        }))
+        .filter(|(_, files)| files.len() >= FANOUT)
+        .max_by(|(a, a_files), (b, b_files)| a_files.len().cmp(&b_files.len()).then(b.cmp(a)));
+    Ok(busiest.map(|(level, mut files)| {
+        files.sort();
+        (level, files)
+    }))
 }
 
 /// Writes the rows of `inputs`, in order, as one Parquet file `to`, in the
@@ -514,6 +518,20 @@ mod tests {
         write_durably(&dir.path().join(INTENT), &record).unwrap();
         recover(dir.path()).unwrap();
         assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_level_with_the_most_files_is_merged_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for k in 0..FANOUT as i64 + 1 {
+            write_row(dir.path(), k);
+        }
+        for k in 0..FANOUT as i64 + 2 {
+            let row = write_row(dir.path(), 100 + k);
+            std::fs::rename(&row, dir.path().join(format!("L1-{k}.parquet"))).unwrap();
+        }
+        let (level, files) = next_merge(dir.path()).unwrap().expect("a merge");
+        assert_eq!((level, files.len()), (1, FANOUT + 2));
     }
 
     #[test]

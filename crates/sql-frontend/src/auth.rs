@@ -2,9 +2,16 @@
 //! SCRAM-SHA-256 against login roles.
 //!
 //! Roles come from a users file (`--users FILE`, `name:password` lines, read
-//! at start-up) and from `CREATE ROLE name [WITH] [LOGIN] PASSWORD '...'`,
-//! kept in the catalog. Only SCRAM verifiers are stored (salt and salted
-//! password, PostgreSQL's 4096 iterations), never the password itself.
+//! at start-up) and from `CREATE ROLE`, kept in the catalog. Only SCRAM
+//! verifiers are stored (salt and salted password, PostgreSQL's 4096
+//! iterations), never the password itself.
+//!
+//! A role has PostgreSQL's `SUPERUSER` and `LOGIN` attributes (`CREATE
+//! ROLE` gives neither unless asked, as in PostgreSQL). The users file's
+//! roles are superusers that may log in: they bootstrap the server. Under
+//! `trust`, a client may give any name: a name no role has is taken for
+//! the bootstrap superuser (what `trust` on loopback means), a role's name
+//! gets that role's attributes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,14 +63,47 @@ fn rand_salt() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 
-/// The login roles: the users file's and the catalog's.
+/// A role made with `CREATE ROLE`, as the catalog stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Role {
+    /// `None`: the role has no password (`PASSWORD NULL`, or none given).
+    #[serde(flatten)]
+    verifier: Option<Verifier>,
+    #[serde(default)]
+    superuser: bool,
+    /// Roles stored before roles had attributes were made to log in.
+    #[serde(default = "logs_in")]
+    login: bool,
+}
+
+fn logs_in() -> bool {
+    true
+}
+
+/// What a role may do, of PostgreSQL's role attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attributes {
+    pub superuser: bool,
+    pub login: bool,
+}
+
+/// `CREATE ROLE`'s and `ALTER ROLE`'s options; `None`: not given.
+#[derive(Debug, Default)]
+pub(crate) struct RoleOptions {
+    /// `Some(None)`: `PASSWORD NULL`.
+    pub password: Option<Option<String>>,
+    pub superuser: Option<bool>,
+    pub login: Option<bool>,
+}
+
+/// The roles: the users file's and the catalog's.
 #[derive(Debug)]
 pub(crate) struct Roles {
     store: Arc<MetaStore>,
     /// From the users file; not changed by SQL.
     configured: HashMap<String, Verifier>,
     /// From `CREATE ROLE`, mirrored in the catalog.
-    created: RwLock<HashMap<String, Verifier>>,
+    created: RwLock<HashMap<String, Role>>,
 }
 
 impl Roles {
@@ -92,13 +132,13 @@ impl Roles {
         }
         let mut created = HashMap::new();
         for (name, value) in store.scan(ROLES_CF)? {
-            let verifier = serde_json::from_slice(&value).map_err(|e| {
+            let role = serde_json::from_slice(&value).map_err(|e| {
                 Error::Catalog(quiver_catalog::Error::Corrupt {
                     key: name.clone(),
                     message: e.to_string(),
                 })
             })?;
-            created.insert(name, verifier);
+            created.insert(name, role);
         }
         Ok(Self {
             store,
@@ -107,25 +147,47 @@ impl Roles {
         })
     }
 
-    fn created(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Verifier>> {
+    fn created(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Role>> {
         self.created.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn created_role(&self, name: &str) -> Option<Role> {
+        self.created
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     fn verifier(&self, name: &str) -> Option<Verifier> {
-        self.configured.get(name).cloned().or_else(|| {
-            self.created
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(name)
-                .cloned()
+        self.configured
+            .get(name)
+            .cloned()
+            .or_else(|| self.created_role(name)?.verifier)
+    }
+
+    /// The attributes of role `name`; `None` when there is no such role.
+    pub(crate) fn attributes(&self, name: &str) -> Option<Attributes> {
+        if self.configured.contains_key(name) {
+            return Some(Attributes {
+                superuser: true,
+                login: true,
+            });
+        }
+        self.created_role(name).map(|role| Attributes {
+            superuser: role.superuser,
+            login: role.login,
         })
     }
 
-    /// `CREATE ROLE` (`replace`: `ALTER ROLE ... PASSWORD`).
-    pub(crate) fn set_password(
+    /// `CREATE ROLE` (`create`) or `ALTER ROLE`: the role `name` with
+    /// `options` (`CREATE ROLE`'s defaults: no password, `NOSUPERUSER`,
+    /// `NOLOGIN`). Returns `false` when the role exists and
+    /// `if_not_exists` is set.
+    pub(crate) fn define(
         &self,
         name: &str,
-        password: &str,
+        options: RoleOptions,
         create: bool,
         if_not_exists: bool,
     ) -> Result<bool> {
@@ -150,14 +212,23 @@ impl Roles {
                 "role \"{name}\" is defined in the users file; change it there"
             )));
         }
-        let verifier = Verifier::new(password);
-        let value = serde_json::to_vec(&verifier).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut role = created.get(name).cloned().unwrap_or(Role {
+            verifier: None,
+            superuser: false,
+            login: false,
+        });
+        if let Some(password) = options.password {
+            role.verifier = password.as_deref().map(Verifier::new);
+        }
+        role.superuser = options.superuser.unwrap_or(role.superuser);
+        role.login = options.login.unwrap_or(role.login);
+        let value = serde_json::to_vec(&role).map_err(|e| Error::Internal(e.to_string()))?;
         self.store.write(&[Change::Put {
             cf: ROLES_CF,
             key: name,
             value: &value,
         }])?;
-        created.insert(name.to_string(), verifier);
+        created.insert(name.to_string(), role);
         Ok(true)
     }
 
@@ -216,4 +287,29 @@ fn refuse_shared_file(path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_stored_before_attributes_could_log_in_and_were_no_superusers() {
+        let legacy = br#"{"salt":"00ff","salted_password":"abcd"}"#;
+        let role: Role = serde_json::from_slice(legacy).expect("reads");
+        assert!(role.login && !role.superuser);
+        assert_eq!(role.verifier.expect("a password").salt, [0x00, 0xff]);
+    }
+
+    #[test]
+    fn a_role_without_a_password_round_trips() {
+        let role = Role {
+            verifier: None,
+            superuser: true,
+            login: false,
+        };
+        let text = serde_json::to_vec(&role).expect("writes");
+        let back: Role = serde_json::from_slice(&text).expect("reads");
+        assert!(back.verifier.is_none() && back.superuser && !back.login);
+    }
 }

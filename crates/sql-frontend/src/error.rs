@@ -61,6 +61,12 @@ pub enum Error {
     /// Something the role may not do or reach.
     #[error("{0}")]
     InsufficientPrivilege(String),
+    /// A role that may not log in (`NOLOGIN`).
+    #[error("{0}")]
+    InvalidAuthorization(String),
+    /// An object in use that cannot be changed (the session's own role).
+    #[error("{0}")]
+    ObjectInUse(String),
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
@@ -109,6 +115,8 @@ impl Error {
             Error::BadCopyData(_) => "22P04",
             Error::Protocol(_) => "08P01",
             Error::InsufficientPrivilege(_) => "42501",
+            Error::InvalidAuthorization(_) => "28000",
+            Error::ObjectInUse(_) => "55006",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",

@@ -100,12 +100,12 @@ pub(crate) struct Login {
 impl Login {
     pub(crate) fn new(method: AuthMethod, roles: Arc<Roles>) -> Self {
         let scram = (method == AuthMethod::ScramSha256).then(|| {
-            let mut scram = ScramAuth::new(roles);
+            let mut scram = ScramAuth::new(roles.clone());
             scram.set_iterations(crate::auth::ITERATIONS);
             Arc::new(scram) as Arc<dyn AuthMechanismFactory>
         });
         Self {
-            driver: AuthDriver::new(StartupParameters)
+            driver: AuthDriver::new(StartupParameters { roles })
                 .with_pid_secret_key_generator(Arc::new(RandomPidSecretKeyGenerator::default())),
             scram,
         }
@@ -125,7 +125,11 @@ impl Login {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let user = client.metadata().get("user").cloned().unwrap_or_default();
-        handler.session.log_in(&user);
+        if let Err(e) = handler.session.log_in(&user) {
+            let mut error = e.to_error_info();
+            error.severity = "FATAL".into();
+            return Err(PgWireError::UserError(Box::new(error)));
+        }
         self.driver
             .complete_authentication(client, final_message)
             .await?;
@@ -151,7 +155,11 @@ impl Handler {
     }
 }
 
-struct StartupParameters;
+/// The parameters reported at start-up: the settings' defaults, and what
+/// the client and its role decide.
+struct StartupParameters {
+    roles: Arc<Roles>,
+}
 
 impl ServerParameterProvider for StartupParameters {
     fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
@@ -165,6 +173,12 @@ impl ServerParameterProvider for StartupParameters {
         }
         if let Some(user) = client.metadata().get("user") {
             parameters.insert("session_authorization".into(), user.clone());
+            // A name no role has is the bootstrap superuser (under trust).
+            let superuser = self.roles.attributes(user).is_none_or(|a| a.superuser);
+            parameters.insert(
+                "is_superuser".into(),
+                if superuser { "on" } else { "off" }.into(),
+            );
         }
         Some(parameters)
     }

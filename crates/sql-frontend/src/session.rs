@@ -2,7 +2,7 @@
 //! settings, and the statements it runs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -21,13 +21,13 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     AlterRoleOperation, CopySource, CopyTarget, CreateRole, Expr, Ident, ObjectName, ObjectType,
-    Password, RoleOption, Set, Statement, Value,
+    Password, RoleOption, Set, SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
 use quiver_catalog::{Catalog, Staging, TempTables};
 use quiver_udf_registry::SizedText;
 
-use crate::auth::Roles;
+use crate::auth::{RoleOptions, Roles};
 use crate::cancel::Canceller;
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
@@ -108,6 +108,19 @@ pub struct Session {
     /// Where external tables may point.
     locations: Arc<ExternalLocations>,
     block: Mutex<Block>,
+    /// Who logged in; set once, when the connection's start-up completes.
+    identity: OnceLock<Identity>,
+    /// The role `SET SESSION AUTHORIZATION` made the session's; `None`: the
+    /// one that logged in.
+    acting: Mutex<Option<String>>,
+}
+
+/// The role a session logged in as.
+#[derive(Debug)]
+struct Identity {
+    user: String,
+    /// Under `trust`, a name no role has: the bootstrap superuser.
+    bootstrap: bool,
 }
 
 /// Where the session is with respect to a transaction block.
@@ -165,6 +178,8 @@ impl Session {
             canceller,
             staging,
             block: Mutex::new(Block::Idle),
+            identity: OnceLock::new(),
+            acting: Mutex::new(None),
             ctx,
             catalog,
             temp,
@@ -176,13 +191,39 @@ impl Session {
     }
 
     fn create_role(&self, create: CreateRole) -> Result<Outcome> {
-        let password = role_password(create.password.as_ref())?;
+        self.require_superuser("permission denied to create role")?;
+        let unsupported = [
+            ("CREATEDB", create.create_db == Some(true)),
+            ("CREATEROLE", create.create_role == Some(true)),
+            ("REPLICATION", create.replication == Some(true)),
+            ("BYPASSRLS", create.bypassrls == Some(true)),
+            ("CONNECTION LIMIT", create.connection_limit.is_some()),
+            ("VALID UNTIL", create.valid_until.is_some()),
+            (
+                "IN ROLE, ROLE, ADMIN",
+                !(create.in_role.is_empty()
+                    && create.in_group.is_empty()
+                    && create.role.is_empty()
+                    && create.user.is_empty()
+                    && create.admin.is_empty()),
+            ),
+        ];
+        if let Some((option, _)) = unsupported.iter().find(|(_, given)| *given) {
+            return Err(Error::FeatureNotSupported(format!(
+                "CREATE ROLE ... {option} is not supported: roles have SUPERUSER, LOGIN and PASSWORD"
+            )));
+        }
         let mut notice = None;
         for name in &create.names {
             let name = object_name(name);
+            let options = RoleOptions {
+                password: create.password.as_ref().map(role_password).transpose()?,
+                superuser: create.superuser,
+                login: create.login,
+            };
             if !self
                 .roles
-                .set_password(&name, &password, true, create.if_not_exists)?
+                .define(&name, options, true, create.if_not_exists)?
             {
                 notice = Some(format!("role \"{name}\" already exists, skipping"));
             }
@@ -191,9 +232,13 @@ impl Session {
     }
 
     fn drop_roles(&self, names: &[ObjectName], if_exists: bool) -> Result<Outcome> {
+        self.require_superuser("permission denied to drop role")?;
         let mut notice = None;
         for name in names {
             let name = object_name(name);
+            if Some(&name) == self.user().as_ref() {
+                return Err(Error::ObjectInUse("current user cannot be dropped".into()));
+            }
             if !self.roles.drop_role(&name, if_exists)? {
                 notice = Some(format!("role \"{name}\" does not exist, skipping"));
             }
@@ -201,28 +246,138 @@ impl Session {
         Ok(Completion::tag("DROP ROLE").with_notice(notice).into())
     }
 
+    /// `ALTER ROLE name [WITH] option ...`: a superuser may change any role;
+    /// another role only its own password.
     fn alter_role(&self, name: &Ident, operation: AlterRoleOperation) -> Result<Outcome> {
         let AlterRoleOperation::WithOptions { options } = operation else {
             return Err(Error::FeatureNotSupported(
-                "ALTER ROLE supports only [WITH] PASSWORD".into(),
+                "ALTER ROLE supports only [WITH] SUPERUSER, LOGIN and PASSWORD".into(),
             ));
         };
-        let password = options.iter().find_map(|o| match o {
-            RoleOption::Password(p) => Some(p),
-            _ => None,
-        });
-        let password = role_password(password)?;
-        self.roles
-            .set_password(&name.value, &password, false, false)?;
+        let mut changes = RoleOptions::default();
+        for option in &options {
+            match option {
+                RoleOption::Password(p) => changes.password = Some(role_password(p)?),
+                RoleOption::SuperUser(on) => changes.superuser = Some(*on),
+                RoleOption::Login(on) => changes.login = Some(*on),
+                RoleOption::Inherit(_) => {}
+                other => {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "ALTER ROLE ... {other} is not supported: roles have SUPERUSER, LOGIN and PASSWORD"
+                    )));
+                }
+            }
+        }
+        let own_password = Some(&name.value) == self.user().as_ref()
+            && changes.superuser.is_none()
+            && changes.login.is_none();
+        if !own_password {
+            self.require_superuser("permission denied to alter role")?;
+        }
+        self.roles.define(&name.value, changes, false, false)?;
         Ok(Completion::tag("ALTER ROLE").into())
     }
 
     /// The session has logged in as `user`: the functions that name the
-    /// session's role name it.
-    pub(crate) fn log_in(&self, user: &str) {
+    /// session's role name it. Fails with 28000 for a role without `LOGIN`.
+    pub(crate) fn log_in(&self, user: &str) -> Result<()> {
+        let attributes = self.roles.attributes(user);
+        if attributes.is_some_and(|a| !a.login) {
+            return Err(Error::InvalidAuthorization(format!(
+                "role \"{user}\" is not permitted to log in"
+            )));
+        }
+        let identity = Identity {
+            user: user.to_string(),
+            bootstrap: attributes.is_none(),
+        };
+        if self.identity.set(identity).is_err() {
+            return Err(Error::Internal("the session logged in twice".into()));
+        }
+        self.name_user(user);
+        Ok(())
+    }
+
+    /// Makes the functions that name the session's role name `user`.
+    fn name_user(&self, user: &str) {
         for function in crate::pg_functions::identity_functions(user) {
             self.ctx.register_udf(function);
         }
+    }
+
+    fn acting(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.acting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session's role: the one that logged in, or the one `SET SESSION
+    /// AUTHORIZATION` chose.
+    fn user(&self) -> Option<String> {
+        self.acting()
+            .clone()
+            .or_else(|| self.identity.get().map(|i| i.user.clone()))
+    }
+
+    /// Whether the role that logged in is a superuser now.
+    fn logged_in_as_superuser(&self) -> bool {
+        self.identity.get().is_some_and(|identity| {
+            identity.bootstrap
+                || self
+                    .roles
+                    .attributes(&identity.user)
+                    .is_some_and(|a| a.superuser)
+        })
+    }
+
+    /// Fails with 42501 (`denied`) unless the session's role is a superuser
+    /// now (an `ALTER ROLE ... NOSUPERUSER` applies to its sessions at once).
+    pub(crate) fn require_superuser(&self, denied: &str) -> Result<()> {
+        if self.is_superuser() {
+            Ok(())
+        } else {
+            Err(Error::InsufficientPrivilege(denied.to_string()))
+        }
+    }
+
+    /// Whether the session's role is a superuser now.
+    fn is_superuser(&self) -> bool {
+        let acting = self.acting().clone();
+        match acting {
+            Some(role) => self.roles.attributes(&role).is_some_and(|a| a.superuser),
+            None => self.logged_in_as_superuser(),
+        }
+    }
+
+    /// `SET SESSION AUTHORIZATION role | DEFAULT`: a session that a
+    /// superuser logged in to acts as `role` (`DEFAULT`: as itself again),
+    /// privileges and all, as in PostgreSQL.
+    fn set_session_authorization(&self, role: Option<String>) -> Result<Outcome> {
+        if !self.logged_in_as_superuser() {
+            return Err(Error::InsufficientPrivilege(
+                "permission denied to set session authorization".into(),
+            ));
+        }
+        let login = self
+            .identity
+            .get()
+            .map(|i| i.user.clone())
+            .ok_or_else(|| Error::Internal("no role logged in".into()))?;
+        if let Some(role) = &role
+            && self.roles.attributes(role).is_none()
+            && role != &login
+        {
+            return Err(Error::UndefinedObject(format!(
+                "role \"{role}\" does not exist"
+            )));
+        }
+        let role = role.filter(|role| role != &login);
+        let name = role.clone().unwrap_or(login);
+        *self.acting() = role;
+        self.name_user(&name);
+        Ok(Completion {
+            parameter: Some(("session_authorization".into(), name)),
+            ..Completion::tag("SET")
+        }
+        .into())
     }
 
     /// What cancels this session's statements.
@@ -260,18 +415,24 @@ impl Session {
         let statement = match statement {
             parse::Statement::Sql(statement) => statement,
             parse::Statement::CreateAggregate(create) => {
+                self.require_superuser(WASM_DENIED)?;
                 return Ok(self.functions.create_aggregate(create).await?.into());
             }
             parse::Statement::DropAggregate(drop) => {
+                self.require_superuser(WASM_DENIED)?;
                 return Ok(self.functions.drop_aggregates(drop)?.into());
             }
         };
         match statement {
             DfStatement::Statement(s) => match *s {
                 Statement::CreateFunction(create) => {
+                    self.require_superuser(WASM_DENIED)?;
                     Ok(self.functions.create(create).await?.into())
                 }
-                Statement::DropFunction(drop) => Ok(self.functions.drop_functions(drop)?.into()),
+                Statement::DropFunction(drop) => {
+                    self.require_superuser(WASM_DENIED)?;
+                    Ok(self.functions.drop_functions(drop)?.into())
+                }
                 Statement::Set(set) => self.set(set).await,
                 Statement::CreateRole(create) => self.create_role(create),
                 Statement::AlterRole { name, operation } => self.alter_role(&name, operation),
@@ -693,6 +854,11 @@ impl Session {
                         "temporary tables are not supported yet".into(),
                     ));
                 }
+                // Its files are read and written as the server's user.
+                self.require_superuser(&format!(
+                    "permission denied to create external table \"{}\": only superusers may read or write the server's files",
+                    create.name
+                ))?;
                 for location in &create.locations {
                     self.locations.check(location)?;
                 }
@@ -748,6 +914,12 @@ impl Session {
                 ("client_encoding".to_string(), Some(charset_name.value))
             }
             Set::SetTransaction { .. } => return Ok(Completion::tag("SET").into()),
+            Set::SetSessionAuthorization(param) => {
+                return self.set_session_authorization(match param.kind {
+                    SetSessionAuthorizationParamKind::Default => None,
+                    SetSessionAuthorizationParamKind::User(name) => Some(name.value),
+                });
+            }
             other => {
                 return Err(Error::FeatureNotSupported(format!(
                     "{other} is not supported"
@@ -792,7 +964,12 @@ impl Session {
             "time_zone" => "timezone".to_string(),
             _ => name,
         };
-        let value = self.settings().get(&name)?;
+        // What the session's role decides.
+        let value = match name.as_str() {
+            "session_authorization" => self.user().unwrap_or_default(),
+            "is_superuser" => on_off(self.is_superuser()),
+            _ => self.settings().get(&name)?,
+        };
         let schema = Arc::new(Schema::new(vec![Field::new(&name, DataType::Utf8, false)]));
         let batch = RecordBatch::try_new(
             schema.clone(),
@@ -999,15 +1176,29 @@ fn object_name(name: &ObjectName) -> String {
 
 /// The text of a role's `PASSWORD '...'`; Quiver's roles exist to log in,
 /// so one is required.
-fn role_password(password: Option<&Password>) -> Result<String> {
+fn on_off(on: bool) -> String {
+    if on { "on" } else { "off" }.to_string()
+}
+
+/// Why a role that is not a superuser may not create or drop functions:
+/// `wasm` is, in PostgreSQL's terms, an untrusted language (a function runs
+/// code the server loads from its `--function-dir`).
+const WASM_DENIED: &str = "permission denied for language wasm";
+
+/// A role's `PASSWORD '...'` (`None`: `PASSWORD NULL`).
+fn role_password(password: &Password) -> Result<Option<String>> {
     match password {
-        Some(Password::Password(Expr::Value(v))) => match &v.value {
-            Value::SingleQuotedString(s) => Ok(s.clone()),
-            other => Err(Error::Syntax(format!("expected a quoted password, got {other}"))),
+        Password::NullPassword => Ok(None),
+        Password::Password(Expr::Value(v)) => match &v.value {
+            Value::SingleQuotedString(s) => Ok(Some(s.clone())),
+            Value::Null => Ok(None),
+            other => Err(Error::Syntax(format!(
+                "expected a quoted password, got {other}"
+            ))),
         },
-        _ => Err(Error::FeatureNotSupported(
-            "roles need a password (CREATE ROLE name [WITH] [LOGIN] PASSWORD '...'): Quiver's roles exist to log in".into(),
-        )),
+        Password::Password(other) => Err(Error::Syntax(format!(
+            "expected a quoted password, got {other}"
+        ))),
     }
 }
 
