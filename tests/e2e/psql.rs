@@ -93,6 +93,13 @@ fn psql_describes_tables_and_copies_in_and_out() {
         );
     }
 
+    // \dp shows what was granted on the table, in PostgreSQL's ACL form.
+    let privileges = psql(&server, &["GRANT SELECT ON t TO PUBLIC", "\\dp t"]);
+    assert!(
+        privileges.contains("Access privileges") && privileges.contains("=r/"),
+        "\\dp t:\n{privileges}"
+    );
+
     // A bad row appends nothing and the session goes on.
     let bad = data.path().join("bad.csv");
     std::fs::write(&bad, "id,name,score,ts\n4,x,1,\nnot-a-number,y,2,\n").expect("write csv");

@@ -20,7 +20,7 @@ use crate::staging::Staging;
 use crate::store::{MetaStore, TABLES_CF};
 use crate::table::{external_table, listing_urls, managed_table, managed_url, replay_external};
 use crate::temp::TempTables;
-use crate::{Error, Result, TableEntry, TableKind};
+use crate::{Error, Privilege, Result, TableEntry, TableKind};
 
 /// The schema every persistent table lives in.
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -246,13 +246,50 @@ impl Catalog {
         self.read().values().map(|l| l.entry.clone()).collect()
     }
 
-    /// Creates a managed table with `schema`. Returns `None` when the table
-    /// exists and `if_not_exists` is set.
+    /// The stored table `name`.
+    pub fn entry(&self, name: &str) -> Option<TableEntry> {
+        self.read().get(name).map(|l| l.entry.clone())
+    }
+
+    /// `GRANT` (`grant`) or `REVOKE` of `privileges` on table `name` to or
+    /// from `grantee` ([`crate::PUBLIC`]: every role).
+    pub async fn set_privileges(
+        &self,
+        name: &str,
+        grantee: &str,
+        privileges: &[Privilege],
+        grant: bool,
+    ) -> Result<()> {
+        let _ddl = self.ddl.lock().await;
+        let mut entry = self
+            .entry(name)
+            .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+        let granted = entry.grants.entry(grantee.to_string()).or_default();
+        for privilege in privileges {
+            if grant {
+                granted.insert(*privilege);
+            } else {
+                granted.remove(privilege);
+            }
+        }
+        if granted.is_empty() {
+            entry.grants.remove(grantee);
+        }
+        self.persist(&entry)?;
+        if let Some(loaded) = self.write().get_mut(name) {
+            loaded.entry = entry;
+        }
+        Ok(())
+    }
+
+    /// Creates a managed table with `schema`, owned by `owner`. Returns
+    /// `None` when the table exists and `if_not_exists` is set.
     pub async fn create_table(
         &self,
         name: &str,
         schema: SchemaRef,
         if_not_exists: bool,
+        owner: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
         let _ddl = self.ddl.lock().await;
         if self.check_absent(name, if_not_exists)? {
@@ -266,6 +303,8 @@ impl Catalog {
             name: name.to_string(),
             kind: TableKind::managed(id, &schema),
             created_at_ms: now_ms(),
+            owner: Some(owner.to_string()),
+            grants: BTreeMap::new(),
         };
         let files = self.table_files(&entry)?;
         if let Err(e) = self.persist(&entry) {
@@ -276,13 +315,15 @@ impl Catalog {
         Ok(Some(provider))
     }
 
-    /// Creates an external table from its planned `command`; `definition` is
-    /// the statement's text, stored to rebuild the table at start-up.
+    /// Creates an external table from its planned `command`, owned by
+    /// `owner`; `definition` is the statement's text, stored to rebuild the
+    /// table at start-up.
     pub async fn create_external_table(
         &self,
         state: &SessionState,
         command: &CreateExternalTable,
         definition: String,
+        owner: &str,
     ) -> Result<()> {
         let name = self.table_name(&command.name)?;
         let _ddl = self.ddl.lock().await;
@@ -294,6 +335,8 @@ impl Catalog {
             name: name.clone(),
             kind: TableKind::External { definition },
             created_at_ms: now_ms(),
+            owner: Some(owner.to_string()),
+            grants: BTreeMap::new(),
         };
         self.persist(&entry)?;
         self.insert(entry, provider, None);

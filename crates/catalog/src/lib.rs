@@ -13,5 +13,5 @@ pub use compaction::{FANOUT, Lease, SMALL_FILE};
 pub use error::{Error, Result};
 pub use staging::Staging;
 pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
-pub use table::{TableEntry, TableKind};
+pub use table::{PUBLIC, Privilege, TableEntry, TableKind};
 pub use temp::{SessionSchema, TempTables};

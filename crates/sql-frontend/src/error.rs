@@ -67,6 +67,9 @@ pub enum Error {
     /// An object in use that cannot be changed (the session's own role).
     #[error("{0}")]
     ObjectInUse(String),
+    /// An object others depend on (a role that owns tables).
+    #[error("{0}")]
+    DependentObjects(String),
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
@@ -117,6 +120,7 @@ impl Error {
             Error::InsufficientPrivilege(_) => "42501",
             Error::InvalidAuthorization(_) => "28000",
             Error::ObjectInUse(_) => "55006",
+            Error::DependentObjects(_) => "2BP01",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",

@@ -30,7 +30,9 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
-use quiver_catalog::DEFAULT_SCHEMA;
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA};
+
+use crate::pg_acl::PgClassAcl;
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SqlType};
 
 /// Installs the wrapped `pg_catalog` schema and the `\df` functions in `ctx`.
@@ -38,6 +40,7 @@ pub(crate) fn install(
     ctx: &SessionContext,
     database: &str,
     registry: Arc<FunctionRegistry>,
+    tables: Arc<Catalog>,
 ) -> DfResult<()> {
     let catalog = ctx
         .catalog(database)
@@ -50,6 +53,7 @@ pub(crate) fn install(
         Arc::new(PgCatalogWithFunctions {
             inner,
             registry: registry.clone(),
+            catalog: tables,
         }),
     )?;
 
@@ -140,6 +144,7 @@ fn type_oid(t: &SqlType) -> i32 {
 struct PgCatalogWithFunctions {
     inner: Arc<dyn SchemaProvider>,
     registry: Arc<FunctionRegistry>,
+    catalog: Arc<Catalog>,
 }
 
 #[async_trait]
@@ -157,11 +162,15 @@ impl SchemaProvider for PgCatalogWithFunctions {
                 registry: self.registry.clone(),
             }))),
             ("pg_index" | "pg_constraint", Some(table)) => Ok(Some(none_with_arrays(table)?)),
-            ("pg_class", Some(table)) => Ok(Some(Arc::new(WithNullColumns::new(
-                table,
-                // Access privileges and storage options: none in Quiver.
-                &["relacl", "reloptions"],
-            )))),
+            ("pg_class", Some(table)) => Ok(Some(Arc::new(PgClassAcl {
+                // Storage options: none in Quiver; privileges: filled in.
+                inner: Arc::new(WithNullColumns::new(table, &["relacl", "reloptions"])),
+                catalog: self.catalog.clone(),
+            }))),
+            // Column privileges: none in Quiver.
+            ("pg_attribute", Some(table)) => {
+                Ok(Some(Arc::new(WithNullColumns::new(table, &["attacl"]))))
+            }
             (_, table) => Ok(table),
         }
     }
@@ -216,22 +225,38 @@ fn none_with_arrays(table: Arc<dyn TableProvider>) -> DfResult<Arc<dyn TableProv
 struct WithNullColumns {
     inner: Arc<dyn TableProvider>,
     schema: SchemaRef,
+    /// The columns that are null.
+    nulls: Vec<String>,
 }
 
 impl WithNullColumns {
+    /// `inner` with the columns `names` as null lists of text: in its place
+    /// if `inner` has such a column (of another type), else at the end.
     fn new(inner: Arc<dyn TableProvider>, names: &[&str]) -> Self {
-        let inner_schema = inner.schema();
-        let extra = names.iter().map(|name| {
+        let list = |name: &str| {
             Arc::new(Field::new(
-                *name,
+                name,
                 DataType::new_list(DataType::Utf8, true),
                 true,
             ))
+        };
+        let inner_schema = inner.schema();
+        let replaced = inner_schema.fields().iter().map(|field| {
+            if names.contains(&field.name().as_str()) {
+                list(field.name())
+            } else {
+                field.clone()
+            }
         });
-        let fields: Vec<_> = inner_schema.fields().iter().cloned().chain(extra).collect();
+        let extra = names
+            .iter()
+            .filter(|name| inner_schema.index_of(name).is_err())
+            .map(|name| list(name));
+        let fields: Vec<_> = replaced.chain(extra).collect();
         Self {
             inner,
             schema: Arc::new(Schema::new(fields)),
+            nulls: names.iter().map(|name| name.to_string()).collect(),
         }
     }
 }
@@ -258,7 +283,11 @@ impl TableProvider for WithNullColumns {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let from_inner: Vec<usize> = wanted.iter().copied().filter(|i| *i < known).collect();
+        let from_inner: Vec<usize> = wanted
+            .iter()
+            .copied()
+            .filter(|&i| i < known && !self.nulls.contains(self.schema.field(i).name()))
+            .collect();
         let input = self
             .inner
             .scan(state, Some(&from_inner), &[], limit)

@@ -20,6 +20,8 @@
 //!   have correlated subqueries DataFusion cannot decorrelate (psql's `\d`
 //!   compares a collation with `<>`), and a NULL there only leaves out a
 //!   detail Quiver does not have (a column default, a collation).
+//! - `ARRAY(SELECT ... FROM pg_policy ...)` (psql's `\dp`) becomes NULL:
+//!   Quiver has no row security policies.
 //! - In a query of the system catalogs, a correlated scalar subquery over a
 //!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
 //!   query, and the one clients send (asyncpg's type introspection) walks a
@@ -148,6 +150,19 @@ pub(crate) fn needs_shielding(statement: &Statement) -> bool {
             .is_break())
 }
 
+/// Whether `query` reads `pg_policy`.
+fn reads_policies(query: &Query) -> bool {
+    visit_relations(query, |name| {
+        let last = name.0.last().and_then(|part| part.as_ident());
+        if last.is_some_and(|ident| ident.value.eq_ignore_ascii_case("pg_policy")) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
 /// Whether `statement` reads `pg_catalog` or `information_schema` (by
 /// qualified name, or a `pg_` table by its bare name, as clients write).
 fn reads_system_catalog(statement: &Statement) -> bool {
@@ -253,6 +268,12 @@ impl VisitorMut for PostgresForms {
         };
         let name = function.name.to_string().to_ascii_lowercase();
         let rewritten = match (name.as_str(), &function.args) {
+            // Quiver has no row security policies (psql's `\dp` lists them
+            // by `oid = ANY (polroles)`, which the empty table's text
+            // columns cannot answer).
+            ("array", FunctionArguments::Subquery(query)) if reads_policies(query) => {
+                parse_expr("CAST(NULL AS text[])")
+            }
             ("array", FunctionArguments::Subquery(query)) => aggregate(query),
             (
                 "generate_subscripts" | "pg_catalog.generate_subscripts",

@@ -24,7 +24,7 @@ use datafusion::sql::sqlparser::ast::{
     Password, RoleOption, Set, SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
-use quiver_catalog::{Catalog, Staging, TempTables};
+use quiver_catalog::{Catalog, PUBLIC, Privilege, Staging, TempTables};
 use quiver_udf_registry::SizedText;
 
 use crate::auth::{RoleOptions, Roles};
@@ -34,6 +34,7 @@ use crate::encode::CopyOutFormat;
 use crate::functions::{Functions, SessionFunctions};
 use crate::locations::ExternalLocations;
 use crate::parse;
+use crate::privileges::Grant;
 use crate::settings::Settings;
 use crate::{Error, Result};
 
@@ -239,6 +240,19 @@ impl Session {
             if Some(&name) == self.user().as_ref() {
                 return Err(Error::ObjectInUse("current user cannot be dropped".into()));
             }
+            let depending: Vec<String> = self
+                .catalog
+                .entries()
+                .into_iter()
+                .filter(|e| e.owner.as_ref() == Some(&name) || e.grants.contains_key(&name))
+                .map(|e| e.name)
+                .collect();
+            if !depending.is_empty() {
+                return Err(Error::DependentObjects(format!(
+                    "role \"{name}\" cannot be dropped because some objects depend on it: it owns or has privileges on {}",
+                    depending.join(", ")
+                )));
+            }
             if !self.roles.drop_role(&name, if_exists)? {
                 notice = Some(format!("role \"{name}\" does not exist, skipping"));
             }
@@ -347,6 +361,77 @@ impl Session {
         }
     }
 
+    /// Fails with 42501 unless the session's role may do what `plan` does
+    /// to the stored tables it reads and writes (see [`crate::privileges`]).
+    fn check_privileges(&self, plan: &LogicalPlan) -> Result<()> {
+        if self.is_superuser() {
+            return Ok(());
+        }
+        for (table, privilege) in crate::privileges::needed(plan) {
+            if let Some(name) = crate::privileges::stored_name(&table) {
+                self.check_table(name, privilege)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails with 42501 unless the session's role may do `privilege` to the
+    /// stored table `name` (a temporary table of the session is its own).
+    fn check_table(&self, name: &str, privilege: Privilege) -> Result<()> {
+        if self.temp.contains(name) || self.is_superuser() {
+            return Ok(());
+        }
+        let role = self.user().unwrap_or_default();
+        match self.catalog.entry(name) {
+            Some(entry) if !entry.allows(&role, privilege) => Err(crate::privileges::denied(name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails with 42501 unless the session's role owns the stored table
+    /// `name` or is a superuser.
+    fn check_owner(&self, name: &str) -> Result<()> {
+        let role = self.user().unwrap_or_default();
+        match self.catalog.entry(name) {
+            Some(entry) if !self.is_superuser() && entry.owner.as_deref() != Some(&role) => Err(
+                Error::InsufficientPrivilege(format!("must be owner of table {name}")),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// `GRANT` (`grant`) or `REVOKE` of table privileges: by the tables'
+    /// owner or a superuser, to roles that exist or `PUBLIC`.
+    async fn grant(&self, grant: Grant, give: bool) -> Result<Outcome> {
+        for grantee in &grant.grantees {
+            if grantee != PUBLIC && self.roles.attributes(grantee).is_none() {
+                return Err(Error::UndefinedObject(format!(
+                    "role \"{grantee}\" does not exist"
+                )));
+            }
+        }
+        for table in &grant.tables {
+            if self.catalog.entry(table).is_none() {
+                return Err(Error::UndefinedTable(table.clone()));
+            }
+            if !self.is_superuser() {
+                let role = self.user().unwrap_or_default();
+                let owner = self.catalog.entry(table).and_then(|e| e.owner);
+                if owner.as_deref() != Some(&role) {
+                    return Err(crate::privileges::denied(table));
+                }
+            }
+        }
+        for table in &grant.tables {
+            for grantee in &grant.grantees {
+                self.catalog
+                    .set_privileges(table, grantee, &grant.privileges, give)
+                    .await?;
+            }
+        }
+        Ok(Completion::tag(if give { "GRANT" } else { "REVOKE" }).into())
+    }
+
     /// `SET SESSION AUTHORIZATION role | DEFAULT`: a session that a
     /// superuser logged in to acts as `role` (`DEFAULT`: as itself again),
     /// privileges and all, as in PostgreSQL.
@@ -435,6 +520,33 @@ impl Session {
                 }
                 Statement::Set(set) => self.set(set).await,
                 Statement::CreateRole(create) => self.create_role(create),
+                Statement::Grant(grant) => {
+                    let grant = Grant::new(
+                        &grant.privileges,
+                        grant.objects.as_ref(),
+                        &grant.grantees,
+                        || self.catalog.entries().into_iter().map(|e| e.name).collect(),
+                    )
+                    .and_then(|g| {
+                        if grant.with_grant_option {
+                            Err(Error::FeatureNotSupported(
+                                "WITH GRANT OPTION is not supported".into(),
+                            ))
+                        } else {
+                            Ok(g)
+                        }
+                    })?;
+                    self.grant(grant, true).await
+                }
+                Statement::Revoke(revoke) => {
+                    let grant = Grant::new(
+                        &revoke.privileges,
+                        revoke.objects.as_ref(),
+                        &revoke.grantees,
+                        || self.catalog.entries().into_iter().map(|e| e.name).collect(),
+                    )?;
+                    self.grant(grant, false).await
+                }
                 Statement::AlterRole { name, operation } => self.alter_role(&name, operation),
                 Statement::Drop {
                     object_type: ObjectType::Role,
@@ -689,6 +801,7 @@ impl Session {
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
         refuse_wide_limits(&plan)?;
+        self.check_privileges(&plan)?;
         match plan {
             LogicalPlan::Dml(ref dml) => {
                 let command = match dml.op {
@@ -775,6 +888,8 @@ impl Session {
             ));
         }
         let name = self.catalog.table_name(&create.name)?;
+        // The rows come from tables the role must be allowed to read.
+        self.check_privileges(&create.input)?;
         let with_rows = !matches!(create.input.as_ref(),
             LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
         // The columns' types are those of the rows as they will be stored:
@@ -806,10 +921,16 @@ impl Session {
                 .create(&name, schema.clone(), create.if_not_exists)?
         } else {
             if create.or_replace {
+                self.check_owner(&name)?;
                 self.catalog.drop_table(&name, true).await?;
             }
             self.catalog
-                .create_table(&name, schema.clone(), create.if_not_exists)
+                .create_table(
+                    &name,
+                    schema.clone(),
+                    create.if_not_exists,
+                    &self.user().unwrap_or_default(),
+                )
                 .await?
         };
         let Some(provider) = created else {
@@ -866,12 +987,20 @@ impl Session {
                     Error::Internal("CREATE EXTERNAL TABLE without its statement".into())
                 })?;
                 self.catalog
-                    .create_external_table(&self.ctx.state(), &create, definition)
+                    .create_external_table(
+                        &self.ctx.state(),
+                        &create,
+                        definition,
+                        &self.user().unwrap_or_default(),
+                    )
                     .await?;
                 Ok(Completion::tag("CREATE TABLE").into())
             }
             DdlStatement::DropTable(drop) => {
                 let name = self.catalog.table_name(&drop.name)?;
+                if !self.temp.contains(&name) {
+                    self.check_owner(&name)?;
+                }
                 // A temporary table hides a persistent one of the same name.
                 let dropped = self.temp.drop_table(&name)
                     || self.catalog.drop_table(&name, drop.if_exists).await?;
@@ -1036,6 +1165,7 @@ impl Session {
                     .table_provider(reference)
                     .await
                     .map_err(|_| Error::UndefinedTable(name.clone()))?;
+                self.check_table(&name, Privilege::Insert)?;
                 let columns: Vec<String> = columns.iter().map(|c| c.value.clone()).collect();
                 let copy = CopyIn::new(name, provider, &columns, &options)?;
                 let count = if columns.is_empty() {
@@ -1162,7 +1292,7 @@ fn count_rows(batches: &[RecordBatch]) -> u64 {
         .sum()
 }
 
-fn object_name(name: &ObjectName) -> String {
+pub(crate) fn object_name(name: &ObjectName) -> String {
     name.0
         .iter()
         .map(|part| {
@@ -1174,8 +1304,6 @@ fn object_name(name: &ObjectName) -> String {
         .join(".")
 }
 
-/// The text of a role's `PASSWORD '...'`; Quiver's roles exist to log in,
-/// so one is required.
 fn on_off(on: bool) -> String {
     if on { "on" } else { "off" }.to_string()
 }
