@@ -119,8 +119,8 @@ impl TableFiles {
     }
 
     /// Starts compacting the table in the background, unless a compaction
-    /// of it is already running.
-    /// Merged files are written with the session's Parquet options.
+    /// of it is already running; merged files are written with `options`
+    /// (the server session's Parquet options).
     pub(crate) fn compact_soon(self: &Arc<Self>, options: &TableParquetOptions) {
         self.pending.store(true, Ordering::SeqCst);
         if self.running.swap(true, Ordering::SeqCst) {
@@ -375,13 +375,14 @@ pub(crate) fn recover(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&record, e)),
     }
+    // Merges that never reached their switch, and the temporary file of a
+    // record never completed.
+    let unfinished_record = format!("{INTENT}.tmp");
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .ends_with(PARTIAL_SUFFIX)
-        {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(PARTIAL_SUFFIX) || name == unfinished_record {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -390,7 +391,7 @@ pub(crate) fn recover(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` through a temporary file, synced, then renamed.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = path.with_extension("tmp");
+    let temp = PathBuf::from(format!("{}.tmp", path.display()));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&temp)?;
         std::io::Write::write_all(&mut file, bytes)?;
@@ -504,8 +505,11 @@ mod tests {
     fn a_merge_that_never_reached_its_switch_is_removed_at_start_up() {
         let dir = tempfile::tempdir().unwrap();
         merged_not_switched(dir.path());
+        // A record cut short while it was written.
+        std::fs::write(dir.path().join("compaction.json.tmp"), b"{\"merged\":").unwrap();
         recover(dir.path()).unwrap();
         assert!(!dir.path().join("L1-test.parquet.partial").exists());
+        assert!(!dir.path().join("compaction.json.tmp").exists());
         assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
     }
 
