@@ -57,20 +57,26 @@ pub(crate) fn denied(table: &str) -> Error {
 /// What a `GRANT` or `REVOKE` names.
 pub(crate) struct Grant {
     pub privileges: Vec<Privilege>,
-    pub tables: Vec<String>,
+    pub tables: Tables,
     /// Role names, or [`PUBLIC`].
     pub grantees: Vec<String>,
+}
+
+/// The tables a `GRANT` or `REVOKE` is about.
+pub(crate) enum Tables {
+    Named(Vec<String>),
+    /// `ALL TABLES IN SCHEMA public`.
+    All,
 }
 
 impl Grant {
     /// Reads the parts of a `GRANT`/`REVOKE` statement Quiver supports:
     /// table privileges (or `ALL`) on tables (or `ALL TABLES IN SCHEMA
-    /// public`, given `all_tables`) to roles or `PUBLIC`.
+    /// public`) to roles or `PUBLIC`.
     pub(crate) fn new(
         privileges: &Privileges,
         objects: Option<&GrantObjects>,
         grantees: &[Grantee],
-        all_tables: impl FnOnce() -> Vec<String>,
     ) -> Result<Self> {
         let privileges = match privileges {
             Privileges::All { .. } => Privilege::ALL.to_vec(),
@@ -79,22 +85,24 @@ impl Grant {
             }
         };
         let tables = match objects {
-            Some(GrantObjects::Tables(names)) => names
-                .iter()
-                .map(|name| {
-                    let name = crate::session::object_name(name);
-                    let reference = TableReference::from(name.as_str());
-                    stored_name(&reference)
-                        .map(str::to_string)
-                        .ok_or_else(|| Error::UndefinedTable(name.clone()))
-                })
-                .collect::<Result<Vec<_>>>()?,
+            Some(GrantObjects::Tables(names)) => Tables::Named(
+                names
+                    .iter()
+                    .map(|name| {
+                        let name = crate::session::object_name(name);
+                        let reference = TableReference::from(name.as_str());
+                        stored_name(&reference)
+                            .map(str::to_string)
+                            .ok_or_else(|| Error::UndefinedTable(name.clone()))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
             Some(GrantObjects::AllTablesInSchema { schemas })
                 if schemas
                     .iter()
                     .all(|s| crate::session::object_name(s) == DEFAULT_SCHEMA) =>
             {
-                all_tables()
+                Tables::All
             }
             Some(other) => {
                 return Err(Error::FeatureNotSupported(format!(

@@ -242,22 +242,12 @@ impl Session {
                 }
                 Statement::Set(set) => self.set(set).await,
                 Statement::CreateRole(create) => self.create_role(create),
+                Statement::Grant(grant) if grant.with_grant_option => Err(
+                    Error::FeatureNotSupported("WITH GRANT OPTION is not supported".into()),
+                ),
                 Statement::Grant(grant) => {
-                    let grant = Grant::new(
-                        &grant.privileges,
-                        grant.objects.as_ref(),
-                        &grant.grantees,
-                        || self.catalog.entries().into_iter().map(|e| e.name).collect(),
-                    )
-                    .and_then(|g| {
-                        if grant.with_grant_option {
-                            Err(Error::FeatureNotSupported(
-                                "WITH GRANT OPTION is not supported".into(),
-                            ))
-                        } else {
-                            Ok(g)
-                        }
-                    })?;
+                    let grant =
+                        Grant::new(&grant.privileges, grant.objects.as_ref(), &grant.grantees)?;
                     self.grant(grant, true).await
                 }
                 Statement::Revoke(revoke) => {
@@ -265,7 +255,6 @@ impl Session {
                         &revoke.privileges,
                         revoke.objects.as_ref(),
                         &revoke.grantees,
-                        || self.catalog.entries().into_iter().map(|e| e.name).collect(),
                     )?;
                     self.grant(grant, false).await
                 }

@@ -11,7 +11,7 @@ use quiver_catalog::{PUBLIC, Privilege};
 
 use super::{Completion, Outcome, Session, object_name};
 use crate::auth::RoleOptions;
-use crate::privileges::Grant;
+use crate::privileges::{Grant, Tables};
 use crate::{Error, Result};
 
 /// The role a session logged in as.
@@ -23,6 +23,7 @@ pub(super) struct Identity {
 }
 
 impl Session {
+    /// `CREATE ROLE`, by a superuser.
     pub(super) fn create_role(&self, create: CreateRole) -> Result<Outcome> {
         self.require_superuser("permission denied to create role")?;
         let unsupported = [
@@ -64,6 +65,8 @@ impl Session {
         Ok(Completion::tag("CREATE ROLE").with_notice(notice).into())
     }
 
+    /// `DROP ROLE`, by a superuser, of roles that own nothing and were
+    /// granted nothing.
     pub(super) fn drop_roles(&self, names: &[ObjectName], if_exists: bool) -> Result<Outcome> {
         self.require_superuser("permission denied to drop role")?;
         let mut notice = None;
@@ -246,19 +249,17 @@ impl Session {
                 )));
             }
         }
-        for table in &grant.tables {
+        let tables = match grant.tables {
+            Tables::Named(names) => names,
+            Tables::All => self.catalog.entries().into_iter().map(|e| e.name).collect(),
+        };
+        for table in &tables {
             if self.catalog.entry(table).is_none() {
                 return Err(Error::UndefinedTable(table.clone()));
             }
-            if !self.is_superuser() {
-                let role = self.user().unwrap_or_default();
-                let owner = self.catalog.entry(table).and_then(|e| e.owner);
-                if owner.as_deref() != Some(&role) {
-                    return Err(crate::privileges::denied(table));
-                }
-            }
+            self.check_owner(table)?;
         }
-        for table in &grant.tables {
+        for table in &tables {
             for grantee in &grant.grantees {
                 self.catalog
                     .set_privileges(table, grantee, &grant.privileges, give)
