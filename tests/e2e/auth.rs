@@ -8,11 +8,7 @@ use std::time::Duration;
 use crate::support::{QuiverServer, connect_to, one};
 
 fn conninfo(server: &QuiverServer, user: &str, password: &str) -> String {
-    format!(
-        "host={} port={} user={user} password={password} dbname=quiver",
-        server.host(),
-        server.port()
-    )
+    format!("{} password='{password}'", server.conninfo_as(user))
 }
 
 async fn connect(
@@ -194,11 +190,7 @@ async fn trusted_logins_take_the_attributes_of_the_role_they_name() {
         .await
         .expect("roles");
     let login = |user: &str| {
-        let conninfo = format!(
-            "host={} port={} user={user} dbname=quiver",
-            server.host(),
-            server.port()
-        );
+        let conninfo = server.conninfo_as(user);
         async move { connect_to(&conninfo).await }
     };
     let plain = login("plain").await.expect("plain logs in");

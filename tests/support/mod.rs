@@ -151,8 +151,13 @@ impl QuiverServer {
 
     /// A tokio-postgres connection string for this server.
     pub fn conninfo(&self) -> String {
+        self.conninfo_as("quiver")
+    }
+
+    /// A tokio-postgres connection string for this server, as `user`.
+    pub fn conninfo_as(&self, user: &str) -> String {
         format!(
-            "host={} port={} user=quiver dbname=quiver",
+            "host={} port={} user={user} dbname=quiver",
             self.host(),
             self.port()
         )
