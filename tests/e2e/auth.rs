@@ -210,6 +210,21 @@ async fn trusted_logins_take_the_attributes_of_the_role_they_name() {
         let error = plain.batch_execute(sql).await.expect_err("not a superuser");
         assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{sql}");
     }
+    // An ordinary role makes tables once granted CREATE on the schema, as
+    // in PostgreSQL 15.
+    let error = plain
+        .batch_execute("CREATE TABLE mine (k BIGINT)")
+        .await
+        .expect_err("no CREATE on public");
+    assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{error}");
+    bootstrap
+        .batch_execute("GRANT CREATE ON SCHEMA public TO plain")
+        .await
+        .expect("grant");
+    plain
+        .batch_execute("CREATE TABLE mine (k BIGINT); INSERT INTO mine VALUES (1)")
+        .await
+        .expect("plain creates and fills its table");
     let error = login("hidden").await.expect_err("NOLOGIN");
     assert_eq!(error.code().map(|c| c.code()), Some("28000"), "{error}");
 }

@@ -17,10 +17,10 @@ use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
 
 use crate::compaction::{Lease, TableFiles};
 use crate::staging::Staging;
-use crate::store::{MetaStore, TABLES_CF};
+use crate::store::{ACLS_CF, MetaStore, TABLES_CF};
 use crate::table::{external_table, listing_urls, managed_table, managed_url, replay_external};
 use crate::temp::TempTables;
-use crate::{Error, Privilege, Result, TableEntry, TableKind};
+use crate::{Acl, Error, Object, Privilege, Result, TableEntry, TableKind};
 
 /// The schema every persistent table lives in.
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -32,6 +32,8 @@ pub struct Catalog {
     tables_dir: PathBuf,
     temp_dir: PathBuf,
     tables: RwLock<BTreeMap<String, Loaded>>,
+    /// The ACLs [`Catalog::set_acl`] stored, by [`Object::key`].
+    acls: RwLock<BTreeMap<String, Acl>>,
     /// Serialises DDL so that check-then-write sequences are atomic.
     ddl: tokio::sync::Mutex<()>,
     /// How compaction writes the files it merges: as the server's session
@@ -78,11 +80,26 @@ impl Catalog {
             tables_dir,
             temp_dir,
             tables: RwLock::new(BTreeMap::new()),
+            acls: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             parquet: state.table_options().parquet.clone(),
         };
         catalog.load(state).await?;
+        catalog.load_acls()?;
         Ok(catalog)
+    }
+
+    fn load_acls(&self) -> Result<()> {
+        let mut acls = BTreeMap::new();
+        for (key, value) in self.store.scan(ACLS_CF)? {
+            let acl: Acl = serde_json::from_slice(&value).map_err(|e| Error::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            acls.insert(key, acl);
+        }
+        *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls;
+        Ok(())
     }
 
     async fn load(&self, state: &SessionState) -> Result<()> {
@@ -251,33 +268,61 @@ impl Catalog {
         self.read().get(name).map(|l| l.entry.clone())
     }
 
-    /// `GRANT` (`grant`) or `REVOKE` of `privileges` on table `name` to or
+    /// `GRANT` (`give`) or `REVOKE` of `privileges` on table `name` to or
     /// from `grantee` ([`crate::PUBLIC`]: every role).
     pub async fn set_privileges(
         &self,
         name: &str,
         grantee: &str,
         privileges: &[Privilege],
-        grant: bool,
+        give: bool,
     ) -> Result<()> {
         let _ddl = self.ddl.lock().await;
         let mut entry = self
             .entry(name)
             .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-        let granted = entry.grants.entry(grantee.to_string()).or_default();
-        for privilege in privileges {
-            if grant {
-                granted.insert(*privilege);
-            } else {
-                granted.remove(privilege);
-            }
-        }
-        if granted.is_empty() {
-            entry.grants.remove(grantee);
-        }
+        entry.acl.change(grantee, privileges, give);
         self.persist(&entry)?;
         if let Some(loaded) = self.write().get_mut(name) {
             loaded.entry = entry;
+        }
+        Ok(())
+    }
+
+    /// The ACL of `object` (not a table: see [`TableEntry::acl`]): as
+    /// stored, or [`Object::default_acl`] when nothing was stored.
+    pub fn acl(&self, object: &Object) -> Acl {
+        self.acls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&object.key())
+            .cloned()
+            .unwrap_or_else(|| object.default_acl(None))
+    }
+
+    /// Every stored ACL of an object other than a table, by key.
+    pub fn acls(&self) -> BTreeMap<String, Acl> {
+        self.acls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stores the ACL of `object` (`None`: forgets it, as when a function
+    /// is dropped), durably.
+    pub fn set_acl(&self, object: &Object, acl: Option<Acl>) -> Result<()> {
+        let key = object.key();
+        let mut acls = self.acls.write().unwrap_or_else(|p| p.into_inner());
+        match acl {
+            Some(acl) => {
+                let value = serde_json::to_vec(&acl).map_err(|e| Error::Corrupt {
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
+                self.store.put(ACLS_CF, &key, &value)?;
+                acls.insert(key, acl);
+            }
+            None => {
+                self.store.delete(ACLS_CF, &key)?;
+                acls.remove(&key);
+            }
         }
         Ok(())
     }
@@ -303,8 +348,7 @@ impl Catalog {
             name: name.to_string(),
             kind: TableKind::managed(id, &schema),
             created_at_ms: now_ms(),
-            owner: Some(owner.to_string()),
-            grants: BTreeMap::new(),
+            acl: Acl::owned_by(owner),
         };
         let files = self.table_files(&entry)?;
         if let Err(e) = self.persist(&entry) {
@@ -335,8 +379,7 @@ impl Catalog {
             name: name.clone(),
             kind: TableKind::External { definition },
             created_at_ms: now_ms(),
-            owner: Some(owner.to_string()),
-            grants: BTreeMap::new(),
+            acl: Acl::owned_by(owner),
         };
         self.persist(&entry)?;
         self.insert(entry, provider, None);

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod acl;
 mod catalog;
 mod compaction;
 mod error;
@@ -8,10 +9,11 @@ mod store;
 mod table;
 mod temp;
 
+pub use acl::{Acl, Object, PUBLIC, Privilege};
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use compaction::{FANOUT, Lease, SMALL_FILE};
 pub use error::{Error, Result};
 pub use staging::Staging;
-pub use store::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
-pub use table::{PUBLIC, Privilege, TableEntry, TableKind};
+pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
+pub use table::{TableEntry, TableKind};
 pub use temp::{SessionSchema, TempTables};

@@ -17,8 +17,11 @@ pub const MODULES_CF: &str = "modules";
 pub const FUNCTIONS_CF: &str = "functions";
 /// Login roles and their SCRAM-SHA-256 password verifiers.
 pub const ROLES_CF: &str = "roles";
+/// The owner and grants of each object other than a table (a table keeps
+/// its own in its entry), keyed by [`crate::Object::key`].
+pub const ACLS_CF: &str = "acls";
 
-const COLUMN_FAMILIES: &[&str] = &[TABLES_CF, MODULES_CF, FUNCTIONS_CF, ROLES_CF];
+const COLUMN_FAMILIES: &[&str] = &[TABLES_CF, MODULES_CF, FUNCTIONS_CF, ROLES_CF, ACLS_CF];
 
 /// One change of a [`MetaStore::write`] batch.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! What the catalog stores about a table, and how a stored table becomes a
 //! DataFusion `TableProvider` again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, DdlStatement, LogicalPlan};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Acl, Error, Result};
 
 /// One table as the catalog stores it (JSON in RocksDB).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,62 +27,10 @@ pub struct TableEntry {
     pub kind: TableKind,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
-    /// The role that created the table; `None` for a table made before
-    /// tables had owners, which only superusers reach unless granted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// Privileges granted on the table, by grantee ([`PUBLIC`]: every role).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub grants: BTreeMap<String, BTreeSet<Privilege>>,
-}
-
-/// The grantee that stands for every role.
-pub const PUBLIC: &str = "public";
-
-/// What a role may do to a table, besides owning it; in the order
-/// PostgreSQL writes them in an ACL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Privilege {
-    Insert,
-    Select,
-    Update,
-    Delete,
-    Truncate,
-}
-
-impl Privilege {
-    /// Every privilege a table has (`GRANT ALL`).
-    pub const ALL: [Privilege; 5] = [
-        Privilege::Insert,
-        Privilege::Select,
-        Privilege::Update,
-        Privilege::Delete,
-        Privilege::Truncate,
-    ];
-
-    /// The letter PostgreSQL's ACLs give it (`relacl`, psql's `\dp`).
-    pub fn letter(self) -> char {
-        match self {
-            Privilege::Select => 'r',
-            Privilege::Insert => 'a',
-            Privilege::Update => 'w',
-            Privilege::Delete => 'd',
-            Privilege::Truncate => 'D',
-        }
-    }
-}
-
-impl std::fmt::Display for Privilege {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Privilege::Select => "SELECT",
-            Privilege::Insert => "INSERT",
-            Privilege::Update => "UPDATE",
-            Privilege::Delete => "DELETE",
-            Privilege::Truncate => "TRUNCATE",
-        })
-    }
+    /// Its owner (the role that created it; `None` for a table made
+    /// before tables had owners) and the privileges granted on it.
+    #[serde(flatten)]
+    pub acl: Acl,
 }
 
 /// How a table's rows are found.
@@ -133,17 +81,6 @@ impl TableKind {
 }
 
 impl TableEntry {
-    /// Whether `role` may do `privilege` to the table by owning it or by a
-    /// grant to it or to every role (superusers are not asked).
-    pub fn allows(&self, role: &str, privilege: Privilege) -> bool {
-        self.owner.as_deref() == Some(role)
-            || [role, PUBLIC].iter().any(|grantee| {
-                self.grants
-                    .get(*grantee)
-                    .is_some_and(|granted| granted.contains(&privilege))
-            })
-    }
-
     /// The Arrow schema of a managed table.
     pub(crate) fn managed_schema(&self, columns: &[ColumnEntry]) -> Result<SchemaRef> {
         let fields = columns
@@ -253,8 +190,7 @@ mod tests {
             name: "t".to_string(),
             kind: TableKind::managed("x".to_string(), &schema),
             created_at_ms: 0,
-            owner: None,
-            grants: BTreeMap::new(),
+            acl: Acl::default(),
         };
         let TableKind::Managed { columns, .. } = &entry.kind else {
             panic!("managed")

@@ -13,7 +13,7 @@
 //! the bootstrap superuser (what `trust` on loopback means), a role's name
 //! gets that role's attributes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -74,7 +74,18 @@ struct Role {
     /// Roles stored before roles had attributes were made to log in.
     #[serde(default = "logs_in")]
     login: bool,
+    /// The [`PREDEFINED`] roles it was granted.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    member_of: BTreeSet<String>,
 }
+
+/// PostgreSQL's predefined roles Quiver has, which a superuser grants
+/// (`GRANT pg_read_server_files TO alice`): reading the server's files
+/// (creating external tables) and writing them (`INSERT` into an external
+/// table), within the directories the operator allows.
+pub(crate) const PREDEFINED: [&str; 2] = [READ_SERVER_FILES, WRITE_SERVER_FILES];
+pub(crate) const READ_SERVER_FILES: &str = "pg_read_server_files";
+pub(crate) const WRITE_SERVER_FILES: &str = "pg_write_server_files";
 
 fn logs_in() -> bool {
     true
@@ -216,12 +227,23 @@ impl Roles {
             verifier: None,
             superuser: false,
             login: false,
+            member_of: BTreeSet::new(),
         });
         if let Some(password) = options.password {
             role.verifier = password.as_deref().map(Verifier::new);
         }
         role.superuser = options.superuser.unwrap_or(role.superuser);
         role.login = options.login.unwrap_or(role.login);
+        self.store_role(&mut created, name, role)?;
+        Ok(true)
+    }
+
+    fn store_role(
+        &self,
+        created: &mut HashMap<String, Role>,
+        name: &str,
+        role: Role,
+    ) -> Result<()> {
         let value = serde_json::to_vec(&role).map_err(|e| Error::Internal(e.to_string()))?;
         self.store.write(&[Change::Put {
             cf: ROLES_CF,
@@ -229,7 +251,41 @@ impl Roles {
             value: &value,
         }])?;
         created.insert(name.to_string(), role);
-        Ok(true)
+        Ok(())
+    }
+
+    /// Whether role `name` was granted the [`PREDEFINED`] role `group`
+    /// (superusers have what every predefined role gives without it).
+    pub(crate) fn is_member(&self, name: &str, group: &str) -> bool {
+        self.created_role(name)
+            .is_some_and(|role| role.member_of.contains(group))
+    }
+
+    /// `GRANT group TO name` (`give`) or `REVOKE group FROM name`, of a
+    /// [`PREDEFINED`] role.
+    pub(crate) fn set_membership(&self, name: &str, group: &str, give: bool) -> Result<()> {
+        if !PREDEFINED.contains(&group) {
+            return Err(Error::FeatureNotSupported(format!(
+                "granting role \"{group}\" is not supported: roles are granted only the predefined roles {}",
+                PREDEFINED.join(" and ")
+            )));
+        }
+        let mut created = self.created();
+        let Some(mut role) = created.get(name).cloned() else {
+            return Err(if self.configured.contains_key(name) {
+                Error::FeatureNotSupported(format!(
+                    "role \"{name}\" is defined in the users file: a superuser needs no predefined role"
+                ))
+            } else {
+                Error::UndefinedObject(format!("role \"{name}\" does not exist"))
+            });
+        };
+        if give {
+            role.member_of.insert(group.to_string());
+        } else {
+            role.member_of.remove(group);
+        }
+        self.store_role(&mut created, name, role)
     }
 
     /// `DROP ROLE`; `false` when there is none and `if_exists`.
@@ -307,6 +363,7 @@ mod tests {
             verifier: None,
             superuser: true,
             login: false,
+            member_of: BTreeSet::new(),
         };
         let text = serde_json::to_vec(&role).expect("writes");
         let back: Role = serde_json::from_slice(&text).expect("reads");

@@ -61,6 +61,12 @@ pub enum Error {
     /// Something the role may not do or reach.
     #[error("{0}")]
     InsufficientPrivilege(String),
+    /// A privilege the object does not have (`GRANT EXECUTE ON TABLE`).
+    #[error("{0}")]
+    InvalidGrantOperation(String),
+    /// A schema that does not exist.
+    #[error("schema \"{0}\" does not exist")]
+    InvalidSchemaName(String),
     /// A role that may not log in (`NOLOGIN`).
     #[error("{0}")]
     InvalidAuthorization(String),
@@ -118,6 +124,8 @@ impl Error {
             Error::BadCopyData(_) => "22P04",
             Error::Protocol(_) => "08P01",
             Error::InsufficientPrivilege(_) => "42501",
+            Error::InvalidGrantOperation(_) => "0LP01",
+            Error::InvalidSchemaName(_) => "3F000",
             Error::InvalidAuthorization(_) => "28000",
             Error::ObjectInUse(_) => "55006",
             Error::DependentObjects(_) => "2BP01",

@@ -14,8 +14,9 @@ use datafusion::sql::sqlparser::ast::{
     FunctionDesc, FunctionReturnType, FunctionSetValue, ObjectName, OperateFunctionArg, Value,
 };
 use quiver_udf_registry::{
-    CreateFolded, CreateFunction, FoldedAggregateUdf, FunctionRegistry, Kind, Limits, ModuleSource,
-    SqlType, TableColumn, Volatility, WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
+    CreateFolded, CreateFunction, FoldedAggregateUdf, FunctionDef, FunctionRegistry, Kind, Limits,
+    ModuleSource, SqlType, TableColumn, Volatility, WasmAggregateUdf, WasmScalarUdf,
+    WasmTableFunction,
 };
 
 use crate::names::folded;
@@ -23,6 +24,13 @@ use crate::parse::{AggregateOption, CreateAggregate, DropAggregate};
 use crate::session::Completion;
 use crate::system::SystemRows;
 use crate::{Error, Result};
+
+/// What a session checks before a function `name(args)` is created or
+/// replaced (privileges): fails to stop it.
+pub(crate) type MayCreate<'a> = &'a (dyn Fn(&str, &[SqlType]) -> Result<()> + Sync);
+
+/// What a session checks before a function is dropped.
+pub(crate) type MayDrop<'a> = &'a (dyn Fn(&FunctionDef) -> Result<()> + Sync);
 
 /// The Wasm functions every session of a server shares.
 pub(crate) struct Functions {
@@ -36,38 +44,52 @@ impl Functions {
         Self { registry, builtins }
     }
 
-    /// `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm`.
-    pub(crate) async fn create(&self, statement: ast::CreateFunction) -> Result<Completion> {
-        self.register(translate_create(statement)?).await?;
-        Ok(Completion::tag("CREATE FUNCTION"))
+    /// `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm`, once `may_create`
+    /// allows it. Returns the stored definition.
+    pub(crate) async fn create(
+        &self,
+        statement: ast::CreateFunction,
+        may_create: MayCreate<'_>,
+    ) -> Result<(Completion, FunctionDef)> {
+        let create = translate_create(statement)?;
+        may_create(&create.name, &create.args)?;
+        let def = self.register(create).await?;
+        Ok((Completion::tag("CREATE FUNCTION"), def))
     }
 
     /// `CREATE [OR REPLACE] AGGREGATE name(types) (MODULE = 'file.wasm' ...)`
-    /// or `(SFUNC = ..., STYPE = ..., ...)`.
-    pub(crate) async fn create_aggregate(&self, statement: CreateAggregate) -> Result<Completion> {
+    /// or `(SFUNC = ..., STYPE = ..., ...)`, once `may_create` allows it.
+    /// Returns the stored definition.
+    pub(crate) async fn create_aggregate(
+        &self,
+        statement: CreateAggregate,
+        may_create: MayCreate<'_>,
+    ) -> Result<(Completion, FunctionDef)> {
         let classic = statement
             .options
             .iter()
             .any(|(o, _)| o == "sfunc" || o == "stype");
-        if classic {
+        let def = if classic {
             let create = translate_folded(statement)?;
+            may_create(&create.name, &create.args)?;
             self.check_not_builtin(&create.name)?;
-            self.registry.create_folded(create)?;
+            self.registry.create_folded(create)?
         } else {
-            self.register(translate_aggregate(statement)?).await?;
-        }
-        Ok(Completion::tag("CREATE AGGREGATE"))
+            let create = translate_aggregate(statement)?;
+            may_create(&create.name, &create.args)?;
+            self.register(create).await?
+        };
+        Ok((Completion::tag("CREATE AGGREGATE"), def))
     }
 
-    async fn register(&self, create: CreateFunction) -> Result<()> {
+    async fn register(&self, create: CreateFunction) -> Result<FunctionDef> {
         self.check_not_builtin(&create.name)?;
         let registry = self.registry.clone();
         // Compiling a module is CPU work: keep it off the connection's task.
         let created = tokio::task::spawn_blocking(move || registry.create(create))
             .await
             .map_err(|e| Error::Internal(format!("function creation panicked: {e}")))?;
-        created?;
-        Ok(())
+        Ok(created?)
     }
 
     /// A Wasm function may not hide one of DataFusion's (42723).
@@ -80,8 +102,13 @@ impl Functions {
         Ok(())
     }
 
-    /// `DROP AGGREGATE [IF EXISTS] name(types), ...`.
-    pub(crate) fn drop_aggregates(&self, statement: DropAggregate) -> Result<Completion> {
+    /// `DROP AGGREGATE [IF EXISTS] name(types), ...`, each once `may_drop`
+    /// allows it. Returns the dropped definitions.
+    pub(crate) fn drop_aggregates(
+        &self,
+        statement: DropAggregate,
+        may_drop: MayDrop<'_>,
+    ) -> Result<(Completion, Vec<FunctionDef>)> {
         if statement.cascade {
             return Err(Error::FeatureNotSupported(
                 "DROP AGGREGATE ... CASCADE is not supported: nothing depends on aggregates".into(),
@@ -92,12 +119,20 @@ impl Functions {
             .iter()
             .map(|(name, args)| Ok((function_name(name)?, Some(sql_types(args)?))))
             .collect::<Result<Vec<_>>>()?;
-        let notices = self.drop_each(aggregates, statement.if_exists, true)?;
-        Ok(Completion::tag("DROP AGGREGATE").with_notice(notices))
+        let (notices, dropped) = self.drop_each(aggregates, statement.if_exists, true, may_drop)?;
+        Ok((
+            Completion::tag("DROP AGGREGATE").with_notice(notices),
+            dropped,
+        ))
     }
 
-    /// `DROP FUNCTION [IF EXISTS] name[(types)], ...`.
-    pub(crate) fn drop_functions(&self, statement: DropFunction) -> Result<Completion> {
+    /// `DROP FUNCTION [IF EXISTS] name[(types)], ...`, each once `may_drop`
+    /// allows it. Returns the dropped definitions.
+    pub(crate) fn drop_functions(
+        &self,
+        statement: DropFunction,
+        may_drop: MayDrop<'_>,
+    ) -> Result<(Completion, Vec<FunctionDef>)> {
         if matches!(statement.drop_behavior, Some(ast::DropBehavior::Cascade)) {
             return Err(Error::FeatureNotSupported(
                 "DROP FUNCTION ... CASCADE is not supported: nothing depends on functions".into(),
@@ -114,38 +149,47 @@ impl Functions {
                 Ok((function_name(name)?, args))
             })
             .collect::<Result<Vec<_>>>()?;
-        let notices = self.drop_each(functions, statement.if_exists, false)?;
-        Ok(Completion::tag("DROP FUNCTION").with_notice(notices))
+        let (notices, dropped) = self.drop_each(functions, statement.if_exists, false, may_drop)?;
+        Ok((
+            Completion::tag("DROP FUNCTION").with_notice(notices),
+            dropped,
+        ))
     }
 
     /// Drops each `name[(types)]` (aggregates with `DROP AGGREGATE`, other
-    /// functions otherwise); returns the notices for those that did not
-    /// exist with `IF EXISTS`.
+    /// functions otherwise) that `may_drop` allows; returns the notices for
+    /// those that did not exist with `IF EXISTS`, and the dropped
+    /// definitions.
     fn drop_each(
         &self,
         items: Vec<(String, Option<Vec<SqlType>>)>,
         if_exists: bool,
         aggregate: bool,
-    ) -> Result<Option<String>> {
+        may_drop: MayDrop<'_>,
+    ) -> Result<(Option<String>, Vec<FunctionDef>)> {
         let what = if aggregate { "aggregate" } else { "function" };
         let mut notices = Vec::new();
+        let mut dropped = Vec::new();
         for (name, args) in items {
             let described = match &args {
                 Some(args) => quiver_udf_registry::signature(&name, args),
                 None => name.clone(),
             };
+            if let Some(def) = self.registry.find(&name, args.as_deref())? {
+                may_drop(&def)?;
+            }
             match self
                 .registry
                 .drop_function(&name, args.as_deref(), aggregate)?
             {
-                Some(_) => {}
+                Some(def) => dropped.push(def),
                 None if if_exists => {
                     notices.push(format!("{what} {described} does not exist, skipping"));
                 }
                 None => return Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
             }
         }
-        Ok((!notices.is_empty()).then(|| notices.join("\n")))
+        Ok(((!notices.is_empty()).then(|| notices.join("\n")), dropped))
     }
 }
 
@@ -392,7 +436,7 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
 
 /// A function name as PostgreSQL folds it: unquoted names are lower-cased;
 /// `public.f` is `f`.
-fn function_name(name: &ObjectName) -> Result<String> {
+pub(crate) fn function_name(name: &ObjectName) -> Result<String> {
     let parts: Vec<String> = name
         .0
         .iter()
@@ -426,7 +470,7 @@ fn argument(arg: &OperateFunctionArg) -> Result<SqlType> {
 }
 
 /// The SQL types of an aggregate's signature.
-fn sql_types(types: &[ast::DataType]) -> Result<Vec<SqlType>> {
+pub(crate) fn sql_types(types: &[ast::DataType]) -> Result<Vec<SqlType>> {
     types.iter().map(|t| Ok(SqlType::from_ast(t)?)).collect()
 }
 

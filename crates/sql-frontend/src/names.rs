@@ -17,7 +17,8 @@ use std::ops::ControlFlow;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Query, SelectItem, SetExpr, VisitMut, VisitorMut, visit_expressions_mut,
+    Expr, Ident, ObjectName, Query, SelectItem, SetExpr, VisitMut, VisitorMut,
+    visit_expressions_mut,
 };
 
 /// Separates the PostgreSQL name in an alias made by [`make_names_unique`]
@@ -183,6 +184,16 @@ pub(crate) fn folded(ident: &Ident) -> String {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
     }
+}
+
+/// A role's name as PostgreSQL folds it (`CREATE ROLE Alice` makes
+/// `alice`; `"Alice"` keeps its case).
+pub(crate) fn role_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| part.as_ident().map_or_else(|| part.to_string(), folded))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The name of a column reference as DataFusion resolves it (unquoted

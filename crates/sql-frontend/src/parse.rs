@@ -9,7 +9,9 @@
 
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{DataType, ObjectName};
+use datafusion::sql::sqlparser::ast::{
+    DataType, Grantee, GranteeName, GranteesType, ObjectName, Privileges,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -27,6 +29,33 @@ pub enum Statement {
     CreateAggregate(CreateAggregate),
     /// `DROP AGGREGATE [IF EXISTS] name(types) [, ...] [CASCADE | RESTRICT]`.
     DropAggregate(DropAggregate),
+    /// `GRANT privileges ON LANGUAGE name [, ...] TO grantee [, ...]`, or
+    /// `REVOKE ... FROM ...` (sqlparser knows no `LANGUAGE` objects).
+    LanguageGrant(LanguageGrant),
+    /// `GRANT role [, ...] TO role [, ...]`, or `REVOKE role [, ...] FROM
+    /// role [, ...]` (sqlparser reads only privileges there).
+    RoleGrant(RoleGrant),
+}
+
+/// `GRANT`/`REVOKE` of roles to roles.
+#[derive(Debug, Clone)]
+pub struct RoleGrant {
+    /// `GRANT` (or `REVOKE`).
+    pub give: bool,
+    /// The roles granted.
+    pub roles: Vec<String>,
+    /// The roles they are granted to.
+    pub members: Vec<String>,
+}
+
+/// `GRANT`/`REVOKE ... ON LANGUAGE`.
+#[derive(Debug, Clone)]
+pub struct LanguageGrant {
+    /// `GRANT` (or `REVOKE`).
+    pub give: bool,
+    pub privileges: Privileges,
+    pub languages: Vec<String>,
+    pub grantees: Vec<Grantee>,
 }
 
 /// `CREATE AGGREGATE`, as written (PostgreSQL's syntax; sqlparser has none).
@@ -68,11 +97,11 @@ pub struct SqlParser {
 impl SqlParser {
     /// Parses `sql` (one or more statements separated by `;`).
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        if let Some(pieces) = aggregate_statements(sql) {
+        if let Some(pieces) = own_statements(sql) {
             let mut statements = Vec::new();
             for piece in pieces {
                 match piece {
-                    Piece::Aggregate(tokens) => statements.push(parse_aggregate(tokens)?),
+                    Piece::Own(tokens) => statements.push(parse_own(tokens)?),
                     Piece::Other(text) => statements.extend(self.parse_sql(&text)?),
                 }
             }
@@ -162,18 +191,19 @@ fn needs_shielding(statement: &DfStatement) -> bool {
     }
 }
 
-/// A statement of a query string: an aggregate statement's tokens, or
-/// the text of anything else.
+/// A statement of a query string: the tokens of a statement Quiver parses
+/// itself, or the text of anything else.
 enum Piece {
-    Aggregate(Vec<TokenWithSpan>),
+    Own(Vec<TokenWithSpan>),
     Other(String),
 }
 
 /// The statements of `sql` split at top-level semicolons, when at least one
-/// is `CREATE [OR REPLACE] AGGREGATE` or `DROP AGGREGATE` (which neither
-/// DataFusion's parser nor sqlparser knows); `None` otherwise, and for
-/// text that does not tokenize (the other parsers report the error).
-fn aggregate_statements(sql: &str) -> Option<Vec<Piece>> {
+/// is a statement neither DataFusion's parser nor sqlparser knows: `CREATE
+/// [OR REPLACE] AGGREGATE`, `DROP AGGREGATE`, `GRANT`/`REVOKE ... ON
+/// LANGUAGE`, `GRANT`/`REVOKE` of roles; `None` otherwise, and for text that does not tokenize (the
+/// other parsers report the error).
+fn own_statements(sql: &str) -> Option<Vec<Piece>> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize_with_location()
         .ok()?;
@@ -185,28 +215,27 @@ fn aggregate_statements(sql: &str) -> Option<Vec<Piece>> {
             current.push(token);
         }
     }
-    let is_aggregate = |tokens: &[TokenWithSpan]| {
+    let is_own = |tokens: &[TokenWithSpan]| {
         let words: Vec<String> = tokens
             .iter()
             .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-            .take(4)
             .map(|t| match &t.token {
                 Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
                 _ => String::new(),
             })
             .collect();
-        matches!(
-            words
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice(),
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        match words.as_slice() {
             ["CREATE", "AGGREGATE", ..]
-                | ["CREATE", "OR", "REPLACE", "AGGREGATE"]
-                | ["DROP", "AGGREGATE", ..]
-        )
+            | ["CREATE", "OR", "REPLACE", "AGGREGATE", ..]
+            | ["DROP", "AGGREGATE", ..] => true,
+            ["GRANT" | "REVOKE", rest @ ..] => {
+                rest.windows(2).any(|w| w == ["ON", "LANGUAGE"]) || !rest.contains(&"ON")
+            }
+            _ => false,
+        }
     };
-    if !statements.iter().any(|s| is_aggregate(s)) {
+    if !statements.iter().any(|s| is_own(s)) {
         return None;
     }
     Some(
@@ -217,8 +246,8 @@ fn aggregate_statements(sql: &str) -> Option<Vec<Piece>> {
                     .any(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
             })
             .map(|s| {
-                if is_aggregate(&s) {
-                    Piece::Aggregate(s)
+                if is_own(&s) {
+                    Piece::Own(s)
                 } else {
                     Piece::Other(s.iter().map(|t| t.token.to_string()).collect())
                 }
@@ -227,7 +256,7 @@ fn aggregate_statements(sql: &str) -> Option<Vec<Piece>> {
     )
 }
 
-fn parse_aggregate(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
+fn parse_own(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
     let tokens = tokens
         .into_iter()
         .filter(|t| {
@@ -242,6 +271,16 @@ fn parse_aggregate(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let statement = if parser.parse_keyword(Keyword::DROP) {
         parse_drop_aggregate(&mut parser)
+    } else if let Some(keyword) = parser.parse_one_of_keywords(&[Keyword::GRANT, Keyword::REVOKE]) {
+        let give = keyword == Keyword::GRANT;
+        let on = parser.peek_tokens_with_location::<64>().iter().any(
+            |t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::ON && w.quote_style.is_none()),
+        );
+        if on {
+            parse_language_grant(&mut parser, give)
+        } else {
+            parse_role_grant(&mut parser, give)
+        }
     } else {
         parse_create_aggregate(&mut parser)
     }
@@ -330,6 +369,79 @@ fn parse_drop_aggregate(parser: &mut Parser) -> std::result::Result<Statement, P
     }))
 }
 
+/// The rest of `GRANT privileges ON LANGUAGE name [, ...] TO grantee [,
+/// ...]` (`give`) or `REVOKE ... FROM grantee [, ...] [CASCADE |
+/// RESTRICT]`, after its first keyword.
+fn parse_language_grant(
+    parser: &mut Parser,
+    give: bool,
+) -> std::result::Result<Statement, ParserError> {
+    let privileges = if parser.parse_keyword(Keyword::ALL) {
+        Privileges::All {
+            with_privileges_keyword: parser.parse_keyword(Keyword::PRIVILEGES),
+        }
+    } else {
+        Privileges::Actions(parser.parse_actions_list()?)
+    };
+    parser.expect_keywords(&[Keyword::ON, Keyword::LANGUAGE])?;
+    let languages = parser.parse_comma_separated(|p| {
+        let language = p.parse_identifier()?;
+        Ok(match language.quote_style {
+            Some(_) => language.value,
+            None => language.value.to_lowercase(),
+        })
+    })?;
+    parser.expect_keyword(if give { Keyword::TO } else { Keyword::FROM })?;
+    let grantees = parser.parse_comma_separated(|p| {
+        if p.parse_keyword(Keyword::PUBLIC) {
+            return Ok(Grantee {
+                grantee_type: GranteesType::Public,
+                name: None,
+            });
+        }
+        let name = p.parse_object_name(false)?;
+        Ok(Grantee {
+            grantee_type: GranteesType::None,
+            name: Some(GranteeName::ObjectName(name)),
+        })
+    })?;
+    if !give {
+        // Without grant options nothing depends on a grant: both mean the same.
+        let _ = parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]);
+    }
+    Ok(Statement::LanguageGrant(LanguageGrant {
+        give,
+        privileges,
+        languages,
+        grantees,
+    }))
+}
+
+/// The rest of `GRANT role [, ...] TO role [, ...]` (`give`) or `REVOKE
+/// role [, ...] FROM role [, ...] [CASCADE | RESTRICT]`.
+fn parse_role_grant(
+    parser: &mut Parser,
+    give: bool,
+) -> std::result::Result<Statement, ParserError> {
+    let roles = parser.parse_comma_separated(role_name)?;
+    parser.expect_keyword(if give { Keyword::TO } else { Keyword::FROM })?;
+    let members = parser.parse_comma_separated(role_name)?;
+    if !give {
+        // Without grant options nothing depends on a grant: both mean the same.
+        let _ = parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]);
+    }
+    Ok(Statement::RoleGrant(RoleGrant {
+        give,
+        roles,
+        members,
+    }))
+}
+
+/// A role's name, as `CREATE ROLE` stores it.
+fn role_name(parser: &mut Parser) -> std::result::Result<String, ParserError> {
+    Ok(crate::names::folded(&parser.parse_identifier()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +464,32 @@ mod tests {
         );
         let s = parser.parse("select 1; select 2").expect("parses");
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn grants_on_languages_and_of_roles_parse_beside_sqlparsers() {
+        let parser = SqlParser::default();
+        let s = parser
+            .parse(
+                "GRANT USAGE ON LANGUAGE WASM TO alice, PUBLIC; \
+                 REVOKE ALL PRIVILEGES ON LANGUAGE wasm FROM alice CASCADE; \
+                 GRANT pg_read_server_files TO Alice, \"Bob\"; \
+                 REVOKE pg_write_server_files FROM alice; \
+                 GRANT SELECT ON t TO alice",
+            )
+            .expect("parses");
+        assert!(matches!(&s[0], Statement::LanguageGrant(g)
+            if g.give && g.languages == ["wasm"] && g.grantees.len() == 2));
+        assert!(matches!(&s[1], Statement::LanguageGrant(g)
+            if !g.give && matches!(g.privileges, Privileges::All { .. })));
+        assert!(matches!(&s[2], Statement::RoleGrant(g)
+            if g.give && g.roles == ["pg_read_server_files"] && g.members == ["alice", "Bob"]));
+        assert!(matches!(&s[3], Statement::RoleGrant(g) if !g.give));
+        assert!(matches!(&s[4], Statement::Sql(_)));
+        let error = parser
+            .parse("GRANT USAGE ON LANGUAGE TO alice")
+            .unwrap_err();
+        assert_eq!(error.sqlstate(), "42601");
     }
 
     #[test]

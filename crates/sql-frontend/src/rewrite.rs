@@ -31,9 +31,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor,
-    Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions, visit_expressions_mut,
-    visit_relations,
+    BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions,
+    visit_expressions_mut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -251,6 +251,26 @@ struct PostgresForms;
 
 impl VisitorMut for PostgresForms {
     type Break = ();
+
+    fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
+        // DataFusion's information_schema has no table_privileges: Quiver
+        // serves it among its system tables.
+        let parts: Vec<String> = relation
+            .0
+            .iter()
+            .filter_map(|part| part.as_ident())
+            .map(|ident| ident.value.to_ascii_lowercase())
+            .collect();
+        if parts.len() == relation.0.len()
+            && parts.ends_with(&["information_schema".into(), "table_privileges".into()])
+        {
+            *relation = ObjectName::from(vec![
+                Ident::new(crate::server::SYSTEM_SCHEMA),
+                Ident::new("table_privileges"),
+            ]);
+        }
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         // `user` and `current_role` are reserved words that name functions,

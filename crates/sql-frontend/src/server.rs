@@ -38,6 +38,7 @@ use crate::handler::{Connection, Login};
 use crate::integers::CheckedIntegerArithmetic;
 use crate::locations::ExternalLocations;
 use crate::parse::SqlParser;
+use crate::pg_acl::TablePrivilegesTable;
 use crate::planner::QuiverQueryPlanner;
 use crate::rounding::PostgresRounding;
 use crate::session::Session;
@@ -426,6 +427,10 @@ impl Engine {
         system.register_table(
             "executors".to_string(),
             Arc::new(SystemTable(ExecutorsTable::new(scheduler.addr.clone()))),
+        )?;
+        system.register_table(
+            "table_privileges".to_string(),
+            Arc::new(SystemTable(TablePrivilegesTable::new(catalog.clone()))),
         )?;
         database.register_schema(SYSTEM_SCHEMA, system)?;
 

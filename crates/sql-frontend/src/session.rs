@@ -24,23 +24,23 @@ use datafusion::sql::sqlparser::ast::{
     SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
-use quiver_catalog::{Catalog, Privilege, Staging, TempTables};
-use quiver_udf_registry::SizedText;
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Object, Privilege, Staging, TempTables};
+use quiver_udf_registry::{FunctionDef, SizedText, SqlType};
 
-use crate::auth::Roles;
+use crate::auth::{READ_SERVER_FILES, Roles};
 use crate::cancel::Canceller;
 use crate::copy::{CopyIn, CopyOptions};
 use crate::encode::CopyOutFormat;
 use crate::functions::{Functions, SessionFunctions};
 use crate::locations::ExternalLocations;
 use crate::parse;
-use crate::privileges::Grant;
+use crate::privileges::{Grant, Objects};
 use crate::settings::Settings;
 use crate::{Error, Result};
 
 mod access;
 
-use access::{Identity, WASM_DENIED};
+use access::Identity;
 
 /// What a statement produced.
 pub enum Outcome {
@@ -222,23 +222,44 @@ impl Session {
         let statement = match statement {
             parse::Statement::Sql(statement) => statement,
             parse::Statement::CreateAggregate(create) => {
-                self.require_superuser(WASM_DENIED)?;
-                return Ok(self.functions.create_aggregate(create).await?.into());
+                let may_create =
+                    |name: &str, args: &[SqlType]| self.may_create_function(name, args);
+                let (done, def) = self.functions.create_aggregate(create, &may_create).await?;
+                self.created_function(&def)?;
+                return Ok(done.into());
             }
             parse::Statement::DropAggregate(drop) => {
-                self.require_superuser(WASM_DENIED)?;
-                return Ok(self.functions.drop_aggregates(drop)?.into());
+                let may_drop = |def: &FunctionDef| self.check_function_owner(def);
+                let (done, dropped) = self.functions.drop_aggregates(drop, &may_drop)?;
+                self.dropped_functions(&dropped)?;
+                return Ok(done.into());
+            }
+            parse::Statement::RoleGrant(grant) => return self.grant_roles(grant),
+            parse::Statement::LanguageGrant(grant) => {
+                let objects = Objects::Languages(grant.languages);
+                let give = grant.give;
+                return self
+                    .grant(
+                        Grant::on(objects, &grant.privileges, &grant.grantees)?,
+                        give,
+                    )
+                    .await;
             }
         };
         match statement {
             DfStatement::Statement(s) => match *s {
                 Statement::CreateFunction(create) => {
-                    self.require_superuser(WASM_DENIED)?;
-                    Ok(self.functions.create(create).await?.into())
+                    let may_create =
+                        |name: &str, args: &[SqlType]| self.may_create_function(name, args);
+                    let (done, def) = self.functions.create(create, &may_create).await?;
+                    self.created_function(&def)?;
+                    Ok(done.into())
                 }
                 Statement::DropFunction(drop) => {
-                    self.require_superuser(WASM_DENIED)?;
-                    Ok(self.functions.drop_functions(drop)?.into())
+                    let may_drop = |def: &FunctionDef| self.check_function_owner(def);
+                    let (done, dropped) = self.functions.drop_functions(drop, &may_drop)?;
+                    self.dropped_functions(&dropped)?;
+                    Ok(done.into())
                 }
                 Statement::Set(set) => self.set(set).await,
                 Statement::CreateRole(create) => self.create_role(create),
@@ -631,6 +652,7 @@ impl Session {
             self.temp
                 .create(&name, schema.clone(), create.if_not_exists)?
         } else {
+            self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
             if create.or_replace {
                 self.check_owner(&name)?;
                 self.catalog.drop_table(&name, true).await?;
@@ -687,10 +709,13 @@ impl Session {
                     ));
                 }
                 // Its files are read and written as the server's user.
-                self.require_superuser(&format!(
-                    "permission denied to create external table \"{}\": only superusers may read or write the server's files",
-                    create.name
-                ))?;
+                self.check_member(READ_SERVER_FILES, || {
+                    format!(
+                        "permission denied to create external table \"{}\": only superusers and roles granted {READ_SERVER_FILES} may read the server's files",
+                        create.name
+                    )
+                })?;
+                self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
                 for location in &create.locations {
                     self.locations.check(location)?;
                 }
@@ -757,7 +782,9 @@ impl Session {
             Set::SetSessionAuthorization(param) => {
                 return self.set_session_authorization(match param.kind {
                     SetSessionAuthorizationParamKind::Default => None,
-                    SetSessionAuthorizationParamKind::User(name) => Some(name.value),
+                    SetSessionAuthorizationParamKind::User(name) => {
+                        Some(crate::names::folded(&name))
+                    }
                 });
             }
             other => {

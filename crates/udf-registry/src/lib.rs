@@ -46,5 +46,5 @@ pub use single_partition::SinglePartitionExec;
 pub use sized_text::{MAX_LENGTH, PG_TYPE, SizedText, SizedTextCast, VALUE_TOO_LONG};
 pub use table::{WasmTableExec, WasmTableFunction, WasmTableProvider};
 pub use types::{DECIMAL_PRECISION, SqlType, signature};
-pub use udf::WasmScalarUdf;
+pub use udf::{WasmScalarUdf, called_overload};
 pub use window::PortableWindowUdf;

@@ -527,6 +527,29 @@ impl FunctionRegistry {
         })
     }
 
+    /// The definition `name(args)` names; without `args`, the only overload
+    /// of `name` (42725 if it has several). `None` when there is none.
+    pub fn find(&self, name: &str, args: Option<&[SqlType]>) -> Result<Option<FunctionDef>> {
+        let def = {
+            let functions = self.read();
+            let overloads = functions.get(name).map(Vec::as_slice).unwrap_or_default();
+            match args {
+                Some(args) => overloads.iter().find(|f| f.def().args == args),
+                None if overloads.len() > 1 => {
+                    return Err(Error::AmbiguousFunction(name.to_string()));
+                }
+                None => overloads.first(),
+            }
+            .map(|f| f.def().clone())
+        };
+        match (def, args) {
+            (Some(def), _) => Ok(Some(def)),
+            // A definition whose module failed to load is only in the store.
+            (None, Some(args)) => self.stored(&signature(name, args)),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// `DROP FUNCTION name[(types)]`. Without types the name must have one
     /// overload. Returns the dropped definition, or `None` when it did not
     /// exist (the caller decides whether that is an error: `IF EXISTS`).
@@ -540,28 +563,8 @@ impl FunctionRegistry {
         aggregate: bool,
     ) -> Result<Option<FunctionDef>> {
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
-        let def = {
-            let functions = self.read();
-            let overloads = functions.get(name).map(Vec::as_slice).unwrap_or_default();
-            match args {
-                Some(args) => overloads.iter().find(|f| f.def().args == args),
-                None if overloads.len() > 1 => {
-                    return Err(Error::AmbiguousFunction(name.to_string()));
-                }
-                None => overloads.first(),
-            }
-            .map(|f| f.def().clone())
-        };
-        let def = match def {
-            Some(def) => def,
-            // A definition whose module failed to load is only in the store.
-            None => match args.map(|a| signature(name, a)) {
-                Some(key) => match self.stored(&key)? {
-                    Some(def) => def,
-                    None => return Ok(None),
-                },
-                None => return Ok(None),
-            },
+        let Some(def) = self.find(name, args)? else {
+            return Ok(None);
         };
         let key = def.signature();
         if let Some(user) = self.read().values().flatten().find(|f| {

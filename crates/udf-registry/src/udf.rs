@@ -60,6 +60,15 @@ impl WasmScalarUdf {
     }
 }
 
+/// The overload a call with arguments of these types calls, as planning
+/// resolves it (see [`resolve`]); `None` when none fits.
+pub fn called_overload<'a>(
+    overloads: &'a [Arc<WasmFunction>],
+    arg_types: &[DataType],
+) -> Option<&'a Arc<WasmFunction>> {
+    resolve("", overloads, arg_types).ok().map(|(f, _)| f)
+}
+
 /// The volatility a name with these overloads has: the most volatile one's.
 pub(crate) fn volatility(overloads: &[Arc<WasmFunction>]) -> Volatility {
     overloads

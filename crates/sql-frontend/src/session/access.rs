@@ -7,11 +7,14 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     AlterRoleOperation, CreateRole, Expr, Ident, ObjectName, Password, RoleOption, Value,
 };
-use quiver_catalog::{PUBLIC, Privilege};
+use quiver_catalog::{DEFAULT_SCHEMA, Object, PUBLIC, Privilege, TableKind};
+use quiver_udf_registry::{FunctionDef, SqlType};
 
-use super::{Completion, Outcome, Session, object_name};
-use crate::auth::RoleOptions;
-use crate::privileges::{Grant, Tables};
+use super::{Completion, Outcome, Session};
+use crate::auth::{RoleOptions, WRITE_SERVER_FILES};
+use crate::names::{folded, role_name};
+use crate::parse::RoleGrant;
+use crate::privileges::{Grant, Objects};
 use crate::{Error, Result};
 
 /// The role a session logged in as.
@@ -49,7 +52,7 @@ impl Session {
         }
         let mut notice = None;
         for name in &create.names {
-            let name = object_name(name);
+            let name = role_name(name);
             let options = RoleOptions {
                 password: create.password.as_ref().map(role_password).transpose()?,
                 superuser: create.superuser,
@@ -71,17 +74,24 @@ impl Session {
         self.require_superuser("permission denied to drop role")?;
         let mut notice = None;
         for name in names {
-            let name = object_name(name);
+            let name = role_name(name);
             if Some(&name) == self.user().as_ref() {
                 return Err(Error::ObjectInUse("current user cannot be dropped".into()));
             }
-            let depending: Vec<String> = self
+            let mut depending: Vec<String> = self
                 .catalog
                 .entries()
                 .into_iter()
-                .filter(|e| e.owner.as_ref() == Some(&name) || e.grants.contains_key(&name))
-                .map(|e| e.name)
+                .filter(|e| e.acl.mentions(&name))
+                .map(|e| format!("table {}", e.name))
                 .collect();
+            depending.extend(
+                self.catalog
+                    .acls()
+                    .into_iter()
+                    .filter(|(_, acl)| acl.mentions(&name))
+                    .map(|(object, _)| object),
+            );
             if !depending.is_empty() {
                 return Err(Error::DependentObjects(format!(
                     "role \"{name}\" cannot be dropped because some objects depend on it: it owns or has privileges on {}",
@@ -121,13 +131,14 @@ impl Session {
                 }
             }
         }
-        let own_password = Some(&name.value) == self.user().as_ref()
+        let name = folded(name);
+        let own_password = Some(&name) == self.user().as_ref()
             && changes.superuser.is_none()
             && changes.login.is_none();
         if !own_password {
             self.require_superuser("permission denied to alter role")?;
         }
-        self.roles.define(&name.value, changes, false, false)?;
+        self.roles.define(&name, changes, false, false)?;
         Ok(Completion::tag("ALTER ROLE").into())
     }
 
@@ -201,7 +212,8 @@ impl Session {
     }
 
     /// Fails with 42501 unless the session's role may do what `plan` does
-    /// to the stored tables it reads and writes (see [`crate::privileges`]).
+    /// to the stored tables it reads and writes (see [`crate::privileges`])
+    /// and to the Wasm functions it calls.
     pub(super) fn check_privileges(&self, plan: &LogicalPlan) -> Result<()> {
         if self.is_superuser() {
             return Ok(());
@@ -210,6 +222,10 @@ impl Session {
             if let Some(name) = crate::privileges::stored_name(&table) {
                 self.check_table(name, privilege)?;
             }
+        }
+        let functions = self.functions.registry.functions();
+        for signature in crate::privileges::called(plan, &functions) {
+            self.check_object(&Object::Function(signature), Privilege::Execute)?;
         }
         Ok(())
     }
@@ -222,9 +238,124 @@ impl Session {
         }
         let role = self.user().unwrap_or_default();
         match self.catalog.entry(name) {
-            Some(entry) if !entry.allows(&role, privilege) => Err(crate::privileges::denied(name)),
-            _ => Ok(()),
+            Some(entry) => {
+                self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Usage)?;
+                if !entry.acl.allows(&role, privilege) {
+                    return Err(crate::privileges::denied(name));
+                }
+                if matches!(entry.kind, TableKind::External { .. })
+                    && privilege != Privilege::Select
+                {
+                    self.check_member(WRITE_SERVER_FILES, || {
+                        format!("permission denied to write external table {name}: only superusers and roles granted {WRITE_SERVER_FILES} may write the server's files")
+                    })?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
         }
+    }
+
+    /// Fails with 42501 (`denied`) unless the session's role is a superuser
+    /// or was granted the predefined role `group`.
+    pub(crate) fn check_member(&self, group: &str, denied: impl FnOnce() -> String) -> Result<()> {
+        if self.is_superuser()
+            || self
+                .roles
+                .is_member(&self.user().unwrap_or_default(), group)
+        {
+            Ok(())
+        } else {
+            Err(Error::InsufficientPrivilege(denied()))
+        }
+    }
+
+    /// `GRANT role TO member` (or `REVOKE`), by a superuser, of the
+    /// predefined roles (see [`crate::auth::PREDEFINED`]).
+    pub(super) fn grant_roles(&self, grant: RoleGrant) -> Result<Outcome> {
+        self.require_superuser("permission denied to grant role")?;
+        for role in &grant.roles {
+            for member in &grant.members {
+                self.roles.set_membership(member, role, grant.give)?;
+            }
+        }
+        Ok(Completion::tag(if grant.give {
+            "GRANT ROLE"
+        } else {
+            "REVOKE ROLE"
+        })
+        .into())
+    }
+
+    /// Fails with 42501 unless the session's role may do `privilege` to
+    /// `object` (not a table: see [`Session::check_table`]).
+    pub(super) fn check_object(&self, object: &Object, privilege: Privilege) -> Result<()> {
+        if self.is_superuser()
+            || self
+                .catalog
+                .acl(object)
+                .allows(&self.user().unwrap_or_default(), privilege)
+        {
+            Ok(())
+        } else {
+            Err(Error::InsufficientPrivilege(format!(
+                "permission denied for {}",
+                object.describe()
+            )))
+        }
+    }
+
+    /// Fails with 42501 unless the session's role may create the function
+    /// `name(args)`: it needs `USAGE` on the `wasm` language (superusers
+    /// only, unless granted: a function runs code the server loads) and
+    /// `CREATE` on the schema, and must own the function it replaces.
+    pub(super) fn may_create_function(&self, name: &str, args: &[SqlType]) -> Result<()> {
+        self.check_object(&Object::Language(WASM.into()), Privilege::Usage)?;
+        self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
+        match self.functions.registry.find(name, Some(args))? {
+            Some(existing) => self.check_function_owner(&existing),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails with 42501 unless the session's role owns the function `def`
+    /// or is a superuser.
+    pub(super) fn check_function_owner(&self, def: &FunctionDef) -> Result<()> {
+        let function = Object::Function(def.signature());
+        if self.is_superuser()
+            || self
+                .catalog
+                .acl(&function)
+                .is_owner(&self.user().unwrap_or_default())
+        {
+            Ok(())
+        } else {
+            Err(Error::InsufficientPrivilege(format!(
+                "must be owner of {}",
+                function.describe()
+            )))
+        }
+    }
+
+    /// A function `def` was created or replaced: a new one is the session
+    /// role's, and every role may call it (PostgreSQL's default); a
+    /// replaced one keeps its owner and grants.
+    pub(super) fn created_function(&self, def: &FunctionDef) -> Result<()> {
+        if def.version > 1 {
+            return Ok(());
+        }
+        let function = Object::Function(def.signature());
+        let acl = function.default_acl(Some(&self.user().unwrap_or_default()));
+        Ok(self.catalog.set_acl(&function, Some(acl))?)
+    }
+
+    /// The functions `dropped` are gone, and so are their privileges.
+    pub(super) fn dropped_functions(&self, dropped: &[FunctionDef]) -> Result<()> {
+        for def in dropped {
+            self.catalog
+                .set_acl(&Object::Function(def.signature()), None)?;
+        }
+        Ok(())
     }
 
     /// Fails with 42501 unless the session's role owns the stored table
@@ -232,15 +363,16 @@ impl Session {
     pub(super) fn check_owner(&self, name: &str) -> Result<()> {
         let role = self.user().unwrap_or_default();
         match self.catalog.entry(name) {
-            Some(entry) if !self.is_superuser() && entry.owner.as_deref() != Some(&role) => Err(
+            Some(entry) if !self.is_superuser() && !entry.acl.is_owner(&role) => Err(
                 Error::InsufficientPrivilege(format!("must be owner of table {name}")),
             ),
             _ => Ok(()),
         }
     }
 
-    /// `GRANT` (`grant`) or `REVOKE` of table privileges: by the tables'
-    /// owner or a superuser, to roles that exist or `PUBLIC`.
+    /// `GRANT` (`give`) or `REVOKE` of privileges, to roles that exist or
+    /// `PUBLIC`: on tables and functions by their owner, on the schema and
+    /// the language by a superuser (who owns them), or by a superuser.
     pub(super) async fn grant(&self, grant: Grant, give: bool) -> Result<Outcome> {
         for grantee in &grant.grantees {
             if grantee != PUBLIC && self.roles.attributes(grantee).is_none() {
@@ -249,24 +381,98 @@ impl Session {
                 )));
             }
         }
-        let tables = match grant.tables {
-            Tables::Named(names) => names,
-            Tables::All => self.catalog.entries().into_iter().map(|e| e.name).collect(),
-        };
-        for table in &tables {
-            if self.catalog.entry(table).is_none() {
-                return Err(Error::UndefinedTable(table.clone()));
+        let objects = self.grant_objects(grant.objects)?;
+        for object in &objects {
+            match object {
+                Object::Table(name) => self.check_owner(name)?,
+                Object::Function(signature) => {
+                    if !self.is_superuser()
+                        && !self
+                            .catalog
+                            .acl(object)
+                            .is_owner(&self.user().unwrap_or_default())
+                    {
+                        return Err(Error::InsufficientPrivilege(format!(
+                            "must be owner of function {signature}"
+                        )));
+                    }
+                }
+                Object::Schema(_) | Object::Language(_) => {
+                    self.require_superuser(&format!("permission denied for {}", object.describe()))?
+                }
             }
-            self.check_owner(table)?;
         }
-        for table in &tables {
+        for object in &objects {
+            let privileges = grant.privileges.as_deref().unwrap_or(object.privileges());
             for grantee in &grant.grantees {
-                self.catalog
-                    .set_privileges(table, grantee, &grant.privileges, give)
-                    .await?;
+                match object {
+                    Object::Table(name) => {
+                        self.catalog
+                            .set_privileges(name, grantee, privileges, give)
+                            .await?
+                    }
+                    _ => {
+                        let mut acl = self.catalog.acl(object);
+                        acl.change(grantee, privileges, give);
+                        self.catalog.set_acl(object, Some(acl))?;
+                    }
+                }
             }
         }
         Ok(Completion::tag(if give { "GRANT" } else { "REVOKE" }).into())
+    }
+
+    /// The objects a `GRANT` or `REVOKE` names, each checked to exist.
+    fn grant_objects(&self, objects: Objects) -> Result<Vec<Object>> {
+        Ok(match objects {
+            Objects::Tables(names) => {
+                for name in &names {
+                    if self.catalog.entry(name).is_none() {
+                        return Err(Error::UndefinedTable(name.clone()));
+                    }
+                }
+                names.into_iter().map(Object::Table).collect()
+            }
+            Objects::AllTables => self
+                .catalog
+                .entries()
+                .into_iter()
+                .map(|e| Object::Table(e.name))
+                .collect(),
+            Objects::Schemas(names) => names
+                .into_iter()
+                .map(|name| match name.as_str() {
+                    DEFAULT_SCHEMA => Ok(Object::Schema(name)),
+                    _ => Err(Error::InvalidSchemaName(name)),
+                })
+                .collect::<Result<_>>()?,
+            Objects::Languages(names) => names
+                .into_iter()
+                .map(|name| match name.as_str() {
+                    WASM => Ok(Object::Language(name)),
+                    _ => Err(Error::UndefinedObject(format!(
+                        "language \"{name}\" does not exist"
+                    ))),
+                })
+                .collect::<Result<_>>()?,
+            Objects::Functions(functions) => functions
+                .into_iter()
+                .map(|(name, args)| {
+                    let name = crate::functions::function_name(&name)?;
+                    let args = args
+                        .map(|args| crate::functions::sql_types(&args))
+                        .transpose()?;
+                    let described = match &args {
+                        Some(args) => quiver_udf_registry::signature(&name, args),
+                        None => name.clone(),
+                    };
+                    match self.functions.registry.find(&name, args.as_deref())? {
+                        Some(def) => Ok(Object::Function(def.signature())),
+                        None => Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
+                    }
+                })
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// `SET SESSION AUTHORIZATION role | DEFAULT`: a session that a
@@ -303,10 +509,11 @@ impl Session {
     }
 }
 
-/// Why a role that is not a superuser may not create or drop functions:
-/// `wasm` is, in PostgreSQL's terms, an untrusted language (a function runs
-/// code the server loads from its `--function-dir`).
-pub(super) const WASM_DENIED: &str = "permission denied for language wasm";
+/// The language Wasm functions are written in: in PostgreSQL's terms an
+/// untrusted one (a function runs code the server loads from its
+/// `--function-dir`), so only superusers create functions in it unless
+/// they grant `USAGE` on it.
+const WASM: &str = "wasm";
 
 /// A role's `PASSWORD '...'` (`None`: `PASSWORD NULL`).
 fn role_password(password: &Password) -> Result<Option<String>> {
