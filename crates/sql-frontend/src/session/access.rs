@@ -321,18 +321,23 @@ impl Session {
     /// Fails with 42501 unless the session's role owns the function `def`
     /// or is a superuser.
     pub(super) fn check_function_owner(&self, def: &FunctionDef) -> Result<()> {
-        let function = Object::Function(def.signature());
+        self.check_owns(&Object::Function(def.signature()))
+    }
+
+    /// Fails with 42501 unless the session's role owns `object` (not a
+    /// table: see [`Session::check_owner`]) or is a superuser.
+    fn check_owns(&self, object: &Object) -> Result<()> {
         if self.is_superuser()
             || self
                 .catalog
-                .acl(&function)
+                .acl(object)
                 .is_owner(&self.user().unwrap_or_default())
         {
             Ok(())
         } else {
             Err(Error::InsufficientPrivilege(format!(
                 "must be owner of {}",
-                function.describe()
+                object.describe()
             )))
         }
     }
@@ -385,18 +390,7 @@ impl Session {
         for object in &objects {
             match object {
                 Object::Table(name) => self.check_owner(name)?,
-                Object::Function(signature) => {
-                    if !self.is_superuser()
-                        && !self
-                            .catalog
-                            .acl(object)
-                            .is_owner(&self.user().unwrap_or_default())
-                    {
-                        return Err(Error::InsufficientPrivilege(format!(
-                            "must be owner of function {signature}"
-                        )));
-                    }
-                }
+                Object::Function(_) => self.check_owns(object)?,
                 Object::Schema(_) | Object::Language(_) => {
                     self.require_superuser(&format!("permission denied for {}", object.describe()))?
                 }
