@@ -101,7 +101,7 @@ impl SqlParser {
             let mut statements = Vec::new();
             for piece in pieces {
                 match piece {
-                    Piece::Own(tokens) => statements.push(parse_own(tokens)?),
+                    Piece::Own(kind, tokens) => statements.push(parse_own(kind, tokens)?),
                     Piece::Other(text) => statements.extend(self.parse_sql(&text)?),
                 }
             }
@@ -194,8 +194,45 @@ fn needs_shielding(statement: &DfStatement) -> bool {
 /// A statement of a query string: the tokens of a statement Quiver parses
 /// itself, or the text of anything else.
 enum Piece {
-    Own(Vec<TokenWithSpan>),
+    Own(Own, Vec<TokenWithSpan>),
     Other(String),
+}
+
+/// The statements Quiver parses itself.
+#[derive(Clone, Copy)]
+enum Own {
+    /// `CREATE [OR REPLACE] AGGREGATE`.
+    CreateAggregate,
+    /// `DROP AGGREGATE`.
+    DropAggregate,
+    /// `GRANT`/`REVOKE ... ON LANGUAGE`.
+    LanguageGrant,
+    /// `GRANT`/`REVOKE` of roles (no `ON`).
+    RoleGrant,
+}
+
+/// Which of Quiver's own statements `tokens` are, if any.
+fn own_kind(tokens: &[TokenWithSpan]) -> Option<Own> {
+    let words: Vec<String> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .map(|t| match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["CREATE", "AGGREGATE", ..] | ["CREATE", "OR", "REPLACE", "AGGREGATE", ..] => {
+            Some(Own::CreateAggregate)
+        }
+        ["DROP", "AGGREGATE", ..] => Some(Own::DropAggregate),
+        ["GRANT" | "REVOKE", rest @ ..] if rest.windows(2).any(|w| w == ["ON", "LANGUAGE"]) => {
+            Some(Own::LanguageGrant)
+        }
+        ["GRANT" | "REVOKE", rest @ ..] if !rest.contains(&"ON") => Some(Own::RoleGrant),
+        _ => None,
+    }
 }
 
 /// The statements of `sql` split at top-level semicolons, when at least one
@@ -215,27 +252,7 @@ fn own_statements(sql: &str) -> Option<Vec<Piece>> {
             current.push(token);
         }
     }
-    let is_own = |tokens: &[TokenWithSpan]| {
-        let words: Vec<String> = tokens
-            .iter()
-            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-            .map(|t| match &t.token {
-                Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
-                _ => String::new(),
-            })
-            .collect();
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        match words.as_slice() {
-            ["CREATE", "AGGREGATE", ..]
-            | ["CREATE", "OR", "REPLACE", "AGGREGATE", ..]
-            | ["DROP", "AGGREGATE", ..] => true,
-            ["GRANT" | "REVOKE", rest @ ..] => {
-                rest.windows(2).any(|w| w == ["ON", "LANGUAGE"]) || !rest.contains(&"ON")
-            }
-            _ => false,
-        }
-    };
-    if !statements.iter().any(|s| is_own(s)) {
+    if !statements.iter().any(|s| own_kind(s).is_some()) {
         return None;
     }
     Some(
@@ -245,18 +262,15 @@ fn own_statements(sql: &str) -> Option<Vec<Piece>> {
                 s.iter()
                     .any(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
             })
-            .map(|s| {
-                if is_own(&s) {
-                    Piece::Own(s)
-                } else {
-                    Piece::Other(s.iter().map(|t| t.token.to_string()).collect())
-                }
+            .map(|s| match own_kind(&s) {
+                Some(kind) => Piece::Own(kind, s),
+                None => Piece::Other(s.iter().map(|t| t.token.to_string()).collect()),
             })
             .collect(),
     )
 }
 
-fn parse_own(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
+fn parse_own(kind: Own, tokens: Vec<TokenWithSpan>) -> Result<Statement> {
     let tokens = tokens
         .into_iter()
         .filter(|t| {
@@ -269,20 +283,23 @@ fn parse_own(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
         .collect();
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
-    let statement = if parser.parse_keyword(Keyword::DROP) {
-        parse_drop_aggregate(&mut parser)
-    } else if let Some(keyword) = parser.parse_one_of_keywords(&[Keyword::GRANT, Keyword::REVOKE]) {
-        let give = keyword == Keyword::GRANT;
-        let on = parser.peek_tokens_with_location::<64>().iter().any(
-            |t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::ON && w.quote_style.is_none()),
-        );
-        if on {
+    // Whether a grant's first keyword is GRANT (or REVOKE).
+    let give = |parser: &mut Parser| {
+        parser.parse_one_of_keywords(&[Keyword::GRANT, Keyword::REVOKE]) == Some(Keyword::GRANT)
+    };
+    let statement = match kind {
+        Own::CreateAggregate => parse_create_aggregate(&mut parser),
+        Own::DropAggregate => parser
+            .expect_keyword(Keyword::DROP)
+            .and_then(|_| parse_drop_aggregate(&mut parser)),
+        Own::LanguageGrant => {
+            let give = give(&mut parser);
             parse_language_grant(&mut parser, give)
-        } else {
+        }
+        Own::RoleGrant => {
+            let give = give(&mut parser);
             parse_role_grant(&mut parser, give)
         }
-    } else {
-        parse_create_aggregate(&mut parser)
     }
     .map_err(|e| {
         Error::Syntax(crate::error::syntax_message(
@@ -384,13 +401,8 @@ fn parse_language_grant(
         Privileges::Actions(parser.parse_actions_list()?)
     };
     parser.expect_keywords(&[Keyword::ON, Keyword::LANGUAGE])?;
-    let languages = parser.parse_comma_separated(|p| {
-        let language = p.parse_identifier()?;
-        Ok(match language.quote_style {
-            Some(_) => language.value,
-            None => language.value.to_lowercase(),
-        })
-    })?;
+    let languages =
+        parser.parse_comma_separated(|p| Ok(crate::names::folded(&p.parse_identifier()?)))?;
     parser.expect_keyword(if give { Keyword::TO } else { Keyword::FROM })?;
     let grantees = parser.parse_comma_separated(|p| {
         if p.parse_keyword(Keyword::PUBLIC) {
