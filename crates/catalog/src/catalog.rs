@@ -90,26 +90,15 @@ impl Catalog {
     }
 
     fn load_acls(&self) -> Result<()> {
-        let mut acls = BTreeMap::new();
-        for (key, value) in self.store.scan(ACLS_CF)? {
-            let acl: Acl = serde_json::from_slice(&value).map_err(|e| Error::Corrupt {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
-            acls.insert(key, acl);
-        }
-        *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls;
+        let acls = self.store.scan_json::<Acl>(ACLS_CF)?;
+        *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls.into_iter().collect();
         Ok(())
     }
 
     async fn load(&self, state: &SessionState) -> Result<()> {
         let mut loaded = BTreeMap::new();
         let mut live_dirs = HashSet::new();
-        for (key, value) in self.store.scan(TABLES_CF)? {
-            let entry: TableEntry = serde_json::from_slice(&value).map_err(|e| Error::Corrupt {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
+        for (_, entry) in self.store.scan_json::<TableEntry>(TABLES_CF)? {
             if let TableKind::Managed { id, .. } = &entry.kind {
                 live_dirs.insert(id.clone());
                 let dir = self.tables_dir.join(id);
@@ -312,11 +301,7 @@ impl Catalog {
         let mut acls = self.acls.write().unwrap_or_else(|p| p.into_inner());
         match acl {
             Some(acl) => {
-                let value = serde_json::to_vec(&acl).map_err(|e| Error::Corrupt {
-                    key: key.clone(),
-                    message: e.to_string(),
-                })?;
-                self.store.put(ACLS_CF, &key, &value)?;
+                self.store.put_json(ACLS_CF, &key, &acl)?;
                 acls.insert(key, acl);
             }
             None => {
@@ -429,11 +414,7 @@ impl Catalog {
     }
 
     fn persist(&self, entry: &TableEntry) -> Result<()> {
-        let value = serde_json::to_vec(entry).map_err(|e| Error::Corrupt {
-            key: entry.name.clone(),
-            message: e.to_string(),
-        })?;
-        self.store.put(TABLES_CF, &entry.name, &value)
+        self.store.put_json(TABLES_CF, &entry.name, entry)
     }
 
     fn insert(

@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Error, Result};
 
@@ -100,6 +102,29 @@ impl MetaStore {
         let mut write = WriteOptions::default();
         write.set_sync(true);
         Ok(self.db.delete_cf_opt(self.cf(cf)?, key, &write)?)
+    }
+
+    /// Stores `value` as JSON under `key`, durably.
+    pub(crate) fn put_json<T: Serialize>(&self, cf: &str, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Corrupt {
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+        self.put(cf, key, &bytes)
+    }
+
+    /// Every `(key, value)` of a column family of JSON values, in key order.
+    pub(crate) fn scan_json<T: DeserializeOwned>(&self, cf: &str) -> Result<Vec<(String, T)>> {
+        self.scan(cf)?
+            .into_iter()
+            .map(|(key, value)| match serde_json::from_slice(&value) {
+                Ok(value) => Ok((key, value)),
+                Err(e) => Err(Error::Corrupt {
+                    key,
+                    message: e.to_string(),
+                }),
+            })
+            .collect()
     }
 
     /// Every `(key, value)` of a column family, in key order.
