@@ -15,13 +15,37 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
-use support::{Cluster, QuiverServer};
+use support::{Cluster, Loss, QuiverServer};
 use tokio_postgres::SimpleQueryMessage;
 
 /// A sqllogictest connection speaking the simple query protocol, so values
 /// arrive as PostgreSQL's text output.
+///
+/// Every connection logs in as `quiver` (the bootstrap superuser, under
+/// trust authentication). The statement `\connect ROLE` — psql's
+/// meta-command — logs the connection in again, as `ROLE`: with
+/// sqllogictest's named connections a file runs statements as several
+/// roles at once (`connection alice`, then `statement ok` `\connect alice`;
+/// in files with `control substitution on`, where a backslash escapes,
+/// `\\connect alice`).
 struct Postgres {
+    conninfo: String,
     client: tokio_postgres::Client,
+}
+
+impl Postgres {
+    async fn connect(conninfo: String) -> Result<Self, DbError> {
+        let client = support::connect_to(&conninfo).await?;
+        Ok(Postgres { conninfo, client })
+    }
+
+    /// Logs in again as `role` (a later `user=` in a connection string
+    /// wins over an earlier one).
+    async fn reconnect(&mut self, role: &str) -> Result<(), DbError> {
+        let conninfo = format!("{} user={role}", self.conninfo);
+        self.client = support::connect_to(&conninfo).await?;
+        Ok(())
+    }
 }
 
 /// A statement error with its SQLSTATE, for `statement error (42P01)`.
@@ -60,6 +84,10 @@ impl AsyncDB for Postgres {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
+        if let Some(role) = sql.trim().strip_prefix("\\connect ") {
+            self.reconnect(role.trim()).await?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
         let messages = self.client.simple_query(sql).await?;
         let mut columns = None;
         let mut rows = Vec::new();
@@ -154,23 +182,13 @@ async fn run_file(
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
     let deployment = match mode {
         Mode::Embedded => Deployment::Embedded(QuiverServer::start(data.path())),
-        Mode::Cluster => Deployment::Cluster(Cluster::start(data.path(), 2)),
+        Mode::Cluster => Deployment::Cluster(Cluster::start(data.path(), 2, Loss::Patient)),
     };
     let conninfo = match &deployment {
         Deployment::Embedded(server) => server.conninfo(),
         Deployment::Cluster(cluster) => cluster.frontend.conninfo(),
     };
-    let mut runner = sqllogictest::Runner::new(move || {
-        let conninfo = conninfo.clone();
-        async move {
-            let (client, connection) =
-                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok::<_, DbError>(Postgres { client })
-        }
-    });
+    let mut runner = sqllogictest::Runner::new(move || Postgres::connect(conninfo.clone()));
     // With `control substitution on`, files refer to the server's data
     // directory as $DATA_DIR and to the repository's test data as $TEST_DATA.
     runner.set_var("DATA_DIR".into(), data.path().display().to_string());

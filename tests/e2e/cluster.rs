@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, one, rows};
+use crate::support::{Cluster, Loss, one, rows};
 
 /// `slow(x)` = x + 1 after a busy loop of a few milliseconds (a core module).
 const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
@@ -40,7 +40,7 @@ async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_query_survives_a_killed_executor_with_exact_results() {
-    let (_data, mut cluster) = Cluster::start_fresh(2);
+    let (_data, mut cluster) = Cluster::start_fresh(2, Loss::Quick);
     let client = cluster.frontend.connect().await;
     numbers(&client, 8, 400).await;
     client.batch_execute(SLOW).await.expect("slow");
@@ -96,7 +96,7 @@ async fn a_query_survives_a_killed_executor_with_exact_results() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_executor_that_joins_later_runs_functions_created_before_it() {
-    let (_data, mut cluster) = Cluster::start_fresh(1);
+    let (_data, mut cluster) = Cluster::start_fresh(1, Loss::Quick);
     let client = cluster.frontend.connect().await;
     numbers(&client, 2, 50).await;
     client.batch_execute(WGCD).await.expect("wgcd");
@@ -135,7 +135,7 @@ async fn an_executor_that_joins_later_runs_functions_created_before_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_query_keeps_the_version_it_was_planned_with_on_a_cluster() {
-    let (_data, cluster) = Cluster::start_fresh(2);
+    let (_data, cluster) = Cluster::start_fresh(2, Loss::Patient);
     crate::wasm::keeps_version_while_replaced(&cluster.frontend).await;
     cluster.stop();
 }
@@ -147,7 +147,7 @@ fn temp_sessions(data: &std::path::Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn temporary_tables_belong_to_their_session() {
-    let (data, mut cluster) = Cluster::start_fresh(2);
+    let (data, mut cluster) = Cluster::start_fresh(2, Loss::Patient);
     let setup = cluster.frontend.connect().await;
     numbers(&setup, 4, 25).await;
     client_sees(&setup, "SELECT count(*) FROM t", "100").await;
@@ -206,7 +206,7 @@ async fn client_sees(client: &tokio_postgres::Client, sql: &str, expected: &str)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn explain_analyze_shows_the_stages_the_executors_ran() {
-    let (_data, cluster) = Cluster::start_fresh(2);
+    let (_data, cluster) = Cluster::start_fresh(2, Loss::Patient);
     let client = cluster.frontend.connect().await;
     numbers(&client, 2, 50).await;
     client.batch_execute(WGCD).await.expect("wgcd");

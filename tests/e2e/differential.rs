@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::support::postgres::PostgresServer;
-use crate::support::{Cluster, QuiverServer, connect_to};
+use crate::support::{Cluster, Loss, QuiverServer, connect_to};
 use generator::{Generator, Query};
 
 /// The tables every query reads: the same rows in both databases, written
@@ -263,6 +263,6 @@ async fn embedded_agrees_with_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_agrees_with_postgres() {
-    let (_data, cluster) = Cluster::start_fresh(2);
+    let (_data, cluster) = Cluster::start_fresh(2, Loss::Patient);
     compare(&cluster.frontend.conninfo()).await;
 }

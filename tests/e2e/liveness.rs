@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, QuiverServer, pause, rows};
+use crate::support::{Cluster, Loss, QuiverServer, pause, rows};
 
 /// Longer than the scheduler's executor timeout (10 s in these tests and by
 /// default).
@@ -35,7 +35,7 @@ async fn a_paused_embedded_server_answers_table_queries_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_cluster_executor_rejoins() {
-    let (_data, cluster) = Cluster::start_fresh(1);
+    let (_data, cluster) = Cluster::start_fresh(1, Loss::Quick);
     let client = cluster.frontend.connect().await;
     client
         .batch_execute("CREATE TABLE t (a int); INSERT INTO t VALUES (1), (2)")
@@ -80,7 +80,7 @@ async fn a_paused_cluster_executor_rejoins() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_query_with_no_executor_fails_with_57p03() {
-    let (_data, mut cluster) = Cluster::start_fresh(1);
+    let (_data, mut cluster) = Cluster::start_fresh(1, Loss::Quick);
     let client = cluster.frontend.connect().await;
     client
         .batch_execute("CREATE TABLE t (a int); INSERT INTO t VALUES (1), (2)")

@@ -209,11 +209,16 @@ fn free_port() -> u16 {
 }
 
 /// A cluster of separate processes on loopback: `quiver scheduler`, some
-/// `quiver executor`s and a `quiver serve --scheduler` frontend. Executors
-/// are declared lost after 10 s without a heartbeat (they send one a second;
-/// much less than that and a busy 2-core machine delays heartbeats enough to
-/// lose healthy executors); with none left, queries fail 10 s later. Its
-/// frontend sends every statement over stored tables to the cluster.
+/// `quiver executor`s and a `quiver serve --scheduler` frontend. Its
+/// frontend sends every statement over stored tables to the cluster;
+/// with no executor left, it fails queries 10 s later.
+///
+/// Executors send a heartbeat a second. How long the scheduler waits for
+/// one before it declares an executor lost is [`Loss`]: tests that kill or
+/// pause executors want it short; the others must not lose healthy
+/// executors when the machine running the tests is busy (on a 2-core CI
+/// machine running two tests at once, both executors of a cluster once
+/// missed 10 s of heartbeats, and the query running then failed).
 pub struct Cluster {
     scheduler: Option<Child>,
     pub scheduler_addr: String,
@@ -222,19 +227,43 @@ pub struct Cluster {
     pub frontend: QuiverServer,
 }
 
+/// How soon a [`Cluster`]'s scheduler declares an executor lost.
+#[derive(Clone, Copy, Debug)]
+pub enum Loss {
+    /// After 60 s without a heartbeat: no test loses an executor by the
+    /// machine being busy.
+    Patient,
+    /// After 10 s (the default of `quiver scheduler`), for tests that kill
+    /// or pause executors and wait for the scheduler to notice.
+    Quick,
+}
+
+impl Loss {
+    /// Seconds without a heartbeat before an executor is lost, which are
+    /// also the seconds the scheduler keeps jobs waiting for an executor
+    /// when none is left (less, and an executor the scheduler dropped may
+    /// not be back before its jobs fail).
+    fn seconds(self) -> &'static str {
+        match self {
+            Loss::Patient => "60",
+            Loss::Quick => "10",
+        }
+    }
+}
+
 impl Cluster {
     /// Starts a scheduler, `executors` executors (one slot each) and a
     /// frontend on `data_dir`.
-    pub fn start(data_dir: &Path, executors: usize) -> Self {
+    pub fn start(data_dir: &Path, executors: usize, loss: Loss) -> Self {
         let (scheduler, scheduler_addr) = spawn_until(
             quiver(&[
                 "scheduler",
                 "--listen",
                 "127.0.0.1:0",
                 "--executor-timeout",
-                "10",
+                loss.seconds(),
                 "--no-executors-grace",
-                "10",
+                loss.seconds(),
             ]),
             "quiver: scheduler listening on ",
         );
@@ -258,9 +287,9 @@ impl Cluster {
 
     /// A cluster on a fresh temporary data directory, which lives as long
     /// as the returned guard.
-    pub fn start_fresh(executors: usize) -> (tempfile::TempDir, Self) {
+    pub fn start_fresh(executors: usize, loss: Loss) -> (tempfile::TempDir, Self) {
         let data = tempfile::tempdir().expect("tempdir");
-        let cluster = Self::start(data.path(), executors);
+        let cluster = Self::start(data.path(), executors, loss);
         (data, cluster)
     }
 
