@@ -1,4 +1,5 @@
-//! The real `psql` binary: `\dt`, `\d t`, `\copy` in and out.
+//! The real `psql` binary: `\dt`, `\d t`, `\copy` in and out, `\du`, `\dp`
+//! and the other describe commands.
 
 use std::process::{Command, Output};
 
@@ -223,4 +224,60 @@ fn psql_meta_commands_and_tab_completion_queries() {
     assert!(words.contains("relname | things"), "{out}");
     assert!(words.contains("quote_ident | label"), "{out}");
     assert!(words.contains("quote_ident | add1"), "{out}");
+}
+
+/// Roles and privileges as psql shows them: `\du` (roles, their
+/// attributes and predefined roles), `\dn+` (the schema's), `\dL+` (the
+/// language's), `\df+` (a function's owner and ACL) and `\dp`.
+#[test]
+fn psql_shows_roles_and_privileges() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let out = psql(
+        &server,
+        &[
+            "CREATE ROLE alice LOGIN",
+            "GRANT pg_read_server_files TO alice",
+            "GRANT CREATE ON SCHEMA public TO alice",
+            "GRANT USAGE ON LANGUAGE wasm TO alice",
+            "CREATE TABLE t (k bigint)",
+            "GRANT SELECT ON t TO alice",
+            "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))'",
+            "REVOKE EXECUTE ON FUNCTION add1(bigint) FROM PUBLIC",
+            "\\du",
+            "\\dn+",
+            "\\dL+",
+            "\\df+",
+            "\\dp t",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let has = |needle: &[&str]| {
+        lines
+            .iter()
+            .any(|line| needle.iter().all(|part| line.contains(part)))
+    };
+    // \du: alice, who may log in, member of the predefined role; quiver,
+    // the superuser (under trust) that made the table.
+    assert!(has(&["alice", "{pg_read_server_files}"]), "{out}");
+    assert!(has(&["quiver", "Superuser"]), "{out}");
+    // \dn+: public, the superusers', USAGE for every role, CREATE for alice.
+    assert!(
+        has(&[
+            "public",
+            "pg_database_owner",
+            "pg_database_owner=UC/pg_database_owner"
+        ]),
+        "{out}"
+    );
+    assert!(has(&["=U/pg_database_owner"]), "{out}");
+    assert!(has(&["alice=C/pg_database_owner"]), "{out}");
+    // \dL+: wasm, untrusted, USAGE granted to alice.
+    assert!(has(&["wasm", "pg_database_owner", "| f "]), "{out}");
+    assert!(has(&["alice=U/pg_database_owner"]), "{out}");
+    // \df+: add1, owned by quiver, EXECUTE for its owner only.
+    assert!(has(&["add1", "quiver", "quiver=X/quiver", "wasm"]), "{out}");
+    // \dp: the table's ACL.
+    assert!(has(&["t", "table", "quiver=arwdD/quiver"]), "{out}");
+    assert!(has(&["alice=r/quiver"]), "{out}");
+    server.stop();
 }

@@ -4,12 +4,18 @@
 //! privileges are granted on (the schema, the `wasm` language, functions)
 //! keep theirs in [`crate::ACLS_CF`], by [`Object`] key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 /// The grantee that stands for every role.
 pub const PUBLIC: &str = "public";
+
+/// The language functions are written in: in PostgreSQL's terms an
+/// untrusted one (a function runs code the server loads), so only
+/// superusers create functions in it unless they grant `USAGE` on it.
+pub const WASM_LANGUAGE: &str = "wasm";
 
 /// What a role may do to an object, besides owning it; in the order
 /// PostgreSQL writes them in an ACL (`arwdDXUC`).
@@ -129,7 +135,7 @@ impl Object {
         };
         let mut acl = Acl {
             owner: owner.map(str::to_string),
-            grants: BTreeMap::new(),
+            grants: IndexMap::new(),
         };
         acl.change(PUBLIC, public, true);
         acl
@@ -144,9 +150,10 @@ pub struct Acl {
     /// superusers reach unless granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    /// Privileges granted, by grantee ([`PUBLIC`]: every role).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub grants: BTreeMap<String, BTreeSet<Privilege>>,
+    /// Privileges granted, by grantee ([`PUBLIC`]: every role), in the
+    /// order they were first granted (PostgreSQL's ACLs list them so).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub grants: IndexMap<String, BTreeSet<Privilege>>,
 }
 
 impl Acl {
@@ -154,7 +161,7 @@ impl Acl {
     pub fn owned_by(owner: &str) -> Self {
         Self {
             owner: Some(owner.to_string()),
-            grants: BTreeMap::new(),
+            grants: IndexMap::new(),
         }
     }
 
@@ -190,7 +197,7 @@ impl Acl {
             }
         }
         if granted.is_empty() {
-            self.grants.remove(grantee);
+            self.grants.shift_remove(grantee);
         }
     }
 }
@@ -198,6 +205,24 @@ impl Acl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_keep_the_order_they_were_made_in() {
+        let mut acl = Acl::owned_by("alice");
+        acl.change("zoe", &[Privilege::Select], true);
+        acl.change(PUBLIC, &[Privilege::Insert], true);
+        acl.change("bob", &[Privilege::Select], true);
+        acl.change("zoe", &[Privilege::Select], false);
+        acl.change("zoe", &[Privilege::Select], true);
+        let order: Vec<&str> = acl.grants.keys().map(String::as_str).collect();
+        assert_eq!(order, [PUBLIC, "bob", "zoe"]);
+        let stored = serde_json::to_string(&acl).unwrap();
+        let read: Acl = serde_json::from_str(&stored).unwrap();
+        assert_eq!(
+            read.grants.keys().collect::<Vec<_>>(),
+            acl.grants.keys().collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn owners_and_grantees_are_allowed_and_public_is_everyone() {

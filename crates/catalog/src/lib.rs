@@ -9,7 +9,7 @@ mod store;
 mod table;
 mod temp;
 
-pub use acl::{Acl, Object, PUBLIC, Privilege};
+pub use acl::{Acl, Object, PUBLIC, Privilege, WASM_LANGUAGE};
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use compaction::{FANOUT, Lease, SMALL_FILE};
 pub use error::{Error, Result};

@@ -98,6 +98,15 @@ pub(crate) struct Attributes {
     pub login: bool,
 }
 
+/// A role as the catalogs list it (`pg_roles`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedRole {
+    pub name: String,
+    pub attributes: Attributes,
+    /// The [`PREDEFINED`] roles it was granted.
+    pub member_of: Vec<String>,
+}
+
 /// `CREATE ROLE`'s and `ALTER ROLE`'s options; `None`: not given.
 #[derive(Debug, Default)]
 pub(crate) struct RoleOptions {
@@ -252,6 +261,39 @@ impl Roles {
         }])?;
         created.insert(name.to_string(), role);
         Ok(())
+    }
+
+    /// Every role, the users file's and `CREATE ROLE`'s, by name.
+    pub(crate) fn list(&self) -> Vec<ListedRole> {
+        let superuser = Attributes {
+            superuser: true,
+            login: true,
+        };
+        let mut roles: Vec<ListedRole> = self
+            .configured
+            .keys()
+            .map(|name| ListedRole {
+                name: name.clone(),
+                attributes: superuser,
+                member_of: Vec::new(),
+            })
+            .collect();
+        let created = self.created.read().unwrap_or_else(|p| p.into_inner());
+        roles.extend(
+            created
+                .iter()
+                .filter(|(name, _)| !self.configured.contains_key(*name))
+                .map(|(name, role)| ListedRole {
+                    name: name.clone(),
+                    attributes: Attributes {
+                        superuser: role.superuser,
+                        login: role.login,
+                    },
+                    member_of: role.member_of.iter().cloned().collect(),
+                }),
+        );
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        roles
     }
 
     /// Whether role `name` was granted the [`PREDEFINED`] role `group`

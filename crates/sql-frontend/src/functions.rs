@@ -303,7 +303,10 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
         )))
     };
     match &statement.language {
-        Some(language) if language.value.eq_ignore_ascii_case("wasm") => {}
+        Some(language)
+            if language
+                .value
+                .eq_ignore_ascii_case(quiver_catalog::WASM_LANGUAGE) => {}
         Some(language) => {
             return Err(Error::FeatureNotSupported(format!(
                 "language \"{}\" is not supported: Quiver functions are LANGUAGE wasm",

@@ -23,6 +23,7 @@ mod parse;
 mod pg_acl;
 mod pg_functions;
 mod pg_proc;
+mod pg_roles;
 mod pg_semantics;
 mod planner;
 mod privileges;

@@ -1,17 +1,24 @@
-//! Table privileges where clients look for them: `pg_class.relacl`, in
-//! PostgreSQL's ACL form (psql's `\dp` shows it), and
-//! `information_schema.table_privileges`.
+//! Privileges where clients look for them, in PostgreSQL's ACL form:
+//! `pg_class.relacl` (psql's `\dp`), `pg_namespace.nspacl` (`\dn+`),
+//! `pg_language.lanacl` (`\dL+`), `pg_proc.proacl` (`\df+`), and
+//! `information_schema.table_privileges`; with the owners' oids next to
+//! them (`relowner`, `nspowner`, `lanowner`, `proowner`).
 //!
 //! An ACL item is `grantee=privileges/grantor` (`=r/alice` for `PUBLIC`),
 //! the privileges as letters (`r` SELECT, `a` INSERT, `w` UPDATE, `d`
-//! DELETE, `D` TRUNCATE). As in PostgreSQL, a table nobody granted anything
-//! on has no ACL (`NULL`: its owner's default privileges); once it has
-//! grants, the owner's own item comes first.
+//! DELETE, `D` TRUNCATE, `X` EXECUTE, `U` USAGE, `C` CREATE). As in
+//! PostgreSQL, an object whose privileges are still its kind's default has
+//! no ACL (`NULL`), but for the schema `public`, whose ACL PostgreSQL 15
+//! spells out; once it has, the owner's own item comes first.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Int32Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder,
+};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session as CatalogSession, TableProvider};
 use datafusion::common::Result as DfResult;
@@ -19,26 +26,37 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use quiver_catalog::{Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege};
+use quiver_catalog::{Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege, WASM_LANGUAGE};
 
 use crate::DATABASE;
+use crate::pg_roles::{batch_by_name, owner_name, role_oid};
 use crate::system::SystemRows;
 
-/// The ACL items of an object whose privileges are `all`; `None` when
-/// nothing was granted on it.
-pub(crate) fn acl(acl: &Acl, all: &[Privilege]) -> Option<Vec<String>> {
-    if acl.grants.is_empty() {
+/// The oid of the language `wasm` in `pg_language` (and `pg_proc.prolang`).
+pub(crate) const WASM_LANGUAGE_OID: i32 = 16384;
+
+/// The call handler `pg_language` names for `wasm`.
+const WASM_HANDLER_OID: i32 = WASM_LANGUAGE_OID + 1;
+
+/// `pg_language`'s own oid, which its rows carry as `tableoid` (psql's
+/// `\dL` joins descriptions on it).
+const PG_LANGUAGE_OID: i32 = 2612;
+
+/// The ACL items of `object`, whose ACL is `acl`; `None` while they are
+/// its kind's default.
+pub(crate) fn acl_items(object: &Object, acl: &Acl) -> Option<Vec<String>> {
+    let default = object.default_acl(acl.owner.as_deref());
+    if acl.grants == default.grants && !matches!(object, Object::Schema(_)) {
         return None;
     }
-    let owner = acl.owner.clone().unwrap_or_default();
+    let owner = owner_name(acl);
     let letters = |privileges: &mut dyn Iterator<Item = &Privilege>| -> String {
         privileges.map(|p| p.letter()).collect()
     };
-    let mut items = Vec::new();
-    if !owner.is_empty() {
-        let all = letters(&mut all.iter());
-        items.push(format!("{owner}={all}/{owner}"));
-    }
+    let mut items = vec![format!(
+        "{owner}={}/{owner}",
+        letters(&mut object.privileges().iter())
+    )];
     for (grantee, privileges) in &acl.grants {
         let grantee = if grantee == PUBLIC { "" } else { grantee };
         let granted = letters(&mut privileges.iter());
@@ -47,48 +65,210 @@ pub(crate) fn acl(acl: &Acl, all: &[Privilege]) -> Option<Vec<String>> {
     Some(items)
 }
 
-/// `pg_class` whose `relacl` (a list of text, `NULL` in `inner`) holds the
-/// ACL of each stored table.
-#[derive(Debug)]
-pub(crate) struct PgClassAcl {
-    pub inner: Arc<dyn TableProvider>,
-    pub catalog: Arc<Catalog>,
+/// A column of ACLs (`aclitem[]`, as lists of text).
+pub(crate) fn acl_column<'a>(acls: impl Iterator<Item = Option<Vec<String>>> + 'a) -> ArrayRef {
+    let mut column = ListBuilder::new(StringBuilder::new());
+    for acl in acls {
+        match acl {
+            Some(items) => {
+                for item in items {
+                    column.values().append_value(item);
+                }
+                column.append(true);
+            }
+            None => column.append(false),
+        }
+    }
+    Arc::new(column.finish())
 }
 
-impl PgClassAcl {
-    fn with_acls(&self, batch: RecordBatch) -> DfResult<RecordBatch> {
-        let (Some(names), Some(position)) = (
-            batch.column_by_name("relname"),
-            batch.schema().index_of("relacl").ok(),
-        ) else {
-            return Ok(batch);
-        };
-        let mut acls = ListBuilder::new(StringBuilder::new());
-        for name in names.as_string::<i32>().iter() {
-            match name.and_then(|n| {
-                let entry = self.catalog.entry(n)?;
-                acl(&entry.acl, Object::Table(entry.name).privileges())
-            }) {
-                Some(items) => {
-                    for item in items {
-                        acls.values().append_value(item);
-                    }
-                    acls.append(true);
-                }
-                None => acls.append(false),
-            }
+fn acl_type() -> DataType {
+    DataType::new_list(DataType::Utf8, true)
+}
+
+/// `batch` with column `name` (if it has one) replaced by `column`.
+fn with_column(batch: &RecordBatch, name: &str, column: ArrayRef) -> DfResult<RecordBatch> {
+    let Ok(position) = batch.schema().index_of(name) else {
+        return Ok(batch.clone());
+    };
+    let mut fields = batch.schema().fields().to_vec();
+    fields[position] = Arc::new(Field::new(name, column.data_type().clone(), true));
+    let mut columns = batch.columns().to_vec();
+    columns[position] = column;
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The text values of column `name`.
+fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .map(|c| c.iter().collect())
+        .unwrap_or_else(|| vec![None; batch.num_rows()])
+}
+
+/// What a [`Privileged`] table shows of the catalog's owners and ACLs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Amendment {
+    /// `pg_class`: each stored table's owner and ACL.
+    Class,
+    /// `pg_namespace`: the schema `public`'s.
+    Namespace,
+    /// `pg_language`: the language `wasm`, a row of its own.
+    Language,
+}
+
+impl Amendment {
+    /// The ACL column it fills in.
+    fn acl_column(self) -> &'static str {
+        match self {
+            Amendment::Class => "relacl",
+            Amendment::Namespace => "nspacl",
+            Amendment::Language => "lanacl",
         }
-        let mut columns = batch.columns().to_vec();
-        let acls: ArrayRef = Arc::new(acls.finish());
-        columns[position] = acls;
-        Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 }
 
+/// A small `pg_catalog` table of `datafusion-pg-catalog`'s, read whole,
+/// with the owners and ACLs of Quiver's objects filled in.
+#[derive(Debug)]
+pub(crate) struct Privileged {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+    amendment: Amendment,
+    catalog: Arc<Catalog>,
+}
+
+impl Privileged {
+    /// `inner` with its ACL column a list of text (and, for
+    /// `pg_language`, a `tableoid` column).
+    pub(crate) fn new(
+        inner: Arc<dyn TableProvider>,
+        amendment: Amendment,
+        catalog: Arc<Catalog>,
+    ) -> Self {
+        let acl = amendment.acl_column();
+        let mut fields: Vec<Field> = inner
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| match field.name() == acl {
+                true => Field::new(acl, acl_type(), true),
+                false => field.as_ref().clone(),
+            })
+            .collect();
+        if matches!(amendment, Amendment::Language) {
+            fields.push(Field::new("tableoid", DataType::Int32, false));
+        }
+        Self {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+            amendment,
+            catalog,
+        }
+    }
+
+    fn amend(&self, batch: RecordBatch) -> DfResult<RecordBatch> {
+        let catalog = &self.catalog;
+        match self.amendment {
+            Amendment::Class => {
+                let entries: Vec<_> = texts(&batch, "relname")
+                    .into_iter()
+                    .map(|name| name.and_then(|n| catalog.entry(n)))
+                    .collect();
+                let acls = entries.iter().map(|entry| {
+                    let entry = entry.as_ref()?;
+                    acl_items(&Object::Table(entry.name.clone()), &entry.acl)
+                });
+                let batch = with_column(&batch, "relacl", acl_column(acls))?;
+                let owners = owners_where(&batch, "relowner", |i| {
+                    entries[i]
+                        .as_ref()
+                        .map(|entry| owner_name(&entry.acl).to_string())
+                });
+                with_column(&batch, "relowner", owners)
+            }
+            Amendment::Namespace => {
+                let names = texts(&batch, "nspname");
+                let public = Object::Schema(DEFAULT_SCHEMA.to_string());
+                let acl = catalog.acl(&public);
+                let acls = names.iter().map(|name| {
+                    (*name == Some(DEFAULT_SCHEMA)).then(|| acl_items(&public, &acl))?
+                });
+                let batch = with_column(&batch, "nspacl", acl_column(acls))?;
+                let owners = owners_where(&batch, "nspowner", |i| {
+                    (names[i] == Some(DEFAULT_SCHEMA)).then(|| owner_name(&acl).to_string())
+                });
+                with_column(&batch, "nspowner", owners)
+            }
+            Amendment::Language => {
+                let rows = batch.num_rows();
+                let batch = with_column(&batch, "lanacl", acl_column((0..rows).map(|_| None)))?;
+                let batch = batch_by_name(&self.schema, rows, |name| match name {
+                    "tableoid" => Some(Arc::new(Int32Array::from_iter_values(
+                        (0..rows).map(|_| PG_LANGUAGE_OID),
+                    ))),
+                    name => batch.column_by_name(name).cloned(),
+                })?;
+                let wasm = Object::Language(WASM_LANGUAGE.to_string());
+                let acl = catalog.acl(&wasm);
+                let int = |value: i32| -> Option<ArrayRef> {
+                    Some(Arc::new(Int32Array::from_iter_values([value])))
+                };
+                let flag = |value: bool| -> Option<ArrayRef> {
+                    Some(Arc::new(BooleanArray::from_iter([Some(value)])))
+                };
+                let row = batch_by_name(&self.schema, 1, |name| match name {
+                    "oid" => int(WASM_LANGUAGE_OID),
+                    "lanname" => Some(Arc::new(StringArray::from_iter_values([WASM_LANGUAGE]))),
+                    "lanowner" => int(role_oid(owner_name(&acl))),
+                    // A procedural language, untrusted: its functions run
+                    // code the server loads.
+                    "lanispl" => flag(true),
+                    "lanpltrusted" => flag(false),
+                    // Its handler is the server's Wasm runtime, which has
+                    // no row in pg_proc; psql's `\dL` lists languages with
+                    // a handler.
+                    "lanplcallfoid" => int(WASM_HANDLER_OID),
+                    "laninline" | "lanvalidator" => int(0),
+                    "lanacl" => Some(acl_column([acl_items(&wasm, &acl)].into_iter())),
+                    "tableoid" => int(PG_LANGUAGE_OID),
+                    _ => None,
+                })?;
+                Ok(concat_batches(&self.schema, &[batch, row])?)
+            }
+        }
+    }
+}
+
+/// Column `name` of `batch` (an owner's oid), with the owner `owner(row)`
+/// gives (by name) where it gives one.
+fn owners_where(
+    batch: &RecordBatch,
+    name: &str,
+    owner: impl Fn(usize) -> Option<String>,
+) -> ArrayRef {
+    let current = batch.column_by_name(name).and_then(|c| {
+        c.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>()
+            .cloned()
+    });
+    let owners: Int32Array = (0..batch.num_rows())
+        .map(|i| {
+            owner(i)
+                .map(|owner| role_oid(&owner))
+                .or_else(|| current.as_ref().map(|c| c.value(i)))
+        })
+        .collect();
+    Arc::new(owners)
+}
+
 #[async_trait]
-impl TableProvider for PgClassAcl {
+impl TableProvider for Privileged {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -102,15 +282,13 @@ impl TableProvider for PgClassAcl {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        // pg_class is small: read it whole, fill in the ACLs, project.
+        // These tables are small: read whole, amend, project.
         let plan = self.inner.scan(state, None, &[], None).await?;
-        let batches = collect(plan, state.task_ctx())
-            .await?
-            .into_iter()
-            .map(|batch| self.with_acls(batch))
-            .collect::<DfResult<Vec<_>>>()?;
+        let batches = collect(plan, state.task_ctx()).await?;
+        let whole = concat_batches(&self.inner.schema(), &batches)?;
+        let amended = self.amend(whole)?;
         Ok(MemorySourceConfig::try_new_exec(
-            &[batches],
+            &[vec![amended]],
             self.schema(),
             projection.cloned(),
         )?)
@@ -164,15 +342,13 @@ impl SystemRows for TablePrivilegesTable {
             .collect();
         for entry in self.catalog.entries() {
             let table = Object::Table(entry.name.clone());
-            let owner = entry.acl.owner.clone().unwrap_or_default();
+            let owner = owner_name(&entry.acl).to_string();
             // The owner holds every privilege, and may grant it.
-            let owners = (!owner.is_empty()).then(|| {
-                (
-                    owner.clone(),
-                    table.privileges().iter().collect::<Vec<_>>(),
-                    "YES",
-                )
-            });
+            let owners = Some((
+                owner.clone(),
+                table.privileges().iter().collect::<Vec<_>>(),
+                "YES",
+            ));
             let granted = entry.acl.grants.iter().map(|(grantee, privileges)| {
                 let grantee = if grantee == PUBLIC { "PUBLIC" } else { grantee };
                 (grantee.to_string(), privileges.iter().collect(), "NO")
@@ -216,12 +392,25 @@ mod tests {
     fn acls_are_written_as_postgresql_writes_them() {
         let table = Object::Table("t".into());
         let mut entry = Acl::owned_by("quiver");
-        assert_eq!(acl(&entry, table.privileges()), None);
+        assert_eq!(acl_items(&table, &entry), None);
         entry.change("alice", &[Privilege::Select, Privilege::Insert], true);
         entry.change(PUBLIC, &[Privilege::Select], true);
         assert_eq!(
-            acl(&entry, table.privileges()).unwrap(),
+            acl_items(&table, &entry).unwrap(),
             ["quiver=arwdD/quiver", "alice=ar/quiver", "=r/quiver"]
         );
+        let schema = Object::Schema("public".into());
+        assert_eq!(
+            acl_items(&schema, &schema.default_acl(None)).unwrap(),
+            [
+                "pg_database_owner=UC/pg_database_owner",
+                "=U/pg_database_owner"
+            ]
+        );
+        let function = Object::Function("f(bigint)".into());
+        let mut acl = function.default_acl(Some("alice"));
+        assert_eq!(acl_items(&function, &acl), None);
+        acl.change(PUBLIC, &[Privilege::Execute], false);
+        assert_eq!(acl_items(&function, &acl).unwrap(), ["alice=X/alice"]);
     }
 }

@@ -30,9 +30,12 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA};
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Object};
 
-use crate::pg_acl::PgClassAcl;
+use crate::auth::Roles;
+use crate::pg_acl::{Amendment, Privileged, WASM_LANGUAGE_OID, acl_items};
+use crate::pg_roles::{PgAuthMembers, PgRoles, RoleList, owner_name, pg_get_userbyid, role_oid};
+use crate::system::SystemTable;
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SqlType};
 
 /// Installs the wrapped `pg_catalog` schema and the `\df` functions in `ctx`.
@@ -41,6 +44,7 @@ pub(crate) fn install(
     database: &str,
     registry: Arc<FunctionRegistry>,
     tables: Arc<Catalog>,
+    roles: Arc<Roles>,
 ) -> DfResult<()> {
     let catalog = ctx
         .catalog(database)
@@ -53,9 +57,24 @@ pub(crate) fn install(
         Arc::new(PgCatalogWithFunctions {
             inner,
             registry: registry.clone(),
-            catalog: tables,
+            catalog: tables.clone(),
+            roles: RoleList::new(roles.clone(), tables.clone()),
         }),
     )?;
+    ctx.register_udf(pg_get_userbyid(RoleList::new(roles, tables)));
+    // Quiver keeps no comments on objects, nor SQL-standard function bodies.
+    for (name, args) in [
+        ("obj_description", vec![DataType::Int32, DataType::Utf8]),
+        ("pg_get_function_sqlbody", vec![DataType::Int32]),
+    ] {
+        ctx.register_udf(create_udf(
+            name,
+            args,
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ));
+    }
 
     ctx.register_udf(create_udf(
         "pg_function_is_visible",
@@ -145,6 +164,7 @@ struct PgCatalogWithFunctions {
     inner: Arc<dyn SchemaProvider>,
     registry: Arc<FunctionRegistry>,
     catalog: Arc<Catalog>,
+    roles: RoleList,
 }
 
 #[async_trait]
@@ -157,16 +177,38 @@ impl SchemaProvider for PgCatalogWithFunctions {
         let table = self.inner.table(name).await?;
         match (name, table) {
             ("pg_proc", Some(table)) => Ok(Some(Arc::new(PgProc {
-                inner: table,
+                // Privileges: NULL for PostgreSQL's functions.
+                inner: Arc::new(WithNullColumns::new(table, &["proacl"])),
                 namespaces: self.inner.table("pg_namespace").await?,
                 registry: self.registry.clone(),
-            }))),
-            ("pg_index" | "pg_constraint", Some(table)) => Ok(Some(none_with_arrays(table)?)),
-            ("pg_class", Some(table)) => Ok(Some(Arc::new(PgClassAcl {
-                // Storage options: none in Quiver; privileges: filled in.
-                inner: Arc::new(WithNullColumns::new(table, &["relacl", "reloptions"])),
                 catalog: self.catalog.clone(),
             }))),
+            ("pg_index" | "pg_constraint", Some(table)) => Ok(Some(none_with_arrays(table)?)),
+            // Storage options: none in Quiver; owners and privileges:
+            // filled in.
+            ("pg_class", Some(table)) => Ok(Some(Arc::new(Privileged::new(
+                Arc::new(WithNullColumns::new(table, &["relacl", "reloptions"])),
+                Amendment::Class,
+                self.catalog.clone(),
+            )))),
+            ("pg_namespace", Some(table)) => Ok(Some(Arc::new(Privileged::new(
+                table,
+                Amendment::Namespace,
+                self.catalog.clone(),
+            )))),
+            ("pg_language", Some(table)) => Ok(Some(Arc::new(Privileged::new(
+                table,
+                Amendment::Language,
+                self.catalog.clone(),
+            )))),
+            ("pg_roles", Some(table)) => Ok(Some(Arc::new(SystemTable(PgRoles {
+                schema: table.schema(),
+                roles: self.roles.clone(),
+            })))),
+            ("pg_auth_members", Some(table)) => Ok(Some(Arc::new(SystemTable(PgAuthMembers {
+                schema: table.schema(),
+                roles: self.roles.clone(),
+            })))),
             // Column privileges: none in Quiver.
             ("pg_attribute", Some(table)) => {
                 Ok(Some(Arc::new(WithNullColumns::new(table, &["attacl"]))))
@@ -307,12 +349,14 @@ impl TableProvider for WithNullColumns {
     }
 }
 
-/// `pg_proc`: PostgreSQL's functions, then one row per Wasm overload.
+/// `pg_proc`: PostgreSQL's functions, then one row per Wasm overload, with
+/// its owner and privileges.
 #[derive(Debug)]
 struct PgProc {
     inner: Arc<dyn TableProvider>,
     namespaces: Option<Arc<dyn TableProvider>>,
     registry: Arc<FunctionRegistry>,
+    catalog: Arc<Catalog>,
 }
 
 impl PgProc {
@@ -345,6 +389,14 @@ impl PgProc {
         let schema = self.inner.schema();
         let defs = self.registry.definitions();
         let n = defs.len();
+        let acls: Vec<_> = defs
+            .iter()
+            .map(|d| {
+                let function = Object::Function(d.signature());
+                let acl = self.catalog.acl(&function);
+                (function, acl)
+            })
+            .collect();
         let columns = schema
             .fields()
             .iter()
@@ -362,8 +414,13 @@ impl PgProc {
                     ("oid", DataType::Int32) => int(&function_oid),
                     ("proname", DataType::Utf8) => text(&|d| d.name.clone()),
                     ("pronamespace", DataType::Int32) => int(&|_| namespace),
-                    ("proowner", DataType::Int32) => int(&|_| 10),
-                    ("prolang", DataType::Int32) => int(&|_| 13), // "c": native code, like C functions
+                    ("proowner", DataType::Int32) => Arc::new(Int32Array::from_iter_values(
+                        acls.iter().map(|(_, acl)| role_oid(owner_name(acl))),
+                    )),
+                    ("proacl", _) => crate::pg_acl::acl_column(
+                        acls.iter().map(|(function, acl)| acl_items(function, acl)),
+                    ),
+                    ("prolang", DataType::Int32) => int(&|_| WASM_LANGUAGE_OID),
                     ("prorettype", DataType::Int32) => int(&|d| type_oid(&d.returns)),
                     ("prokind", DataType::Utf8) => text(&|d| match d.kind {
                         quiver_udf_registry::Kind::Aggregate

@@ -455,7 +455,13 @@ impl Engine {
         let ctx = SessionContext::new_with_state(state);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
-        crate::pg_proc::install(&ctx, DATABASE, registry.clone(), catalog.clone())?;
+        crate::pg_proc::install(
+            &ctx,
+            DATABASE,
+            registry.clone(),
+            catalog.clone(),
+            roles.clone(),
+        )?;
         crate::pg_functions::install(&ctx)?;
         ctx.register_udf(create_udf(
             "version",

@@ -7,7 +7,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     AlterRoleOperation, CreateRole, Expr, Ident, ObjectName, Password, RoleOption, Value,
 };
-use quiver_catalog::{DEFAULT_SCHEMA, Object, PUBLIC, Privilege, TableKind};
+use quiver_catalog::{DEFAULT_SCHEMA, Object, PUBLIC, Privilege, TableKind, WASM_LANGUAGE};
 use quiver_udf_registry::{FunctionDef, SqlType};
 
 use super::{Completion, Outcome, Session};
@@ -310,7 +310,7 @@ impl Session {
     /// only, unless granted: a function runs code the server loads) and
     /// `CREATE` on the schema, and must own the function it replaces.
     pub(super) fn may_create_function(&self, name: &str, args: &[SqlType]) -> Result<()> {
-        self.check_object(&Object::Language(WASM.into()), Privilege::Usage)?;
+        self.check_object(&Object::Language(WASM_LANGUAGE.into()), Privilege::Usage)?;
         self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
         match self.functions.registry.find(name, Some(args))? {
             Some(existing) => self.check_function_owner(&existing),
@@ -443,7 +443,7 @@ impl Session {
             Objects::Languages(names) => names
                 .into_iter()
                 .map(|name| match name.as_str() {
-                    WASM => Ok(Object::Language(name)),
+                    WASM_LANGUAGE => Ok(Object::Language(name)),
                     _ => Err(Error::UndefinedObject(format!(
                         "language \"{name}\" does not exist"
                     ))),
@@ -502,12 +502,6 @@ impl Session {
         .into())
     }
 }
-
-/// The language Wasm functions are written in: in PostgreSQL's terms an
-/// untrusted one (a function runs code the server loads from its
-/// `--function-dir`), so only superusers create functions in it unless
-/// they grant `USAGE` on it.
-const WASM: &str = "wasm";
 
 /// A role's `PASSWORD '...'` (`None`: `PASSWORD NULL`).
 fn role_password(password: &Password) -> Result<Option<String>> {
