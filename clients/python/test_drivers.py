@@ -75,6 +75,8 @@ def test_asyncpg(table_name):
             rows = await conn.fetch(f"SELECT id, name, score FROM {table_name} WHERE id < $1 ORDER BY id", 3)
             assert [tuple(r) for r in rows] == [(0, "n0", 0.0), (1, "n1", 1.5), (2, "n2", 3.0)]
             assert await conn.fetchval(f"SELECT count(*) FROM {table_name}") == 20
+            # A table function's argument: asyncpg asks its type, and sends an int.
+            assert await conn.fetchval("SELECT count(*) FROM generate_series(1, $1)", 7) == 7
             statement = await conn.prepare(f"SELECT name FROM {table_name} WHERE id = $1")
             assert await statement.fetchval(5) == "n5"
             with pytest.raises(asyncpg.exceptions.UndefinedTableError):

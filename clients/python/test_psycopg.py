@@ -45,6 +45,20 @@ def test_server_side_prepared_statements(conn, table_name):
             assert cur.fetchone() == (f"n{i}",)
 
 
+def test_parameters_among_table_function_arguments(conn):
+    # psycopg sends values as parameters, a table function's arguments too.
+    rows = conn.execute(
+        "SELECT x FROM generate_series(1, %s) AS g(x) WHERE x > %s ORDER BY x", (5, 2)
+    ).fetchall()
+    assert rows == [(3,), (4,), (5,)]
+    # A str goes untyped: the function's argument makes it a number.
+    assert conn.execute("SELECT count(*) FROM generate_series(1, %s)", ("4",)).fetchone() == (4,)
+    with conn.cursor() as cur:
+        for n in (2, 3):
+            cur.execute("SELECT count(*) FROM generate_series(%s, 10)", (n,), prepare=True)
+            assert cur.fetchone() == (11 - n,)
+
+
 def test_binary_parameters_and_results(conn):
     with conn.cursor(binary=True) as cur:
         cur.execute(

@@ -2,6 +2,7 @@
 //! statements, typed binary parameters and binary results.
 
 use chrono::NaiveDateTime;
+use tokio_postgres::types::Type;
 
 use crate::support::QuiverServer;
 
@@ -118,4 +119,57 @@ async fn large_results_arrive_whole_and_by_portal() {
     }
     transaction.commit().await.expect("commit");
     assert_eq!(read, (1..=10_000).collect::<Vec<i64>>());
+}
+
+/// Parameters among a table function's arguments, built-in or Wasm: each
+/// execution plans the call with its values; the parameters' types are
+/// those PostgreSQL infers from the function.
+#[tokio::test(flavor = "multi_thread")]
+async fn parameters_among_table_function_arguments() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION series(bigint, bigint, bigint) RETURNS TABLE (n bigint) LANGUAGE wasm AS 'quiver_example_functions.wasm', 'series'",
+        )
+        .await
+        .expect("create");
+
+    let filtered = client
+        .prepare("SELECT x FROM generate_series(1, $1) AS g(x) WHERE x > $2 ORDER BY x")
+        .await
+        .expect("prepare");
+    assert_eq!(filtered.params(), [Type::INT8, Type::INT8]);
+    assert_eq!(filtered.columns()[0].type_(), &Type::INT8);
+    for (to, above, expected) in [(5i64, 2i64, vec![3i64, 4, 5]), (3, 0, vec![1, 2, 3])] {
+        let rows = client
+            .query(&filtered, &[&to, &above])
+            .await
+            .expect("query");
+        let got: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(got, expected);
+    }
+
+    let summed = client
+        .prepare("SELECT sum(n) FROM series($1, $2, 1)")
+        .await
+        .expect("prepare");
+    assert_eq!(summed.params(), [Type::INT8, Type::INT8]);
+    for (from, to) in [(1i64, 10i64), (5, 6)] {
+        let sum: i64 = client
+            .query_one(&summed, &[&from, &to])
+            .await
+            .expect("query")
+            .get(0);
+        assert_eq!(sum, (from..=to).sum::<i64>(), "series({from}, {to}, 1)");
+    }
+    // A NULL among them is a NULL argument, as written.
+    let empty = client
+        .query(
+            "SELECT count(*) FROM generate_series(1, $1)",
+            &[&None::<i64>],
+        )
+        .await
+        .expect("query");
+    assert_eq!(empty[0].get::<_, i64>(0), 0);
 }

@@ -7,7 +7,7 @@
 //! statements (DDL, SET, ...) take no parameters and run as in the simple
 //! protocol.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -55,6 +55,10 @@ pub struct Prepared {
     parameters: Vec<Option<DataType>>,
     /// The `n` of each `$n` the statement casts to an OID type.
     oid_parameters: HashSet<usize>,
+    /// The `n` of each `$n` among its table functions' arguments: if any,
+    /// `plan` is for describing it, and each Bind plans it again with
+    /// their values in place (see [`crate::table_arguments`]).
+    table_arguments: BTreeSet<usize>,
     names: Option<Vec<Option<String>>>,
 }
 
@@ -72,7 +76,7 @@ impl QueryParser for PreparingParser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -91,12 +95,41 @@ impl QueryParser for PreparingParser {
                 .into());
             }
         };
-        let plan = match self.session.plan_parameterized(&statement).await? {
-            Some(plan) => Some(type_cast_parameters(plan)?),
-            None => None,
+        // Parameters among table functions' arguments, with their types:
+        // the declared one, else the one the function implies.
+        let table_arguments: BTreeMap<usize, Option<DataType>> = match &statement {
+            Statement::Sql(sql) => crate::table_arguments::parameters(sql)
+                .into_iter()
+                .map(|(n, argument)| {
+                    let declared = types.get(n - 1).cloned().flatten();
+                    let declared = declared.and_then(|t| crate::params::arrow_type_of(&t));
+                    let registry = self.session.function_registry();
+                    (n, declared.or_else(|| argument.inferred_type(registry)))
+                })
+                .collect(),
+            _ => BTreeMap::new(),
         };
+        let plan = match &statement {
+            Statement::Sql(sql) if !table_arguments.is_empty() => {
+                // Described with a stand-in of each type for the values
+                // Bind brings.
+                let stand_in = |n| {
+                    let value = match &table_arguments[&n] {
+                        Some(t) => ScalarValue::new_default(t).unwrap_or(ScalarValue::Null),
+                        None => ScalarValue::Null,
+                    };
+                    crate::table_arguments::constant(value, true)
+                };
+                let described = crate::table_arguments::with_values(sql, stand_in)?;
+                self.session
+                    .plan_parameterized(&Statement::Sql(described))
+                    .await?
+            }
+            _ => self.session.plan_parameterized(&statement).await?,
+        };
+        let plan = plan.map(type_cast_parameters).transpose()?;
         let parameters = match &plan {
-            Some(plan) => parameter_types(plan)?,
+            Some(plan) => parameter_types(plan, &table_arguments)?,
             None => vec![],
         };
         let (names, oid_parameters) = match &statement {
@@ -114,6 +147,7 @@ impl QueryParser for PreparingParser {
             plan,
             parameters,
             oid_parameters,
+            table_arguments: table_arguments.into_keys().collect(),
             names,
         }))
     }
@@ -187,11 +221,26 @@ fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
     Ok(typed.data)
 }
 
-/// The inferred type of each `$n`, in order.
-fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+/// The type of each `$n`, in order: the one DataFusion inferred in `plan`,
+/// or for a table function's argument (not in `plan`) the one in
+/// `table_arguments`.
+fn parameter_types(
+    plan: &LogicalPlan,
+    table_arguments: &BTreeMap<usize, Option<DataType>>,
+) -> Result<Vec<Option<DataType>>> {
     let types = plan.get_parameter_types()?;
-    Ok((1..=types.len())
-        .map(|i| types.get(&format!("${i}")).cloned().flatten())
+    let in_plan = types
+        .keys()
+        .filter_map(|id| id.strip_prefix('$')?.parse::<usize>().ok());
+    let count = in_plan
+        .chain(table_arguments.keys().copied())
+        .max()
+        .unwrap_or(0);
+    Ok((1..=count)
+        .map(|i| match types.get(&format!("${i}")) {
+            Some(t) => t.clone(),
+            None => table_arguments.get(&i).cloned().flatten(),
+        })
         .collect())
 }
 
@@ -452,12 +501,10 @@ impl ExtendedQueryHandler for Handler {
         let session = self.session();
         // A cancel from now on stops this portal's statement.
         session.canceller().begin();
-        let outcome = match &prepared.plan {
-            Some(plan) => {
-                let plan = bind(plan, &prepared.parameters, portal)?;
-                session.run_plan(plan, prepared.names.clone()).await
-            }
-            None => session.execute(prepared.statement.clone()).await,
+        let outcome = match self.portal_plan(portal).await {
+            Ok(Some(plan)) => session.run_plan(plan, prepared.names.clone()).await,
+            Ok(None) => session.execute(prepared.statement.clone()).await,
+            Err(e) => Err(e),
         }
         .inspect_err(crate::handler::log_failure)?;
         respond(
@@ -469,13 +516,38 @@ impl ExtendedQueryHandler for Handler {
     }
 }
 
-/// Substitutes the portal's parameter values, decoded to the `expected`
-/// types, into `plan`.
-fn bind(
-    plan: &LogicalPlan,
-    expected: &[Option<DataType>],
-    portal: &Portal<Prepared>,
-) -> Result<LogicalPlan> {
+impl Handler {
+    /// The plan `portal` runs: its statement's, with the portal's parameter
+    /// values in place; `None` for a statement run without a plan.
+    async fn portal_plan(&self, portal: &Portal<Prepared>) -> Result<Option<LogicalPlan>> {
+        let prepared = &portal.statement.statement;
+        let Some(plan) = &prepared.plan else {
+            return Ok(None);
+        };
+        let values = values(&prepared.parameters, portal)?;
+        let plan = match &prepared.statement {
+            Statement::Sql(sql) if !prepared.table_arguments.is_empty() => {
+                let filled = crate::table_arguments::with_values(sql, |n| {
+                    let typed = prepared.parameters[n - 1].is_some();
+                    crate::table_arguments::constant(values[n - 1].clone(), typed)
+                })?;
+                let planned = self
+                    .session()
+                    .plan_parameterized(&Statement::Sql(filled))
+                    .await?;
+                match planned {
+                    Some(plan) => type_cast_parameters(plan)?,
+                    None => return Err(Error::Internal("a query planned as no query".into())),
+                }
+            }
+            _ => plan.clone(),
+        };
+        Ok(Some(plan.with_param_values(values)?))
+    }
+}
+
+/// The portal's parameter values, decoded to the `expected` types.
+fn values(expected: &[Option<DataType>], portal: &Portal<Prepared>) -> Result<Vec<ScalarValue>> {
     if portal.parameters.len() != expected.len() {
         return Err(Error::Protocol(format!(
             "bind message supplies {} parameters, but prepared statement requires {}",
@@ -483,7 +555,7 @@ fn bind(
             expected.len()
         )));
     }
-    let values = portal
+    portal
         .parameters
         .iter()
         .enumerate()
@@ -497,6 +569,5 @@ fn bind(
             )
             .map_err(|e| Error::InvalidParameterValue(format!("parameter ${}: {e}", i + 1)))
         })
-        .collect::<Result<Vec<ScalarValue>>>()?;
-    Ok(plan.clone().with_param_values(values)?)
+        .collect()
 }

@@ -38,6 +38,7 @@ mod sized_text;
 mod sizes;
 mod subquery;
 mod system;
+mod table_arguments;
 mod using_joins;
 mod window;
 

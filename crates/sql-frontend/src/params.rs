@@ -42,6 +42,11 @@ pub(crate) fn decode(
 }
 
 /// The Arrow type a client's declared parameter type stands for.
+/// The Arrow type a declared parameter type decodes to (`None`: unknown).
+pub(crate) fn arrow_type_of(t: &Type) -> Option<DataType> {
+    (*t != Type::UNKNOWN).then(|| arrow_type(t))
+}
+
 fn arrow_type(t: &Type) -> DataType {
     if let Kind::Array(member) = t.kind() {
         return DataType::new_list(arrow_type(member), true);

@@ -286,7 +286,8 @@ impl TableProvider for Privileged {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(plan, state.task_ctx()).await?;
         let whole = concat_batches(&self.inner.schema(), &batches)?;
-        let amended = self.amend(whole)?;
+        // In the columns (and their nullability) it declares.
+        let amended = RecordBatch::try_new(self.schema(), self.amend(whole)?.columns().to_vec())?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![amended]],
             self.schema(),

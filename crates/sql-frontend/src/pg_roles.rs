@@ -25,7 +25,9 @@ use datafusion::common::Result as DfResult;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use quiver_catalog::{Acl, Catalog};
 
-use crate::auth::{Attributes, PREDEFINED, READ_SERVER_FILES, Roles, WRITE_SERVER_FILES};
+use crate::auth::{
+    Attributes, ListedRole, PREDEFINED, READ_SERVER_FILES, Roles, WRITE_SERVER_FILES,
+};
 use crate::system::SystemRows;
 
 /// The owner of what no role owns: the superusers.
@@ -57,14 +59,6 @@ pub(crate) fn owner_name(acl: &Acl) -> &str {
     acl.owner.as_deref().unwrap_or(DATABASE_OWNER)
 }
 
-/// One row of `pg_roles`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Listed {
-    name: String,
-    attributes: Attributes,
-    member_of: Vec<String>,
-}
-
 /// The roles the catalogs list: the server's roles, PostgreSQL's
 /// predefined roles Quiver has, and (under trust) owners that are no role.
 #[derive(Debug, Clone)]
@@ -78,31 +72,25 @@ impl RoleList {
         Self { roles, catalog }
     }
 
-    fn list(&self) -> Vec<Listed> {
-        let mut listed: BTreeMap<String, Listed> = self
+    fn list(&self) -> Vec<ListedRole> {
+        let mut listed: BTreeMap<String, ListedRole> = self
             .roles
             .list()
             .into_iter()
-            .map(|role| {
-                let name = role.name.clone();
-                let listed = Listed {
-                    name: role.name,
-                    attributes: role.attributes,
-                    member_of: role.member_of,
-                };
-                (name, listed)
-            })
+            .map(|role| (role.name.clone(), role))
             .collect();
         let predefined = PREDEFINED.iter().chain([&DATABASE_OWNER]);
         for name in predefined {
-            listed.entry(name.to_string()).or_insert_with(|| Listed {
-                name: name.to_string(),
-                attributes: Attributes {
-                    superuser: false,
-                    login: false,
-                },
-                member_of: Vec::new(),
-            });
+            listed
+                .entry(name.to_string())
+                .or_insert_with(|| ListedRole {
+                    name: name.to_string(),
+                    attributes: Attributes {
+                        superuser: false,
+                        login: false,
+                    },
+                    member_of: Vec::new(),
+                });
         }
         let tables = self.catalog.entries().into_iter().map(|entry| entry.acl);
         let owners: BTreeSet<String> = tables
@@ -110,7 +98,7 @@ impl RoleList {
             .filter_map(|acl| acl.owner)
             .collect();
         for owner in owners {
-            listed.entry(owner.clone()).or_insert_with(|| Listed {
+            listed.entry(owner.clone()).or_insert_with(|| ListedRole {
                 name: owner,
                 attributes: Attributes {
                     superuser: true,
@@ -123,7 +111,7 @@ impl RoleList {
     }
 
     /// The name of the role with `oid`, as `pg_get_userbyid` gives it.
-    fn name_of(&self, oid: i32, listed: &[Listed]) -> String {
+    fn name_of(&self, oid: i32, listed: &[ListedRole]) -> String {
         if oid == BOOTSTRAP_OID {
             return DATABASE_OWNER.to_string();
         }
@@ -189,7 +177,7 @@ impl SystemRows for PgRoles {
 
     async fn rows(&self) -> DfResult<RecordBatch> {
         let listed = self.roles.list();
-        let flag = |f: &dyn Fn(&Listed) -> bool| -> Option<ArrayRef> {
+        let flag = |f: &dyn Fn(&ListedRole) -> bool| -> Option<ArrayRef> {
             Some(Arc::new(BooleanArray::from_iter(
                 listed.iter().map(|r| Some(f(r))),
             )))

@@ -9,7 +9,7 @@
 //! role.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType as ArrowType;
@@ -56,14 +56,14 @@ pub(crate) fn needed(plan: &LogicalPlan) -> Vec<(TableReference, Privilege)> {
     needed
 }
 
-/// The signatures of the Wasm functions `plan` calls (`functions`: every
-/// Wasm function, by name): its scalar functions, aggregates and window
+/// The signatures of the Wasm functions `plan` calls (`overloads_of`: a
+/// Wasm function's overloads, by its name): its scalar functions, aggregates and window
 /// aggregates, each the overload planning resolves for its arguments'
 /// types, and its table functions. A call whose argument types cannot be
 /// told names every overload of its function.
 pub(crate) fn called(
     plan: &LogicalPlan,
-    functions: &BTreeMap<String, Vec<Arc<WasmFunction>>>,
+    overloads_of: impl Fn(&str) -> Vec<Arc<WasmFunction>>,
 ) -> BTreeSet<String> {
     let mut called = BTreeSet::new();
     let _ = plan.apply_with_subqueries(|node| {
@@ -92,11 +92,12 @@ pub(crate) fn called(
                     _ => None,
                 };
                 if let Some((name, args)) = call
-                    && let Some(overloads) = functions.get(name)
+                    && let overloads = overloads_of(name)
+                    && !overloads.is_empty()
                 {
                     let types: Option<Vec<ArrowType>> =
                         args.iter().map(|a| a.get_type(&schema).ok()).collect();
-                    match types.and_then(|types| called_overload(overloads, &types)) {
+                    match types.and_then(|types| called_overload(&overloads, &types)) {
                         Some(f) => {
                             called.insert(f.def().signature());
                         }

@@ -25,7 +25,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Object, Privilege, Staging, TempTables};
-use quiver_udf_registry::{FunctionDef, SizedText, SqlType};
+use quiver_udf_registry::{FunctionDef, FunctionRegistry, SizedText, SqlType};
 
 use crate::auth::{READ_SERVER_FILES, Roles};
 use crate::cancel::Canceller;
@@ -450,6 +450,11 @@ impl Session {
 
     /// Plans a statement that may carry `$n` parameters (a query or DML),
     /// for the extended protocol; `None` for every other statement.
+    /// The Wasm functions there are.
+    pub(crate) fn function_registry(&self) -> &FunctionRegistry {
+        &self.functions.registry
+    }
+
     pub async fn plan_parameterized(
         &self,
         statement: &parse::Statement,

@@ -166,6 +166,11 @@ impl FunctionRegistry {
         self.read().clone()
     }
 
+    /// The overloads of function `name` (none: no such function).
+    pub fn overloads(&self, name: &str) -> Vec<Arc<WasmFunction>> {
+        self.read().get(name).cloned().unwrap_or_default()
+    }
+
     /// Every definition, in name and signature order.
     pub fn definitions(&self) -> Vec<FunctionDef> {
         self.read()

@@ -223,8 +223,8 @@ impl Session {
                 self.check_table(name, privilege)?;
             }
         }
-        let functions = self.functions.registry.functions();
-        for signature in crate::privileges::called(plan, &functions) {
+        let registry = &self.functions.registry;
+        for signature in crate::privileges::called(plan, |name| registry.overloads(name)) {
             self.check_object(&Object::Function(signature), Privilege::Execute)?;
         }
         Ok(())
