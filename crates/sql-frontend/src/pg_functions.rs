@@ -62,12 +62,23 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         &[1],
         ScalarValue::Boolean(Some(true)),
     ));
+    // Nor comments on objects, nor SQL-standard function bodies.
     for (name, arities) in [
         ("pg_get_serial_sequence", &[2][..]),
         ("pg_get_indexdef", &[1, 3]),
         ("pg_get_constraintdef", &[1, 2]),
+        ("obj_description", &[1, 2]),
+        ("pg_get_function_sqlbody", &[1]),
     ] {
         ctx.register_udf(constant(name, arities, ScalarValue::Utf8(None)));
+    }
+    // A server that is never a standby, whose sessions see no temporary
+    // schema of another (pg_dump and dbt ask).
+    for (name, arities) in [
+        ("pg_is_in_recovery", &[0][..]),
+        ("pg_is_other_temp_schema", &[1]),
+    ] {
+        ctx.register_udf(constant(name, arities, ScalarValue::Boolean(Some(false))));
     }
     Ok(())
 }

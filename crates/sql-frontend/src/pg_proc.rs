@@ -62,19 +62,6 @@ pub(crate) fn install(
         }),
     )?;
     ctx.register_udf(pg_get_userbyid(RoleList::new(roles, tables)));
-    // Quiver keeps no comments on objects, nor SQL-standard function bodies.
-    for (name, args) in [
-        ("obj_description", vec![DataType::Int32, DataType::Utf8]),
-        ("pg_get_function_sqlbody", vec![DataType::Int32]),
-    ] {
-        ctx.register_udf(create_udf(
-            name,
-            args,
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-        ));
-    }
 
     ctx.register_udf(create_udf(
         "pg_function_is_visible",

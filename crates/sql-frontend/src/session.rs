@@ -549,6 +549,17 @@ impl Session {
                     WriteOp::Truncate => "TRUNCATE TABLE",
                     _ => "MERGE",
                 };
+                // Refused here, before a Ballista job would fail to plan
+                // them and lose the code on the way back.
+                if matches!(
+                    dml.op,
+                    WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
+                ) {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "{} is not supported: tables take rows by INSERT and COPY FROM, and are not changed in place",
+                        command.trim_end_matches(" TABLE")
+                    )));
+                }
                 let target = source_as_provider(&dml.target).ok();
                 let count = self.run_counting(plan).await?;
                 if let Some(target) = target {
@@ -814,17 +825,17 @@ impl Session {
     }
 
     async fn show(&self, variable: Vec<Ident>) -> Result<Outcome> {
+        // `SHOW TRANSACTION ISOLATION LEVEL` and `SHOW TIME ZONE` are
+        // words of SQL; other names of several parts are dotted.
+        let words = variable.len() > 1
+            && ["transaction", "time"]
+                .iter()
+                .any(|word| variable[0].value.eq_ignore_ascii_case(word));
         let name = variable
             .iter()
             .map(|i| i.value.to_ascii_lowercase())
             .collect::<Vec<_>>()
-            .join(
-                if variable.len() > 1 && variable[0].value.eq_ignore_ascii_case("transaction") {
-                    "_"
-                } else {
-                    "."
-                },
-            );
+            .join(if words { "_" } else { "." });
         if is_engine_option(&name) || name == "all" {
             let statement = Statement::ShowVariable { variable };
             return self
