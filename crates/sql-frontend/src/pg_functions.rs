@@ -35,7 +35,7 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         signature: Signature::any(1, Volatility::Immutable),
         format_type: ctx.udf("format_type")?,
     }));
-    ctx.register_udf(json_build_object());
+    ctx.register_udf(quiver_udf_registry::JsonBuildObject::udf().as_ref().clone());
     // `bpchar(text, n, explicit)`, `varchar(...)`: what `CAST(x AS
     // char(n))` is rewritten into (`crate::pg_semantics`).
     for padded in [true, false] {
@@ -166,75 +166,6 @@ fn constant(name: &str, arities: &[usize], value: ScalarValue) -> ScalarUDF {
         return_type,
         Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
     ))
-}
-
-/// `json_build_object(key, value, ...)`: the JSON text of an object.
-fn json_build_object() -> ScalarUDF {
-    let build = |args: &[ColumnarValue]| {
-        if !args.len().is_multiple_of(2) {
-            return Err(DataFusionError::Plan(
-                "argument list must have even number of elements".into(),
-            ));
-        }
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let rows = arrays.first().map_or(1, |a| a.len());
-        let objects = (0..rows)
-            .map(|row| {
-                let mut object = serde_json::Map::new();
-                for pair in arrays.chunks(2) {
-                    let key = ScalarValue::try_from_array(&pair[0], row)?;
-                    let value = ScalarValue::try_from_array(&pair[1], row)?;
-                    object.insert(json_key(&key)?, json_value(&value));
-                }
-                Ok(Some(serde_json::Value::Object(object).to_string()))
-            })
-            .collect::<DfResult<StringArray>>()?;
-        Ok(ColumnarValue::Array(Arc::new(objects) as ArrayRef))
-    };
-    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
-        "json_build_object",
-        Signature::variadic_any(Volatility::Stable),
-        DataType::Utf8,
-        Arc::new(build),
-    ))
-}
-
-fn json_key(key: &ScalarValue) -> DfResult<String> {
-    if key.is_null() {
-        return Err(DataFusionError::Execution(
-            "null value not allowed for object key".into(),
-        ));
-    }
-    match key {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
-        other => Ok(other.to_string()),
-    }
-}
-
-fn json_value(value: &ScalarValue) -> serde_json::Value {
-    use serde_json::Value;
-    if value.is_null() {
-        return Value::Null;
-    }
-    match value {
-        ScalarValue::Boolean(Some(b)) => Value::Bool(*b),
-        ScalarValue::Int8(Some(n)) => Value::from(*n),
-        ScalarValue::Int16(Some(n)) => Value::from(*n),
-        ScalarValue::Int32(Some(n)) => Value::from(*n),
-        ScalarValue::Int64(Some(n)) => Value::from(*n),
-        ScalarValue::UInt8(Some(n)) => Value::from(*n),
-        ScalarValue::UInt16(Some(n)) => Value::from(*n),
-        ScalarValue::UInt32(Some(n)) => Value::from(*n),
-        ScalarValue::UInt64(Some(n)) => Value::from(*n),
-        ScalarValue::Float32(Some(n)) => Value::from(*n),
-        ScalarValue::Float64(Some(n)) => Value::from(*n),
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
-        other => Value::String(other.to_string()),
-    }
 }
 
 /// `current_setting(name [, missing_ok])` and `set_config(name, value,

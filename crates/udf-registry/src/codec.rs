@@ -40,6 +40,7 @@ use crate::checked_arithmetic::CheckedArithmetic;
 use crate::definition::{FunctionDef, Limits};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::function::WasmFunction;
+use crate::json::JsonBuildObject;
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
@@ -93,6 +94,9 @@ const ROUND_HALF_EVEN: &[u8] = b"quiver-round-half-even/1";
 
 /// The whole encoding of [`NumericDivision`], built in too.
 const NUMERIC_DIVISION: &[u8] = b"quiver-numeric-div/1";
+
+/// The whole encoding of [`JsonBuildObject`], built in too.
+const JSON_BUILD_OBJECT: &[u8] = b"quiver-json-build-object/1";
 
 /// The whole encodings of the [`SizedTextCast`] functions, built in too:
 /// `varchar`, then `bpchar`.
@@ -199,6 +203,10 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(NUMERIC_DIVISION);
         return Ok(true);
     }
+    if inner.is::<JsonBuildObject>() {
+        buf.extend_from_slice(JSON_BUILD_OBJECT);
+        return Ok(true);
+    }
     if let Some(checked) = inner.downcast_ref::<CheckedArithmetic>()
         && let Some((encoding, _)) = CHECKED.iter().find(|(_, op)| *op == checked.op())
     {
@@ -225,6 +233,9 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if buf == NUMERIC_DIVISION {
         return Some(Ok(NumericDivision::udf()));
+    }
+    if buf == JSON_BUILD_OBJECT {
+        return Some(Ok(JsonBuildObject::udf()));
     }
     if let Some((_, op)) = CHECKED.iter().find(|(encoding, _)| buf == *encoding) {
         return CheckedArithmetic::udf(*op).map(Ok);

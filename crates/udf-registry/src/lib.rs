@@ -10,6 +10,7 @@ mod error;
 mod folded;
 mod function;
 pub mod interrupt;
+mod json;
 mod loader;
 mod metrics;
 mod module;
@@ -33,6 +34,7 @@ pub use definition::{Abi, Folded, FunctionDef, Kind, Limits, TableColumn, Volati
 pub use error::{Error, Result};
 pub use folded::{FoldedAggregateUdf, FoldedParts};
 pub use function::{Accumulator, TableRows, WasmFunction};
+pub use json::JsonBuildObject;
 pub use loader::FunctionLoader;
 pub use metrics::{WasmMetricsExec, WasmMetricsRule};
 pub use module::ModuleBytes;
