@@ -205,8 +205,9 @@ impl Privileged {
                 with_column(&batch, "nspowner", owners)
             }
             Amendment::Language => {
+                // PostgreSQL's languages: no ACLs (the inner `lanacl`, of
+                // another type, comes out NULL).
                 let rows = batch.num_rows();
-                let batch = with_column(&batch, "lanacl", acl_column((0..rows).map(|_| None)))?;
                 let batch = batch_by_name(&self.schema, rows, |name| match name {
                     "tableoid" => Some(Arc::new(Int32Array::from_iter_values(
                         (0..rows).map(|_| PG_LANGUAGE_OID),

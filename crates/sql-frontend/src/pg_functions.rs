@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Int32Array, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::FunctionRegistry;
@@ -242,6 +242,32 @@ pub(crate) fn session_functions(settings: Arc<Mutex<Settings>>) -> Vec<ScalarUDF
             Arc::new(set),
         ),
     ]
+}
+
+/// A catalog function `name(oid)` giving text (`pg_get_userbyid`,
+/// `pg_get_function_result`, ...): for each call, `snapshot` takes what the
+/// catalog holds now, and `describe` the text for one oid (`None`: NULL).
+pub(crate) fn oid_text<S: 'static>(
+    name: &str,
+    snapshot: impl Fn() -> S + Send + Sync + 'static,
+    describe: impl Fn(&S, i32) -> Option<String> + Send + Sync + 'static,
+) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let oids = args[0].to_array(1)?;
+            let now = snapshot();
+            let texts: StringArray = oids
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|oid| describe(&now, oid?))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(texts) as ArrayRef))
+        }),
+    )
 }
 
 fn map_strings(

@@ -86,24 +86,10 @@ pub(crate) fn install(
         ("pg_get_function_arguments", arguments_of),
     ] {
         let registry = registry.clone();
-        ctx.register_udf(create_udf(
+        ctx.register_udf(crate::pg_functions::oid_text(
             name,
-            vec![DataType::Int32],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(move |args| {
-                let oids = args[0].to_array(1)?;
-                let defs = registry.definitions();
-                let described: StringArray = oids
-                    .as_primitive::<Int32Type>()
-                    .iter()
-                    .map(|oid| {
-                        let oid = oid?;
-                        defs.iter().find(|d| function_oid(d) == oid).map(describe)
-                    })
-                    .collect();
-                Ok(ColumnarValue::Array(Arc::new(described)))
-            }),
+            move || registry.definitions(),
+            move |defs, oid| defs.iter().find(|d| function_oid(d) == oid).map(describe),
         ));
     }
     Ok(())

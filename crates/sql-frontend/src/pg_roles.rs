@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray, new_null_array,
+    ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray, new_null_array,
 };
-use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result as DfResult;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::ScalarUDF;
 use quiver_catalog::{Acl, Catalog};
 
 use crate::auth::{
@@ -126,21 +126,11 @@ impl RoleList {
 /// `pg_get_userbyid(oid)`: the name of a role (PostgreSQL's wording for an
 /// oid no role has).
 pub(crate) fn pg_get_userbyid(roles: RoleList) -> ScalarUDF {
-    create_udf(
+    let names = roles.clone();
+    crate::pg_functions::oid_text(
         "pg_get_userbyid",
-        vec![datafusion::arrow::datatypes::DataType::Int32],
-        datafusion::arrow::datatypes::DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(move |args| {
-            let oids = args[0].to_array(1)?;
-            let listed = roles.list();
-            let names: StringArray = oids
-                .as_primitive::<Int32Type>()
-                .iter()
-                .map(|oid| oid.map(|oid| roles.name_of(oid, &listed)))
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(names)))
-        }),
+        move || roles.list(),
+        move |listed, oid| Some(names.name_of(oid, listed)),
     )
 }
 
