@@ -145,6 +145,26 @@ impl SqlParser {
                 .map(|s| self.rewrite(s))
                 .collect());
         }
+        // The compatibility parser's own step is to replace whole client
+        // queries, each of which names the system catalogs or a setting;
+        // for any other text, its rules over DataFusion's statements are
+        // the same as parsing the text once more.
+        if let Ok(statements) = &datafusion
+            && !may_be_replaced(sql)
+        {
+            return Ok(statements
+                .iter()
+                .cloned()
+                .map(|s| match s {
+                    DfStatement::Statement(s) => {
+                        let mut s = self.compat.rewrite(*s);
+                        crate::rewrite::rewrite(&mut s);
+                        DfStatement::Statement(Box::new(s))
+                    }
+                    other => other,
+                })
+                .collect());
+        }
         match self.compat.parse(sql) {
             Ok(statements) => Ok(statements
                 .into_iter()
@@ -178,6 +198,15 @@ impl SqlParser {
             other => other,
         }
     }
+}
+
+/// Whether the compatibility parser may replace (part of) `sql` with a
+/// query of its own: every query it replaces reads `pg_catalog` tables or
+/// calls `current_setting`. A cheap test on the text, made before parsing
+/// it a second time.
+fn may_be_replaced(sql: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    sql.contains("pg_") || sql.contains("current_setting")
 }
 
 fn is_datafusion_extension(statement: &DfStatement) -> bool {
@@ -241,6 +270,15 @@ fn own_kind(tokens: &[TokenWithSpan]) -> Option<Own> {
 /// LANGUAGE`, `GRANT`/`REVOKE` of roles; `None` otherwise, and for text that does not tokenize (the
 /// other parsers report the error).
 fn own_statements(sql: &str) -> Option<Vec<Piece>> {
+    // Each of them has one of these words; most text has none, and is not
+    // tokenized here.
+    let upper = sql.to_ascii_uppercase();
+    if !["AGGREGATE", "GRANT", "REVOKE"]
+        .iter()
+        .any(|word| upper.contains(word))
+    {
+        return None;
+    }
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize_with_location()
         .ok()?;
