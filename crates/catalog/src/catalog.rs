@@ -59,6 +59,11 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
+/// The directory of `data_dir` the managed tables' directories are in.
+pub(crate) fn tables_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tables")
+}
+
 impl Catalog {
     /// Opens the catalog of `data_dir`, whose metadata is in `store`: rebuilds
     /// every stored table with `state` (external tables are replayed through
@@ -69,7 +74,7 @@ impl Catalog {
         data_dir: &Path,
         state: &SessionState,
     ) -> Result<Self> {
-        let tables_dir = data_dir.join("tables");
+        let tables_dir = tables_dir(data_dir);
         std::fs::create_dir_all(&tables_dir).map_err(|e| Error::io(&tables_dir, e))?;
         let temp_dir = crate::temp::temp_root(data_dir);
         if temp_dir.exists() {

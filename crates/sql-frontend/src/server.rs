@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +20,12 @@ use datafusion::execution::SessionState;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA, MetaStore, SessionSchema};
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA, LocalListings, MetaStore, SessionSchema};
 use quiver_executor::ExecutorOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
@@ -381,14 +382,21 @@ fn default_memory_limit() -> usize {
         .unwrap_or(FALLBACK)
 }
 
-/// The frontend's runtime, within the `memory` budget. Listing results are
-/// not cached: tables change under INSERT and COPY, and a stale listing
-/// would hide rows.
-fn frontend_runtime(memory: Arc<dyn MemoryPool>) -> Result<Arc<RuntimeEnv>> {
-    Ok(RuntimeEnvBuilder::new()
+/// The frontend's runtime, within the `memory` budget. DataFusion's cache of
+/// listings is off: tables change under INSERT and COPY, and it could keep
+/// a listing that hides rows; the local file system keeps the listings of
+/// managed tables while their directories stay as they were
+/// ([`LocalListings`]).
+fn frontend_runtime(memory: Arc<dyn MemoryPool>, data_dir: &Path) -> Result<Arc<RuntimeEnv>> {
+    let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(memory)
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
-        .build_arc()?)
+        .build_arc()?;
+    runtime.register_object_store(
+        ObjectStoreUrl::local_filesystem().as_ref(),
+        Arc::new(LocalListings::new(data_dir)),
+    );
+    Ok(runtime)
 }
 
 impl Engine {
@@ -414,7 +422,7 @@ impl Engine {
         let local = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
-            .with_runtime_env(frontend_runtime(memory)?)
+            .with_runtime_env(frontend_runtime(memory, data_dir)?)
             .with_catalog_list(catalogs)
             .build();
         let catalog = Arc::new(Catalog::open(store, data_dir, &local).await?);
