@@ -158,9 +158,11 @@ impl Catalog {
         entry: &TableEntry,
     ) -> Result<Arc<dyn TableProvider>> {
         match &entry.kind {
-            TableKind::Managed { id, columns } => {
-                managed_table(&self.tables_dir.join(id), entry.managed_schema(columns)?)
-            }
+            TableKind::Managed { id, columns } => managed_table(
+                &self.tables_dir.join(id),
+                entry.managed_schema(columns)?,
+                &self.parquet,
+            ),
             TableKind::External { definition } => replay_external(state, definition).await,
         }
     }
@@ -234,7 +236,7 @@ impl Catalog {
     /// A new, empty set of temporary tables for the session `session_id`
     /// (removed with it).
     pub fn temp_tables(&self, session_id: &str) -> TempTables {
-        TempTables::new(self.temp_dir.join(session_id))
+        TempTables::new(self.temp_dir.join(session_id), self.parquet.clone())
     }
 
     /// The writes a session's transaction blocks stage (under its
@@ -333,7 +335,7 @@ impl Catalog {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.tables_dir.join(&id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let provider = managed_table(&dir, schema.clone())?;
+        let provider = managed_table(&dir, schema.clone(), &self.parquet)?;
         let entry = TableEntry {
             name: name.to_string(),
             kind: TableKind::managed(id, &schema),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -120,11 +121,16 @@ pub(crate) fn listing_urls(provider: &dyn TableProvider) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// A `ListingTable` over the Parquet files of a managed table's directory.
-pub(crate) fn managed_table(dir: &Path, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+/// A `ListingTable` over the Parquet files of a managed table's directory,
+/// written with `parquet` (the session's Parquet options).
+pub(crate) fn managed_table(
+    dir: &Path,
+    schema: SchemaRef,
+    parquet: &TableParquetOptions,
+) -> Result<Arc<dyn TableProvider>> {
     let url = managed_url(dir)?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let format = ParquetFormat::default().with_options(parquet.clone());
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::config::TableParquetOptions;
 use datafusion::error::Result as DfResult;
 
 use crate::catalog::Catalog;
@@ -24,6 +25,8 @@ pub(crate) fn temp_root(data_dir: &Path) -> PathBuf {
 /// One session's temporary tables.
 pub struct TempTables {
     dir: PathBuf,
+    /// How their files are written.
+    parquet: TableParquetOptions,
     tables: RwLock<BTreeMap<String, TempTable>>,
 }
 
@@ -41,9 +44,10 @@ impl std::fmt::Debug for TempTables {
 }
 
 impl TempTables {
-    pub(crate) fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf, parquet: TableParquetOptions) -> Self {
         Self {
             dir,
+            parquet,
             tables: RwLock::new(BTreeMap::new()),
         }
     }
@@ -85,7 +89,7 @@ impl TempTables {
         }
         let dir = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let provider = managed_table(&dir, schema)?;
+        let provider = managed_table(&dir, schema, &self.parquet)?;
         tables.insert(
             name.to_string(),
             TempTable {

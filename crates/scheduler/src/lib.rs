@@ -170,7 +170,12 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
     // free slots than the union has inputs): every task runs every branch,
     // so rows come back duplicated (`sql/server/queries.slt` shows it with
     // one-slot executors). The static planner is correct.
-    base.set_str("ballista.planner.adaptive.enabled", "false")
+    let base = base.set_str("ballista.planner.adaptive.enabled", "false");
+    // Tables are written with LZ4: a point lookup of a small table spent
+    // more of its time in zstd's decompression (DataFusion's default,
+    // `zstd(3)`) than in anything else (bench/README.md, "Small
+    // statements"); LZ4 reads several times faster, for larger files.
+    base.set_str("datafusion.execution.parquet.compression", "lz4_raw")
 }
 
 /// The session a job is planned in: Ballista's, under the frontend

@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, Placeholder};
@@ -60,6 +60,9 @@ pub struct Prepared {
     /// their values in place (see [`crate::table_arguments`]).
     table_arguments: BTreeSet<usize>,
     names: Option<Vec<Option<String>>>,
+    /// The columns `plan` produces, once a Describe asked (each Describe
+    /// of a portal asks again).
+    produced: OnceLock<Schema>,
 }
 
 /// Parses and plans statements for one session.
@@ -149,6 +152,7 @@ impl QueryParser for PreparingParser {
             oid_parameters,
             table_arguments: table_arguments.into_keys().collect(),
             names,
+            produced: OnceLock::new(),
         }))
     }
 
@@ -177,11 +181,10 @@ impl QueryParser for PreparingParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &prepared.plan {
             Some(plan) if !matches!(plan, LogicalPlan::Dml(_)) => {
-                let schema = crate::session::result_schema(
-                    plan,
-                    &self.session.produced_schema(plan),
-                    prepared.names.clone(),
-                );
+                let produced = prepared
+                    .produced
+                    .get_or_init(|| self.session.produced_schema(plan));
+                let schema = crate::session::result_schema(plan, produced, prepared.names.clone());
                 let description = RowDescription::new(&schema, &format_codes(format))?;
                 Ok(description.fields().as_ref().clone())
             }

@@ -510,7 +510,8 @@ impl Session {
     /// (one whose parameters have no type yet) is described as written; it
     /// is analyzed again when it runs.
     pub(crate) fn produced_schema(&self, plan: &LogicalPlan) -> Schema {
-        let state = self.ctx.state();
+        let state = self.ctx.state_ref();
+        let state = state.read();
         state
             .analyzer()
             .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
