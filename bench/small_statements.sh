@@ -9,11 +9,14 @@
 # Each server gets a table `bench_kv` (10,000 rows, replaced) in the
 # database the user connects to by default ($PGUSER, default postgres;
 # $PGDATABASE). Runs for $SECONDS_PER_RUN seconds (default 20) per script
-# and client count.
+# and client count, with pgbench's protocol $MODE (default extended).
 set -euo pipefail
 
 . "$(dirname "$0")/pgbench_common.sh"
 DURATION=${SECONDS_PER_RUN:-20}
+# pgbench's protocol: extended (Parse, Bind, Describe, Execute for every
+# statement) or prepared (Parse once per connection, as drivers do).
+MODE=${MODE:-extended}
 kv_scripts bench 1000000
 
 for server in "$@"; do
@@ -25,7 +28,7 @@ for server in "$@"; do
       log="$WORK/$port-$script-$clients"
       mkdir -p "$log"
       (cd "$log" && "$PGBENCH" -n -h "$host" -p "$port" -f "$WORK/$script.sql" \
-        -c "$clients" -j 2 -T "$DURATION" -M extended --log >/dev/null 2>"$log.err") ||
+        -c "$clients" -j 2 -T "$DURATION" -M "$MODE" --log >/dev/null 2>"$log.err") ||
         { echo "$server $script $clients clients: pgbench failed: $(tail -1 "$log.err")"; continue; }
       # Per-transaction logs: column 3 is the latency in microseconds.
       cat "$log"/pgbench_log.* | awk '{ print $3 / 1000.0 }' | sort -n |

@@ -235,3 +235,107 @@ impl ObjectStore for LocalListings {
         self.inner.rename_opts(from, to, options).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+
+    use super::*;
+
+    /// Sets `path`'s modification time `ago` in the past (its change time
+    /// becomes now, so only the modification time is aged).
+    fn age(path: &FsPath, ago: Duration) {
+        let then = SystemTime::now() - ago;
+        File::open(path)
+            .and_then(|f| f.set_modified(then))
+            .expect("set the time");
+    }
+
+    async fn names(store: &LocalListings, dir: &FsPath) -> Vec<String> {
+        let prefix = Path::from_filesystem_path(dir).expect("a path");
+        let mut names: Vec<String> = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location.filename().unwrap_or_default().to_string())
+            .try_collect()
+            .await
+            .expect("listed");
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_kept_listing_is_never_handed_out_after_the_directory_changed() {
+        let data = tempfile::tempdir().expect("a directory");
+        let data_dir = data.path().canonicalize().expect("canonical");
+        let table = crate::catalog::tables_dir(&data_dir).join("t1");
+        std::fs::create_dir_all(&table).expect("created");
+        std::fs::write(table.join("a.parquet"), b"a").expect("written");
+        let store = LocalListings::new(&data_dir);
+
+        // Changed just now: listed each time, never kept.
+        assert_eq!(names(&store, &table).await, ["a.parquet"]);
+        assert!(
+            store.kept.kept().is_empty(),
+            "an unsettled listing was kept"
+        );
+
+        // Settled: kept, and handed out while the directory stays as it is.
+        // (Its change time cannot be aged, so the test keeps it by hand.)
+        let times = Times::of(&table).expect("times");
+        let kept = Arc::new(vec![]);
+        store.kept.keep(table.clone(), times, kept);
+        assert!(names(&store, &table).await.is_empty(), "the kept listing");
+
+        // A file added or removed changes the directory's times: listed again.
+        std::fs::write(table.join("b.parquet"), b"b").expect("written");
+        assert_eq!(names(&store, &table).await, ["a.parquet", "b.parquet"]);
+        store.kept.keep(
+            table.clone(),
+            Times::of(&table).expect("times"),
+            Arc::new(vec![]),
+        );
+        std::fs::remove_file(table.join("a.parquet")).expect("removed");
+        assert_eq!(names(&store, &table).await, ["b.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn only_settled_managed_table_directories_are_kept() {
+        let data = tempfile::tempdir().expect("a directory");
+        let data_dir = data.path().canonicalize().expect("canonical");
+        let tables = crate::catalog::tables_dir(&data_dir);
+        let table = tables.join("t1");
+        let other = data_dir.join("import");
+        for dir in [&table, &other] {
+            std::fs::create_dir_all(dir).expect("created");
+            std::fs::write(dir.join("a.parquet"), b"a").expect("written");
+        }
+        let store = LocalListings::new(&data_dir);
+        let now = SystemTime::now();
+        let old = Times {
+            modified: 0,
+            changed: 0,
+        };
+        assert!(old.settled(now));
+        let fresh = Times::of(&table).expect("times");
+        assert!(
+            !fresh.settled(now),
+            "a directory changed now is not settled"
+        );
+
+        age(&table, Duration::from_secs(5));
+        assert_eq!(names(&store, &other).await, ["a.parquet"]);
+        assert_eq!(names(&store, &table).await, ["a.parquet"]);
+        // Neither is kept: the other directory is not a table's, and the
+        // table directory's change time is now.
+        assert!(store.kept.kept().is_empty());
+        assert!(
+            store
+                .table_dir(Path::from_filesystem_path(&other).ok().as_ref())
+                .is_none()
+        );
+        assert_eq!(
+            store.table_dir(Path::from_filesystem_path(&table).ok().as_ref()),
+            Some(table.clone())
+        );
+    }
+}
