@@ -64,7 +64,7 @@ struct Listings(Mutex<HashMap<PathBuf, Kept>>);
 #[derive(Debug)]
 struct Kept {
     times: Times,
-    files: Arc<Vec<ObjectMeta>>,
+    files: Vec<ObjectMeta>,
 }
 
 /// A directory's modification and change times, in nanoseconds.
@@ -120,7 +120,7 @@ impl Listings {
 
     /// The kept listing of `dir`, if its times are still those it was
     /// taken at; `times` are its times now.
-    fn lookup(&self, dir: &FsPath, times: Option<Times>) -> Option<Arc<Vec<ObjectMeta>>> {
+    fn lookup(&self, dir: &FsPath, times: Option<Times>) -> Option<Vec<ObjectMeta>> {
         let mut kept = self.kept();
         match (kept.get(dir), times) {
             (Some(listing), Some(times)) if listing.times == times => Some(listing.files.clone()),
@@ -132,7 +132,7 @@ impl Listings {
         }
     }
 
-    fn keep(&self, dir: PathBuf, times: Times, files: Arc<Vec<ObjectMeta>>) {
+    fn keep(&self, dir: PathBuf, times: Times, files: Vec<ObjectMeta>) {
         let mut kept = self.kept();
         if kept.len() >= MAX_KEPT {
             kept.clear();
@@ -190,7 +190,7 @@ impl ObjectStore for LocalListings {
         let now = SystemTime::now();
         let times = Times::of(&dir);
         if let Some(files) = self.kept.lookup(&dir, times) {
-            return stream::iter(Arc::unwrap_or_clone(files).into_iter().map(Ok)).boxed();
+            return stream::iter(files.into_iter().map(Ok)).boxed();
         }
         let listing = self.inner.list(prefix);
         let Some(times) = times.filter(|t| t.settled(now)) else {
@@ -207,7 +207,7 @@ impl ObjectStore for LocalListings {
                     .is_some_and(|p| p.count() == 1)
             });
             if flat {
-                kept.keep(dir, times, Arc::new(files.clone()));
+                kept.keep(dir, times, files.clone());
             }
             Ok::<_, datafusion::object_store::Error>(stream::iter(files.into_iter().map(Ok)))
         })
@@ -282,18 +282,15 @@ mod tests {
         // Settled: kept, and handed out while the directory stays as it is.
         // (Its change time cannot be aged, so the test keeps it by hand.)
         let times = Times::of(&table).expect("times");
-        let kept = Arc::new(vec![]);
-        store.kept.keep(table.clone(), times, kept);
+        store.kept.keep(table.clone(), times, vec![]);
         assert!(names(&store, &table).await.is_empty(), "the kept listing");
 
         // A file added or removed changes the directory's times: listed again.
         std::fs::write(table.join("b.parquet"), b"b").expect("written");
         assert_eq!(names(&store, &table).await, ["a.parquet", "b.parquet"]);
-        store.kept.keep(
-            table.clone(),
-            Times::of(&table).expect("times"),
-            Arc::new(vec![]),
-        );
+        store
+            .kept
+            .keep(table.clone(), Times::of(&table).expect("times"), vec![]);
         std::fs::remove_file(table.join("a.parquet")).expect("removed");
         assert_eq!(names(&store, &table).await, ["b.parquet"]);
     }

@@ -128,41 +128,27 @@ impl SqlParser {
                 .collect::<Result<Vec<_>>>()?),
             Err(e) => Err(e),
         };
-        // The compatibility parser's rules run as it parses, and one of them
-        // replaces correlated subqueries in a select list with NULL: a user
-        // query with such subqueries takes the path where Quiver applies the
-        // rules itself, around them (see `crate::rewrite`). The client
-        // queries the compatibility parser replaces wholesale all read the
-        // system catalogs, so they never take that path.
+        // Quiver applies the compatibility parser's rules itself, to the
+        // statements DataFusion parsed, unless the compatibility parser may
+        // replace the text (it replaces whole client queries, each of which
+        // names the system catalogs or a setting; see `may_be_replaced`):
+        // parsing the text once more would give the same statements. It
+        // also does so whatever the text for a user query with correlated
+        // subqueries in a select list (one of the rules, run as the
+        // compatibility parser parses, replaces them with NULL: Quiver runs
+        // the rules around them, see `crate::rewrite`); the client queries
+        // the compatibility parser replaces all read the system catalogs, so
+        // they never need that.
         if let Ok(statements) = &datafusion
-            && statements
-                .iter()
-                .any(|s| is_datafusion_extension(s) || needs_shielding(s))
+            && (!may_be_replaced(sql)
+                || statements
+                    .iter()
+                    .any(|s| is_datafusion_extension(s) || needs_shielding(s)))
         {
             return Ok(statements
                 .iter()
                 .cloned()
                 .map(|s| self.rewrite(s))
-                .collect());
-        }
-        // The compatibility parser's own step is to replace whole client
-        // queries, each of which names the system catalogs or a setting;
-        // for any other text, its rules over DataFusion's statements are
-        // the same as parsing the text once more.
-        if let Ok(statements) = &datafusion
-            && !may_be_replaced(sql)
-        {
-            return Ok(statements
-                .iter()
-                .cloned()
-                .map(|s| match s {
-                    DfStatement::Statement(s) => {
-                        let mut s = self.compat.rewrite(*s);
-                        crate::rewrite::rewrite(&mut s);
-                        DfStatement::Statement(Box::new(s))
-                    }
-                    other => other,
-                })
                 .collect());
         }
         match self.compat.parse(sql) {
