@@ -12,6 +12,12 @@ use quiver_scheduler::SchedulerOptions;
 use quiver_sql_frontend::{AuthMethod, Server, ServerConfig, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, not the system's allocator: a statement allocates and frees
+/// many small objects from many threads, and glibc's malloc spent 15% of a
+/// point lookup's time (bench/README.md, "Small statements").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Quiver: distributed SQL with WebAssembly functions, over the PostgreSQL protocol.
 #[derive(Debug, Parser)]
 #[command(name = "quiver", version, about)]

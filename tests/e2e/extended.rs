@@ -173,3 +173,89 @@ async fn parameters_among_table_function_arguments() {
         .expect("query");
     assert_eq!(empty[0].get::<_, i64>(0), 0);
 }
+
+/// The same text parsed again (each `query` below parses it: a statement
+/// is kept by its text, `crate::plan_cache`) answers from what is there
+/// when it runs: new rows, a table dropped and created again by another
+/// session, a temporary table in front of it, a transaction block's own
+/// writes and their rollback, a function replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn texts_parsed_again_see_what_changed() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let a = server.connect().await;
+    let b = server.connect().await;
+    const LOOKUP: &str = "SELECT * FROM t WHERE k >= $1 ORDER BY k";
+    async fn lookup(client: &tokio_postgres::Client) -> Vec<String> {
+        let rows = client.query(LOOKUP, &[&0i64]).await.expect("lookup");
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| match row.columns()[i].type_() {
+                        &Type::INT8 => row.get::<_, i64>(i).to_string(),
+                        _ => row.get::<_, String>(i),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    a.batch_execute("CREATE TABLE t (k BIGINT); INSERT INTO t VALUES (1)")
+        .await
+        .expect("create");
+    assert_eq!(lookup(&a).await, ["1"]);
+    assert_eq!(lookup(&a).await, ["1"]);
+    b.batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .expect("insert");
+    assert_eq!(lookup(&a).await, ["1", "2"]);
+
+    // Another session replaces the table.
+    b.batch_execute(
+        "DROP TABLE t; CREATE TABLE t (k BIGINT, v TEXT); INSERT INTO t VALUES (5, 'x')",
+    )
+    .await
+    .expect("replace");
+    assert_eq!(lookup(&a).await, ["5,x"]);
+
+    // A temporary table of the same name comes first, until dropped.
+    a.batch_execute(
+        "CREATE TEMPORARY TABLE t (k BIGINT, v TEXT, w TEXT); INSERT INTO t VALUES (7, 'a', 'b')",
+    )
+    .await
+    .expect("temporary");
+    assert_eq!(lookup(&a).await, ["7,a,b"]);
+    assert_eq!(lookup(&b).await, ["5,x"]);
+    a.batch_execute("DROP TABLE t")
+        .await
+        .expect("drop temporary");
+    assert_eq!(lookup(&a).await, ["5,x"]);
+
+    // A block sees its own writes; after ROLLBACK they are gone.
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (6, 'y')")
+        .await
+        .expect("begin");
+    assert_eq!(lookup(&a).await, ["5,x", "6,y"]);
+    assert_eq!(lookup(&b).await, ["5,x"]);
+    a.batch_execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(lookup(&a).await, ["5,x"]);
+
+    // A function replaced by another session.
+    const CALL: &str = "SELECT f(k) FROM t WHERE k = $1";
+    let wat = |n: i64| {
+        format!(
+            "CREATE FUNCTION f(bigint) RETURNS bigint LANGUAGE wasm AS '(module (func (export \"f\") (param i64) (result i64) local.get 0 i64.const {n} i64.add))'"
+        )
+    };
+    a.batch_execute(&wat(1)).await.expect("create function");
+    async fn call(client: &tokio_postgres::Client) -> i64 {
+        let row = client.query_one(CALL, &[&5i64]).await.expect("call");
+        row.get::<_, i64>(0)
+    }
+    assert_eq!(call(&a).await, 6);
+    assert_eq!(call(&a).await, 6);
+    b.batch_execute(&format!("DROP FUNCTION f(bigint); {}", wat(100)))
+        .await
+        .expect("replace function");
+    assert_eq!(call(&a).await, 105);
+}

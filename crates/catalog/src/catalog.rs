@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -32,6 +33,8 @@ pub struct Catalog {
     tables_dir: PathBuf,
     temp_dir: PathBuf,
     tables: RwLock<BTreeMap<String, Loaded>>,
+    /// Changes with every change of `tables` (see [`Catalog::generation`]).
+    generation: AtomicU64,
     /// The ACLs [`Catalog::set_acl`] stored, by [`Object::key`].
     acls: RwLock<BTreeMap<String, Acl>>,
     /// Serialises DDL so that check-then-write sequences are atomic.
@@ -85,6 +88,7 @@ impl Catalog {
             tables_dir,
             temp_dir,
             tables: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
             acls: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             parquet: state.table_options().parquet.clone(),
@@ -133,7 +137,7 @@ impl Catalog {
         }
         self.remove_orphan_dirs(&live_dirs);
         tracing::info!(tables = loaded.len(), "catalog loaded");
-        *self.tables.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        *self.write() = loaded;
         Ok(())
     }
 
@@ -230,7 +234,18 @@ impl Catalog {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
-        self.tables.write().unwrap_or_else(|p| p.into_inner())
+        let tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        // Counted while the change is still to come and readers wait for
+        // it: whoever reads the new generation then reads the new tables.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        tables
+    }
+
+    /// Changes whenever a table is created or dropped or its entry changes:
+    /// a plan made while this stayed the same names the tables there are.
+    /// Read it before planning.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A new, empty set of temporary tables for the session `session_id`

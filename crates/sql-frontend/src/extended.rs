@@ -42,6 +42,7 @@ use rustls_pki_types::CertificateDer;
 use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
 use crate::parse::{SqlParser, Statement};
+use crate::plan_cache::{PlanCache, reads_when_run};
 use crate::session::Session;
 use crate::{Error, Result};
 
@@ -61,29 +62,21 @@ pub struct Prepared {
     table_arguments: BTreeSet<usize>,
     names: Option<Vec<Option<String>>>,
     /// The columns `plan` produces, once a Describe asked (each Describe
-    /// of a portal asks again).
-    produced: OnceLock<Schema>,
+    /// of a portal asks again); shared by the copies of a kept statement.
+    produced: Arc<OnceLock<Schema>>,
 }
 
 /// Parses and plans statements for one session.
 pub struct PreparingParser {
     pub(crate) session: Arc<Session>,
     pub(crate) parser: Arc<SqlParser>,
+    /// The statements parsed before, by their text.
+    pub(crate) kept: Arc<PlanCache<Prepared>>,
 }
 
-#[async_trait]
-impl QueryParser for PreparingParser {
-    type Statement = Prepared;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
+impl PreparingParser {
+    /// Parses and plans `sql`, its parameters declared `types`.
+    async fn prepare(&self, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>> {
         let mut statements = self
             .parser
             .parse(sql)
@@ -152,8 +145,38 @@ impl QueryParser for PreparingParser {
             oid_parameters,
             table_arguments: table_arguments.into_keys().collect(),
             names,
-            produced: OnceLock::new(),
+            produced: Arc::default(),
         }))
+    }
+}
+
+#[async_trait]
+impl QueryParser for PreparingParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let oids: Vec<Option<u32>> = types.iter().map(|t| t.as_ref().map(Type::oid)).collect();
+        let stamp = self.session.plan_stamp();
+        if let Some(kept) = self.kept.get(sql, &oids, stamp) {
+            self.session.check_block()?;
+            return Ok(Some(kept));
+        }
+        let prepared = self.prepare(sql, types).await?;
+        if let Some(prepared) = &prepared
+            && prepared.table_arguments.is_empty()
+            && prepared.plan.as_ref().is_some_and(reads_when_run)
+        {
+            self.kept.put(sql, &oids, stamp, prepared.clone());
+        }
+        Ok(prepared)
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {

@@ -30,8 +30,9 @@ use crate::Error;
 use crate::auth::{AuthMethod, Roles};
 use crate::cancel::Cancels;
 use crate::encode::{CopyOutFormat, RowDescription, copy_stream};
-use crate::extended::PreparingParser;
+use crate::extended::{Prepared, PreparingParser};
 use crate::parse::SqlParser;
+use crate::plan_cache::PlanCache;
 use crate::session::{Completion, Outcome, Session};
 use crate::settings::Settings;
 
@@ -52,6 +53,7 @@ impl Connection {
             handler: Arc::new(Handler {
                 session: Arc::new(session),
                 parser,
+                kept: Arc::default(),
                 login,
                 cancels,
             }),
@@ -84,6 +86,8 @@ impl PgWireServerHandlers for Connection {
 pub(crate) struct Handler {
     session: Arc<Session>,
     parser: Arc<SqlParser>,
+    /// The extended protocol's statements parsed before, by their text.
+    kept: Arc<PlanCache<Prepared>>,
     login: Arc<Login>,
     cancels: Arc<Cancels>,
 }
@@ -147,6 +151,7 @@ impl Handler {
         PreparingParser {
             session: self.session.clone(),
             parser: self.parser.clone(),
+            kept: self.kept.clone(),
         }
     }
 

@@ -25,6 +25,7 @@ mod pg_functions;
 mod pg_proc;
 mod pg_roles;
 mod pg_semantics;
+mod plan_cache;
 mod planner;
 mod privileges;
 mod rewrite;

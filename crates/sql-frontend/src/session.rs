@@ -2,6 +2,7 @@
 //! settings, and the statements it runs.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt64Array};
@@ -34,6 +35,7 @@ use crate::encode::CopyOutFormat;
 use crate::functions::{Functions, SessionFunctions};
 use crate::locations::ExternalLocations;
 use crate::parse;
+use crate::plan_cache::Stamp;
 use crate::privileges::{Grant, Objects};
 use crate::settings::Settings;
 use crate::{Error, Result};
@@ -118,6 +120,9 @@ pub struct Session {
     /// The role `SET SESSION AUTHORIZATION` made the session's; `None`: the
     /// one that logged in.
     acting: Mutex<Option<String>>,
+    /// Advanced by every statement that may change how this session plans
+    /// a text (see [`crate::plan_cache`]).
+    generation: AtomicU64,
 }
 
 /// Where the session is with respect to a transaction block.
@@ -177,6 +182,7 @@ impl Session {
             block: Mutex::new(Block::Idle),
             identity: OnceLock::new(),
             acting: Mutex::new(None),
+            generation: AtomicU64::new(0),
             ctx,
             catalog,
             temp,
@@ -205,8 +211,32 @@ impl Session {
         self.copy_in.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What a plan made now is made from: read before planning.
+    pub(crate) fn plan_stamp(&self) -> Stamp {
+        Stamp {
+            catalog: self.catalog.generation(),
+            functions: self.functions.registry.generation(),
+            session: self.generation.load(Ordering::Acquire),
+        }
+    }
+
     /// Runs one parsed statement.
     pub async fn execute(&self, statement: parse::Statement) -> Result<Outcome> {
+        // Anything but a query or an INSERT may change how this session
+        // plans (SET, BEGIN, a temporary table, a role, ...).
+        let reads_or_adds = matches!(
+            &statement,
+            parse::Statement::Sql(DfStatement::Statement(s))
+                if matches!(s.as_ref(), Statement::Query(_) | Statement::Insert(_))
+        );
+        let result = self.execute_unstamped(statement).await;
+        if !reads_or_adds {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        result
+    }
+
+    async fn execute_unstamped(&self, statement: parse::Statement) -> Result<Outcome> {
         if let parse::Statement::Sql(DfStatement::Statement(s)) = &statement
             && let Some(outcome) = self.transaction_control(s)?
         {
@@ -403,7 +433,7 @@ impl Session {
     }
 
     /// Refuses statements in a failed transaction block.
-    fn check_block(&self) -> Result<()> {
+    pub(crate) fn check_block(&self) -> Result<()> {
         match *self.block() {
             Block::Failed => Err(Error::InFailedTransaction),
             _ => Ok(()),
