@@ -259,3 +259,65 @@ async fn texts_parsed_again_see_what_changed() {
         .expect("replace function");
     assert_eq!(call(&a).await, 105);
 }
+
+/// A statement prepared once, by name, and run after what it reads
+/// changed reads what is there then: its own transaction block's writes
+/// (each block's), a table another session replaced. One whose result
+/// would change type fails with 0A000, as in PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_statements_read_what_is_there_when_they_run() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute("CREATE TABLE t (k BIGINT, v TEXT); INSERT INTO t VALUES (1, 'a')")
+        .await
+        .expect("create");
+    let count = a
+        .prepare("SELECT count(*) FROM t WHERE k >= $1")
+        .await
+        .expect("prepare");
+    let counted = async |client: &tokio_postgres::Client| -> i64 {
+        let row = client.query_one(&count, &[&0i64]).await.expect("count");
+        row.get(0)
+    };
+    assert_eq!(counted(&a).await, 1);
+
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (2, 'b')")
+        .await
+        .expect("first block");
+    assert_eq!(counted(&a).await, 2);
+    a.batch_execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(counted(&a).await, 1);
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (3, 'c')")
+        .await
+        .expect("second block");
+    assert_eq!(counted(&a).await, 2);
+    a.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(counted(&a).await, 2);
+
+    b.batch_execute(
+        "DROP TABLE t; CREATE TABLE t (k BIGINT, v TEXT); INSERT INTO t VALUES (9, 'z'), (10, 'y'), (11, 'x')",
+    )
+    .await
+    .expect("replace");
+    assert_eq!(counted(&a).await, 3);
+
+    let all = a
+        .prepare("SELECT * FROM t WHERE k >= $1")
+        .await
+        .expect("prepare all");
+    assert_eq!(a.query(&all, &[&0i64]).await.expect("all").len(), 3);
+    b.batch_execute("DROP TABLE t; CREATE TABLE t (k BIGINT)")
+        .await
+        .expect("replace with other columns");
+    let error = a
+        .query(&all, &[&0i64])
+        .await
+        .expect_err("result type changed");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED),
+        "{error}"
+    );
+    assert_eq!(counted(&a).await, 0);
+}

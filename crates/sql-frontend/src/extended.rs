@@ -42,7 +42,7 @@ use rustls_pki_types::CertificateDer;
 use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
 use crate::parse::{SqlParser, Statement};
-use crate::plan_cache::{PlanCache, reads_when_run};
+use crate::plan_cache::{PlanCache, Stamp, reads_when_run};
 use crate::session::Session;
 use crate::{Error, Result};
 
@@ -64,6 +64,12 @@ pub struct Prepared {
     /// The columns `plan` produces, once a Describe asked (each Describe
     /// of a portal asks again); shared by the copies of a kept statement.
     produced: Arc<OnceLock<Schema>>,
+    /// The text, the parameter types the client declared and what `plan`
+    /// was made from: a statement run after its tables, functions or the
+    /// session changed is planned again (see [`crate::plan_cache`]).
+    sql: Arc<str>,
+    declared: Vec<Option<Type>>,
+    stamp: Stamp,
 }
 
 /// Parses and plans statements for one session.
@@ -75,8 +81,69 @@ pub struct PreparingParser {
 }
 
 impl PreparingParser {
-    /// Parses and plans `sql`, its parameters declared `types`.
-    async fn prepare(&self, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>> {
+    /// `sql`, its parameters declared `types`, as kept if it was parsed
+    /// under the session's present stamp, else parsed and planned (and kept
+    /// if its plan reads only listing tables).
+    async fn parse(&self, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>> {
+        let oids: Vec<Option<u32>> = types.iter().map(|t| t.as_ref().map(Type::oid)).collect();
+        let stamp = self.session.plan_stamp();
+        if let Some(kept) = self.kept.get(sql, &oids, stamp) {
+            self.session.check_block()?;
+            return Ok(Some(kept));
+        }
+        let prepared = self.prepare(sql, types, stamp).await?;
+        if let Some(prepared) = &prepared
+            && prepared.table_arguments.is_empty()
+            && prepared.plan.as_ref().is_some_and(reads_when_run)
+        {
+            self.kept.put(sql, &oids, stamp, prepared.clone());
+        }
+        Ok(prepared)
+    }
+
+    /// `prepared`, planned again if what it was planned from changed since:
+    /// a statement prepared before a table was replaced, a temporary table
+    /// created or a transaction block begun reads what is there now. Its
+    /// parameters and result columns must stay as described to the client
+    /// (0A000 otherwise, as PostgreSQL's "cached plan must not change
+    /// result type").
+    pub(crate) async fn refreshed(&self, prepared: &Prepared) -> PgWireResult<Option<Prepared>> {
+        let Some(plan) = &prepared.plan else {
+            return Ok(None);
+        };
+        if prepared.stamp == self.session.plan_stamp() {
+            return Ok(None);
+        }
+        let Some(again) = self.parse(&prepared.sql, &prepared.declared).await? else {
+            return Err(Error::Internal("a query planned again as no query".into()).into());
+        };
+        let columns = |plan: &LogicalPlan| -> Vec<DataType> {
+            plan.schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
+        };
+        let same_result = match &again.plan {
+            Some(new) => matches!(new, LogicalPlan::Dml(_)) || columns(new) == columns(plan),
+            None => false,
+        };
+        if again.parameters != prepared.parameters || !same_result {
+            return Err(Error::FeatureNotSupported(
+                "cached plan must not change result type".into(),
+            )
+            .into());
+        }
+        Ok(Some(again))
+    }
+
+    /// Parses and plans `sql`, its parameters declared `types`, under `stamp`.
+    async fn prepare(
+        &self,
+        sql: &str,
+        types: &[Option<Type>],
+        stamp: Stamp,
+    ) -> PgWireResult<Option<Prepared>> {
         let mut statements = self
             .parser
             .parse(sql)
@@ -146,6 +213,9 @@ impl PreparingParser {
             table_arguments: table_arguments.into_keys().collect(),
             names,
             produced: Arc::default(),
+            sql: sql.into(),
+            declared: types.to_vec(),
+            stamp,
         }))
     }
 }
@@ -163,20 +233,7 @@ impl QueryParser for PreparingParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let oids: Vec<Option<u32>> = types.iter().map(|t| t.as_ref().map(Type::oid)).collect();
-        let stamp = self.session.plan_stamp();
-        if let Some(kept) = self.kept.get(sql, &oids, stamp) {
-            self.session.check_block()?;
-            return Ok(Some(kept));
-        }
-        let prepared = self.prepare(sql, types).await?;
-        if let Some(prepared) = &prepared
-            && prepared.table_arguments.is_empty()
-            && prepared.plan.as_ref().is_some_and(reads_when_run)
-        {
-            self.kept.put(sql, &oids, stamp, prepared.clone());
-        }
-        Ok(prepared)
+        self.parse(sql, types).await
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -523,11 +580,16 @@ impl ExtendedQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let prepared = &portal.statement.statement;
         let session = self.session();
         // A cancel from now on stops this portal's statement.
         session.canceller().begin();
-        let outcome = match self.portal_plan(portal).await {
+        let refreshed = self
+            .preparing()
+            .refreshed(&portal.statement.statement)
+            .await
+            .inspect_err(|_| session.abort_block())?;
+        let prepared = refreshed.as_ref().unwrap_or(&portal.statement.statement);
+        let outcome = match self.portal_plan(prepared, portal).await {
             Ok(Some(plan)) => session.run_plan(plan, prepared.names.clone()).await,
             Ok(None) => session.execute(prepared.statement.clone()).await,
             Err(e) => Err(e),
@@ -543,10 +605,14 @@ impl ExtendedQueryHandler for Handler {
 }
 
 impl Handler {
-    /// The plan `portal` runs: its statement's, with the portal's parameter
-    /// values in place; `None` for a statement run without a plan.
-    async fn portal_plan(&self, portal: &Portal<Prepared>) -> Result<Option<LogicalPlan>> {
-        let prepared = &portal.statement.statement;
+    /// The plan `portal` runs: that of `prepared` (its statement, maybe
+    /// planned again), with the portal's parameter values in place; `None`
+    /// for a statement run without a plan.
+    async fn portal_plan(
+        &self,
+        prepared: &Prepared,
+        portal: &Portal<Prepared>,
+    ) -> Result<Option<LogicalPlan>> {
         let Some(plan) = &prepared.plan else {
             return Ok(None);
         };

@@ -6,11 +6,13 @@
 //! pool prepares the same few texts. Parsing and planning such a text again
 //! gives the same plan as long as nothing it was planned from has changed:
 //! the tables (the catalog's [`generation`]), the Wasm functions (the
-//! registry's), and this session's settings, temporary tables and
-//! transaction block (the session's generation, which every statement other
-//! than a query or `INSERT` advances). A [`Stamp`] is those three, read
-//! before planning; a kept plan is handed out only while the stamp is still
-//! the same.
+//! registry's), this session's settings and temporary tables (the
+//! session's generation, which every statement other than a query, an
+//! `INSERT` or transaction control advances) and its transaction block
+//! (inside one, tables are the block's views of them). A [`Stamp`] is those
+//! four, read before planning; a kept plan is handed out only while the
+//! stamp is still the same, and a named statement whose stamp is no longer
+//! the session's is planned again before it runs.
 //!
 //! Only plans that read nothing but listing tables (Quiver's managed tables,
 //! external tables, the staged views of a transaction block) are kept: a
@@ -41,6 +43,8 @@ pub(crate) struct Stamp {
     pub(crate) catalog: u64,
     pub(crate) functions: u64,
     pub(crate) session: u64,
+    /// The open transaction block's number; 0 outside blocks.
+    pub(crate) block: u64,
 }
 
 /// A statement's text and the parameter types the client declared (OIDs).
@@ -137,6 +141,7 @@ mod tests {
         catalog: 1,
         functions: 1,
         session: 1,
+        block: 0,
     };
 
     #[test]

@@ -21,7 +21,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    CopySource, CopyTarget, Expr, Ident, ObjectName, ObjectType, Set,
+    CopySource, CopyTarget, Expr, Ident, ObjectName, ObjectType, Set, SetExpr,
     SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -121,8 +121,10 @@ pub struct Session {
     /// one that logged in.
     acting: Mutex<Option<String>>,
     /// Advanced by every statement that may change how this session plans
-    /// a text (see [`crate::plan_cache`]).
+    /// a text (see [`crate::plan_cache`]), but for transaction control.
     generation: AtomicU64,
+    /// Transaction blocks begun: the open block's number while one is open.
+    blocks: AtomicU64,
 }
 
 /// Where the session is with respect to a transaction block.
@@ -183,6 +185,7 @@ impl Session {
             identity: OnceLock::new(),
             acting: Mutex::new(None),
             generation: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
             ctx,
             catalog,
             temp,
@@ -217,20 +220,20 @@ impl Session {
             catalog: self.catalog.generation(),
             functions: self.functions.registry.generation(),
             session: self.generation.load(Ordering::Acquire),
+            // Inside a block the managed tables are its views (staged
+            // writes first), a new view for each block.
+            block: match self.staging.is_open() {
+                true => self.blocks.load(Ordering::Acquire),
+                false => 0,
+            },
         }
     }
 
     /// Runs one parsed statement.
     pub async fn execute(&self, statement: parse::Statement) -> Result<Outcome> {
-        // Anything but a query or an INSERT may change how this session
-        // plans (SET, BEGIN, a temporary table, a role, ...).
-        let reads_or_adds = matches!(
-            &statement,
-            parse::Statement::Sql(DfStatement::Statement(s))
-                if matches!(s.as_ref(), Statement::Query(_) | Statement::Insert(_))
-        );
+        let changes_planning = changes_planning(&statement);
         let result = self.execute_unstamped(statement).await;
-        if !reads_or_adds {
+        if changes_planning {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         result
@@ -357,6 +360,7 @@ impl Session {
             Statement::StartTransaction { .. } => {
                 let notice = match *block {
                     Block::Idle => {
+                        self.blocks.fetch_add(1, Ordering::AcqRel);
                         self.staging.begin();
                         *block = Block::Open(Vec::new());
                         None
@@ -1031,6 +1035,28 @@ impl Session {
 /// analyzer, which may differ from the written plan's: a `UNION` of
 /// `integer` and `bigint` columns is `bigint`), named by `names` (see
 /// [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
+/// Whether running `statement` may change how the session plans a text
+/// (see [`crate::plan_cache`]): anything but a query, an `INSERT` or
+/// transaction control (which [`Stamp::block`] follows) — `SET`, DDL, a
+/// temporary table, a role, `SELECT ... INTO` (a table).
+fn changes_planning(statement: &parse::Statement) -> bool {
+    let parse::Statement::Sql(DfStatement::Statement(s)) = statement else {
+        return true;
+    };
+    match s.as_ref() {
+        Statement::Query(query) => {
+            matches!(query.body.as_ref(), SetExpr::Select(select) if select.into.is_some())
+        }
+        Statement::Insert(_)
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => false,
+        _ => true,
+    }
+}
+
 pub(crate) fn result_schema(
     plan: &LogicalPlan,
     produced: &Schema,
