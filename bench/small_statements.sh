@@ -9,7 +9,9 @@
 # Each server gets a table `bench_kv` (10,000 rows, replaced) in the
 # database the user connects to by default ($PGUSER, default postgres;
 # $PGDATABASE). Runs for $SECONDS_PER_RUN seconds (default 20) per script
-# and client count, with pgbench's protocol $MODE (default extended).
+# and client count, with pgbench's protocol $MODE (default extended);
+# $SCRIPTS (default "lookup insert") and $CLIENT_COUNTS (default "1 8 64")
+# narrow the runs.
 set -euo pipefail
 
 . "$(dirname "$0")/pgbench_common.sh"
@@ -23,8 +25,8 @@ for server in "$@"; do
   host=${server%:*}
   port=${server##*:}
   kv_tables "$host" "$port" bench
-  for script in lookup insert; do
-    for clients in 1 8 64; do
+  for script in ${SCRIPTS:-lookup insert}; do
+    for clients in ${CLIENT_COUNTS:-1 8 64}; do
       log="$WORK/$port-$script-$clients"
       mkdir -p "$log"
       (cd "$log" && "$PGBENCH" -n -h "$host" -p "$port" -f "$WORK/$script.sql" \
