@@ -321,3 +321,81 @@ async fn prepared_statements_read_what_is_there_when_they_run() {
     );
     assert_eq!(counted(&a).await, 0);
 }
+
+/// A prepared query goes through DataFusion's optimizer once, at its first
+/// execution, and each later one binds its values into that plan: each
+/// still gets its own answer, what depends on the values (a cast of one,
+/// `IS NULL`, `LIMIT`) is decided with them, and a function such as
+/// `now()` is read when each execution runs, not when the plan was made.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_queries_optimized_once_answer_each_execution() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (k BIGINT, v TEXT);
+             INSERT INTO t SELECT x, 'v' || x FROM generate_series(1, 100) g(x)",
+        )
+        .await
+        .expect("create");
+
+    let lookup = client
+        .prepare("SELECT v FROM t WHERE k = $1")
+        .await
+        .expect("prepare lookup");
+    for k in [5i64, 17, 100, 101, 5] {
+        let found: Vec<String> = client
+            .query(&lookup, &[&k])
+            .await
+            .expect("lookup")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let expected: Vec<String> = (k <= 100).then(|| format!("v{k}")).into_iter().collect();
+        assert_eq!(found, expected, "k = {k}");
+    }
+
+    let either = client
+        .prepare("SELECT count(*) FROM t WHERE $1::bigint IS NULL OR k <= $1::bigint")
+        .await
+        .expect("prepare either");
+    let counted = async |bound: Option<i64>| -> i64 {
+        let row = client.query_one(&either, &[&bound]).await.expect("count");
+        row.get(0)
+    };
+    assert_eq!(counted(Some(10)).await, 10);
+    assert_eq!(counted(None).await, 100);
+    assert_eq!(counted(Some(0)).await, 0);
+
+    let first = client
+        .prepare("SELECT k FROM t ORDER BY k LIMIT $1 OFFSET $2")
+        .await
+        .expect("prepare limit");
+    let keys = async |limit: i64, offset: i64| -> Vec<i64> {
+        let rows = client.query(&first, &[&limit, &offset]).await;
+        rows.expect("limit").iter().map(|row| row.get(0)).collect()
+    };
+    assert_eq!(keys(3, 0).await, vec![1, 2, 3]);
+    assert_eq!(keys(2, 98).await, vec![99, 100]);
+    let error = client
+        .query(&first, &[&4_000_000_000i64, &1_000_000_000i64])
+        .await
+        .expect_err("a limit past u32::MAX rows");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED),
+        "{error}"
+    );
+
+    let now = client
+        .prepare("SELECT CAST(now() AS TEXT) FROM t WHERE k = $1")
+        .await
+        .expect("prepare now");
+    let at = async || -> String {
+        let row = client.query_one(&now, &[&1i64]).await.expect("now");
+        row.get(0)
+    };
+    let earlier = at().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_ne!(at().await, earlier, "now() is read as each execution runs");
+}

@@ -64,12 +64,31 @@ pub struct Prepared {
     /// The columns `plan` produces, once a Describe asked (each Describe
     /// of a portal asks again); shared by the copies of a kept statement.
     produced: Arc<OnceLock<Schema>>,
+    /// `plan` through DataFusion's optimizer, once an Execute asked, if
+    /// each execution can bind its values into that (see
+    /// [`Session::optimized`]); shared like `produced`.
+    optimized: Arc<OnceLock<Option<LogicalPlan>>>,
     /// The text, the parameter types the client declared and what `plan`
     /// was made from: a statement run after its tables, functions or the
     /// session changed is planned again (see [`crate::plan_cache`]).
     sql: Arc<str>,
     declared: Vec<Option<Type>>,
     stamp: Stamp,
+}
+
+impl Prepared {
+    /// The statement's plan through DataFusion's optimizer, optimized at
+    /// its first execution, if its executions can bind their values into
+    /// that: not one planned again for each Bind (table function arguments).
+    fn optimized(&self, session: &Session) -> Option<&LogicalPlan> {
+        let plan = self
+            .plan
+            .as_ref()
+            .filter(|_| self.table_arguments.is_empty())?;
+        self.optimized
+            .get_or_init(|| session.optimized(plan))
+            .as_ref()
+    }
 }
 
 /// Parses and plans statements for one session.
@@ -213,6 +232,7 @@ impl PreparingParser {
             table_arguments: table_arguments.into_keys().collect(),
             names,
             produced: Arc::default(),
+            optimized: Arc::default(),
             sql: sql.into(),
             declared: types.to_vec(),
             stamp,
@@ -277,9 +297,19 @@ impl QueryParser for PreparingParser {
 /// it is cast to, as PostgreSQL infers it; DataFusion leaves such a parameter
 /// untyped, and a client that asks for its type (asyncpg) would be told
 /// `unknown`. A parameter DataFusion typed from elsewhere keeps that type.
+/// `LIMIT $1` and `OFFSET $1` are `bigint`s, as PostgreSQL types them.
 fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
     let typed = plan.transform_up_with_subqueries(|node| {
+        let counts = matches!(node, LogicalPlan::Limit(_));
         node.map_expressions(|expr| {
+            if counts
+                && let Expr::Placeholder(p) = &expr
+                && p.field.is_none()
+            {
+                let field = Field::new("", DataType::Int64, true);
+                let typed = Placeholder::new_with_field(p.id.clone(), Some(Arc::new(field)));
+                return Ok(Transformed::yes(Expr::Placeholder(typed)));
+            }
             expr.transform_up(|expr| match expr {
                 Expr::Cast(Cast {
                     expr: operand,
@@ -589,10 +619,17 @@ impl ExtendedQueryHandler for Handler {
             .await
             .inspect_err(|_| session.abort_block())?;
         let prepared = refreshed.as_ref().unwrap_or(&portal.statement.statement);
-        let outcome = match self.portal_plan(prepared, portal).await {
-            Ok(Some(plan)) => session.run_plan(plan, prepared.names.clone()).await,
-            Ok(None) => session.execute(prepared.statement.clone()).await,
-            Err(e) => Err(e),
+        let names = prepared.names.clone();
+        let outcome = match prepared.optimized(session) {
+            Some(optimized) => match values(&prepared.parameters, portal) {
+                Ok(values) => session.run_optimized(optimized, values, names).await,
+                Err(e) => Err(e),
+            },
+            None => match self.portal_plan(prepared, portal).await {
+                Ok(Some(plan)) => session.run_plan(plan, names).await,
+                Ok(None) => session.execute(prepared.statement.clone()).await,
+                Err(e) => Err(e),
+            },
         }
         .inspect_err(crate::handler::log_failure)?;
         respond(

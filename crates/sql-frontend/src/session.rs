@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
-use datafusion::common::TableReference;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{provider_as_source, source_as_provider};
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::WriteOp;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
+use datafusion::optimizer::Optimizer;
+use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
@@ -567,6 +569,63 @@ impl Session {
         self.note_failure(result)
     }
 
+    /// `plan`, a query with `$n` placeholders, through DataFusion's analyzer
+    /// and optimizer once, for each execution to bind its values into
+    /// ([`Session::run_optimized`]) instead of optimizing the whole plan
+    /// again. `None` where that could change what an execution returns: a
+    /// plan that calls a function that is not immutable (the optimizer
+    /// folds `now()` to the time it runs), one with a parameter of no type
+    /// yet, a statement other than a query, or a plan the optimizer refuses
+    /// before its values are bound (it fails as before when it runs).
+    pub(crate) fn optimized(&self, plan: &LogicalPlan) -> Option<LogicalPlan> {
+        let query = !matches!(
+            plan,
+            LogicalPlan::Dml(_)
+                | LogicalPlan::Ddl(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::Copy(_)
+                | LogicalPlan::Explain(_)
+                | LogicalPlan::Analyze(_)
+                | LogicalPlan::DescribeTable(_)
+        );
+        let typed = plan
+            .get_parameter_types()
+            .is_ok_and(|types| types.values().all(Option::is_some));
+        if !query || !typed || !only_immutable(plan) {
+            return None;
+        }
+        let state = self.ctx.state_ref();
+        let state = state.read();
+        state.optimize(plan).ok()
+    }
+
+    /// Runs `optimized` (from [`Session::optimized`]) with `values` in
+    /// place of its parameters; `names` as for [`Session::run_plan`].
+    pub async fn run_optimized(
+        &self,
+        optimized: &LogicalPlan,
+        values: Vec<ScalarValue>,
+        names: Option<Vec<Option<String>>>,
+    ) -> Result<Outcome> {
+        self.check_block()?;
+        let result = async {
+            let plan = optimized.clone().with_param_values(values)?;
+            // What the optimizer does with values once they are known:
+            // casts of them folded (`$1::date`), `$1 IS NULL` decided.
+            let simplify = Optimizer::with_rules(vec![Arc::new(SimplifyExpressions::new())]);
+            let plan = {
+                let state = self.ctx.state_ref();
+                let state = state.read();
+                simplify.optimize(plan, &*state, |_, _| {})?
+            };
+            refuse_wide_limits(&plan)?;
+            self.check_privileges(&plan)?;
+            self.query(plan, names, true).await
+        }
+        .await;
+        self.note_failure(result)
+    }
+
     async fn run_planned(
         &self,
         plan: LogicalPlan,
@@ -615,30 +674,46 @@ impl Session {
                 "{} cannot be prepared",
                 ddl.name()
             ))),
-            plan => self.query(plan, names).await,
+            plan => self.query(plan, names, false).await,
         }
     }
 
-    /// Runs a query; `names` rename result columns the way PostgreSQL names them.
+    /// Runs a query, `optimized` already or not; `names` rename result
+    /// columns the way PostgreSQL names them.
     async fn query(
         &self,
         plan: LogicalPlan,
         names: Option<Vec<Option<String>>>,
+        optimized: bool,
     ) -> Result<Outcome> {
         let written = plan.clone();
-        let batches = self.stream(plan).await?;
+        let batches = self.stream(plan, optimized).await?;
         let schema = Arc::new(result_schema(&written, &batches.schema(), names));
         Ok(Outcome::Rows { schema, batches })
     }
 
-    /// Starts `plan`; its rows stop when the statement is cancelled. The
-    /// files of the managed tables it reads stay in place until its last
-    /// row (see [`Catalog::leases`]).
-    async fn stream(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+    /// Starts `plan`, through DataFusion's optimizer unless `optimized`
+    /// already; its rows stop when the statement is cancelled. The files of
+    /// the managed tables it reads stay in place until its last row (see
+    /// [`Catalog::leases`]).
+    async fn stream(
+        &self,
+        plan: LogicalPlan,
+        optimized: bool,
+    ) -> Result<SendableRecordBatchStream> {
         let leases = self.catalog.leases(&plan).await;
-        let frame = self.ctx.execute_logical_plan(plan).await?;
-        let task = Arc::new(frame.task_ctx());
-        let physical = frame.create_physical_plan().await?;
+        let (physical, task) = if optimized {
+            let state = self.ctx.state();
+            let physical = state
+                .query_planner()
+                .create_physical_plan(&plan, &state)
+                .await?;
+            (physical, Arc::new(TaskContext::from(&state)))
+        } else {
+            let frame = self.ctx.execute_logical_plan(plan).await?;
+            let task = Arc::new(frame.task_ctx());
+            (frame.create_physical_plan().await?, task)
+        };
         let batches = execute_stream(physical.clone(), task)?;
         let batches = self.canceller.stream(batches, &physical);
         let schema = batches.schema();
@@ -652,7 +727,7 @@ impl Session {
 
     /// Runs a DML plan and returns the row count it reports.
     async fn run_counting(&self, plan: LogicalPlan) -> Result<u64> {
-        let stream = self.stream(plan).await?;
+        let stream = self.stream(plan, false).await?;
         let batches: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(count_rows(&batches))
     }
@@ -1175,6 +1250,38 @@ fn refuse_subquery_limits(plan: &LogicalPlan) -> Result<()> {
 /// Refuses a `LIMIT`/`OFFSET` whose rows (skipped and fetched) pass
 /// 4,294,967,295: Ballista sends limits to executors as 32-bit numbers
 /// (docs/upstream.md #2), and `LIMIT 4294967297` fetched one row.
+/// Whether every function `plan` calls is immutable: the same arguments
+/// give the same value whenever it runs.
+fn only_immutable(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, Volatility};
+    let mut immutable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                immutable &= match e {
+                    Expr::ScalarFunction(f) => {
+                        f.func.signature().volatility == Volatility::Immutable
+                    }
+                    Expr::ScalarVariable(..) => false,
+                    _ => true,
+                };
+                Ok(if immutable {
+                    TreeNodeRecursion::Continue
+                } else {
+                    TreeNodeRecursion::Stop
+                })
+            })
+        })?;
+        Ok(if immutable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    immutable
+}
+
 fn refuse_wide_limits(plan: &LogicalPlan) -> Result<()> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::{FetchType, SkipType};
