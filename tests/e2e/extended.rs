@@ -325,8 +325,9 @@ async fn prepared_statements_read_what_is_there_when_they_run() {
 /// A prepared query goes through DataFusion's optimizer once, at its first
 /// execution, and each later one binds its values into that plan: each
 /// still gets its own answer, what depends on the values (a cast of one,
-/// `IS NULL`, `LIMIT`) is decided with them, and a function such as
-/// `now()` is read when each execution runs, not when the plan was made.
+/// `IS NULL`, `LIMIT`) is decided with them, a function such as `now()` is
+/// read when each execution runs, not when the plan was made, and what the
+/// role may read is checked on the query as written.
 #[tokio::test(flavor = "multi_thread")]
 async fn prepared_queries_optimized_once_answer_each_execution() {
     let (_data, server) = QuiverServer::start_fresh();
@@ -398,4 +399,24 @@ async fn prepared_queries_optimized_once_answer_each_execution() {
     let earlier = at().await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_ne!(at().await, earlier, "now() is read as each execution runs");
+
+    // Privileges are those of the query as written: a table the optimizer
+    // need not read (`AND false`) is still one the role must be allowed to.
+    client
+        .batch_execute("CREATE ROLE reader; SET SESSION AUTHORIZATION reader")
+        .await
+        .expect("act as reader");
+    let hidden = client
+        .prepare("SELECT count(*) FROM t WHERE k = $1 AND 1 = 0")
+        .await
+        .expect("prepare hidden");
+    let error = client
+        .query(&hidden, &[&1i64])
+        .await
+        .expect_err("reader may not read t");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{error}"
+    );
 }

@@ -184,7 +184,8 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
     // at 8 KiB (a column of few distinct values keeps one; one of mostly
     // distinct values is written plain instead) made a lookup a fifth
     // faster; a 2-million-row table came out 5% larger and scanned as fast
-    // (bench/README.md, "Smaller pages and dictionaries").
+    // (bench/README.md, "Smaller pages and dictionaries, prepared plans
+    // optimized once").
     base.set_str(
         "datafusion.execution.parquet.data_page_row_count_limit",
         "1024",

@@ -620,12 +620,16 @@ impl ExtendedQueryHandler for Handler {
             .inspect_err(|_| session.abort_block())?;
         let prepared = refreshed.as_ref().unwrap_or(&portal.statement.statement);
         let names = prepared.names.clone();
-        let outcome = match prepared.optimized(session) {
-            Some(optimized) => match values(&prepared.parameters, portal) {
-                Ok(values) => session.run_optimized(optimized, values, names).await,
+        let outcome = match (&prepared.plan, prepared.optimized(session)) {
+            (Some(planned), Some(optimized)) => match values(&prepared.parameters, portal) {
+                Ok(values) => {
+                    session
+                        .run_optimized(planned, optimized, values, names)
+                        .await
+                }
                 Err(e) => Err(e),
             },
-            None => match self.portal_plan(prepared, portal).await {
+            _ => match self.portal_plan(prepared, portal).await {
                 Ok(Some(plan)) => session.run_plan(plan, names).await,
                 Ok(None) => session.execute(prepared.statement.clone()).await,
                 Err(e) => Err(e),

@@ -600,15 +600,22 @@ impl Session {
     }
 
     /// Runs `optimized` (from [`Session::optimized`]) with `values` in
-    /// place of its parameters; `names` as for [`Session::run_plan`].
+    /// place of its parameters. Privileges, limits and how result columns
+    /// are typed are read from `planned`, the plan as written (with the same
+    /// values): the optimizer may drop a table it need not read (`WHERE
+    /// false`) or merge the nodes result types are traced through.
     pub async fn run_optimized(
         &self,
+        planned: &LogicalPlan,
         optimized: &LogicalPlan,
         values: Vec<ScalarValue>,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
         self.check_block()?;
         let result = async {
+            let written = planned.clone().with_param_values(values.clone())?;
+            refuse_wide_limits(&written)?;
+            self.check_privileges(&written)?;
             let plan = optimized.clone().with_param_values(values)?;
             // What the optimizer does with values once they are known:
             // casts of them folded (`$1::date`), `$1 IS NULL` decided.
@@ -618,9 +625,7 @@ impl Session {
                 let state = state.read();
                 simplify.optimize(plan, &*state, |_, _| {})?
             };
-            refuse_wide_limits(&plan)?;
-            self.check_privileges(&plan)?;
-            self.query(plan, names, true).await
+            self.query(written, Some(plan), names).await
         }
         .await;
         self.note_failure(result)
@@ -674,20 +679,22 @@ impl Session {
                 "{} cannot be prepared",
                 ddl.name()
             ))),
-            plan => self.query(plan, names, false).await,
+            plan => self.query(plan, None, names).await,
         }
     }
 
-    /// Runs a query, `optimized` already or not; `names` rename result
-    /// columns the way PostgreSQL names them.
+    /// Runs a query `written` so, or its `optimized` form if there is one;
+    /// `names` rename result columns the way PostgreSQL names them.
     async fn query(
         &self,
-        plan: LogicalPlan,
+        written: LogicalPlan,
+        optimized: Option<LogicalPlan>,
         names: Option<Vec<Option<String>>>,
-        optimized: bool,
     ) -> Result<Outcome> {
-        let written = plan.clone();
-        let batches = self.stream(plan, optimized).await?;
+        let batches = match optimized {
+            Some(plan) => self.stream(plan, true).await?,
+            None => self.stream(written.clone(), false).await?,
+        };
         let schema = Arc::new(result_schema(&written, &batches.schema(), names));
         Ok(Outcome::Rows { schema, batches })
     }
