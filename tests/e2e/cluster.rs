@@ -29,7 +29,7 @@ async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
     for f in 0..files {
         client
             .batch_execute(&format!(
-                "INSERT INTO t SELECT value FROM generate_series({}, {})",
+                "INSERT INTO t SELECT g FROM generate_series({}, {}) g",
                 f * per_file + 1,
                 (f + 1) * per_file
             ))

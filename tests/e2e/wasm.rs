@@ -225,7 +225,7 @@ pub(crate) async fn keeps_version_while_replaced(server: &QuiverServer) {
     };
     client
         .batch_execute(
-            "CREATE TABLE t (x BIGINT); INSERT INTO t SELECT value FROM generate_series(1, 400)",
+            "CREATE TABLE t (x BIGINT); INSERT INTO t SELECT g FROM generate_series(1, 400) g",
         )
         .await
         .expect("setup");

@@ -20,6 +20,9 @@
 //!   have correlated subqueries DataFusion cannot decorrelate (psql's `\d`
 //!   compares a collation with `<>`), and a NULL there only leaves out a
 //!   detail Quiver does not have (a column default, a collation).
+//! - `generate_series(...)` and `unnest(a)` in FROM get a column alias:
+//!   their table alias, or their own name without one, as PostgreSQL names
+//!   the column of a function returning a scalar.
 //! - `ARRAY(SELECT ... FROM pg_policy ...)` (psql's `\dp`) becomes NULL:
 //!   Quiver has no row security policies.
 //! - In a query of the system catalogs, a correlated scalar subquery over a
@@ -32,8 +35,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr,
-    Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions,
-    visit_expressions_mut, visit_relations,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor,
+    VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -268,6 +271,50 @@ impl VisitorMut for PostgresForms {
                 Ident::new(crate::server::SYSTEM_SCHEMA),
                 Ident::new("table_privileges"),
             ]);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // A set-returning function of one column in FROM names its column
+        // after its alias, or after itself without one, as PostgreSQL names
+        // the column of a function returning a scalar type: `FROM
+        // generate_series(1, 3) g` has a column `g`, `FROM unnest(a)` one
+        // named `unnest` (DataFusion's are `value` and an internal name).
+        let (alias, function) = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                alias,
+                ..
+            } if name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|f| f.value.eq_ignore_ascii_case("generate_series")) =>
+            {
+                (alias, "generate_series")
+            }
+            TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_ordinality: false,
+                ..
+            } if array_exprs.len() == 1 => (alias, "unnest"),
+            _ => return ControlFlow::Continue(()),
+        };
+        let alias = alias.get_or_insert_with(|| TableAlias {
+            explicit: true,
+            name: Ident::new(function),
+            columns: vec![],
+            at: None,
+        });
+        if alias.columns.is_empty() {
+            alias.columns = vec![TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            }];
         }
         ControlFlow::Continue(())
     }
