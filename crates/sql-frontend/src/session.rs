@@ -1254,19 +1254,17 @@ fn refuse_subquery_limits(plan: &LogicalPlan) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a `LIMIT`/`OFFSET` whose rows (skipped and fetched) pass
-/// 4,294,967,295: Ballista sends limits to executors as 32-bit numbers
-/// (docs/upstream.md #2), and `LIMIT 4294967297` fetched one row.
 /// Whether every function `plan` calls is immutable: the same arguments
 /// give the same value whenever it runs.
 fn only_immutable(plan: &LogicalPlan) -> bool {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::{Expr, Volatility};
     let mut immutable = true;
+    // The first function that is not immutable stops the walk.
     let _ = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                immutable &= match e {
+                immutable = match e {
                     Expr::ScalarFunction(f) => {
                         f.func.signature().volatility == Volatility::Immutable
                     }
@@ -1279,16 +1277,14 @@ fn only_immutable(plan: &LogicalPlan) -> bool {
                     TreeNodeRecursion::Stop
                 })
             })
-        })?;
-        Ok(if immutable {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
         })
     });
     immutable
 }
 
+/// Refuses a `LIMIT`/`OFFSET` whose rows (skipped and fetched) pass
+/// 4,294,967,295: Ballista sends limits to executors as 32-bit numbers
+/// (docs/upstream.md #2), and `LIMIT 4294967297` fetched one row.
 fn refuse_wide_limits(plan: &LogicalPlan) -> Result<()> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::{FetchType, SkipType};
