@@ -77,17 +77,17 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The statement's plan through DataFusion's optimizer, optimized at
-    /// its first execution, if its executions can bind their values into
-    /// that: not one planned again for each Bind (table function arguments).
-    fn optimized(&self, session: &Session) -> Option<&LogicalPlan> {
+    /// The statement's plan as written and through DataFusion's optimizer,
+    /// optimized at its first execution, if its executions can bind their
+    /// values into that: not one planned again for each Bind (table
+    /// function arguments).
+    fn optimized(&self, session: &Session) -> Option<(&LogicalPlan, &LogicalPlan)> {
         let plan = self
             .plan
             .as_ref()
             .filter(|_| self.table_arguments.is_empty())?;
-        self.optimized
-            .get_or_init(|| session.optimized(plan))
-            .as_ref()
+        let optimized = self.optimized.get_or_init(|| session.optimized(plan));
+        Some((plan, optimized.as_ref()?))
     }
 }
 
@@ -620,21 +620,21 @@ impl ExtendedQueryHandler for Handler {
             .inspect_err(|_| session.abort_block())?;
         let prepared = refreshed.as_ref().unwrap_or(&portal.statement.statement);
         let names = prepared.names.clone();
-        let outcome = match (&prepared.plan, prepared.optimized(session)) {
-            (Some(planned), Some(optimized)) => match values(&prepared.parameters, portal) {
-                Ok(values) => {
+        let outcome = async {
+            match prepared.optimized(session) {
+                Some((planned, optimized)) => {
+                    let values = values(&prepared.parameters, portal)?;
                     session
                         .run_optimized(planned, optimized, values, names)
                         .await
                 }
-                Err(e) => Err(e),
-            },
-            _ => match self.portal_plan(prepared, portal).await {
-                Ok(Some(plan)) => session.run_plan(plan, names).await,
-                Ok(None) => session.execute(prepared.statement.clone()).await,
-                Err(e) => Err(e),
-            },
+                None => match self.portal_plan(prepared, portal).await? {
+                    Some(plan) => session.run_plan(plan, names).await,
+                    None => session.execute(prepared.statement.clone()).await,
+                },
+            }
         }
+        .await
         .inspect_err(crate::handler::log_failure)?;
         respond(
             client,

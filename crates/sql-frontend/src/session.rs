@@ -565,7 +565,7 @@ impl Session {
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
         self.check_block()?;
-        let result = self.run_planned(plan, names).await;
+        let result = self.run_planned(plan, None, names).await;
         self.note_failure(result)
     }
 
@@ -614,8 +614,6 @@ impl Session {
         self.check_block()?;
         let result = async {
             let written = planned.clone().with_param_values(values.clone())?;
-            refuse_wide_limits(&written)?;
-            self.check_privileges(&written)?;
             let plan = optimized.clone().with_param_values(values)?;
             // What the optimizer does with values once they are known:
             // casts of them folded (`$1::date`), `$1 IS NULL` decided.
@@ -625,15 +623,19 @@ impl Session {
                 let state = state.read();
                 simplify.optimize(plan, &*state, |_, _| {})?
             };
-            self.query(written, Some(plan), names).await
+            self.run_planned(written, Some(plan), names).await
         }
         .await;
         self.note_failure(result)
     }
 
+    /// Runs `plan` as written, a query or DML statement; a query runs as
+    /// `optimized` if it comes so (see [`Session::run_optimized`]), its
+    /// limits and privileges read from `plan` all the same.
     async fn run_planned(
         &self,
         plan: LogicalPlan,
+        optimized: Option<LogicalPlan>,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
         refuse_wide_limits(&plan)?;
@@ -679,7 +681,7 @@ impl Session {
                 "{} cannot be prepared",
                 ddl.name()
             ))),
-            plan => self.query(plan, None, names).await,
+            plan => self.query(plan, optimized, names).await,
         }
     }
 
@@ -1112,11 +1114,6 @@ impl Session {
     }
 }
 
-/// The result columns of a query `plan` as PostgreSQL describes them: of
-/// the types its rows have when it runs, `produced` (its schema after the
-/// analyzer, which may differ from the written plan's: a `UNION` of
-/// `integer` and `bigint` columns is `bigint`), named by `names` (see
-/// [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
 /// Whether running `statement` may change how the session plans a text
 /// (see [`crate::plan_cache`]): anything but a query, an `INSERT` or
 /// transaction control (which [`Stamp::block`] follows) — `SET`, DDL, a
@@ -1139,6 +1136,11 @@ fn changes_planning(statement: &parse::Statement) -> bool {
     }
 }
 
+/// The result columns of a query `plan` as PostgreSQL describes them: of
+/// the types its rows have when it runs, `produced` (its schema after the
+/// analyzer, which may differ from the written plan's: a `UNION` of
+/// `integer` and `bigint` columns is `bigint`), named by `names` (see
+/// [`crate::names`]), OIDs as `oid` (see [`crate::oid_types`]).
 pub(crate) fn result_schema(
     plan: &LogicalPlan,
     produced: &Schema,
