@@ -269,6 +269,30 @@ impl Catalog {
         }
     }
 
+    /// The directory of the managed table whose files are in directory `id`.
+    pub(crate) fn table_dir(&self, id: &str) -> PathBuf {
+        self.tables_dir.join(id)
+    }
+
+    /// The stored table `name`: its entry, its provider (`None` if it could
+    /// not be loaded) and, for a managed table, its files.
+    pub(crate) fn loaded(
+        &self,
+        name: &str,
+    ) -> Option<(
+        TableEntry,
+        Option<Arc<dyn TableProvider>>,
+        Option<Arc<TableFiles>>,
+    )> {
+        let tables = self.read();
+        let loaded = tables.get(name)?;
+        Some((
+            loaded.entry.clone(),
+            loaded.provider.clone(),
+            loaded.files.as_ref().map(|(_, files)| files.clone()),
+        ))
+    }
+
     /// Every stored table, in name order.
     pub fn entries(&self) -> Vec<TableEntry> {
         self.read().values().map(|l| l.entry.clone()).collect()

@@ -96,10 +96,36 @@ impl std::fmt::Debug for TableFiles {
 }
 
 /// What a switch replaces: written before it starts, removed after it ends.
+/// A compaction's switch puts one merged file in place of its inputs; a
+/// rewrite's (see [`crate::rewrite`]) puts any number of files, none for a
+/// `TRUNCATE`, in place of every file it read.
 #[derive(Debug, Serialize, Deserialize)]
-struct Intent {
-    merged: String,
-    replaces: Vec<String>,
+pub(crate) struct Intent {
+    /// The new files' names; each is written as `<name>.partial` first.
+    #[serde(deserialize_with = "one_or_many")]
+    pub(crate) merged: Vec<String>,
+    pub(crate) replaces: Vec<String>,
+}
+
+/// `merged` as a list, or as the one name records of earlier versions held.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Names::deserialize(d)? {
+        Names::One(name) => vec![name],
+        Names::Many(names) => names,
+    })
+}
+
+/// The name a file to come is written under: scans do not list it.
+pub(crate) fn partial_name(name: &str) -> String {
+    format!("{name}{PARTIAL_SUFFIX}")
 }
 
 impl TableFiles {
@@ -167,16 +193,12 @@ impl TableFiles {
             let Some((level, inputs)) = blocking(&self.dir, move || next_merge(&dir)).await? else {
                 return Ok(());
             };
+            let merged = format!("L{}-{}.parquet", level + 1, uuid::Uuid::new_v4().simple());
+            let partial = self.dir.join(partial_name(&merged));
             let intent = Intent {
-                merged: format!("L{}-{}.parquet", level + 1, uuid::Uuid::new_v4().simple()),
-                replaces: inputs
-                    .iter()
-                    .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
-                    .collect(),
+                merged: vec![merged],
+                replaces: file_names(&inputs),
             };
-            let partial = self
-                .dir
-                .join(format!("{}{}", intent.merged, PARTIAL_SUFFIX));
             let (to, schema, props) = (partial.clone(), self.schema.clone(), properties.clone());
             let merged = blocking(&self.dir, move || merge(&inputs, &to, &schema, props)).await;
             let lock = match merged {
@@ -193,19 +215,33 @@ impl TableFiles {
                 return Ok(());
             };
             let dir = self.dir.clone();
-            let intent = blocking(&self.dir, move || {
+            let switched = blocking(&self.dir, move || {
                 let _lock = lock;
-                switch(&dir, &intent).map(|()| intent)
+                // An UPDATE, DELETE or TRUNCATE replaced some inputs
+                // meanwhile: the merged file holds rows that are gone.
+                if !all_exist(&dir, &intent.replaces) {
+                    let _ = std::fs::remove_file(&partial);
+                    return Ok(None);
+                }
+                switch(&dir, &intent).map(|()| Some(intent))
             })
             .await?;
-            tracing::debug!(dir = %self.dir.display(), merged = %intent.merged, inputs = intent.replaces.len(), "compacted");
+            match switched {
+                Some(intent) => {
+                    tracing::debug!(dir = %self.dir.display(), merged = ?intent.merged, inputs = intent.replaces.len(), "compacted");
+                }
+                None => {
+                    tracing::debug!(dir = %self.dir.display(), "compaction given up: its inputs were rewritten");
+                    return Ok(());
+                }
+            }
         }
     }
 
     /// The table to itself, for a switch: [`SWITCH_ATTEMPTS`] waits of at
     /// most [`SWITCH_WAIT`] each, a second apart, so that a statement that
     /// reads the table for long delays others by no more than one wait.
-    async fn switch_lock(&self) -> Option<OwnedRwLockWriteGuard<()>> {
+    pub(crate) async fn switch_lock(&self) -> Option<OwnedRwLockWriteGuard<()>> {
         for attempt in 0..SWITCH_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -220,8 +256,21 @@ impl TableFiles {
     }
 }
 
+/// Whether every file `names` names is in `dir`.
+pub(crate) fn all_exist(dir: &Path, names: &[String]) -> bool {
+    names.iter().all(|name| dir.join(name).is_file())
+}
+
+/// The names of `paths`' files.
+pub(crate) fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+        .collect()
+}
+
 /// Runs `work` (file I/O on the table's `dir`) on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     dir: &Path,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -321,28 +370,32 @@ fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?)
 }
 
-/// Puts the merged file in place of its inputs, recording the switch first
-/// so that a crash in the middle is repaired by [`recover`].
-fn switch(dir: &Path, intent: &Intent) -> Result<()> {
+/// Puts the merged files in place of their inputs, recording the switch
+/// first so that a crash in the middle is repaired by [`recover`].
+pub(crate) fn switch(dir: &Path, intent: &Intent) -> Result<()> {
     let record = dir.join(INTENT);
     let text = serde_json::to_vec(intent).map_err(|e| Error::io(&record, e.into()))?;
     write_durably(&record, &text)?;
     finish(dir, intent)
 }
 
-/// The second half of a switch: the merged file renamed into place, then
-/// its inputs deleted, then the record of the switch.
+/// The second half of a switch: the merged files renamed into place, then
+/// their inputs deleted, then the record of the switch.
 fn finish(dir: &Path, intent: &Intent) -> Result<()> {
-    let merged = dir.join(&intent.merged);
-    let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", intent.merged));
-    if partial.exists() {
-        std::fs::rename(&partial, &merged).map_err(|e| Error::io(&merged, e))?;
+    let mut complete = true;
+    for name in &intent.merged {
+        let merged = dir.join(name);
+        let partial = dir.join(partial_name(name));
+        if partial.exists() {
+            std::fs::rename(&partial, &merged).map_err(|e| Error::io(&merged, e))?;
+        }
+        complete &= merged.exists();
     }
-    // Without the merged file, the inputs are the only copy of their rows.
-    let replaced = if merged.exists() {
+    // Without every merged file, the inputs are the only copy of their rows.
+    let replaced = if complete {
         intent.replaces.as_slice()
     } else {
-        tracing::error!(dir = %dir.display(), merged = %intent.merged, "merged file missing; keeping the files it was to replace");
+        tracing::error!(dir = %dir.display(), merged = ?intent.merged, "merged file missing; keeping the files it was to replace");
         &[]
     };
     for name in replaced {
@@ -369,7 +422,7 @@ pub(crate) fn recover(dir: &Path) -> Result<()> {
                 key: record.display().to_string(),
                 message: e.to_string(),
             })?;
-            tracing::warn!(dir = %dir.display(), merged = %intent.merged, "finishing an interrupted compaction");
+            tracing::warn!(dir = %dir.display(), merged = ?intent.merged, "finishing an interrupted switch");
             finish(dir, &intent)?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -463,13 +516,10 @@ mod tests {
         let (level, chosen) = next_merge(dir).unwrap().expect("a level to merge");
         assert_eq!((level, chosen.len()), (0, FANOUT));
         let intent = Intent {
-            merged: "L1-test.parquet".into(),
-            replaces: inputs
-                .iter()
-                .map(|p| p.file_name().unwrap().to_str().unwrap().into())
-                .collect(),
+            merged: vec!["L1-test.parquet".into()],
+            replaces: file_names(&inputs),
         };
-        let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", intent.merged));
+        let partial = dir.join(partial_name("L1-test.parquet"));
         merge(&chosen, &partial, &schema(), WriterProperties::default()).unwrap();
         intent
     }
@@ -522,6 +572,32 @@ mod tests {
         write_durably(&dir.path().join(INTENT), &record).unwrap();
         recover(dir.path()).unwrap();
         assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_record_of_an_earlier_version_names_one_merged_file() {
+        let intent: Intent =
+            serde_json::from_str(r#"{"merged":"L1-x.parquet","replaces":["a.parquet"]}"#).unwrap();
+        assert_eq!(intent.merged, ["L1-x.parquet"]);
+    }
+
+    #[test]
+    fn a_rewrite_switch_puts_any_number_of_files_in_place_of_its_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs: Vec<_> = (0..3).map(|k| write_row(dir.path(), k)).collect();
+        let new = tempfile::tempdir().unwrap();
+        let outputs: Vec<_> = [10, 11].map(|k| write_row(new.path(), k)).to_vec();
+        crate::rewrite::replace_files(dir.path(), &outputs, file_names(&inputs)).unwrap();
+        assert_eq!(rows(dir.path()), [10, 11]);
+        // A second rewrite of the same inputs finds them gone.
+        let again = [write_row(new.path(), 12)];
+        let refused = crate::rewrite::replace_files(dir.path(), &again, file_names(&inputs));
+        assert!(matches!(refused, Err(Error::SerializationFailure(_))));
+        assert_eq!(rows(dir.path()), [10, 11]);
+        // A TRUNCATE's switch: no new files.
+        let all = crate::rewrite::parquet_files(dir.path()).unwrap();
+        crate::rewrite::replace_files(dir.path(), &[], file_names(&all)).unwrap();
+        assert_eq!(rows(dir.path()), Vec::<i64>::new());
     }
 
     #[test]

@@ -14,6 +14,12 @@ pub enum Error {
     /// A statement the catalog cannot store (for example a table outside `public`).
     #[error("{0}")]
     Unsupported(String),
+    /// Another statement changed the files a statement was to replace.
+    #[error("{0}")]
+    SerializationFailure(String),
+    /// A table's files could not be had to themselves in time.
+    #[error("{0}")]
+    LockNotAvailable(String),
     /// RocksDB failed.
     #[error("catalog storage error: {0}")]
     Storage(#[from] rocksdb::Error),

@@ -8,6 +8,16 @@
 //! directories; `ROLLBACK` (or the session ending) deletes them. A
 //! non-managed (external) table is not staged: writes to it are immediate.
 //!
+//! An `UPDATE`, `DELETE` or `TRUNCATE` in a block rewrites the files the
+//! block sees (see [`crate::rewrite`]): the staged files it read are
+//! replaced by its output, and the table's committed files it read are
+//! hidden from the block from then on — its view lists them no longer — and
+//! replaced at `COMMIT`, through the same recorded switch as an
+//! autocommitted rewrite's. Until then the block holds a lease on the
+//! table's files, so compaction does not merge away a file it is to
+//! replace; if another statement replaced one all the same, `COMMIT` fails
+//! with a serialization failure and the block's writes are discarded.
+//!
 //! Staged files live under the session's temporary directory, which every
 //! executor reaches and which a restart clears.
 
@@ -18,6 +28,8 @@ use std::sync::{Arc, Mutex};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 
+use crate::compaction::{Lease, TableFiles};
+use crate::rewrite::{parquet_files, replace_files};
 use crate::{Error, Result};
 
 /// One session's staged writes.
@@ -38,6 +50,19 @@ struct View {
     staged: PathBuf,
     table: PathBuf,
     provider: Arc<dyn TableProvider>,
+    /// Once the block rewrote the table: the committed files it replaces.
+    rewritten: Option<Rewritten>,
+}
+
+/// What a block's rewrites of a table replace in the table's directory.
+#[derive(Debug)]
+struct Rewritten {
+    replaces: Vec<String>,
+    /// The table's files, for the switch at `COMMIT` (`None` for a
+    /// temporary table, which no one else reads or compacts).
+    files: Option<Arc<TableFiles>>,
+    /// Held from the block's first rewrite of the table until it ends.
+    lease: Option<Lease>,
 }
 
 impl Staging {
@@ -99,21 +124,123 @@ impl Staging {
                 staged,
                 table,
                 provider: provider.clone(),
+                rewritten: None,
             },
         );
         Ok(Some(provider))
     }
 
+    /// Whether the open block has rewritten the table whose files are in
+    /// `table` (and so holds a lease on them).
+    pub(crate) fn rewrote(&self, table: &Path) -> bool {
+        self.open().as_ref().is_some_and(|open| {
+            open.views
+                .values()
+                .any(|v| v.table == table && v.rewritten.is_some())
+        })
+    }
+
+    /// The files the open block sees of the table `base` (whose files are
+    /// in `table`), for a rewrite to read: its staged files, then the
+    /// committed ones it has not replaced. `lease` (on the table's
+    /// `files`) is kept until the block ends, unless the block holds one.
+    pub(crate) fn snapshot(
+        &self,
+        base: &Arc<dyn TableProvider>,
+        table: &Path,
+        files: Option<Arc<TableFiles>>,
+        lease: Option<Lease>,
+    ) -> Result<Vec<PathBuf>> {
+        self.view(base, table)?;
+        let mut open = self.open();
+        let view = open
+            .as_mut()
+            .and_then(|open| open.views.values_mut().find(|v| v.table == table))
+            .ok_or_else(|| Error::Unsupported("no transaction block is open".into()))?;
+        let mut snapshot = parquet_files(&view.staged)?;
+        if view.rewritten.is_none() {
+            // Listed under the lease: compaction cannot remove them now.
+            snapshot.extend(parquet_files(table)?);
+            view.rewritten = Some(Rewritten {
+                replaces: Vec::new(),
+                files,
+                lease,
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// A rewrite in the block is done: its output (the Parquet files in
+    /// `new`) takes the place of the files of `snapshot`, which the block
+    /// no longer sees.
+    pub(crate) fn replace(
+        &self,
+        table: &Path,
+        snapshot: &[PathBuf],
+        new: &[PathBuf],
+    ) -> Result<()> {
+        let mut open = self.open();
+        let view = open
+            .as_mut()
+            .and_then(|open| open.views.values_mut().find(|v| v.table == table))
+            .ok_or_else(|| Error::Unsupported("no transaction block is open".into()))?;
+        let rewritten = view.rewritten.get_or_insert_with(|| Rewritten {
+            replaces: Vec::new(),
+            files: None,
+            lease: None,
+        });
+        for file in snapshot {
+            if file.parent() == Some(view.staged.as_path()) {
+                std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
+            } else if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+                rewritten.replaces.push(name.to_string());
+            }
+        }
+        for file in new {
+            let Some(name) = file.file_name() else {
+                continue;
+            };
+            let to = view.staged.join(name);
+            std::fs::rename(file, &to).map_err(|e| Error::io(&to, e))?;
+        }
+        // From now on the block reads its staged files only.
+        let listing = view
+            .provider
+            .downcast_ref::<ListingTable>()
+            .ok_or_else(|| Error::Unsupported("a staged view is a listing table".into()))?;
+        let url = ListingTableUrl::parse(format!("{}/", view.staged.display()))?;
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(listing.options().clone())
+            .with_schema(listing.schema());
+        view.provider = Arc::new(ListingTable::try_new(config)?);
+        Ok(())
+    }
+
+    /// A new directory for one statement's rewrite (see [`crate::rewrite`])
+    /// to write to, beside the staged files: removed with the session.
+    pub(crate) fn work_dir(&self) -> PathBuf {
+        self.root
+            .with_file_name(format!("rewrite-{}", uuid::Uuid::new_v4().simple()))
+    }
+
     /// Ends the block keeping its writes: staged files move into their
-    /// tables (files of a table dropped meanwhile are discarded). Returns
-    /// the views of the tables the block wrote to.
-    pub fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
-        let Some(open) = self.open().take() else {
+    /// tables (files of a table dropped meanwhile are discarded), in place
+    /// of the committed files its rewrites replace. Returns the views of
+    /// the tables the block wrote to. Fails with
+    /// [`Error::SerializationFailure`] when another statement replaced a
+    /// file the block's rewrites replace; the block's writes are then
+    /// discarded.
+    pub async fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
+        let Some(mut open) = self.open().take() else {
             return Ok(Vec::new());
         };
         let mut result = Ok(());
-        for view in open.views.values() {
-            if let Err(e) = publish(&view.staged, &view.table) {
+        for view in open.views.values_mut() {
+            let published = match view.rewritten.take() {
+                None => publish(&view.staged, &view.table),
+                Some(rewritten) => publish_rewrite(&view.staged, &view.table, rewritten).await,
+            };
+            if let Err(e) = published {
                 tracing::error!(table = %view.table.display(), error = %e, "could not commit staged rows");
                 result = result.and(Err(e));
             }
@@ -141,6 +268,36 @@ impl Drop for Staging {
     fn drop(&mut self) {
         self.clear();
     }
+}
+
+/// Puts the staged files of a block that rewrote `table` in place of the
+/// committed files its rewrites replace, all at once.
+async fn publish_rewrite(staged: &Path, table: &Path, rewritten: Rewritten) -> Result<()> {
+    let Rewritten {
+        replaces,
+        files,
+        lease,
+    } = rewritten;
+    if !table.is_dir() {
+        return Ok(());
+    }
+    // The block's own lease would keep the switch waiting for itself.
+    drop(lease);
+    let lock = match &files {
+        Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
+            Error::LockNotAvailable(format!(
+                "could not obtain the files of {} to replace: other statements kept reading them",
+                table.display()
+            ))
+        })?),
+        None => None,
+    };
+    let (staged, table) = (staged.to_path_buf(), table.to_path_buf());
+    crate::compaction::blocking(&table.clone(), move || {
+        let _lock = lock;
+        replace_files(&table, &parquet_files(&staged)?, replaces)
+    })
+    .await
 }
 
 /// Moves every file of `staged` into `table`.

@@ -61,7 +61,7 @@ impl TempTables {
     }
 
     /// A temporary table's provider and the directory of its files.
-    fn get(&self, name: &str) -> Option<(Arc<dyn TableProvider>, PathBuf)> {
+    pub(crate) fn get(&self, name: &str) -> Option<(Arc<dyn TableProvider>, PathBuf)> {
         self.read()
             .get(name)
             .map(|t| (t.provider.clone(), t.dir.clone()))

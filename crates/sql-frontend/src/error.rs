@@ -160,6 +160,8 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
         C::TableExists(_) => "42P07",
         C::TableNotFound(_) => "42P01",
         C::Unsupported(_) => "0A000",
+        C::SerializationFailure(_) => "40001",
+        C::LockNotAvailable(_) => "55P03",
         C::DataFusion(e) => datafusion_sqlstate(e),
         C::Storage(_) | C::Io { .. } => "58030",
         C::Corrupt { .. } => "XX001",

@@ -25,6 +25,11 @@
 //!   the column of a function returning a scalar.
 //! - `ARRAY(SELECT ... FROM pg_policy ...)` (psql's `\dp`) becomes NULL:
 //!   Quiver has no row security policies.
+//! - `DELETE FROM t USING u, ... WHERE c` becomes `DELETE FROM t WHERE
+//!   EXISTS (SELECT 1 FROM u, ... WHERE c)`: DataFusion plans no `USING`.
+//!   `DELETE FROM t AS x` loses its alias, which DataFusion ignores: `x.a`
+//!   becomes `t.a` (in subqueries too, where an alias `x` of their own would
+//!   be taken for the table's).
 //! - In a query of the system catalogs, a correlated scalar subquery over a
 //!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
 //!   query, and the one clients send (asyncpg's type introspection) walks a
@@ -34,15 +39,16 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor,
-    VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
+    BinaryOperator, Expr, FromTable, FunctionArguments, Ident, ObjectName, Query, SelectItem,
+    SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut,
+    Visitor, VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Applies Quiver's rewrites to `statement`.
 pub(crate) fn rewrite(statement: &mut Statement) {
+    delete_using(statement);
     let _ = statement.visit(&mut PostgresForms);
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
     if reads_system_catalog(statement) {
@@ -54,6 +60,56 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     crate::pg_semantics::rewrite(statement);
     if let Statement::Query(query) = statement {
         crate::names::make_names_unique(query);
+    }
+}
+
+/// `DELETE ... USING u WHERE c` as `DELETE ... WHERE EXISTS (SELECT 1 FROM
+/// u WHERE c)`, and `DELETE FROM t AS x` as `DELETE FROM t` (see the module
+/// docs).
+fn delete_using(statement: &mut Statement) {
+    let Statement::Delete(delete) = statement else {
+        return;
+    };
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &mut delete.from;
+    if let [target] = from.as_mut_slice()
+        && let TableFactor::Table { name, alias, .. } = &mut target.relation
+        && let Some(TableAlias {
+            name: alias,
+            columns,
+            ..
+        }) = alias.take()
+    {
+        let table = name.0.last().and_then(|part| part.as_ident()).cloned();
+        if let (Some(table), true) = (table, columns.is_empty()) {
+            let mut requalify = |expr: &mut Expr| {
+                if let Expr::CompoundIdentifier(parts) = expr
+                    && let [qualifier, _] = parts.as_mut_slice()
+                    && qualifier.value == alias.value
+                {
+                    *qualifier = table.clone();
+                }
+                ControlFlow::<()>::Continue(())
+            };
+            let _ = visit_expressions_mut(&mut delete.selection, &mut requalify);
+            let _ = visit_expressions_mut(&mut delete.using, &mut requalify);
+        }
+    }
+    let Some(using) = delete.using.take() else {
+        return;
+    };
+    let from = using
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = match &delete.selection {
+        Some(selection) => format!(" WHERE {selection}"),
+        None => String::new(),
+    };
+    match parse_expr(&format!("EXISTS (SELECT 1 FROM {from}{filter})")) {
+        Some(exists) => delete.selection = Some(exists),
+        // Left for DataFusion to refuse.
+        None => delete.using = Some(using),
     }
 }
 

@@ -43,6 +43,7 @@ use crate::settings::Settings;
 use crate::{Error, Result};
 
 mod access;
+mod in_place;
 
 use access::Identity;
 
@@ -243,7 +244,13 @@ impl Session {
 
     async fn execute_unstamped(&self, statement: parse::Statement) -> Result<Outcome> {
         if let parse::Statement::Sql(DfStatement::Statement(s)) = &statement
-            && let Some(outcome) = self.transaction_control(s)?
+            && let Some(outcome) = match s.as_ref() {
+                Statement::Commit { .. } => Some(self.end_block(true).await?),
+                Statement::Rollback {
+                    savepoint: None, ..
+                } => Some(self.end_block(false).await?),
+                s => self.transaction_control(s)?,
+            }
         {
             return Ok(outcome);
         }
@@ -354,8 +361,35 @@ impl Session {
         }
     }
 
-    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE; `None` for any
-    /// other statement.
+    /// COMMIT (`commit`) or ROLLBACK of the transaction block.
+    async fn end_block(&self, commit: bool) -> Result<Outcome> {
+        let ended = std::mem::replace(&mut *self.block(), Block::Idle);
+        let (tag, notice) = match ended {
+            Block::Idle => (
+                if commit { "COMMIT" } else { "ROLLBACK" },
+                Some("there is no transaction in progress".to_string()),
+            ),
+            Block::Open(_) if commit => {
+                for table in self.staging.commit().await? {
+                    self.catalog.written(table.as_ref());
+                }
+                ("COMMIT", None)
+            }
+            // COMMIT of a failed block rolls it back, as in PostgreSQL.
+            Block::Open(_) | Block::Failed => {
+                self.staging.rollback();
+                ("ROLLBACK", None)
+            }
+        };
+        Ok(Completion {
+            transaction: Some(false),
+            ..Completion::tag(tag).with_notice(notice)
+        }
+        .into())
+    }
+
+    /// BEGIN, SAVEPOINT, ROLLBACK TO and RELEASE; `None` for any other
+    /// statement.
     fn transaction_control(&self, statement: &Statement) -> Result<Option<Outcome>> {
         let mut block = self.block();
         let completion = match statement {
@@ -372,33 +406,6 @@ impl Session {
                 Completion {
                     transaction: Some(true),
                     ..Completion::tag("BEGIN").with_notice(notice)
-                }
-            }
-            Statement::Commit { .. }
-            | Statement::Rollback {
-                savepoint: None, ..
-            } => {
-                let commit = matches!(statement, Statement::Commit { .. });
-                let (tag, notice) = match std::mem::replace(&mut *block, Block::Idle) {
-                    Block::Idle => (
-                        if commit { "COMMIT" } else { "ROLLBACK" },
-                        Some("there is no transaction in progress".to_string()),
-                    ),
-                    Block::Open(_) if commit => {
-                        for table in self.staging.commit()? {
-                            self.catalog.written(table.as_ref());
-                        }
-                        ("COMMIT", None)
-                    }
-                    // COMMIT of a failed block rolls it back, as in PostgreSQL.
-                    Block::Open(_) | Block::Failed => {
-                        self.staging.rollback();
-                        ("ROLLBACK", None)
-                    }
-                };
-                Completion {
-                    transaction: Some(false),
-                    ..Completion::tag(tag).with_notice(notice)
                 }
             }
             Statement::Rollback {
@@ -650,16 +657,18 @@ impl Session {
                     WriteOp::Truncate => "TRUNCATE TABLE",
                     _ => "MERGE",
                 };
-                // Refused here, before a Ballista job would fail to plan
-                // them and lose the code on the way back.
                 if matches!(
                     dml.op,
                     WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
                 ) {
-                    return Err(Error::FeatureNotSupported(format!(
-                        "{} is not supported: tables take rows by INSERT and COPY FROM, and are not changed in place",
-                        command.trim_end_matches(" TABLE")
-                    )));
+                    let count = self.change_in_place(dml).await;
+                    // Inside a block, the table's view is another now.
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                    return Ok(match (dml.op.clone(), count?) {
+                        (WriteOp::Truncate, _) => Completion::tag(command),
+                        (_, count) => Completion::tag(format!("{command} {count}")),
+                    }
+                    .into());
                 }
                 let target = source_as_provider(&dml.target).ok();
                 let count = self.run_counting(plan).await?;

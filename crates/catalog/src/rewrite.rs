@@ -1,0 +1,272 @@
+//! Changes of rows in place — `UPDATE`, `DELETE`, `TRUNCATE` — as rewrites
+//! of a table's files.
+//!
+//! A managed table's rows are in Parquet files that are never changed, so a
+//! statement that changes rows in place copies on write: it reads a fixed
+//! set of the table's files (every file there is when it starts: its
+//! snapshot), writes the rows those files are to hold afterwards to new
+//! files, and then switches: the new files take the place of the
+//! snapshot's all at once, through the recorded switch compaction uses (see
+//! [`crate::compaction`]), so a crash leaves either the old files or the new
+//! ones. Rows other statements add meanwhile are in files outside the
+//! snapshot and stay. The statement holds a lease on the table's files while
+//! it reads them, so compaction does not merge them away under it; if
+//! another rewrite replaced one of them all the same (two `DELETE`s at
+//! once), the later switch fails with a serialization failure and changes
+//! nothing.
+//!
+//! Which rows the new files hold is the frontend's business: it plans the
+//! statement as a query of [`Rewrite::source`] (the snapshot) written to
+//! [`Rewrite::target`] (a directory of the session's), which runs where any
+//! `INSERT ... SELECT` runs — on the frontend or as a Ballista job — and then
+//! calls [`Rewrite::finish`]. Inside a transaction block the switch is the
+//! block's (see [`crate::staging`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::catalog::Catalog;
+use crate::compaction::{
+    Intent, Lease, TableFiles, all_exist, blocking, file_names, partial_name, switch,
+};
+use crate::staging::Staging;
+use crate::table::managed_url;
+use crate::temp::TempTables;
+use crate::{Error, Result, TableKind};
+
+/// One statement's rewrite of one table.
+pub struct Rewrite {
+    /// The table's directory.
+    table: PathBuf,
+    /// The files the statement reads and replaces.
+    snapshot: Vec<PathBuf>,
+    source: Arc<dyn TableProvider>,
+    target: Arc<dyn TableProvider>,
+    /// The statement's own directory; its output is in `new` under it.
+    work: PathBuf,
+    new: PathBuf,
+    place: Place,
+}
+
+/// Where the new files go.
+enum Place {
+    /// Into the table's directory, now.
+    Table {
+        /// `None` for a temporary table (no one else reads or compacts it).
+        files: Option<Arc<TableFiles>>,
+        lease: Option<Lease>,
+    },
+    /// Among the open transaction block's staged files, until it commits.
+    Block(Arc<Staging>),
+}
+
+impl std::fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rewrite")
+            .field("table", &self.table)
+            .field("snapshot", &self.snapshot.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Starts rewriting table `name` as the session whose temporary tables
+    /// are `temp` and whose transaction block is `staging` sees it (a
+    /// temporary table first, as names resolve). External tables cannot be
+    /// rewritten: their files are the user's.
+    pub async fn begin_rewrite(
+        &self,
+        temp: &TempTables,
+        staging: &Arc<Staging>,
+        name: &str,
+    ) -> Result<Rewrite> {
+        let (base, table, files) = match temp.get(name) {
+            Some((provider, dir)) => (provider, dir, None),
+            None => {
+                let (entry, provider, files) = self
+                    .loaded(name)
+                    .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+                let provider = provider.ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "table \"{name}\" could not be loaded at start-up (see the server log)"
+                    ))
+                })?;
+                let TableKind::Managed { id, .. } = &entry.kind else {
+                    return Err(Error::Unsupported(format!(
+                        "\"{name}\" is an external table: its files are not Quiver's to change (only INSERT appends to it)"
+                    )));
+                };
+                (provider, self.table_dir(id), files)
+            }
+        };
+        let listing = base
+            .downcast_ref::<ListingTable>()
+            .ok_or_else(|| Error::Unsupported(format!("table \"{name}\" has no files")))?;
+        let (snapshot, place) = if staging.is_open() {
+            let lease = match &files {
+                Some(files) if !staging.rewrote(&table) => Some(files.lease().await),
+                _ => None,
+            };
+            let snapshot = staging.snapshot(&base, &table, files, lease)?;
+            (snapshot, Place::Block(staging.clone()))
+        } else {
+            // Taken before the files are listed: compaction cannot remove
+            // one of them now.
+            let lease = match &files {
+                Some(files) => Some(files.lease().await),
+                None => None,
+            };
+            (parquet_files(&table)?, Place::Table { files, lease })
+        };
+        let work = staging.work_dir();
+        let (new, none) = (work.join("new"), work.join("none"));
+        for dir in [&new, &none] {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let urls = match snapshot.is_empty() {
+            // A listing table reads at least one path: an empty directory.
+            true => vec![managed_url(&none)?],
+            false => snapshot
+                .iter()
+                .map(|file| ListingTableUrl::parse(file.display().to_string()))
+                .collect::<datafusion::error::Result<_>>()?,
+        };
+        let source = listing_like(listing, urls)?;
+        let target = listing_like(listing, vec![managed_url(&new)?])?;
+        Ok(Rewrite {
+            table,
+            snapshot,
+            source,
+            target,
+            work,
+            new,
+            place,
+        })
+    }
+}
+
+impl Rewrite {
+    /// The table as the statement reads it: the files of its snapshot.
+    pub fn source(&self) -> &Arc<dyn TableProvider> {
+        &self.source
+    }
+
+    /// Where the statement writes the rows the table is to hold.
+    pub fn target(&self) -> &Arc<dyn TableProvider> {
+        &self.target
+    }
+
+    /// How many rows the snapshot holds (read from the files' footers).
+    pub fn rows_read(&self) -> Result<u64> {
+        let mut rows = 0u64;
+        for path in &self.snapshot {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let reader = SerializedFileReader::new(file)
+                .map_err(datafusion::error::DataFusionError::from)?;
+            rows += u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+        }
+        Ok(rows)
+    }
+
+    /// Puts what the statement wrote to [`Rewrite::target`] in place of
+    /// the snapshot: in the table's directory, or, in a transaction block,
+    /// among the block's staged files.
+    pub async fn finish(mut self) -> Result<()> {
+        let new = parquet_files(&self.new)?;
+        let place = std::mem::replace(
+            &mut self.place,
+            Place::Table {
+                files: None,
+                lease: None,
+            },
+        );
+        match place {
+            Place::Block(staging) => staging.replace(&self.table, &self.snapshot, &new),
+            Place::Table { files, lease } => {
+                // The statement's own lease would keep the switch waiting.
+                drop(lease);
+                let lock = match &files {
+                    Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
+                        Error::LockNotAvailable(
+                            "could not obtain the table's files: other statements kept reading them"
+                                .into(),
+                        )
+                    })?),
+                    None => None,
+                };
+                let (table, replaces) = (self.table.clone(), file_names(&self.snapshot));
+                blocking(&self.table, move || {
+                    let _lock = lock;
+                    replace_files(&table, &new, replaces)
+                })
+                .await
+            }
+        }
+    }
+}
+
+impl Drop for Rewrite {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.work)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.work.display(), error = %e, "could not remove a rewrite's files");
+        }
+    }
+}
+
+/// Moves the files `new` into the directory `table` in place of its files
+/// `replaces`, all at once; fails, changing nothing, if one of those is
+/// gone (another statement replaced it). The caller has the table to itself.
+pub(crate) fn replace_files(table: &Path, new: &[PathBuf], replaces: Vec<String>) -> Result<()> {
+    if !all_exist(table, &replaces) {
+        return Err(Error::SerializationFailure(
+            "could not serialize access due to concurrent update".into(),
+        ));
+    }
+    for file in new {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let to = table.join(partial_name(name));
+        std::fs::rename(file, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    switch(
+        table,
+        &Intent {
+            merged: file_names(new),
+            replaces,
+        },
+    )
+}
+
+/// The Parquet files in `dir`, by name; none if it does not exist.
+pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "parquet") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A listing table of `urls` with `like`'s format and schema.
+fn listing_like(like: &ListingTable, urls: Vec<ListingTableUrl>) -> Result<Arc<dyn TableProvider>> {
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(like.options().clone())
+        .with_schema(like.schema());
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}

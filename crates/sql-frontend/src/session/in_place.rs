@@ -1,0 +1,183 @@
+//! `UPDATE`, `DELETE` and `TRUNCATE`: a table's rows changed in place.
+//!
+//! The catalog rewrites the table's files (see `quiver_catalog::Rewrite`):
+//! the statement reads a snapshot of them and writes the rows they are to
+//! hold afterwards, which then replace them at once. Those rows are
+//! DataFusion's plan of the statement turned into queries of the snapshot,
+//! written as an `INSERT ... SELECT` is (on the frontend, or as a Ballista
+//! job when the table is large):
+//!
+//! - `DELETE FROM t WHERE c` keeps the rows for which `c` is not true;
+//!   without `WHERE` it keeps none. Its count is the rows read less the
+//!   rows kept.
+//! - `UPDATE t SET ... WHERE c` writes the rows for which `c` is not true
+//!   as they are, then those for which it is with their new values (the
+//!   count).
+//! - `TRUNCATE t` keeps nothing, and reads nothing.
+//!
+//! A condition with a subquery (`WHERE k IN (SELECT ...)`, or `DELETE ...
+//! USING`, which becomes `WHERE EXISTS (...)`) cannot be negated as an
+//! expression — DataFusion turns such subqueries into joins only where they
+//! filter — so the rows kept are those of the table with no equal among
+//! the rows it matches (an anti join on every column, NULLs equal).
+//! Equal rows are either all matched or none, so that is the same rows.
+
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, NullEquality, TableReference};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    DmlStatement, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan, WriteOp,
+};
+use quiver_catalog::Rewrite;
+
+use super::Session;
+use crate::{Error, Result};
+
+/// The alias of the rows a condition matched, in an anti join with the
+/// table.
+const MATCHED: &str = "__quiver_matched";
+
+impl Session {
+    /// Runs `dml`, an `UPDATE`, `DELETE` or `TRUNCATE`; returns how many
+    /// rows it changed (none for `TRUNCATE`).
+    pub(super) async fn change_in_place(&self, dml: &DmlStatement) -> Result<u64> {
+        let name = self.catalog.table_name(&dml.table_name)?;
+        let rewrite = self
+            .catalog
+            .begin_rewrite(&self.temp, &self.staging, &name)
+            .await?;
+        let original = source_as_provider(&dml.target)?;
+        let input = from_snapshot(dml.input.as_ref().clone(), &original, &rewrite)?;
+        let count = match dml.op {
+            WriteOp::Truncate => 0,
+            WriteOp::Delete => {
+                let read = rewrite.rows_read()?;
+                let kept = match matched_rows(&input) {
+                    None => 0,
+                    Some(matched) => {
+                        self.write(&rewrite, &dml.table_name, kept(matched)?)
+                            .await?
+                    }
+                };
+                read.saturating_sub(kept)
+            }
+            WriteOp::Update => {
+                if let Some(matched) = matched_rows(&input) {
+                    self.write(&rewrite, &dml.table_name, kept(matched)?)
+                        .await?;
+                }
+                self.write(&rewrite, &dml.table_name, input).await?
+            }
+            _ => {
+                return Err(Error::Internal(format!(
+                    "{} is not a change in place",
+                    dml.op
+                )));
+            }
+        };
+        rewrite.finish().await?;
+        Ok(count)
+    }
+
+    /// Writes the rows of `rows` (with the table's columns) to `rewrite`'s
+    /// new files; returns how many there were.
+    async fn write(
+        &self,
+        rewrite: &Rewrite,
+        table: &TableReference,
+        rows: LogicalPlan,
+    ) -> Result<u64> {
+        let insert = LogicalPlan::Dml(DmlStatement::new(
+            table.clone(),
+            provider_as_source(rewrite.target().clone()),
+            WriteOp::Insert(InsertOp::Append),
+            Arc::new(rows),
+        ));
+        self.run_counting(insert).await
+    }
+}
+
+/// `plan` reading `rewrite`'s snapshot wherever it reads the table
+/// (`original`), subqueries included.
+fn from_snapshot(
+    plan: LogicalPlan,
+    original: &Arc<dyn TableProvider>,
+    rewrite: &Rewrite,
+) -> Result<LogicalPlan> {
+    let snapshot = provider_as_source(rewrite.source().clone());
+    let is_original = |scan: &TableScan| {
+        source_as_provider(&scan.source)
+            .is_ok_and(|provider| std::ptr::addr_eq(Arc::as_ptr(&provider), Arc::as_ptr(original)))
+    };
+    let plan = plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::TableScan(mut scan) if is_original(&scan) => {
+            scan.source = snapshot.clone();
+            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(plan.data)
+}
+
+/// The filter of the table's rows a `DELETE` deletes or an `UPDATE`
+/// changes (its `WHERE`), under the projections of an `UPDATE`'s new
+/// values; `None` when every row is meant.
+fn matched_rows(rows: &LogicalPlan) -> Option<&LogicalPlan> {
+    match rows {
+        LogicalPlan::Projection(projection) => matched_rows(&projection.input),
+        LogicalPlan::Filter(_) => Some(rows),
+        _ => None,
+    }
+}
+
+/// The rows of the table the condition of `matched` (a filter of the
+/// table) is not true of.
+fn kept(matched: &LogicalPlan) -> Result<LogicalPlan> {
+    let LogicalPlan::Filter(filter) = matched else {
+        return Err(Error::Internal(format!(
+            "the rows of a change in place planned as {}",
+            matched.display()
+        )));
+    };
+    if !filter.predicate.contains_outer() && !has_subquery(&filter.predicate) {
+        let kept = LogicalPlanBuilder::from(filter.input.as_ref().clone())
+            .filter(Expr::IsNotTrue(Box::new(filter.predicate.clone())))?
+            .build()?;
+        return Ok(kept);
+    }
+    let table = filter.input.as_ref().clone();
+    let columns: Vec<Column> = table.schema().columns();
+    let matched = LogicalPlanBuilder::from(matched.clone())
+        .distinct()?
+        .alias(MATCHED)?
+        .build()?;
+    let theirs: Vec<Column> = columns
+        .iter()
+        .map(|c| Column::new(Some(MATCHED), c.name()))
+        .collect();
+    let kept = LogicalPlanBuilder::from(table)
+        .join_detailed(
+            matched,
+            JoinType::LeftAnti,
+            (columns, theirs),
+            None,
+            NullEquality::NullEqualsNull,
+        )?
+        .build()?;
+    Ok(kept)
+}
+
+/// Whether `expr` has a subquery in it.
+fn has_subquery(expr: &Expr) -> bool {
+    expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+        ))
+    })
+    .unwrap_or(true)
+}
