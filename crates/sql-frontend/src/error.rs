@@ -290,7 +290,10 @@ fn plan_sqlstate(message: &str) -> &'static str {
         "42883"
     } else if lower.contains("no field named") {
         "42703"
-    } else if lower.contains("not supported") || lower.starts_with("unsupported") {
+    } else if lower.contains("not supported")
+        || lower.contains("not yet supported")
+        || lower.starts_with("unsupported")
+    {
         // `INSERT ... RETURNING`, and the other SQL DataFusion plans none of.
         "0A000"
     } else {

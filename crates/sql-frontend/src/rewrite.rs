@@ -30,6 +30,9 @@
 //!   `DELETE FROM t AS x` loses its alias, which DataFusion ignores: `x.a`
 //!   becomes `t.a` (in subqueries too, where an alias `x` of their own would
 //!   be taken for the table's).
+//! - `TRUNCATE` loses `RESTART`/`CONTINUE IDENTITY`, `CASCADE`/`RESTRICT`
+//!   and `ONLY`: Quiver has no identity columns, foreign keys or
+//!   inheritance for them to be about.
 //! - In a query of the system catalogs, a correlated scalar subquery over a
 //!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
 //!   query, and the one clients send (asyncpg's type introspection) walks a
@@ -49,6 +52,15 @@ use datafusion::sql::sqlparser::parser::Parser;
 /// Applies Quiver's rewrites to `statement`.
 pub(crate) fn rewrite(statement: &mut Statement) {
     delete_using(statement);
+    if let Statement::Truncate(truncate) = statement {
+        // Quiver has no identity columns, foreign keys or inheritance
+        // for these to be about.
+        truncate.identity = None;
+        truncate.cascade = None;
+        for target in &mut truncate.table_names {
+            target.only = false;
+        }
+    }
     let _ = statement.visit(&mut PostgresForms);
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
     if reads_system_catalog(statement) {

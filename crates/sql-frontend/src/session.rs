@@ -340,6 +340,9 @@ impl Session {
                     .into())
                 }
                 Statement::ShowVariable { variable } => self.show(variable).await,
+                Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
+                    self.truncate_tables(truncate).await
+                }
                 Statement::Copy {
                     source,
                     to,
@@ -361,6 +364,14 @@ impl Session {
         }
     }
 
+    /// Commits the staged writes of the transaction block.
+    async fn commit_staged(&self) -> Result<()> {
+        for table in self.staging.commit().await? {
+            self.catalog.written(table.as_ref());
+        }
+        Ok(())
+    }
+
     /// COMMIT (`commit`) or ROLLBACK of the transaction block.
     async fn end_block(&self, commit: bool) -> Result<Outcome> {
         let ended = std::mem::replace(&mut *self.block(), Block::Idle);
@@ -370,9 +381,7 @@ impl Session {
                 Some("there is no transaction in progress".to_string()),
             ),
             Block::Open(_) if commit => {
-                for table in self.staging.commit().await? {
-                    self.catalog.written(table.as_ref());
-                }
+                self.commit_staged().await?;
                 ("COMMIT", None)
             }
             // COMMIT of a failed block rolls it back, as in PostgreSQL.

@@ -34,7 +34,10 @@ use datafusion::logical_expr::{
 };
 use quiver_catalog::Rewrite;
 
-use super::Session;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Statement, Truncate};
+
+use super::{Completion, Outcome, Session};
 use crate::{Error, Result};
 
 /// The alias of the rows a condition matched, in an anti join with the
@@ -42,6 +45,34 @@ use crate::{Error, Result};
 const MATCHED: &str = "__quiver_matched";
 
 impl Session {
+    /// `TRUNCATE` of several tables: all of them, or, if one fails, none
+    /// (outside a transaction block, in a block of its own).
+    pub(super) async fn truncate_tables(&self, truncate: Truncate) -> Result<Outcome> {
+        let own_block = !self.staging.is_open();
+        if own_block {
+            self.staging.begin();
+        }
+        let truncated = async {
+            for target in &truncate.table_names {
+                let one = Truncate {
+                    table_names: vec![target.clone()],
+                    ..truncate.clone()
+                };
+                let statement = DfStatement::Statement(Box::new(Statement::Truncate(one)));
+                self.plan_and_run(statement).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if own_block {
+            match truncated {
+                Ok(()) => self.commit_staged().await?,
+                Err(_) => self.staging.rollback(),
+            }
+        }
+        truncated.map(|()| Completion::tag("TRUNCATE TABLE").into())
+    }
+
     /// Runs `dml`, an `UPDATE`, `DELETE` or `TRUNCATE`; returns how many
     /// rows it changed (none for `TRUNCATE`).
     pub(super) async fn change_in_place(&self, dml: &DmlStatement) -> Result<u64> {
