@@ -4,15 +4,20 @@
 //! two executors (every statement a Ballista job) — and on a real
 //! PostgreSQL started by the test; their results must agree.
 //!
-//! A disagreement is reduced to a minimal query that still disagrees (and
+//! Then the same random changes — `UPDATE`, `DELETE` (`USING` too),
+//! `INSERT ... SELECT`, `TRUNCATE` — are made to a copy of `t1` in both:
+//! each must change as many rows (or fail in both), and leave the same rows.
+//!
+//! A disagreement of a query is reduced to a minimal query that still disagrees (and
 //! that PostgreSQL accepts) before it is reported. Differences Quiver
 //! keeps on purpose, and ones known and not yet fixed, are listed with
 //! their reasons in `differential/differences.txt`.
 //!
 //! `QUIVER_DIFF_SEED` (default a fixed seed) and `QUIVER_DIFF_QUERIES`
 //! choose the queries: `QUIVER_DIFF_SEED=$RANDOM QUIVER_DIFF_QUERIES=5000
-//! cargo nextest run --test e2e differential`; with `QUIVER_DIFF_VERBOSE`
-//! set, each query is written to stderr as it runs.
+//! cargo nextest run --test e2e differential`, and `QUIVER_DIFF_CHANGES`
+//! how many changes are made; with `QUIVER_DIFF_VERBOSE` set, each query and
+//! change is written to stderr as it runs.
 
 mod generator;
 
@@ -41,6 +46,10 @@ const SETUP: &[&str] = &[
     "INSERT INTO t3 VALUES (2, 1, 'b'), (4, NULL, 'x')",
     "INSERT INTO t3 VALUES (NULL, 5, 'a')",
 ];
+
+/// The table the changes are made to, and how it is filled again.
+const CHANGED: &str = "m";
+const REFILL: &str = "TRUNCATE m; INSERT INTO m SELECT a, b, c FROM t1";
 
 /// What one database made of a query.
 #[derive(Debug, PartialEq)]
@@ -93,12 +102,12 @@ async fn outcome(client: &Client, sql: &str) -> Outcome {
     )
 }
 
-/// Whether two outcomes agree: the same rows (in the same order if the
-/// query orders its output), or both an error.
-fn agree(query: &Query, postgres: &Outcome, quiver: &Outcome) -> bool {
+/// Whether two outcomes agree: the same rows (in the same order if
+/// `ordered`: the query orders its output), or both an error.
+fn agree(ordered: bool, postgres: &Outcome, quiver: &Outcome) -> bool {
     match (postgres, quiver) {
         (Outcome::Rows(expected), Outcome::Rows(actual)) => {
-            if query.ordered() {
+            if ordered {
                 expected == actual
             } else {
                 let (mut expected, mut actual) = (expected.clone(), actual.clone());
@@ -162,7 +171,7 @@ impl Databases {
         let sql = query.to_string();
         let expected = outcome(&self.postgres, &sql).await;
         let actual = outcome(&self.quiver, &sql).await;
-        (!agree(query, &expected, &actual)).then_some((expected, actual))
+        (!agree(query.ordered(), &expected, &actual)).then_some((expected, actual))
     }
 
     /// The smallest variant of `query` found that PostgreSQL answers and
@@ -179,6 +188,73 @@ impl Databases {
             break;
         }
         query
+    }
+}
+
+/// How many rows a statement changed, or its error.
+async fn changed(client: &Client, sql: &str) -> Result<u64, String> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })?;
+    Ok(messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(rows) => Some(*rows),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+impl Databases {
+    /// Makes `count` random changes to [`CHANGED`] in both databases;
+    /// returns the reports of those that disagreed (the statements since the
+    /// table was last refilled, then the two answers).
+    async fn changes(
+        &self,
+        generator: &mut Generator<ChaCha8Rng>,
+        count: usize,
+        known: &[Difference],
+        verbose: bool,
+    ) -> Vec<String> {
+        let contents = format!("SELECT a, b, c FROM {CHANGED}");
+        let mut failures = Vec::new();
+        let mut history: Vec<String> = Vec::new();
+        for _ in 0..count {
+            let sql = generator.change(CHANGED);
+            if verbose {
+                eprintln!("differential change: {sql}");
+            }
+            history.push(sql.clone());
+            let expected = changed(&self.postgres, &sql).await;
+            let actual = changed(&self.quiver, &sql).await;
+            let counts_agree = match (&expected, &actual) {
+                (Ok(a), Ok(b)) => a == b,
+                (Err(_), Err(_)) => true,
+                _ => false,
+            };
+            let rows_expected = outcome(&self.postgres, &contents).await;
+            let rows_actual = outcome(&self.quiver, &contents).await;
+            let rows_agree = agree(false, &rows_expected, &rows_actual);
+            if counts_agree && rows_agree {
+                continue;
+            }
+            let error = Outcome::Error(actual.clone().err().unwrap_or_default());
+            if !known.iter().any(|d| d.matches(&sql, &error)) {
+                failures.push(format!(
+                    "{}\n  PostgreSQL: {expected:?}, then {rows_expected:?}\n  Quiver:     {actual:?}, then {rows_actual:?}",
+                    history.join(";\n")
+                ));
+            }
+            history.clear();
+            for client in [&self.postgres, &self.quiver] {
+                client.batch_execute(REFILL).await.expect("refill");
+            }
+        }
+        failures
     }
 }
 
@@ -247,6 +323,26 @@ async fn compare(quiver_conninfo: &str) {
         "differential: seed {seed}, {count} queries, {} disagreements ({tolerated} known)",
         failures.len() + tolerated
     );
+    for client in [&databases.postgres, &databases.quiver] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {CHANGED} (a int, b int, c text); {REFILL}"
+            ))
+            .await
+            .expect("the table to change");
+    }
+    let changes: usize = std::env::var("QUIVER_DIFF_CHANGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
+    let changed = databases
+        .changes(&mut generator, changes, &known, verbose)
+        .await;
+    eprintln!(
+        "differential: {changes} changes, {} disagreements",
+        changed.len()
+    );
+    failures.extend(changed);
     assert!(
         failures.is_empty(),
         "{} queries disagree with PostgreSQL (seed {seed}):\n\n{}",

@@ -167,18 +167,23 @@ struct Scope {
 }
 
 impl Scope {
-    fn of(from: &From) -> Self {
-        let aliases: &[&str] = match from {
-            From::Join { .. } => &["x", "y"],
-            _ => &["x"],
-        };
-        let mut scope = Scope {
+    /// The columns of tables `aliases` (each `a int, b int, c text`).
+    fn aliased(aliases: &[&str]) -> Self {
+        Scope {
             ints: aliases
                 .iter()
                 .flat_map(|t| [format!("{t}.a"), format!("{t}.b")])
                 .collect(),
             texts: aliases.iter().map(|t| format!("{t}.c")).collect(),
+        }
+    }
+
+    fn of(from: &From) -> Self {
+        let aliases: &[&str] = match from {
+            From::Join { .. } => &["x", "y"],
+            _ => &["x"],
         };
+        let mut scope = Scope::aliased(aliases);
         // A USING join's merged column, unqualified.
         if let From::Join { on: Some(on), .. } = from
             && let Some(column) = on.strip_prefix("USING (").and_then(|c| c.strip_suffix(')'))
@@ -238,6 +243,52 @@ impl<R: Rng> Generator<R> {
                 let columns = self.rng.random_range(1..=4);
                 Query::Select(self.plain_select(columns, 1))
             }
+        }
+    }
+
+    /// A statement that changes the rows of `table` (`a int, b int, c
+    /// text`, aliased `x`): `UPDATE` or `DELETE` with the conditions
+    /// queries filter by (subqueries too), `DELETE ... USING` one of the
+    /// query tables, rows added from one, or `TRUNCATE`.
+    pub fn change(&mut self, table: &str) -> String {
+        let scope = Scope::aliased(&["x"]);
+        match self.rng.random_range(0..20) {
+            0..=5 => format!(
+                "DELETE FROM {table} AS x WHERE {}",
+                self.predicate(&scope, 0)
+            ),
+            6..=7 => {
+                let using = self.table();
+                let joined = Scope::aliased(&["x", "y"]);
+                let on = self.join_condition(true);
+                let extra = match self.chance(0.4) {
+                    true => format!(" AND {}", self.simple_predicate(&joined)),
+                    false => String::new(),
+                };
+                format!("DELETE FROM {table} AS x USING {using} AS y WHERE {on}{extra}")
+            }
+            8..=14 => {
+                let mut sets = Vec::new();
+                if self.chance(0.7) {
+                    sets.push(format!("a = {}", self.int_expr(&scope, 2)));
+                }
+                if self.chance(0.4) {
+                    sets.push(format!("b = {}", self.int_expr(&scope, 1)));
+                }
+                if sets.is_empty() || self.chance(0.4) {
+                    sets.push(format!("c = {}", self.text_expr(&scope)));
+                }
+                let filter = match self.chance(0.85) {
+                    true => format!(" WHERE {}", self.predicate(&scope, 0)),
+                    false => String::new(),
+                };
+                format!("UPDATE {table} AS x SET {}{filter}", sets.join(", "))
+            }
+            15..=18 => {
+                let from = self.table();
+                format!("INSERT INTO {table} SELECT a, b, c FROM {from}")
+            }
+            _ => format!("TRUNCATE {table}"),
         }
     }
 
