@@ -94,3 +94,100 @@ async fn blocks_are_isolated_until_commit() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(count(&reader).await, "4");
 }
+
+/// `id:balance` of every account, by id.
+async fn balances(client: &tokio_postgres::Client) -> String {
+    one(
+        client,
+        "SELECT string_agg(id || ':' || balance, ' ' ORDER BY id) FROM accounts",
+    )
+    .await
+    .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_in_place_are_isolated_and_never_lost() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let writer = server.connect().await;
+    let other = server.connect().await;
+    writer
+        .batch_execute(
+            "CREATE TABLE accounts (id BIGINT, balance BIGINT); \
+             INSERT INTO accounts VALUES (1, 100), (2, 50); INSERT INTO accounts VALUES (3, 25)",
+        )
+        .await
+        .expect("setup");
+
+    // A block's UPDATE and DELETE are its own until COMMIT; rows another
+    // session adds meanwhile are kept.
+    writer
+        .batch_execute("BEGIN; DELETE FROM accounts WHERE id = 1; UPDATE accounts SET balance = balance * 2 WHERE id = 2")
+        .await
+        .expect("changes in a block");
+    assert_eq!(balances(&writer).await, "2:100 3:25");
+    assert_eq!(balances(&other).await, "1:100 2:50 3:25");
+    other
+        .batch_execute("INSERT INTO accounts VALUES (4, 10)")
+        .await
+        .expect("an insert beside the block");
+    writer.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(balances(&other).await, "2:100 3:25 4:10");
+
+    // An UPDATE outside a block waits for a block that changed the table,
+    // then changes the rows as the block left them.
+    writer
+        .batch_execute("BEGIN; DELETE FROM accounts WHERE id = 3")
+        .await
+        .expect("a change in a block");
+    let waiting = tokio::spawn(async move {
+        let updated = other
+            .execute("UPDATE accounts SET balance = balance + 1", &[])
+            .await
+            .expect("the update after the block");
+        (updated, other)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    writer.batch_execute("COMMIT").await.expect("commit");
+    let (updated, other) = waiting.await.expect("the update's task");
+    assert_eq!(updated, 2, "the rows the block left");
+    assert_eq!(balances(&other).await, "2:101 4:11");
+
+    // Concurrent UPDATEs from two sessions: none is lost.
+    let increments = |client: tokio_postgres::Client| {
+        tokio::spawn(async move {
+            for _ in 0..8 {
+                client
+                    .execute(
+                        "UPDATE accounts SET balance = balance + 1 WHERE id = 2",
+                        &[],
+                    )
+                    .await
+                    .expect("an increment");
+            }
+            client
+        })
+    };
+    let (a, b) = (increments(writer), increments(other));
+    let (writer, _other) = (a.await.expect("task"), b.await.expect("task"));
+    assert_eq!(balances(&writer).await, "2:117 4:11");
+
+    // Prepared, with parameters.
+    let delete = writer
+        .prepare("DELETE FROM accounts WHERE id = $1")
+        .await
+        .expect("prepare");
+    assert_eq!(writer.execute(&delete, &[&4i64]).await.expect("delete"), 1);
+    assert_eq!(writer.execute(&delete, &[&4i64]).await.expect("delete"), 0);
+    let update = writer
+        .prepare("UPDATE accounts SET balance = $1 WHERE id = $2")
+        .await
+        .expect("prepare");
+    assert_eq!(
+        writer
+            .execute(&update, &[&7i64, &2i64])
+            .await
+            .expect("update"),
+        1
+    );
+    assert_eq!(balances(&writer).await, "2:7");
+}

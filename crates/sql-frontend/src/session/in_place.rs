@@ -40,6 +40,9 @@ use datafusion::sql::sqlparser::ast::{Statement, Truncate};
 use super::{Completion, Outcome, Session};
 use crate::{Error, Result};
 
+/// How many times an autocommitted change is tried.
+const ATTEMPTS: usize = 5;
+
 /// The alias of the rows a condition matched, in an anti join with the
 /// table.
 const MATCHED: &str = "__quiver_matched";
@@ -74,8 +77,26 @@ impl Session {
     }
 
     /// Runs `dml`, an `UPDATE`, `DELETE` or `TRUNCATE`; returns how many
-    /// rows it changed (none for `TRUNCATE`).
+    /// rows it changed (none for `TRUNCATE`). Outside a transaction block,
+    /// a statement whose files another statement replaced first (see
+    /// `quiver_catalog::Rewrite`) runs again on the table as that one left
+    /// it, as PostgreSQL's `UPDATE` finds the latest version of a row it
+    /// waited for; it fails with 40001 only after [`ATTEMPTS`] tries.
     pub(super) async fn change_in_place(&self, dml: &DmlStatement) -> Result<u64> {
+        let mut attempt = 1;
+        loop {
+            match self.change_once(dml).await {
+                Err(Error::Catalog(quiver_catalog::Error::SerializationFailure(_)))
+                    if attempt < ATTEMPTS && !self.staging.is_open() =>
+                {
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn change_once(&self, dml: &DmlStatement) -> Result<u64> {
         let name = self.catalog.table_name(&dml.table_name)?;
         let rewrite = self
             .catalog
