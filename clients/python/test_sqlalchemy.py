@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from conftest import url
 
@@ -83,3 +84,49 @@ def test_pandas_read_sql(engine, table_name):
     assert list(frame.columns) == ["id", "name", "score"]
     assert frame["name"].tolist() == ["ada", "grace"]
     assert frame["score"].isna().tolist() == [False, True]
+
+
+def test_orm_session_inserts_updates_and_deletes(engine, table_name):
+    # Keys the application gives (Quiver has no generated keys yet). The
+    # unit of work checks each UPDATE's and DELETE's row count.
+    class Base(sa.orm.DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = table_name
+        id = sa.orm.mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+        name = sa.orm.mapped_column(sa.Text)
+        qty = sa.orm.mapped_column(sa.Integer)
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table_name} (id BIGINT NOT NULL, name TEXT, qty INT)"))
+    with sa.orm.Session(engine) as session:
+        session.add_all([Item(id=1, name="bolt", qty=10), Item(id=2, name="nut", qty=5)])
+        session.commit()
+        nut = session.get(Item, 2)
+        nut.qty = 50
+        session.commit()
+        session.delete(session.get(Item, 1))
+        session.commit()
+    with sa.orm.Session(engine) as session:
+        rows = session.execute(sa.select(Item.id, Item.name, Item.qty).order_by(Item.id)).all()
+        assert [tuple(r) for r in rows] == [(2, "nut", 50)]
+        # Bulk statements, and RETURNING of what they changed.
+        changed = session.execute(
+            sa.update(Item).where(Item.qty > 10).values(qty=Item.qty + 1).returning(Item.id, Item.qty)
+        ).all()
+        assert [tuple(r) for r in changed] == [(2, 51)]
+        inserted = session.execute(
+            sa.insert(Item).values(id=3, name="washer", qty=1).returning(Item.name)
+        ).scalar_one()
+        assert inserted == "washer"
+        deleted = session.execute(sa.delete(Item).where(Item.id == 2).returning(Item.name)).scalars().all()
+        assert deleted == ["nut"]
+        session.commit()
+    with engine.connect() as conn:
+        names = conn.execute(sa.text(f"SELECT name FROM {table_name}")).scalars().all()
+        assert names == ["washer"]
+        # An empty table afterwards, as dbt's seeds leave it.
+        conn.execute(sa.text(f"TRUNCATE {table_name}"))
+        conn.commit()
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {table_name}")).scalar_one() == 0

@@ -420,3 +420,65 @@ async fn prepared_queries_optimized_once_answer_each_execution() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn returning_rows_of_prepared_inserts_updates_and_deletes() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE kv (k BIGINT, v TEXT)")
+        .await
+        .expect("setup");
+    let insert = client
+        .prepare("INSERT INTO kv VALUES ($1, $2) RETURNING k, upper(v) AS shout")
+        .await
+        .expect("prepare");
+    // Described as the RETURNING list's columns, typed as a query's.
+    let columns: Vec<_> = insert
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.type_().clone()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("k".to_string(), Type::INT8),
+            ("shout".to_string(), Type::TEXT)
+        ]
+    );
+    assert_eq!(insert.params(), [Type::INT8, Type::TEXT]);
+    for (k, v) in [(1i64, "one"), (2, "two")] {
+        let rows = client.query(&insert, &[&k, &v]).await.expect("insert");
+        let returned: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(returned, [(k, v.to_uppercase())]);
+    }
+    let update = client
+        .query(
+            "UPDATE kv SET v = v || $1 WHERE k >= $2 RETURNING k, v",
+            &[&"!", &2i64],
+        )
+        .await
+        .expect("update");
+    let updated: Vec<(i64, String)> = update.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(updated, [(2, "two!".to_string())]);
+    let deleted = client
+        .query("DELETE FROM kv WHERE k = $1 RETURNING v", &[&1i64])
+        .await
+        .expect("delete");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].get::<_, String>(0), "one");
+    // The command tags count the rows, as PostgreSQL's do.
+    assert_eq!(
+        client
+            .execute("UPDATE kv SET v = 'x' RETURNING k", &[])
+            .await
+            .expect("update"),
+        1
+    );
+    let left = client
+        .query("SELECT k, v FROM kv", &[])
+        .await
+        .expect("rows");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].get::<_, String>(1), "x");
+}

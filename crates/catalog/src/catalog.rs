@@ -44,14 +44,15 @@ pub struct Catalog {
     parquet: TableParquetOptions,
 }
 
+/// A stored table, as the catalog has it at hand.
 #[derive(Clone)]
-struct Loaded {
-    entry: TableEntry,
+pub(crate) struct Loaded {
+    pub(crate) entry: TableEntry,
     /// `None` when the table could not be rebuilt at start-up (an external
     /// table whose files are gone, say): it can still be dropped.
-    provider: Option<Arc<dyn TableProvider>>,
+    pub(crate) provider: Option<Arc<dyn TableProvider>>,
     /// A managed table's files, by the URL its provider lists.
-    files: Option<(String, Arc<TableFiles>)>,
+    pub(crate) files: Option<(String, Arc<TableFiles>)>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -274,23 +275,9 @@ impl Catalog {
         self.tables_dir.join(id)
     }
 
-    /// The stored table `name`: its entry, its provider (`None` if it could
-    /// not be loaded) and, for a managed table, its files.
-    pub(crate) fn loaded(
-        &self,
-        name: &str,
-    ) -> Option<(
-        TableEntry,
-        Option<Arc<dyn TableProvider>>,
-        Option<Arc<TableFiles>>,
-    )> {
-        let tables = self.read();
-        let loaded = tables.get(name)?;
-        Some((
-            loaded.entry.clone(),
-            loaded.provider.clone(),
-            loaded.files.as_ref().map(|(_, files)| files.clone()),
-        ))
+    /// The stored table `name`.
+    pub(crate) fn loaded(&self, name: &str) -> Option<Loaded> {
+        self.read().get(name).cloned()
     }
 
     /// Every stored table, in name order.

@@ -87,15 +87,16 @@ impl Catalog {
         let (base, table, files) = match temp.get(name) {
             Some((provider, dir)) => (provider, dir, None),
             None => {
-                let (entry, provider, files) = self
+                let loaded = self
                     .loaded(name)
                     .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-                let provider = provider.ok_or_else(|| {
+                let files = loaded.files.map(|(_, files)| files);
+                let provider = loaded.provider.ok_or_else(|| {
                     Error::Unsupported(format!(
                         "table \"{name}\" could not be loaded at start-up (see the server log)"
                     ))
                 })?;
-                let TableKind::Managed { id, .. } = &entry.kind else {
+                let TableKind::Managed { id, .. } = &loaded.entry.kind else {
                     return Err(Error::Unsupported(format!(
                         "\"{name}\" is an external table: its files are not Quiver's to change (only INSERT appends to it)"
                     )));

@@ -43,7 +43,7 @@ use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
 use crate::parse::{SqlParser, Statement};
 use crate::plan_cache::{PlanCache, Stamp, reads_when_run};
-use crate::session::Session;
+use crate::session::{Returned, Session, take_returning};
 use crate::{Error, Result};
 
 /// A statement after Parse.
@@ -61,6 +61,9 @@ pub struct Prepared {
     /// their values in place (see [`crate::table_arguments`]).
     table_arguments: BTreeSet<usize>,
     names: Option<Vec<Option<String>>>,
+    /// The `RETURNING` list of an `INSERT`, `UPDATE` or `DELETE`, planned
+    /// as a query of its table; `plan` is the statement without it.
+    returned: Option<Arc<Returned>>,
     /// The columns `plan` produces, once a Describe asked (each Describe
     /// of a portal asks again); shared by the copies of a kept statement.
     produced: Arc<OnceLock<Schema>>,
@@ -167,7 +170,7 @@ impl PreparingParser {
             .parser
             .parse(sql)
             .inspect_err(|_| self.session.abort_block())?;
-        let statement = match (statements.pop(), statements.is_empty()) {
+        let mut statement = match (statements.pop(), statements.is_empty()) {
             (None, _) => return Ok(None),
             (Some(statement), true) => statement,
             (Some(_), false) => {
@@ -176,6 +179,20 @@ impl PreparingParser {
                 )
                 .into());
             }
+        };
+        // An INSERT, UPDATE or DELETE is planned without its RETURNING
+        // list, which is planned as a query of its own.
+        let returned = match &mut statement {
+            Statement::Sql(DfStatement::Statement(s)) => match take_returning(s) {
+                Some(items) => Some(
+                    self.session
+                        .plan_returning(s, &items)
+                        .await
+                        .inspect_err(|_| self.session.abort_block())?,
+                ),
+                None => None,
+            },
+            _ => None,
         };
         // Parameters among table functions' arguments, with their types:
         // the declared one, else the one the function implies.
@@ -216,7 +233,10 @@ impl PreparingParser {
         };
         let (names, oid_parameters) = match &statement {
             Statement::Sql(sql) => (
-                crate::names::statement_names(sql),
+                match &returned {
+                    Some(returned) => returned.names.clone(),
+                    None => crate::names::statement_names(sql),
+                },
                 match sql {
                     DfStatement::Statement(s) => crate::oid_types::oid_parameters(s),
                     _ => HashSet::new(),
@@ -231,6 +251,7 @@ impl PreparingParser {
             oid_parameters,
             table_arguments: table_arguments.into_keys().collect(),
             names,
+            returned: returned.map(Arc::new),
             produced: Arc::default(),
             optimized: Arc::default(),
             sql: sql.into(),
@@ -279,7 +300,11 @@ impl QueryParser for PreparingParser {
         prepared: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        match &prepared.plan {
+        let plan = match &prepared.returned {
+            Some(returned) => Some(returned.plan()),
+            None => prepared.plan.as_ref(),
+        };
+        match plan {
             Some(plan) if !matches!(plan, LogicalPlan::Dml(_)) => {
                 let produced = prepared
                     .produced
@@ -629,7 +654,10 @@ impl ExtendedQueryHandler for Handler {
                         .await
                 }
                 None => match self.portal_plan(prepared, portal).await? {
-                    Some(plan) => session.run_plan(plan, names).await,
+                    Some(plan) => match &prepared.returned {
+                        Some(returned) => session.run_returned(plan, returned).await,
+                        None => session.run_plan(plan, names).await,
+                    },
                     None => session.execute(prepared.statement.clone()).await,
                 },
             }

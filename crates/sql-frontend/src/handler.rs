@@ -263,10 +263,16 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     Ok(match outcome {
-        Outcome::Rows { schema, batches } => {
+        Outcome::Rows {
+            schema,
+            batches,
+            command,
+        } => {
             let description = RowDescription::new(&schema, formats)?;
             let fields = description.fields();
-            Response::Query(QueryResponse::new(fields, description.row_stream(batches)))
+            let mut response = QueryResponse::new(fields, description.row_stream(batches));
+            response.set_command_tag(command);
+            Response::Query(response)
         }
         Outcome::Command(Completion {
             tag,

@@ -44,15 +44,20 @@ use crate::{Error, Result};
 
 mod access;
 mod in_place;
+mod returning;
+
+pub(crate) use returning::{Returned, take_returning};
 
 use access::Identity;
 
 /// What a statement produced.
 pub enum Outcome {
-    /// Rows to send.
+    /// Rows to send, then the tag `command` and their count (`SELECT 3`;
+    /// `INSERT 0 1` for an `INSERT ... RETURNING`).
     Rows {
         schema: SchemaRef,
         batches: SendableRecordBatchStream,
+        command: &'static str,
     },
     /// A command that completed.
     Command(Completion),
@@ -343,6 +348,15 @@ impl Session {
                 Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
                     self.truncate_tables(truncate).await
                 }
+                mut statement @ (Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)) => match take_returning(&mut statement) {
+                    Some(items) => self.run_returning(statement, items).await,
+                    None => {
+                        self.plan_and_run(DfStatement::Statement(Box::new(statement)))
+                            .await
+                    }
+                },
                 Statement::Copy {
                     source,
                     to,
@@ -670,7 +684,7 @@ impl Session {
                     dml.op,
                     WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
                 ) {
-                    let count = self.change_in_place(dml).await;
+                    let count = self.change_in_place(dml, false).await.map(|(n, _)| n);
                     // Inside a block, the table's view is another now.
                     self.generation.fetch_add(1, Ordering::AcqRel);
                     return Ok(match (dml.op.clone(), count?) {
@@ -716,7 +730,11 @@ impl Session {
             None => self.stream(written.clone(), false).await?,
         };
         let schema = Arc::new(result_schema(&written, &batches.schema(), names));
-        Ok(Outcome::Rows { schema, batches })
+        Ok(Outcome::Rows {
+            schema,
+            batches,
+            command: "SELECT",
+        })
     }
 
     /// Starts `plan`, through DataFusion's optimizer unless `optimized`
@@ -997,7 +1015,11 @@ impl Session {
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
         let batches = Box::pin(MemoryStream::try_new(vec![batch], schema.clone(), None)?);
-        Ok(Outcome::Rows { schema, batches })
+        Ok(Outcome::Rows {
+            schema,
+            batches,
+            command: "SELECT",
+        })
     }
 
     async fn copy(
@@ -1031,7 +1053,10 @@ impl Session {
                         DfStatement::Statement(Box::new(Statement::Query(query)))
                     }
                 };
-                let Outcome::Rows { schema, batches } = self.plan_and_run(query).await? else {
+                let Outcome::Rows {
+                    schema, batches, ..
+                } = self.plan_and_run(query).await?
+                else {
                     return Err(Error::Internal("COPY source produced no rows".into()));
                 };
                 Ok(Outcome::CopyOut {

@@ -24,14 +24,18 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, NullEquality, TableReference};
+use datafusion::datasource::MemTable;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
-    DmlStatement, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan, WriteOp,
+    DmlStatement, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan, TableSource, WriteOp,
 };
+use futures::TryStreamExt;
 use quiver_catalog::Rewrite;
 
 use datafusion::sql::parser::Statement as DfStatement;
@@ -82,10 +86,17 @@ impl Session {
     /// `quiver_catalog::Rewrite`) runs again on the table as that one left
     /// it, as PostgreSQL's `UPDATE` finds the latest version of a row it
     /// waited for; it fails with 40001 only after [`ATTEMPTS`] tries.
-    pub(super) async fn change_in_place(&self, dml: &DmlStatement) -> Result<u64> {
+    ///
+    /// With `returning`, also returns the rows changed: as they are after
+    /// an `UPDATE`, as they were before a `DELETE`.
+    pub(super) async fn change_in_place(
+        &self,
+        dml: &DmlStatement,
+        returning: bool,
+    ) -> Result<(u64, Vec<RecordBatch>)> {
         let mut attempt = 1;
         loop {
-            match self.change_once(dml).await {
+            match self.change_once(dml, returning).await {
                 Err(Error::Catalog(quiver_catalog::Error::SerializationFailure(_)))
                     if attempt < ATTEMPTS && !self.staging.is_open() =>
                 {
@@ -96,33 +107,45 @@ impl Session {
         }
     }
 
-    async fn change_once(&self, dml: &DmlStatement) -> Result<u64> {
+    async fn change_once(
+        &self,
+        dml: &DmlStatement,
+        returning: bool,
+    ) -> Result<(u64, Vec<RecordBatch>)> {
         let name = self.catalog.table_name(&dml.table_name)?;
         let rewrite = self
             .catalog
             .begin_rewrite(&self.temp, &self.staging, &name)
             .await?;
         let original = source_as_provider(&dml.target)?;
-        let input = from_snapshot(dml.input.as_ref().clone(), &original, &rewrite)?;
+        let snapshot = provider_as_source(rewrite.source().clone());
+        let input = reading(dml.input.as_ref().clone(), &original, &snapshot)?;
+        let table = &dml.table_name;
+        let mut changed = Vec::new();
         let count = match dml.op {
             WriteOp::Truncate => 0,
             WriteOp::Delete => {
-                let read = rewrite.rows_read()?;
-                let kept = match matched_rows(&input) {
+                let matched = matched_rows(&input);
+                if returning {
+                    changed = self.collect(matched.unwrap_or(&input).clone()).await?;
+                }
+                let kept = match matched {
                     None => 0,
-                    Some(matched) => {
-                        self.write(&rewrite, &dml.table_name, kept(matched)?)
-                            .await?
-                    }
+                    Some(matched) => self.write(&rewrite, table, kept(matched)?).await?,
                 };
-                read.saturating_sub(kept)
+                rewrite.rows_read()?.saturating_sub(kept)
             }
             WriteOp::Update => {
                 if let Some(matched) = matched_rows(&input) {
-                    self.write(&rewrite, &dml.table_name, kept(matched)?)
-                        .await?;
+                    self.write(&rewrite, table, kept(matched)?).await?;
                 }
-                self.write(&rewrite, &dml.table_name, input).await?
+                if returning {
+                    changed = self.collect(input).await?;
+                    let rows = rows_of(table, rewrite.target().schema(), &changed)?;
+                    self.write(&rewrite, table, rows).await?
+                } else {
+                    self.write(&rewrite, table, input).await?
+                }
             }
             _ => {
                 return Err(Error::Internal(format!(
@@ -132,7 +155,13 @@ impl Session {
             }
         };
         rewrite.finish().await?;
-        Ok(count)
+        Ok((count, changed))
+    }
+
+    /// The rows of `plan`, all of them.
+    pub(super) async fn collect(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let stream = self.stream(plan, false).await?;
+        Ok(stream.try_collect().await?)
     }
 
     /// Writes the rows of `rows` (with the table's columns) to `rewrite`'s
@@ -153,26 +182,42 @@ impl Session {
     }
 }
 
-/// `plan` reading `rewrite`'s snapshot wherever it reads the table
-/// (`original`), subqueries included.
-fn from_snapshot(
+/// `plan` reading `replacement` wherever it reads the table `original`,
+/// subqueries included.
+pub(super) fn reading(
     plan: LogicalPlan,
     original: &Arc<dyn TableProvider>,
-    rewrite: &Rewrite,
+    replacement: &Arc<dyn TableSource>,
 ) -> Result<LogicalPlan> {
-    let snapshot = provider_as_source(rewrite.source().clone());
     let is_original = |scan: &TableScan| {
         source_as_provider(&scan.source)
             .is_ok_and(|provider| std::ptr::addr_eq(Arc::as_ptr(&provider), Arc::as_ptr(original)))
     };
     let plan = plan.transform_up_with_subqueries(|node| match node {
         LogicalPlan::TableScan(mut scan) if is_original(&scan) => {
-            scan.source = snapshot.clone();
+            scan.source = replacement.clone();
             Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
         }
         other => Ok(Transformed::no(other)),
     })?;
     Ok(plan.data)
+}
+
+/// A scan of `batches` as rows of the table `table` (whose columns are
+/// `schema`'s).
+pub(super) fn rows_of(
+    table: &TableReference,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<LogicalPlan> {
+    let batches = batches
+        .iter()
+        .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Internal(format!("rows of {table}: {e}")))?;
+    let rows = MemTable::try_new(schema, vec![batches])?;
+    let scan = LogicalPlanBuilder::scan(table.clone(), provider_as_source(Arc::new(rows)), None)?;
+    Ok(scan.build()?)
 }
 
 /// The filter of the table's rows a `DELETE` deletes or an `UPDATE`
