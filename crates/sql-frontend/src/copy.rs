@@ -493,10 +493,12 @@ impl BinaryRows {
         RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
     }
 
-    /// The input ended: the last rows, which must have ended with the marker.
+    /// The input ended: the last rows, which must be whole. As in
+    /// PostgreSQL, the data may end without the trailer (ADBC's driver
+    /// sends none), but not without the header or inside a row.
     fn finish(&mut self, batches: &mut Vec<RecordBatch>) -> std::result::Result<(), String> {
-        if !self.ended || !self.pending.is_empty() {
-            return Err("unexpected end of COPY data (no end-of-data marker)".into());
+        if !self.header_read || !self.pending.is_empty() {
+            return Err("unexpected EOF in COPY data".into());
         }
         if self.rows() > 0 {
             batches.push(self.batch()?);

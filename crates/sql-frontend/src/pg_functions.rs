@@ -5,8 +5,12 @@
 //! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `pg_get_serial_sequence`,
 //! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
 //! (SQLAlchemy's reflection; Quiver has no sequences, indexes or
-//! constraints and only built-in collations), and `pg_typeof`, which users
-//! call to see how Quiver types a value.
+//! constraints and only built-in collations), `pg_typeof`, which users
+//! call to see how Quiver types a value, and `parse_ident` in place of
+//! `datafusion-pg-catalog`'s, which keeps the blanks around a dot and the
+//! case of unquoted names (`'"public" . "t"'::regclass`, which the
+//! `regclass` cast is rewritten into and ADBC's driver sends, found no
+//! table).
 //!
 //! All run on the frontend; they are stable, so DataFusion folds their
 //! constant calls while planning. `pg_typeof` depends only on its argument's
@@ -14,7 +18,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Int32Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, ListBuilder, StringArray, StringBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::config::ConfigOptions;
@@ -45,6 +51,18 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
                 .clone(),
         );
     }
+    ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "parse_ident",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Immutable,
+        ),
+        DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        Arc::new(parse_ident_udf),
+    )));
     ctx.register_udf(create_udf(
         "to_regtype",
         vec![DataType::Utf8],
@@ -270,6 +288,82 @@ pub(crate) fn oid_text<S: 'static>(
     )
 }
 
+/// `parse_ident(text [, strict])` over arrays.
+fn parse_ident_udf(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let texts = arrays[0].as_string::<i32>();
+    let strict = arrays.get(1).map(|a| a.as_boolean().clone());
+    let mut list = ListBuilder::new(StringBuilder::new());
+    for i in 0..texts.len() {
+        let strict = strict.as_ref().is_none_or(|s| s.is_null(i) || s.value(i));
+        if texts.is_null(i) {
+            list.append_null();
+            continue;
+        }
+        let parts = parse_ident(texts.value(i), strict).map_err(|e| {
+            DataFusionError::Execution(format!(
+                "string is not a valid identifier: \"{}\": {e}",
+                texts.value(i)
+            ))
+        })?;
+        for part in parts {
+            list.values().append_value(part);
+        }
+        list.append(true);
+    }
+    Ok(ColumnarValue::Array(Arc::new(list.finish())))
+}
+
+/// The names of a qualified identifier, as PostgreSQL's `parse_ident`
+/// splits it: at dots outside double quotes, blanks around them skipped,
+/// unquoted names lower-cased, `""` a quote inside quotes. Not `strict`, it
+/// stops at the first character that ends no name (`a.b(c)` is `{a,b}`).
+fn parse_ident(text: &str, strict: bool) -> std::result::Result<Vec<String>, &'static str> {
+    let mut chars = text.chars().peekable();
+    let mut parts = Vec::new();
+    let skip_blanks = |chars: &mut std::iter::Peekable<std::str::Chars>| {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+    };
+    skip_blanks(&mut chars);
+    loop {
+        let mut part = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    None => return Err("unterminated quoted identifier"),
+                    Some('"') if chars.next_if_eq(&'"').is_some() => part.push('"'),
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                }
+            }
+            if part.is_empty() {
+                return Err("quoted identifier must not be empty");
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| c.is_alphanumeric() || *c == '_' || *c == '$') {
+                part.extend(c.to_lowercase());
+            }
+            if part.is_empty() {
+                return Err(if parts.is_empty() {
+                    "no valid identifier before \".\""
+                } else {
+                    "no valid identifier after \".\""
+                });
+            }
+        }
+        parts.push(part);
+        skip_blanks(&mut chars);
+        if chars.next_if_eq(&'.').is_some() {
+            skip_blanks(&mut chars);
+            continue;
+        }
+        if strict && chars.peek().is_some() {
+            return Err("invalid characters after the identifier");
+        }
+        return Ok(parts);
+    }
+}
+
 fn map_strings(
     args: &[ColumnarValue],
     f: impl Fn(Option<&str>) -> Option<i32>,
@@ -365,5 +459,26 @@ mod tests {
         assert_eq!(type_oid("_int4"), Some(1007));
         assert_eq!(type_oid("character varying"), Some(1043));
         assert_eq!(type_oid("hstore"), None);
+    }
+
+    #[test]
+    fn identifiers_split_like_postgresql() {
+        let parsed = |text| parse_ident(text, true);
+        assert_eq!(
+            parsed(r#""public" . "adbc_t""#),
+            Ok(vec!["public".into(), "adbc_t".into()])
+        );
+        assert_eq!(parsed(" Public.T "), Ok(vec!["public".into(), "t".into()]));
+        assert_eq!(
+            parsed(r#""Mixed ""Q"".x""#),
+            Ok(vec![r#"Mixed "Q".x"#.into()])
+        );
+        assert!(parsed("a..b").is_err());
+        assert!(parsed(r#""""#).is_err());
+        assert!(parsed("a.b(c)").is_err());
+        assert_eq!(
+            parse_ident("a.b(c)", false),
+            Ok(vec!["a".into(), "b".into()])
+        );
     }
 }

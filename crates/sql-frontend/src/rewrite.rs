@@ -33,6 +33,10 @@
 //! - `TRUNCATE` loses `RESTART`/`CONTINUE IDENTITY`, `CASCADE`/`RESTRICT`
 //!   and `ONLY`: Quiver has no identity columns, foreign keys or
 //!   inheritance for them to be about.
+//! - In a query of the system catalogs, `typreceive != 0` (a `regproc`
+//!   column compared with the OID 0: no function) becomes `typreceive <>
+//!   '-'`: the catalogs hold such columns as the text PostgreSQL prints,
+//!   `-` for none (ADBC's PostgreSQL driver asks so at connection).
 //! - In a query of the system catalogs, a correlated scalar subquery over a
 //!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
 //!   query, and the one clients send (asyncpg's type introspection) walks a
@@ -65,6 +69,7 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
     if reads_system_catalog(statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
+        let _ = statement.visit(&mut NoFunction);
     }
     // Merged columns first: `ROLLUP (c, l.c)` repeats a key once `c` is
     // `l.c`, which PostgreSQL's forms then spell out.
@@ -122,6 +127,58 @@ fn delete_using(statement: &mut Statement) {
         Some(exists) => delete.selection = Some(exists),
         // Left for DataFusion to refuse.
         None => delete.using = Some(using),
+    }
+}
+
+/// The `regproc` columns of the system catalogs: a function, by name.
+const REGPROC_COLUMNS: &[&str] = &[
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
+    "typsubscript",
+    "aggtransfn",
+    "aggfinalfn",
+    "oprcode",
+];
+
+/// Compares `regproc` columns with `'-'` where a query compares them with
+/// the OID 0 (see the module docs).
+struct NoFunction;
+
+impl VisitorMut for NoFunction {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::BinaryOp { left, op, right } = expr else {
+            return ControlFlow::Continue(());
+        };
+        if !matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+            return ControlFlow::Continue(());
+        }
+        let regproc = |e: &Expr| {
+            let name = match e {
+                Expr::Identifier(ident) => ident,
+                Expr::CompoundIdentifier(parts) => match parts.last() {
+                    Some(last) => last,
+                    None => return false,
+                },
+                _ => return false,
+            };
+            REGPROC_COLUMNS.contains(&name.value.to_ascii_lowercase().as_str())
+        };
+        let zero =
+            |e: &Expr| matches!(e, Expr::Value(v) if v.value == Value::Number("0".into(), false));
+        let none = Expr::Value(Value::SingleQuotedString("-".into()).into());
+        if regproc(left) && zero(right) {
+            **right = none;
+        } else if zero(left) && regproc(right) {
+            **left = none;
+        }
+        ControlFlow::Continue(())
     }
 }
 
