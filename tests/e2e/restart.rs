@@ -25,7 +25,13 @@ async fn tables_and_rows_survive_restart() {
              INSERT INTO t VALUES (1, 'ada', 9.5, '2024-01-02 03:04:05'), (2, NULL, NULL, NULL);
              INSERT INTO t SELECT id + 10, upper(name), score * 2, ts FROM t;
              CREATE TABLE dropped (x INT);
-             DROP TABLE dropped;",
+             DROP TABLE dropped;
+             CREATE TABLE renamed_from (x INT);
+             INSERT INTO renamed_from VALUES (1), (2);
+             INSERT INTO renamed_from VALUES (3);
+             ALTER TABLE renamed_from RENAME TO renamed;
+             DELETE FROM renamed WHERE x = 2;
+             UPDATE renamed SET x = x * 10 WHERE x = 3;",
         )
         .await
         .expect("create and fill");
@@ -56,6 +62,16 @@ async fn tables_and_rows_survive_restart() {
         .simple_query("SELECT * FROM dropped")
         .await
         .expect_err("dropped table stays dropped");
+    assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+    // Renamed, and changed in place: as left.
+    assert_eq!(
+        rows(&client, "SELECT x FROM renamed ORDER BY x").await,
+        strings(&[&[Some("1")], &[Some("30")]])
+    );
+    let error = client
+        .simple_query("SELECT * FROM renamed_from")
+        .await
+        .expect_err("the old name is gone");
     assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
 
     // The restarted server still writes: a new insert lands next to the old files.

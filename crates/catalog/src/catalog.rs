@@ -18,7 +18,7 @@ use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
 
 use crate::compaction::{Lease, TableFiles};
 use crate::staging::Staging;
-use crate::store::{ACLS_CF, MetaStore, TABLES_CF};
+use crate::store::{ACLS_CF, Change, MetaStore, TABLES_CF};
 use crate::table::{external_table, listing_urls, managed_table, managed_url, replay_external};
 use crate::temp::TempTables;
 use crate::{Acl, Error, Object, Privilege, Result, TableEntry, TableKind};
@@ -425,6 +425,39 @@ impl Catalog {
             }
         }
         Ok(true)
+    }
+
+    /// `ALTER TABLE name RENAME TO new_name`: the table keeps its files,
+    /// owner and privileges under its new name.
+    pub async fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
+        let _ddl = self.ddl.lock().await;
+        let mut loaded = self
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+        self.check_absent(new_name, false)?;
+        loaded.entry.name = new_name.to_string();
+        let value = serde_json::to_vec(&loaded.entry).map_err(|e| Error::Corrupt {
+            key: new_name.to_string(),
+            message: e.to_string(),
+        })?;
+        // One write: a crash leaves the table under one name or the other.
+        self.store.write(&[
+            Change::Delete {
+                cf: TABLES_CF,
+                key: name,
+            },
+            Change::Put {
+                cf: TABLES_CF,
+                key: new_name,
+                value: &value,
+            },
+        ])?;
+        let mut tables = self.write();
+        tables.remove(name);
+        tables.insert(new_name.to_string(), loaded);
+        Ok(())
     }
 
     /// The unqualified name of `reference`, which must point into `public`.

@@ -101,6 +101,19 @@ impl TempTables {
         Ok(Some(provider))
     }
 
+    /// Renames a temporary table; `false` if there is none of `name`.
+    pub fn rename_table(&self, name: &str, new_name: &str) -> Result<bool> {
+        let mut tables = self.write();
+        if tables.contains_key(new_name) {
+            return Err(Error::TableExists(new_name.to_string()));
+        }
+        let Some(table) = tables.remove(name) else {
+            return Ok(false);
+        };
+        tables.insert(new_name.to_string(), table);
+        Ok(true)
+    }
+
     /// Drops a temporary table and its files; `false` if there is none.
     pub fn drop_table(&self, name: &str) -> bool {
         let Some(table) = self.write().remove(name) else {

@@ -43,6 +43,7 @@ use crate::settings::Settings;
 use crate::{Error, Result};
 
 mod access;
+mod alter_table;
 mod in_place;
 mod returning;
 
@@ -309,6 +310,7 @@ impl Session {
                     Ok(done.into())
                 }
                 Statement::Set(set) => self.set(set).await,
+                Statement::AlterTable(alter) => self.alter_table(alter).await,
                 Statement::CreateRole(create) => self.create_role(create),
                 Statement::Grant(grant) if grant.with_grant_option => Err(
                     Error::FeatureNotSupported("WITH GRANT OPTION is not supported".into()),
