@@ -307,6 +307,10 @@ fn execution_sqlstate(message: &str) -> &'static str {
         "21000"
     } else if message.contains(quiver_udf_registry::VALUE_TOO_LONG) {
         "22001"
+    } else if message.contains(quiver_udf_registry::FORMAT_ERROR) {
+        "22023"
+    } else if message.contains(quiver_udf_registry::NULL_IDENTIFIER) {
+        "22004"
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         "22012"
     } else if lower.contains("overflow") {

@@ -2,7 +2,8 @@
 //! types, which neither DataFusion nor `datafusion-pg-catalog` provide:
 //! `current_setting` (asyncpg, psycopg, JDBC), `set_config`, `to_regtype`,
 //! `json_build_object`
-//! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `pg_get_serial_sequence`,
+//! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `format` (scripts that build
+//! statements or messages), `pg_get_serial_sequence`,
 //! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
 //! (SQLAlchemy's reflection; Quiver has no sequences, indexes or
 //! constraints and only built-in collations), `pg_typeof`, which users
@@ -42,6 +43,7 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         format_type: ctx.udf("format_type")?,
     }));
     ctx.register_udf(quiver_udf_registry::JsonBuildObject::udf().as_ref().clone());
+    ctx.register_udf(quiver_udf_registry::Format::udf().as_ref().clone());
     // `bpchar(text, n, explicit)`, `varchar(...)`: what `CAST(x AS
     // char(n))` is rewritten into (`crate::pg_semantics`).
     for padded in [true, false] {

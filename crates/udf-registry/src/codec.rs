@@ -39,6 +39,7 @@ use crate::aggregate::WasmAggregateUdf;
 use crate::checked_arithmetic::CheckedArithmetic;
 use crate::definition::{FunctionDef, Limits};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
+use crate::format::Format;
 use crate::function::WasmFunction;
 use crate::json::JsonBuildObject;
 use crate::loader::FunctionLoader;
@@ -97,6 +98,9 @@ const NUMERIC_DIVISION: &[u8] = b"quiver-numeric-div/1";
 
 /// The whole encoding of [`JsonBuildObject`], built in too.
 const JSON_BUILD_OBJECT: &[u8] = b"quiver-json-build-object/1";
+
+/// The whole encoding of [`Format`], built in too.
+const FORMAT: &[u8] = b"quiver-format/1";
 
 /// The whole encodings of the [`SizedTextCast`] functions, built in too:
 /// `varchar`, then `bpchar`.
@@ -207,6 +211,10 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(JSON_BUILD_OBJECT);
         return Ok(true);
     }
+    if inner.is::<Format>() {
+        buf.extend_from_slice(FORMAT);
+        return Ok(true);
+    }
     if let Some(checked) = inner.downcast_ref::<CheckedArithmetic>()
         && let Some((encoding, _)) = CHECKED.iter().find(|(_, op)| *op == checked.op())
     {
@@ -236,6 +244,9 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if buf == JSON_BUILD_OBJECT {
         return Some(Ok(JsonBuildObject::udf()));
+    }
+    if buf == FORMAT {
+        return Some(Ok(Format::udf()));
     }
     if let Some((_, op)) = CHECKED.iter().find(|(encoding, _)| buf == *encoding) {
         return CheckedArithmetic::udf(*op).map(Ok);
