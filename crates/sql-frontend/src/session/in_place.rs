@@ -15,6 +15,10 @@
 //!   count).
 //! - `TRUNCATE t` keeps nothing, and reads nothing.
 //!
+//! For `RETURNING` (see `super::returning`), the rows a `DELETE` deletes are
+//! read once more, and the changed rows of an `UPDATE` are computed once,
+//! kept, and written from memory.
+//!
 //! A condition with a subquery (`WHERE k IN (SELECT ...)`, or `DELETE ...
 //! USING`, which becomes `WHERE EXISTS (...)`) cannot be negated as an
 //! expression — DataFusion turns such subqueries into joins only where they
@@ -35,11 +39,10 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
     DmlStatement, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan, TableSource, WriteOp,
 };
-use futures::TryStreamExt;
-use quiver_catalog::Rewrite;
-
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Statement, Truncate};
+use futures::TryStreamExt;
+use quiver_catalog::Rewrite;
 
 use super::{Completion, Outcome, Session};
 use crate::{Error, Result};
