@@ -311,6 +311,8 @@ fn execution_sqlstate(message: &str) -> &'static str {
         "22023"
     } else if message.contains(quiver_udf_registry::NULL_IDENTIFIER) {
         "22004"
+    } else if message.contains(quiver_udf_registry::PERCENTILE_OUT_OF_RANGE) {
+        "22003"
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         "22012"
     } else if lower.contains("overflow") {
@@ -364,7 +366,10 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
     let (code, text) = KNOWN
         .iter()
         .find(|(marker, _, _)| cause.contains(marker))
-        .map_or(("22000", None), |(_, code, text)| (*code, *text));
+        // Otherwise as the same error is classed when it happens here.
+        .map_or((execution_sqlstate(cause), None), |(_, code, text)| {
+            (*code, *text)
+        });
     Some((
         code,
         text.map_or_else(|| innermost_text(cause), str::to_string),

@@ -3,7 +3,8 @@
 //! `current_setting` (asyncpg, psycopg, JDBC), `set_config`, `to_regtype`,
 //! `json_build_object`
 //! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `format` (scripts that build
-//! statements or messages), `pg_get_serial_sequence`,
+//! statements or messages), `percentile_disc` (JupySQL's box plots),
+//! `pg_get_serial_sequence`,
 //! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
 //! (SQLAlchemy's reflection; Quiver has no sequences, indexes or
 //! constraints and only built-in collations), `pg_typeof`, which users
@@ -44,6 +45,7 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
     }));
     ctx.register_udf(quiver_udf_registry::JsonBuildObject::udf().as_ref().clone());
     ctx.register_udf(quiver_udf_registry::Format::udf().as_ref().clone());
+    ctx.register_udaf(quiver_udf_registry::PercentileDisc::udaf().as_ref().clone());
     // `bpchar(text, n, explicit)`, `varchar(...)`: what `CAST(x AS
     // char(n))` is rewritten into (`crate::pg_semantics`).
     for padded in [true, false] {

@@ -46,6 +46,7 @@ use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
 use crate::numeric_division::NumericDivision;
+use crate::percentile_disc::PercentileDisc;
 use crate::round_half_even::RoundHalfEven;
 use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
 use crate::single_partition::SinglePartitionExec;
@@ -98,6 +99,9 @@ const NUMERIC_DIVISION: &[u8] = b"quiver-numeric-div/1";
 
 /// The whole encoding of [`JsonBuildObject`], built in too.
 const JSON_BUILD_OBJECT: &[u8] = b"quiver-json-build-object/1";
+
+/// The whole encoding of [`PercentileDisc`], built in too.
+const PERCENTILE_DISC: &[u8] = b"quiver-percentile-disc/1";
 
 /// The whole encoding of [`Format`], built in too.
 const FORMAT: &[u8] = b"quiver-format/1";
@@ -267,6 +271,10 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(SUBQUERY_ROWS);
         return Ok(true);
     }
+    if inner.is::<PercentileDisc>() {
+        buf.extend_from_slice(PERCENTILE_DISC);
+        return Ok(true);
+    }
     if let Some(folded) = inner.downcast_ref::<FoldedAggregateUdf>() {
         let reference = FoldedReference {
             modules: folded.module_dir().map(|dir| dir.path().to_path_buf()),
@@ -321,6 +329,9 @@ fn decode_udaf(
 ) -> Option<Result<Arc<AggregateUDF>>> {
     if buf == SUBQUERY_ROWS {
         return Some(Ok(SubqueryRows::udaf()));
+    }
+    if buf == PERCENTILE_DISC {
+        return Some(Ok(PercentileDisc::udaf()));
     }
     if let Some(payload) = buf.strip_prefix(FOLDED_MAGIC) {
         return Some(decode_folded(loader, name, payload));
