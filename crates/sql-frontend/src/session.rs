@@ -516,13 +516,13 @@ impl Session {
         }
     }
 
-    /// Plans a statement that may carry `$n` parameters (a query or DML),
-    /// for the extended protocol; `None` for every other statement.
     /// The Wasm functions there are.
     pub(crate) fn function_registry(&self) -> &FunctionRegistry {
         &self.functions.registry
     }
 
+    /// Plans a statement that may carry `$n` parameters (a query or DML),
+    /// for the extended protocol; `None` for every other statement.
     pub async fn plan_parameterized(
         &self,
         statement: &parse::Statement,
