@@ -432,16 +432,11 @@ impl Catalog {
     pub async fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
         let _ddl = self.ddl.lock().await;
         let mut loaded = self
-            .read()
-            .get(name)
-            .cloned()
+            .loaded(name)
             .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
         self.check_absent(new_name, false)?;
         loaded.entry.name = new_name.to_string();
-        let value = serde_json::to_vec(&loaded.entry).map_err(|e| Error::Corrupt {
-            key: new_name.to_string(),
-            message: e.to_string(),
-        })?;
+        let value = crate::store::json(new_name, &loaded.entry)?;
         // One write: a crash leaves the table under one name or the other.
         self.store.write(&[
             Change::Delete {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::catalog::Catalog;
@@ -34,7 +34,7 @@ use crate::compaction::{
     Intent, Lease, TableFiles, all_exist, blocking, file_names, partial_name, switch,
 };
 use crate::staging::Staging;
-use crate::table::managed_url;
+use crate::table::{listing_like, managed_url};
 use crate::temp::TempTables;
 use crate::{Error, Result, TableKind};
 
@@ -190,21 +190,8 @@ impl Rewrite {
             Place::Table { files, lease } => {
                 // The statement's own lease would keep the switch waiting.
                 drop(lease);
-                let lock = match &files {
-                    Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
-                        Error::LockNotAvailable(
-                            "could not obtain the table's files: other statements kept reading them"
-                                .into(),
-                        )
-                    })?),
-                    None => None,
-                };
-                let (table, replaces) = (self.table.clone(), file_names(&self.snapshot));
-                blocking(&self.table, move || {
-                    let _lock = lock;
-                    replace_files(&table, &new, replaces)
-                })
-                .await
+                let replaces = file_names(&self.snapshot);
+                switch_files(&self.table, files.as_ref(), new, replaces).await
             }
         }
     }
@@ -218,6 +205,33 @@ impl Drop for Rewrite {
             tracing::warn!(dir = %self.work.display(), error = %e, "could not remove a rewrite's files");
         }
     }
+}
+
+/// With the table whose files are in `table` to itself (its `files`; none
+/// for a temporary table, which no one else reads), moves the files `new`
+/// into `table` in place of its files `replaces`, all at once (see
+/// [`replace_files`]). The caller holds no lease on the table's files.
+pub(crate) async fn switch_files(
+    table: &Path,
+    files: Option<&Arc<TableFiles>>,
+    new: Vec<PathBuf>,
+    replaces: Vec<String>,
+) -> Result<()> {
+    let lock = match files {
+        Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
+            Error::LockNotAvailable(format!(
+                "could not obtain the files of {} to replace: other statements kept reading them",
+                table.display()
+            ))
+        })?),
+        None => None,
+    };
+    let dir = table.to_path_buf();
+    blocking(table, move || {
+        let _lock = lock;
+        replace_files(&dir, &new, replaces)
+    })
+    .await
 }
 
 /// Moves the files `new` into the directory `table` in place of its files
@@ -262,12 +276,4 @@ pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
-}
-
-/// A listing table of `urls` with `like`'s format and schema.
-fn listing_like(like: &ListingTable, urls: Vec<ListingTableUrl>) -> Result<Arc<dyn TableProvider>> {
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(like.options().clone())
-        .with_schema(like.schema());
-    Ok(Arc::new(ListingTable::try_new(config)?))
 }

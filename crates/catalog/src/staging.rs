@@ -26,10 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::ListingTable;
 
 use crate::compaction::{Lease, TableFiles};
-use crate::rewrite::{parquet_files, replace_files};
+use crate::rewrite::{parquet_files, switch_files};
+use crate::table::{listing_like, managed_url};
 use crate::{Error, Result};
 
 /// One session's staged writes.
@@ -113,11 +114,7 @@ impl Staging {
         std::fs::create_dir_all(&staged).map_err(|e| Error::io(&staged, e))?;
         // The staging directory comes first: `INSERT` writes to a listing
         // table's first path.
-        let url = ListingTableUrl::parse(format!("{}/", staged.display()))?;
-        let config = ListingTableConfig::new_with_multi_paths(vec![url, path.clone()])
-            .with_listing_options(listing.options().clone())
-            .with_schema(listing.schema());
-        let provider: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+        let provider = listing_like(listing, vec![managed_url(&staged)?, path.clone()])?;
         open.views.insert(
             key,
             View {
@@ -153,10 +150,7 @@ impl Staging {
     ) -> Result<Vec<PathBuf>> {
         self.view(base, table)?;
         let mut open = self.open();
-        let view = open
-            .as_mut()
-            .and_then(|open| open.views.values_mut().find(|v| v.table == table))
-            .ok_or_else(|| Error::Unsupported("no transaction block is open".into()))?;
+        let view = view_of(&mut open, table)?;
         let mut snapshot = parquet_files(&view.staged)?;
         if view.rewritten.is_none() {
             // Listed under the lease: compaction cannot remove them now.
@@ -180,10 +174,7 @@ impl Staging {
         new: &[PathBuf],
     ) -> Result<()> {
         let mut open = self.open();
-        let view = open
-            .as_mut()
-            .and_then(|open| open.views.values_mut().find(|v| v.table == table))
-            .ok_or_else(|| Error::Unsupported("no transaction block is open".into()))?;
+        let view = view_of(&mut open, table)?;
         let rewritten = view.rewritten.get_or_insert_with(|| Rewritten {
             replaces: Vec::new(),
             files: None,
@@ -208,11 +199,7 @@ impl Staging {
             .provider
             .downcast_ref::<ListingTable>()
             .ok_or_else(|| Error::Unsupported("a staged view is a listing table".into()))?;
-        let url = ListingTableUrl::parse(format!("{}/", view.staged.display()))?;
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(listing.options().clone())
-            .with_schema(listing.schema());
-        view.provider = Arc::new(ListingTable::try_new(config)?);
+        view.provider = listing_like(listing, vec![managed_url(&view.staged)?])?;
         Ok(())
     }
 
@@ -283,21 +270,14 @@ async fn publish_rewrite(staged: &Path, table: &Path, rewritten: Rewritten) -> R
     }
     // The block's own lease would keep the switch waiting for itself.
     drop(lease);
-    let lock = match &files {
-        Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
-            Error::LockNotAvailable(format!(
-                "could not obtain the files of {} to replace: other statements kept reading them",
-                table.display()
-            ))
-        })?),
-        None => None,
-    };
-    let (staged, table) = (staged.to_path_buf(), table.to_path_buf());
-    crate::compaction::blocking(&table.clone(), move || {
-        let _lock = lock;
-        replace_files(&table, &parquet_files(&staged)?, replaces)
-    })
-    .await
+    switch_files(table, files.as_ref(), parquet_files(staged)?, replaces).await
+}
+
+/// The open block's view of the table whose files are in `table`.
+fn view_of<'a>(open: &'a mut Option<Open>, table: &Path) -> Result<&'a mut View> {
+    open.as_mut()
+        .and_then(|open| open.views.values_mut().find(|v| v.table == table))
+        .ok_or_else(|| Error::Unsupported("no transaction block is open".into()))
 }
 
 /// Moves every file of `staged` into `table`.

@@ -106,11 +106,7 @@ impl MetaStore {
 
     /// Stores `value` as JSON under `key`, durably.
     pub(crate) fn put_json<T: Serialize>(&self, cf: &str, key: &str, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Corrupt {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
-        self.put(cf, key, &bytes)
+        self.put(cf, key, &json(key, value)?)
     }
 
     /// Every `(key, value)` of a column family of JSON values, in key order.
@@ -141,4 +137,11 @@ impl MetaStore {
             })
             .collect()
     }
+}
+/// `value` as the JSON stored under `key`.
+pub(crate) fn json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
 }

@@ -105,6 +105,17 @@ pub(crate) fn managed_url(dir: &Path) -> Result<ListingTableUrl> {
     Ok(ListingTableUrl::parse(format!("{}/", dir.display()))?)
 }
 
+/// A listing table of `urls` with `like`'s format and schema.
+pub(crate) fn listing_like(
+    like: &ListingTable,
+    urls: Vec<ListingTableUrl>,
+) -> Result<Arc<dyn TableProvider>> {
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(like.options().clone())
+        .with_schema(like.schema());
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
 /// The URLs a table provider reads, if it is a `ListingTable` (a managed
 /// table, an external one, or a transaction block's view of a managed
 /// table).

@@ -104,13 +104,15 @@ impl TempTables {
     /// Renames a temporary table; `false` if there is none of `name`.
     pub fn rename_table(&self, name: &str, new_name: &str) -> Result<bool> {
         let mut tables = self.write();
+        if !tables.contains_key(name) {
+            return Ok(false);
+        }
         if tables.contains_key(new_name) {
             return Err(Error::TableExists(new_name.to_string()));
         }
-        let Some(table) = tables.remove(name) else {
-            return Ok(false);
-        };
-        tables.insert(new_name.to_string(), table);
+        if let Some(table) = tables.remove(name) {
+            tables.insert(new_name.to_string(), table);
+        }
         Ok(true)
     }
 

@@ -661,6 +661,14 @@ impl Session {
         self.note_failure(result)
     }
 
+    /// Refuses `plan`, as written, if it passes the limits Quiver keeps
+    /// (see [`refuse_wide_limits`]) or reads or writes a table the role may
+    /// not: the checks every query and DML statement passes before it runs.
+    fn admit(&self, plan: &LogicalPlan) -> Result<()> {
+        refuse_wide_limits(plan)?;
+        self.check_privileges(plan)
+    }
+
     /// Runs `plan` as written, a query or DML statement; a query runs as
     /// `optimized` if it comes so (see [`Session::run_optimized`]), its
     /// limits and privileges read from `plan` all the same.
@@ -670,8 +678,7 @@ impl Session {
         optimized: Option<LogicalPlan>,
         names: Option<Vec<Option<String>>>,
     ) -> Result<Outcome> {
-        refuse_wide_limits(&plan)?;
-        self.check_privileges(&plan)?;
+        self.admit(&plan)?;
         match plan {
             LogicalPlan::Dml(ref dml) => {
                 let command = match dml.op {
@@ -686,10 +693,8 @@ impl Session {
                     dml.op,
                     WriteOp::Delete | WriteOp::Update | WriteOp::Truncate
                 ) {
-                    let count = self.change_in_place(dml, false).await.map(|(n, _)| n);
-                    // Inside a block, the table's view is another now.
-                    self.generation.fetch_add(1, Ordering::AcqRel);
-                    return Ok(match (dml.op.clone(), count?) {
+                    let (count, _) = self.change_in_place(dml, false).await?;
+                    return Ok(match (dml.op.clone(), count) {
                         (WriteOp::Truncate, _) => Completion::tag(command),
                         (_, count) => Completion::tag(format!("{command} {count}")),
                     }

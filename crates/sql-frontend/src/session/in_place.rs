@@ -27,6 +27,7 @@
 //! Equal rows are either all matched or none, so that is the same rows.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -98,16 +99,20 @@ impl Session {
         returning: bool,
     ) -> Result<(u64, Vec<RecordBatch>)> {
         let mut attempt = 1;
-        loop {
+        let changed = loop {
             match self.change_once(dml, returning).await {
                 Err(Error::Catalog(quiver_catalog::Error::SerializationFailure(_)))
                     if attempt < ATTEMPTS && !self.staging.is_open() =>
                 {
                     attempt += 1;
                 }
-                done => return done,
+                done => break done,
             }
-        }
+        };
+        // Inside a block, the table's view is another now (and may be
+        // even when the change failed): plans made before are stale.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        changed
     }
 
     async fn change_once(
@@ -213,14 +218,24 @@ pub(super) fn rows_of(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<LogicalPlan> {
+    let rows = rows_source(table, schema, batches)?;
+    Ok(LogicalPlanBuilder::scan(table.clone(), rows, None)?.build()?)
+}
+
+/// `batches`, as rows of the table `table` (whose columns are `schema`'s),
+/// for a scan to read.
+pub(super) fn rows_source(
+    table: &TableReference,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Arc<dyn TableSource>> {
     let batches = batches
         .iter()
         .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Internal(format!("rows of {table}: {e}")))?;
     let rows = MemTable::try_new(schema, vec![batches])?;
-    let scan = LogicalPlanBuilder::scan(table.clone(), provider_as_source(Arc::new(rows)), None)?;
-    Ok(scan.build()?)
+    Ok(provider_as_source(Arc::new(rows)))
 }
 
 /// The filter of the table's rows a `DELETE` deletes or an `UPDATE`

@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::in_place::{reading, rows_of};
+use super::in_place::{reading, rows_of, rows_source};
 use super::{Outcome, Session};
 use crate::{Error, Result};
 
@@ -110,8 +110,7 @@ impl Session {
         plan: LogicalPlan,
         returned: &Returned,
     ) -> Result<Outcome> {
-        super::refuse_wide_limits(&plan)?;
-        self.check_privileges(&plan)?;
+        self.admit(&plan)?;
         let LogicalPlan::Dml(dml) = &plan else {
             return Err(Error::Internal(format!(
                 "a statement with RETURNING planned as {}",
@@ -129,26 +128,15 @@ impl Session {
                 )));
             }
         };
-        // Inside a block, the table's view may be another now.
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         // The RETURNING list over the rows written, in place of the table's.
         let target = source_as_provider(&dml.target)?;
-        let LogicalPlan::TableScan(written) = rows_of(&dml.table_name, target.schema(), &rows)?
-        else {
-            return Err(Error::Internal("rows of a table as a scan".into()));
-        };
-        let plan = reading(returned.plan.clone(), &target, &written.source)?;
-        match self.query(plan, None, returned.names.clone()).await? {
-            Outcome::Rows {
-                schema, batches, ..
-            } => Ok(Outcome::Rows {
-                schema,
-                batches,
-                command,
-            }),
-            other => Ok(other),
+        let written = rows_source(&dml.table_name, target.schema(), &rows)?;
+        let plan = reading(returned.plan.clone(), &target, &written)?;
+        let mut outcome = self.query(plan, None, returned.names.clone()).await?;
+        if let Outcome::Rows { command: tag, .. } = &mut outcome {
+            *tag = command;
         }
+        Ok(outcome)
     }
 
     /// `items`, the `RETURNING` list of `statement` (an `INSERT`, `UPDATE`
