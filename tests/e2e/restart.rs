@@ -1,4 +1,5 @@
-//! Tables, their rows and external tables survive a clean restart.
+//! Tables, their rows, external tables and views survive a clean
+//! restart; what a rolled-back block created does not.
 
 use crate::support::{QuiverServer, rows};
 
@@ -31,10 +32,25 @@ async fn tables_and_rows_survive_restart() {
              INSERT INTO renamed_from VALUES (3);
              ALTER TABLE renamed_from RENAME TO renamed;
              DELETE FROM renamed WHERE x = 2;
-             UPDATE renamed SET x = x * 10 WHERE x = 3;",
+             UPDATE renamed SET x = x * 10 WHERE x = 3;
+             CREATE VIEW t_names AS SELECT id, upper(name) AS shout FROM t WHERE name IS NOT NULL;
+             BEGIN;
+             CREATE TABLE made_in_block (x INT);
+             INSERT INTO made_in_block VALUES (7);
+             COMMIT;
+             BEGIN;
+             CREATE TABLE rolled_back (x INT);
+             INSERT INTO rolled_back VALUES (1);
+             ROLLBACK;",
         )
         .await
         .expect("create and fill");
+    // One directory per managed table: none left by the dropped table or
+    // the rolled-back one.
+    let dirs = std::fs::read_dir(data.path().join("db").join("tables"))
+        .expect("tables directory")
+        .count();
+    assert_eq!(dirs, 3, "t, renamed, made_in_block");
     client
         .batch_execute(&format!(
             "CREATE EXTERNAL TABLE cities STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')",
@@ -72,6 +88,20 @@ async fn tables_and_rows_survive_restart() {
         .simple_query("SELECT * FROM renamed_from")
         .await
         .expect_err("the old name is gone");
+    assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+
+    assert_eq!(
+        rows(&client, "SELECT shout FROM t_names ORDER BY id").await,
+        strings(&[&[Some("ADA")], &[Some("ADA")]])
+    );
+    assert_eq!(
+        rows(&client, "SELECT x FROM made_in_block").await,
+        strings(&[&[Some("7")]])
+    );
+    let error = client
+        .simple_query("SELECT * FROM rolled_back")
+        .await
+        .expect_err("a table created in a rolled-back block is gone");
     assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
 
     // The restarted server still writes: a new insert lands next to the old files.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_err, not_impl_err};
@@ -16,12 +16,16 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
 
+use crate::changes::DdlLock;
 use crate::compaction::{Lease, TableFiles};
 use crate::staging::Staging;
 use crate::store::{ACLS_CF, Change, MetaStore, TABLES_CF};
-use crate::table::{external_table, listing_urls, managed_table, managed_url, replay_external};
+use crate::table::{
+    ListedView, columns_of, external_table, listing_urls, managed_table, managed_url,
+    replay_external,
+};
 use crate::temp::TempTables;
-use crate::{Acl, Error, Object, Privilege, Result, TableEntry, TableKind};
+use crate::{Acl, Error, Object, Result, TableEntry, TableKind};
 
 /// The schema every persistent table lives in.
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -49,10 +53,18 @@ pub struct Catalog {
 pub(crate) struct Loaded {
     pub(crate) entry: TableEntry,
     /// `None` when the table could not be rebuilt at start-up (an external
-    /// table whose files are gone, say): it can still be dropped.
+    /// table whose files are gone, say): it can still be dropped. A view's
+    /// only lists it (see [`crate::table::ListedView`]).
     pub(crate) provider: Option<Arc<dyn TableProvider>>,
     /// A managed table's files, by the URL its provider lists.
     pub(crate) files: Option<(String, Arc<TableFiles>)>,
+}
+
+impl Loaded {
+    /// Whether the relation is a view.
+    pub(crate) fn is_view(&self) -> bool {
+        matches!(self.entry.kind, TableKind::View { .. })
+    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -169,6 +181,9 @@ impl Catalog {
                 &self.parquet,
             ),
             TableKind::External { definition } => replay_external(state, definition).await,
+            TableKind::View { columns, .. } => Ok(Arc::new(ListedView {
+                schema: entry.managed_schema(columns)?,
+            })),
         }
     }
 
@@ -261,20 +276,6 @@ impl Catalog {
         Staging::new(self.temp_dir.join(session_id).join("staged"))
     }
 
-    /// The directory of a managed table's files; `None` for an external
-    /// table or no table.
-    pub(crate) fn managed_dir(&self, name: &str) -> Option<PathBuf> {
-        match &self.read().get(name)?.entry.kind {
-            TableKind::Managed { id, .. } => Some(self.tables_dir.join(id)),
-            TableKind::External { .. } => None,
-        }
-    }
-
-    /// The directory of the managed table whose files are in directory `id`.
-    pub(crate) fn table_dir(&self, id: &str) -> PathBuf {
-        self.tables_dir.join(id)
-    }
-
     /// The stored table `name`.
     pub(crate) fn loaded(&self, name: &str) -> Option<Loaded> {
         self.read().get(name).cloned()
@@ -288,27 +289,6 @@ impl Catalog {
     /// The stored table `name`.
     pub fn entry(&self, name: &str) -> Option<TableEntry> {
         self.read().get(name).map(|l| l.entry.clone())
-    }
-
-    /// `GRANT` (`give`) or `REVOKE` of `privileges` on table `name` to or
-    /// from `grantee` ([`crate::PUBLIC`]: every role).
-    pub async fn set_privileges(
-        &self,
-        name: &str,
-        grantee: &str,
-        privileges: &[Privilege],
-        give: bool,
-    ) -> Result<()> {
-        let _ddl = self.ddl.lock().await;
-        let mut entry = self
-            .entry(name)
-            .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-        entry.acl.change(grantee, privileges, give);
-        self.persist(&entry)?;
-        if let Some(loaded) = self.write().get_mut(name) {
-            loaded.entry = entry;
-        }
-        Ok(())
     }
 
     /// The ACL of `object` (not a table: see [`TableEntry::acl`]): as
@@ -345,114 +325,114 @@ impl Catalog {
         Ok(())
     }
 
-    /// Creates a managed table with `schema`, owned by `owner`. Returns
-    /// `None` when the table exists and `if_not_exists` is set.
-    pub async fn create_table(
-        &self,
-        name: &str,
-        schema: SchemaRef,
-        if_not_exists: bool,
-        owner: &str,
-    ) -> Result<Option<Arc<dyn TableProvider>>> {
-        let _ddl = self.ddl.lock().await;
-        if self.check_absent(name, if_not_exists)? {
-            return Ok(None);
-        }
+    /// A new managed table `name` with `schema`, owned by `owner`, and its
+    /// (new, empty) directory: not stored yet (see [`crate::changes`]).
+    pub(crate) fn new_managed(&self, name: &str, schema: SchemaRef, owner: &str) -> Result<Loaded> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.tables_dir.join(&id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let provider = managed_table(&dir, schema.clone(), &self.parquet)?;
-        let entry = TableEntry {
-            name: name.to_string(),
-            kind: TableKind::managed(id, &schema),
-            created_at_ms: now_ms(),
-            acl: Acl::owned_by(owner),
-        };
-        let files = self.table_files(&entry)?;
-        if let Err(e) = self.persist(&entry) {
+        let built = managed_table(&dir, schema.clone(), &self.parquet).and_then(|provider| {
+            let entry = TableEntry {
+                name: name.to_string(),
+                kind: TableKind::managed(id, &schema),
+                created_at_ms: now_ms(),
+                acl: Acl::owned_by(owner),
+                indexes: Vec::new(),
+            };
+            let files = self.table_files(&entry)?;
+            Ok(Loaded {
+                entry,
+                provider: Some(provider),
+                files,
+            })
+        });
+        if built.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
         }
-        self.insert(entry, provider.clone(), files);
-        Ok(Some(provider))
+        built
     }
 
-    /// Creates an external table from its planned `command`, owned by
-    /// `owner`; `definition` is the statement's text, stored to rebuild the
-    /// table at start-up.
-    pub async fn create_external_table(
+    /// A new external table from its planned `command`, owned by `owner`;
+    /// `definition` is the statement's text, stored to rebuild the table at
+    /// start-up. Not stored yet (see [`crate::changes`]).
+    pub(crate) async fn new_external(
         &self,
         state: &SessionState,
         command: &CreateExternalTable,
+        name: &str,
         definition: String,
         owner: &str,
-    ) -> Result<()> {
-        let name = self.table_name(&command.name)?;
-        let _ddl = self.ddl.lock().await;
-        if self.check_absent(&name, command.if_not_exists)? {
-            return Ok(());
-        }
+    ) -> Result<Loaded> {
         let provider = external_table(state, command).await?;
-        let entry = TableEntry {
-            name: name.clone(),
-            kind: TableKind::External { definition },
-            created_at_ms: now_ms(),
-            acl: Acl::owned_by(owner),
-        };
-        self.persist(&entry)?;
-        self.insert(entry, provider, None);
-        Ok(())
+        Ok(Loaded {
+            entry: TableEntry {
+                name: name.to_string(),
+                kind: TableKind::External { definition },
+                created_at_ms: now_ms(),
+                acl: Acl::owned_by(owner),
+                indexes: Vec::new(),
+            },
+            provider: Some(provider),
+            files: None,
+        })
     }
 
-    /// Drops a table; a managed table's files are deleted. Returns `false` when
-    /// the table did not exist and `if_exists` is set.
-    pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
-        let _ddl = self.ddl.lock().await;
-        let Some(loaded) = self.read().get(name).cloned() else {
-            return if if_exists {
-                Ok(false)
-            } else {
-                Err(Error::TableNotFound(name.to_string()))
-            };
-        };
-        self.store.delete(TABLES_CF, name)?;
-        self.write().remove(name);
-        if let TableKind::Managed { id, .. } = &loaded.entry.kind {
-            let dir = self.tables_dir.join(id);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                // The entry is gone; the directory is an orphan removed at next start.
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove table files");
-            }
+    /// A new view `name` with the columns of `schema`, defined by its
+    /// `CREATE VIEW` statement (`definition`), owned by `owner`. Not stored
+    /// yet (see [`crate::changes`]).
+    pub(crate) fn new_view(
+        &self,
+        name: &str,
+        definition: String,
+        schema: &Schema,
+        owner: &str,
+    ) -> Loaded {
+        Loaded {
+            entry: TableEntry {
+                name: name.to_string(),
+                kind: TableKind::View {
+                    definition,
+                    columns: columns_of(schema),
+                },
+                created_at_ms: now_ms(),
+                acl: Acl::owned_by(owner),
+                indexes: Vec::new(),
+            },
+            provider: Some(Arc::new(ListedView {
+                schema: Arc::new(schema.clone()),
+            })),
+            files: None,
         }
-        Ok(true)
     }
 
-    /// `ALTER TABLE name RENAME TO new_name`: the table keeps its files,
-    /// owner and privileges under its new name.
-    pub async fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
-        let _ddl = self.ddl.lock().await;
-        let mut loaded = self
-            .loaded(name)
-            .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-        self.check_absent(new_name, false)?;
-        loaded.entry.name = new_name.to_string();
-        let value = crate::store::json(new_name, &loaded.entry)?;
-        // One write: a crash leaves the table under one name or the other.
-        self.store.write(&[
-            Change::Delete {
-                cf: TABLES_CF,
-                key: name,
-            },
-            Change::Put {
-                cf: TABLES_CF,
-                key: new_name,
-                value: &value,
-            },
-        ])?;
-        let mut tables = self.write();
-        tables.remove(name);
-        tables.insert(new_name.to_string(), loaded);
-        Ok(())
+    /// The directory of a managed table's files; `None` for another relation.
+    pub(crate) fn dir_of(&self, table: &Loaded) -> Option<PathBuf> {
+        match &table.entry.kind {
+            TableKind::Managed { id, .. } => Some(self.tables_dir.join(id)),
+            TableKind::External { .. } | TableKind::View { .. } => None,
+        }
+    }
+
+    /// Serialises DDL: whoever checks what is stored and then stores
+    /// changes holds it from the check to the store.
+    pub(crate) async fn ddl_lock(&self) -> DdlLock<'_> {
+        self.ddl.lock().await
+    }
+
+    /// Writes `batch` to the catalog's store, at once.
+    pub(crate) fn store_changes(&self, batch: &[Change<'_>]) -> Result<()> {
+        self.store.write(batch)
+    }
+
+    /// Makes each name of `tables` name its table (`None`: none).
+    pub(crate) fn apply(&self, tables: impl IntoIterator<Item = (String, Option<Loaded>)>) {
+        let mut stored = self.write();
+        for (name, table) in tables {
+            match table {
+                Some(table) => stored.insert(name, table),
+                None => stored.remove(&name),
+            };
+        }
     }
 
     /// The unqualified name of `reference`, which must point into `public`.
@@ -463,35 +443,6 @@ impl Catalog {
                 "Quiver keeps tables only in schema \"{DEFAULT_SCHEMA}\", not \"{other}\""
             ))),
         }
-    }
-
-    /// `Ok(true)` when `name` exists and that is acceptable (`IF NOT EXISTS`).
-    fn check_absent(&self, name: &str, if_not_exists: bool) -> Result<bool> {
-        match (self.read().contains_key(name), if_not_exists) {
-            (false, _) => Ok(false),
-            (true, true) => Ok(true),
-            (true, false) => Err(Error::TableExists(name.to_string())),
-        }
-    }
-
-    fn persist(&self, entry: &TableEntry) -> Result<()> {
-        self.store.put_json(TABLES_CF, &entry.name, entry)
-    }
-
-    fn insert(
-        &self,
-        entry: TableEntry,
-        provider: Arc<dyn TableProvider>,
-        files: Option<(String, Arc<TableFiles>)>,
-    ) {
-        self.write().insert(
-            entry.name.clone(),
-            Loaded {
-                entry,
-                provider: Some(provider),
-                files,
-            },
-        );
     }
 }
 

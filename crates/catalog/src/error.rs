@@ -11,6 +11,16 @@ pub enum Error {
     /// `DROP TABLE` (or another DDL statement) naming a table that is not there.
     #[error("table \"{0}\" does not exist")]
     TableNotFound(String),
+    /// `DROP VIEW` naming a view that is not there.
+    #[error("view \"{0}\" does not exist")]
+    ViewNotFound(String),
+    /// `DROP INDEX` naming an index that is not there.
+    #[error("index \"{0}\" does not exist")]
+    IndexNotFound(String),
+    /// A statement for one kind of relation naming another (`DROP TABLE`
+    /// of a view).
+    #[error("{0}")]
+    WrongObjectType(String),
     /// A statement the catalog cannot store (for example a table outside `public`).
     #[error("{0}")]
     Unsupported(String),

@@ -2,10 +2,12 @@
 
 mod acl;
 mod catalog;
+mod changes;
 mod compaction;
 mod error;
 mod listing;
 mod rewrite;
+mod session_schema;
 mod staging;
 mod store;
 mod table;
@@ -17,7 +19,8 @@ pub use compaction::{FANOUT, Lease, SMALL_FILE};
 pub use error::{Error, Result};
 pub use listing::LocalListings;
 pub use rewrite::Rewrite;
+pub use session_schema::{SessionSchema, ViewPlanner};
 pub use staging::Staging;
 pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
-pub use table::{TableEntry, TableKind};
-pub use temp::{SessionSchema, TempTables};
+pub use table::{IndexEntry, TableEntry, TableKind};
+pub use temp::TempTables;

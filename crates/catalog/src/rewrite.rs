@@ -29,14 +29,13 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::catalog::Catalog;
 use crate::compaction::{
     Intent, Lease, TableFiles, all_exist, blocking, file_names, partial_name, switch,
 };
+use crate::session_schema::{SessionSchema, provider_of};
 use crate::staging::Staging;
 use crate::table::{listing_like, managed_url};
-use crate::temp::TempTables;
-use crate::{Error, Result, TableKind};
+use crate::{Error, Result};
 
 /// One statement's rewrite of one table.
 pub struct Rewrite {
@@ -73,41 +72,45 @@ impl std::fmt::Debug for Rewrite {
     }
 }
 
-impl Catalog {
-    /// Starts rewriting table `name` as the session whose temporary tables
-    /// are `temp` and whose transaction block is `staging` sees it (a
-    /// temporary table first, as names resolve). External tables cannot be
-    /// rewritten: their files are the user's.
-    pub async fn begin_rewrite(
-        &self,
-        temp: &TempTables,
-        staging: &Arc<Staging>,
-        name: &str,
-    ) -> Result<Rewrite> {
-        let (base, table, files) = match temp.get(name) {
-            Some((provider, dir)) => (provider, dir, None),
+impl SessionSchema {
+    /// Starts rewriting table `name` as the session sees it (a temporary
+    /// table first, as names resolve; inside a transaction block, with its
+    /// staged writes). External tables cannot be rewritten: their files
+    /// are the user's.
+    pub async fn begin_rewrite(&self, name: &str) -> Result<Rewrite> {
+        let staging = self.staging();
+        // A table the open block created is no one else's: rewritten in
+        // place, as outside a block.
+        let (base, table, files, in_block) = match self.temp().get(name) {
+            Some((provider, dir)) => (provider, dir, None, staging.is_open()),
             None => {
-                let loaded = self
-                    .loaded(name)
+                let stored = self
+                    .stored(name)
                     .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-                let files = loaded.files.map(|(_, files)| files);
-                let provider = loaded.provider.ok_or_else(|| {
-                    Error::Unsupported(format!(
-                        "table \"{name}\" could not be loaded at start-up (see the server log)"
-                    ))
-                })?;
-                let TableKind::Managed { id, .. } = &loaded.entry.kind else {
+                if stored.is_view() {
+                    return Err(Error::Unsupported(format!(
+                        "cannot change rows of view \"{name}\": Quiver's views are not updatable"
+                    )));
+                }
+                let provider = provider_of(&stored)?;
+                let Some(dir) = self.shared().dir_of(&stored) else {
                     return Err(Error::Unsupported(format!(
                         "\"{name}\" is an external table: its files are not Quiver's to change (only INSERT appends to it)"
                     )));
                 };
-                (provider, self.table_dir(id), files)
+                let in_block = staging.is_open() && !self.created_in_block(&stored);
+                (
+                    provider,
+                    dir,
+                    stored.files.map(|(_, files)| files),
+                    in_block,
+                )
             }
         };
         let listing = base
             .downcast_ref::<ListingTable>()
             .ok_or_else(|| Error::Unsupported(format!("table \"{name}\" has no files")))?;
-        let (snapshot, place) = if staging.is_open() {
+        let (snapshot, place) = if in_block {
             let lease = match &files {
                 Some(files) if !staging.rewrote(&table) => Some(files.lease().await),
                 _ => None,

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::ListingTable;
 
+use crate::changes::Changes;
 use crate::compaction::{Lease, TableFiles};
 use crate::rewrite::{parquet_files, switch_files};
 use crate::table::{listing_like, managed_url};
@@ -40,10 +41,12 @@ pub struct Staging {
     open: Mutex<Option<Open>>,
 }
 
-/// The open transaction block: its views, by the table directory they stage.
+/// The open transaction block: its views, by the table directory they
+/// stage, and its DDL.
 #[derive(Debug, Default)]
 struct Open {
     views: HashMap<String, View>,
+    changes: Changes,
 }
 
 #[derive(Debug)]
@@ -86,6 +89,19 @@ impl Staging {
     /// Opens a transaction block: from now on writes are staged.
     pub fn begin(&self) {
         self.open().get_or_insert_with(Open::default);
+    }
+
+    /// Calls `f` with the open block's DDL; `None` outside a block.
+    pub(crate) fn with_changes<R>(&self, f: impl FnOnce(&mut Changes) -> R) -> Option<R> {
+        self.open().as_mut().map(|open| f(&mut open.changes))
+    }
+
+    /// Takes the open block's DDL, to store or discard as it ends.
+    pub(crate) fn take_changes(&self) -> Changes {
+        self.open()
+            .as_mut()
+            .map(|open| std::mem::take(&mut open.changes))
+            .unwrap_or_default()
     }
 
     /// The managed table `base`, whose files are in `table`, as the open
@@ -253,6 +269,9 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        if let Some(open) = self.open().take() {
+            open.changes.abandon();
+        }
         self.clear();
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -14,7 +15,8 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{CreateExternalTable, DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{CreateExternalTable, DdlStatement, Expr, LogicalPlan, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
 use crate::{Acl, Error, Result};
@@ -32,6 +34,19 @@ pub struct TableEntry {
     /// before tables had owners) and the privileges granted on it.
     #[serde(flatten)]
     pub acl: Acl,
+    /// The indexes `CREATE INDEX` recorded on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexEntry>,
+}
+
+/// An index `CREATE INDEX` recorded on a table. Metadata only: a
+/// managed table's rows are in Parquet files that queries prune by the
+/// statistics in their footers; no other structure is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub name: String,
+    /// What it indexes, as written: column names or expressions.
+    pub keys: Vec<String>,
 }
 
 /// How a table's rows are found.
@@ -51,6 +66,16 @@ pub enum TableKind {
         /// The defining statement, as DataFusion's parser prints it.
         definition: String,
     },
+    /// A view: no rows of its own, only the `CREATE VIEW` statement that
+    /// defined it, planned again by every statement that reads it (which
+    /// so reads the tables as they are then).
+    View {
+        /// The defining statement, as DataFusion's parser prints it.
+        definition: String,
+        /// Its columns when it was created, as catalogs list them.
+        #[serde(default)]
+        columns: Vec<ColumnEntry>,
+    },
 }
 
 /// One column of a managed table. The type is Arrow's own text form of a
@@ -67,17 +92,53 @@ pub struct ColumnEntry {
 
 impl TableKind {
     pub(crate) fn managed(id: String, schema: &Schema) -> Self {
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| ColumnEntry {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-                metadata: f.metadata().clone().into_iter().collect(),
-            })
-            .collect();
-        TableKind::Managed { id, columns }
+        TableKind::Managed {
+            id,
+            columns: columns_of(schema),
+        }
+    }
+}
+
+/// The columns of `schema`, as stored.
+pub(crate) fn columns_of(schema: &Schema) -> Vec<ColumnEntry> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnEntry {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+            metadata: f.metadata().clone().into_iter().collect(),
+        })
+        .collect()
+}
+
+/// A view as the catalog lists it outside a session (in `pg_class`, say):
+/// its columns as created. Reading it takes a session, which plans it
+/// (see [`crate::ViewPlanner`]).
+#[derive(Debug)]
+pub(crate) struct ListedView {
+    pub(crate) schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for ListedView {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        datafusion::common::plan_err!("a view is read in a session, which plans it")
     }
 }
 
@@ -208,6 +269,7 @@ mod tests {
             kind: TableKind::managed("x".to_string(), &schema),
             created_at_ms: 0,
             acl: Acl::default(),
+            indexes: Vec::new(),
         };
         let TableKind::Managed { columns, .. } = &entry.kind else {
             panic!("managed")

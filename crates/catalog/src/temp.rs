@@ -6,14 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::config::TableParquetOptions;
-use datafusion::error::Result as DfResult;
 
-use crate::catalog::Catalog;
-use crate::staging::Staging;
 use crate::table::managed_table;
 use crate::{Error, Result};
 
@@ -30,9 +26,19 @@ pub struct TempTables {
     tables: RwLock<BTreeMap<String, TempTable>>,
 }
 
-struct TempTable {
+/// One temporary table.
+pub(crate) struct TempTable {
     dir: PathBuf,
     provider: Arc<dyn TableProvider>,
+}
+
+impl TempTable {
+    /// Removes the table's files.
+    pub(crate) fn remove_files(&self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove temporary table files");
+        }
+    }
 }
 
 impl std::fmt::Debug for TempTables {
@@ -118,13 +124,33 @@ impl TempTables {
 
     /// Drops a temporary table and its files; `false` if there is none.
     pub fn drop_table(&self, name: &str) -> bool {
-        let Some(table) = self.write().remove(name) else {
+        let Some(table) = self.take(name) else {
             return false;
         };
-        if let Err(e) = std::fs::remove_dir_all(&table.dir) {
-            tracing::warn!(dir = %table.dir.display(), error = %e, "could not remove temporary table files");
-        }
+        table.remove_files();
         true
+    }
+
+    /// Drops a temporary table keeping its files, for
+    /// [`TempTables::restore`] to bring back.
+    pub(crate) fn take(&self, name: &str) -> Option<TempTable> {
+        self.write().remove(name)
+    }
+
+    /// Brings back a table [`TempTables::take`] dropped, unless its name
+    /// is taken again (then its files go).
+    pub(crate) fn restore(&self, name: &str, table: TempTable) {
+        let mut tables = self.write();
+        if tables.contains_key(name) {
+            table.remove_files();
+        } else {
+            tables.insert(name.to_string(), table);
+        }
+    }
+
+    /// The names of the temporary tables.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
     }
 }
 
@@ -135,70 +161,5 @@ impl Drop for TempTables {
         {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a session's temporary tables");
         }
-    }
-}
-
-/// The `public` schema as one session sees it: its temporary tables first
-/// (as PostgreSQL's `pg_temp` comes first on the search path), then the
-/// persistent tables; inside a transaction block, managed tables with the
-/// session's staged writes.
-#[derive(Debug)]
-pub struct SessionSchema {
-    temp: Arc<TempTables>,
-    shared: Arc<Catalog>,
-    staging: Arc<Staging>,
-}
-
-impl SessionSchema {
-    pub fn new(temp: Arc<TempTables>, shared: Arc<Catalog>, staging: Arc<Staging>) -> Self {
-        Self {
-            temp,
-            shared,
-            staging,
-        }
-    }
-}
-
-#[async_trait]
-impl SchemaProvider for SessionSchema {
-    fn table_names(&self) -> Vec<String> {
-        let mut names = self.shared.table_names();
-        names.extend(self.temp.read().keys().cloned());
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let managed = match self.temp.get(name) {
-            Some(temp) => temp,
-            None => match (
-                self.shared.table(name).await?,
-                self.shared.managed_dir(name),
-            ) {
-                (Some(provider), Some(dir)) => (provider, dir),
-                (provider, _) => return Ok(provider),
-            },
-        };
-        let (provider, dir) = managed;
-        Ok(Some(
-            self.staging.view(&provider, &dir)?.unwrap_or(provider),
-        ))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.temp.contains(name) || self.shared.table_exist(name)
-    }
-
-    fn register_table(
-        &self,
-        name: String,
-        table: Arc<dyn TableProvider>,
-    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        self.shared.register_table(name, table)
-    }
-
-    fn deregister_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        self.shared.deregister_table(name)
     }
 }

@@ -158,7 +158,9 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
     use quiver_catalog::Error as C;
     match e {
         C::TableExists(_) => "42P07",
-        C::TableNotFound(_) => "42P01",
+        C::TableNotFound(_) | C::ViewNotFound(_) => "42P01",
+        C::IndexNotFound(_) => "42704",
+        C::WrongObjectType(_) => "42809",
         C::Unsupported(_) => "0A000",
         C::SerializationFailure(_) => "40001",
         C::LockNotAvailable(_) => "55P03",

@@ -516,14 +516,11 @@ impl Engine {
             .catalog_list()
             .catalog(DATABASE)
             .ok_or_else(|| Error::Internal(format!("database {DATABASE} is missing")))?;
+        let session_schema = Arc::new(SessionSchema::new(temp, self.catalog.clone(), staging));
         let database = MemoryCatalogProvider::new();
         for schema in shared.schema_names() {
-            let provider = if schema == DEFAULT_SCHEMA {
-                Arc::new(SessionSchema::new(
-                    temp.clone(),
-                    self.catalog.clone(),
-                    staging.clone(),
-                ))
+            let provider: Arc<dyn SchemaProvider> = if schema == DEFAULT_SCHEMA {
+                session_schema.clone()
             } else {
                 shared
                     .schema(&schema)
@@ -546,11 +543,9 @@ impl Engine {
         let canceller = Arc::new(Canceller::new(&session_id, self.scheduler.clone()));
         let session = Session::new(
             SessionContext::new_with_state(state),
-            self.catalog.clone(),
-            temp,
+            session_schema,
             self.functions.clone(),
             canceller,
-            staging,
             self.roles.clone(),
             self.locations.clone(),
         );

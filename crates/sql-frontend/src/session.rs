@@ -27,7 +27,9 @@ use datafusion::sql::sqlparser::ast::{
     SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Object, Privilege, Staging, TempTables};
+use quiver_catalog::{
+    Catalog, DEFAULT_SCHEMA, Object, Privilege, SessionSchema, Staging, TempTables,
+};
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SizedText, SqlType};
 
 use crate::auth::{READ_SERVER_FILES, Roles};
@@ -45,7 +47,9 @@ use crate::{Error, Result};
 mod access;
 mod alter_table;
 mod in_place;
+mod indexes;
 mod returning;
+mod views;
 
 pub(crate) use returning::{Returned, take_returning};
 
@@ -119,6 +123,9 @@ pub struct Session {
     canceller: Arc<Canceller>,
     /// Writes of the open transaction block (also seen by `ctx`'s tables).
     staging: Arc<Staging>,
+    /// The `public` schema as the session sees it (`ctx`'s), through which
+    /// its DDL goes.
+    schema: Arc<SessionSchema>,
     /// Login roles (`CREATE ROLE ... PASSWORD`).
     roles: Arc<Roles>,
     /// Where external tables may point.
@@ -173,14 +180,13 @@ impl Session {
     )]
     pub(crate) fn new(
         ctx: SessionContext,
-        catalog: Arc<Catalog>,
-        temp: Arc<TempTables>,
+        schema: Arc<SessionSchema>,
         functions: Arc<Functions>,
         canceller: Arc<Canceller>,
-        staging: Arc<Staging>,
         roles: Arc<Roles>,
         locations: Arc<ExternalLocations>,
     ) -> Self {
+        schema.plan_views_with(Arc::new(views::SessionViews::new(&ctx)));
         let settings = Arc::new(Mutex::new(Settings::default()));
         for function in crate::pg_functions::session_functions(settings.clone()) {
             ctx.register_udf(function);
@@ -189,15 +195,16 @@ impl Session {
             roles,
             locations,
             canceller,
-            staging,
+            staging: schema.staging().clone(),
+            catalog: schema.shared().clone(),
+            temp: schema.temp().clone(),
+            schema,
             block: Mutex::new(Block::Idle),
             identity: OnceLock::new(),
             acting: Mutex::new(None),
             generation: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             ctx,
-            catalog,
-            temp,
             functions,
             registered: SessionFunctions::default(),
             settings,
@@ -335,6 +342,13 @@ impl Session {
                     names,
                     ..
                 } => self.drop_roles(&names, if_exists),
+                Statement::CreateIndex(create) => self.create_index(create).await,
+                Statement::Drop {
+                    object_type: ObjectType::Index,
+                    if_exists,
+                    names,
+                    ..
+                } => self.drop_indexes(&names, if_exists).await,
                 // Drivers (psycopg) evict protocol-level prepared statements
                 // with SQL DEALLOCATE; a later Parse of the same name replaces
                 // the statement, so there is nothing to free here.
@@ -380,9 +394,9 @@ impl Session {
         }
     }
 
-    /// Commits the staged writes of the transaction block.
+    /// Commits the transaction block's DDL and staged writes.
     async fn commit_staged(&self) -> Result<()> {
-        for table in self.staging.commit().await? {
+        for table in self.schema.commit().await? {
             self.catalog.written(table.as_ref());
         }
         Ok(())
@@ -402,7 +416,7 @@ impl Session {
             }
             // COMMIT of a failed block rolls it back, as in PostgreSQL.
             Block::Open(_) | Block::Failed => {
-                self.staging.rollback();
+                self.schema.rollback();
                 ("ROLLBACK", None)
             }
         };
@@ -562,7 +576,7 @@ impl Session {
     /// with 0A000; a value over 1 GB that constants ask for fails with 54000
     /// (see [`crate::sizes`]).
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = views::planning(self.ctx.state().statement_to_plan(statement)).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
         refuse_subquery_limits(&plan)?;
         crate::sizes::refuse_oversized_values(&plan)?;
@@ -825,17 +839,17 @@ impl Session {
         let schema = Arc::new(schema);
         let created = if create.temporary {
             if create.or_replace {
-                self.temp.drop_table(&name);
+                self.schema.drop_temp_table(&name);
             }
-            self.temp
-                .create(&name, schema.clone(), create.if_not_exists)?
+            self.schema
+                .create_temp_table(&name, schema.clone(), create.if_not_exists)?
         } else {
             self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
             if create.or_replace {
                 self.check_owner(&name)?;
-                self.catalog.drop_table(&name, true).await?;
+                self.schema.drop_table(&name, true).await?;
             }
-            self.catalog
+            self.schema
                 .create_table(
                     &name,
                     schema.clone(),
@@ -866,8 +880,8 @@ impl Session {
             Err(e) => {
                 // CREATE TABLE AS is all or nothing.
                 if create.temporary {
-                    self.temp.drop_table(&name);
-                } else if let Err(drop) = self.catalog.drop_table(&name, true).await {
+                    self.schema.drop_temp_table(&name);
+                } else if let Err(drop) = self.schema.drop_table(&name, true).await {
                     tracing::error!(table = %name, error = %drop, "could not drop a failed CREATE TABLE AS");
                 }
                 Err(e)
@@ -900,10 +914,12 @@ impl Session {
                 let definition = definition.ok_or_else(|| {
                     Error::Internal("CREATE EXTERNAL TABLE without its statement".into())
                 })?;
-                self.catalog
+                let name = self.catalog.table_name(&create.name)?;
+                self.schema
                     .create_external_table(
                         &self.ctx.state(),
                         &create,
+                        &name,
                         definition,
                         &self.user().unwrap_or_default(),
                     )
@@ -916,14 +932,16 @@ impl Session {
                     self.check_owner(&name)?;
                 }
                 // A temporary table hides a persistent one of the same name.
-                let dropped = self.temp.drop_table(&name)
-                    || self.catalog.drop_table(&name, drop.if_exists).await?;
+                let dropped = self.schema.drop_temp_table(&name)
+                    || self.schema.drop_table(&name, drop.if_exists).await?;
                 Ok(Completion::tag("DROP TABLE")
                     .with_notice(
                         (!dropped).then(|| format!("table \"{name}\" does not exist, skipping")),
                     )
                     .into())
             }
+            DdlStatement::CreateView(create) => self.create_view(create).await,
+            DdlStatement::DropView(drop) => self.drop_view(&drop.name, drop.if_exists).await,
             other => Err(Error::FeatureNotSupported(format!(
                 "{} is not supported yet",
                 other.name()

@@ -237,7 +237,7 @@ impl Session {
             return Ok(());
         }
         let role = self.user().unwrap_or_default();
-        match self.catalog.entry(name) {
+        match self.schema.entry(name) {
             Some(entry) => {
                 self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Usage)?;
                 if !entry.acl.allows(&role, privilege) {
@@ -367,7 +367,7 @@ impl Session {
     /// `name` or is a superuser.
     pub(super) fn check_owner(&self, name: &str) -> Result<()> {
         let role = self.user().unwrap_or_default();
-        match self.catalog.entry(name) {
+        match self.schema.entry(name) {
             Some(entry) if !self.is_superuser() && !entry.acl.is_owner(&role) => Err(
                 Error::InsufficientPrivilege(format!("must be owner of table {name}")),
             ),
@@ -401,7 +401,7 @@ impl Session {
             for grantee in &grant.grantees {
                 match object {
                     Object::Table(name) => {
-                        self.catalog
+                        self.schema
                             .set_privileges(name, grantee, privileges, give)
                             .await?
                     }
@@ -421,14 +421,14 @@ impl Session {
         Ok(match objects {
             Objects::Tables(names) => {
                 for name in &names {
-                    if self.catalog.entry(name).is_none() {
+                    if self.schema.entry(name).is_none() {
                         return Err(Error::UndefinedTable(name.clone()));
                     }
                 }
                 names.into_iter().map(Object::Table).collect()
             }
             Objects::AllTables => self
-                .catalog
+                .schema
                 .entries()
                 .into_iter()
                 .map(|e| Object::Table(e.name))

@@ -37,10 +37,10 @@ impl Session {
                 )));
             }
         };
-        if self.temp.rename_table(&name, &new_name)? {
+        if self.schema.rename_temp_table(&name, &new_name)? {
             return Ok(Completion::tag("ALTER TABLE").into());
         }
-        if self.catalog.entry(&name).is_none() && alter.if_exists {
+        if self.schema.entry(&name).is_none() && alter.if_exists {
             return Ok(Completion::tag("ALTER TABLE")
                 .with_notice(Some(format!(
                     "relation \"{name}\" does not exist, skipping"
@@ -48,7 +48,7 @@ impl Session {
                 .into());
         }
         self.check_owner(&name)?;
-        self.catalog.rename_table(&name, &new_name).await?;
+        self.schema.rename_table(&name, &new_name).await?;
         Ok(Completion::tag("ALTER TABLE").into())
     }
 }

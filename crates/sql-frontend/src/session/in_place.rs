@@ -121,10 +121,7 @@ impl Session {
         returning: bool,
     ) -> Result<(u64, Vec<RecordBatch>)> {
         let name = self.catalog.table_name(&dml.table_name)?;
-        let rewrite = self
-            .catalog
-            .begin_rewrite(&self.temp, &self.staging, &name)
-            .await?;
+        let rewrite = self.schema.begin_rewrite(&name).await?;
         let original = source_as_provider(&dml.target)?;
         let snapshot = provider_as_source(rewrite.source().clone());
         let input = reading(dml.input.as_ref().clone(), &original, &snapshot)?;

@@ -1,0 +1,230 @@
+//! DDL as a set of changes to the stored tables, stored all at once.
+//!
+//! A statement that creates, drops, renames or grants on a table does not
+//! change the catalog directly: it records [`Changes`] — each changed name
+//! with the table it now names (or none), and what was stored under it when
+//! it was first changed — and [`Catalog::store`] then writes them in one
+//! RocksDB batch, after checking that every changed name still holds what
+//! it held then. Outside a transaction block that happens as the statement
+//! ends, under the catalog's DDL lock. Inside one, the block's changes
+//! accumulate (its session sees them at once, no one else does: see
+//! [`crate::SessionSchema`]) and are stored at `COMMIT`; `ROLLBACK` drops
+//! them, as PostgreSQL's transactional DDL does — a failed Alembic or dbt
+//! migration leaves nothing behind. A name another session changed since
+//! the block first changed it fails the `COMMIT`: 42P07 when both created
+//! it, 42P01 when it was dropped, 40001 otherwise.
+//!
+//! A managed table's directory is made when the table is created and
+//! removed when its drop is stored; a created table the changes do not
+//! keep (rolled back, or dropped again) loses its directory with them.
+//! A crash before the store leaves such a directory without an entry,
+//! which the next start removes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use crate::catalog::{Catalog, Loaded};
+use crate::store::{Change, TABLES_CF};
+use crate::temp::{TempTable, TempTables};
+use crate::{Error, Result, TableEntry};
+
+/// Changes to the stored tables, not stored yet.
+#[derive(Default)]
+pub(crate) struct Changes {
+    /// The changed names, with the table each now names (`None`: none).
+    tables: BTreeMap<String, Option<Loaded>>,
+    /// What was stored under each changed name when it was first changed.
+    found: BTreeMap<String, Option<TableEntry>>,
+    /// Directories of the managed tables the changes created.
+    created: Vec<PathBuf>,
+    /// Directories of the managed tables the changes dropped.
+    dropped: Vec<PathBuf>,
+    /// What the changes did to the session's temporary tables, oldest
+    /// first (only a transaction block records them: they are undone if
+    /// it rolls back).
+    temp: Vec<TempChange>,
+}
+
+/// A change of a session's temporary tables, undone by `ROLLBACK`.
+pub(crate) enum TempChange {
+    Created(String),
+    /// The table is kept (its files too) until the block ends.
+    Dropped(String, TempTable),
+    Renamed {
+        from: String,
+        to: String,
+    },
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes")
+            .field("tables", &self.tables.keys().collect::<Vec<_>>())
+            .field("created", &self.created)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Changes {
+    /// The table `name` names as changed: `None` if the changes leave
+    /// the name alone, `Some(None)` if they leave it naming nothing.
+    pub(crate) fn get(&self, name: &str) -> Option<Option<&Loaded>> {
+        self.tables.get(name).map(Option::as_ref)
+    }
+
+    /// Every changed name with what it names now.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = (&String, Option<&Loaded>)> {
+        self.tables.iter().map(|(name, t)| (name, t.as_ref()))
+    }
+
+    /// Whether the changes created the managed table whose files are in `dir`.
+    pub(crate) fn created(&self, dir: &std::path::Path) -> bool {
+        self.created.iter().any(|d| d == dir)
+    }
+
+    /// `name` now names `table` (`None`: nothing). What `catalog` holds
+    /// under it is recorded when `name` is first changed.
+    pub(crate) fn set(&mut self, catalog: &Catalog, name: &str, table: Option<Loaded>) {
+        self.found
+            .entry(name.to_string())
+            .or_insert_with(|| catalog.entry(name));
+        self.tables.insert(name.to_string(), table);
+    }
+
+    /// A managed table was created with its files in `dir`.
+    pub(crate) fn created_dir(&mut self, dir: PathBuf) {
+        self.created.push(dir);
+    }
+
+    /// The managed table whose files are in `dir` was dropped.
+    pub(crate) fn dropped_dir(&mut self, dir: PathBuf) {
+        self.dropped.push(dir);
+    }
+
+    /// Records a change of the session's temporary tables (if any).
+    pub(crate) fn temp(&mut self, change: Option<TempChange>) {
+        self.temp.extend(change);
+    }
+
+    /// Whether there is nothing to store or undo.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.created.is_empty() && self.temp.is_empty()
+    }
+
+    /// The changes were stored: removes the files of the tables they
+    /// dropped (and of those they created and did not keep, and of the
+    /// temporary tables they dropped).
+    pub(crate) fn finish(self, catalog: &Catalog) {
+        let kept: HashSet<PathBuf> = self
+            .tables
+            .values()
+            .flatten()
+            .filter_map(|t| catalog.dir_of(t))
+            .collect();
+        for dir in self.created.iter().chain(&self.dropped) {
+            if !kept.contains(dir) {
+                remove_dir(dir);
+            }
+        }
+        for change in self.temp {
+            if let TempChange::Dropped(_, table) = change {
+                table.remove_files();
+            }
+        }
+    }
+
+    /// The changes are given up: removes the directories of the tables
+    /// they created and undoes what they did to the temporary tables.
+    pub(crate) fn discard(self, temp: &TempTables) {
+        for dir in &self.created {
+            remove_dir(dir);
+        }
+        for change in self.temp.into_iter().rev() {
+            match change {
+                TempChange::Created(name) => {
+                    temp.drop_table(&name);
+                }
+                TempChange::Dropped(name, table) => temp.restore(&name, table),
+                TempChange::Renamed { from, to } => {
+                    let _ = temp.rename_table(&to, &from);
+                }
+            }
+        }
+    }
+
+    /// Removes the directories of the tables the changes created (the
+    /// session ended with the block open).
+    pub(crate) fn abandon(&self) {
+        for dir in &self.created {
+            remove_dir(dir);
+        }
+    }
+}
+
+fn remove_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        // The entry is gone; the directory is an orphan removed at next start.
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove table files");
+    }
+}
+
+impl Catalog {
+    /// Stores `changes` in one write, if every name they change still
+    /// holds what it held when they first changed it. The caller holds
+    /// the DDL lock ([`Catalog::ddl_lock`]).
+    pub(crate) fn store(&self, changes: &Changes, _ddl: &DdlLock<'_>) -> Result<()> {
+        if changes.tables.is_empty() {
+            return Ok(());
+        }
+        for (name, found) in &changes.found {
+            let stored = self.entry(name);
+            match (found, &stored) {
+                _ if *found == stored => {}
+                (None, Some(_)) => return Err(Error::TableExists(name.clone())),
+                (Some(_), None) => return Err(Error::TableNotFound(name.clone())),
+                (Some(_), Some(_)) => {
+                    return Err(Error::SerializationFailure(format!(
+                        "could not serialize access: table \"{name}\" was changed by another transaction"
+                    )));
+                }
+                (None, None) => {}
+            }
+        }
+        let mut values = Vec::new();
+        for (name, table) in &changes.tables {
+            if let Some(table) = table {
+                values.push((name, Some(crate::store::json(name, &table.entry)?)));
+            } else if changes.found.get(name).is_some_and(Option::is_some) {
+                values.push((name, None));
+            }
+        }
+        let batch: Vec<Change<'_>> = values
+            .iter()
+            .map(|(name, value)| match value {
+                Some(value) => Change::Put {
+                    cf: TABLES_CF,
+                    key: name,
+                    value,
+                },
+                None => Change::Delete {
+                    cf: TABLES_CF,
+                    key: name,
+                },
+            })
+            .collect();
+        self.store_changes(&batch)?;
+        self.apply(
+            changes
+                .tables
+                .iter()
+                .map(|(name, table)| (name.clone(), table.clone())),
+        );
+        Ok(())
+    }
+}
+
+/// Held while DDL checks and stores changes: see [`Catalog::ddl_lock`].
+pub(crate) type DdlLock<'a> = tokio::sync::MutexGuard<'a, ()>;

@@ -1,0 +1,112 @@
+//! `CREATE INDEX` and `DROP INDEX`, recorded as metadata: a managed
+//! table's rows are in Parquet files that queries prune by the statistics
+//! in their footers, and no other structure is kept (see
+//! [`quiver_catalog::IndexEntry`]). Tools create indexes as a matter of
+//! course (pandas' `to_sql`, SQLAlchemy's `index=True`, Alembic), so
+//! they are accepted rather than refused; `UNIQUE` is refused, since
+//! Quiver would not enforce it.
+
+use datafusion::common::TableReference;
+use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, ObjectName};
+use quiver_catalog::{IndexEntry, TableKind};
+
+use super::{Completion, Outcome, Session, object_name};
+use crate::names::folded;
+use crate::{Error, Result};
+
+impl Session {
+    /// `CREATE INDEX [IF NOT EXISTS] [name] ON table (keys)`, by the
+    /// table's owner; an index without a name is named as PostgreSQL
+    /// names it (`<table>_<column>_idx`).
+    pub(super) async fn create_index(&self, create: CreateIndex) -> Result<Outcome> {
+        if create.unique {
+            return Err(Error::FeatureNotSupported(
+                "CREATE UNIQUE INDEX is not supported: Quiver does not enforce uniqueness yet"
+                    .into(),
+            ));
+        }
+        let table = self
+            .catalog
+            .table_name(&TableReference::from(object_name(&create.table_name)))?;
+        if self.temp.contains(&table) {
+            return Err(Error::FeatureNotSupported(
+                "indexes on temporary tables are not supported".into(),
+            ));
+        }
+        let entry = self
+            .schema
+            .entry(&table)
+            .ok_or_else(|| Error::UndefinedTable(table.clone()))?;
+        self.check_owner(&table)?;
+        let mut keys = Vec::new();
+        for key in &create.columns {
+            let expr = &key.column.expr;
+            if let (Expr::Identifier(ident), TableKind::Managed { columns, .. }) =
+                (expr, &entry.kind)
+            {
+                let column = folded(ident);
+                if !columns.iter().any(|c| c.name == column) {
+                    return Err(Error::UndefinedColumn(column));
+                }
+                keys.push(column);
+            } else {
+                keys.push(expr.to_string());
+            }
+        }
+        let name = match &create.name {
+            Some(name) => index_name(name)?,
+            None => format!("{table}_{}_idx", keys.join("_")),
+        };
+        let created = self
+            .schema
+            .create_index(
+                &table,
+                IndexEntry {
+                    name: name.clone(),
+                    keys,
+                },
+                create.if_not_exists,
+            )
+            .await?;
+        Ok(Completion::tag("CREATE INDEX")
+            .with_notice(
+                (!created).then(|| format!("relation \"{name}\" already exists, skipping")),
+            )
+            .into())
+    }
+
+    /// `DROP INDEX [IF EXISTS] name, ...`, by the owner of each index's table.
+    pub(super) async fn drop_indexes(
+        &self,
+        names: &[ObjectName],
+        if_exists: bool,
+    ) -> Result<Outcome> {
+        let mut notices = Vec::new();
+        for name in names {
+            let name = index_name(name)?;
+            if let Some(table) = self
+                .schema
+                .entries()
+                .into_iter()
+                .find(|t| t.indexes.iter().any(|index| index.name == name))
+            {
+                self.check_owner(&table.name)?;
+            }
+            if !self.schema.drop_index(&name, if_exists).await? {
+                notices.push(format!("index \"{name}\" does not exist, skipping"));
+            }
+        }
+        Ok(Completion::tag("DROP INDEX")
+            .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
+            .into())
+    }
+}
+
+/// An index's name: unqualified, or in `public`.
+fn index_name(name: &ObjectName) -> Result<String> {
+    let reference = TableReference::from(object_name(name));
+    match reference.schema() {
+        None | Some(quiver_catalog::DEFAULT_SCHEMA) => Ok(reference.table().to_string()),
+        Some(schema) => Err(Error::InvalidSchemaName(schema.to_string())),
+    }
+}
