@@ -174,10 +174,6 @@ impl Block {
 }
 
 impl Session {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "each is a part of the server's state the session shares"
-    )]
     pub(crate) fn new(
         ctx: SessionContext,
         schema: Arc<SessionSchema>,
