@@ -7,6 +7,9 @@
 //! only committed files. `COMMIT` moves the staged files into the tables'
 //! directories; `ROLLBACK` (or the session ending) deletes them. A
 //! non-managed (external) table is not staged: writes to it are immediate.
+//! Nor is a table the block created: no one else sees it until `COMMIT`
+//! stores it (see [`crate::changes`]), so the block writes and rewrites
+//! its files in place, and they are there when it appears.
 //!
 //! An `UPDATE`, `DELETE` or `TRUNCATE` in a block rewrites the files the
 //! block sees (see [`crate::rewrite`]): the staged files it read are

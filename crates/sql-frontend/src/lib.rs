@@ -12,6 +12,7 @@ mod extended;
 mod functions;
 mod grouping_sets;
 mod handler;
+mod info_schema;
 mod integers;
 mod lineage;
 mod locations;

@@ -381,8 +381,9 @@ impl VisitorMut for PostgresForms {
     type Break = ();
 
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
-        // DataFusion's information_schema has no table_privileges: Quiver
-        // serves it among its system tables.
+        // DataFusion's information_schema has no table_privileges, and its
+        // columns has Arrow's type names: Quiver serves these among its
+        // system tables (see `crate::info_schema`).
         let parts: Vec<String> = relation
             .0
             .iter()
@@ -390,11 +391,13 @@ impl VisitorMut for PostgresForms {
             .map(|ident| ident.value.to_ascii_lowercase())
             .collect();
         if parts.len() == relation.0.len()
-            && parts.ends_with(&["information_schema".into(), "table_privileges".into()])
+            && let [.., schema, table] = parts.as_slice()
+            && schema == "information_schema"
+            && (table == "table_privileges" || crate::info_schema::TABLES.contains(&table.as_str()))
         {
             *relation = ObjectName::from(vec![
                 Ident::new(crate::server::SYSTEM_SCHEMA),
-                Ident::new("table_privileges"),
+                Ident::new(table),
             ]);
         }
         ControlFlow::Continue(())

@@ -442,6 +442,11 @@ impl Engine {
             "table_privileges".to_string(),
             Arc::new(SystemTable(TablePrivilegesTable::new(catalog.clone()))),
         )?;
+        for name in crate::info_schema::TABLES {
+            if let Some(table) = crate::info_schema::table(name) {
+                system.register_table(name.to_string(), table)?;
+            }
+        }
         database.register_schema(SYSTEM_SCHEMA, system)?;
 
         // Ballista replaces the function registry; Quiver's functions go after.

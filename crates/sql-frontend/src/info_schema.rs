@@ -1,0 +1,406 @@
+//! `information_schema` tables as PostgreSQL fills them, where DataFusion's
+//! differ: `columns` with PostgreSQL's type names (`bigint`, `character
+//! varying`, `timestamp without time zone`, not Arrow's `Int64`, `Utf8`,
+//! `Timestamp(ns)`) and `udt_name`, which BI tools (Grafana, Metabase)
+//! and ORMs read; `table_constraints` and `key_column_usage`, empty since
+//! Quiver's tables have no constraints yet. A query naming
+//! `information_schema.<table>` for one of these reads Quiver's (served
+//! under the `quiver` schema, see `crate::rewrite`); the rest of
+//! `information_schema` is DataFusion's.
+//!
+//! `columns` lists what the reading session sees — its temporary tables
+//! and its transaction block's DDL too — as it is when the query runs.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int32Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session as CatalogSession, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr as DfExpr;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// The `information_schema` tables Quiver serves itself.
+pub(crate) const TABLES: [&str; 3] = ["columns", "table_constraints", "key_column_usage"];
+
+/// The table of [`TABLES`] named `name`, as a provider.
+pub(crate) fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
+    let kind = match name {
+        "columns" => Kind::Columns,
+        "table_constraints" => Kind::TableConstraints,
+        "key_column_usage" => Kind::KeyColumnUsage,
+        _ => return None,
+    };
+    Some(Arc::new(InfoSchemaTable {
+        schema: kind.schema(),
+        kind,
+    }))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Columns,
+    TableConstraints,
+    KeyColumnUsage,
+}
+
+/// The columns of `columns` that are numbers; the rest are text.
+const COLUMNS_NUMBERS: [&str; 7] = [
+    "ordinal_position",
+    "character_maximum_length",
+    "character_octet_length",
+    "numeric_precision",
+    "numeric_precision_radix",
+    "numeric_scale",
+    "datetime_precision",
+];
+
+const COLUMNS_COLUMNS: [&str; 23] = [
+    "table_catalog",
+    "table_schema",
+    "table_name",
+    "column_name",
+    "ordinal_position",
+    "column_default",
+    "is_nullable",
+    "data_type",
+    "character_maximum_length",
+    "character_octet_length",
+    "numeric_precision",
+    "numeric_precision_radix",
+    "numeric_scale",
+    "datetime_precision",
+    "interval_type",
+    "udt_catalog",
+    "udt_schema",
+    "udt_name",
+    "is_identity",
+    "identity_generation",
+    "is_generated",
+    "generation_expression",
+    "is_updatable",
+];
+
+impl Kind {
+    fn schema(self) -> SchemaRef {
+        let names: &[&str] = match self {
+            Kind::Columns => &COLUMNS_COLUMNS,
+            Kind::TableConstraints => &[
+                "constraint_catalog",
+                "constraint_schema",
+                "constraint_name",
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "constraint_type",
+                "is_deferrable",
+                "initially_deferred",
+                "enforced",
+                "nulls_distinct",
+            ],
+            Kind::KeyColumnUsage => &[
+                "constraint_catalog",
+                "constraint_schema",
+                "constraint_name",
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "column_name",
+                "ordinal_position",
+                "position_in_unique_constraint",
+            ],
+        };
+        let numbers: &[&str] = match self {
+            Kind::Columns => &COLUMNS_NUMBERS,
+            Kind::TableConstraints => &[],
+            Kind::KeyColumnUsage => &["ordinal_position", "position_in_unique_constraint"],
+        };
+        Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|name| {
+                    let data_type = match numbers.contains(name) {
+                        true => DataType::Int32,
+                        false => DataType::Utf8,
+                    };
+                    Field::new(*name, data_type, true)
+                })
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct InfoSchemaTable {
+    kind: Kind,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for InfoSchemaTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[DfExpr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let batch = match self.kind {
+            Kind::Columns => {
+                let state = state
+                    .as_any()
+                    .downcast_ref::<SessionState>()
+                    .ok_or_else(|| {
+                        DataFusionError::Internal(
+                            "information_schema.columns needs a session".into(),
+                        )
+                    })?;
+                columns(state, &self.schema).await?
+            }
+            Kind::TableConstraints | Kind::KeyColumnUsage => {
+                RecordBatch::new_empty(self.schema.clone())
+            }
+        };
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The rows of `columns`: every column of every relation `state` sees.
+async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    let mut text: Vec<StringBuilder> = Vec::new();
+    let mut numbers: Vec<Int32Builder> = Vec::new();
+    for _ in COLUMNS_COLUMNS
+        .iter()
+        .filter(|c| !COLUMNS_NUMBERS.contains(c))
+    {
+        text.push(StringBuilder::new());
+    }
+    for _ in COLUMNS_NUMBERS {
+        numbers.push(Int32Builder::new());
+    }
+    let catalogs = state.catalog_list();
+    for catalog_name in catalogs.catalog_names() {
+        let Some(catalog) = catalogs.catalog(&catalog_name) else {
+            continue;
+        };
+        for schema_name in catalog.schema_names() {
+            let Some(relations) = catalog.schema(&schema_name) else {
+                continue;
+            };
+            for table_name in relations.table_names() {
+                // A relation that cannot be read now (a view whose table is
+                // gone) has no columns to list.
+                let Ok(Some(table)) = relations.table(&table_name).await else {
+                    continue;
+                };
+                for (position, field) in table.schema().fields().iter().enumerate() {
+                    let column = ColumnType::of(field);
+                    let position = i32::try_from(position + 1).unwrap_or(i32::MAX);
+                    let texts = [
+                        Some(catalog_name.as_str()),
+                        Some(schema_name.as_str()),
+                        Some(table_name.as_str()),
+                        Some(field.name().as_str()),
+                        None,
+                        Some(if field.is_nullable() { "YES" } else { "NO" }),
+                        Some(column.data_type),
+                        None,
+                        Some(catalog_name.as_str()),
+                        Some("pg_catalog"),
+                        Some(column.udt_name.as_str()),
+                        Some("NO"),
+                        None,
+                        Some("NEVER"),
+                        None,
+                        Some(if table.table_type() == TableType::View {
+                            "NO"
+                        } else {
+                            "YES"
+                        }),
+                    ];
+                    for (builder, value) in text.iter_mut().zip(texts) {
+                        builder.append_option(value);
+                    }
+                    let values = [
+                        Some(position),
+                        column.character_maximum_length,
+                        column.character_maximum_length.map(|n| n.saturating_mul(4)),
+                        column.numeric_precision,
+                        column.numeric_precision.map(|_| column.radix),
+                        column.numeric_scale,
+                        column.datetime_precision,
+                    ];
+                    for (builder, value) in numbers.iter_mut().zip(values) {
+                        builder.append_option(value);
+                    }
+                }
+            }
+        }
+    }
+    let mut text = text
+        .into_iter()
+        .map(|mut builder| Arc::new(builder.finish()) as ArrayRef);
+    let mut numbers = numbers
+        .into_iter()
+        .map(|mut builder| Arc::new(builder.finish()) as ArrayRef);
+    let arrays: Vec<ArrayRef> = COLUMNS_COLUMNS
+        .iter()
+        .filter_map(|name| match COLUMNS_NUMBERS.contains(name) {
+            true => numbers.next(),
+            false => text.next(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// A column's type as `information_schema.columns` describes it.
+struct ColumnType {
+    /// The SQL standard's name (`character varying`, `ARRAY`).
+    data_type: &'static str,
+    /// PostgreSQL's internal name (`varchar`, `_int4`).
+    udt_name: String,
+    character_maximum_length: Option<i32>,
+    numeric_precision: Option<i32>,
+    /// 2 for binary precisions (integers, floats), 10 for `numeric`.
+    radix: i32,
+    numeric_scale: Option<i32>,
+    datetime_precision: Option<i32>,
+}
+
+impl ColumnType {
+    fn of(field: &Field) -> Self {
+        let mut column = ColumnType {
+            data_type: "USER-DEFINED",
+            udt_name: field.data_type().to_string(),
+            character_maximum_length: None,
+            numeric_precision: None,
+            radix: 2,
+            numeric_scale: None,
+            datetime_precision: None,
+        };
+        if let Some(sized) = quiver_udf_registry::SizedText::of(field) {
+            column.udt_name = if sized.padded { "bpchar" } else { "varchar" }.into();
+            column.character_maximum_length = i32::try_from(sized.length).ok();
+        } else if let Ok(pg) = arrow_pg::datatypes::into_pg_type(field.data_type()) {
+            column.udt_name = pg.name().to_string();
+        }
+        column.data_type = standard_name(&column.udt_name);
+        match field.data_type() {
+            DataType::Int16 | DataType::UInt8 | DataType::Int8 => {
+                column.numeric_precision = Some(16)
+            }
+            DataType::Int32 | DataType::UInt16 => column.numeric_precision = Some(32),
+            DataType::Int64 | DataType::UInt32 => column.numeric_precision = Some(64),
+            DataType::Float32 => column.numeric_precision = Some(24),
+            DataType::Float64 => column.numeric_precision = Some(53),
+            DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
+                column.numeric_precision = Some(i32::from(*precision));
+                column.numeric_scale = Some(i32::from(*scale));
+                column.radix = 10;
+            }
+            DataType::Timestamp(unit, _) | DataType::Time64(unit) => {
+                use datafusion::arrow::datatypes::TimeUnit;
+                column.datetime_precision = Some(match unit {
+                    TimeUnit::Second => 0,
+                    TimeUnit::Millisecond => 3,
+                    TimeUnit::Microsecond | TimeUnit::Nanosecond => 6,
+                });
+            }
+            DataType::Date32 | DataType::Date64 => column.datetime_precision = Some(0),
+            _ => {}
+        }
+        if matches!(
+            field.data_type(),
+            DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+        ) {
+            column.numeric_scale = Some(0);
+        }
+        column
+    }
+}
+
+/// The SQL standard's name of the PostgreSQL type `udt_name`, as
+/// `information_schema.columns.data_type` gives it.
+fn standard_name(udt_name: &str) -> &'static str {
+    match udt_name {
+        "bool" => "boolean",
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        "float8" => "double precision",
+        "numeric" => "numeric",
+        "text" => "text",
+        "varchar" => "character varying",
+        "bpchar" => "character",
+        "char" => "\"char\"",
+        "name" => "name",
+        "bytea" => "bytea",
+        "date" => "date",
+        "time" => "time without time zone",
+        "timetz" => "time with time zone",
+        "timestamp" => "timestamp without time zone",
+        "timestamptz" => "timestamp with time zone",
+        "interval" => "interval",
+        "json" => "json",
+        "jsonb" => "jsonb",
+        "uuid" => "uuid",
+        "oid" => "oid",
+        array if array.starts_with('_') => "ARRAY",
+        _ => "USER-DEFINED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::TimeUnit;
+
+    use super::*;
+
+    #[test]
+    fn columns_have_postgresql_type_names() {
+        let cases = [
+            (DataType::Int64, "bigint", "int8"),
+            (DataType::Int32, "integer", "int4"),
+            (DataType::Utf8, "text", "text"),
+            (DataType::Float64, "double precision", "float8"),
+            (DataType::Boolean, "boolean", "bool"),
+            (
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                "timestamp without time zone",
+                "timestamp",
+            ),
+            (DataType::Decimal128(10, 2), "numeric", "numeric"),
+        ];
+        for (arrow, data_type, udt_name) in cases {
+            let column = ColumnType::of(&Field::new("c", arrow.clone(), true));
+            assert_eq!(
+                (column.data_type, column.udt_name.as_str()),
+                (data_type, udt_name),
+                "{arrow}"
+            );
+        }
+    }
+}
