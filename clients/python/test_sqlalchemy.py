@@ -76,6 +76,44 @@ def test_pandas_round_trip(engine, table_name):
     assert pd.read_sql_table(table_name, engine).shape == (4, 4)
 
 
+def test_pandas_to_sql_with_its_defaults(engine, table_name):
+    # With the index written, to_sql also creates an index on it, which
+    # Quiver records as metadata.
+    frame = pd.DataFrame({"name": ["ada", "grace"], "score": [9.5, 7.25]})
+    frame.to_sql(table_name, engine)
+    back = pd.read_sql(f"SELECT * FROM {table_name} ORDER BY index", engine, index_col="index")
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False, check_names=False)
+
+
+def test_ddl_rolls_back_with_the_transaction(engine, table_name):
+    # As Alembic runs a migration: DDL and rows in one transaction, which
+    # a failure undoes whole, so that the retry starts from nothing.
+    metadata = sa.MetaData()
+    table = sa.Table(
+        table_name,
+        metadata,
+        sa.Column("id", sa.BigInteger, nullable=False),
+        sa.Column("name", sa.Text, index=True),
+    )
+    with pytest.raises(RuntimeError):
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(table.insert(), [{"id": 1, "name": "a"}])
+            raise RuntimeError("the migration fails")
+    assert not sa.inspect(engine).has_table(table_name)
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(table.insert(), [{"id": 1, "name": "a"}])
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(table.c.name)).scalars().all() == ["a"]
+    # A view, made and dropped in the same way.
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE VIEW {table_name}_v AS SELECT name FROM {table_name}"))
+    assert f"{table_name}_v" in sa.inspect(engine).get_view_names()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT name FROM {table_name}_v")).scalars().all() == ["a"]
+
+
 def test_pandas_read_sql(engine, table_name):
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {table_name} (id BIGINT, name TEXT, score DOUBLE PRECISION)"))
