@@ -3,7 +3,8 @@
 //! varying`, `timestamp without time zone`, not Arrow's `Int64`, `Utf8`,
 //! `Timestamp(ns)`) and `udt_name`, which BI tools (Grafana, Metabase)
 //! and ORMs read; `table_constraints` and `key_column_usage`, empty since
-//! Quiver's tables have no constraints yet. A query naming
+//! Quiver's tables have no constraints yet; `views` with PostgreSQL's
+//! columns (`view_definition`: the view's query). A query naming
 //! `information_schema.<table>` for one of these reads Quiver's (served
 //! under the `quiver` schema, see `crate::rewrite`); the rest of
 //! `information_schema` is DataFusion's.
@@ -25,7 +26,7 @@ use datafusion::logical_expr::Expr as DfExpr;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// The `information_schema` tables Quiver serves itself.
-pub(crate) const TABLES: [&str; 3] = ["columns", "table_constraints", "key_column_usage"];
+pub(crate) const TABLES: [&str; 4] = ["columns", "table_constraints", "key_column_usage", "views"];
 
 /// The table of [`TABLES`] named `name`, as a provider.
 pub(crate) fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
@@ -33,6 +34,7 @@ pub(crate) fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
         "columns" => Kind::Columns,
         "table_constraints" => Kind::TableConstraints,
         "key_column_usage" => Kind::KeyColumnUsage,
+        "views" => Kind::Views,
         _ => return None,
     };
     Some(Arc::new(InfoSchemaTable {
@@ -46,7 +48,21 @@ enum Kind {
     Columns,
     TableConstraints,
     KeyColumnUsage,
+    Views,
 }
+
+const VIEWS_COLUMNS: [&str; 10] = [
+    "table_catalog",
+    "table_schema",
+    "table_name",
+    "view_definition",
+    "check_option",
+    "is_updatable",
+    "is_insertable_into",
+    "is_trigger_updatable",
+    "is_trigger_deletable",
+    "is_trigger_insertable_into",
+];
 
 /// The columns of `columns` that are numbers; the rest are text.
 const COLUMNS_NUMBERS: [&str; 7] = [
@@ -102,6 +118,7 @@ impl Kind {
                 "enforced",
                 "nulls_distinct",
             ],
+            Kind::Views => &VIEWS_COLUMNS,
             Kind::KeyColumnUsage => &[
                 "constraint_catalog",
                 "constraint_schema",
@@ -116,7 +133,7 @@ impl Kind {
         };
         let numbers: &[&str] = match self {
             Kind::Columns => &COLUMNS_NUMBERS,
-            Kind::TableConstraints => &[],
+            Kind::TableConstraints | Kind::Views => &[],
             Kind::KeyColumnUsage => &["ordinal_position", "position_in_unique_constraint"],
         };
         Arc::new(Schema::new(
@@ -157,18 +174,17 @@ impl TableProvider for InfoSchemaTable {
         _filters: &[DfExpr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let session = || {
+            state
+                .as_any()
+                .downcast_ref::<SessionState>()
+                .ok_or_else(|| {
+                    DataFusionError::Internal("information_schema needs a session".into())
+                })
+        };
         let batch = match self.kind {
-            Kind::Columns => {
-                let state = state
-                    .as_any()
-                    .downcast_ref::<SessionState>()
-                    .ok_or_else(|| {
-                        DataFusionError::Internal(
-                            "information_schema.columns needs a session".into(),
-                        )
-                    })?;
-                columns(state, &self.schema).await?
-            }
+            Kind::Columns => columns(session()?, &self.schema).await?,
+            Kind::Views => views(session()?, &self.schema).await?,
             Kind::TableConstraints | Kind::KeyColumnUsage => {
                 RecordBatch::new_empty(self.schema.clone())
             }
@@ -267,6 +283,69 @@ async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBat
         })
         .collect();
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// The rows of `views`: every view `state` sees, with its query.
+async fn views(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    let mut columns: Vec<StringBuilder> =
+        VIEWS_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
+    let catalogs = state.catalog_list();
+    for catalog_name in catalogs.catalog_names() {
+        let Some(catalog) = catalogs.catalog(&catalog_name) else {
+            continue;
+        };
+        for schema_name in catalog.schema_names() {
+            let Some(relations) = catalog.schema(&schema_name) else {
+                continue;
+            };
+            for table_name in relations.table_names() {
+                if !matches!(
+                    relations.table_type(&table_name).await,
+                    Ok(Some(TableType::View))
+                ) {
+                    continue;
+                }
+                let definition = match relations.table(&table_name).await {
+                    Ok(Some(view)) => view.get_table_definition().and_then(view_query),
+                    _ => None,
+                };
+                let values = [
+                    Some(catalog_name.as_str()),
+                    Some(schema_name.as_str()),
+                    Some(table_name.as_str()),
+                    definition.as_deref(),
+                    Some("NONE"),
+                    Some("NO"),
+                    Some("NO"),
+                    Some("NO"),
+                    Some("NO"),
+                    Some("NO"),
+                ];
+                for (builder, value) in columns.iter_mut().zip(values) {
+                    builder.append_option(value);
+                }
+            }
+        }
+    }
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|mut builder| Arc::new(builder.finish()) as ArrayRef)
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// The query of a view's definition (its `CREATE VIEW` statement).
+fn view_query(definition: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    match Parser::parse_sql(&PostgreSqlDialect {}, definition)
+        .ok()?
+        .as_slice()
+    {
+        [Statement::CreateView(view)] => Some(view.query.to_string()),
+        _ => None,
+    }
 }
 
 /// A column's type as `information_schema.columns` describes it.
