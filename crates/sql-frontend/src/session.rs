@@ -570,7 +570,8 @@ impl Session {
     /// [`crate::sized_text`]). A `FULL`/`RIGHT JOIN ... USING` the rewrite left
     /// alone (see [`crate::using_joins`]) and a `LIMIT` of a subquery fail
     /// with 0A000; a value over 1 GB that constants ask for fails with 54000
-    /// (see [`crate::sizes`]).
+    /// (see [`crate::sizes`]). The views it reads are planned into it (see
+    /// [`views`]), so all of this applies to them too.
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = views::planning(self.ctx.state().statement_to_plan(statement)).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
