@@ -1,8 +1,8 @@
 //! DDL as a set of changes to the stored tables, stored all at once.
 //!
 //! A statement that creates, drops, renames or grants on a table or view,
-//! or creates or drops an index, does not
-//! change the catalog directly: it records [`Changes`] — each changed name
+//! or creates or drops an index, does not change the catalog directly: it
+//! records [`Changes`] — each changed name
 //! with the table it now names (or none), and what was stored under it when
 //! it was first changed — and [`Catalog::store`] then writes them in one
 //! RocksDB batch, after checking that every changed name still holds what
