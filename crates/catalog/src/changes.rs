@@ -138,9 +138,7 @@ impl Changes {
     /// The changes are given up: removes the directories of the tables
     /// they created and undoes what they did to the temporary tables.
     pub(crate) fn discard(self, temp: &TempTables) {
-        for dir in &self.created {
-            remove_dir(dir);
-        }
+        self.abandon();
         for change in self.temp.into_iter().rev() {
             match change {
                 TempChange::Created(name) => {

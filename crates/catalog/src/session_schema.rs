@@ -92,8 +92,7 @@ impl SessionSchema {
     /// The stored table `name` as the session sees it (not a temporary one).
     pub(crate) fn stored(&self, name: &str) -> Option<Loaded> {
         self.staging
-            .with_changes(|changes| changes.get(name).map(|t| t.cloned()))
-            .flatten()
+            .with_changes(|changes| self.stored_in(changes, name))
             .unwrap_or_else(|| self.shared.loaded(name))
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int32Builder, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session as CatalogSession, TableProvider};
+use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -197,75 +197,101 @@ impl TableProvider for InfoSchemaTable {
     }
 }
 
-/// The rows of `columns`: every column of every relation `state` sees.
-async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBatch> {
-    let mut text: Vec<StringBuilder> = Vec::new();
-    let mut numbers: Vec<Int32Builder> = Vec::new();
-    for _ in COLUMNS_COLUMNS
-        .iter()
-        .filter(|c| !COLUMNS_NUMBERS.contains(c))
-    {
-        text.push(StringBuilder::new());
-    }
-    for _ in COLUMNS_NUMBERS {
-        numbers.push(Int32Builder::new());
-    }
+/// A relation a session sees, with the schema that holds it.
+struct Relation {
+    catalog_name: String,
+    schema_name: String,
+    table_name: String,
+    schema: Arc<dyn SchemaProvider>,
+}
+
+/// Every relation `state` sees, by catalog, schema and name.
+fn relations(state: &SessionState) -> Vec<Relation> {
     let catalogs = state.catalog_list();
+    let mut relations = Vec::new();
     for catalog_name in catalogs.catalog_names() {
         let Some(catalog) = catalogs.catalog(&catalog_name) else {
             continue;
         };
         for schema_name in catalog.schema_names() {
-            let Some(relations) = catalog.schema(&schema_name) else {
+            let Some(schema) = catalog.schema(&schema_name) else {
                 continue;
             };
-            for table_name in relations.table_names() {
-                // A relation that cannot be read now (a view whose table is
-                // gone) has no columns to list.
-                let Ok(Some(table)) = relations.table(&table_name).await else {
-                    continue;
-                };
-                for (position, field) in table.schema().fields().iter().enumerate() {
-                    let column = ColumnType::of(field);
-                    let position = i32::try_from(position + 1).unwrap_or(i32::MAX);
-                    let texts = [
-                        Some(catalog_name.as_str()),
-                        Some(schema_name.as_str()),
-                        Some(table_name.as_str()),
-                        Some(field.name().as_str()),
-                        None,
-                        Some(if field.is_nullable() { "YES" } else { "NO" }),
-                        Some(column.data_type),
-                        None,
-                        Some(catalog_name.as_str()),
-                        Some("pg_catalog"),
-                        Some(column.udt_name.as_str()),
-                        Some("NO"),
-                        None,
-                        Some("NEVER"),
-                        None,
-                        Some(if table.table_type() == TableType::View {
-                            "NO"
-                        } else {
-                            "YES"
-                        }),
-                    ];
-                    for (builder, value) in text.iter_mut().zip(texts) {
-                        builder.append_option(value);
-                    }
-                    let values = [
-                        Some(position),
-                        column.character_maximum_length,
-                        column.character_maximum_length.map(|n| n.saturating_mul(4)),
-                        column.numeric_precision,
-                        column.numeric_precision.map(|_| column.radix),
-                        column.numeric_scale,
-                        column.datetime_precision,
-                    ];
-                    for (builder, value) in numbers.iter_mut().zip(values) {
-                        builder.append_option(value);
-                    }
-                }
+            for table_name in schema.table_names() {
+                relations.push(Relation {
+                    catalog_name: catalog_name.clone(),
+                    schema_name: schema_name.clone(),
+                    table_name,
+                    schema: schema.clone(),
+                });
+            }
+        }
+    }
+    relations
+}
+
+/// The rows of `columns`: every column of every relation `state` sees.
+async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    let mut text: Vec<StringBuilder> = COLUMNS_COLUMNS
+        .iter()
+        .filter(|c| !COLUMNS_NUMBERS.contains(c))
+        .map(|_| StringBuilder::new())
+        .collect();
+    let mut numbers: Vec<Int32Builder> = COLUMNS_NUMBERS
+        .iter()
+        .map(|_| Int32Builder::new())
+        .collect();
+    for Relation {
+        catalog_name,
+        schema_name,
+        table_name,
+        schema: holder,
+    } in relations(state)
+    {
+        // A relation that cannot be read now (a view whose table is
+        // gone) has no columns to list.
+        let Ok(Some(table)) = holder.table(&table_name).await else {
+            continue;
+        };
+        for (position, field) in table.schema().fields().iter().enumerate() {
+            let column = ColumnType::of(field);
+            let position = i32::try_from(position + 1).unwrap_or(i32::MAX);
+            let texts = [
+                Some(catalog_name.as_str()),
+                Some(schema_name.as_str()),
+                Some(table_name.as_str()),
+                Some(field.name().as_str()),
+                None,
+                Some(if field.is_nullable() { "YES" } else { "NO" }),
+                Some(column.data_type),
+                None,
+                Some(catalog_name.as_str()),
+                Some("pg_catalog"),
+                Some(column.udt_name.as_str()),
+                Some("NO"),
+                None,
+                Some("NEVER"),
+                None,
+                Some(if table.table_type() == TableType::View {
+                    "NO"
+                } else {
+                    "YES"
+                }),
+            ];
+            for (builder, value) in text.iter_mut().zip(texts) {
+                builder.append_option(value);
+            }
+            let values = [
+                Some(position),
+                column.character_maximum_length,
+                column.character_maximum_length.map(|n| n.saturating_mul(4)),
+                column.numeric_precision,
+                column.numeric_precision.map(|_| column.radix),
+                column.numeric_scale,
+                column.datetime_precision,
+            ];
+            for (builder, value) in numbers.iter_mut().zip(values) {
+                builder.append_option(value);
             }
         }
     }
@@ -289,42 +315,37 @@ async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBat
 async fn views(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBatch> {
     let mut columns: Vec<StringBuilder> =
         VIEWS_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
-    let catalogs = state.catalog_list();
-    for catalog_name in catalogs.catalog_names() {
-        let Some(catalog) = catalogs.catalog(&catalog_name) else {
+    for Relation {
+        catalog_name,
+        schema_name,
+        table_name,
+        schema: holder,
+    } in relations(state)
+    {
+        if !matches!(
+            holder.table_type(&table_name).await,
+            Ok(Some(TableType::View))
+        ) {
             continue;
+        }
+        let definition = match holder.table(&table_name).await {
+            Ok(Some(view)) => view.get_table_definition().and_then(view_query),
+            _ => None,
         };
-        for schema_name in catalog.schema_names() {
-            let Some(relations) = catalog.schema(&schema_name) else {
-                continue;
-            };
-            for table_name in relations.table_names() {
-                if !matches!(
-                    relations.table_type(&table_name).await,
-                    Ok(Some(TableType::View))
-                ) {
-                    continue;
-                }
-                let definition = match relations.table(&table_name).await {
-                    Ok(Some(view)) => view.get_table_definition().and_then(view_query),
-                    _ => None,
-                };
-                let values = [
-                    Some(catalog_name.as_str()),
-                    Some(schema_name.as_str()),
-                    Some(table_name.as_str()),
-                    definition.as_deref(),
-                    Some("NONE"),
-                    Some("NO"),
-                    Some("NO"),
-                    Some("NO"),
-                    Some("NO"),
-                    Some("NO"),
-                ];
-                for (builder, value) in columns.iter_mut().zip(values) {
-                    builder.append_option(value);
-                }
-            }
+        let values = [
+            Some(catalog_name.as_str()),
+            Some(schema_name.as_str()),
+            Some(table_name.as_str()),
+            definition.as_deref(),
+            Some("NONE"),
+            Some("NO"),
+            Some("NO"),
+            Some("NO"),
+            Some("NO"),
+            Some("NO"),
+        ];
+        for (builder, value) in columns.iter_mut().zip(values) {
+            builder.append_option(value);
         }
     }
     let arrays: Vec<ArrayRef> = columns
