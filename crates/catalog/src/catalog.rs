@@ -18,6 +18,7 @@ use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
 
 use crate::changes::DdlLock;
 use crate::compaction::{Lease, TableFiles};
+use crate::sequences::SequenceTable;
 use crate::staging::Staging;
 use crate::store::{ACLS_CF, Change, MetaStore, TABLES_CF};
 use crate::table::{
@@ -25,7 +26,9 @@ use crate::table::{
     replay_external,
 };
 use crate::temp::TempTables;
-use crate::{Acl, Error, Object, Result, TableEntry, TableKind};
+use crate::{
+    Acl, Error, Object, Result, Sequence, SequenceOptions, Sequences, TableEntry, TableKind,
+};
 
 /// The schema every persistent table lives in.
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -46,6 +49,8 @@ pub struct Catalog {
     /// How compaction writes the files it merges: as the server's session
     /// writes Parquet.
     parquet: TableParquetOptions,
+    /// The sequences' counters.
+    sequences: Arc<Sequences>,
 }
 
 /// A stored table, as the catalog has it at hand.
@@ -64,6 +69,25 @@ impl Loaded {
     /// Whether the relation is a view.
     pub(crate) fn is_view(&self) -> bool {
         matches!(self.entry.kind, TableKind::View { .. })
+    }
+
+    /// Whether catalogs listing tables and views (`pg_class`,
+    /// `information_schema.tables`) list it: not a table that could not be
+    /// loaded, nor a sequence (which they would list as a table).
+    pub(crate) fn listed(&self) -> bool {
+        self.provider.is_some() && !matches!(self.entry.kind, TableKind::Sequence { .. })
+    }
+
+    /// The relation as a sequence, if it is one.
+    pub(crate) fn sequence(&self) -> Option<Sequence> {
+        match &self.entry.kind {
+            TableKind::Sequence { id, options } => Some(Sequence {
+                name: self.entry.name.clone(),
+                id: id.clone(),
+                options: options.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -97,6 +121,7 @@ impl Catalog {
             std::fs::remove_dir_all(&temp_dir).map_err(|e| Error::io(&temp_dir, e))?;
         }
         let catalog = Self {
+            sequences: Arc::new(Sequences::new(store.clone())),
             store,
             tables_dir,
             temp_dir,
@@ -120,7 +145,11 @@ impl Catalog {
     async fn load(&self, state: &SessionState) -> Result<()> {
         let mut loaded = BTreeMap::new();
         let mut live_dirs = HashSet::new();
+        let mut live_sequences = HashSet::new();
         for (_, entry) in self.store.scan_json::<TableEntry>(TABLES_CF)? {
+            if let TableKind::Sequence { id, .. } = &entry.kind {
+                live_sequences.insert(id.clone());
+            }
             if let TableKind::Managed { id, .. } = &entry.kind {
                 live_dirs.insert(id.clone());
                 let dir = self.tables_dir.join(id);
@@ -149,6 +178,7 @@ impl Catalog {
             );
         }
         self.remove_orphan_dirs(&live_dirs);
+        self.sequences.remove_orphans(&live_sequences)?;
         tracing::info!(tables = loaded.len(), "catalog loaded");
         *self.write() = loaded;
         Ok(())
@@ -183,6 +213,11 @@ impl Catalog {
             TableKind::External { definition } => replay_external(state, definition).await,
             TableKind::View { columns, .. } => Ok(Arc::new(ListedView {
                 schema: entry.managed_schema(columns)?,
+            })),
+            TableKind::Sequence { id, options } => Ok(self.sequence_table(Sequence {
+                name: entry.name.clone(),
+                id: id.clone(),
+                options: options.clone(),
             })),
         }
     }
@@ -405,11 +440,48 @@ impl Catalog {
         }
     }
 
+    /// A new sequence `name` counting as `options` say, owned by `owner`.
+    /// Not stored yet (see [`crate::changes`]); its counter is stored by
+    /// its first `nextval` or `setval`.
+    pub(crate) fn new_sequence(&self, name: &str, options: SequenceOptions, owner: &str) -> Loaded {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let sequence = Sequence {
+            name: name.to_string(),
+            id: id.clone(),
+            options: options.clone(),
+        };
+        Loaded {
+            entry: TableEntry {
+                name: name.to_string(),
+                kind: TableKind::Sequence { id, options },
+                created_at_ms: now_ms(),
+                acl: Acl::owned_by(owner),
+                indexes: Vec::new(),
+            },
+            provider: Some(self.sequence_table(sequence)),
+            files: None,
+        }
+    }
+
+    fn sequence_table(&self, sequence: Sequence) -> Arc<dyn TableProvider> {
+        Arc::new(SequenceTable {
+            sequences: self.sequences.clone(),
+            sequence,
+        })
+    }
+
+    /// The sequences' counters.
+    pub fn sequences(&self) -> &Arc<Sequences> {
+        &self.sequences
+    }
+
     /// The directory of a managed table's files; `None` for another relation.
     pub(crate) fn dir_of(&self, table: &Loaded) -> Option<PathBuf> {
         match &table.entry.kind {
             TableKind::Managed { id, .. } => Some(self.tables_dir.join(id)),
-            TableKind::External { .. } | TableKind::View { .. } => None,
+            TableKind::External { .. } | TableKind::View { .. } | TableKind::Sequence { .. } => {
+                None
+            }
         }
     }
 
@@ -458,7 +530,7 @@ impl SchemaProvider for Catalog {
     fn table_names(&self) -> Vec<String> {
         self.read()
             .iter()
-            .filter(|(_, l)| l.provider.is_some())
+            .filter(|(_, l)| l.listed())
             .map(|(name, _)| name.clone())
             .collect()
     }

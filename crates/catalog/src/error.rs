@@ -14,6 +14,21 @@ pub enum Error {
     /// `DROP VIEW` naming a view that is not there.
     #[error("view \"{0}\" does not exist")]
     ViewNotFound(String),
+    /// A statement naming a sequence that is not there.
+    #[error("sequence \"{0}\" does not exist")]
+    SequenceNotFound(String),
+    /// A relation others depend on (a sequence a column's default uses).
+    #[error("{0}")]
+    DependentObjects(String),
+    /// `nextval` past the end of a sequence that does not cycle.
+    #[error("{0}")]
+    SequenceLimit(String),
+    /// A value outside what may be stored (`setval` outside the sequence's bounds).
+    #[error("{0}")]
+    OutOfRange(String),
+    /// An option with a value it cannot take (`INCREMENT 0`).
+    #[error("{0}")]
+    InvalidParameter(String),
     /// `DROP INDEX` naming an index that is not there.
     #[error("index \"{0}\" does not exist")]
     IndexNotFound(String),

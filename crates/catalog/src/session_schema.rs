@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -12,13 +12,16 @@ use datafusion::common::exec_err;
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableType};
+use datafusion::logical_expr::{CreateExternalTable, Expr, LogicalPlan, TableType};
 
 use crate::catalog::{Catalog, Loaded};
 use crate::changes::{Changes, TempChange};
 use crate::staging::Staging;
+use crate::table::with_defaults;
 use crate::temp::TempTables;
-use crate::{Error, IndexEntry, Privilege, Result, TableEntry, TableKind};
+use crate::{
+    Error, IndexEntry, OwnedBy, Privilege, Result, Sequence, SequenceOptions, TableEntry, TableKind,
+};
 
 /// The `public` schema as one session sees it: its temporary tables first
 /// (as PostgreSQL's `pg_temp` comes first on the search path), then the
@@ -33,18 +36,67 @@ pub struct SessionSchema {
     temp: Arc<TempTables>,
     shared: Arc<Catalog>,
     staging: Arc<Staging>,
-    /// Plans the views the session reads (set once its context exists).
-    views: OnceLock<Arc<dyn ViewPlanner>>,
+    /// Plans the views the session reads and the defaults of the columns
+    /// it writes (set once its context exists).
+    planner: OnceLock<Arc<dyn RelationPlanner>>,
+    /// Tables whose columns have defaults, with them planned, by the
+    /// provider they wrap: a statement looks a table up more than once,
+    /// and each lookup must give the same provider (`RETURNING` and
+    /// changes in place find the table's scans by it).
+    with_defaults: Mutex<Vec<(Arc<dyn TableProvider>, Arc<dyn TableProvider>)>>,
 }
 
-/// Plans a view from its definition, as the session it is read in plans
-/// statements: a statement that reads a view plans it anew, so the view
-/// sees the tables as they are then (created, dropped, renamed, in the
-/// session's transaction block) and runs wherever the statement runs.
+/// Plans what the catalog stores as SQL text, as the session it is used
+/// in plans statements.
 #[async_trait]
-pub trait ViewPlanner: Send + Sync {
+pub trait RelationPlanner: Send + Sync {
     /// The plan of the query of `definition`, a `CREATE VIEW` statement.
+    /// A statement that reads a view plans it anew, so the view sees the
+    /// tables as they are then (created, dropped, renamed, in the
+    /// session's transaction block) and runs wherever the statement runs.
     async fn plan_view(&self, definition: &str) -> DfResult<LogicalPlan>;
+
+    /// The expression of a column's `DEFAULT`, written as `sql` (see
+    /// [`crate::COLUMN_DEFAULT`]): with the session's functions, so that
+    /// `nextval` counts the sequence the session sees by its name.
+    fn plan_default(&self, sql: &str) -> DfResult<Expr>;
+}
+
+/// What kind of relation a statement is for (`DROP TABLE`, `DROP VIEW`,
+/// `DROP SEQUENCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    Table,
+    View,
+    Sequence,
+}
+
+impl Relation {
+    fn of(table: &Loaded) -> Self {
+        match table.entry.kind {
+            TableKind::View { .. } => Relation::View,
+            TableKind::Sequence { .. } => Relation::Sequence,
+            TableKind::Managed { .. } | TableKind::External { .. } => Relation::Table,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Relation::Table => "table",
+            Relation::View => "view",
+            Relation::Sequence => "sequence",
+        }
+    }
+
+    /// The error for `name`, which names no relation of this kind.
+    fn not_found(self, name: &str) -> Error {
+        let name = name.to_string();
+        match self {
+            Relation::Table => Error::TableNotFound(name),
+            Relation::View => Error::ViewNotFound(name),
+            Relation::Sequence => Error::SequenceNotFound(name),
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionSchema {
@@ -62,18 +114,19 @@ impl SessionSchema {
             temp,
             shared,
             staging,
-            views: OnceLock::new(),
+            planner: OnceLock::new(),
+            with_defaults: Mutex::new(Vec::new()),
         }
     }
 
-    /// Views are planned by `planner` from now on.
-    pub fn plan_views_with(&self, planner: Arc<dyn ViewPlanner>) {
-        let _ = self.views.set(planner);
+    /// Views and columns' defaults are planned by `planner` from now on.
+    pub fn plan_with(&self, planner: Arc<dyn RelationPlanner>) {
+        let _ = self.planner.set(planner);
     }
 
     /// The view `table` as a provider: its definition planned now.
     async fn view(&self, table: &Loaded, definition: &str) -> DfResult<Arc<dyn TableProvider>> {
-        let Some(planner) = self.views.get() else {
+        let Some(planner) = self.planner.get() else {
             return exec_err!("view \"{}\" cannot be read here", table.entry.name);
         };
         let plan = planner.plan_view(definition).await?;
@@ -183,11 +236,14 @@ impl SessionSchema {
     }
 
     /// `CREATE TABLE` of a stored managed table with `schema`, owned by
-    /// `owner`. `None` when it exists and `if_not_exists` is set.
+    /// `owner`, and the sequences of its `SERIAL` or identity columns
+    /// (`sequences`, by name). `None` when it exists and `if_not_exists`
+    /// is set.
     pub async fn create_table(
         &self,
         name: &str,
         schema: SchemaRef,
+        sequences: Vec<(String, SequenceOptions)>,
         if_not_exists: bool,
         owner: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -198,6 +254,13 @@ impl SessionSchema {
                     false => Err(Error::TableExists(name.to_string())),
                 };
             }
+            for (sequence, options) in sequences {
+                if self.stored_in(changes, &sequence).is_some() {
+                    return Err(Error::TableExists(sequence));
+                }
+                let created = self.shared.new_sequence(&sequence, options, owner);
+                changes.set(&self.shared, &sequence, Some(created));
+            }
             let table = self.shared.new_managed(name, schema, owner)?;
             changes.created_dir(self.shared.dir_of(&table).unwrap_or_default());
             let provider = table.provider.clone();
@@ -205,6 +268,81 @@ impl SessionSchema {
             Ok(provider)
         })
         .await
+    }
+
+    /// `CREATE SEQUENCE name`, owned by `owner`. `false` when a relation
+    /// of its name exists and `if_not_exists` is set.
+    pub async fn create_sequence(
+        &self,
+        name: &str,
+        options: SequenceOptions,
+        if_not_exists: bool,
+        owner: &str,
+    ) -> Result<bool> {
+        self.change(|changes| {
+            if self.stored_in(changes, name).is_some() {
+                return match if_not_exists {
+                    true => Ok(false),
+                    false => Err(Error::TableExists(name.to_string())),
+                };
+            }
+            if let Some(OwnedBy { table, column }) = &options.owned_by {
+                self.owning_table(changes, table, column)?;
+            }
+            let sequence = self.shared.new_sequence(name, options, owner);
+            changes.set(&self.shared, name, Some(sequence));
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The stored table `table` with the column `column`, which may own a
+    /// sequence.
+    fn owning_table(&self, changes: &Changes, table: &str, column: &str) -> Result<()> {
+        let owner = self
+            .stored_in(changes, table)
+            .filter(|t| Relation::of(t) == Relation::Table)
+            .ok_or_else(|| Error::TableNotFound(table.to_string()))?;
+        let has_column = owner
+            .provider
+            .as_ref()
+            .is_some_and(|p| p.schema().column_with_name(column).is_some());
+        if !has_column {
+            return Err(Error::WrongObjectType(format!(
+                "column \"{column}\" of relation \"{table}\" does not exist"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The sequence `name`, as the session sees it.
+    pub fn sequence(&self, name: &str) -> Result<Sequence> {
+        let relation = self
+            .stored(name)
+            .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+        relation
+            .sequence()
+            .ok_or_else(|| Error::WrongObjectType(format!("\"{name}\" is not a sequence")))
+    }
+
+    /// The sequence owned by `table`'s column `column` (`SERIAL`,
+    /// identity), if there is one.
+    pub fn owned_sequence(&self, table: &str, column: &str) -> Option<Sequence> {
+        let owner = OwnedBy {
+            table: table.to_string(),
+            column: column.to_string(),
+        };
+        self.entries()
+            .into_iter()
+            .filter_map(|entry| match entry.kind {
+                TableKind::Sequence { options, .. }
+                    if options.owned_by.as_ref() == Some(&owner) =>
+                {
+                    self.sequence(&entry.name).ok()
+                }
+                _ => None,
+            })
+            .next()
     }
 
     /// `CREATE TEMPORARY TABLE`. `None` when it exists and `if_not_exists`
@@ -261,32 +399,50 @@ impl SessionSchema {
     }
 
     /// `DROP TABLE` of a stored table (a managed table's files go once the
-    /// drop is stored). `false` when there is none and `if_exists` is set.
+    /// drop is stored), with the sequences its columns own. `false` when
+    /// there is none and `if_exists` is set.
     pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
-        self.drop_relation(name, if_exists, false).await
+        self.drop_relation(name, if_exists, Relation::Table).await
     }
 
     /// `DROP VIEW`. `false` when there is none and `if_exists` is set.
     pub async fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool> {
-        self.drop_relation(name, if_exists, true).await
+        self.drop_relation(name, if_exists, Relation::View).await
     }
 
-    /// `DROP TABLE` (`view` false) or `DROP VIEW` (`view` true) of `name`,
+    /// `DROP SEQUENCE`: not one a table's column owns (2BP01). `false`
+    /// when there is none and `if_exists` is set.
+    pub async fn drop_sequence(&self, name: &str, if_exists: bool) -> Result<bool> {
+        self.drop_relation(name, if_exists, Relation::Sequence)
+            .await
+    }
+
+    /// `DROP TABLE`, `DROP VIEW` or `DROP SEQUENCE` (`kind`) of `name`,
     /// which must be of that kind.
-    async fn drop_relation(&self, name: &str, if_exists: bool, view: bool) -> Result<bool> {
+    async fn drop_relation(&self, name: &str, if_exists: bool, kind: Relation) -> Result<bool> {
         self.change(|changes| {
             let Some(table) = self.stored_in(changes, name) else {
                 return match if_exists {
                     true => Ok(false),
-                    false if view => Err(Error::ViewNotFound(name.to_string())),
-                    false => Err(Error::TableNotFound(name.to_string())),
+                    false => Err(kind.not_found(name)),
                 };
             };
-            if table.is_view() != view {
-                let kind = if view { "view" } else { "table" };
+            if Relation::of(&table) != kind {
                 return Err(Error::WrongObjectType(format!(
-                    "\"{name}\" is not a {kind}"
+                    "\"{name}\" is not a {}",
+                    kind.name()
                 )));
+            }
+            if let Some(OwnedBy { table: owner, column }) =
+                table.sequence().and_then(|s| s.options.owned_by)
+                && self.stored_in(changes, &owner).is_some()
+            {
+                return Err(Error::DependentObjects(format!(
+                    "cannot drop sequence {name} because column {column} of table {owner} requires it"
+                )));
+            }
+            for sequence in self.owned_by(changes, name) {
+                changes.set(&self.shared, &sequence.entry.name, None);
             }
             if let Some(dir) = self.shared.dir_of(&table) {
                 changes.dropped_dir(dir);
@@ -295,6 +451,32 @@ impl SessionSchema {
             Ok(true)
         })
         .await
+    }
+
+    /// The sequences the columns of the stored table `table` own, as
+    /// `changes` leave them.
+    fn owned_by(&self, changes: &Changes, table: &str) -> Vec<Loaded> {
+        self.relations(changes)
+            .into_iter()
+            .filter(|relation| {
+                relation
+                    .sequence()
+                    .and_then(|s| s.options.owned_by)
+                    .is_some_and(|owner| owner.table == table)
+            })
+            .collect()
+    }
+
+    /// Every stored relation as `changes` leave them.
+    fn relations(&self, changes: &Changes) -> Vec<Loaded> {
+        let mut names: Vec<String> = self.shared.entries().into_iter().map(|e| e.name).collect();
+        names.extend(changes.tables().map(|(name, _)| name.clone()));
+        names.sort();
+        names.dedup();
+        names
+            .iter()
+            .filter_map(|name| self.stored_in(changes, name))
+            .collect()
     }
 
     /// `CREATE [OR REPLACE] VIEW name` with the columns of `schema`,
@@ -352,6 +534,15 @@ impl SessionSchema {
                 .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
             if self.stored_in(changes, new_name).is_some() {
                 return Err(Error::TableExists(new_name.to_string()));
+            }
+            // Its columns' sequences follow it.
+            for mut sequence in self.owned_by(changes, name) {
+                if let TableKind::Sequence { options, .. } = &mut sequence.entry.kind
+                    && let Some(owner) = &mut options.owned_by
+                {
+                    owner.table = new_name.to_string();
+                }
+                changes.set(&self.shared, &sequence.entry.name.clone(), Some(sequence));
             }
             table.entry.name = new_name.to_string();
             changes.set(&self.shared, name, None);
@@ -432,11 +623,8 @@ impl SessionSchema {
 
     /// The stored table the index `name` is on, as `changes` leave it.
     fn index_table(&self, changes: &Changes, name: &str) -> Option<Loaded> {
-        let mut names: Vec<String> = self.shared.entries().into_iter().map(|e| e.name).collect();
-        names.extend(changes.tables().map(|(name, _)| name.clone()));
-        names
-            .iter()
-            .filter_map(|table| self.stored_in(changes, table))
+        self.relations(changes)
+            .into_iter()
             .find(|table| table.entry.indexes.iter().any(|index| index.name == name))
     }
 
@@ -467,6 +655,25 @@ impl SessionSchema {
         let changes = self.staging.take_changes();
         self.staging.rollback();
         changes.discard(&self.temp);
+    }
+
+    /// `provider` with its columns' defaults, planned for this session
+    /// (once: see [`SessionSchema::with_defaults`]'s field).
+    fn with_defaults(&self, provider: Arc<dyn TableProvider>) -> DfResult<Arc<dyn TableProvider>> {
+        let Some(planner) = self.planner.get() else {
+            return Ok(provider);
+        };
+        let mut cache = self.with_defaults.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, planned)) = cache.iter().find(|(base, _)| Arc::ptr_eq(base, &provider)) {
+            return Ok(planned.clone());
+        }
+        let planned = with_defaults(provider.clone(), |sql| planner.plan_default(sql))?;
+        if !Arc::ptr_eq(&planned, &provider) {
+            // Tables no one else holds any more are gone or changed.
+            cache.retain(|(base, _)| Arc::strong_count(base) > 1);
+            cache.push((provider, planned.clone()));
+        }
+        Ok(planned)
     }
 
     /// The managed table `table` (files in `dir`) as the session's open
@@ -502,7 +709,7 @@ impl SchemaProvider for SessionSchema {
             .entries()
             .into_iter()
             .map(|e| e.name)
-            .filter(|name| self.stored(name).is_some_and(|t| t.provider.is_some()))
+            .filter(|name| self.stored(name).is_some_and(|t| t.listed()))
             .collect();
         names.extend(self.temp.names());
         names.sort();
@@ -512,9 +719,8 @@ impl SchemaProvider for SessionSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if let Some((provider, dir)) = self.temp.get(name) {
-            return Ok(Some(
-                self.staging.view(&provider, &dir)?.unwrap_or(provider),
-            ));
+            let provider = self.staging.view(&provider, &dir)?.unwrap_or(provider);
+            return self.with_defaults(provider).map(Some);
         }
         let Some(table) = self.stored(name) else {
             return Ok(None);
@@ -526,10 +732,11 @@ impl SchemaProvider for SessionSchema {
             Ok(provider) => provider,
             Err(e) => return exec_err!("{e}"),
         };
-        Ok(Some(match self.shared.dir_of(&table) {
+        let provider = match self.shared.dir_of(&table) {
             Some(dir) => self.staged(&table, provider, dir)?,
             None => provider,
-        }))
+        };
+        self.with_defaults(provider).map(Some)
     }
 
     async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {

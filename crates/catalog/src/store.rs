@@ -22,8 +22,18 @@ pub const ROLES_CF: &str = "roles";
 /// The owner and grants of each object other than a table (a table keeps
 /// its own in its entry), keyed by [`crate::Object::key`].
 pub const ACLS_CF: &str = "acls";
+/// The counter of each sequence, keyed by the sequence's id (see
+/// [`crate::sequences`]).
+pub(crate) const SEQUENCES_CF: &str = "sequences";
 
-const COLUMN_FAMILIES: &[&str] = &[TABLES_CF, MODULES_CF, FUNCTIONS_CF, ROLES_CF, ACLS_CF];
+const COLUMN_FAMILIES: &[&str] = &[
+    TABLES_CF,
+    MODULES_CF,
+    FUNCTIONS_CF,
+    ROLES_CF,
+    ACLS_CF,
+    SEQUENCES_CF,
+];
 
 /// One change of a [`MetaStore::write`] batch.
 #[derive(Debug)]

@@ -19,7 +19,7 @@ use datafusion::logical_expr::{CreateExternalTable, DdlStatement, Expr, LogicalP
 use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
-use crate::{Acl, Error, Result};
+use crate::{Acl, Error, Result, SequenceOptions};
 
 /// One table as the catalog stores it (JSON in RocksDB).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,12 @@ pub enum TableKind {
         /// The defining statement, as DataFusion's parser prints it.
         definition: String,
     },
+    /// A sequence: a counter (see [`crate::sequences`]).
+    Sequence {
+        /// The key of its counter.
+        id: String,
+        options: SequenceOptions,
+    },
     /// A view: no rows of its own, only the `CREATE VIEW` statement that
     /// defined it, planned again by every statement that reads it (which
     /// so reads the tables as they are then).
@@ -77,6 +83,12 @@ pub enum TableKind {
         columns: Vec<ColumnEntry>,
     },
 }
+
+/// The key of a column's field metadata holding its `DEFAULT` expression,
+/// as SQL text: a managed or temporary table's schema carries its
+/// columns' defaults, and each session plans them anew (see
+/// [`crate::RelationPlanner::plan_default`]).
+pub const COLUMN_DEFAULT: &str = "quiver.default";
 
 /// One column of a managed table. The type is Arrow's own text form of a
 /// `DataType`, which Arrow parses back; the field's metadata says what
@@ -207,6 +219,36 @@ pub(crate) fn managed_table(
         .with_listing_options(options)
         .with_schema(schema);
     Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// `provider` with the defaults its schema's fields carry
+/// ([`COLUMN_DEFAULT`]) planned by `plan`, for `INSERT` to fill in the
+/// columns it does not name; as it is if it has none.
+pub(crate) fn with_defaults(
+    provider: Arc<dyn TableProvider>,
+    plan: impl Fn(&str) -> datafusion::error::Result<Expr>,
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+    let schema = provider.schema();
+    let defaults = schema
+        .fields()
+        .iter()
+        .filter_map(|field| {
+            let sql = field.metadata().get(COLUMN_DEFAULT)?;
+            Some(plan(sql).map(|expr| (field.name().clone(), expr)))
+        })
+        .collect::<datafusion::error::Result<std::collections::HashMap<_, _>>>()?;
+    let Some(listing) = provider.downcast_ref::<ListingTable>() else {
+        return Ok(provider);
+    };
+    if defaults.is_empty() {
+        return Ok(provider);
+    }
+    let config = ListingTableConfig::new_with_multi_paths(listing.table_paths().clone())
+        .with_listing_options(listing.options().clone())
+        .with_schema(schema);
+    Ok(Arc::new(
+        ListingTable::try_new(config)?.with_column_defaults(defaults),
+    ))
 }
 
 /// Builds an external table the way DataFusion's own `CREATE EXTERNAL TABLE`

@@ -86,6 +86,10 @@ pub enum Error {
     #[error("{0}")]
     NoActiveTransaction(String),
     /// `RELEASE` of a savepoint that does not exist.
+    /// A function asked for what the session has not set up
+    /// (`currval` before `nextval`).
+    #[error("{0}")]
+    ObjectNotInPrerequisiteState(String),
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
     /// The client cancelled the statement (CancelRequest, psql's Ctrl-C).
@@ -133,6 +137,7 @@ impl Error {
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
+            Error::ObjectNotInPrerequisiteState(_) => "55000",
             Error::NoExecutors(_) => "57P03",
             Error::Internal(_) => "XX000",
         }
@@ -158,7 +163,11 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
     use quiver_catalog::Error as C;
     match e {
         C::TableExists(_) => "42P07",
-        C::TableNotFound(_) | C::ViewNotFound(_) => "42P01",
+        C::TableNotFound(_) | C::ViewNotFound(_) | C::SequenceNotFound(_) => "42P01",
+        C::SequenceLimit(_) => "2200H",
+        C::DependentObjects(_) => "2BP01",
+        C::OutOfRange(_) => "22003",
+        C::InvalidParameter(_) => "22023",
         C::IndexNotFound(_) => "42704",
         C::WrongObjectType(_) => "42809",
         C::Unsupported(_) => "0A000",

@@ -224,6 +224,9 @@ enum Own {
     LanguageGrant,
     /// `GRANT`/`REVOKE` of roles (no `ON`).
     RoleGrant,
+    /// `CREATE SEQUENCE`, whose options PostgreSQL takes in any order
+    /// (sqlparser only in one: not pg_dump's).
+    CreateSequence,
 }
 
 /// Which of Quiver's own statements `tokens` are, if any.
@@ -242,6 +245,9 @@ fn own_kind(tokens: &[TokenWithSpan]) -> Option<Own> {
             Some(Own::CreateAggregate)
         }
         ["DROP", "AGGREGATE", ..] => Some(Own::DropAggregate),
+        ["CREATE", "SEQUENCE", ..] | ["CREATE", "TEMP" | "TEMPORARY", "SEQUENCE", ..] => {
+            Some(Own::CreateSequence)
+        }
         ["GRANT" | "REVOKE", rest @ ..] if rest.windows(2).any(|w| w == ["ON", "LANGUAGE"]) => {
             Some(Own::LanguageGrant)
         }
@@ -253,13 +259,13 @@ fn own_kind(tokens: &[TokenWithSpan]) -> Option<Own> {
 /// The statements of `sql` split at top-level semicolons, when at least one
 /// is a statement neither DataFusion's parser nor sqlparser knows: `CREATE
 /// [OR REPLACE] AGGREGATE`, `DROP AGGREGATE`, `GRANT`/`REVOKE ... ON
-/// LANGUAGE`, `GRANT`/`REVOKE` of roles; `None` otherwise, and for text that does not tokenize (the
+/// LANGUAGE`, `GRANT`/`REVOKE` of roles, `CREATE SEQUENCE`; `None` otherwise, and for text that does not tokenize (the
 /// other parsers report the error).
 fn own_statements(sql: &str) -> Option<Vec<Piece>> {
     // Each of them has one of these words; most text has none, and is not
     // tokenized here.
     let upper = sql.to_ascii_uppercase();
-    if !["AGGREGATE", "GRANT", "REVOKE"]
+    if !["AGGREGATE", "GRANT", "REVOKE", "SEQUENCE"]
         .iter()
         .any(|word| upper.contains(word))
     {
@@ -324,6 +330,7 @@ fn parse_own(kind: Own, tokens: Vec<TokenWithSpan>) -> Result<Statement> {
             let give = give(&mut parser);
             parse_role_grant(&mut parser, give)
         }
+        Own::CreateSequence => parse_create_sequence(&mut parser),
     }
     .map_err(|e| {
         Error::Syntax(crate::error::syntax_message(
@@ -389,6 +396,59 @@ fn parse_create_aggregate(parser: &mut Parser) -> std::result::Result<Statement,
         args,
         options,
     }))
+}
+
+/// `CREATE [TEMPORARY] SEQUENCE [IF NOT EXISTS] name [options]`, the
+/// options in any order, as sqlparser's statement.
+fn parse_create_sequence(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+    use datafusion::sql::sqlparser::ast::{SequenceOptions, Statement as Sql};
+    parser.expect_keyword(Keyword::CREATE)?;
+    let temporary = parser
+        .parse_one_of_keywords(&[Keyword::TEMP, Keyword::TEMPORARY])
+        .is_some();
+    parser.expect_keyword(Keyword::SEQUENCE)?;
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false)?;
+    let (mut data_type, mut options, mut owned_by) = (None, Vec::new(), None);
+    loop {
+        if parser.parse_keyword(Keyword::AS) {
+            data_type = Some(parser.parse_data_type()?);
+        } else if parser.parse_keyword(Keyword::INCREMENT) {
+            let by = parser.parse_keyword(Keyword::BY);
+            options.push(SequenceOptions::IncrementBy(parser.parse_number()?, by));
+        } else if parser.parse_keyword(Keyword::MINVALUE) {
+            options.push(SequenceOptions::MinValue(Some(parser.parse_number()?)));
+        } else if parser.parse_keyword(Keyword::MAXVALUE) {
+            options.push(SequenceOptions::MaxValue(Some(parser.parse_number()?)));
+        } else if parser.parse_keywords(&[Keyword::NO, Keyword::MINVALUE]) {
+            options.push(SequenceOptions::MinValue(None));
+        } else if parser.parse_keywords(&[Keyword::NO, Keyword::MAXVALUE]) {
+            options.push(SequenceOptions::MaxValue(None));
+        } else if parser.parse_keyword(Keyword::START) {
+            let with = parser.parse_keyword(Keyword::WITH);
+            options.push(SequenceOptions::StartWith(parser.parse_number()?, with));
+        } else if parser.parse_keyword(Keyword::CACHE) {
+            options.push(SequenceOptions::Cache(parser.parse_number()?));
+        } else if parser.parse_keyword(Keyword::CYCLE) {
+            options.push(SequenceOptions::Cycle(false));
+        } else if parser.parse_keywords(&[Keyword::NO, Keyword::CYCLE]) {
+            options.push(SequenceOptions::Cycle(true));
+        } else if parser.parse_keywords(&[Keyword::OWNED, Keyword::BY]) {
+            owned_by = Some(parser.parse_object_name(false)?);
+        } else {
+            break;
+        }
+    }
+    Ok(Statement::Sql(DfStatement::Statement(Box::new(
+        Sql::CreateSequence {
+            temporary,
+            if_not_exists,
+            name,
+            data_type,
+            sequence_options: options,
+            owned_by,
+        },
+    ))))
 }
 
 fn parse_drop_aggregate(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {

@@ -4,9 +4,8 @@
 //! `json_build_object`
 //! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `format` (scripts that build
 //! statements or messages), `percentile_disc` (JupySQL's box plots),
-//! `pg_get_serial_sequence`,
 //! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
-//! (SQLAlchemy's reflection; Quiver has no sequences, indexes or
+//! (SQLAlchemy's reflection; Quiver's indexes are metadata only, it has no
 //! constraints and only built-in collations), `pg_typeof`, which users
 //! call to see how Quiver types a value, and `parse_ident` in place of
 //! `datafusion-pg-catalog`'s, which keeps the blanks around a dot and the
@@ -86,8 +85,7 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
     ));
     // Nor comments on objects, nor SQL-standard function bodies.
     for (name, arities) in [
-        ("pg_get_serial_sequence", &[2][..]),
-        ("pg_get_indexdef", &[1, 3]),
+        ("pg_get_indexdef", &[1, 3][..]),
         ("pg_get_constraintdef", &[1, 2]),
         ("obj_description", &[1, 2]),
         ("pg_get_function_sqlbody", &[1]),

@@ -11,8 +11,9 @@
 //! `EXPLAIN` shows the choice (`route`, or Ballista's `distributed_plan`).
 //!
 //! Everything else — constant expressions, `pg_catalog` and
-//! `information_schema`, table functions — runs right here: those tables
-//! describe this frontend's catalog and cannot be serialized. A plan that
+//! `information_schema`, table functions, `nextval` — runs right here:
+//! those tables describe this frontend's catalog and cannot be
+//! serialized, and the sequence functions count in this process. A plan that
 //! combines both (`INSERT INTO t SELECT * FROM generate_series(..)`, a
 //! stored table joined with `pg_catalog`) cannot be shipped to executors,
 //! so it runs on the frontend too.
@@ -22,18 +23,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::execution::context::QueryPlanner;
-use datafusion::logical_expr::{LogicalPlan, TableSource};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableSource};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use futures::TryStreamExt;
 use quiver_scheduler::QuiverOptions;
+
+use crate::session::SequenceFunction;
 
 /// Where a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,24 @@ fn stored_table(source: &Arc<dyn TableSource>) -> Option<Arc<dyn TableProvider>>
         .filter(|provider| provider.is::<ListingTable>())
 }
 
+/// Whether `node` calls a function only its session can run (`nextval`:
+/// see `crate::session::sequences`).
+fn calls_session_function(node: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    node.apply_expressions(|expr| {
+        expr.apply(|expr| {
+            if let Expr::ScalarFunction(call) = expr
+                && call.func.inner().is::<SequenceFunction>()
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    })?;
+    Ok(found)
+}
+
 /// Decides where `plan` runs (see the module docs).
 pub async fn route(plan: &LogicalPlan, session: &dyn Session) -> Result<Decision> {
     let (mut read, mut stored, mut local) = (Vec::new(), false, false);
@@ -76,6 +98,9 @@ pub async fn route(plan: &LogicalPlan, session: &dyn Session) -> Result<Decision
             },
             _ => {}
         }
+        if !local {
+            local = calls_session_function(node)?;
+        }
         Ok(TreeNodeRecursion::Continue)
     })?;
     let decision = |route, reason: String| Ok(Decision { route, reason });
@@ -85,7 +110,7 @@ pub async fn route(plan: &LogicalPlan, session: &dyn Session) -> Result<Decision
     if local {
         return decision(
             Route::Local,
-            "frontend: stored tables with tables only the frontend has".into(),
+            "frontend: stored tables with tables or functions only the frontend has".into(),
         );
     }
     let limit = session

@@ -49,11 +49,13 @@ mod alter_table;
 mod in_place;
 mod indexes;
 mod returning;
+mod sequences;
 mod views;
 
 pub(crate) use returning::{Returned, take_returning};
 
 use access::Identity;
+pub(crate) use sequences::SequenceFunction;
 
 /// What a statement produced.
 pub enum Outcome {
@@ -182,9 +184,12 @@ impl Session {
         roles: Arc<Roles>,
         locations: Arc<ExternalLocations>,
     ) -> Self {
-        schema.plan_views_with(Arc::new(views::SessionViews::new(&ctx)));
+        schema.plan_with(Arc::new(views::SessionRelations::new(&ctx)));
         let settings = Arc::new(Mutex::new(Settings::default()));
-        for function in crate::pg_functions::session_functions(settings.clone()) {
+        for function in crate::pg_functions::session_functions(settings.clone())
+            .into_iter()
+            .chain(sequences::functions(schema.clone()))
+        {
             ctx.register_udf(function);
         }
         Self {
@@ -339,6 +344,30 @@ impl Session {
                     ..
                 } => self.drop_roles(&names, if_exists),
                 Statement::CreateIndex(create) => self.create_index(create).await,
+                Statement::CreateSequence {
+                    temporary,
+                    if_not_exists,
+                    name,
+                    data_type,
+                    sequence_options,
+                    owned_by,
+                } => {
+                    self.create_sequence(sequences::CreateSequence {
+                        name: &name,
+                        temporary,
+                        if_not_exists,
+                        data_type: data_type.as_ref(),
+                        options: &sequence_options,
+                        owned_by: owned_by.as_ref(),
+                    })
+                    .await
+                }
+                Statement::Drop {
+                    object_type: ObjectType::Sequence,
+                    if_exists,
+                    names,
+                    ..
+                } => self.drop_sequences(&names, if_exists).await,
                 Statement::Drop {
                     object_type: ObjectType::Index,
                     if_exists,
@@ -507,19 +536,21 @@ impl Session {
         // DataFusion's planner refuses CREATE TEMPORARY TABLE: plan it as a
         // table and mark the plan temporary again.
         let mut temporary = false;
-        let mut declared = HashMap::new();
+        let mut columns = DeclaredColumns::default();
         if let DfStatement::Statement(s) = &mut statement
             && let Statement::CreateTable(create) = s.as_mut()
         {
+            columns.sequences = sequences::serial_columns(create)?;
             temporary = std::mem::take(&mut create.temporary);
-            declared = crate::sized_text::declared_types(&create.columns)?;
+            columns.types = crate::sized_text::declared_types(&create.columns)?;
+            columns.defaults = sequences::declared_defaults(&create.columns);
         }
         let names = crate::names::statement_names(&statement);
         let plan = self.plan(statement).await?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut create)) => {
                 create.temporary |= temporary;
-                self.create_table(create, &declared).await
+                self.create_table(create, columns).await
             }
             LogicalPlan::Ddl(ddl) => self.ddl(ddl, definition).await,
             plan => self.run_plan(plan, names).await,
@@ -795,19 +826,16 @@ impl Session {
         Ok(count_rows(&batches))
     }
 
-    /// `CREATE TABLE` (and `CREATE TABLE AS`): the columns `declared`
-    /// `char(n)` or `varchar(n)` are marked with their types (see
-    /// [`crate::sized_text`]).
+    /// `CREATE TABLE` (and `CREATE TABLE AS`) of the `declared` columns:
+    /// those declared `char(n)` or `varchar(n)` are marked with their
+    /// types (see [`crate::sized_text`]), those with a `DEFAULT` with it
+    /// (see [`quiver_catalog::COLUMN_DEFAULT`]), and the sequences of its
+    /// `SERIAL` columns are created with it.
     async fn create_table(
         &self,
         create: CreateMemoryTable,
-        declared: &HashMap<String, SizedText>,
+        declared: DeclaredColumns,
     ) -> Result<Outcome> {
-        if !create.column_defaults.is_empty() {
-            return Err(Error::FeatureNotSupported(
-                "column DEFAULT values are not supported yet".into(),
-            ));
-        }
         let name = self.catalog.table_name(&create.name)?;
         // The rows come from tables the role must be allowed to read.
         self.check_privileges(&create.input)?;
@@ -822,7 +850,14 @@ impl Session {
             state.config_options(),
             |_, _| {},
         )?;
-        let mut schema = crate::sized_text::table_schema(&input, declared);
+        let mut schema = crate::sized_text::table_schema(&input, &declared.types);
+        schema = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| sequences::with_default(f.as_ref().clone(), &declared.defaults))
+                .collect::<Vec<_>>(),
+        );
         if with_rows {
             // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
             schema = Schema::new(
@@ -850,6 +885,7 @@ impl Session {
                 .create_table(
                     &name,
                     schema.clone(),
+                    declared.sequences,
                     create.if_not_exists,
                     &self.user().unwrap_or_default(),
                 )
@@ -889,7 +925,7 @@ impl Session {
     async fn ddl(&self, ddl: DdlStatement, definition: Option<String>) -> Result<Outcome> {
         match ddl {
             DdlStatement::CreateMemoryTable(create) => {
-                self.create_table(create, &HashMap::new()).await
+                self.create_table(create, DeclaredColumns::default()).await
             }
             DdlStatement::CreateExternalTable(create) => {
                 if create.temporary {
@@ -1250,6 +1286,17 @@ fn count_rows(batches: &[RecordBatch]) -> u64 {
             }
         })
         .sum()
+}
+
+/// What `CREATE TABLE` declares of its columns beyond their types.
+#[derive(Default)]
+struct DeclaredColumns {
+    /// The sized text types of columns, by name.
+    types: HashMap<String, SizedText>,
+    /// The `DEFAULT`s of columns, as SQL text, by name.
+    defaults: HashMap<String, String>,
+    /// The sequences of its `SERIAL` and identity columns.
+    sequences: Vec<(String, quiver_catalog::SequenceOptions)>,
 }
 
 pub(crate) fn object_name(name: &ObjectName) -> String {

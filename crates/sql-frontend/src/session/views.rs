@@ -4,7 +4,7 @@
 //! A view is stored as its `CREATE VIEW` statement (see
 //! [`quiver_catalog::TableKind::View`]). A statement that reads it plans
 //! that statement's query again, in the reading session
-//! ([`SessionViews`]), and DataFusion's planner puts the view's plan in
+//! ([`SessionRelations`]), and DataFusion's planner puts the view's plan in
 //! place of the view where the statement names it; the rest of Quiver's
 //! planning (see `Session::plan`) then treats it as part of the
 //! statement. So a view reads the tables as they are when it is read, and
@@ -23,9 +23,9 @@ use async_trait::async_trait;
 use datafusion::common::{DFSchema, exec_err, internal_err};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{CreateView, DdlStatement, EmptyRelation, LogicalPlan};
+use datafusion::logical_expr::{CreateView, DdlStatement, EmptyRelation, Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
-use quiver_catalog::{DEFAULT_SCHEMA, Object, Privilege, ViewPlanner};
+use quiver_catalog::{DEFAULT_SCHEMA, Object, Privilege, RelationPlanner};
 
 use super::{Completion, Outcome, Session, parse_one};
 use crate::{Error, Result};
@@ -39,15 +39,15 @@ tokio::task_local! {
     static VIEW_DEPTH: usize;
 }
 
-/// Plans views in one session.
-pub(super) struct SessionViews {
+/// Plans views and columns' defaults in one session.
+pub(super) struct SessionRelations {
     /// The session's state as it is now; `None` once the session ended.
     /// (Not the context itself: its state holds the session's schema,
     /// which holds this.)
     state: Box<dyn Fn() -> Option<SessionState> + Send + Sync>,
 }
 
-impl SessionViews {
+impl SessionRelations {
     pub(super) fn new(ctx: &SessionContext) -> Self {
         let state = Arc::downgrade(&ctx.state_ref());
         Self {
@@ -57,12 +57,12 @@ impl SessionViews {
 }
 
 /// Runs `planning`, the planning of a statement: the views it reads must
-/// plan (see [`SessionViews::plan_view`]).
+/// plan (see [`SessionRelations::plan_view`]).
 pub(super) async fn planning<F: Future>(planning: F) -> F::Output {
     VIEW_DEPTH.scope(0, planning).await
 }
 
-impl SessionViews {
+impl SessionRelations {
     /// The plan of the query of `definition`, read `depth` views deep.
     async fn plan(&self, definition: &str, depth: usize) -> DfResult<LogicalPlan> {
         if depth >= MAX_VIEW_DEPTH {
@@ -89,7 +89,7 @@ impl SessionViews {
 }
 
 #[async_trait]
-impl ViewPlanner for SessionViews {
+impl RelationPlanner for SessionRelations {
     async fn plan_view(&self, definition: &str) -> DfResult<LogicalPlan> {
         match VIEW_DEPTH.try_with(|depth| *depth) {
             Ok(depth) => self.plan(definition, depth).await,
@@ -103,6 +103,13 @@ impl ViewPlanner for SessionViews {
                 })
             })),
         }
+    }
+
+    fn plan_default(&self, sql: &str) -> DfResult<Expr> {
+        let Some(state) = (self.state)() else {
+            return exec_err!("the session writing the table has ended");
+        };
+        state.create_logical_expr(sql, &DFSchema::empty())
     }
 }
 
