@@ -276,6 +276,7 @@ fn arrow_sqlstate(e: &ArrowError) -> &'static str {
         ArrowError::MemoryError(_) => "53200",
         ArrowError::IoError(_, _) => "58030",
         ArrowError::ExternalError(source) => execution_sqlstate(&source.to_string()),
+        ArrowError::InvalidArgumentError(message) if is_not_null_violation(message) => "23502",
         _ => "22000",
     }
 }
@@ -312,6 +313,13 @@ fn plan_sqlstate(message: &str) -> &'static str {
     }
 }
 
+/// Whether `message` says a NULL was to be written to a `NOT NULL`
+/// column (as Arrow or DataFusion's insert says it).
+fn is_not_null_violation(message: &str) -> bool {
+    message.contains("is declared as non-nullable but contains null values")
+        || message.contains("has null but schema specifies non-nullable")
+}
+
 fn execution_sqlstate(message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
     if message.contains(quiver_udf_registry::MORE_THAN_ONE_ROW) {
@@ -326,6 +334,8 @@ fn execution_sqlstate(message: &str) -> &'static str {
         "22003"
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         "22012"
+    } else if is_not_null_violation(message) {
+        "23502"
     } else if lower.contains("overflow") {
         "22003"
     } else if lower.contains("cannot cast") || lower.contains("cast error") {

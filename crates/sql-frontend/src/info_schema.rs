@@ -256,12 +256,16 @@ async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBat
         for (position, field) in table.schema().fields().iter().enumerate() {
             let column = ColumnType::of(field);
             let position = i32::try_from(position + 1).unwrap_or(i32::MAX);
+            let default = field
+                .metadata()
+                .get(quiver_catalog::COLUMN_DEFAULT)
+                .map(|sql| column_default(sql));
             let texts = [
                 Some(catalog_name.as_str()),
                 Some(schema_name.as_str()),
                 Some(table_name.as_str()),
                 Some(field.name().as_str()),
-                None,
+                default.as_deref(),
                 Some(if field.is_nullable() { "YES" } else { "NO" }),
                 Some(column.data_type),
                 None,
@@ -309,6 +313,18 @@ async fn columns(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBat
         })
         .collect();
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// A column's `DEFAULT` as PostgreSQL shows it: a sequence a `SERIAL`
+/// column counts is named as a `regclass` (`nextval('t_id_seq'::regclass)`).
+fn column_default(sql: &str) -> String {
+    match sql
+        .strip_prefix("nextval('")
+        .and_then(|rest| rest.strip_suffix("')"))
+    {
+        Some(sequence) if !sequence.contains('\'') => format!("nextval('{sequence}'::regclass)"),
+        _ => sql.to_string(),
+    }
 }
 
 /// The rows of `views`: every view `state` sees, with its query.

@@ -46,6 +46,7 @@ use crate::{Error, Result};
 
 mod access;
 mod alter_table;
+mod defaults;
 mod in_place;
 mod indexes;
 mod returning;
@@ -543,7 +544,7 @@ impl Session {
             columns.sequences = sequences::serial_columns(create)?;
             temporary = std::mem::take(&mut create.temporary);
             columns.types = crate::sized_text::declared_types(&create.columns)?;
-            columns.defaults = sequences::declared_defaults(&create.columns);
+            columns.defaults = defaults::declared_defaults(&create.columns);
         }
         let names = crate::names::statement_names(&statement);
         let plan = self.plan(statement).await?;
@@ -604,6 +605,7 @@ impl Session {
     /// (see [`crate::sizes`]). The views it reads are planned into it (see
     /// [`views`]), so all of this applies to them too.
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+        let statement = self.insert_defaults(statement).await?;
         let plan = views::planning(self.ctx.state().statement_to_plan(statement)).await?;
         crate::using_joins::refuse_outer_using(&plan)?;
         refuse_subquery_limits(&plan)?;
@@ -855,7 +857,7 @@ impl Session {
             schema
                 .fields()
                 .iter()
-                .map(|f| sequences::with_default(f.as_ref().clone(), &declared.defaults))
+                .map(|f| defaults::with_default(f.as_ref().clone(), &declared.defaults))
                 .collect::<Vec<_>>(),
         );
         if with_rows {

@@ -26,8 +26,8 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, SequenceOptions as SqlSequenceOptions, UnaryOperator, Value,
 };
 use quiver_catalog::{
-    COLUMN_DEFAULT, DEFAULT_SCHEMA, Object, OwnedBy, Privilege, Sequence, SequenceOptions,
-    SequenceSpec, SequenceType, SessionSchema,
+    DEFAULT_SCHEMA, Object, OwnedBy, Privilege, Sequence, SequenceOptions, SequenceSpec,
+    SequenceType, SessionSchema,
 };
 
 use super::{Completion, Outcome, Session, object_name};
@@ -295,38 +295,6 @@ fn serial_column(column: &mut ColumnDef) -> Result<Option<(SequenceType, Sequenc
         ))
     })?;
     Ok(Some((sequence_type, sequence_spec(&options)?)))
-}
-
-/// The `DEFAULT` expressions `CREATE TABLE` gives its columns, as SQL
-/// text, by column name.
-pub(super) fn declared_defaults(columns: &[ColumnDef]) -> HashMap<String, String> {
-    columns
-        .iter()
-        .filter_map(|column| {
-            column
-                .options
-                .iter()
-                .find_map(|option| match &option.option {
-                    ColumnOption::Default(expr) => Some((folded(&column.name), expr.to_string())),
-                    _ => None,
-                })
-        })
-        .collect()
-}
-
-/// `field` with its column's `DEFAULT` (SQL text) if it has one.
-pub(super) fn with_default(
-    field: datafusion::arrow::datatypes::Field,
-    defaults: &HashMap<String, String>,
-) -> datafusion::arrow::datatypes::Field {
-    match defaults.get(field.name()) {
-        Some(sql) => {
-            let mut metadata = field.metadata().clone();
-            metadata.insert(COLUMN_DEFAULT.to_string(), sql.clone());
-            field.with_metadata(metadata)
-        }
-        None => field,
-    }
 }
 
 /// The sequence functions of one session.
