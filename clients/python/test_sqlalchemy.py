@@ -168,3 +168,47 @@ def test_orm_session_inserts_updates_and_deletes(engine, table_name):
         conn.execute(sa.text(f"TRUNCATE {table_name}"))
         conn.commit()
         assert conn.execute(sa.text(f"SELECT count(*) FROM {table_name}")).scalar_one() == 0
+
+
+def test_orm_generated_keys(engine, table_name):
+    # What SQLAlchemy's create_all makes of an integer primary key
+    # (SERIAL) and of an Identity column, and the ORM filling in the keys
+    # the database generated (INSERT ... RETURNING).
+    class Base(sa.orm.DeclarativeBase):
+        pass
+
+    class Author(Base):
+        __tablename__ = f"{table_name}_author"
+        id = sa.orm.mapped_column(sa.Integer, primary_key=True)
+        name = sa.orm.mapped_column(sa.Text, nullable=False)
+        joined = sa.orm.mapped_column(sa.Text, server_default="unknown")
+
+    class Book(Base):
+        __tablename__ = f"{table_name}_book"
+        id = sa.orm.mapped_column(sa.BigInteger, sa.Identity(start=100, increment=10), primary_key=True)
+        title = sa.orm.mapped_column(sa.Text)
+
+    Base.metadata.create_all(engine)
+    try:
+        with sa.orm.Session(engine) as session:
+            ada, grace = Author(name="ada"), Author(name="grace")
+            books = [Book(title="notes"), Book(title="compilers")]
+            session.add_all([ada, grace, *books])
+            session.commit()
+            assert (ada.id, grace.id) == (1, 2)
+            assert [b.id for b in books] == [100, 110]
+            assert session.get(Author, 2).joined == "unknown"
+        inspector = sa.inspect(engine)
+        columns = {c["name"]: c for c in inspector.get_columns(Author.__tablename__)}
+        assert columns["id"]["nullable"] is False
+        with engine.connect() as conn:
+            sequence = conn.execute(
+                sa.text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": Author.__tablename__}
+            ).scalar_one()
+            assert sequence == f"public.{Author.__tablename__}_id_seq"
+            # A NULL for a NOT NULL column is PostgreSQL's not_null_violation.
+            with pytest.raises(sa.exc.IntegrityError):
+                conn.execute(sa.insert(Author.__table__).values(name=None))
+    finally:
+        Base.metadata.drop_all(engine)
+    assert not sa.inspect(engine).has_table(Author.__tablename__)

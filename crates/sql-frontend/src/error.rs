@@ -86,6 +86,9 @@ pub enum Error {
     #[error("{0}")]
     NoActiveTransaction(String),
     /// `RELEASE` of a savepoint that does not exist.
+    /// A NULL for a `NOT NULL` column: (column, table).
+    #[error("null value in column \"{0}\" of relation \"{1}\" violates not-null constraint")]
+    NotNullViolation(String, String),
     /// A function asked for what the session has not set up
     /// (`currval` before `nextval`).
     #[error("{0}")]
@@ -138,6 +141,7 @@ impl Error {
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
             Error::ObjectNotInPrerequisiteState(_) => "55000",
+            Error::NotNullViolation(..) => "23502",
             Error::NoExecutors(_) => "57P03",
             Error::Internal(_) => "XX000",
         }

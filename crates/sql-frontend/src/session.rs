@@ -49,6 +49,7 @@ mod alter_table;
 mod defaults;
 mod in_place;
 mod indexes;
+mod insert_select;
 mod returning;
 mod sequences;
 mod views;
@@ -606,7 +607,16 @@ impl Session {
     /// [`views`]), so all of this applies to them too.
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let statement = self.insert_defaults(statement).await?;
-        let plan = views::planning(self.ctx.state().statement_to_plan(statement)).await?;
+        let plan = match statement {
+            DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Insert(insert) if insert_select::reads_values_list(insert)) =>
+            {
+                let Statement::Insert(insert) = *s else {
+                    unreachable!("matched as an INSERT")
+                };
+                views::planning(self.plan_insert_select(insert)).await?
+            }
+            statement => views::planning(self.ctx.state().statement_to_plan(statement)).await?,
+        };
         crate::using_joins::refuse_outer_using(&plan)?;
         refuse_subquery_limits(&plan)?;
         crate::sizes::refuse_oversized_values(&plan)?;

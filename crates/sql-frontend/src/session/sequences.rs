@@ -408,12 +408,12 @@ impl Counters {
             .map_err(external)
     }
 
-    /// `pg_get_serial_sequence(table, column)`: `public.<sequence>`.
+    /// `pg_get_serial_sequence(table, column)`: `public.<sequence>`, or
+    /// NULL. Unlike PostgreSQL, NULL for a table there is not too:
+    /// SQLAlchemy's reflection calls it with `attrelid::regclass::text`,
+    /// which is the table's OID in digits here.
     fn serial_sequence(&self, table: &str, column: &str) -> DfResult<Option<String>> {
         let table = sequence_name(table)?;
-        if self.schema.entry(&table).is_none() {
-            return Err(external(Error::UndefinedTable(table)));
-        }
         Ok(self
             .schema
             .owned_sequence(&table, column)

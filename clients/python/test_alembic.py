@@ -1,0 +1,115 @@
+"""Alembic migrations up and down, as a project runs them."""
+
+import textwrap
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from conftest import url
+
+
+@pytest.fixture(params=["psycopg2", "psycopg"])
+def engine(request):
+    engine = sa.create_engine(url(request.param))
+    yield engine
+    engine.dispose()
+
+
+def migrations(directory, table):
+    """An Alembic environment in `directory` with two revisions: a table
+    with a generated key and an index, then a second column filled in by a
+    data migration."""
+    versions = directory / "versions"
+    versions.mkdir(parents=True)
+    (directory / "env.py").write_text(
+        textwrap.dedent(
+            """
+            from alembic import context
+
+            connection = context.config.attributes["connection"]
+            context.configure(connection=connection, target_metadata=None)
+            with context.begin_transaction():
+                context.run_migrations()
+            """
+        )
+    )
+    (directory / "script.py.mako").write_text("")
+    (versions / "a1_create.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "a1"
+            down_revision = None
+
+            def upgrade():
+                op.create_table(
+                    "{table}",
+                    sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.Text, nullable=False),
+                )
+                op.create_index("ix_{table}_name", "{table}", ["name"])
+                op.bulk_insert(
+                    sa.table("{table}", sa.column("name", sa.Text)),
+                    [{{"name": "first"}}, {{"name": "second"}}],
+                )
+
+            def downgrade():
+                op.drop_index("ix_{table}_name", table_name="{table}")
+                op.drop_table("{table}")
+            """
+        )
+    )
+    (versions / "b2_rename.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "b2"
+            down_revision = "a1"
+
+            def upgrade():
+                op.rename_table("{table}", "{table}_v2")
+
+            def downgrade():
+                op.rename_table("{table}_v2", "{table}")
+            """
+        )
+    )
+
+
+def test_upgrade_and_downgrade(engine, table_name, tmp_path):
+    migrations(tmp_path, table_name)
+    config = Config()
+    config.set_main_option("script_location", str(tmp_path))
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
+    inspector = sa.inspect(engine)
+    assert inspector.has_table(f"{table_name}_v2")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT id, name FROM {table_name}_v2 ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, "first"), (2, "second")]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "b2"
+        # The key goes on counting.
+        new_id = conn.execute(
+            sa.text(f"INSERT INTO {table_name}_v2 (name) VALUES ('third') RETURNING id")
+        ).scalar_one()
+        assert new_id == 3
+        conn.commit()
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
+        conn.commit()
+    inspector = sa.inspect(engine)
+    assert not inspector.has_table(table_name)
+    assert not inspector.has_table(f"{table_name}_v2")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 0
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        conn.commit()

@@ -1,0 +1,109 @@
+//! `INSERT ... SELECT` whose query reads a `VALUES` list.
+//!
+//! DataFusion plans an `INSERT`'s query with the target's columns as the
+//! schema of every `VALUES` list in it, which is right for `INSERT ...
+//! VALUES` (the values take the columns' types) but not for a list inside
+//! the query: `INSERT INTO t (name) SELECT p0 FROM (VALUES ('a', 0), ('b',
+//! 1)) AS v(p0, n) ORDER BY n` — what SQLAlchemy sends to insert several
+//! ORM objects and get their keys back — fails ("got 2 values in row 0 but
+//! expected 1"). Quiver plans such an `INSERT` itself: the query as a
+//! query, then its columns cast to the target's, and the columns it does
+//! not name filled with their defaults, as DataFusion's `INSERT` does.
+
+use std::sync::Arc;
+
+use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    DmlStatement, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, WriteOp,
+};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Insert, SetExpr, Statement, TableObject};
+
+use super::{Session, object_name};
+use crate::names::folded;
+use crate::{Error, Result};
+
+/// Whether Quiver plans `insert` itself: its rows come from a query (not
+/// a `VALUES` list) that reads a `VALUES` list.
+pub(super) fn reads_values_list(insert: &Insert) -> bool {
+    let Some(source) = &insert.source else {
+        return false;
+    };
+    !matches!(source.body.as_ref(), SetExpr::Values(_))
+        && insert.on.is_none()
+        && insert.returning.is_none()
+        && matches!(insert.table, TableObject::TableName(_))
+        && source.to_string().to_ascii_uppercase().contains("VALUES")
+}
+
+impl Session {
+    /// Plans `insert` (see [`reads_values_list`]).
+    pub(super) async fn plan_insert_select(&self, insert: Insert) -> Result<LogicalPlan> {
+        let (TableObject::TableName(name), Some(source)) = (&insert.table, insert.source) else {
+            return Err(Error::Internal(
+                "INSERT ... SELECT without its table or query".into(),
+            ));
+        };
+        let reference = TableReference::from(object_name(name));
+        let provider = self.ctx.table_provider(reference.clone()).await?;
+        let state = self.ctx.state();
+        let query = DfStatement::Statement(Box::new(Statement::Query(source)));
+        let rows = state.statement_to_plan(query).await?;
+        let table = provider.schema();
+        let written: Vec<usize> = if insert.columns.is_empty() {
+            (0..table.fields().len()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|column| {
+                    let name = column
+                        .0
+                        .last()
+                        .and_then(|part| part.as_ident())
+                        .map(folded)
+                        .unwrap_or_default();
+                    table
+                        .index_of(&name)
+                        .map_err(|_| Error::UndefinedColumn(name))
+                })
+                .collect::<Result<_>>()?
+        };
+        let given = rows.schema().fields().len();
+        if given != written.len() {
+            let more = if given > written.len() {
+                "more expressions than target columns"
+            } else {
+                "more target columns than expressions"
+            };
+            return Err(Error::Syntax(format!("INSERT has {more}")));
+        }
+        let empty = DFSchema::empty();
+        let values = table
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(index, field)| {
+                let value = match written.iter().position(|&w| w == index) {
+                    Some(from) => Expr::Column(Column::from(rows.schema().qualified_field(from)))
+                        .cast_to(field.data_type(), rows.schema())?,
+                    None => provider
+                        .get_column_default(field.name())
+                        .cloned()
+                        .unwrap_or(Expr::Literal(ScalarValue::Null, None))
+                        .cast_to(field.data_type(), &empty)?,
+                };
+                Ok(value.alias(field.name()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows = LogicalPlanBuilder::from(rows).project(values)?.build()?;
+        Ok(LogicalPlan::Dml(DmlStatement::new(
+            reference,
+            provider_as_source(provider),
+            WriteOp::Insert(InsertOp::Append),
+            Arc::new(rows),
+        )))
+    }
+}
