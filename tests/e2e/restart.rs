@@ -34,6 +34,10 @@ async fn tables_and_rows_survive_restart() {
              DELETE FROM renamed WHERE x = 2;
              UPDATE renamed SET x = x * 10 WHERE x = 3;
              CREATE VIEW t_names AS SELECT id, upper(name) AS shout FROM t WHERE name IS NOT NULL;
+             CREATE TABLE keyed (id SERIAL, v TEXT DEFAULT 'd');
+             INSERT INTO keyed (v) VALUES ('a'), ('b');
+             CREATE SEQUENCE counter START 5;
+             SELECT setval('counter', 50);
              BEGIN;
              CREATE TABLE made_in_block (x INT);
              INSERT INTO made_in_block VALUES (7);
@@ -50,7 +54,7 @@ async fn tables_and_rows_survive_restart() {
     let dirs = std::fs::read_dir(data.path().join("db").join("tables"))
         .expect("tables directory")
         .count();
-    assert_eq!(dirs, 3, "t, renamed, made_in_block");
+    assert_eq!(dirs, 4, "t, renamed, keyed, made_in_block");
     client
         .batch_execute(&format!(
             "CREATE EXTERNAL TABLE cities STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')",
@@ -103,6 +107,26 @@ async fn tables_and_rows_survive_restart() {
         .await
         .expect_err("a table created in a rolled-back block is gone");
     assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+
+    // Sequences go on from where they were, never giving a value twice
+    // (nextval stores its counter some values ahead; setval at once);
+    // columns keep their defaults.
+    client
+        .batch_execute("INSERT INTO keyed DEFAULT VALUES")
+        .await
+        .expect("insert with defaults");
+    let keyed = rows(&client, "SELECT id, v FROM keyed ORDER BY id").await;
+    assert_eq!(keyed.len(), 3);
+    let new_id: i64 = keyed[2][0]
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .expect("an id");
+    assert!(new_id > 2, "{keyed:?}");
+    assert_eq!(keyed[2][1].as_deref(), Some("d"));
+    assert_eq!(
+        rows(&client, "SELECT nextval('counter')").await,
+        strings(&[&[Some("51")]])
+    );
 
     // The restarted server still writes: a new insert lands next to the old files.
     client
