@@ -3,7 +3,10 @@
 //!   SQLAlchemy, pandas, and a JupySQL notebook run headless with nbclient,
 //!   in the virtual environment `./dev test` creates (`QUIVER_CLIENTS_PYTHON`);
 //! - Node (`clients/node`): node-postgres, installed by `./dev test` with npm;
-//! - Java (`clients/jdbc`): pgjdbc from Debian's libpostgresql-jdbc-java.
+//! - Java (`clients/jdbc`): pgjdbc from Debian's libpostgresql-jdbc-java;
+//! - command-line tools (`clients/tools`): a dbt project, seeded, run,
+//!   tested and documented twice, and pgcli running a script, from the
+//!   virtual environment `./dev test` makes for them (`QUIVER_TOOLS`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,4 +76,97 @@ fn pgjdbc() {
     let mut command = Command::new("java");
     command.args(["-cp", PGJDBC, "QuiverJdbcTest.java"]);
     run_suite("pgjdbc", &clients_dir("jdbc"), command);
+}
+
+/// The command `name` of the tools' virtual environment.
+fn tool(name: &str) -> PathBuf {
+    let bin = std::env::var("QUIVER_TOOLS").unwrap_or_else(|_| {
+        panic!("QUIVER_TOOLS is not set: run the tests with ./dev test, which installs the tools")
+    });
+    Path::new(&bin).join(name)
+}
+
+#[test]
+fn pgcli_runs_a_script() {
+    let (_data, server) = QuiverServer::start_fresh();
+    // pgcli writes its configuration and history under $HOME.
+    let home = tempfile::tempdir().expect("home");
+    let output = Command::new(tool("pgcli"))
+        .args(["--less-chatty", "-w", "-d", "quiver", "-U", "quiver"])
+        .args(["-h", server.host(), "-p", &server.port().to_string()])
+        .arg("-f")
+        .arg(clients_dir("tools").join("pgcli.sql"))
+        .env("TERM", "dumb")
+        .env("HOME", home.path())
+        .output()
+        .expect("cannot run pgcli (./dev test installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "pgcli failed:\n{stdout}\n{stderr}");
+    for expected in [
+        "| 1  | ada   | 2024-05-01 |",
+        "| 2  | grace | 2024-05-01 |",
+        "| public | tools_pgcli | table |",
+        "| timezone |",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "no {expected:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+    // Nor may its background catalog queries (completion) have failed.
+    assert!(
+        !stdout.contains("Traceback") && !stderr.contains("Traceback"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn dbt_project() {
+    let dbt = tool("dbt");
+    let (_data, server) = QuiverServer::start_fresh();
+    let work = tempfile::tempdir().expect("tempdir");
+    let profile = format!(
+        "quiver:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      \
+         host: {}\n      port: {}\n      user: quiver\n      password: \"\"\n      \
+         dbname: quiver\n      schema: public\n      threads: 2\n",
+        server.host(),
+        server.port()
+    );
+    std::fs::write(work.path().join("profiles.yml"), profile).expect("profiles.yml");
+    let project = clients_dir("tools").join("dbt");
+    // A second round replaces what the first made: seeds are truncated and
+    // reloaded, views and tables swapped in, the incremental model merged.
+    for round in 1..=2 {
+        for step in [&["seed"][..], &["run"], &["test"], &["docs", "generate"]] {
+            let output = Command::new(&dbt)
+                .args(step)
+                .arg("--project-dir")
+                .arg(&project)
+                .arg("--profiles-dir")
+                .arg(work.path())
+                .arg("--target-path")
+                .arg(work.path().join("target"))
+                .arg("--log-path")
+                .arg(work.path().join("logs"))
+                .env("DO_NOT_TRACK", "1")
+                .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+                .env("DBT_VERSION_CHECK", "false")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", dbt.display()));
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "dbt {} (round {round}) failed:\n{stdout}\n{}",
+                step.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    let catalog = std::fs::read_to_string(work.path().join("target").join("catalog.json"))
+        .expect("docs generate writes catalog.json");
+    assert!(
+        catalog.contains("model.shop.customer_totals"),
+        "the catalog lists the models: {catalog}"
+    );
 }

@@ -43,8 +43,11 @@ pub struct SessionSchema {
     /// provider they wrap: a statement looks a table up more than once,
     /// and each lookup must give the same provider (`RETURNING` and
     /// changes in place find the table's scans by it).
-    with_defaults: Mutex<Vec<(Arc<dyn TableProvider>, Arc<dyn TableProvider>)>>,
+    with_defaults: Mutex<Vec<WithDefaults>>,
 }
+
+/// A table's provider, and the provider of it with its defaults planned.
+type WithDefaults = (Arc<dyn TableProvider>, Arc<dyn TableProvider>);
 
 /// Plans what the catalog stores as SQL text, as the session it is used
 /// in plans statements.

@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, Placeholder};
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::parser::Statement as DfStatement;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
@@ -322,10 +322,16 @@ impl QueryParser for PreparingParser {
 /// it is cast to, as PostgreSQL infers it; DataFusion leaves such a parameter
 /// untyped, and a client that asks for its type (asyncpg) would be told
 /// `unknown`. A parameter DataFusion typed from elsewhere keeps that type.
-/// `LIMIT $1` and `OFFSET $1` are `bigint`s, as PostgreSQL types them.
+/// `LIMIT $1` and `OFFSET $1` are `bigint`s, as PostgreSQL types them, and
+/// in `x = ANY ($1)` the parameter is an array of `x`'s type (psycopg sends
+/// a list without a type; pgcli's catalog queries do so).
 fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
     let typed = plan.transform_up_with_subqueries(|node| {
         let counts = matches!(node, LogicalPlan::Limit(_));
+        let input = match node.inputs().as_slice() {
+            [input] => Some(input.schema().clone()),
+            _ => None,
+        };
         node.map_expressions(|expr| {
             if counts
                 && let Expr::Placeholder(p) = &expr
@@ -336,6 +342,21 @@ fn type_cast_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
                 return Ok(Transformed::yes(Expr::Placeholder(typed)));
             }
             expr.transform_up(|expr| match expr {
+                Expr::ScalarFunction(mut call)
+                    if call.func.name() == "array_has"
+                        && matches!(call.args.as_slice(), [Expr::Placeholder(p), _] if p.field.is_none()) =>
+                {
+                    let element = input
+                        .as_ref()
+                        .and_then(|schema| call.args[1].get_type(schema).ok());
+                    let (Some(element), Expr::Placeholder(p)) = (element, &call.args[0]) else {
+                        return Ok(Transformed::no(Expr::ScalarFunction(call)));
+                    };
+                    let list = Field::new("", DataType::new_list(element, true), true);
+                    call.args[0] =
+                        Expr::Placeholder(Placeholder::new_with_field(p.id.clone(), Some(Arc::new(list))));
+                    Ok(Transformed::yes(Expr::ScalarFunction(call)))
+                }
                 Expr::Cast(Cast {
                     expr: operand,
                     field,

@@ -15,7 +15,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int32Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Builder, RecordBatch, StringArray, StringBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
 use datafusion::datasource::TableType;
@@ -28,13 +30,21 @@ use datafusion::physical_plan::ExecutionPlan;
 /// The `information_schema` tables Quiver serves itself.
 pub(crate) const TABLES: [&str; 4] = ["columns", "table_constraints", "key_column_usage", "views"];
 
-/// The table of [`TABLES`] named `name`, as a provider.
+/// The `pg_catalog` views Quiver serves itself: `datafusion-pg-catalog`'s
+/// `pg_tables` lists views as tables, and its `pg_views` is empty (dbt
+/// tells a view from a table by them).
+pub(crate) const PG_CATALOG_TABLES: [&str; 2] = ["pg_tables", "pg_views"];
+
+/// The table of [`TABLES`] or [`PG_CATALOG_TABLES`] named `name`, as a
+/// provider.
 pub(crate) fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
     let kind = match name {
         "columns" => Kind::Columns,
         "table_constraints" => Kind::TableConstraints,
         "key_column_usage" => Kind::KeyColumnUsage,
         "views" => Kind::Views,
+        "pg_tables" => Kind::PgTables,
+        "pg_views" => Kind::PgViews,
         _ => return None,
     };
     Some(Arc::new(InfoSchemaTable {
@@ -49,7 +59,22 @@ enum Kind {
     TableConstraints,
     KeyColumnUsage,
     Views,
+    PgTables,
+    PgViews,
 }
+
+const PG_TABLES_COLUMNS: [&str; 8] = [
+    "schemaname",
+    "tablename",
+    "tableowner",
+    "tablespace",
+    "hasindexes",
+    "hasrules",
+    "hastriggers",
+    "rowsecurity",
+];
+
+const PG_VIEWS_COLUMNS: [&str; 4] = ["schemaname", "viewname", "viewowner", "definition"];
 
 const VIEWS_COLUMNS: [&str; 10] = [
     "table_catalog",
@@ -119,6 +144,8 @@ impl Kind {
                 "nulls_distinct",
             ],
             Kind::Views => &VIEWS_COLUMNS,
+            Kind::PgTables => &PG_TABLES_COLUMNS,
+            Kind::PgViews => &PG_VIEWS_COLUMNS,
             Kind::KeyColumnUsage => &[
                 "constraint_catalog",
                 "constraint_schema",
@@ -133,16 +160,19 @@ impl Kind {
         };
         let numbers: &[&str] = match self {
             Kind::Columns => &COLUMNS_NUMBERS,
-            Kind::TableConstraints | Kind::Views => &[],
+            Kind::TableConstraints | Kind::Views | Kind::PgTables | Kind::PgViews => &[],
             Kind::KeyColumnUsage => &["ordinal_position", "position_in_unique_constraint"],
         };
         Arc::new(Schema::new(
             names
                 .iter()
                 .map(|name| {
-                    let data_type = match numbers.contains(name) {
-                        true => DataType::Int32,
-                        false => DataType::Utf8,
+                    let data_type = if numbers.contains(name) {
+                        DataType::Int32
+                    } else if name.starts_with("has") || *name == "rowsecurity" {
+                        DataType::Boolean
+                    } else {
+                        DataType::Utf8
                     };
                     Field::new(*name, data_type, true)
                 })
@@ -185,6 +215,9 @@ impl TableProvider for InfoSchemaTable {
         let batch = match self.kind {
             Kind::Columns => columns(session()?, &self.schema).await?,
             Kind::Views => views(session()?, &self.schema).await?,
+            Kind::PgTables | Kind::PgViews => {
+                pg_relations(session()?, &self.schema, matches!(self.kind, Kind::PgViews)).await?
+            }
             Kind::TableConstraints | Kind::KeyColumnUsage => {
                 RecordBatch::new_empty(self.schema.clone())
             }
@@ -368,6 +401,67 @@ async fn views(state: &SessionState, schema: &SchemaRef) -> DfResult<RecordBatch
         .into_iter()
         .map(|mut builder| Arc::new(builder.finish()) as ArrayRef)
         .collect();
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// The rows of `pg_tables` (`views` false) or of `pg_views`: every table
+/// or view `state` sees, with its owner.
+async fn pg_relations(
+    state: &SessionState,
+    schema: &SchemaRef,
+    views: bool,
+) -> DfResult<RecordBatch> {
+    let (mut names, mut owners, mut flags) = (
+        [StringBuilder::new(), StringBuilder::new()],
+        StringBuilder::new(),
+        Vec::new(),
+    );
+    let mut definitions = StringBuilder::new();
+    for Relation {
+        schema_name,
+        table_name,
+        schema: holder,
+        ..
+    } in relations(state)
+    {
+        let is_view = matches!(
+            holder.table_type(&table_name).await,
+            Ok(Some(TableType::View))
+        );
+        if is_view != views {
+            continue;
+        }
+        let entry = holder
+            .downcast_ref::<quiver_catalog::SessionSchema>()
+            .and_then(|schema| schema.entry(&table_name));
+        names[0].append_value(&schema_name);
+        names[1].append_value(&table_name);
+        owners.append_option(entry.as_ref().and_then(|e| e.acl.owner.clone()));
+        flags.push(entry.is_some_and(|e| !e.indexes.is_empty()));
+        if views {
+            let definition = match holder.table(&table_name).await {
+                Ok(Some(view)) => view.get_table_definition().and_then(view_query),
+                _ => None,
+            };
+            definitions.append_option(definition);
+        }
+    }
+    let [mut schemas, mut tables] = names;
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(schemas.finish()),
+        Arc::new(tables.finish()),
+        Arc::new(owners.finish()),
+    ];
+    if views {
+        arrays.push(Arc::new(definitions.finish()));
+    } else {
+        let rows = flags.len();
+        arrays.push(Arc::new(StringArray::new_null(rows)));
+        arrays.push(Arc::new(BooleanArray::from(flags)));
+        for _ in 0..3 {
+            arrays.push(Arc::new(BooleanArray::from(vec![false; rows])));
+        }
+    }
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
 }
 

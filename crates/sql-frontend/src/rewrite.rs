@@ -382,18 +382,27 @@ impl VisitorMut for PostgresForms {
 
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
         // DataFusion's information_schema has no table_privileges, and its
-        // columns has Arrow's type names: Quiver serves these among its
-        // system tables (see `crate::info_schema`).
+        // columns has Arrow's type names; datafusion-pg-catalog's pg_tables
+        // and pg_views do not tell views from tables: Quiver serves these
+        // among its system tables (see `crate::info_schema`).
         let parts: Vec<String> = relation
             .0
             .iter()
             .filter_map(|part| part.as_ident())
             .map(|ident| ident.value.to_ascii_lowercase())
             .collect();
+        let served = |schema: Option<&String>, table: &String| match schema.map(String::as_str) {
+            Some("information_schema") => {
+                table == "table_privileges" || crate::info_schema::TABLES.contains(&table.as_str())
+            }
+            Some("pg_catalog") | None => {
+                crate::info_schema::PG_CATALOG_TABLES.contains(&table.as_str())
+            }
+            Some(_) => false,
+        };
         if parts.len() == relation.0.len()
-            && let [.., schema, table] = parts.as_slice()
-            && schema == "information_schema"
-            && (table == "table_privileges" || crate::info_schema::TABLES.contains(&table.as_str()))
+            && let Some((table, path)) = parts.split_last()
+            && served(path.last(), table)
         {
             *relation = ObjectName::from(vec![
                 Ident::new(crate::server::SYSTEM_SCHEMA),

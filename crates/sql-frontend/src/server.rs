@@ -442,7 +442,10 @@ impl Engine {
             "table_privileges".to_string(),
             Arc::new(SystemTable(TablePrivilegesTable::new(catalog.clone()))),
         )?;
-        for name in crate::info_schema::TABLES {
+        for name in crate::info_schema::TABLES
+            .into_iter()
+            .chain(crate::info_schema::PG_CATALOG_TABLES)
+        {
             if let Some(table) = crate::info_schema::table(name) {
                 system.register_table(name.to_string(), table)?;
             }

@@ -47,6 +47,7 @@ use crate::{Error, Result};
 mod access;
 mod alter_table;
 mod defaults;
+mod function_tables;
 mod in_place;
 mod indexes;
 mod insert_select;
@@ -606,7 +607,8 @@ impl Session {
     /// (see [`crate::sizes`]). The views it reads are planned into it (see
     /// [`views`]), so all of this applies to them too.
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
-        let statement = self.insert_defaults(statement).await?;
+        let mut statement = self.insert_defaults(statement).await?;
+        function_tables::scalar_functions_in_from(&mut statement, &self.ctx.state_ref().read());
         let plan = match statement {
             DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Insert(insert) if insert_select::reads_values_list(insert)) =>
             {
