@@ -594,8 +594,11 @@ impl Session {
         Ok(Some(self.note_failure(planned)?))
     }
 
-    /// Plans a statement, its integer literals typed as PostgreSQL types
-    /// them (see [`crate::integers`]) and its `INTERSECT ALL`/`EXCEPT ALL`
+    /// Plans a statement — an `INSERT`'s `DEFAULT`s filled in (see
+    /// [`defaults`]), scalar functions in `FROM` read as one-row tables
+    /// (see [`function_tables`]), an `INSERT` whose query reads a `VALUES`
+    /// list planned by Quiver (see [`insert_select`]) — its integer
+    /// literals typed as PostgreSQL types them (see [`crate::integers`]) and its `INTERSECT ALL`/`EXCEPT ALL`
     /// with PostgreSQL's multiset rules (see [`crate::set_operations`]),
     /// its `numeric` quotients and averages at PostgreSQL's scale (see
     /// [`crate::numeric`]), its select lists' `EXISTS`/`IN` subqueries
@@ -610,7 +613,8 @@ impl Session {
         let mut statement = self.insert_defaults(statement).await?;
         function_tables::scalar_functions_in_from(&mut statement, &self.ctx.state_ref().read());
         let plan = match statement {
-            DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Insert(insert) if insert_select::reads_values_list(insert)) =>
+            DfStatement::Statement(s)
+                if matches!(s.as_ref(), Statement::Insert(i) if insert_select::reads_values_list(i)) =>
             {
                 let Statement::Insert(insert) = *s else {
                     unreachable!("matched as an INSERT")
