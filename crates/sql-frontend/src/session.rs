@@ -613,8 +613,7 @@ impl Session {
         let mut statement = self.insert_defaults(statement).await?;
         function_tables::scalar_functions_in_from(&mut statement, &self.ctx.state_ref().read());
         let plan = match statement {
-            DfStatement::Statement(s)
-                if matches!(s.as_ref(), Statement::Insert(i) if insert_select::reads_values_list(i)) =>
+            DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Insert(i) if insert_select::reads_values_list(i)) =>
             {
                 let Statement::Insert(insert) = *s else {
                     unreachable!("matched as an INSERT")

@@ -341,7 +341,7 @@ const RESERVED: &[&str] = &[
 
 /// `name` as PostgreSQL's `quote_ident` writes it: as it is if it is a
 /// lower-case name that is no reserved word, else in double quotes.
-fn quote_ident(name: &str) -> String {
+pub fn quote_ident(name: &str) -> String {
     let plain = name
         .chars()
         .next()

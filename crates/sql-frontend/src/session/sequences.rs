@@ -240,9 +240,11 @@ fn option(option: ColumnOption) -> ColumnOptionDef {
     ColumnOptionDef { name: None, option }
 }
 
-/// `nextval('<sequence>')` as sqlparser writes a call.
+/// `nextval('<sequence>')` as sqlparser writes a call: the name quoted
+/// where it must be (`nextval('"Items_id_seq"')`), as `nextval` reads it.
 fn nextval_call(sequence: &str) -> datafusion::sql::sqlparser::ast::Function {
-    let sql = format!("nextval('{}')", sequence.replace('\'', "''"));
+    let name = quiver_udf_registry::quote_ident(sequence);
+    let sql = format!("nextval('{}')", name.replace('\'', "''"));
     match datafusion::sql::sqlparser::parser::Parser::new(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
     )
@@ -414,10 +416,12 @@ impl Counters {
     /// which is the table's OID in digits here.
     fn serial_sequence(&self, table: &str, column: &str) -> DfResult<Option<String>> {
         let table = sequence_name(table)?;
-        Ok(self
-            .schema
-            .owned_sequence(&table, column)
-            .map(|s| format!("{DEFAULT_SCHEMA}.{}", s.name)))
+        Ok(self.schema.owned_sequence(&table, column).map(|s| {
+            format!(
+                "{DEFAULT_SCHEMA}.{}",
+                quiver_udf_registry::quote_ident(&s.name)
+            )
+        }))
     }
 }
 
