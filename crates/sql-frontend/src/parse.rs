@@ -143,6 +143,7 @@ impl SqlParser {
         // they never need that.
         if let Ok(statements) = &datafusion
             && (!may_be_replaced(sql)
+                || reads_search_path(sql)
                 || statements
                     .iter()
                     .any(|s| is_datafusion_extension(s) || needs_shielding(s)))
@@ -195,6 +196,24 @@ impl SqlParser {
 fn may_be_replaced(sql: &str) -> bool {
     let sql = sql.to_ascii_lowercase();
     sql.contains("pg_") || sql.contains("current_setting")
+}
+
+/// Whether `sql` has Grafana's subquery of the schemas on the search path
+/// (`... FROM generate_series(array_lower(string_to_array(
+/// current_setting('search_path'), ','), 1), ...) AS i,
+/// string_to_array(current_setting('search_path'), ',') s`). The
+/// compatibility parser replaces that subquery with `''` (it was written
+/// when DataFusion had no `current_setting`), so `IN (...)` matched
+/// nothing — only when written in lower case, as Grafana writes it — and
+/// Grafana's table list named every table with its schema. Quiver has
+/// `current_setting` and runs the subquery as written.
+fn reads_search_path(sql: &str) -> bool {
+    let compact: String = sql
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact.contains("generate_series(array_lower(string_to_array(current_setting('search_path')")
 }
 
 fn is_datafusion_extension(statement: &DfStatement) -> bool {

@@ -11,6 +11,11 @@
 //!   false where `q` has no rows; else NULL where `x` or some `c` is NULL;
 //!   else false — PostgreSQL's three-valued answer. `NOT IN` is its
 //!   negation.
+//!
+//! A subquery in an `ORDER BY` key (`ORDER BY CASE WHEN x IN (SELECT ...)
+//! THEN 0 ELSE 1 END`, as Grafana's table list sorts) is computed in a
+//! select list first ([`sort_key_subqueries`]): DataFusion refuses
+//! subqueries in a sort.
 
 use std::sync::Arc;
 
@@ -20,6 +25,69 @@ use datafusion::functions_aggregate::count::count_all;
 use datafusion::logical_expr::expr::{Exists, InSubquery};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Subquery, lit, not, when};
+
+/// `plan` with each sort key that holds subqueries, none of them
+/// correlated, computed as a column
+/// of a projection under the sort, which then sorts by that column; a
+/// projection over the sort drops it again.
+pub(crate) fn sort_key_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Sort(sort) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        if !sort.expr.iter().any(|key| has_subquery(&key.expr)) {
+            return Ok(Transformed::no(node));
+        }
+        let LogicalPlan::Sort(sort) = node else {
+            unreachable!("matched a sort")
+        };
+        let columns: Vec<Expr> = sort
+            .input
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        let mut computed = columns.clone();
+        let mut keys = Vec::with_capacity(sort.expr.len());
+        for (index, key) in sort.expr.into_iter().enumerate() {
+            if has_subquery(&key.expr) {
+                let name = format!("__quiver_sort_key_{index}");
+                computed.push(key.expr.clone().alias(&name));
+                keys.push(key.with_expr(Expr::Column(Column::from_name(name))));
+            } else {
+                keys.push(key);
+            }
+        }
+        let sorted = LogicalPlanBuilder::from(Arc::unwrap_or_clone(sort.input))
+            .project(computed)?
+            .sort_with_limit(keys, sort.fetch)?
+            .project(columns)?
+            .build()?;
+        Ok(Transformed::yes(sorted))
+    })?;
+    Ok(rewritten.data)
+}
+
+/// Whether `expr` holds a subquery, none of them correlated (a correlated
+/// one is left to fail as before: DataFusion decorrelates few of those in
+/// a select list).
+fn has_subquery(expr: &Expr) -> bool {
+    let mut found = false;
+    let correlated = expr
+        .exists(|e| {
+            let subquery = match e {
+                Expr::Exists(Exists { subquery, .. })
+                | Expr::InSubquery(InSubquery { subquery, .. })
+                | Expr::ScalarSubquery(subquery) => subquery,
+                _ => return Ok(false),
+            };
+            found = true;
+            Ok(!subquery.outer_ref_columns.is_empty())
+        })
+        .unwrap_or(true);
+    found && !correlated
+}
 
 /// `plan` with the `EXISTS` and `IN` subqueries of its select lists
 /// counted (see the module docs).

@@ -628,6 +628,7 @@ impl Session {
         let plan = crate::integers::type_literals(plan)?;
         let plan = crate::set_operations::multiset_set_operations(plan)?;
         let plan = crate::numeric::numeric_quotients(plan)?;
+        let plan = crate::select_list_subqueries::sort_key_subqueries(plan)?;
         let plan = crate::select_list_subqueries::select_list_subqueries(plan)?;
         Ok(crate::sized_text::sized_text_semantics(plan)?)
     }
