@@ -176,6 +176,15 @@ async fn temporary_tables_belong_to_their_session() {
         .expect_err("other sessions do not see it");
     assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
     assert_eq!(temp_sessions(data.path()), 2, "staged as files");
+    // A table with a SERIAL key whose defaults the session planned (they
+    // call its `nextval`) does not keep the session alive after it ends.
+    second
+        .batch_execute(
+            "CREATE TABLE keyed (id SERIAL, v TEXT); INSERT INTO keyed (v) VALUES ('a'), ('b')",
+        )
+        .await
+        .expect("a SERIAL table");
+    client_sees(&second, "SELECT max(id) FROM keyed", "2").await;
 
     // The session ends: its staged files go with it.
     drop(second);

@@ -191,7 +191,7 @@ impl Session {
         let settings = Arc::new(Mutex::new(Settings::default()));
         for function in crate::pg_functions::session_functions(settings.clone())
             .into_iter()
-            .chain(sequences::functions(schema.clone()))
+            .chain(sequences::functions(&schema))
         {
             ctx.register_udf(function);
         }

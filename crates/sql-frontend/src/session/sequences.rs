@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
@@ -300,9 +300,9 @@ fn serial_column(column: &mut ColumnDef) -> Result<Option<(SequenceType, Sequenc
 }
 
 /// The sequence functions of one session.
-pub(super) fn functions(schema: Arc<SessionSchema>) -> Vec<ScalarUDF> {
+pub(super) fn functions(schema: &Arc<SessionSchema>) -> Vec<ScalarUDF> {
     let counters = Arc::new(Counters {
-        schema,
+        schema: Arc::downgrade(schema),
         last: Mutex::new(Last::default()),
     });
     let text = || DataType::Utf8;
@@ -345,11 +345,19 @@ struct Last {
 /// The session's view of the sequences.
 #[derive(Debug)]
 struct Counters {
-    schema: Arc<SessionSchema>,
+    /// Weak: a table's planned defaults call these functions, and the
+    /// session's schema keeps its tables' planned defaults.
+    schema: Weak<SessionSchema>,
     last: Mutex<Last>,
 }
 
 impl Counters {
+    fn schema(&self) -> DfResult<Arc<SessionSchema>> {
+        self.schema.upgrade().ok_or_else(|| {
+            DataFusionError::Execution("the session calling the function has ended".into())
+        })
+    }
+
     fn last(&self) -> std::sync::MutexGuard<'_, Last> {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -357,7 +365,7 @@ impl Counters {
     /// The sequence a call names.
     fn sequence(&self, name: &str) -> DfResult<Sequence> {
         let name = sequence_name(name)?;
-        self.schema.sequence(&name).map_err(|e| match e {
+        self.schema()?.sequence(&name).map_err(|e| match e {
             quiver_catalog::Error::TableNotFound(name) => external(Error::UndefinedTable(name)),
             other => external(other),
         })
@@ -366,7 +374,7 @@ impl Counters {
     fn nextval(&self, name: &str, count: usize) -> DfResult<Vec<i64>> {
         let sequence = self.sequence(name)?;
         let values = self
-            .schema
+            .schema()?
             .shared()
             .sequences()
             .next(&sequence, count)
@@ -403,7 +411,7 @@ impl Counters {
 
     fn setval(&self, name: &str, value: i64, is_called: bool) -> DfResult<i64> {
         let sequence = self.sequence(name)?;
-        self.schema
+        self.schema()?
             .shared()
             .sequences()
             .set(&sequence, value, is_called)
@@ -416,7 +424,7 @@ impl Counters {
     /// which is the table's OID in digits here.
     fn serial_sequence(&self, table: &str, column: &str) -> DfResult<Option<String>> {
         let table = sequence_name(table)?;
-        Ok(self.schema.owned_sequence(&table, column).map(|s| {
+        Ok(self.schema()?.owned_sequence(&table, column).map(|s| {
             format!(
                 "{DEFAULT_SCHEMA}.{}",
                 quiver_udf_registry::quote_ident(&s.name)
