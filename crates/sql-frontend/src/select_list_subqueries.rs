@@ -27,15 +27,18 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Subquery, lit, not, when};
 
 /// `plan` with each sort key that holds subqueries, none of them
-/// correlated, computed as a column
-/// of a projection under the sort, which then sorts by that column; a
-/// projection over the sort drops it again.
+/// correlated, computed as a column of a projection under the sort, which
+/// then sorts by that column; a projection over the sort drops it again.
 pub(crate) fn sort_key_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
     let rewritten = plan.transform_up_with_subqueries(|node| {
         let LogicalPlan::Sort(sort) = &node else {
             return Ok(Transformed::no(node));
         };
-        if !sort.expr.iter().any(|key| has_subquery(&key.expr)) {
+        if !sort
+            .expr
+            .iter()
+            .any(|key| has_uncorrelated_subqueries(&key.expr))
+        {
             return Ok(Transformed::no(node));
         }
         let LogicalPlan::Sort(sort) = node else {
@@ -51,7 +54,7 @@ pub(crate) fn sort_key_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
         let mut computed = columns.clone();
         let mut keys = Vec::with_capacity(sort.expr.len());
         for (index, key) in sort.expr.into_iter().enumerate() {
-            if has_subquery(&key.expr) {
+            if has_uncorrelated_subqueries(&key.expr) {
                 let name = format!("__quiver_sort_key_{index}");
                 computed.push(key.expr.clone().alias(&name));
                 keys.push(key.with_expr(Expr::Column(Column::from_name(name))));
@@ -69,10 +72,10 @@ pub(crate) fn sort_key_subqueries(plan: LogicalPlan) -> Result<LogicalPlan> {
     Ok(rewritten.data)
 }
 
-/// Whether `expr` holds a subquery, none of them correlated (a correlated
+/// Whether `expr` holds subqueries, none of them correlated (a correlated
 /// one is left to fail as before: DataFusion decorrelates few of those in
 /// a select list).
-fn has_subquery(expr: &Expr) -> bool {
+fn has_uncorrelated_subqueries(expr: &Expr) -> bool {
     let mut found = false;
     let correlated = expr
         .exists(|e| {
