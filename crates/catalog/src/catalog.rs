@@ -80,14 +80,7 @@ impl Loaded {
 
     /// The relation as a sequence, if it is one.
     pub(crate) fn sequence(&self) -> Option<Sequence> {
-        match &self.entry.kind {
-            TableKind::Sequence { id, options } => Some(Sequence {
-                name: self.entry.name.clone(),
-                id: id.clone(),
-                options: options.clone(),
-            }),
-            _ => None,
-        }
+        self.entry.sequence()
     }
 }
 

@@ -336,16 +336,9 @@ impl SessionSchema {
             column: column.to_string(),
         };
         self.entries()
-            .into_iter()
-            .filter_map(|entry| match entry.kind {
-                TableKind::Sequence { options, .. }
-                    if options.owned_by.as_ref() == Some(&owner) =>
-                {
-                    self.sequence(&entry.name).ok()
-                }
-                _ => None,
-            })
-            .next()
+            .iter()
+            .filter_map(TableEntry::sequence)
+            .find(|sequence| sequence.options.owned_by.as_ref() == Some(&owner))
     }
 
     /// `CREATE TEMPORARY TABLE`. `None` when it exists and `if_not_exists`

@@ -127,7 +127,7 @@ pub(crate) fn columns_of(schema: &Schema) -> Vec<ColumnEntry> {
 
 /// A view as the catalog lists it outside a session (in `pg_class`, say):
 /// its columns as created. Reading it takes a session, which plans it
-/// (see [`crate::ViewPlanner`]).
+/// (see [`crate::RelationPlanner`]).
 #[derive(Debug)]
 pub(crate) struct ListedView {
     pub(crate) schema: SchemaRef,
@@ -155,6 +155,18 @@ impl TableProvider for ListedView {
 }
 
 impl TableEntry {
+    /// The relation as a sequence, if it is one.
+    pub(crate) fn sequence(&self) -> Option<crate::Sequence> {
+        match &self.kind {
+            TableKind::Sequence { id, options } => Some(crate::Sequence {
+                name: self.name.clone(),
+                id: id.clone(),
+                options: options.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The Arrow schema of a managed table.
     pub(crate) fn managed_schema(&self, columns: &[ColumnEntry]) -> Result<SchemaRef> {
         let fields = columns

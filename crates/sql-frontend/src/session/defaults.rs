@@ -120,17 +120,17 @@ impl Session {
             insert.source = Some(Box::new(values_query(&row)?));
             return Ok(DfStatement::Statement(boxed));
         }
-        let targets = target_fields(&schema, &insert.columns)?;
+        let targets = target_columns(&schema, &insert.columns)?;
         if let Some(source) = &mut insert.source
             && let SetExpr::Values(values) = source.body.as_mut()
         {
             for row in &mut values.rows {
                 for (position, value) in row.content.iter_mut().enumerate() {
                     if is_default(value) {
-                        let field = targets.get(position).ok_or_else(|| {
+                        let column = targets.get(position).ok_or_else(|| {
                             Error::Syntax("INSERT has more expressions than target columns".into())
                         })?;
-                        *value = default_of(field)?;
+                        *value = default_of(schema.field(*column))?;
                     }
                 }
             }
@@ -139,10 +139,11 @@ impl Session {
     }
 }
 
-/// The fields an `INSERT` naming `columns` (all, if none) writes, in order.
-fn target_fields<'a>(schema: &'a Schema, columns: &[ObjectName]) -> Result<Vec<&'a Field>> {
+/// The positions in `schema` of the columns an `INSERT` naming `columns`
+/// (all, if none) writes, in order; 42703 for one `schema` has not.
+pub(super) fn target_columns(schema: &Schema, columns: &[ObjectName]) -> Result<Vec<usize>> {
     if columns.is_empty() {
-        return Ok(schema.fields().iter().map(AsRef::as_ref).collect());
+        return Ok((0..schema.fields().len()).collect());
     }
     columns
         .iter()
@@ -154,7 +155,7 @@ fn target_fields<'a>(schema: &'a Schema, columns: &[ObjectName]) -> Result<Vec<&
                 .map(folded)
                 .unwrap_or_default();
             schema
-                .field_with_name(&name)
+                .index_of(&name)
                 .map_err(|_| Error::UndefinedColumn(name))
         })
         .collect()

@@ -22,7 +22,6 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Insert, SetExpr, Statement, TableObject};
 
 use super::{Session, object_name};
-use crate::names::folded;
 use crate::{Error, Result};
 
 /// Whether Quiver plans `insert` itself: its rows come from a query (not
@@ -52,25 +51,7 @@ impl Session {
         let query = DfStatement::Statement(Box::new(Statement::Query(source)));
         let rows = state.statement_to_plan(query).await?;
         let table = provider.schema();
-        let written: Vec<usize> = if insert.columns.is_empty() {
-            (0..table.fields().len()).collect()
-        } else {
-            insert
-                .columns
-                .iter()
-                .map(|column| {
-                    let name = column
-                        .0
-                        .last()
-                        .and_then(|part| part.as_ident())
-                        .map(folded)
-                        .unwrap_or_default();
-                    table
-                        .index_of(&name)
-                        .map_err(|_| Error::UndefinedColumn(name))
-                })
-                .collect::<Result<_>>()?
-        };
+        let written = super::defaults::target_columns(&table, &insert.columns)?;
         let given = rows.schema().fields().len();
         if given != written.len() {
             let more = if given > written.len() {
