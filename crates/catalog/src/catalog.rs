@@ -1,18 +1,15 @@
-//! [`Catalog`]: the persistent `public` schema.
+//! [`Catalog`]: the stored schemas and the relations in them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{exec_err, not_impl_err};
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::source_as_provider;
-use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
 
@@ -20,26 +17,29 @@ use crate::changes::DdlLock;
 use crate::compaction::{Lease, TableFiles};
 use crate::sequences::SequenceTable;
 use crate::staging::Staging;
-use crate::store::{ACLS_CF, Change, MetaStore, TABLES_CF};
+use crate::store::{ACLS_CF, Change, MetaStore, SCHEMAS_CF, TABLES_CF};
 use crate::table::{
     ListedView, columns_of, external_table, listing_urls, managed_table, managed_url,
     replay_external,
 };
 use crate::temp::TempTables;
 use crate::{
-    Acl, Error, Object, Result, Sequence, SequenceOptions, Sequences, TableEntry, TableKind,
+    Acl, Error, Object, QualifiedName, Result, SchemaEntry, Sequence, SequenceOptions, Sequences,
+    TableEntry, TableKind,
 };
 
-/// The schema every persistent table lives in.
+/// The schema every data directory has, first on the default search path.
 pub const DEFAULT_SCHEMA: &str = "public";
 
-/// The durable catalog of one data directory, and the DataFusion schema
-/// provider for its tables.
+/// The durable catalog of one data directory: its schemas and the
+/// relations in them.
 pub struct Catalog {
     store: Arc<MetaStore>,
     tables_dir: PathBuf,
     temp_dir: PathBuf,
-    tables: RwLock<BTreeMap<String, Loaded>>,
+    tables: RwLock<BTreeMap<QualifiedName, Loaded>>,
+    /// The schemas `CREATE SCHEMA` made (`public` is always there).
+    schemas: RwLock<BTreeMap<String, SchemaEntry>>,
     /// Changes with every change of `tables` (see [`Catalog::generation`]).
     generation: AtomicU64,
     /// The ACLs [`Catalog::set_acl`] stored, by [`Object::key`].
@@ -119,6 +119,7 @@ impl Catalog {
             tables_dir,
             temp_dir,
             tables: RwLock::new(BTreeMap::new()),
+            schemas: RwLock::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             acls: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
@@ -136,6 +137,8 @@ impl Catalog {
     }
 
     async fn load(&self, state: &SessionState) -> Result<()> {
+        let schemas = self.store.scan_json::<SchemaEntry>(SCHEMAS_CF)?;
+        *self.schemas.write().unwrap_or_else(|p| p.into_inner()) = schemas.into_iter().collect();
         let mut loaded = BTreeMap::new();
         let mut live_dirs = HashSet::new();
         let mut live_sequences = HashSet::new();
@@ -162,7 +165,7 @@ impl Catalog {
                 }
             };
             loaded.insert(
-                entry.name.clone(),
+                entry.qualified(),
                 Loaded {
                     entry,
                     provider,
@@ -273,11 +276,11 @@ impl Catalog {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Loaded>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<QualifiedName, Loaded>> {
         self.tables.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Loaded>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<QualifiedName, Loaded>> {
         let tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         // Counted while the change is still to come and readers wait for
         // it: whoever reads the new generation then reads the new tables.
@@ -285,7 +288,7 @@ impl Catalog {
         tables
     }
 
-    /// Changes whenever a table is created or dropped or its entry changes:
+    /// Changes whenever a table or schema is created or dropped or its entry changes:
     /// a plan made while this stayed the same names the tables there are.
     /// Read it before planning.
     pub fn generation(&self) -> u64 {
@@ -304,24 +307,48 @@ impl Catalog {
         Staging::new(self.temp_dir.join(session_id).join("staged"))
     }
 
-    /// The stored table `name`.
-    pub(crate) fn loaded(&self, name: &str) -> Option<Loaded> {
+    /// The stored relation `name`.
+    pub(crate) fn loaded(&self, name: &QualifiedName) -> Option<Loaded> {
         self.read().get(name).cloned()
     }
 
-    /// Every stored table, in name order.
+    /// Every stored relation, in schema and name order.
     pub fn entries(&self) -> Vec<TableEntry> {
         self.read().values().map(|l| l.entry.clone()).collect()
     }
 
-    /// The stored table `name`.
-    pub fn entry(&self, name: &str) -> Option<TableEntry> {
+    /// The stored relation `name`.
+    pub fn entry(&self, name: &QualifiedName) -> Option<TableEntry> {
         self.read().get(name).map(|l| l.entry.clone())
+    }
+
+    /// The stored schema `name`'s entry (`None` for `public`, which has
+    /// none, and for a schema there is not).
+    pub fn schema_entry(&self, name: &str) -> Option<SchemaEntry> {
+        self.schemas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The names of the stored schemas, `public` among them, in order.
+    pub fn schema_names(&self) -> Vec<String> {
+        let schemas = self.schemas.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = schemas.keys().cloned().collect();
+        names.push(DEFAULT_SCHEMA.to_string());
+        names.sort();
+        names
     }
 
     /// The ACL of `object` (not a table: see [`TableEntry::acl`]): as
     /// stored, or [`Object::default_acl`] when nothing was stored.
     pub fn acl(&self, object: &Object) -> Acl {
+        if let Object::Schema(name) = object
+            && let Some(schema) = self.schema_entry(name)
+        {
+            return schema.acl;
+        }
         self.acls
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -338,6 +365,15 @@ impl Catalog {
     /// Stores the ACL of `object` (`None`: forgets it, as when a function
     /// is dropped), durably.
     pub fn set_acl(&self, object: &Object, acl: Option<Acl>) -> Result<()> {
+        if let Object::Schema(name) = object
+            && let Some(mut schema) = self.schema_entry(name)
+        {
+            // A schema `CREATE SCHEMA` made keeps its ACL in its entry.
+            schema.acl = acl.unwrap_or_else(|| object.default_acl(None));
+            self.store.put_json(SCHEMAS_CF, name, &schema)?;
+            self.apply_schemas([(name.clone(), Some(schema))]);
+            return Ok(());
+        }
         let key = object.key();
         let mut acls = self.acls.write().unwrap_or_else(|p| p.into_inner());
         match acl {
@@ -355,13 +391,19 @@ impl Catalog {
 
     /// A new managed table `name` with `schema`, owned by `owner`, and its
     /// (new, empty) directory: not stored yet (see [`crate::changes`]).
-    pub(crate) fn new_managed(&self, name: &str, schema: SchemaRef, owner: &str) -> Result<Loaded> {
+    pub(crate) fn new_managed(
+        &self,
+        name: &QualifiedName,
+        schema: SchemaRef,
+        owner: &str,
+    ) -> Result<Loaded> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.tables_dir.join(&id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let built = managed_table(&dir, schema.clone(), &self.parquet).and_then(|provider| {
             let entry = TableEntry {
-                name: name.to_string(),
+                schema: name.schema.clone(),
+                name: name.name.clone(),
                 kind: TableKind::managed(id, &schema),
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
@@ -387,14 +429,15 @@ impl Catalog {
         &self,
         state: &SessionState,
         command: &CreateExternalTable,
-        name: &str,
+        name: &QualifiedName,
         definition: String,
         owner: &str,
     ) -> Result<Loaded> {
         let provider = external_table(state, command).await?;
         Ok(Loaded {
             entry: TableEntry {
-                name: name.to_string(),
+                schema: name.schema.clone(),
+                name: name.name.clone(),
                 kind: TableKind::External { definition },
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
@@ -410,14 +453,15 @@ impl Catalog {
     /// yet (see [`crate::changes`]).
     pub(crate) fn new_view(
         &self,
-        name: &str,
+        name: &QualifiedName,
         definition: String,
         schema: &Schema,
         owner: &str,
     ) -> Loaded {
         Loaded {
             entry: TableEntry {
-                name: name.to_string(),
+                schema: name.schema.clone(),
+                name: name.name.clone(),
                 kind: TableKind::View {
                     definition,
                     columns: columns_of(schema),
@@ -436,16 +480,22 @@ impl Catalog {
     /// A new sequence `name` counting as `options` say, owned by `owner`.
     /// Not stored yet (see [`crate::changes`]); its counter is stored by
     /// its first `nextval` or `setval`.
-    pub(crate) fn new_sequence(&self, name: &str, options: SequenceOptions, owner: &str) -> Loaded {
+    pub(crate) fn new_sequence(
+        &self,
+        name: &QualifiedName,
+        options: SequenceOptions,
+        owner: &str,
+    ) -> Loaded {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let sequence = Sequence {
-            name: name.to_string(),
+            name: name.name.clone(),
             id: id.clone(),
             options: options.clone(),
         };
         Loaded {
             entry: TableEntry {
-                name: name.to_string(),
+                schema: name.schema.clone(),
+                name: name.name.clone(),
                 kind: TableKind::Sequence { id, options },
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
@@ -490,7 +540,7 @@ impl Catalog {
     }
 
     /// Makes each name of `tables` name its table (`None`: none).
-    pub(crate) fn apply(&self, tables: impl IntoIterator<Item = (String, Option<Loaded>)>) {
+    pub(crate) fn apply(&self, tables: impl IntoIterator<Item = (QualifiedName, Option<Loaded>)>) {
         let mut stored = self.write();
         for (name, table) in tables {
             match table {
@@ -500,62 +550,34 @@ impl Catalog {
         }
     }
 
-    /// The unqualified name of `reference`, which must point into `public`.
-    pub fn table_name(&self, reference: &datafusion::common::TableReference) -> Result<String> {
-        match reference.schema() {
-            None | Some(DEFAULT_SCHEMA) => Ok(reference.table().to_string()),
-            Some(other) => Err(Error::Unsupported(format!(
-                "Quiver keeps tables only in schema \"{DEFAULT_SCHEMA}\", not \"{other}\""
-            ))),
+    /// Makes each name of `schemas` name its schema (`None`: none).
+    pub(crate) fn apply_schemas(
+        &self,
+        schemas: impl IntoIterator<Item = (String, Option<SchemaEntry>)>,
+    ) {
+        let mut stored = self.schemas.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for (name, schema) in schemas {
+            match schema {
+                Some(schema) => stored.insert(name, schema),
+                None => stored.remove(&name),
+            };
         }
+    }
+
+    /// The relations of the stored schema `schema` that catalogs list, by name.
+    pub(crate) fn listed_in(&self, schema: &str) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(name, l)| name.schema == schema && l.listed())
+            .map(|(name, _)| name.name.clone())
+            .collect()
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
-}
-
-#[async_trait]
-impl SchemaProvider for Catalog {
-    fn table_names(&self) -> Vec<String> {
-        self.read()
-            .iter()
-            .filter(|(_, l)| l.listed())
-            .map(|(name, _)| name.clone())
-            .collect()
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        match self.read().get(name) {
-            None => Ok(None),
-            Some(Loaded {
-                provider: Some(provider),
-                ..
-            }) => Ok(Some(provider.clone())),
-            Some(Loaded { provider: None, .. }) => exec_err!(
-                "table \"{name}\" could not be loaded at start-up (see the server log); DROP it or fix its files and restart"
-            ),
-        }
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.read().contains_key(name)
-    }
-
-    fn register_table(
-        &self,
-        name: String,
-        _table: Arc<dyn TableProvider>,
-    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        not_impl_err!("cannot register \"{name}\" in the persistent schema outside Quiver's DDL")
-    }
-
-    fn deregister_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        not_impl_err!(
-            "cannot deregister \"{name}\" from the persistent schema outside Quiver's DDL"
-        )
-    }
 }

@@ -1,7 +1,8 @@
-//! DDL as a set of changes to the stored tables, stored all at once.
+//! DDL as a set of changes to the stored schemas and relations, stored all
+//! at once.
 //!
 //! A statement that creates, drops, renames or grants on a table or view,
-//! or creates or drops an index, does not change the catalog directly: it
+//! creates or drops an index or a schema, does not change the catalog directly: it
 //! records [`Changes`] — each changed name
 //! with the table it now names (or none), and what was stored under it when
 //! it was first changed — and [`Catalog::store`] then writes them in one
@@ -9,7 +10,7 @@
 //! it held then. Outside a transaction block that happens as the statement
 //! ends, under the catalog's DDL lock. Inside one, the block's changes
 //! accumulate (its session sees them at once, no one else does: see
-//! [`crate::SessionSchema`]) and are stored at `COMMIT`; `ROLLBACK` drops
+//! [`crate::SessionCatalog`]) and are stored at `COMMIT`; `ROLLBACK` drops
 //! them, as PostgreSQL's transactional DDL does — a failed Alembic or dbt
 //! migration leaves nothing behind. A name another session changed since
 //! the block first changed it fails the `COMMIT`: 42P07 when both created
@@ -25,17 +26,22 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use crate::catalog::{Catalog, Loaded};
-use crate::store::{Change, TABLES_CF};
+use crate::store::{Change, SCHEMAS_CF, TABLES_CF};
 use crate::temp::{TempTable, TempTables};
-use crate::{Error, Result, TableEntry};
+use crate::{Error, QualifiedName, Result, SchemaEntry, TableEntry};
 
-/// Changes to the stored tables, not stored yet.
+/// Changes to the stored schemas and relations, not stored yet.
 #[derive(Default)]
 pub(crate) struct Changes {
     /// The changed names, with the table each now names (`None`: none).
-    tables: BTreeMap<String, Option<Loaded>>,
+    tables: BTreeMap<QualifiedName, Option<Loaded>>,
     /// What was stored under each changed name when it was first changed.
-    found: BTreeMap<String, Option<TableEntry>>,
+    found: BTreeMap<QualifiedName, Option<TableEntry>>,
+    /// The schemas created or dropped, with what each name now names.
+    schemas: BTreeMap<String, Option<SchemaEntry>>,
+    /// What was stored under each changed schema name when it was first
+    /// changed.
+    found_schemas: BTreeMap<String, Option<SchemaEntry>>,
     /// Directories of the managed tables the changes created.
     created: Vec<PathBuf>,
     /// Directories of the managed tables the changes dropped.
@@ -70,13 +76,37 @@ impl std::fmt::Debug for Changes {
 impl Changes {
     /// The table `name` names as changed: `None` if the changes leave
     /// the name alone, `Some(None)` if they leave it naming nothing.
-    pub(crate) fn get(&self, name: &str) -> Option<Option<&Loaded>> {
+    pub(crate) fn get(&self, name: &QualifiedName) -> Option<Option<&Loaded>> {
         self.tables.get(name).map(Option::as_ref)
     }
 
     /// Every changed name with what it names now.
-    pub(crate) fn tables(&self) -> impl Iterator<Item = (&String, Option<&Loaded>)> {
+    pub(crate) fn tables(&self) -> impl Iterator<Item = (&QualifiedName, Option<&Loaded>)> {
         self.tables.iter().map(|(name, t)| (name, t.as_ref()))
+    }
+
+    /// The schema `name` as changed: `None` if the changes leave it
+    /// alone, `Some(None)` if they dropped it.
+    pub(crate) fn schema(&self, name: &str) -> Option<Option<&SchemaEntry>> {
+        self.schemas.get(name).map(Option::as_ref)
+    }
+
+    /// Every changed schema name with what it names now.
+    pub(crate) fn schemas(&self) -> impl Iterator<Item = (&String, Option<&SchemaEntry>)> {
+        self.schemas.iter().map(|(name, s)| (name, s.as_ref()))
+    }
+
+    /// `name` now names the schema `schema` (`None`: none).
+    pub(crate) fn set_schema(
+        &mut self,
+        catalog: &Catalog,
+        name: &str,
+        schema: Option<SchemaEntry>,
+    ) {
+        self.found_schemas
+            .entry(name.to_string())
+            .or_insert_with(|| catalog.schema_entry(name));
+        self.schemas.insert(name.to_string(), schema);
     }
 
     /// Whether the changes created the managed table whose files are in `dir`.
@@ -86,11 +116,11 @@ impl Changes {
 
     /// `name` now names `table` (`None`: nothing). What `catalog` holds
     /// under it is recorded when `name` is first changed.
-    pub(crate) fn set(&mut self, catalog: &Catalog, name: &str, table: Option<Loaded>) {
+    pub(crate) fn set(&mut self, catalog: &Catalog, name: &QualifiedName, table: Option<Loaded>) {
         self.found
-            .entry(name.to_string())
+            .entry(name.clone())
             .or_insert_with(|| catalog.entry(name));
-        self.tables.insert(name.to_string(), table);
+        self.tables.insert(name.clone(), table);
     }
 
     /// A managed table was created with its files in `dir`.
@@ -110,7 +140,10 @@ impl Changes {
 
     /// Whether there is nothing to store or undo.
     pub(crate) fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.created.is_empty() && self.temp.is_empty()
+        self.tables.is_empty()
+            && self.schemas.is_empty()
+            && self.created.is_empty()
+            && self.temp.is_empty()
     }
 
     /// The changes were stored: removes the files of the tables they
@@ -175,15 +208,23 @@ impl Catalog {
     /// holds what it held when they first changed it. The caller holds
     /// the DDL lock ([`Catalog::ddl_lock`]).
     pub(crate) fn store(&self, changes: &Changes, _ddl: &DdlLock<'_>) -> Result<()> {
-        if changes.tables.is_empty() {
+        if changes.tables.is_empty() && changes.schemas.is_empty() {
             return Ok(());
+        }
+        for (name, found) in &changes.found_schemas {
+            let stored = self.schema_entry(name);
+            match (found, &stored) {
+                (None, Some(_)) => return Err(Error::SchemaExists(name.clone())),
+                (Some(_), None) => return Err(Error::SchemaNotFound(name.clone())),
+                _ => {}
+            }
         }
         for (name, found) in &changes.found {
             let stored = self.entry(name);
             match (found, &stored) {
                 _ if *found == stored => {}
-                (None, Some(_)) => return Err(Error::TableExists(name.clone())),
-                (Some(_), None) => return Err(Error::TableNotFound(name.clone())),
+                (None, Some(_)) => return Err(Error::TableExists(name.name.clone())),
+                (Some(_), None) => return Err(Error::TableNotFound(name.to_string())),
                 (Some(_), Some(_)) => {
                     return Err(Error::SerializationFailure(format!(
                         "could not serialize access: table \"{name}\" was changed by another transaction"
@@ -193,28 +234,33 @@ impl Catalog {
             }
         }
         let mut values = Vec::new();
+        for (name, schema) in &changes.schemas {
+            let value = schema.as_ref().map(|s| crate::store::json(name, s)).transpose()?;
+            values.push((SCHEMAS_CF, name.clone(), value));
+        }
         for (name, table) in &changes.tables {
+            let key = name.key();
             if let Some(table) = table {
-                values.push((name, Some(crate::store::json(name, &table.entry)?)));
+                let value = crate::store::json(&key, &table.entry)?;
+                values.push((TABLES_CF, key, Some(value)));
             } else if changes.found.get(name).is_some_and(Option::is_some) {
-                values.push((name, None));
+                values.push((TABLES_CF, key, None));
             }
         }
         let batch: Vec<Change<'_>> = values
             .iter()
-            .map(|(name, value)| match value {
-                Some(value) => Change::Put {
-                    cf: TABLES_CF,
-                    key: name,
-                    value,
-                },
-                None => Change::Delete {
-                    cf: TABLES_CF,
-                    key: name,
-                },
+            .map(|(cf, key, value)| match value {
+                Some(value) => Change::Put { cf, key, value },
+                None => Change::Delete { cf, key },
             })
             .collect();
         self.store_changes(&batch)?;
+        self.apply_schemas(
+            changes
+                .schemas
+                .iter()
+                .map(|(name, schema)| (name.clone(), schema.clone())),
+        );
         self.apply(
             changes
                 .tables

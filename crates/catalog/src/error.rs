@@ -11,6 +11,15 @@ pub enum Error {
     /// `DROP TABLE` (or another DDL statement) naming a table that is not there.
     #[error("table \"{0}\" does not exist")]
     TableNotFound(String),
+    /// `CREATE SCHEMA` of a name that is taken.
+    #[error("schema \"{0}\" already exists")]
+    SchemaExists(String),
+    /// A statement naming a schema that is not there.
+    #[error("schema \"{0}\" does not exist")]
+    SchemaNotFound(String),
+    /// `CREATE` of an unqualified name when no schema of the search path exists.
+    #[error("no schema has been selected to create in")]
+    NoSchemaSelected,
     /// `DROP VIEW` naming a view that is not there.
     #[error("view \"{0}\" does not exist")]
     ViewNotFound(String),

@@ -32,7 +32,7 @@ use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use crate::compaction::{
     Intent, Lease, TableFiles, all_exist, blocking, file_names, partial_name, switch,
 };
-use crate::session_schema::{SessionSchema, provider_of};
+use crate::session_catalog::{SessionCatalog, Target, provider_of};
 use crate::staging::Staging;
 use crate::table::{listing_like, managed_url};
 use crate::{Error, Result};
@@ -72,18 +72,22 @@ impl std::fmt::Debug for Rewrite {
     }
 }
 
-impl SessionSchema {
-    /// Starts rewriting table `name` as the session sees it (a temporary
-    /// table first, as names resolve; inside a transaction block, with its
-    /// staged writes). External tables cannot be rewritten: their files
-    /// are the user's.
-    pub async fn begin_rewrite(&self, name: &str) -> Result<Rewrite> {
+impl SessionCatalog {
+    /// Starts rewriting table `target` as the session sees it (inside a
+    /// transaction block, with its staged writes). External tables cannot
+    /// be rewritten: their files are the user's.
+    pub async fn begin_rewrite(&self, target: &Target) -> Result<Rewrite> {
         let staging = self.staging();
+        let temp = match target {
+            Target::Temp(name) => self.temp().get(name),
+            Target::Stored(_) => None,
+        };
         // A table the open block created is no one else's: rewritten in
         // place, as outside a block.
-        let (base, table, files, in_block) = match self.temp().get(name) {
-            Some((provider, dir)) => (provider, dir, None, staging.is_open()),
-            None => {
+        let (base, table, files, in_block) = match (temp, target) {
+            (Some((provider, dir)), _) => (provider, dir, None, staging.is_open()),
+            (None, Target::Temp(name)) => return Err(Error::TableNotFound(name.clone())),
+            (None, Target::Stored(name)) => {
                 let stored = self
                     .stored(name)
                     .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
@@ -109,7 +113,7 @@ impl SessionSchema {
         };
         let listing = base
             .downcast_ref::<ListingTable>()
-            .ok_or_else(|| Error::Unsupported(format!("table \"{name}\" has no files")))?;
+            .ok_or_else(|| Error::Unsupported(format!("table \"{}\" has no files", target_name(target))))?;
         let (snapshot, place) = if in_block {
             let lease = match &files {
                 Some(files) if !staging.rewrote(&table) => Some(files.lease().await),
@@ -279,4 +283,12 @@ pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The name of `target` as messages give it.
+fn target_name(target: &Target) -> String {
+    match target {
+        Target::Temp(name) => name.clone(),
+        Target::Stored(name) => name.to_string(),
+    }
 }

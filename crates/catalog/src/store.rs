@@ -10,8 +10,12 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, Result};
 
-/// Column family holding one JSON [`crate::TableEntry`] per table, keyed by name.
+/// Column family holding one JSON [`crate::TableEntry`] per relation,
+/// keyed by [`crate::QualifiedName`]'s key.
 pub(crate) const TABLES_CF: &str = "tables";
+/// Column family holding one JSON [`crate::SchemaEntry`] per schema
+/// `CREATE SCHEMA` made, keyed by name.
+pub(crate) const SCHEMAS_CF: &str = "schemas";
 /// Column family holding Wasm module bytes, keyed by their SHA-256 (hex).
 pub const MODULES_CF: &str = "modules";
 /// Column family holding one Wasm function definition per overload, keyed by
@@ -33,6 +37,7 @@ const COLUMN_FAMILIES: &[&str] = &[
     ROLES_CF,
     ACLS_CF,
     SEQUENCES_CF,
+    SCHEMAS_CF,
 ];
 
 /// One change of a [`MetaStore::write`] batch.

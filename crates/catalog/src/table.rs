@@ -24,7 +24,11 @@ use crate::{Acl, Error, Result, SequenceOptions};
 /// One table as the catalog stores it (JSON in RocksDB).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableEntry {
-    /// The table's name in the `public` schema.
+    /// The schema it is in (not stored for `public`: entries made before
+    /// there were other schemas have none).
+    #[serde(default = "public", skip_serializing_if = "is_public")]
+    pub schema: String,
+    /// Its name in its schema.
     pub name: String,
     /// Managed Parquet files or an external definition.
     pub kind: TableKind,
@@ -154,7 +158,67 @@ impl TableProvider for ListedView {
     }
 }
 
+fn public() -> String {
+    crate::DEFAULT_SCHEMA.to_string()
+}
+
+fn is_public(schema: &str) -> bool {
+    schema == crate::DEFAULT_SCHEMA
+}
+
+/// A stored relation's name: its schema and its name there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `name` in `public`.
+    pub fn public(name: impl Into<String>) -> Self {
+        Self::new(crate::DEFAULT_SCHEMA, name)
+    }
+
+    /// `name` in this one's schema.
+    pub fn sibling(&self, name: impl Into<String>) -> Self {
+        Self::new(self.schema.clone(), name)
+    }
+
+    /// The key of the relation's entry in the store: its bare name in
+    /// `public` (as entries were keyed before there were other schemas),
+    /// the schema and the name apart by a NUL otherwise.
+    pub(crate) fn key(&self) -> String {
+        match is_public(&self.schema) {
+            true => self.name.clone(),
+            false => format!("{}\0{}", self.schema, self.name),
+        }
+    }
+}
+
+/// As PostgreSQL names a relation in messages: bare in `public`,
+/// qualified elsewhere.
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match is_public(&self.schema) {
+            true => f.write_str(&self.name),
+            false => write!(f, "{}.{}", self.schema, self.name),
+        }
+    }
+}
+
 impl TableEntry {
+    /// Its schema and name.
+    pub fn qualified(&self) -> QualifiedName {
+        QualifiedName::new(self.schema.clone(), self.name.clone())
+    }
+
     /// The relation as a sequence, if it is one.
     pub(crate) fn sequence(&self) -> Option<crate::Sequence> {
         match &self.kind {
@@ -319,6 +383,7 @@ mod tests {
                 .with_metadata([("quiver.pg_type".to_string(), "character(4)".to_string())].into()),
         ]);
         let entry = TableEntry {
+            schema: crate::DEFAULT_SCHEMA.to_string(),
             name: "t".to_string(),
             kind: TableKind::managed("x".to_string(), &schema),
             created_at_ms: 0,
@@ -330,5 +395,24 @@ mod tests {
         };
         let back = entry.managed_schema(columns).expect("parses");
         assert_eq!(back.as_ref(), &schema);
+    }
+
+    #[test]
+    fn entries_outside_public_say_their_schema_and_older_ones_are_in_public() {
+        let old = r#"{"name":"t","kind":"view","definition":"CREATE VIEW t AS SELECT 1","created_at_ms":0}"#;
+        let entry: TableEntry = serde_json::from_str(old).expect("an entry from before schemas");
+        assert_eq!(entry.qualified(), QualifiedName::public("t"));
+        assert_eq!(entry.qualified().key(), "t");
+        assert!(!serde_json::to_string(&entry).unwrap().contains("schema"));
+
+        let entry = TableEntry {
+            schema: "analytics".to_string(),
+            ..entry
+        };
+        let back: TableEntry =
+            serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
+        assert_eq!(back.qualified(), QualifiedName::new("analytics", "t"));
+        assert_eq!(back.qualified().key(), "analytics\0t");
+        assert_eq!(back.qualified().to_string(), "analytics.t");
     }
 }

@@ -67,6 +67,9 @@ pub enum Error {
     /// A schema that does not exist.
     #[error("schema \"{0}\" does not exist")]
     InvalidSchemaName(String),
+    /// A name reserved for the system's objects (`pg_...` schemas).
+    #[error("{0}")]
+    ReservedName(String),
     /// A role that may not log in (`NOLOGIN`).
     #[error("{0}")]
     InvalidAuthorization(String),
@@ -133,6 +136,7 @@ impl Error {
             Error::InsufficientPrivilege(_) => "42501",
             Error::InvalidGrantOperation(_) => "0LP01",
             Error::InvalidSchemaName(_) => "3F000",
+            Error::ReservedName(_) => "42939",
             Error::InvalidAuthorization(_) => "28000",
             Error::ObjectInUse(_) => "55006",
             Error::DependentObjects(_) => "2BP01",
@@ -167,6 +171,8 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
     use quiver_catalog::Error as C;
     match e {
         C::TableExists(_) => "42P07",
+        C::SchemaExists(_) => "42P06",
+        C::SchemaNotFound(_) | C::NoSchemaSelected => "3F000",
         C::TableNotFound(_) | C::ViewNotFound(_) | C::SequenceNotFound(_) => "42P01",
         C::SequenceLimit(_) => "2200H",
         C::DependentObjects(_) => "2BP01",
@@ -446,6 +452,9 @@ fn datafusion_message(e: &DataFusionError) -> String {
             Some((_, message)) => message,
             None => coercion_message(m).unwrap_or_else(|| m.clone()),
         },
+        DataFusionError::Plan(m) if missing_table(m).is_some() => {
+            format!("relation \"{}\" does not exist", missing_table(m).unwrap_or_default())
+        }
         DataFusionError::Plan(m)
         | DataFusionError::NotImplemented(m)
         | DataFusionError::Configuration(m)
@@ -459,6 +468,22 @@ fn datafusion_message(e: &DataFusionError) -> String {
         },
         other => other.strip_backtrace(),
     }
+}
+
+/// The relation DataFusion's "table 'quiver.public.t' not found" names,
+/// as the statement wrote it: without the database, or the search path
+/// an unqualified name was looked up in (see [`quiver_catalog::SEARCH_PATH`]).
+fn missing_table(message: &str) -> Option<&str> {
+    let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
+    let name = name
+        .strip_prefix(crate::server::DATABASE)
+        .and_then(|n| n.strip_prefix('.'))
+        .unwrap_or(name);
+    Some(
+        name.strip_prefix(quiver_catalog::SEARCH_PATH)
+            .and_then(|n| n.strip_prefix('.'))
+            .unwrap_or(name),
+    )
 }
 
 /// The message of a parser error, without DataFusion's prefixes.
@@ -481,7 +506,14 @@ mod tests {
         );
         assert_eq!(Error::from(e).sqlstate(), "22012");
         let e = DataFusionError::Plan("table 'quiver.public.nope' not found".into());
-        assert_eq!(Error::from(e).sqlstate(), "42P01");
+        let e = Error::from(e);
+        assert_eq!(e.sqlstate(), "42P01");
+        assert_eq!(e.to_string(), "relation \"public.nope\" does not exist");
+        let e = DataFusionError::Plan("table 'quiver.$search_path.nope' not found".into());
+        assert_eq!(
+            Error::from(e).to_string(),
+            "relation \"nope\" does not exist"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! columns aliases that carry their PostgreSQL name, which
 //! [`result_names`] reads back.
 
+use datafusion::common::TableReference;
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
@@ -183,6 +184,24 @@ pub(crate) fn folded(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
+    }
+}
+
+/// A relation's name as a statement writes it, folded as PostgreSQL
+/// folds identifiers (`Analytics."T"` is `analytics.T`).
+pub(crate) fn table_reference(name: &ObjectName) -> TableReference {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| part.as_ident().map_or_else(|| part.to_string(), folded))
+        .collect();
+    match parts.as_slice() {
+        [table] => TableReference::bare(table.as_str()),
+        [schema, table] => TableReference::partial(schema.as_str(), table.as_str()),
+        [catalog, schema, table] => {
+            TableReference::full(catalog.as_str(), schema.as_str(), table.as_str())
+        }
+        _ => TableReference::bare(name.to_string()),
     }
 }
 

@@ -11,6 +11,7 @@
 //! no ACL (`NULL`), but for the schema `public`, whose ACL PostgreSQL 15
 //! spells out; once it has, the owner's own item comes first.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -26,7 +27,9 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use quiver_catalog::{Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege, WASM_LANGUAGE};
+use quiver_catalog::{
+    Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege, TableEntry, WASM_LANGUAGE,
+};
 
 use crate::DATABASE;
 use crate::pg_roles::{batch_by_name, owner_name, role_oid};
@@ -175,9 +178,18 @@ impl Privileged {
         let catalog = &self.catalog;
         match self.amendment {
             Amendment::Class => {
+                // By name alone (the row's namespace is an OID of
+                // datafusion-pg-catalog's): where schemas share a name,
+                // `public`'s relation is taken.
+                let mut by_name: HashMap<String, TableEntry> = HashMap::new();
+                for entry in catalog.entries() {
+                    if entry.schema == DEFAULT_SCHEMA || !by_name.contains_key(&entry.name) {
+                        by_name.insert(entry.name.clone(), entry);
+                    }
+                }
                 let entries: Vec<_> = texts(&batch, "relname")
                     .into_iter()
-                    .map(|name| name.and_then(|n| catalog.entry(n)))
+                    .map(|name| name.and_then(|n| by_name.get(n).cloned()))
                     .collect();
                 let acls = entries.iter().map(|entry| {
                     let entry = entry.as_ref()?;
@@ -192,15 +204,28 @@ impl Privileged {
                 with_column(&batch, "relowner", owners)
             }
             Amendment::Namespace => {
-                let names = texts(&batch, "nspname");
-                let public = Object::Schema(DEFAULT_SCHEMA.to_string());
-                let acl = catalog.acl(&public);
-                let acls = names.iter().map(|name| {
-                    (*name == Some(DEFAULT_SCHEMA)).then(|| acl_items(&public, &acl))?
+                // The stored schemas' (the others are Quiver's own).
+                let schemas: Vec<Option<(Object, Acl)>> = texts(&batch, "nspname")
+                    .into_iter()
+                    .map(|name| {
+                        let name = name?;
+                        let stored =
+                            name == DEFAULT_SCHEMA || catalog.schema_entry(name).is_some();
+                        let schema = Object::Schema(name.to_string());
+                        stored.then(|| {
+                            let acl = catalog.acl(&schema);
+                            (schema, acl)
+                        })
+                    })
+                    .collect();
+                let acls = schemas.iter().map(|schema| {
+                    let (schema, acl) = schema.as_ref()?;
+                    acl_items(schema, acl)
                 });
                 let batch = with_column(&batch, "nspacl", acl_column(acls))?;
                 let owners = owners_where(&batch, "nspowner", |i| {
-                    (names[i] == Some(DEFAULT_SCHEMA)).then(|| owner_name(&acl).to_string())
+                    let (_, acl) = schemas[i].as_ref()?;
+                    Some(owner_name(acl).to_string())
                 });
                 with_column(&batch, "nspowner", owners)
             }
@@ -343,7 +368,7 @@ impl SystemRows for TablePrivilegesTable {
             .map(|_| StringBuilder::new())
             .collect();
         for entry in self.catalog.entries() {
-            let table = Object::Table(entry.name.clone());
+            let table = Object::Table(entry.qualified().to_string());
             let owner = owner_name(&entry.acl).to_string();
             // The owner holds every privilege, and may grant it.
             let owners = Some((
@@ -366,7 +391,7 @@ impl SystemRows for TablePrivilegesTable {
                         owner.as_str(),
                         grantee.as_str(),
                         DATABASE,
-                        DEFAULT_SCHEMA,
+                        entry.schema.as_str(),
                         entry.name.as_str(),
                         &privilege.to_string(),
                         grantable,

@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{
     Action, DataType, GrantObjects, Grantee, GranteeName, GranteesType, ObjectName, Privileges,
 };
-use quiver_catalog::{DEFAULT_SCHEMA, Object, PUBLIC, Privilege};
+use quiver_catalog::{Object, PUBLIC, Privilege};
 use quiver_udf_registry::{
     FoldedAggregateUdf, WasmAggregateUdf, WasmFunction, WasmScalarUdf, WasmTableProvider,
     called_overload,
@@ -136,14 +136,6 @@ fn input_schema(node: &LogicalPlan) -> DFSchema {
     schema
 }
 
-/// The name of `table` if it is in the schema stored tables live in.
-pub(crate) fn stored_name(table: &TableReference) -> Option<&str> {
-    match table.schema() {
-        None | Some(DEFAULT_SCHEMA) => Some(table.table()),
-        Some(_) => None,
-    }
-}
-
 /// The error for a role that lacks a privilege on `table`.
 pub(crate) fn denied(table: &str) -> Error {
     Error::InsufficientPrivilege(format!("permission denied for table {table}"))
@@ -160,10 +152,10 @@ pub(crate) struct Grant {
 
 /// The objects a `GRANT` or `REVOKE` is about.
 pub(crate) enum Objects {
-    Tables(Vec<String>),
-    /// `ALL TABLES IN SCHEMA public`.
-    AllTables,
-    /// `SCHEMA public`.
+    Tables(Vec<TableReference>),
+    /// `ALL TABLES IN SCHEMA name, ...`.
+    AllTables(Vec<String>),
+    /// `SCHEMA name, ...`.
     Schemas(Vec<String>),
     /// `LANGUAGE wasm`.
     Languages(Vec<String>),
@@ -185,22 +177,12 @@ impl Grant {
             Some(GrantObjects::Tables(names)) => Objects::Tables(
                 names
                     .iter()
-                    .map(|name| {
-                        let name = crate::session::object_name(name);
-                        let reference = TableReference::from(name.as_str());
-                        stored_name(&reference)
-                            .map(str::to_string)
-                            .ok_or_else(|| Error::UndefinedTable(name.clone()))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
+                    .map(|name| crate::names::table_reference(name))
+                    .collect(),
             ),
-            Some(GrantObjects::AllTablesInSchema { schemas })
-                if schemas
-                    .iter()
-                    .all(|s| crate::session::object_name(s) == DEFAULT_SCHEMA) =>
-            {
-                Objects::AllTables
-            }
+            Some(GrantObjects::AllTablesInSchema { schemas }) => Objects::AllTables(
+                schemas.iter().map(crate::session::object_name).collect(),
+            ),
             Some(GrantObjects::Schemas(schemas)) => {
                 Objects::Schemas(schemas.iter().map(crate::session::object_name).collect())
             }
@@ -212,7 +194,7 @@ impl Grant {
             }
             Some(other) => {
                 return Err(Error::FeatureNotSupported(format!(
-                    "privileges on {other} are not supported: only on tables, functions, SCHEMA public and LANGUAGE wasm"
+                    "privileges on {other} are not supported: only on tables, functions, schemas and LANGUAGE wasm"
                 )));
             }
             None => {
@@ -261,7 +243,7 @@ impl Objects {
     /// An object of the kind these are (its name empty).
     fn sample(&self) -> Object {
         match self {
-            Objects::Tables(_) | Objects::AllTables => Object::Table(String::new()),
+            Objects::Tables(_) | Objects::AllTables(_) => Object::Table(String::new()),
             Objects::Schemas(_) => Object::Schema(String::new()),
             Objects::Languages(_) => Object::Language(String::new()),
             Objects::Functions(_) => Object::Function(String::new()),

@@ -25,7 +25,10 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA, LocalListings, MetaStore, SessionSchema};
+use quiver_catalog::{
+    Catalog, DEFAULT_SCHEMA, Database, LocalListings, MetaStore, SEARCH_PATH, SessionCatalog,
+    SessionDatabase,
+};
 use quiver_executor::ExecutorOptions;
 use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
 use tokio::net::TcpListener;
@@ -147,10 +150,22 @@ pub struct Server {
 /// The schema of Quiver's system tables (`quiver.functions`).
 pub const SYSTEM_SCHEMA: &str = "quiver";
 
+/// Whether `schema` is one Quiver serves itself (not one `CREATE SCHEMA`
+/// may make or `DROP SCHEMA` drop).
+pub(crate) fn is_system_schema(schema: &str) -> bool {
+    matches!(
+        schema,
+        SYSTEM_SCHEMA | "pg_catalog" | "information_schema" | "pg_temp" | "pg_toast"
+    )
+}
+
 /// What every session of the server shares.
 struct Engine {
     template: SessionState,
     catalog: Arc<Catalog>,
+    /// The database every session shares; each sees it through its own
+    /// [`SessionDatabase`].
+    database: Arc<Database>,
     functions: Arc<Functions>,
     parser: Arc<SqlParser>,
     cancels: Arc<Cancels>,
@@ -418,17 +433,18 @@ impl Engine {
         locations: Arc<ExternalLocations>,
     ) -> Result<Self> {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
-        let database = Arc::new(MemoryCatalogProvider::new());
-        catalogs.register_catalog(DATABASE.to_string(), database.clone());
+        // Empty while the stored tables are rebuilt.
+        catalogs.register_catalog(DATABASE.to_string(), Arc::new(MemoryCatalogProvider::new()));
 
         let local = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
             .with_runtime_env(frontend_runtime(memory, data_dir)?)
-            .with_catalog_list(catalogs)
+            .with_catalog_list(catalogs.clone())
             .build();
         let catalog = Arc::new(Catalog::open(store, data_dir, &local).await?);
-        database.register_schema(DEFAULT_SCHEMA, catalog.clone())?;
+        let database = Arc::new(Database::new(catalog.clone()));
+        catalogs.register_catalog(DATABASE.to_string(), database.clone());
         let system = Arc::new(MemorySchemaProvider::new());
         system.register_table(
             "functions".to_string(),
@@ -503,6 +519,7 @@ impl Engine {
         Ok(Self {
             template,
             catalog,
+            database,
             functions: Arc::new(Functions::new(registry, builtins)),
             parser: Arc::new(SqlParser::default()),
             cancels: Arc::new(Cancels::default()),
@@ -513,29 +530,14 @@ impl Engine {
         })
     }
 
-    /// A new connection with its own session: its own temporary tables in
-    /// front of the shared `public` schema, everything else shared.
+    /// A new connection with its own session: its own temporary tables,
+    /// transaction blocks and search path over the shared schemas.
     fn connection(&self) -> Result<Connection> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let temp = Arc::new(self.catalog.temp_tables(&session_id));
         let staging = Arc::new(self.catalog.staging(&session_id));
-        let shared = self
-            .template
-            .catalog_list()
-            .catalog(DATABASE)
-            .ok_or_else(|| Error::Internal(format!("database {DATABASE} is missing")))?;
-        let session_schema = Arc::new(SessionSchema::new(temp, self.catalog.clone(), staging));
-        let database = MemoryCatalogProvider::new();
-        for schema in shared.schema_names() {
-            let provider: Arc<dyn SchemaProvider> = if schema == DEFAULT_SCHEMA {
-                session_schema.clone()
-            } else {
-                shared
-                    .schema(&schema)
-                    .ok_or_else(|| Error::Internal(format!("schema {schema} vanished")))?
-            };
-            database.register_schema(&schema, provider)?;
-        }
+        let relations = Arc::new(SessionCatalog::new(temp, self.catalog.clone(), staging));
+        let database = SessionDatabase::new(self.database.clone(), relations.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE.to_string(), Arc::new(database));
         // Jobs carry the session's id to the scheduler, which plans them under it.
@@ -543,6 +545,8 @@ impl Engine {
         config
             .options_mut()
             .set(quiver_scheduler::SESSION_SETTING, &session_id)?;
+        // Unqualified names are looked up along the session's search path.
+        config.options_mut().catalog.default_schema = SEARCH_PATH.to_string();
         let state = SessionStateBuilder::new_from_existing(self.template.clone())
             .with_config(config)
             .with_session_id(session_id.clone())
@@ -551,7 +555,7 @@ impl Engine {
         let canceller = Arc::new(Canceller::new(&session_id, self.scheduler.clone()));
         let session = Session::new(
             SessionContext::new_with_state(state),
-            session_schema,
+            relations,
             self.functions.clone(),
             canceller,
             self.roles.clone(),

@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 use quiver_catalog::{
-    Catalog, DEFAULT_SCHEMA, Object, Privilege, SessionSchema, Staging, TempTables,
+    Catalog, DEFAULT_SCHEMA, Privilege, SessionCatalog, Staging, Target,
 };
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SizedText, SqlType};
 
@@ -52,6 +52,7 @@ mod in_place;
 mod indexes;
 mod insert_select;
 mod returning;
+mod schemas;
 mod sequences;
 mod views;
 
@@ -119,8 +120,6 @@ impl From<Completion> for Outcome {
 pub struct Session {
     ctx: SessionContext,
     catalog: Arc<Catalog>,
-    /// This session's temporary tables (also in `ctx`'s `public` schema).
-    temp: Arc<TempTables>,
     functions: Arc<Functions>,
     registered: SessionFunctions,
     settings: Arc<Mutex<Settings>>,
@@ -128,9 +127,9 @@ pub struct Session {
     canceller: Arc<Canceller>,
     /// Writes of the open transaction block (also seen by `ctx`'s tables).
     staging: Arc<Staging>,
-    /// The `public` schema as the session sees it (`ctx`'s), through which
-    /// its DDL goes.
-    schema: Arc<SessionSchema>,
+    /// The stored schemas and relations as the session sees them
+    /// (`ctx`'s), through which its DDL goes.
+    relations: Arc<SessionCatalog>,
     /// Login roles (`CREATE ROLE ... PASSWORD`).
     roles: Arc<Roles>,
     /// Where external tables may point.
@@ -181,17 +180,18 @@ impl Block {
 impl Session {
     pub(crate) fn new(
         ctx: SessionContext,
-        schema: Arc<SessionSchema>,
+        relations: Arc<SessionCatalog>,
         functions: Arc<Functions>,
         canceller: Arc<Canceller>,
         roles: Arc<Roles>,
         locations: Arc<ExternalLocations>,
     ) -> Self {
-        schema.plan_with(Arc::new(views::SessionRelations::new(&ctx)));
+        relations.plan_with(Arc::new(views::SessionRelations::new(&ctx)));
         let settings = Arc::new(Mutex::new(Settings::default()));
         for function in crate::pg_functions::session_functions(settings.clone())
             .into_iter()
-            .chain(sequences::functions(&schema))
+            .chain(sequences::functions(&relations))
+            .chain(schemas::functions(&relations))
         {
             ctx.register_udf(function);
         }
@@ -199,10 +199,9 @@ impl Session {
             roles,
             locations,
             canceller,
-            staging: schema.staging().clone(),
-            catalog: schema.shared().clone(),
-            temp: schema.temp().clone(),
-            schema,
+            staging: relations.staging().clone(),
+            catalog: relations.shared().clone(),
+            relations,
             block: Mutex::new(Block::Idle),
             identity: OnceLock::new(),
             acting: Mutex::new(None),
@@ -347,6 +346,18 @@ impl Session {
                     ..
                 } => self.drop_roles(&names, if_exists),
                 Statement::CreateIndex(create) => self.create_index(create).await,
+                Statement::CreateSchema {
+                    schema_name,
+                    if_not_exists,
+                    ..
+                } => self.create_schema(&schema_name, if_not_exists).await,
+                Statement::Drop {
+                    object_type: ObjectType::Schema,
+                    if_exists,
+                    names,
+                    cascade,
+                    ..
+                } => self.drop_schemas(&names, if_exists, cascade).await,
                 Statement::CreateSequence {
                     temporary,
                     if_not_exists,
@@ -424,7 +435,7 @@ impl Session {
 
     /// Commits the transaction block's DDL and staged writes.
     async fn commit_staged(&self) -> Result<()> {
-        for table in self.schema.commit().await? {
+        for table in self.relations.commit().await? {
             self.catalog.written(table.as_ref());
         }
         Ok(())
@@ -444,7 +455,7 @@ impl Session {
             }
             // COMMIT of a failed block rolls it back, as in PostgreSQL.
             Block::Open(_) | Block::Failed => {
-                self.schema.rollback();
+                self.relations.rollback();
                 ("ROLLBACK", None)
             }
         };
@@ -543,7 +554,16 @@ impl Session {
         if let DfStatement::Statement(s) = &mut statement
             && let Statement::CreateTable(create) = s.as_mut()
         {
-            columns.sequences = sequences::serial_columns(create)?;
+            let schema = match create.temporary {
+                true => DEFAULT_SCHEMA.to_string(),
+                false => {
+                    let reference = crate::names::table_reference(&create.name);
+                    self.relations
+                        .creation_name(reference.schema(), reference.table())?
+                        .schema
+                }
+            };
+            columns.sequences = sequences::serial_columns(create, &schema)?;
             temporary = std::mem::take(&mut create.temporary);
             columns.types = crate::sized_text::declared_types(&create.columns)?;
             columns.defaults = defaults::declared_defaults(&create.columns);
@@ -854,7 +874,11 @@ impl Session {
         create: CreateMemoryTable,
         declared: DeclaredColumns,
     ) -> Result<Outcome> {
-        let name = self.catalog.table_name(&create.name)?;
+        let name = create.name.table().to_string();
+        let stored = match create.temporary {
+            true => None,
+            false => Some(self.creation_name(&create.name)?),
+        };
         // The rows come from tables the role must be allowed to read.
         self.check_privileges(&create.input)?;
         let with_rows = !matches!(create.input.as_ref(),
@@ -887,27 +911,29 @@ impl Session {
             );
         }
         let schema = Arc::new(schema);
-        let created = if create.temporary {
-            if create.or_replace {
-                self.schema.drop_temp_table(&name);
+        let created = match &stored {
+            None => {
+                if create.or_replace {
+                    self.relations.drop_temp_table(&name);
+                }
+                self.relations
+                    .create_temp_table(&name, schema.clone(), create.if_not_exists)?
             }
-            self.schema
-                .create_temp_table(&name, schema.clone(), create.if_not_exists)?
-        } else {
-            self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
-            if create.or_replace {
-                self.check_owner(&name)?;
-                self.schema.drop_table(&name, true).await?;
+            Some(stored) => {
+                if create.or_replace {
+                    self.check_owner(stored)?;
+                    self.relations.drop_table(stored, true).await?;
+                }
+                self.relations
+                    .create_table(
+                        stored,
+                        schema.clone(),
+                        declared.sequences,
+                        create.if_not_exists,
+                        &self.user().unwrap_or_default(),
+                    )
+                    .await?
             }
-            self.schema
-                .create_table(
-                    &name,
-                    schema.clone(),
-                    declared.sequences,
-                    create.if_not_exists,
-                    &self.user().unwrap_or_default(),
-                )
-                .await?
         };
         let Some(provider) = created else {
             return Ok(Completion::tag("CREATE TABLE")
@@ -919,9 +945,13 @@ impl Session {
         if !with_rows {
             return Ok(Completion::tag("CREATE TABLE").into());
         }
+        let reference = match &stored {
+            Some(stored) => TableReference::partial(stored.schema.clone(), name.clone()),
+            None => TableReference::bare(name.clone()),
+        };
         let insert = LogicalPlanBuilder::insert_into(
             crate::sized_text::assign(input, &schema)?,
-            TableReference::bare(name.clone()),
+            reference,
             provider_as_source(provider),
             InsertOp::Append,
         )?
@@ -930,10 +960,15 @@ impl Session {
             Ok(count) => Ok(Completion::tag(format!("SELECT {count}")).into()),
             Err(e) => {
                 // CREATE TABLE AS is all or nothing.
-                if create.temporary {
-                    self.schema.drop_temp_table(&name);
-                } else if let Err(drop) = self.schema.drop_table(&name, true).await {
-                    tracing::error!(table = %name, error = %drop, "could not drop a failed CREATE TABLE AS");
+                match &stored {
+                    None => {
+                        self.relations.drop_temp_table(&name);
+                    }
+                    Some(stored) => {
+                        if let Err(drop) = self.relations.drop_table(stored, true).await {
+                            tracing::error!(table = %stored, error = %drop, "could not drop a failed CREATE TABLE AS");
+                        }
+                    }
                 }
                 Err(e)
             }
@@ -958,15 +993,14 @@ impl Session {
                         create.name
                     )
                 })?;
-                self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
+                let name = self.creation_name(&create.name)?;
                 for location in &create.locations {
                     self.locations.check(location)?;
                 }
                 let definition = definition.ok_or_else(|| {
                     Error::Internal("CREATE EXTERNAL TABLE without its statement".into())
                 })?;
-                let name = self.catalog.table_name(&create.name)?;
-                self.schema
+                self.relations
                     .create_external_table(
                         &self.ctx.state(),
                         &create,
@@ -978,19 +1012,21 @@ impl Session {
                 Ok(Completion::tag("CREATE TABLE").into())
             }
             DdlStatement::DropTable(drop) => {
-                let name = self.catalog.table_name(&drop.name)?;
-                if !self.temp.contains(&name) {
-                    self.check_owner(&name)?;
-                }
                 // A temporary table hides a persistent one of the same name.
-                let dropped = self.schema.drop_temp_table(&name)
-                    || self.schema.drop_table(&name, drop.if_exists).await?;
+                let dropped = match self.target(&drop.name)? {
+                    Target::Temp(name) => self.relations.drop_temp_table(&name),
+                    Target::Stored(name) => {
+                        self.check_owner(&name)?;
+                        self.relations.drop_table(&name, drop.if_exists).await?
+                    }
+                };
                 Ok(Completion::tag("DROP TABLE")
-                    .with_notice(
-                        (!dropped).then(|| format!("table \"{name}\" does not exist, skipping")),
-                    )
+                    .with_notice((!dropped).then(|| {
+                        format!("table \"{}\" does not exist, skipping", drop.name.table())
+                    }))
                     .into())
             }
+
             DdlStatement::CreateView(create) => self.create_view(create).await,
             DdlStatement::DropView(drop) => self.drop_view(&drop.name, drop.if_exists).await,
             other => Err(Error::FeatureNotSupported(format!(
@@ -1018,7 +1054,13 @@ impl Session {
                         .plan_and_run(DfStatement::Statement(Box::new(statement)))
                         .await;
                 }
-                let value = set_value(&values);
+                let value = match name.eq_ignore_ascii_case("search_path") {
+                    // A quoted schema name stays quoted: it keeps its case.
+                    true => Some(values.iter().map(ToString::to_string).collect::<Vec<_>>())
+                        .filter(|v| !(v.len() == 1 && v[0].eq_ignore_ascii_case("default")))
+                        .map(|v| v.join(", ")),
+                    false => set_value(&values),
+                };
                 (name, value)
             }
             Set::SetTimeZone { value, .. } => ("timezone".to_string(), set_value(&[value])),
@@ -1048,6 +1090,11 @@ impl Session {
                 None
             }
         };
+        if name.eq_ignore_ascii_case("search_path") {
+            let search_path = settings.get("search_path")?;
+            drop(settings);
+            self.apply_search_path(&search_path, &self.user().unwrap_or_default());
+        }
         Ok(Completion {
             parameter,
             ..Completion::tag("SET")
@@ -1150,14 +1197,14 @@ impl Session {
                 else {
                     return Err(Error::Syntax("COPY FROM needs a table".into()));
                 };
-                let reference = TableReference::from(object_name(&table_name));
-                let name = self.catalog.table_name(&reference)?;
+                let reference = crate::names::table_reference(&table_name);
+                let name = reference.table().to_string();
                 let provider = self
                     .ctx
-                    .table_provider(reference)
+                    .table_provider(reference.clone())
                     .await
-                    .map_err(|_| Error::UndefinedTable(name.clone()))?;
-                self.check_table(&name, Privilege::Insert)?;
+                    .map_err(|_| Error::UndefinedTable(reference.to_string()))?;
+                self.check_table(&reference, Privilege::Insert)?;
                 let columns: Vec<String> = columns.iter().map(|c| c.value.clone()).collect();
                 let copy = CopyIn::new(name, provider, &columns, &options)?;
                 let count = if columns.is_empty() {

@@ -7,7 +7,10 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     AlterRoleOperation, CreateRole, Expr, Ident, ObjectName, Password, RoleOption, Value,
 };
-use quiver_catalog::{DEFAULT_SCHEMA, Object, PUBLIC, Privilege, TableKind, WASM_LANGUAGE};
+use datafusion::common::TableReference;
+use quiver_catalog::{
+    DEFAULT_SCHEMA, Object, PUBLIC, Privilege, QualifiedName, TableKind, Target, WASM_LANGUAGE,
+};
 use quiver_udf_registry::{FunctionDef, SqlType};
 
 use super::{Completion, Outcome, Session};
@@ -167,6 +170,9 @@ impl Session {
         for function in crate::pg_functions::identity_functions(user) {
             self.ctx.register_udf(function);
         }
+        // `$user` on the search path is the session's role.
+        let search_path = self.settings().get("search_path").unwrap_or_default();
+        self.apply_search_path(&search_path, user);
     }
 
     pub(super) fn acting(&self) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -219,9 +225,7 @@ impl Session {
             return Ok(());
         }
         for (table, privilege) in crate::privileges::needed(plan) {
-            if let Some(name) = crate::privileges::stored_name(&table) {
-                self.check_table(name, privilege)?;
-            }
+            self.check_table(&table, privilege)?;
         }
         let registry = &self.functions.registry;
         for signature in crate::privileges::called(plan, |name| registry.overloads(name)) {
@@ -231,17 +235,27 @@ impl Session {
     }
 
     /// Fails with 42501 unless the session's role may do `privilege` to the
-    /// stored table `name` (a temporary table of the session is its own).
-    pub(super) fn check_table(&self, name: &str, privilege: Privilege) -> Result<()> {
-        if self.temp.contains(name) || self.is_superuser() {
+    /// stored table `table` names (a temporary table of the session is its
+    /// own; the schemas Quiver serves itself are everyone's to read).
+    pub(super) fn check_table(&self, table: &TableReference, privilege: Privilege) -> Result<()> {
+        if self.is_superuser() {
             return Ok(());
         }
+        let stored = table
+            .schema()
+            .is_none_or(|schema| self.relations.schema_exists(schema));
+        if !stored {
+            return Ok(());
+        }
+        let Target::Stored(name) = self.target(table)? else {
+            return Ok(());
+        };
         let role = self.user().unwrap_or_default();
-        match self.schema.entry(name) {
+        match self.relations.entry(&name) {
             Some(entry) => {
-                self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Usage)?;
+                self.check_object(&Object::Schema(name.schema.clone()), Privilege::Usage)?;
                 if !entry.acl.allows(&role, privilege) {
-                    return Err(crate::privileges::denied(name));
+                    return Err(crate::privileges::denied(&name.to_string()));
                 }
                 if matches!(entry.kind, TableKind::External { .. })
                     && privilege != Privilege::Select
@@ -365,9 +379,9 @@ impl Session {
 
     /// Fails with 42501 unless the session's role owns the stored table
     /// `name` or is a superuser.
-    pub(super) fn check_owner(&self, name: &str) -> Result<()> {
+    pub(super) fn check_owner(&self, name: &QualifiedName) -> Result<()> {
         let role = self.user().unwrap_or_default();
-        match self.schema.entry(name) {
+        match self.relations.entry(name) {
             Some(entry) if !self.is_superuser() && !entry.acl.is_owner(&role) => Err(
                 Error::InsufficientPrivilege(format!("must be owner of table {name}")),
             ),
@@ -387,25 +401,28 @@ impl Session {
             }
         }
         let objects = self.grant_objects(grant.objects)?;
-        for object in &objects {
-            match object {
-                Object::Table(name) => self.check_owner(name)?,
-                Object::Function(_) => self.check_owns(object)?,
-                Object::Schema(_) | Object::Language(_) => {
+        for (object, table) in &objects {
+            match (object, table) {
+                (_, Some(table)) => self.check_owner(table)?,
+                (Object::Schema(name), _) if self.catalog.schema_entry(name).is_some() => {
+                    self.check_owns(object)?
+                }
+                (Object::Function(_), _) => self.check_owns(object)?,
+                _ => {
                     self.require_superuser(&format!("permission denied for {}", object.describe()))?
                 }
             }
         }
-        for object in &objects {
+        for (object, table) in &objects {
             let privileges = grant.privileges.as_deref().unwrap_or(object.privileges());
             for grantee in &grant.grantees {
-                match object {
-                    Object::Table(name) => {
-                        self.schema
-                            .set_privileges(name, grantee, privileges, give)
+                match table {
+                    Some(table) => {
+                        self.relations
+                            .set_privileges(table, grantee, privileges, give)
                             .await?
                     }
-                    _ => {
+                    None => {
                         let mut acl = self.catalog.acl(object);
                         acl.change(grantee, privileges, give);
                         self.catalog.set_acl(object, Some(acl))?;
@@ -416,40 +433,57 @@ impl Session {
         Ok(Completion::tag(if give { "GRANT" } else { "REVOKE" }).into())
     }
 
-    /// The objects a `GRANT` or `REVOKE` names, each checked to exist.
-    fn grant_objects(&self, objects: Objects) -> Result<Vec<Object>> {
+    /// The objects a `GRANT` or `REVOKE` names, each checked to exist,
+    /// with a stored table's name.
+    fn grant_objects(&self, objects: Objects) -> Result<Vec<(Object, Option<QualifiedName>)>> {
+        let table = |name: QualifiedName| (Object::Table(name.to_string()), Some(name));
+        let others = |objects: Vec<Object>| objects.into_iter().map(|o| (o, None)).collect();
         Ok(match objects {
-            Objects::Tables(names) => {
-                for name in &names {
-                    if self.schema.entry(name).is_none() {
-                        return Err(Error::UndefinedTable(name.clone()));
+            Objects::Tables(references) => {
+                let mut names = Vec::new();
+                for reference in &references {
+                    let name = self.stored_name(reference)?;
+                    if self.relations.entry(&name).is_none() {
+                        return Err(Error::UndefinedTable(reference.to_string()));
+                    }
+                    names.push(table(name));
+                }
+                names
+            }
+            Objects::AllTables(schemas) => {
+                for schema in &schemas {
+                    if !self.relations.schema_exists(schema) {
+                        return Err(Error::InvalidSchemaName(schema.clone()));
                     }
                 }
-                names.into_iter().map(Object::Table).collect()
+                self.relations
+                    .entries()
+                    .iter()
+                    .filter(|e| schemas.contains(&e.schema))
+                    .map(|e| table(e.qualified()))
+                    .collect()
             }
-            Objects::AllTables => self
-                .schema
-                .entries()
-                .into_iter()
-                .map(|e| Object::Table(e.name))
-                .collect(),
-            Objects::Schemas(names) => names
-                .into_iter()
-                .map(|name| match name.as_str() {
-                    DEFAULT_SCHEMA => Ok(Object::Schema(name)),
-                    _ => Err(Error::InvalidSchemaName(name)),
-                })
-                .collect::<Result<_>>()?,
-            Objects::Languages(names) => names
-                .into_iter()
-                .map(|name| match name.as_str() {
-                    WASM_LANGUAGE => Ok(Object::Language(name)),
-                    _ => Err(Error::UndefinedObject(format!(
-                        "language \"{name}\" does not exist"
-                    ))),
-                })
-                .collect::<Result<_>>()?,
-            Objects::Functions(functions) => functions
+            Objects::Schemas(names) => others(
+                names
+                    .into_iter()
+                    .map(|name| match self.relations.schema_exists(&name) {
+                        true => Ok(Object::Schema(name)),
+                        false => Err(Error::InvalidSchemaName(name)),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            Objects::Languages(names) => others(
+                names
+                    .into_iter()
+                    .map(|name| match name.as_str() {
+                        WASM_LANGUAGE => Ok(Object::Language(name)),
+                        _ => Err(Error::UndefinedObject(format!(
+                            "language \"{name}\" does not exist"
+                        ))),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            Objects::Functions(functions) => others(functions
                 .into_iter()
                 .map(|(name, args)| {
                     let name = crate::functions::function_name(&name)?;
@@ -465,7 +499,7 @@ impl Session {
                         None => Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
                     }
                 })
-                .collect::<Result<_>>()?,
+                .collect::<Result<_>>()?),
         })
     }
 

@@ -1,10 +1,11 @@
 //! `ALTER TABLE`: `RENAME TO`, as dbt renames a model's new table into
 //! place of the old one. Other forms fail with 0A000, naming the form.
 
-use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, RenameTableNameKind};
 
-use super::{Completion, Outcome, Session, object_name};
+use quiver_catalog::Target;
+
+use super::{Completion, Outcome, Session};
 use crate::names::folded;
 use crate::{Error, Result};
 
@@ -13,8 +14,7 @@ impl Session {
     /// temporary table of that name if there is one, as names resolve;
     /// by the table's owner (or a superuser).
     pub(super) async fn alter_table(&self, alter: AlterTable) -> Result<Outcome> {
-        let reference = TableReference::from(object_name(&alter.name));
-        let name = self.catalog.table_name(&reference)?;
+        let reference = crate::names::table_reference(&alter.name);
         let new_name = match alter.operations.as_slice() {
             [
                 AlterTableOperation::RenameTable {
@@ -37,18 +37,22 @@ impl Session {
                 )));
             }
         };
-        if self.schema.rename_temp_table(&name, &new_name)? {
-            return Ok(Completion::tag("ALTER TABLE").into());
-        }
-        if self.schema.entry(&name).is_none() && alter.if_exists {
+        let name = match self.target(&reference)? {
+            Target::Temp(name) => {
+                self.relations.rename_temp_table(&name, &new_name)?;
+                return Ok(Completion::tag("ALTER TABLE").into());
+            }
+            Target::Stored(name) => name,
+        };
+        if self.relations.entry(&name).is_none() && alter.if_exists {
             return Ok(Completion::tag("ALTER TABLE")
                 .with_notice(Some(format!(
-                    "relation \"{name}\" does not exist, skipping"
+                    "relation \"{reference}\" does not exist, skipping"
                 )))
                 .into());
         }
         self.check_owner(&name)?;
-        self.schema.rename_table(&name, &new_name).await?;
+        self.relations.rename_table(&name, &new_name).await?;
         Ok(Completion::tag("ALTER TABLE").into())
     }
 }

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     ColumnDef, ColumnOption, Expr, Ident, ObjectName, Query, SetExpr, Statement, TableObject, Value,
@@ -20,7 +19,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use quiver_catalog::COLUMN_DEFAULT;
 
-use super::{Session, object_name};
+use super::Session;
 use crate::names::folded;
 use crate::{Error, Result};
 
@@ -91,7 +90,7 @@ impl Session {
         let TableObject::TableName(name) = &insert.table else {
             return Ok(DfStatement::Statement(boxed));
         };
-        let reference = TableReference::from(object_name(name));
+        let reference = crate::names::table_reference(name);
         let Some(table) = self.ctx.table_provider(reference.clone()).await.ok() else {
             // The planner reports the missing table.
             return Ok(DfStatement::Statement(boxed));

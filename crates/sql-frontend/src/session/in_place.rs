@@ -120,8 +120,8 @@ impl Session {
         dml: &DmlStatement,
         returning: bool,
     ) -> Result<(u64, Vec<RecordBatch>)> {
-        let name = self.catalog.table_name(&dml.table_name)?;
-        let rewrite = self.schema.begin_rewrite(&name).await?;
+        let target = self.target(&dml.table_name)?;
+        let rewrite = self.relations.begin_rewrite(&target).await?;
         let original = source_as_provider(&dml.target)?;
         let snapshot = provider_as_source(rewrite.source().clone());
         let input = reading(dml.input.as_ref().clone(), &original, &snapshot)?;

@@ -6,9 +6,8 @@
 //! they are accepted rather than refused; `UNIQUE` is refused, since
 //! Quiver would not enforce it.
 
-use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, ObjectName};
-use quiver_catalog::{IndexEntry, TableKind};
+use quiver_catalog::{IndexEntry, TableKind, Target};
 
 use super::{Completion, Outcome, Session, object_name};
 use crate::names::folded;
@@ -25,18 +24,16 @@ impl Session {
                     .into(),
             ));
         }
-        let table = self
-            .catalog
-            .table_name(&TableReference::from(object_name(&create.table_name)))?;
-        if self.temp.contains(&table) {
+        let reference = crate::names::table_reference(&create.table_name);
+        let Target::Stored(table) = self.target(&reference)? else {
             return Err(Error::FeatureNotSupported(
                 "indexes on temporary tables are not supported".into(),
             ));
-        }
+        };
         let entry = self
-            .schema
+            .relations
             .entry(&table)
-            .ok_or_else(|| Error::UndefinedTable(table.clone()))?;
+            .ok_or_else(|| Error::UndefinedTable(reference.to_string()))?;
         self.check_owner(&table)?;
         let mut keys = Vec::new();
         for key in &create.columns {
@@ -54,11 +51,16 @@ impl Session {
             }
         }
         let name = match &create.name {
-            Some(name) => index_name(name)?,
-            None => format!("{table}_{}_idx", keys.join("_")),
+            // An index is in its table's schema.
+            Some(name) => object_name(name)
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            None => format!("{}_{}_idx", table.name, keys.join("_")),
         };
         let created = self
-            .schema
+            .relations
             .create_index(
                 &table,
                 IndexEntry {
@@ -83,30 +85,21 @@ impl Session {
     ) -> Result<Outcome> {
         let mut notices = Vec::new();
         for name in names {
-            let name = index_name(name)?;
-            if let Some(table) = self
-                .schema
-                .entries()
-                .into_iter()
-                .find(|t| t.indexes.iter().any(|index| index.name == name))
-            {
-                self.check_owner(&table.name)?;
+            let reference = crate::names::table_reference(name);
+            let name = self
+                .relations
+                .resolve_index(reference.schema(), reference.table())?;
+            if let Some(table) = self.relations.entries().into_iter().find(|t| {
+                t.schema == name.schema && t.indexes.iter().any(|index| index.name == name.name)
+            }) {
+                self.check_owner(&table.qualified())?;
             }
-            if !self.schema.drop_index(&name, if_exists).await? {
-                notices.push(format!("index \"{name}\" does not exist, skipping"));
+            if !self.relations.drop_index(&name, if_exists).await? {
+                notices.push(format!("index \"{}\" does not exist, skipping", name.name));
             }
         }
         Ok(Completion::tag("DROP INDEX")
             .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
             .into())
-    }
-}
-
-/// An index's name: unqualified, or in `public`.
-fn index_name(name: &ObjectName) -> Result<String> {
-    let reference = TableReference::from(object_name(name));
-    match reference.schema() {
-        None | Some(quiver_catalog::DEFAULT_SCHEMA) => Ok(reference.table().to_string()),
-        Some(schema) => Err(Error::InvalidSchemaName(schema.to_string())),
     }
 }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
+use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
@@ -21,7 +21,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Insert, SetExpr, Statement, TableObject};
 
-use super::{Session, object_name};
+use super::Session;
 use crate::{Error, Result};
 
 /// Whether Quiver plans `insert` itself: its rows come from a query (not
@@ -45,7 +45,7 @@ impl Session {
                 "INSERT ... SELECT without its table or query".into(),
             ));
         };
-        let reference = TableReference::from(object_name(name));
+        let reference = crate::names::table_reference(name);
         let provider = self.ctx.table_provider(reference.clone()).await?;
         let state = self.ctx.state();
         let query = DfStatement::Statement(Box::new(Statement::Query(source)));

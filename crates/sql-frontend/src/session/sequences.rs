@@ -26,11 +26,11 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, SequenceOptions as SqlSequenceOptions, UnaryOperator, Value,
 };
 use quiver_catalog::{
-    DEFAULT_SCHEMA, Object, OwnedBy, Privilege, Sequence, SequenceOptions, SequenceSpec,
-    SequenceType, SessionSchema,
+    DEFAULT_SCHEMA, OwnedBy, QualifiedName, Sequence, SequenceOptions, SequenceSpec,
+    SequenceType, SessionCatalog,
 };
 
-use super::{Completion, Outcome, Session, object_name};
+use super::{Completion, Outcome, Session};
 use crate::names::folded;
 use crate::{Error, Result};
 
@@ -52,15 +52,14 @@ impl Session {
                 "temporary sequences are not supported yet".into(),
             ));
         }
-        let name = self.relation_name(create.name)?;
-        self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
+        let name = self.creation_name(&crate::names::table_reference(create.name))?;
         let mut spec = sequence_spec(create.options)?;
         spec.data_type = create.data_type.map(sequence_type).transpose()?;
         if let Some(owned_by) = create.owned_by {
-            spec.owned_by = self.owned_by(owned_by)?;
+            spec.owned_by = self.owned_by(&name, owned_by)?;
         }
         let created = self
-            .schema
+            .relations
             .create_sequence(
                 &name,
                 spec.options()?,
@@ -70,7 +69,8 @@ impl Session {
             .await?;
         Ok(Completion::tag("CREATE SEQUENCE")
             .with_notice(
-                (!created).then(|| format!("relation \"{name}\" already exists, skipping")),
+                (!created)
+                    .then(|| format!("relation \"{}\" already exists, skipping", name.name)),
             )
             .into())
     }
@@ -83,11 +83,11 @@ impl Session {
     ) -> Result<Outcome> {
         let mut notices = Vec::new();
         for name in names {
-            let name = self.relation_name(name)?;
-            if self.schema.entry(&name).is_some() {
+            let name = self.stored_name(&crate::names::table_reference(name))?;
+            if self.relations.entry(&name).is_some() {
                 self.check_owner(&name)?;
             }
-            if !self.schema.drop_sequence(&name, if_exists).await? {
+            if !self.relations.drop_sequence(&name, if_exists).await? {
                 notices.push(format!("sequence \"{name}\" does not exist, skipping"));
             }
         }
@@ -96,16 +96,10 @@ impl Session {
             .into())
     }
 
-    /// A relation's name: unqualified, or in `public`.
-    fn relation_name(&self, name: &ObjectName) -> Result<String> {
-        Ok(self
-            .catalog
-            .table_name(&TableReference::from(object_name(name)))?)
-    }
-
     /// `OWNED BY table.column` (`None` for `OWNED BY NONE`): a column of a
-    /// table the session's role owns.
-    fn owned_by(&self, name: &ObjectName) -> Result<Option<OwnedBy>> {
+    /// table the session's role owns, in the schema of the sequence
+    /// `sequence`.
+    fn owned_by(&self, sequence: &QualifiedName, name: &ObjectName) -> Result<Option<OwnedBy>> {
         let parts: Vec<String> = name
             .0
             .iter()
@@ -118,7 +112,14 @@ impl Session {
         let (table, column) = match parts.as_slice() {
             [none] if none == "none" => return Ok(None),
             [table, column] => (table.clone(), column.clone()),
-            [schema, table, column] if schema == DEFAULT_SCHEMA => (table.clone(), column.clone()),
+            [schema, table, column] if schema == &sequence.schema => {
+                (table.clone(), column.clone())
+            }
+            [_, _, _] => {
+                return Err(Error::InvalidParameterValue(
+                    "sequence must be in same schema as table it is linked to".into(),
+                ));
+            }
             _ => {
                 return Err(Error::InvalidParameterValue(
                     "invalid OWNED BY option: specify OWNED BY table.column or OWNED BY NONE"
@@ -126,7 +127,7 @@ impl Session {
                 ));
             }
         };
-        self.check_owner(&table)?;
+        self.check_owner(&sequence.sibling(table.clone()))?;
         Ok(Some(OwnedBy { table, column }))
     }
 }
@@ -191,8 +192,11 @@ fn integer(expr: &Expr) -> Result<i64> {
 /// NULL`, `DEFAULT nextval('<sequence>')`.
 ///
 /// `GENERATED ALWAYS` is taken as `BY DEFAULT`: an `INSERT` may give the
-/// column a value.
-pub(super) fn serial_columns(create: &mut CreateTable) -> Result<Vec<(String, SequenceOptions)>> {
+/// column a value. The table is made in `schema`, and its sequences too.
+pub(super) fn serial_columns(
+    create: &mut CreateTable,
+    schema: &str,
+) -> Result<Vec<(String, SequenceOptions)>> {
     let table = create
         .name
         .0
@@ -229,7 +233,7 @@ pub(super) fn serial_columns(create: &mut CreateTable) -> Result<Vec<(String, Se
         });
         column.options.push(option(ColumnOption::NotNull));
         column.options.push(option(ColumnOption::Default(
-            datafusion::sql::sqlparser::ast::Expr::Function(nextval_call(&sequence)),
+            datafusion::sql::sqlparser::ast::Expr::Function(nextval_call(schema, &sequence)),
         )));
         sequences.push((sequence, spec.options()?));
     }
@@ -241,9 +245,13 @@ fn option(option: ColumnOption) -> ColumnOptionDef {
 }
 
 /// `nextval('<sequence>')` as sqlparser writes a call: the name quoted
-/// where it must be (`nextval('"Items_id_seq"')`), as `nextval` reads it.
-fn nextval_call(sequence: &str) -> datafusion::sql::sqlparser::ast::Function {
-    let name = quiver_udf_registry::quote_ident(sequence);
+/// where it must be (`nextval('"Items_id_seq"')`), as `nextval` reads it,
+/// and qualified outside `public` (`nextval('analytics.items_id_seq')`).
+fn nextval_call(schema: &str, sequence: &str) -> datafusion::sql::sqlparser::ast::Function {
+    let mut name = quiver_udf_registry::quote_ident(sequence);
+    if schema != DEFAULT_SCHEMA {
+        name = format!("{}.{name}", quiver_udf_registry::quote_ident(schema));
+    }
     let sql = format!("nextval('{}')", name.replace('\'', "''"));
     match datafusion::sql::sqlparser::parser::Parser::new(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
@@ -300,9 +308,9 @@ fn serial_column(column: &mut ColumnDef) -> Result<Option<(SequenceType, Sequenc
 }
 
 /// The sequence functions of one session.
-pub(super) fn functions(schema: &Arc<SessionSchema>) -> Vec<ScalarUDF> {
+pub(super) fn functions(relations: &Arc<SessionCatalog>) -> Vec<ScalarUDF> {
     let counters = Arc::new(Counters {
-        schema: Arc::downgrade(schema),
+        session: Arc::downgrade(relations),
         last: Mutex::new(Last::default()),
     });
     let text = || DataType::Utf8;
@@ -346,14 +354,14 @@ struct Last {
 #[derive(Debug)]
 struct Counters {
     /// Weak: a table's planned defaults call these functions, and the
-    /// session's schema keeps its tables' planned defaults.
-    schema: Weak<SessionSchema>,
+    /// session's catalog keeps its tables' planned defaults.
+    session: Weak<SessionCatalog>,
     last: Mutex<Last>,
 }
 
 impl Counters {
-    fn schema(&self) -> DfResult<Arc<SessionSchema>> {
-        self.schema.upgrade().ok_or_else(|| {
+    fn session(&self) -> DfResult<Arc<SessionCatalog>> {
+        self.session.upgrade().ok_or_else(|| {
             DataFusionError::Execution("the session calling the function has ended".into())
         })
     }
@@ -364,8 +372,9 @@ impl Counters {
 
     /// The sequence a call names.
     fn sequence(&self, name: &str) -> DfResult<Sequence> {
-        let name = sequence_name(name)?;
-        self.schema()?.sequence(&name).map_err(|e| match e {
+        let session = self.session()?;
+        let name = relation_name(&session, name)?;
+        session.sequence(&name).map_err(|e| match e {
             quiver_catalog::Error::TableNotFound(name) => external(Error::UndefinedTable(name)),
             other => external(other),
         })
@@ -374,7 +383,7 @@ impl Counters {
     fn nextval(&self, name: &str, count: usize) -> DfResult<Vec<i64>> {
         let sequence = self.sequence(name)?;
         let values = self
-            .schema()?
+            .session()?
             .shared()
             .sequences()
             .next(&sequence, count)
@@ -411,36 +420,37 @@ impl Counters {
 
     fn setval(&self, name: &str, value: i64, is_called: bool) -> DfResult<i64> {
         let sequence = self.sequence(name)?;
-        self.schema()?
+        self.session()?
             .shared()
             .sequences()
             .set(&sequence, value, is_called)
             .map_err(external)
     }
 
-    /// `pg_get_serial_sequence(table, column)`: `public.<sequence>`, or
+    /// `pg_get_serial_sequence(table, column)`: `schema.<sequence>`, or
     /// NULL. Unlike PostgreSQL, NULL for a table there is not too:
     /// SQLAlchemy's reflection calls it with `attrelid::regclass::text`,
     /// which is the table's OID in digits here.
     fn serial_sequence(&self, table: &str, column: &str) -> DfResult<Option<String>> {
-        let table = sequence_name(table)?;
-        Ok(self.schema()?.owned_sequence(&table, column).map(|s| {
+        let session = self.session()?;
+        let table = relation_name(&session, table)?;
+        Ok(session.owned_sequence(&table, column).map(|(name, _)| {
             format!(
-                "{DEFAULT_SCHEMA}.{}",
-                quiver_udf_registry::quote_ident(&s.name)
+                "{}.{}",
+                quiver_udf_registry::quote_ident(&name.schema),
+                quiver_udf_registry::quote_ident(&name.name)
             )
         }))
     }
 }
 
-/// A relation's name as a function's text argument writes it
-/// (`'s'`, `'public.s'`, `'"S"'`).
-fn sequence_name(text: &str) -> DfResult<String> {
+/// The stored relation a function's text argument names (`'s'`,
+/// `'public.s'`, `'"S"'`), as the session resolves it.
+fn relation_name(session: &SessionCatalog, text: &str) -> DfResult<QualifiedName> {
     let reference = TableReference::parse_str(text);
-    match reference.schema() {
-        None | Some(DEFAULT_SCHEMA) => Ok(reference.table().to_string()),
-        Some(schema) => Err(external(Error::InvalidSchemaName(schema.to_string()))),
-    }
+    session
+        .resolve(reference.schema(), reference.table())
+        .map_err(external)
 }
 
 fn external(e: impl Into<Error>) -> DataFusionError {

@@ -25,7 +25,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{CreateView, DdlStatement, EmptyRelation, Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
-use quiver_catalog::{DEFAULT_SCHEMA, Object, Privilege, RelationPlanner};
+use quiver_catalog::RelationPlanner;
 
 use super::{Completion, Outcome, Session, parse_one};
 use crate::{Error, Result};
@@ -122,17 +122,16 @@ impl Session {
                 "temporary views are not supported yet".into(),
             ));
         }
-        let name = self.catalog.table_name(&create.name)?;
+        let name = self.creation_name(&create.name)?;
         let definition = create
             .definition
             .ok_or_else(|| Error::Internal("CREATE VIEW without its statement".into()))?;
         self.check_privileges(&create.input)?;
-        self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
         if create.or_replace {
             self.check_owner(&name)?;
         }
         let schema = self.produced_schema(&create.input);
-        self.schema
+        self.relations
             .create_view(
                 &name,
                 definition,
@@ -150,11 +149,14 @@ impl Session {
         name: &datafusion::common::TableReference,
         if_exists: bool,
     ) -> Result<Outcome> {
-        let name = self.catalog.table_name(name)?;
+        let reference = name;
+        let name = self.stored_name(reference)?;
         self.check_owner(&name)?;
-        let dropped = self.schema.drop_view(&name, if_exists).await?;
+        let dropped = self.relations.drop_view(&name, if_exists).await?;
         Ok(Completion::tag("DROP VIEW")
-            .with_notice((!dropped).then(|| format!("view \"{name}\" does not exist, skipping")))
+            .with_notice(
+                (!dropped).then(|| format!("view \"{reference}\" does not exist, skipping")),
+            )
             .into())
     }
 }

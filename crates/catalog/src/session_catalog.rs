@@ -1,9 +1,10 @@
-//! [`SessionSchema`]: the `public` schema as one session sees it, and the
-//! session's DDL.
+//! [`SessionCatalog`]: the stored schemas and relations as one session
+//! sees them, and the session's DDL; [`SessionSchema`]: one schema of it,
+//! or its search path, as DataFusion reads it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -20,22 +21,26 @@ use crate::staging::Staging;
 use crate::table::with_defaults;
 use crate::temp::TempTables;
 use crate::{
-    Error, IndexEntry, OwnedBy, Privilege, Result, Sequence, SequenceOptions, TableEntry, TableKind,
+    Acl, DEFAULT_SCHEMA, Error, IndexEntry, OwnedBy, Privilege, QualifiedName, Result,
+    SchemaEntry, Sequence, SequenceOptions, TableEntry, TableKind,
 };
 
-/// The `public` schema as one session sees it: its temporary tables first
-/// (as PostgreSQL's `pg_temp` comes first on the search path), then the
-/// stored tables; inside a transaction block, the stored tables as the
-/// block's DDL left them (see [`crate::changes`]), managed tables with the
-/// block's staged writes (see [`crate::staging`]).
+/// The stored schemas and relations as one session sees them: inside a
+/// transaction block, as the block's DDL left them (see
+/// [`crate::changes`]), managed tables with the block's staged writes
+/// (see [`crate::staging`]); and its temporary tables, which come first
+/// on its search path (as PostgreSQL's `pg_temp` does).
 ///
 /// The session's DDL goes through it: outside a block each statement's
 /// changes are stored as it ends, inside one they are the block's until
 /// it ends.
-pub struct SessionSchema {
+pub struct SessionCatalog {
     temp: Arc<TempTables>,
     shared: Arc<Catalog>,
     staging: Arc<Staging>,
+    /// The schemas unqualified names are looked up in, in order (whether
+    /// they exist or not: see [`SessionCatalog::set_search_path`]).
+    search_path: RwLock<Vec<String>>,
     /// Plans the views the session reads and the defaults of the columns
     /// it writes (set once its context exists).
     planner: OnceLock<Arc<dyn RelationPlanner>>,
@@ -44,6 +49,24 @@ pub struct SessionSchema {
     /// and each lookup must give the same provider (`RETURNING` and
     /// changes in place find the table's scans by it).
     with_defaults: Mutex<Vec<WithDefaults>>,
+}
+
+/// One schema as a session sees it (`None`: the session's search path),
+/// as DataFusion reads it. `public` and the search path have the
+/// session's temporary tables first.
+#[derive(Debug)]
+pub struct SessionSchema {
+    session: Arc<SessionCatalog>,
+    schema: Option<String>,
+}
+
+/// What a name in a statement names, as the session resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The session's temporary table of that name.
+    Temp(String),
+    /// A stored relation (one that may not exist: a `CREATE` makes it).
+    Stored(QualifiedName),
 }
 
 /// A table's provider, and the provider of it with its defaults planned.
@@ -102,21 +125,22 @@ impl Relation {
     }
 }
 
-impl std::fmt::Debug for SessionSchema {
+impl std::fmt::Debug for SessionCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionSchema")
+        f.debug_struct("SessionCatalog")
             .field("temp", &self.temp)
             .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
 
-impl SessionSchema {
+impl SessionCatalog {
     pub fn new(temp: Arc<TempTables>, shared: Arc<Catalog>, staging: Arc<Staging>) -> Self {
         Self {
             temp,
             shared,
             staging,
+            search_path: RwLock::new(vec![DEFAULT_SCHEMA.to_string()]),
             planner: OnceLock::new(),
             with_defaults: Mutex::new(Vec::new()),
         }
@@ -138,7 +162,7 @@ impl SessionSchema {
 
     /// The stored table `name` as the session sees it (not a temporary
     /// one), looked up in `changes` first.
-    fn stored_in(&self, changes: &Changes, name: &str) -> Option<Loaded> {
+    fn stored_in(&self, changes: &Changes, name: &QualifiedName) -> Option<Loaded> {
         match changes.get(name) {
             Some(table) => table.cloned(),
             None => self.shared.loaded(name),
@@ -146,7 +170,7 @@ impl SessionSchema {
     }
 
     /// The stored table `name` as the session sees it (not a temporary one).
-    pub(crate) fn stored(&self, name: &str) -> Option<Loaded> {
+    pub(crate) fn stored(&self, name: &QualifiedName) -> Option<Loaded> {
         self.staging
             .with_changes(|changes| self.stored_in(changes, name))
             .unwrap_or_else(|| self.shared.loaded(name))
@@ -164,17 +188,18 @@ impl SessionSchema {
     }
 
     /// The stored table `name`'s entry, as the session sees it.
-    pub fn entry(&self, name: &str) -> Option<TableEntry> {
+    pub fn entry(&self, name: &QualifiedName) -> Option<TableEntry> {
         self.stored(name).map(|t| t.entry)
     }
 
-    /// Every stored table's entry as the session sees it, in name order.
+    /// Every stored table's entry as the session sees it, in schema and
+    /// name order.
     pub fn entries(&self) -> Vec<TableEntry> {
-        let mut entries: BTreeMap<String, TableEntry> = self
+        let mut entries: BTreeMap<QualifiedName, TableEntry> = self
             .shared
             .entries()
             .into_iter()
-            .map(|e| (e.name.clone(), e))
+            .map(|e| (e.qualified(), e))
             .collect();
         self.staging.with_changes(|changes| {
             for (name, table) in changes.tables() {
@@ -185,6 +210,192 @@ impl SessionSchema {
             }
         });
         entries.into_values().collect()
+    }
+
+    /// Whether the schema `name` exists, as the session sees it.
+    pub fn schema_exists(&self, name: &str) -> bool {
+        name == DEFAULT_SCHEMA || self.schema_entry(name).is_some()
+    }
+
+    /// Whether the schema `name` exists, as `changes` leave it.
+    fn schema_exists_in(&self, changes: &Changes, name: &str) -> bool {
+        match changes.schema(name) {
+            Some(schema) => schema.is_some(),
+            None => name == DEFAULT_SCHEMA || self.shared.schema_entry(name).is_some(),
+        }
+    }
+
+    /// The stored schema `name`'s entry as the session sees it (`None`
+    /// for `public`, which has none).
+    pub fn schema_entry(&self, name: &str) -> Option<SchemaEntry> {
+        self.staging
+            .with_changes(|changes| changes.schema(name).map(|s| s.cloned()))
+            .flatten()
+            .unwrap_or_else(|| self.shared.schema_entry(name))
+    }
+
+    /// The names of the stored schemas as the session sees them, in order.
+    pub fn schema_names(&self) -> Vec<String> {
+        let mut names = self.shared.schema_names();
+        self.staging.with_changes(|changes| {
+            for (name, schema) in changes.schemas() {
+                match schema {
+                    Some(_) => names.push(name.clone()),
+                    None => names.retain(|n| n != name),
+                }
+            }
+        });
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The schema `name` as DataFusion reads it, if it exists.
+    pub fn schema(self: &Arc<Self>, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.schema_exists(name).then(|| {
+            Arc::new(SessionSchema {
+                session: self.clone(),
+                schema: Some(name.to_string()),
+            }) as Arc<dyn SchemaProvider>
+        })
+    }
+
+    /// The session's search path as DataFusion reads it (see
+    /// [`crate::SEARCH_PATH`]).
+    pub fn search_path_schema(self: &Arc<Self>) -> Arc<dyn SchemaProvider> {
+        Arc::new(SessionSchema {
+            session: self.clone(),
+            schema: None,
+        })
+    }
+
+    /// Unqualified names are looked up in `schemas` from now on, in order
+    /// (see [`crate::parse_search_path`]); those that do not exist are
+    /// passed over, as PostgreSQL does.
+    pub fn set_search_path(&self, schemas: Vec<String>) {
+        *self.search_path.write().unwrap_or_else(|p| p.into_inner()) = schemas;
+    }
+
+    /// The schemas of the search path that exist, in order
+    /// (`current_schemas(false)`).
+    pub fn search_path(&self) -> Vec<String> {
+        let path = self.search_path.read().unwrap_or_else(|p| p.into_inner());
+        path.iter()
+            .filter(|schema| self.schema_exists(schema))
+            .cloned()
+            .collect()
+    }
+
+    /// The schema an unqualified `CREATE` creates in: the first of the
+    /// search path that exists (`current_schema()`).
+    pub fn creation_schema(&self) -> Result<String> {
+        self.search_path()
+            .into_iter()
+            .next()
+            .ok_or(Error::NoSchemaSelected)
+    }
+
+    /// The stored relation `schema.name` names (`schema` as written, if
+    /// it was): in the first schema of the search path that has one of
+    /// that name, or, if none does, the name a `CREATE` would give it.
+    pub fn resolve(&self, schema: Option<&str>, name: &str) -> Result<QualifiedName> {
+        if let Some(schema) = schema {
+            if !self.schema_exists(schema) {
+                return Err(Error::SchemaNotFound(schema.to_string()));
+            }
+            return Ok(QualifiedName::new(schema, name));
+        }
+        let path = self.search_path();
+        let found = path
+            .iter()
+            .map(|schema| QualifiedName::new(schema.clone(), name))
+            .find(|candidate| self.stored(candidate).is_some());
+        match found {
+            Some(found) => Ok(found),
+            None => Ok(QualifiedName::new(self.creation_schema()?, name)),
+        }
+    }
+
+    /// The name a `CREATE` of `schema.name` gives a stored relation: in
+    /// `schema` if it is written (which must exist), else in the first
+    /// schema of the search path that exists.
+    pub fn creation_name(&self, schema: Option<&str>, name: &str) -> Result<QualifiedName> {
+        let schema = match schema {
+            Some(schema) if self.schema_exists(schema) => schema.to_string(),
+            Some(schema) => return Err(Error::SchemaNotFound(schema.to_string())),
+            None => self.creation_schema()?,
+        };
+        Ok(QualifiedName::new(schema, name))
+    }
+
+    /// What `schema.name` names: the session's temporary table of that
+    /// name if it is unqualified (or in `pg_temp`) and there is one, else
+    /// the stored relation [`SessionCatalog::resolve`] finds.
+    pub fn target(&self, schema: Option<&str>, name: &str) -> Result<Target> {
+        let temp_schema = matches!(schema, None | Some("pg_temp"));
+        if temp_schema && self.temp.contains(name) {
+            return Ok(Target::Temp(name.to_string()));
+        }
+        self.resolve(schema, name).map(Target::Stored)
+    }
+
+    /// `CREATE SCHEMA name` owned by `owner`. `false` when it exists and
+    /// `if_not_exists` is set.
+    pub async fn create_schema(&self, name: &str, if_not_exists: bool, owner: &str) -> Result<bool> {
+        self.change(|changes| {
+            if self.schema_exists_in(changes, name) {
+                return match if_not_exists {
+                    true => Ok(false),
+                    false => Err(Error::SchemaExists(name.to_string())),
+                };
+            }
+            let schema = SchemaEntry {
+                name: name.to_string(),
+                created_at_ms: crate::catalog::now_ms(),
+                acl: Acl::owned_by(owner),
+            };
+            changes.set_schema(&self.shared, name, Some(schema));
+            Ok(true)
+        })
+        .await
+    }
+
+    /// `DROP SCHEMA name`: with the relations in it if `cascade` is set,
+    /// else only if it has none (2BP01). `false` when there is none and
+    /// `if_exists` is set.
+    pub async fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<bool> {
+        if name == DEFAULT_SCHEMA {
+            return Err(Error::Unsupported(format!(
+                "schema \"{DEFAULT_SCHEMA}\" cannot be dropped in Quiver"
+            )));
+        }
+        self.change(|changes| {
+            if !self.schema_exists_in(changes, name) {
+                return match if_exists {
+                    true => Ok(false),
+                    false => Err(Error::SchemaNotFound(name.to_string())),
+                };
+            }
+            let contents: Vec<Loaded> = self
+                .relations(changes)
+                .into_iter()
+                .filter(|relation| relation.entry.schema == name)
+                .collect();
+            if !contents.is_empty() && !cascade {
+                return Err(Error::DependentObjects(format!(
+                    "cannot drop schema {name} because other objects depend on it"
+                )));
+            }
+            for relation in contents {
+                if let Some(dir) = self.shared.dir_of(&relation) {
+                    changes.dropped_dir(dir);
+                }
+                changes.set(&self.shared, &relation.entry.qualified(), None);
+            }
+            changes.set_schema(&self.shared, name, None);
+            Ok(true)
+        })
+        .await
     }
 
     /// The session's temporary tables.
@@ -244,7 +455,7 @@ impl SessionSchema {
     /// is set.
     pub async fn create_table(
         &self,
-        name: &str,
+        name: &QualifiedName,
         schema: SchemaRef,
         sequences: Vec<(String, SequenceOptions)>,
         if_not_exists: bool,
@@ -254,12 +465,13 @@ impl SessionSchema {
             if self.stored_in(changes, name).is_some() {
                 return match if_not_exists {
                     true => Ok(None),
-                    false => Err(Error::TableExists(name.to_string())),
+                    false => Err(Error::TableExists(name.name.clone())),
                 };
             }
             for (sequence, options) in sequences {
+                let sequence = name.sibling(sequence);
                 if self.stored_in(changes, &sequence).is_some() {
-                    return Err(Error::TableExists(sequence));
+                    return Err(Error::TableExists(sequence.name));
                 }
                 let created = self.shared.new_sequence(&sequence, options, owner);
                 changes.set(&self.shared, &sequence, Some(created));
@@ -277,7 +489,7 @@ impl SessionSchema {
     /// of its name exists and `if_not_exists` is set.
     pub async fn create_sequence(
         &self,
-        name: &str,
+        name: &QualifiedName,
         options: SequenceOptions,
         if_not_exists: bool,
         owner: &str,
@@ -286,11 +498,11 @@ impl SessionSchema {
             if self.stored_in(changes, name).is_some() {
                 return match if_not_exists {
                     true => Ok(false),
-                    false => Err(Error::TableExists(name.to_string())),
+                    false => Err(Error::TableExists(name.name.clone())),
                 };
             }
             if let Some(OwnedBy { table, column }) = &options.owned_by {
-                self.owning_table(changes, table, column)?;
+                self.owning_table(changes, &name.sibling(table.clone()), column)?;
             }
             let sequence = self.shared.new_sequence(name, options, owner);
             changes.set(&self.shared, name, Some(sequence));
@@ -301,7 +513,7 @@ impl SessionSchema {
 
     /// The stored table `table` with the column `column`, which may own a
     /// sequence.
-    fn owning_table(&self, changes: &Changes, table: &str, column: &str) -> Result<()> {
+    fn owning_table(&self, changes: &Changes, table: &QualifiedName, column: &str) -> Result<()> {
         let owner = self
             .stored_in(changes, table)
             .filter(|t| Relation::of(t) == Relation::Table)
@@ -319,7 +531,7 @@ impl SessionSchema {
     }
 
     /// The sequence `name`, as the session sees it.
-    pub fn sequence(&self, name: &str) -> Result<Sequence> {
+    pub fn sequence(&self, name: &QualifiedName) -> Result<Sequence> {
         let relation = self
             .stored(name)
             .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
@@ -330,15 +542,16 @@ impl SessionSchema {
 
     /// The sequence owned by `table`'s column `column` (`SERIAL`,
     /// identity), if there is one.
-    pub fn owned_sequence(&self, table: &str, column: &str) -> Option<Sequence> {
+    pub fn owned_sequence(&self, table: &QualifiedName, column: &str) -> Option<(QualifiedName, Sequence)> {
         let owner = OwnedBy {
-            table: table.to_string(),
+            table: table.name.clone(),
             column: column.to_string(),
         };
         self.entries()
             .iter()
-            .filter_map(TableEntry::sequence)
-            .find(|sequence| sequence.options.owned_by.as_ref() == Some(&owner))
+            .filter(|entry| entry.schema == table.schema)
+            .filter_map(|entry| Some((entry.qualified(), entry.sequence()?)))
+            .find(|(_, sequence)| sequence.options.owned_by.as_ref() == Some(&owner))
     }
 
     /// `CREATE TEMPORARY TABLE`. `None` when it exists and `if_not_exists`
@@ -362,7 +575,7 @@ impl SessionSchema {
         &self,
         state: &SessionState,
         command: &CreateExternalTable,
-        name: &str,
+        name: &QualifiedName,
         definition: String,
         owner: &str,
     ) -> Result<()> {
@@ -377,7 +590,7 @@ impl SessionSchema {
             match (self.stored_in(changes, name), command.if_not_exists) {
                 (None, _) => changes.set(&self.shared, name, Some(table)),
                 (Some(_), true) => {}
-                (Some(_), false) => return Err(Error::TableExists(name.to_string())),
+                (Some(_), false) => return Err(Error::TableExists(name.name.clone())),
             }
             Ok(())
         })
@@ -397,30 +610,35 @@ impl SessionSchema {
     /// `DROP TABLE` of a stored table (a managed table's files go once the
     /// drop is stored), with the sequences its columns own. `false` when
     /// there is none and `if_exists` is set.
-    pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
+    pub async fn drop_table(&self, name: &QualifiedName, if_exists: bool) -> Result<bool> {
         self.drop_relation(name, if_exists, Relation::Table).await
     }
 
     /// `DROP VIEW`. `false` when there is none and `if_exists` is set.
-    pub async fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool> {
+    pub async fn drop_view(&self, name: &QualifiedName, if_exists: bool) -> Result<bool> {
         self.drop_relation(name, if_exists, Relation::View).await
     }
 
     /// `DROP SEQUENCE`: not one a table's column owns (2BP01). `false`
     /// when there is none and `if_exists` is set.
-    pub async fn drop_sequence(&self, name: &str, if_exists: bool) -> Result<bool> {
+    pub async fn drop_sequence(&self, name: &QualifiedName, if_exists: bool) -> Result<bool> {
         self.drop_relation(name, if_exists, Relation::Sequence)
             .await
     }
 
     /// `DROP TABLE`, `DROP VIEW` or `DROP SEQUENCE` (`kind`) of `name`,
     /// which must be of that kind.
-    async fn drop_relation(&self, name: &str, if_exists: bool, kind: Relation) -> Result<bool> {
+    async fn drop_relation(
+        &self,
+        name: &QualifiedName,
+        if_exists: bool,
+        kind: Relation,
+    ) -> Result<bool> {
         self.change(|changes| {
             let Some(table) = self.stored_in(changes, name) else {
                 return match if_exists {
                     true => Ok(false),
-                    false => Err(kind.not_found(name)),
+                    false => Err(kind.not_found(&name.to_string())),
                 };
             };
             if Relation::of(&table) != kind {
@@ -431,14 +649,14 @@ impl SessionSchema {
             }
             if let Some(OwnedBy { table: owner, column }) =
                 table.sequence().and_then(|s| s.options.owned_by)
-                && self.stored_in(changes, &owner).is_some()
+                && self.stored_in(changes, &name.sibling(owner.clone())).is_some()
             {
                 return Err(Error::DependentObjects(format!(
                     "cannot drop sequence {name} because column {column} of table {owner} requires it"
                 )));
             }
             for sequence in self.owned_by(changes, name) {
-                changes.set(&self.shared, &sequence.entry.name, None);
+                changes.set(&self.shared, &sequence.entry.qualified(), None);
             }
             if let Some(dir) = self.shared.dir_of(&table) {
                 changes.dropped_dir(dir);
@@ -451,21 +669,27 @@ impl SessionSchema {
 
     /// The sequences the columns of the stored table `table` own, as
     /// `changes` leave them.
-    fn owned_by(&self, changes: &Changes, table: &str) -> Vec<Loaded> {
+    fn owned_by(&self, changes: &Changes, table: &QualifiedName) -> Vec<Loaded> {
         self.relations(changes)
             .into_iter()
             .filter(|relation| {
-                relation
-                    .sequence()
-                    .and_then(|s| s.options.owned_by)
-                    .is_some_and(|owner| owner.table == table)
+                relation.entry.schema == table.schema
+                    && relation
+                        .sequence()
+                        .and_then(|s| s.options.owned_by)
+                        .is_some_and(|owner| owner.table == table.name)
             })
             .collect()
     }
 
     /// Every stored relation as `changes` leave them.
     fn relations(&self, changes: &Changes) -> Vec<Loaded> {
-        let mut names: Vec<String> = self.shared.entries().into_iter().map(|e| e.name).collect();
+        let mut names: Vec<QualifiedName> = self
+            .shared
+            .entries()
+            .iter()
+            .map(TableEntry::qualified)
+            .collect();
         names.extend(changes.tables().map(|(name, _)| name.clone()));
         names.sort();
         names.dedup();
@@ -480,7 +704,7 @@ impl SessionSchema {
     /// and privileges).
     pub async fn create_view(
         &self,
-        name: &str,
+        name: &QualifiedName,
         definition: String,
         schema: &Schema,
         or_replace: bool,
@@ -500,7 +724,7 @@ impl SessionSchema {
                         old.entry.name
                     )));
                 }
-                Some(_) => return Err(Error::TableExists(name.to_string())),
+                Some(_) => return Err(Error::TableExists(name.name.clone())),
             }
             changes.set(&self.shared, name, Some(view));
             Ok(())
@@ -523,24 +747,25 @@ impl SessionSchema {
 
     /// `ALTER TABLE name RENAME TO new_name` of a stored table: it keeps
     /// its files, owner and privileges under its new name.
-    pub async fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
+    pub async fn rename_table(&self, name: &QualifiedName, new_name: &str) -> Result<()> {
+        let new_name = &name.sibling(new_name);
         self.change(|changes| {
             let mut table = self
                 .stored_in(changes, name)
                 .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
             if self.stored_in(changes, new_name).is_some() {
-                return Err(Error::TableExists(new_name.to_string()));
+                return Err(Error::TableExists(new_name.name.clone()));
             }
             // Its columns' sequences follow it.
             for mut sequence in self.owned_by(changes, name) {
                 if let TableKind::Sequence { options, .. } = &mut sequence.entry.kind
                     && let Some(owner) = &mut options.owned_by
                 {
-                    owner.table = new_name.to_string();
+                    owner.table = new_name.name.clone();
                 }
-                changes.set(&self.shared, &sequence.entry.name.clone(), Some(sequence));
+                changes.set(&self.shared, &sequence.entry.qualified(), Some(sequence));
             }
-            table.entry.name = new_name.to_string();
+            table.entry.name = new_name.name.clone();
             changes.set(&self.shared, name, None);
             changes.set(&self.shared, new_name, Some(table));
             Ok(())
@@ -552,7 +777,7 @@ impl SessionSchema {
     /// `name` to or from `grantee` ([`crate::PUBLIC`]: every role).
     pub async fn set_privileges(
         &self,
-        name: &str,
+        name: &QualifiedName,
         grantee: &str,
         privileges: &[Privilege],
         give: bool,
@@ -573,7 +798,7 @@ impl SessionSchema {
     /// its name exists and `if_not_exists` is set.
     pub async fn create_index(
         &self,
-        table: &str,
+        table: &QualifiedName,
         index: IndexEntry,
         if_not_exists: bool,
     ) -> Result<bool> {
@@ -586,8 +811,9 @@ impl SessionSchema {
                     "cannot create index on relation \"{table}\": it is a view"
                 )));
             }
-            if self.stored_in(changes, &index.name).is_some()
-                || self.index_table(changes, &index.name).is_some()
+            let index_name = table.sibling(index.name.clone());
+            if self.stored_in(changes, &index_name).is_some()
+                || self.index_table(changes, &index_name).is_some()
             {
                 return match if_not_exists {
                     true => Ok(false),
@@ -602,7 +828,7 @@ impl SessionSchema {
     }
 
     /// `DROP INDEX`. `false` when there is none and `if_exists` is set.
-    pub async fn drop_index(&self, name: &str, if_exists: bool) -> Result<bool> {
+    pub async fn drop_index(&self, name: &QualifiedName, if_exists: bool) -> Result<bool> {
         self.change(|changes| {
             let Some(mut table) = self.index_table(changes, name) else {
                 return match if_exists {
@@ -610,18 +836,36 @@ impl SessionSchema {
                     false => Err(Error::IndexNotFound(name.to_string())),
                 };
             };
-            table.entry.indexes.retain(|index| index.name != name);
-            changes.set(&self.shared, &table.entry.name.clone(), Some(table));
+            table.entry.indexes.retain(|index| index.name != name.name);
+            changes.set(&self.shared, &table.entry.qualified(), Some(table));
             Ok(true)
         })
         .await
     }
 
     /// The stored table the index `name` is on, as `changes` leave it.
-    fn index_table(&self, changes: &Changes, name: &str) -> Option<Loaded> {
-        self.relations(changes)
-            .into_iter()
-            .find(|table| table.entry.indexes.iter().any(|index| index.name == name))
+    fn index_table(&self, changes: &Changes, name: &QualifiedName) -> Option<Loaded> {
+        self.relations(changes).into_iter().find(|table| {
+            table.entry.schema == name.schema
+                && table.entry.indexes.iter().any(|index| index.name == name.name)
+        })
+    }
+
+    /// The schema of the index `name` (unqualified: the first schema of
+    /// the search path with a table that has it).
+    pub fn resolve_index(&self, schema: Option<&str>, name: &str) -> Result<QualifiedName> {
+        if schema.is_some() {
+            return self.resolve(schema, name);
+        }
+        let found = self.search_path().into_iter().find(|schema| {
+            self.entries().iter().any(|entry| {
+                &entry.schema == schema && entry.indexes.iter().any(|index| index.name == name)
+            })
+        });
+        match found {
+            Some(schema) => Ok(QualifiedName::new(schema, name)),
+            None => self.resolve(None, name),
+        }
     }
 
     /// `COMMIT` of the open transaction block: its DDL is stored, then its
@@ -698,53 +942,92 @@ pub(crate) fn provider_of(table: &Loaded) -> Result<Arc<dyn TableProvider>> {
     })
 }
 
+impl SessionSchema {
+    /// The stored relation `name` as this schema has it: for the search
+    /// path, in its first schema that has one.
+    fn stored(&self, name: &str) -> Option<Loaded> {
+        match &self.schema {
+            Some(schema) => self
+                .session
+                .stored(&QualifiedName::new(schema.clone(), name)),
+            None => self
+                .session
+                .search_path()
+                .into_iter()
+                .find_map(|schema| self.session.stored(&QualifiedName::new(schema, name))),
+        }
+    }
+
+    /// Whether the session's temporary tables come first here.
+    fn has_temp(&self) -> bool {
+        self.schema.as_deref().is_none_or(|s| s == DEFAULT_SCHEMA)
+    }
+
+    /// The stored relation `name`'s entry, as the session sees it.
+    pub fn entry(&self, name: &str) -> Option<TableEntry> {
+        self.stored(name).map(|t| t.entry)
+    }
+}
+
 #[async_trait]
 impl SchemaProvider for SessionSchema {
     fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
+        let Some(schema) = &self.schema else {
+            // Not listed (see `crate::SEARCH_PATH`).
+            return Vec::new();
+        };
+        let session = &self.session;
+        let mut names: Vec<String> = session
             .entries()
             .into_iter()
+            .filter(|e| &e.schema == schema)
+            .filter(|e| session.stored(&e.qualified()).is_some_and(|t| t.listed()))
             .map(|e| e.name)
-            .filter(|name| self.stored(name).is_some_and(|t| t.listed()))
             .collect();
-        names.extend(self.temp.names());
+        if self.has_temp() {
+            names.extend(session.temp.names());
+        }
         names.sort();
         names.dedup();
         names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if let Some((provider, dir)) = self.temp.get(name) {
-            let provider = self.staging.view(&provider, &dir)?.unwrap_or(provider);
-            return self.with_defaults(provider).map(Some);
+        let session = &self.session;
+        if self.has_temp()
+            && let Some((provider, dir)) = session.temp.get(name)
+        {
+            let provider = session.staging.view(&provider, &dir)?.unwrap_or(provider);
+            return session.with_defaults(provider).map(Some);
         }
         let Some(table) = self.stored(name) else {
             return Ok(None);
         };
         if let TableKind::View { definition, .. } = &table.entry.kind {
-            return self.view(&table, definition).await.map(Some);
+            return session.view(&table, definition).await.map(Some);
         }
         let provider = match provider_of(&table) {
             Ok(provider) => provider,
             Err(e) => return exec_err!("{e}"),
         };
-        let provider = match self.shared.dir_of(&table) {
-            Some(dir) => self.staged(&table, provider, dir)?,
+        let provider = match session.shared.dir_of(&table) {
+            Some(dir) => session.staged(&table, provider, dir)?,
             None => provider,
         };
-        self.with_defaults(provider).map(Some)
+        session.with_defaults(provider).map(Some)
     }
 
     async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
         // A view's type is known without planning it.
-        if !self.temp.contains(name) && self.stored(name).is_some_and(|t| t.is_view()) {
+        let temp = self.has_temp() && self.session.temp.contains(name);
+        if !temp && self.stored(name).is_some_and(|t| t.is_view()) {
             return Ok(Some(TableType::View));
         }
         Ok(self.table(name).await?.map(|t| t.table_type()))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.temp.contains(name) || self.stored(name).is_some()
+        (self.has_temp() && self.session.temp.contains(name)) || self.stored(name).is_some()
     }
 
     fn register_table(
@@ -753,13 +1036,13 @@ impl SchemaProvider for SessionSchema {
         _table: Arc<dyn TableProvider>,
     ) -> DfResult<Option<Arc<dyn TableProvider>>> {
         datafusion::common::not_impl_err!(
-            "cannot register \"{name}\" in the persistent schema outside Quiver's DDL"
+            "cannot register \"{name}\" in a stored schema outside Quiver's DDL"
         )
     }
 
     fn deregister_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         datafusion::common::not_impl_err!(
-            "cannot deregister \"{name}\" from the persistent schema outside Quiver's DDL"
+            "cannot deregister \"{name}\" from a stored schema outside Quiver's DDL"
         )
     }
 }
