@@ -21,7 +21,7 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::parser::{ResetStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     CopySource, CopyTarget, Expr, Ident, ObjectName, ObjectType, Set, SetExpr,
     SetSessionAuthorizationParamKind, Statement, Value,
@@ -429,6 +429,7 @@ impl Session {
                 }
             },
             DfStatement::CopyTo(_) => Err(server_file_copy()),
+            DfStatement::Reset(reset) => self.reset(reset).await,
             other => self.plan_and_run(other).await,
         }
     }
@@ -1055,10 +1056,7 @@ impl Session {
                         .await;
                 }
                 let value = match name.eq_ignore_ascii_case("search_path") {
-                    // A quoted schema name stays quoted: it keeps its case.
-                    true => Some(values.iter().map(ToString::to_string).collect::<Vec<_>>())
-                        .filter(|v| !(v.len() == 1 && v[0].eq_ignore_ascii_case("default")))
-                        .map(|v| v.join(", ")),
+                    true => search_path_value(&values),
                     false => set_value(&values),
                 };
                 (name, value)
@@ -1082,11 +1080,53 @@ impl Session {
                 )));
             }
         };
+        let parameter = self.assign(&name, value)?;
+        Ok(Completion {
+            parameter,
+            ..Completion::tag("SET")
+        }
+        .into())
+    }
+
+    /// `RESET name` (`RESET ALL`: every parameter).
+    async fn reset(&self, reset: ResetStatement) -> Result<Outcome> {
+        let ResetStatement::Variable(variable) = &reset;
+        let name = object_name(variable);
+        if name.eq_ignore_ascii_case("session.authorization")
+            || name.eq_ignore_ascii_case("session authorization")
+        {
+            return self.set_session_authorization(None);
+        }
+        if is_engine_option(&name) {
+            return self.plan_and_run(DfStatement::Reset(reset)).await;
+        }
+        let parameter = match name.eq_ignore_ascii_case("all") {
+            true => {
+                *self.settings() = Settings::default();
+                self.apply_search_path(
+                    &self.settings().get("search_path")?,
+                    &self.user().unwrap_or_default(),
+                );
+                None
+            }
+            false => self.assign(&name, None)?,
+        };
+        Ok(Completion {
+            parameter,
+            ..Completion::tag("RESET")
+        }
+        .into())
+    }
+
+    /// Sets the PostgreSQL parameter `name` to `value` (`None`: its
+    /// default). Returns the name and value to report to the client when
+    /// it is a reported one.
+    fn assign(&self, name: &str, value: Option<String>) -> Result<Option<(String, String)>> {
         let mut settings = self.settings();
         let parameter = match value {
-            Some(value) => settings.set(&name, value)?,
+            Some(value) => settings.set(name, value)?,
             None => {
-                settings.reset(&name)?;
+                settings.reset(name)?;
                 None
             }
         };
@@ -1095,11 +1135,7 @@ impl Session {
             drop(settings);
             self.apply_search_path(&search_path, &self.user().unwrap_or_default());
         }
-        Ok(Completion {
-            parameter,
-            ..Completion::tag("SET")
-        }
-        .into())
+        Ok(parameter)
     }
 
     async fn show(&self, variable: Vec<Ident>) -> Result<Outcome> {
@@ -1504,6 +1540,29 @@ fn is_engine_option(name: &str) -> bool {
 }
 
 /// The text of a `SET` value; `None` for `DEFAULT`.
+/// `SET search_path TO a, "B", 'c'` as the parameter's text: each schema
+/// an identifier, quoted where it keeps its case (a string is one name,
+/// as PostgreSQL reads it); `None` for `DEFAULT`.
+fn search_path_value(values: &[Expr]) -> Option<String> {
+    if let [Expr::Identifier(i)] = values
+        && i.quote_style.is_none()
+        && i.value.eq_ignore_ascii_case("default")
+    {
+        return None;
+    }
+    let schemas: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) => quiver_udf_registry::quote_ident(s),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        })
+        .collect();
+    Some(schemas.join(", "))
+}
+
 fn set_value(values: &[Expr]) -> Option<String> {
     let parts: Vec<String> = values
         .iter()
