@@ -129,7 +129,7 @@ fn dbt_project() {
     let profile = format!(
         "quiver:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      \
          host: {}\n      port: {}\n      user: quiver\n      password: \"\"\n      \
-         dbname: quiver\n      schema: public\n      threads: 2\n",
+         dbname: quiver\n      schema: analytics\n      threads: 2\n",
         server.host(),
         server.port()
     );
@@ -168,5 +168,11 @@ fn dbt_project() {
     assert!(
         catalog.contains("model.shop.customer_totals"),
         "the catalog lists the models: {catalog}"
+    );
+    // Everything is in the profile's schema, which dbt created.
+    assert!(
+        catalog.contains("\"schema\": \"analytics\"")
+            && !catalog.contains("\"schema\": \"public\""),
+        "the models are in schema analytics: {catalog}"
     );
 }

@@ -38,6 +38,12 @@ async fn tables_and_rows_survive_restart() {
              INSERT INTO keyed (v) VALUES ('a'), ('b');
              CREATE SEQUENCE counter START 5;
              SELECT setval('counter', 50);
+             CREATE SCHEMA analytics;
+             CREATE TABLE analytics.t (x INT);
+             INSERT INTO analytics.t VALUES (42);
+             CREATE SCHEMA gone;
+             CREATE TABLE gone.t (x INT);
+             DROP SCHEMA gone CASCADE;
              BEGIN;
              CREATE TABLE made_in_block (x INT);
              INSERT INTO made_in_block VALUES (7);
@@ -54,7 +60,7 @@ async fn tables_and_rows_survive_restart() {
     let dirs = std::fs::read_dir(data.path().join("db").join("tables"))
         .expect("tables directory")
         .count();
-    assert_eq!(dirs, 4, "t, renamed, keyed, made_in_block");
+    assert_eq!(dirs, 5, "t, renamed, keyed, made_in_block, analytics.t");
     client
         .batch_execute(&format!(
             "CREATE EXTERNAL TABLE cities STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')",
@@ -107,6 +113,17 @@ async fn tables_and_rows_survive_restart() {
         .await
         .expect_err("a table created in a rolled-back block is gone");
     assert_eq!(error.code().map(|c| c.code()), Some("42P01"));
+
+    // Schemas stay, with their tables; a dropped one stays dropped.
+    assert_eq!(
+        rows(&client, "SELECT x FROM analytics.t").await,
+        strings(&[&[Some("42")]])
+    );
+    let error = client
+        .simple_query("CREATE TABLE gone.t (x INT)")
+        .await
+        .expect_err("a dropped schema stays dropped");
+    assert_eq!(error.code().map(|c| c.code()), Some("3F000"));
 
     // Sequences go on from where they were, never giving a value twice
     // (nextval stores its counter some values ahead; setval at once);

@@ -235,7 +235,10 @@ impl Catalog {
         }
         let mut values = Vec::new();
         for (name, schema) in &changes.schemas {
-            let value = schema.as_ref().map(|s| crate::store::json(name, s)).transpose()?;
+            let value = schema
+                .as_ref()
+                .map(|s| crate::store::json(name, s))
+                .transpose()?;
             values.push((SCHEMAS_CF, name.clone(), value));
         }
         for (name, table) in &changes.tables {

@@ -111,9 +111,9 @@ impl SessionCatalog {
                 )
             }
         };
-        let listing = base
-            .downcast_ref::<ListingTable>()
-            .ok_or_else(|| Error::Unsupported(format!("table \"{}\" has no files", target_name(target))))?;
+        let listing = base.downcast_ref::<ListingTable>().ok_or_else(|| {
+            Error::Unsupported(format!("table \"{}\" has no files", target_name(target)))
+        })?;
         let (snapshot, place) = if in_block {
             let lease = match &files {
                 Some(files) if !staging.rewrote(&table) => Some(files.lease().await),

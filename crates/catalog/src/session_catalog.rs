@@ -21,8 +21,8 @@ use crate::staging::Staging;
 use crate::table::with_defaults;
 use crate::temp::TempTables;
 use crate::{
-    Acl, DEFAULT_SCHEMA, Error, IndexEntry, OwnedBy, Privilege, QualifiedName, Result,
-    SchemaEntry, Sequence, SequenceOptions, TableEntry, TableKind,
+    Acl, DEFAULT_SCHEMA, Error, IndexEntry, OwnedBy, Privilege, QualifiedName, Result, SchemaEntry,
+    Sequence, SequenceOptions, TableEntry, TableKind,
 };
 
 /// The stored schemas and relations as one session sees them: inside a
@@ -341,7 +341,12 @@ impl SessionCatalog {
 
     /// `CREATE SCHEMA name` owned by `owner`. `false` when it exists and
     /// `if_not_exists` is set.
-    pub async fn create_schema(&self, name: &str, if_not_exists: bool, owner: &str) -> Result<bool> {
+    pub async fn create_schema(
+        &self,
+        name: &str,
+        if_not_exists: bool,
+        owner: &str,
+    ) -> Result<bool> {
         self.change(|changes| {
             if self.schema_exists_in(changes, name) {
                 return match if_not_exists {
@@ -542,7 +547,11 @@ impl SessionCatalog {
 
     /// The sequence owned by `table`'s column `column` (`SERIAL`,
     /// identity), if there is one.
-    pub fn owned_sequence(&self, table: &QualifiedName, column: &str) -> Option<(QualifiedName, Sequence)> {
+    pub fn owned_sequence(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+    ) -> Option<(QualifiedName, Sequence)> {
         let owner = OwnedBy {
             table: table.name.clone(),
             column: column.to_string(),
@@ -847,7 +856,11 @@ impl SessionCatalog {
     fn index_table(&self, changes: &Changes, name: &QualifiedName) -> Option<Loaded> {
         self.relations(changes).into_iter().find(|table| {
             table.entry.schema == name.schema
-                && table.entry.indexes.iter().any(|index| index.name == name.name)
+                && table
+                    .entry
+                    .indexes
+                    .iter()
+                    .any(|index| index.name == name.name)
         })
     }
 

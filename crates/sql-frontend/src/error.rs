@@ -453,7 +453,10 @@ fn datafusion_message(e: &DataFusionError) -> String {
             None => coercion_message(m).unwrap_or_else(|| m.clone()),
         },
         DataFusionError::Plan(m) if missing_table(m).is_some() => {
-            format!("relation \"{}\" does not exist", missing_table(m).unwrap_or_default())
+            format!(
+                "relation \"{}\" does not exist",
+                missing_table(m).unwrap_or_default()
+            )
         }
         DataFusionError::Plan(m)
         | DataFusionError::NotImplemented(m)
@@ -474,7 +477,9 @@ fn datafusion_message(e: &DataFusionError) -> String {
 /// as the statement wrote it: without the database, or the search path
 /// an unqualified name was looked up in (see [`quiver_catalog::SEARCH_PATH`]).
 fn missing_table(message: &str) -> Option<&str> {
-    let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
+    let name = message
+        .strip_prefix("table '")?
+        .strip_suffix("' not found")?;
     let name = name
         .strip_prefix(crate::server::DATABASE)
         .and_then(|n| n.strip_prefix('.'))

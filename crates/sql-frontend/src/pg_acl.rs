@@ -209,8 +209,7 @@ impl Privileged {
                     .into_iter()
                     .map(|name| {
                         let name = name?;
-                        let stored =
-                            name == DEFAULT_SCHEMA || catalog.schema_entry(name).is_some();
+                        let stored = name == DEFAULT_SCHEMA || catalog.schema_entry(name).is_some();
                         let schema = Object::Schema(name.to_string());
                         stored.then(|| {
                             let acl = catalog.acl(&schema);

@@ -180,9 +180,9 @@ impl Grant {
                     .map(|name| crate::names::table_reference(name))
                     .collect(),
             ),
-            Some(GrantObjects::AllTablesInSchema { schemas }) => Objects::AllTables(
-                schemas.iter().map(crate::session::object_name).collect(),
-            ),
+            Some(GrantObjects::AllTablesInSchema { schemas }) => {
+                Objects::AllTables(schemas.iter().map(crate::session::object_name).collect())
+            }
             Some(GrantObjects::Schemas(schemas)) => {
                 Objects::Schemas(schemas.iter().map(crate::session::object_name).collect())
             }

@@ -27,9 +27,7 @@ use datafusion::sql::sqlparser::ast::{
     SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
-use quiver_catalog::{
-    Catalog, DEFAULT_SCHEMA, Privilege, SessionCatalog, Staging, Target,
-};
+use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Privilege, SessionCatalog, Staging, Target};
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SizedText, SqlType};
 
 use crate::auth::{READ_SERVER_FILES, Roles};

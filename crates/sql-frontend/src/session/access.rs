@@ -3,11 +3,11 @@
 //! and privileges, and the checks a statement passes before it runs (see
 //! [`crate::auth`] for roles and [`crate::privileges`] for tables).
 
+use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     AlterRoleOperation, CreateRole, Expr, Ident, ObjectName, Password, RoleOption, Value,
 };
-use datafusion::common::TableReference;
 use quiver_catalog::{
     DEFAULT_SCHEMA, Object, PUBLIC, Privilege, QualifiedName, TableKind, Target, WASM_LANGUAGE,
 };
@@ -483,23 +483,27 @@ impl Session {
                     })
                     .collect::<Result<_>>()?,
             ),
-            Objects::Functions(functions) => others(functions
-                .into_iter()
-                .map(|(name, args)| {
-                    let name = crate::functions::function_name(&name)?;
-                    let args = args
-                        .map(|args| crate::functions::sql_types(&args))
-                        .transpose()?;
-                    let described = match &args {
-                        Some(args) => quiver_udf_registry::signature(&name, args),
-                        None => name.clone(),
-                    };
-                    match self.functions.registry.find(&name, args.as_deref())? {
-                        Some(def) => Ok(Object::Function(def.signature())),
-                        None => Err(quiver_udf_registry::Error::FunctionNotFound(described).into()),
-                    }
-                })
-                .collect::<Result<_>>()?),
+            Objects::Functions(functions) => others(
+                functions
+                    .into_iter()
+                    .map(|(name, args)| {
+                        let name = crate::functions::function_name(&name)?;
+                        let args = args
+                            .map(|args| crate::functions::sql_types(&args))
+                            .transpose()?;
+                        let described = match &args {
+                            Some(args) => quiver_udf_registry::signature(&name, args),
+                            None => name.clone(),
+                        };
+                        match self.functions.registry.find(&name, args.as_deref())? {
+                            Some(def) => Ok(Object::Function(def.signature())),
+                            None => {
+                                Err(quiver_udf_registry::Error::FunctionNotFound(described).into())
+                            }
+                        }
+                    })
+                    .collect::<Result<_>>()?,
+            ),
         })
     }
 

@@ -131,7 +131,11 @@ fn schema_name(name: &ObjectName) -> Result<String> {
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(|part| part.as_ident().map(folded).unwrap_or_else(|| part.to_string()))
+        .map(|part| {
+            part.as_ident()
+                .map(folded)
+                .unwrap_or_else(|| part.to_string())
+        })
         .collect();
     match parts.as_slice() {
         [schema] => Ok(schema.clone()),

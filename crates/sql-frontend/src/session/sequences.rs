@@ -26,8 +26,8 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, SequenceOptions as SqlSequenceOptions, UnaryOperator, Value,
 };
 use quiver_catalog::{
-    DEFAULT_SCHEMA, OwnedBy, QualifiedName, Sequence, SequenceOptions, SequenceSpec,
-    SequenceType, SessionCatalog,
+    DEFAULT_SCHEMA, OwnedBy, QualifiedName, Sequence, SequenceOptions, SequenceSpec, SequenceType,
+    SessionCatalog,
 };
 
 use super::{Completion, Outcome, Session};
@@ -69,8 +69,7 @@ impl Session {
             .await?;
         Ok(Completion::tag("CREATE SEQUENCE")
             .with_notice(
-                (!created)
-                    .then(|| format!("relation \"{}\" already exists, skipping", name.name)),
+                (!created).then(|| format!("relation \"{}\" already exists, skipping", name.name)),
             )
             .into())
     }
