@@ -18,9 +18,9 @@ def engine(request):
 
 
 def migrations(directory, table):
-    """An Alembic environment in `directory` with two revisions: a table
-    with a generated key and an index, then a second column filled in by a
-    data migration."""
+    """An Alembic environment in `directory` with three revisions: a table
+    with a generated key and an index, the table renamed, then a column
+    added with a server default."""
     versions = directory / "versions"
     versions.mkdir(parents=True)
     (directory / "env.py").write_text(
@@ -80,6 +80,24 @@ def migrations(directory, table):
             """
         )
     )
+    (versions / "c3_column.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "c3"
+            down_revision = "b2"
+
+            def upgrade():
+                op.add_column("{table}_v2", sa.Column("email", sa.Text, nullable=True))
+                op.alter_column("{table}_v2", "email", server_default="none")
+
+            def downgrade():
+                op.drop_column("{table}_v2", "email")
+            """
+        )
+    )
 
 
 def test_upgrade_and_downgrade(engine, table_name, tmp_path):
@@ -93,15 +111,23 @@ def test_upgrade_and_downgrade(engine, table_name, tmp_path):
     inspector = sa.inspect(engine)
     assert inspector.has_table(f"{table_name}_v2")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(f"SELECT id, name FROM {table_name}_v2 ORDER BY id")).all()
-        assert [tuple(r) for r in rows] == [(1, "first"), (2, "second")]
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "b2"
+        rows = conn.execute(
+            sa.text(f"SELECT id, name, email FROM {table_name}_v2 ORDER BY id")
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, "first", None), (2, "second", None)]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "c3"
         # The key goes on counting.
         new_id = conn.execute(
             sa.text(f"INSERT INTO {table_name}_v2 (name) VALUES ('third') RETURNING id")
         ).scalar_one()
         assert new_id == 3
+        email = conn.execute(
+            sa.text(f"SELECT email FROM {table_name}_v2 WHERE id = 3")
+        ).scalar_one()
+        assert email == "none"
         conn.commit()
+    columns = [c["name"] for c in sa.inspect(engine).get_columns(f"{table_name}_v2")]
+    assert columns == ["id", "name", "email"]
     with engine.connect() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "base")

@@ -422,6 +422,32 @@ impl Catalog {
         built
     }
 
+    /// The managed table `table` with the columns of `schema` (its files
+    /// as they are: a column they lack reads as NULL). Not stored yet (see
+    /// [`crate::changes`]).
+    pub(crate) fn with_columns(&self, table: &Loaded, schema: SchemaRef) -> Result<Loaded> {
+        let TableKind::Managed { id, .. } = &table.entry.kind else {
+            return Err(Error::Unsupported(format!(
+                "only the columns of a table Quiver manages can change, not \"{}\"'s",
+                table.entry.name
+            )));
+        };
+        let provider = managed_table(&self.tables_dir.join(id), schema.clone(), &self.parquet)?;
+        let entry = TableEntry {
+            kind: TableKind::managed(id.clone(), &schema),
+            ..table.entry.clone()
+        };
+        let files = match &table.files {
+            Some((url, files)) => Some((url.clone(), Arc::new(files.with_schema(schema)))),
+            None => self.table_files(&entry)?,
+        };
+        Ok(Loaded {
+            entry,
+            provider: Some(provider),
+            files,
+        })
+    }
+
     /// A new external table from its planned `command`, owned by `owner`;
     /// `definition` is the statement's text, stored to rebuild the table at
     /// start-up. Not stored yet (see [`crate::changes`]).

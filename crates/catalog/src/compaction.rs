@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, new_null_array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::config::TableParquetOptions;
@@ -134,6 +134,18 @@ impl TableFiles {
             dir,
             schema,
             lock: Arc::new(RwLock::new(())),
+            running: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+        }
+    }
+
+    /// The same table's files, merged with the columns of `schema` from
+    /// now on (`ALTER TABLE`); leases on either are leases on both.
+    pub(crate) fn with_schema(&self, schema: SchemaRef) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            schema,
+            lock: self.lock.clone(),
             running: AtomicBool::new(false),
             pending: AtomicBool::new(false),
         }
@@ -256,6 +268,21 @@ impl TableFiles {
     }
 }
 
+/// Whether a Parquet file of `dir` stores a column `column` (one dropped
+/// from its table: its values stay in the files written before, which
+/// scans and merges pass over).
+pub(crate) fn stores_column(dir: &Path, column: &str) -> Result<bool> {
+    for path in crate::rewrite::parquet_files(dir)? {
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(DataFusionError::from)?;
+        if reader.schema().column_with_name(column).is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether every file `names` names is in `dir`.
 pub(crate) fn all_exist(dir: &Path, names: &[String]) -> bool {
     names.iter().all(|name| dir.join(name).is_file())
@@ -352,18 +379,16 @@ fn merge(
 
 /// `batch` with the table's schema (a file may store a column in another
 /// Arrow type that reads back as the same values, or without the table's
-/// field metadata).
+/// field metadata, and lacks the columns added after it was written,
+/// which are NULL in its rows, as scans read them).
 fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
+    let columns = schema
+        .fields()
         .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                cast(column, field.data_type())
-            }
+        .map(|field| match batch.column_by_name(field.name()) {
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => cast(column, field.data_type()),
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(DataFusionError::from)?;

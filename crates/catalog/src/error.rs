@@ -20,6 +20,12 @@ pub enum Error {
     /// `CREATE` of an unqualified name when no schema of the search path exists.
     #[error("no schema has been selected to create in")]
     NoSchemaSelected,
+    /// `ALTER TABLE ... ADD COLUMN` of a name a column has.
+    #[error("{0}")]
+    DuplicateColumn(String),
+    /// A statement naming a column the table does not have.
+    #[error("{0}")]
+    UndefinedColumn(String),
     /// `DROP VIEW` naming a view that is not there.
     #[error("view \"{0}\" does not exist")]
     ViewNotFound(String),

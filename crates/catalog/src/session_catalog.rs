@@ -782,6 +782,99 @@ impl SessionCatalog {
         .await
     }
 
+    /// `ALTER TABLE name ...` of the columns of the stored managed table
+    /// `name`: `change` makes its new columns from its present ones.
+    pub async fn alter_columns(
+        &self,
+        name: &QualifiedName,
+        change: impl FnOnce(&Schema) -> Result<Schema>,
+    ) -> Result<()> {
+        self.change(|changes| {
+            let table = self
+                .stored_in(changes, name)
+                .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+            if Relation::of(&table) != Relation::Table {
+                return Err(Error::WrongObjectType(format!(
+                    "\"{}\" is not a table",
+                    name.name
+                )));
+            }
+            let columns = provider_of(&table)?.schema();
+            let altered = self
+                .shared
+                .with_columns(&table, Arc::new(change(&columns)?))?;
+            changes.set(&self.shared, name, Some(altered));
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER TABLE name DROP [COLUMN] column` of the stored managed table
+    /// `name`, with the sequence the column owns (`SERIAL`). Its values
+    /// stay in the table's files, unread (see [`SessionCatalog::stores_column`]).
+    /// `false` when it has no such column and `if_exists` is set.
+    pub async fn drop_column(
+        &self,
+        name: &QualifiedName,
+        column: &str,
+        if_exists: bool,
+    ) -> Result<bool> {
+        self.change(|changes| {
+            let table = self
+                .stored_in(changes, name)
+                .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+            let columns = provider_of(&table)?.schema();
+            if columns.column_with_name(column).is_none() {
+                return match if_exists {
+                    true => Ok(false),
+                    false => Err(Error::UndefinedColumn(format!(
+                        "column \"{column}\" of relation \"{}\" does not exist",
+                        name.name
+                    ))),
+                };
+            }
+            if columns.fields().len() == 1 {
+                return Err(Error::Unsupported(format!(
+                    "cannot drop column \"{column}\", the last of table \"{}\": Quiver's tables have columns",
+                    name.name
+                )));
+            }
+            let kept: Vec<_> = columns
+                .fields()
+                .iter()
+                .filter(|f| f.name() != column)
+                .cloned()
+                .collect();
+            let schema = Schema::new_with_metadata(kept, columns.metadata().clone());
+            let altered = self.shared.with_columns(&table, Arc::new(schema))?;
+            for sequence in self.owned_by(changes, name) {
+                let owned = sequence
+                    .sequence()
+                    .and_then(|s| s.options.owned_by)
+                    .is_some_and(|owner| owner.column == column);
+                if owned {
+                    changes.set(&self.shared, &sequence.entry.qualified(), None);
+                }
+            }
+            changes.set(&self.shared, name, Some(altered));
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Whether the files of the stored managed table `name` still hold
+    /// values of a column `column` (one dropped: a column added under its
+    /// name would read them).
+    pub fn stores_column(&self, name: &QualifiedName, column: &str) -> Result<bool> {
+        match self
+            .stored(name)
+            .and_then(|table| self.shared.dir_of(&table))
+        {
+            Some(dir) => crate::compaction::stores_column(&dir, column),
+            None => Ok(false),
+        }
+    }
+
     /// `GRANT` (`give`) or `REVOKE` of `privileges` on the stored table
     /// `name` to or from `grantee` ([`crate::PUBLIC`]: every role).
     pub async fn set_privileges(

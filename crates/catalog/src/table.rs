@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn entries_outside_public_say_their_schema_and_older_ones_are_in_public() {
-        let old = r#"{"name":"t","kind":"view","definition":"CREATE VIEW t AS SELECT 1","created_at_ms":0}"#;
+        let old = r#"{"name":"t","kind":{"kind":"view","definition":"CREATE VIEW t AS SELECT 1"},"created_at_ms":0}"#;
         let entry: TableEntry = serde_json::from_str(old).expect("an entry from before schemas");
         assert_eq!(entry.qualified(), QualifiedName::public("t"));
         assert_eq!(entry.qualified().key(), "t");

@@ -92,6 +92,9 @@ pub enum Error {
     /// A NULL for a `NOT NULL` column: (column, table).
     #[error("null value in column \"{0}\" of relation \"{1}\" violates not-null constraint")]
     NotNullViolation(String, String),
+    /// A column that would hold NULLs made `NOT NULL` (`ALTER TABLE`).
+    #[error("{0}")]
+    NotNullViolationOfColumn(String),
     /// A function asked for what the session has not set up
     /// (`currval` before `nextval`).
     #[error("{0}")]
@@ -145,7 +148,7 @@ impl Error {
             Error::NoActiveTransaction(_) => "25P01",
             Error::UndefinedSavepoint(_) => "3B001",
             Error::ObjectNotInPrerequisiteState(_) => "55000",
-            Error::NotNullViolation(..) => "23502",
+            Error::NotNullViolation(..) | Error::NotNullViolationOfColumn(_) => "23502",
             Error::NoExecutors(_) => "57P03",
             Error::Internal(_) => "XX000",
         }
@@ -172,6 +175,8 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
     match e {
         C::TableExists(_) => "42P07",
         C::SchemaExists(_) => "42P06",
+        C::DuplicateColumn(_) => "42701",
+        C::UndefinedColumn(_) => "42703",
         C::SchemaNotFound(_) | C::NoSchemaSelected => "3F000",
         C::TableNotFound(_) | C::ViewNotFound(_) | C::SequenceNotFound(_) => "42P01",
         C::SequenceLimit(_) => "2200H",

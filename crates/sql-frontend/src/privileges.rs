@@ -174,12 +174,9 @@ impl Grant {
         grantees: &[Grantee],
     ) -> Result<Self> {
         let objects = match objects {
-            Some(GrantObjects::Tables(names)) => Objects::Tables(
-                names
-                    .iter()
-                    .map(|name| crate::names::table_reference(name))
-                    .collect(),
-            ),
+            Some(GrantObjects::Tables(names)) => {
+                Objects::Tables(names.iter().map(crate::names::table_reference).collect())
+            }
             Some(GrantObjects::AllTablesInSchema { schemas }) => {
                 Objects::AllTables(schemas.iter().map(crate::session::object_name).collect())
             }

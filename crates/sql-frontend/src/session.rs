@@ -880,35 +880,8 @@ impl Session {
         };
         // The rows come from tables the role must be allowed to read.
         self.check_privileges(&create.input)?;
-        let with_rows = !matches!(create.input.as_ref(),
-            LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
-        // The columns' types are those of the rows as they will be stored:
-        // after type coercion, which widens a UNION's first input to the
-        // others' types.
-        let state = self.ctx.state();
-        let input = state.analyzer().execute_and_check(
-            create.input.as_ref().clone(),
-            state.config_options(),
-            |_, _| {},
-        )?;
-        let mut schema = crate::sized_text::table_schema(&input, &declared.types);
-        schema = Schema::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| defaults::with_default(f.as_ref().clone(), &declared.defaults))
-                .collect::<Vec<_>>(),
-        );
-        if with_rows {
-            // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
-            schema = Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone().with_nullable(true))
-                    .collect::<Vec<_>>(),
-            );
-        }
+        let with_rows = has_rows(&create);
+        let (input, schema) = self.declared_schema(&create, &declared)?;
         let schema = Arc::new(schema);
         let created = match &stored {
             None => {
@@ -972,6 +945,37 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// The columns `create` makes, as they will be stored (see
+    /// [`Session::create_table`]), and its input after type coercion.
+    fn declared_schema(
+        &self,
+        create: &CreateMemoryTable,
+        declared: &DeclaredColumns,
+    ) -> Result<(LogicalPlan, Schema)> {
+        // The columns' types are those of the rows as they will be stored:
+        // after type coercion, which widens a UNION's first input to the
+        // others' types.
+        let state = self.ctx.state();
+        let input = state.analyzer().execute_and_check(
+            create.input.as_ref().clone(),
+            state.config_options(),
+            |_, _| {},
+        )?;
+        let schema = crate::sized_text::table_schema(&input, &declared.types);
+        // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
+        let with_rows = has_rows(create);
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| defaults::with_default(f.as_ref().clone(), &declared.defaults))
+            .map(|f| match with_rows {
+                true => f.with_nullable(true),
+                false => f,
+            })
+            .collect();
+        Ok((input, Schema::new(fields)))
     }
 
     async fn ddl(&self, ddl: DdlStatement, definition: Option<String>) -> Result<Outcome> {
@@ -1385,6 +1389,12 @@ fn count_rows(batches: &[RecordBatch]) -> u64 {
             }
         })
         .sum()
+}
+
+/// Whether `create` is `CREATE TABLE ... AS` (its rows are written too).
+fn has_rows(create: &CreateMemoryTable) -> bool {
+    !matches!(create.input.as_ref(),
+        LogicalPlan::EmptyRelation(e) if !e.produce_one_row)
 }
 
 /// What `CREATE TABLE` declares of its columns beyond their types.

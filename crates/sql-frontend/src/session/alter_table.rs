@@ -1,58 +1,281 @@
-//! `ALTER TABLE`: `RENAME TO`, as dbt renames a model's new table into
-//! place of the old one. Other forms fail with 0A000, naming the form.
+//! `ALTER TABLE`: `RENAME TO` (as dbt renames a model's new table into
+//! place of the old one), `ADD COLUMN`, `DROP COLUMN` and `ALTER COLUMN
+//! ... SET DEFAULT` / `DROP DEFAULT` (as Alembic migrations change tables
+//! and undo the changes). Other forms fail with 0A000, naming the form.
+//!
+//! A managed table's Parquet files are never rewritten by these: a column
+//! added later is missing from the files written before, and scans read
+//! it there as NULL (DataFusion's schema adaptation; compaction merges
+//! such files likewise). So a column may be added only where its value
+//! in the rows there are is NULL: without a `DEFAULT`, or to an empty
+//! table. A dropped column's values stay in the files written before,
+//! unread (and left out as compaction merges them); a column added under
+//! its name would read them, so that is refused while any file holds
+//! them. Renaming and retyping a column would need the files rewritten,
+//! and are refused.
 
-use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, RenameTableNameKind};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::TableReference;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, RenameTableNameKind,
+};
+use quiver_catalog::{COLUMN_DEFAULT, QualifiedName, TableKind, Target};
 
-use quiver_catalog::Target;
-
-use super::{Completion, Outcome, Session};
+use super::{Completion, DeclaredColumns, Outcome, Session, defaults};
 use crate::names::folded;
 use crate::{Error, Result};
 
 impl Session {
-    /// `ALTER TABLE [IF EXISTS] name RENAME TO new_name`: of the session's
-    /// temporary table of that name if there is one, as names resolve;
-    /// by the table's owner (or a superuser).
+    /// `ALTER TABLE [IF EXISTS] name operation, ...`: of the session's
+    /// temporary table of that name if there is one (only `RENAME TO`), as
+    /// names resolve; by the table's owner (or a superuser). Each operation
+    /// is stored as it is made (all at once inside a transaction block).
     pub(super) async fn alter_table(&self, alter: AlterTable) -> Result<Outcome> {
         let reference = crate::names::table_reference(&alter.name);
-        let new_name = match alter.operations.as_slice() {
-            [
-                AlterTableOperation::RenameTable {
-                    table_name: RenameTableNameKind::To(new) | RenameTableNameKind::As(new),
-                },
-            ] => match new.0.as_slice() {
-                [part] => part.as_ident().map(folded),
-                _ => None,
+        let target = self.target(&reference)?;
+        if let Target::Stored(name) = &target
+            && self.relations.entry(name).is_none()
+        {
+            if alter.if_exists {
+                return Ok(Completion::tag("ALTER TABLE")
+                    .with_notice(Some(format!(
+                        "relation \"{reference}\" does not exist, skipping"
+                    )))
+                    .into());
             }
-            .ok_or_else(|| {
-                Error::Syntax(format!(
-                    "RENAME TO takes a table name without a schema, not {new}"
-                ))
-            })?,
-            operations => {
-                let what: Vec<String> = operations.iter().map(ToString::to_string).collect();
-                return Err(Error::FeatureNotSupported(format!(
-                    "ALTER TABLE ... {} is not supported yet (only RENAME TO)",
-                    what.join(", ")
-                )));
-            }
-        };
-        let name = match self.target(&reference)? {
-            Target::Temp(name) => {
-                self.relations.rename_temp_table(&name, &new_name)?;
-                return Ok(Completion::tag("ALTER TABLE").into());
-            }
-            Target::Stored(name) => name,
-        };
-        if self.relations.entry(&name).is_none() && alter.if_exists {
-            return Ok(Completion::tag("ALTER TABLE")
-                .with_notice(Some(format!(
-                    "relation \"{reference}\" does not exist, skipping"
-                )))
-                .into());
+            return Err(Error::UndefinedTable(reference.to_string()));
         }
-        self.check_owner(&name)?;
-        self.relations.rename_table(&name, &new_name).await?;
-        Ok(Completion::tag("ALTER TABLE").into())
+        if let Target::Stored(name) = &target {
+            self.check_owner(name)?;
+        }
+        let mut notices = Vec::new();
+        for operation in &alter.operations {
+            match (operation, &target) {
+                (
+                    AlterTableOperation::RenameTable {
+                        table_name: RenameTableNameKind::To(new) | RenameTableNameKind::As(new),
+                    },
+                    target,
+                ) => {
+                    let new_name = match new.0.as_slice() {
+                        [part] => part.as_ident().map(folded),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        Error::Syntax(format!(
+                            "RENAME TO takes a table name without a schema, not {new}"
+                        ))
+                    })?;
+                    match target {
+                        Target::Temp(name) => {
+                            self.relations.rename_temp_table(name, &new_name)?;
+                        }
+                        Target::Stored(name) => {
+                            self.relations.rename_table(name, &new_name).await?
+                        }
+                    }
+                }
+                (
+                    AlterTableOperation::AddColumn {
+                        if_not_exists,
+                        column_def,
+                        ..
+                    },
+                    Target::Stored(name),
+                ) => notices.extend(self.add_column(name, column_def, *if_not_exists).await?),
+                (AlterTableOperation::AlterColumn { column_name, op }, Target::Stored(name))
+                    if matches!(
+                        op,
+                        AlterColumnOperation::SetDefault { .. } | AlterColumnOperation::DropDefault
+                    ) =>
+                {
+                    let column = folded(column_name);
+                    let default = match op {
+                        AlterColumnOperation::SetDefault { value } => Some(value.to_string()),
+                        _ => None,
+                    };
+                    self.set_default(name, &column, default).await?;
+                }
+                (
+                    AlterTableOperation::DropColumn {
+                        column_names,
+                        if_exists,
+                        ..
+                    },
+                    Target::Stored(name),
+                ) => {
+                    for column in column_names {
+                        let column = folded(column);
+                        if !self
+                            .relations
+                            .drop_column(name, &column, *if_exists)
+                            .await?
+                        {
+                            notices.push(format!(
+                                "column \"{column}\" of relation \"{}\" does not exist, skipping",
+                                name.name
+                            ));
+                        }
+                    }
+                }
+                (operation, Target::Temp(_)) => {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "ALTER TABLE ... {operation} of a temporary table is not supported yet (only RENAME TO)"
+                    )));
+                }
+                (operation, Target::Stored(_)) => {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, ADD COLUMN, DROP COLUMN and ALTER COLUMN ... SET DEFAULT / DROP DEFAULT): it would rewrite the table's files"
+                    )));
+                }
+            }
+        }
+        Ok(Completion::tag("ALTER TABLE")
+            .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
+            .into())
+    }
+
+    /// `ADD [COLUMN] [IF NOT EXISTS] column_def` to the stored table
+    /// `name`: its type, `NOT NULL` and `DEFAULT` as `CREATE TABLE` reads
+    /// them. A notice when it exists and `if_not_exists` is set.
+    async fn add_column(
+        &self,
+        name: &QualifiedName,
+        column: &ColumnDef,
+        if_not_exists: bool,
+    ) -> Result<Option<String>> {
+        let field = self.declared_field(column).await?;
+        let column_name = field.name().clone();
+        let relation = name.name.clone();
+        let present = self
+            .relations
+            .entry(name)
+            .is_some_and(|entry| match entry.kind {
+                TableKind::Managed { columns, .. } => columns.iter().any(|c| c.name == column_name),
+                _ => false,
+            });
+        if present && if_not_exists {
+            return Ok(Some(format!(
+                "column \"{column_name}\" of relation \"{relation}\" already exists, skipping"
+            )));
+        }
+        if !present && self.relations.stores_column(name, &column_name)? {
+            return Err(Error::FeatureNotSupported(format!(
+                "column \"{column_name}\" was dropped from \"{relation}\" and its values are still in the table's files: add the column under another name"
+            )));
+        }
+        // The rows there are would need a value other than NULL.
+        let default = field.metadata().contains_key(COLUMN_DEFAULT);
+        if !present && (default || !field.is_nullable()) && self.has_rows(name).await? {
+            return Err(match default {
+                true => Error::FeatureNotSupported(format!(
+                    "ALTER TABLE ... ADD COLUMN with a DEFAULT to a table with rows is not supported yet: add \"{column_name}\" without it, UPDATE its rows, then ALTER COLUMN ... SET DEFAULT"
+                )),
+                false => Error::NotNullViolationOfColumn(format!(
+                    "column \"{column_name}\" of relation \"{relation}\" contains null values"
+                )),
+            });
+        }
+        self.relations
+            .alter_columns(name, |columns| {
+                if columns.column_with_name(&column_name).is_some() {
+                    return Err(quiver_catalog::Error::DuplicateColumn(format!(
+                        "column \"{column_name}\" of relation \"{relation}\" already exists"
+                    )));
+                }
+                let mut fields: Vec<Field> = columns
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                fields.push(field.clone());
+                Ok(Schema::new_with_metadata(
+                    fields,
+                    columns.metadata().clone(),
+                ))
+            })
+            .await?;
+        Ok(None)
+    }
+
+    /// Whether the stored table `name` has a row, as the session sees it.
+    async fn has_rows(&self, name: &QualifiedName) -> Result<bool> {
+        let reference = TableReference::partial(name.schema.clone(), name.name.clone());
+        let batches = self
+            .ctx
+            .table(reference)
+            .await?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        Ok(batches.iter().any(|b| b.num_rows() > 0))
+    }
+
+    /// `ALTER [COLUMN] column SET DEFAULT expr` (`Some`) or `DROP DEFAULT`
+    /// of the stored table `name`.
+    async fn set_default(
+        &self,
+        name: &QualifiedName,
+        column: &str,
+        default: Option<String>,
+    ) -> Result<()> {
+        let relation = name.name.clone();
+        self.relations
+            .alter_columns(name, |columns| {
+                let mut found = false;
+                let fields: Vec<Field> = columns
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let mut field = f.as_ref().clone();
+                        if field.name() == column {
+                            found = true;
+                            let mut metadata = field.metadata().clone();
+                            match &default {
+                                Some(sql) => {
+                                    metadata.insert(COLUMN_DEFAULT.to_string(), sql.clone())
+                                }
+                                None => metadata.remove(COLUMN_DEFAULT),
+                            };
+                            field = field.with_metadata(metadata);
+                        }
+                        field
+                    })
+                    .collect();
+                if !found {
+                    return Err(quiver_catalog::Error::UndefinedColumn(format!(
+                        "column \"{column}\" of relation \"{relation}\" does not exist"
+                    )));
+                }
+                Ok(Schema::new_with_metadata(
+                    fields,
+                    columns.metadata().clone(),
+                ))
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The column `column` declares, as `CREATE TABLE` would make it.
+    async fn declared_field(&self, column: &ColumnDef) -> Result<Field> {
+        let sql = format!("CREATE TABLE quiver_added_column ({column})");
+        let statement = self
+            .ctx
+            .state()
+            .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
+        let mut declared = DeclaredColumns::default();
+        if let datafusion::sql::parser::Statement::Statement(s) = &statement
+            && let datafusion::sql::sqlparser::ast::Statement::CreateTable(create) = s.as_ref()
+        {
+            declared.types = crate::sized_text::declared_types(&create.columns)?;
+            declared.defaults = defaults::declared_defaults(&create.columns);
+        }
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+            return Err(Error::Internal(format!("{sql} planned as {plan}")));
+        };
+        let (_, schema) = self.declared_schema(&create, &declared)?;
+        Ok(schema.field(0).clone())
     }
 }
