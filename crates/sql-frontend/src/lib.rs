@@ -41,6 +41,7 @@ mod sizes;
 mod subquery;
 mod system;
 mod table_arguments;
+mod update_from;
 mod using_joins;
 mod window;
 

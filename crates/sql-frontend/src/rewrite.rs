@@ -56,6 +56,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 /// Applies Quiver's rewrites to `statement`.
 pub(crate) fn rewrite(statement: &mut Statement) {
     delete_using(statement);
+    crate::update_from::rewrite_update_from(statement);
     if let Statement::Truncate(truncate) = statement {
         // Quiver has no identity columns, foreign keys or inheritance
         // for these to be about.
