@@ -329,10 +329,12 @@ impl SessionCatalog {
     }
 
     /// What `schema.name` names: the session's temporary table of that
-    /// name if it is unqualified (or in `pg_temp`) and there is one, else
-    /// the stored relation [`SessionCatalog::resolve`] finds.
+    /// name if it is unqualified (or in `pg_temp`, or in `public`, whose
+    /// [`SessionSchema`] lists the session's temporary tables too) and
+    /// there is one, else the stored relation [`SessionCatalog::resolve`]
+    /// finds.
     pub fn target(&self, schema: Option<&str>, name: &str) -> Result<Target> {
-        let temp_schema = matches!(schema, None | Some("pg_temp"));
+        let temp_schema = matches!(schema, None | Some("pg_temp" | DEFAULT_SCHEMA));
         if temp_schema && self.temp.contains(name) {
             return Ok(Target::Temp(name.to_string()));
         }
