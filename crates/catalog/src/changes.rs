@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use crate::catalog::{Catalog, Loaded};
 use crate::store::{Change, SCHEMAS_CF, TABLES_CF};
 use crate::temp::{TempTable, TempTables};
-use crate::{Error, QualifiedName, Result, SchemaEntry, TableEntry};
+use crate::{DEFAULT_SCHEMA, Error, QualifiedName, Result, SchemaEntry, TableEntry};
 
 /// Changes to the stored schemas and relations, not stored yet.
 #[derive(Default)]
@@ -217,6 +217,17 @@ impl Catalog {
                 (None, Some(_)) => return Err(Error::SchemaExists(name.clone())),
                 (Some(_), None) => return Err(Error::SchemaNotFound(name.clone())),
                 _ => {}
+            }
+        }
+        // A relation made in a schema another session dropped meanwhile.
+        for (name, table) in &changes.tables {
+            let schema = &name.schema;
+            let exists = match changes.schemas.get(schema) {
+                Some(entry) => entry.is_some(),
+                None => schema == DEFAULT_SCHEMA || self.schema_entry(schema).is_some(),
+            };
+            if table.is_some() && !exists {
+                return Err(Error::SchemaNotFound(schema.clone()));
             }
         }
         for (name, found) in &changes.found {

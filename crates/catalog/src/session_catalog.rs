@@ -40,7 +40,7 @@ pub struct SessionCatalog {
     staging: Arc<Staging>,
     /// The schemas unqualified names are looked up in, in order (whether
     /// they exist or not: see [`SessionCatalog::set_search_path`]).
-    search_path: RwLock<Vec<String>>,
+    search_path: RwLock<SearchPath>,
     /// Plans the views the session reads and the defaults of the columns
     /// it writes (set once its context exists).
     planner: OnceLock<Arc<dyn RelationPlanner>>,
@@ -67,6 +67,15 @@ pub enum Target {
     Temp(String),
     /// A stored relation (one that may not exist: a `CREATE` makes it).
     Stored(QualifiedName),
+}
+
+/// A session's search path: as the parameter's text, and the schemas it
+/// names (`$user`: the session's role).
+#[derive(Debug, Default)]
+struct SearchPath {
+    text: String,
+    role: String,
+    schemas: Vec<String>,
 }
 
 /// A table's provider, and the provider of it with its defaults planned.
@@ -140,7 +149,10 @@ impl SessionCatalog {
             temp,
             shared,
             staging,
-            search_path: RwLock::new(vec![DEFAULT_SCHEMA.to_string()]),
+            search_path: RwLock::new(SearchPath {
+                schemas: vec![DEFAULT_SCHEMA.to_string()],
+                ..SearchPath::default()
+            }),
             planner: OnceLock::new(),
             with_defaults: Mutex::new(Vec::new()),
         }
@@ -269,18 +281,29 @@ impl SessionCatalog {
         })
     }
 
-    /// Unqualified names are looked up in `schemas` from now on, in order
-    /// (see [`crate::parse_search_path`]); those that do not exist are
-    /// passed over, as PostgreSQL does.
-    pub fn set_search_path(&self, schemas: Vec<String>) {
-        *self.search_path.write().unwrap_or_else(|p| p.into_inner()) = schemas;
+    /// Unqualified names are looked up in the schemas the search path
+    /// `text` names from now on, in order (see [`crate::parse_search_path`]);
+    /// those that do not exist are passed over, as PostgreSQL does.
+    pub fn set_search_path(&self, text: &str) {
+        let mut path = self.search_path.write().unwrap_or_else(|p| p.into_inner());
+        path.schemas = crate::parse_search_path(text, &path.role);
+        path.text = text.to_string();
+    }
+
+    /// The session acts as `role` from now on: `$user` on its search path
+    /// names that role's schema.
+    pub fn set_role(&self, role: &str) {
+        let mut path = self.search_path.write().unwrap_or_else(|p| p.into_inner());
+        path.role = role.to_string();
+        path.schemas = crate::parse_search_path(&path.text, role);
     }
 
     /// The schemas of the search path that exist, in order
     /// (`current_schemas(false)`).
     pub fn search_path(&self) -> Vec<String> {
         let path = self.search_path.read().unwrap_or_else(|p| p.into_inner());
-        path.iter()
+        path.schemas
+            .iter()
             .filter(|schema| self.schema_exists(schema))
             .cloned()
             .collect()
@@ -299,6 +322,8 @@ impl SessionCatalog {
     /// it was): in the first schema of the search path that has one of
     /// that name, or, if none does, the name a `CREATE` would give it.
     pub fn resolve(&self, schema: Option<&str>, name: &str) -> Result<QualifiedName> {
+        // The search path written as a schema is the search path.
+        let schema = schema.filter(|schema| *schema != crate::SEARCH_PATH);
         if let Some(schema) = schema {
             if !self.schema_exists(schema) {
                 return Err(Error::SchemaNotFound(schema.to_string()));
@@ -334,7 +359,10 @@ impl SessionCatalog {
     /// there is one, else the stored relation [`SessionCatalog::resolve`]
     /// finds.
     pub fn target(&self, schema: Option<&str>, name: &str) -> Result<Target> {
-        let temp_schema = matches!(schema, None | Some("pg_temp" | DEFAULT_SCHEMA));
+        let temp_schema = matches!(
+            schema,
+            None | Some("pg_temp" | DEFAULT_SCHEMA | crate::SEARCH_PATH)
+        );
         if temp_schema && self.temp.contains(name) {
             return Ok(Target::Temp(name.to_string()));
         }

@@ -199,7 +199,13 @@ pub(crate) fn identity_functions(user: &str) -> Vec<ScalarUDF> {
         .collect()
 }
 
-pub(crate) fn session_functions(settings: Arc<Mutex<Settings>>) -> Vec<ScalarUDF> {
+/// A hook told of each parameter `set_config` changes, with its new value.
+pub(crate) type SettingChanged = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+pub(crate) fn session_functions(
+    settings: Arc<Mutex<Settings>>,
+    changed: SettingChanged,
+) -> Vec<ScalarUDF> {
     let read = settings.clone();
     let current = move |args: &[ColumnarValue]| {
         let arrays = ColumnarValue::values_to_arrays(args)?;
@@ -232,10 +238,13 @@ pub(crate) fn session_functions(settings: Arc<Mutex<Settings>>) -> Vec<ScalarUDF
             .iter()
             .zip(arrays[1].as_string::<i32>().iter())
             .map(|(name, value)| match (name, value) {
-                (Some(name), Some(value)) => settings
-                    .set(name, value.to_string())
-                    .map(|_| Some(value.to_string()))
-                    .map_err(|e| DataFusionError::External(Box::new(e))),
+                (Some(name), Some(value)) => {
+                    settings
+                        .set(name, value.to_string())
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    changed(name, value);
+                    Ok(Some(value.to_string()))
+                }
                 _ => Ok(None),
             })
             .collect::<DfResult<StringArray>>()?;

@@ -185,8 +185,22 @@ impl Session {
         locations: Arc<ExternalLocations>,
     ) -> Self {
         relations.plan_with(Arc::new(views::SessionRelations::new(&ctx)));
-        let settings = Arc::new(Mutex::new(Settings::default()));
-        for function in crate::pg_functions::session_functions(settings.clone())
+        let settings = Settings::default();
+        if let Ok(search_path) = settings.get("search_path") {
+            relations.set_search_path(&search_path);
+        }
+        let settings = Arc::new(Mutex::new(settings));
+        // `set_config('search_path', ...)` (pg_dump's first statement)
+        // changes how names resolve, as `SET` does.
+        let session = Arc::downgrade(&relations);
+        let changed: crate::pg_functions::SettingChanged = Arc::new(move |name, value| {
+            if let Some(session) = session.upgrade()
+                && name.eq_ignore_ascii_case("search_path")
+            {
+                session.set_search_path(value);
+            }
+        });
+        for function in crate::pg_functions::session_functions(settings.clone(), changed)
             .into_iter()
             .chain(sequences::functions(&relations))
             .chain(schemas::functions(&relations))
@@ -1105,10 +1119,8 @@ impl Session {
         let parameter = match name.eq_ignore_ascii_case("all") {
             true => {
                 *self.settings() = Settings::default();
-                self.apply_search_path(
-                    &self.settings().get("search_path")?,
-                    &self.user().unwrap_or_default(),
-                );
+                let search_path = self.settings().get("search_path")?;
+                self.relations.set_search_path(&search_path);
                 None
             }
             false => self.assign(&name, None)?,
@@ -1135,7 +1147,7 @@ impl Session {
         if name.eq_ignore_ascii_case("search_path") {
             let search_path = settings.get("search_path")?;
             drop(settings);
-            self.apply_search_path(&search_path, &self.user().unwrap_or_default());
+            self.relations.set_search_path(&search_path);
         }
         Ok(parameter)
     }

@@ -52,6 +52,9 @@ const fn param(
 
 const PARAMETERS: &[Parameter] = &[
     param("application_name", String::new, true, true),
+    param("check_function_bodies", || "on".into(), true, false),
+    param("default_table_access_method", || "heap".into(), true, false),
+    param("default_tablespace", String::new, true, false),
     param("bytea_output", || "hex".into(), true, false),
     param("client_encoding", || "UTF8".into(), true, true),
     param("client_min_messages", || "notice".into(), true, false),
@@ -77,12 +80,15 @@ const PARAMETERS: &[Parameter] = &[
     param("lc_messages", || "C".into(), true, false),
     param("lock_timeout", || "0".into(), true, false),
     param("max_identifier_length", || "63".into(), false, false),
+    param("quote_all_identifiers", || "off".into(), true, false),
+    param("row_security", || "on".into(), true, false),
     param("search_path", || "\"$user\", public".into(), true, false),
     param("server_encoding", || "UTF8".into(), false, true),
     param("server_version", server_version, false, true),
     param("server_version_num", || "160006".into(), false, false),
-    param("standard_conforming_strings", || "on".into(), false, true),
+    param("standard_conforming_strings", || "on".into(), true, true),
     param("statement_timeout", || "0".into(), true, false),
+    param("synchronize_seqscans", || "on".into(), true, false),
     param("timezone", || "UTC".into(), true, true),
     param(
         "transaction_isolation",
@@ -91,6 +97,7 @@ const PARAMETERS: &[Parameter] = &[
         false,
     ),
     param("transaction_read_only", || "off".into(), false, false),
+    param("xmloption", || "content".into(), true, false),
 ];
 
 fn lookup(name: &str) -> Option<&'static Parameter> {
@@ -174,6 +181,13 @@ fn normalize(name: &str, value: String) -> Result<String> {
                 )))
             }
         }
+        // Dump scripts set it; backslashes in strings are never escapes.
+        "standard_conforming_strings" => match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok("on".to_string()),
+            _ => Err(Error::FeatureNotSupported(
+                "standard_conforming_strings cannot be turned off: Quiver's strings always conform to the standard".into(),
+            )),
+        },
         _ => Ok(value),
     }
 }

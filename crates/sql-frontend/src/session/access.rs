@@ -171,8 +171,7 @@ impl Session {
             self.ctx.register_udf(function);
         }
         // `$user` on the search path is the session's role.
-        let search_path = self.settings().get("search_path").unwrap_or_default();
-        self.apply_search_path(&search_path, user);
+        self.relations.set_role(user);
     }
 
     pub(super) fn acting(&self) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -241,9 +240,11 @@ impl Session {
         if self.is_superuser() {
             return Ok(());
         }
-        let stored = table
-            .schema()
-            .is_none_or(|schema| self.relations.schema_exists(schema));
+        // Every name DataFusion resolves in a stored schema or along the
+        // search path (written as a schema too: `"$search_path".t`).
+        let stored = table.schema().is_none_or(|schema| {
+            schema == quiver_catalog::SEARCH_PATH || self.relations.schema_exists(schema)
+        });
         if !stored {
             return Ok(());
         }

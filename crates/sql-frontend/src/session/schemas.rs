@@ -43,12 +43,18 @@ impl Session {
 
     /// `CREATE SCHEMA [IF NOT EXISTS] name [AUTHORIZATION role]` (or
     /// `CREATE SCHEMA AUTHORIZATION role`, named for the role): by a
-    /// superuser, or a role making a schema of its own.
+    /// superuser (PostgreSQL's `CREATE` on the database, which its owner
+    /// has and no one else until granted; Quiver's one database is the
+    /// superusers').
     pub(super) async fn create_schema(
         &self,
         schema: &SchemaName,
         if_not_exists: bool,
     ) -> Result<Outcome> {
+        self.require_superuser(&format!(
+            "permission denied for database {}",
+            crate::server::DATABASE
+        ))?;
         let user = self.user().unwrap_or_default();
         let (name, owner) = match schema {
             SchemaName::Simple(name) => (schema_name(name)?, user.clone()),
@@ -56,7 +62,6 @@ impl Session {
             SchemaName::NamedAuthorization(name, role) => (schema_name(name)?, role.value.clone()),
         };
         if owner != user {
-            self.require_superuser("must be able to SET ROLE of the schema's owner")?;
             if self.roles.attributes(&owner).is_none() {
                 return Err(Error::UndefinedObject(format!(
                     "role \"{owner}\" does not exist"
@@ -115,13 +120,6 @@ impl Session {
         Ok(Completion::tag("DROP SCHEMA")
             .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
             .into())
-    }
-
-    /// Unqualified names resolve along `search_path` (its text, as `SET`
-    /// stored it) from now on, `$user` standing for `user`.
-    pub(super) fn apply_search_path(&self, search_path: &str, user: &str) {
-        self.relations
-            .set_search_path(quiver_catalog::parse_search_path(search_path, user));
     }
 }
 
