@@ -58,15 +58,13 @@ impl Session {
         let user = self.user().unwrap_or_default();
         let (name, owner) = match schema {
             SchemaName::Simple(name) => (schema_name(name)?, user.clone()),
-            SchemaName::UnnamedAuthorization(role) => (role.value.clone(), role.value.clone()),
-            SchemaName::NamedAuthorization(name, role) => (schema_name(name)?, role.value.clone()),
+            SchemaName::UnnamedAuthorization(role) => (folded(role), folded(role)),
+            SchemaName::NamedAuthorization(name, role) => (schema_name(name)?, folded(role)),
         };
-        if owner != user {
-            if self.roles.attributes(&owner).is_none() {
-                return Err(Error::UndefinedObject(format!(
-                    "role \"{owner}\" does not exist"
-                )));
-            }
+        if owner != user && self.roles.attributes(&owner).is_none() {
+            return Err(Error::UndefinedObject(format!(
+                "role \"{owner}\" does not exist"
+            )));
         }
         if name.starts_with("pg_") {
             return Err(Error::ReservedName(format!(
