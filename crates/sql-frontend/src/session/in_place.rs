@@ -104,6 +104,12 @@ impl Session {
                 Err(Error::Catalog(quiver_catalog::Error::SerializationFailure(_)))
                     if attempt < ATTEMPTS && !self.staging.is_open() =>
                 {
+                    // Two statements that keep replacing each other's files
+                    // would keep doing so if both tried again at once: each
+                    // waits a random while, longer at each attempt.
+                    let jitter = uuid::Uuid::new_v4().as_u128() % 50;
+                    let wait = (attempt as u64) * 20 + jitter as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                     attempt += 1;
                 }
                 done => break done,
