@@ -187,15 +187,19 @@ pub(crate) fn folded(ident: &Ident) -> String {
     }
 }
 
+/// The parts of a dotted name as a statement writes it, each folded as
+/// PostgreSQL folds identifiers (`Analytics."T"` is `analytics`, `T`).
+pub(crate) fn folded_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|part| part.as_ident().map_or_else(|| part.to_string(), folded))
+        .collect()
+}
+
 /// A relation's name as a statement writes it, folded as PostgreSQL
 /// folds identifiers (`Analytics."T"` is `analytics.T`).
 pub(crate) fn table_reference(name: &ObjectName) -> TableReference {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|part| part.as_ident().map_or_else(|| part.to_string(), folded))
-        .collect();
-    match parts.as_slice() {
+    match folded_parts(name).as_slice() {
         [table] => TableReference::bare(table.as_str()),
         [schema, table] => TableReference::partial(schema.as_str(), table.as_str()),
         [catalog, schema, table] => {
@@ -208,11 +212,7 @@ pub(crate) fn table_reference(name: &ObjectName) -> TableReference {
 /// A role's name as PostgreSQL folds it (`CREATE ROLE Alice` makes
 /// `alice`; `"Alice"` keeps its case).
 pub(crate) fn role_name(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .map(|part| part.as_ident().map_or_else(|| part.to_string(), folded))
-        .collect::<Vec<_>>()
-        .join(".")
+    folded_parts(name).join(".")
 }
 
 /// The name of a column reference as DataFusion resolves it (unquoted

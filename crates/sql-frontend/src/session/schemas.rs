@@ -124,15 +124,7 @@ impl Session {
 /// A schema's name as a statement writes it: one identifier, or the
 /// database's name and one.
 fn schema_name(name: &ObjectName) -> Result<String> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|part| {
-            part.as_ident()
-                .map(folded)
-                .unwrap_or_else(|| part.to_string())
-        })
-        .collect();
+    let parts = crate::names::folded_parts(name);
     match parts.as_slice() {
         [schema] => Ok(schema.clone()),
         [database, schema] if database == crate::server::DATABASE => Ok(schema.clone()),

@@ -99,15 +99,7 @@ impl Session {
     /// table the session's role owns, in the schema of the sequence
     /// `sequence`.
     fn owned_by(&self, sequence: &QualifiedName, name: &ObjectName) -> Result<Option<OwnedBy>> {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|part| {
-                part.as_ident()
-                    .map(folded)
-                    .unwrap_or_else(|| part.to_string())
-            })
-            .collect();
+        let parts = crate::names::folded_parts(name);
         let (table, column) = match parts.as_slice() {
             [none] if none == "none" => return Ok(None),
             [table, column] => (table.clone(), column.clone()),
