@@ -820,21 +820,8 @@ impl SessionCatalog {
         change: impl FnOnce(&Schema) -> Result<Schema>,
     ) -> Result<()> {
         self.change(|changes| {
-            let table = self
-                .stored_in(changes, name)
-                .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-            if Relation::of(&table) != Relation::Table {
-                return Err(Error::WrongObjectType(format!(
-                    "\"{}\" is not a table",
-                    name.name
-                )));
-            }
-            let columns = provider_of(&table)?.schema();
-            let altered = self
-                .shared
-                .with_columns(&table, Arc::new(change(&columns)?))?;
-            changes.set(&self.shared, name, Some(altered));
-            Ok(())
+            self.alter_columns_in(changes, name, |columns| change(columns).map(Some))
+                .map(|_| ())
         })
         .await
     }
@@ -850,46 +837,74 @@ impl SessionCatalog {
         if_exists: bool,
     ) -> Result<bool> {
         self.change(|changes| {
-            let table = self
-                .stored_in(changes, name)
-                .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
-            let columns = provider_of(&table)?.schema();
-            if columns.column_with_name(column).is_none() {
-                return match if_exists {
-                    true => Ok(false),
-                    false => Err(Error::UndefinedColumn(format!(
-                        "column \"{column}\" of relation \"{}\" does not exist",
+            let dropped = self.alter_columns_in(changes, name, |columns| {
+                if columns.column_with_name(column).is_none() {
+                    return match if_exists {
+                        true => Ok(None),
+                        false => Err(Error::UndefinedColumn(format!(
+                            "column \"{column}\" of relation \"{}\" does not exist",
+                            name.name
+                        ))),
+                    };
+                }
+                if columns.fields().len() == 1 {
+                    return Err(Error::Unsupported(format!(
+                        "cannot drop column \"{column}\", the last of table \"{}\": Quiver's tables have columns",
                         name.name
-                    ))),
-                };
-            }
-            if columns.fields().len() == 1 {
-                return Err(Error::Unsupported(format!(
-                    "cannot drop column \"{column}\", the last of table \"{}\": Quiver's tables have columns",
-                    name.name
-                )));
-            }
-            let kept: Vec<_> = columns
-                .fields()
-                .iter()
-                .filter(|f| f.name() != column)
-                .cloned()
-                .collect();
-            let schema = Schema::new_with_metadata(kept, columns.metadata().clone());
-            let altered = self.shared.with_columns(&table, Arc::new(schema))?;
-            for sequence in self.owned_by(changes, name) {
-                let owned = sequence
-                    .sequence()
-                    .and_then(|s| s.options.owned_by)
-                    .is_some_and(|owner| owner.column == column);
-                if owned {
-                    changes.set(&self.shared, &sequence.entry.qualified(), None);
+                    )));
+                }
+                let kept: Vec<_> = columns
+                    .fields()
+                    .iter()
+                    .filter(|f| f.name() != column)
+                    .cloned()
+                    .collect();
+                Ok(Some(Schema::new_with_metadata(
+                    kept,
+                    columns.metadata().clone(),
+                )))
+            })?;
+            if dropped {
+                for sequence in self.owned_by(changes, name) {
+                    let owned = sequence
+                        .sequence()
+                        .and_then(|s| s.options.owned_by)
+                        .is_some_and(|owner| owner.column == column);
+                    if owned {
+                        changes.set(&self.shared, &sequence.entry.qualified(), None);
+                    }
                 }
             }
-            changes.set(&self.shared, name, Some(altered));
-            Ok(true)
+            Ok(dropped)
         })
         .await
+    }
+
+    /// Records in `changes` new columns of the stored managed table `name`,
+    /// which `change` makes from its present ones (`None`: it leaves them
+    /// as they are). Whether it changed them.
+    fn alter_columns_in(
+        &self,
+        changes: &mut Changes,
+        name: &QualifiedName,
+        change: impl FnOnce(&Schema) -> Result<Option<Schema>>,
+    ) -> Result<bool> {
+        let table = self
+            .stored_in(changes, name)
+            .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+        if Relation::of(&table) != Relation::Table {
+            return Err(Error::WrongObjectType(format!(
+                "\"{}\" is not a table",
+                name.name
+            )));
+        }
+        let columns = provider_of(&table)?.schema();
+        let Some(altered) = change(&columns)? else {
+            return Ok(false);
+        };
+        let altered = self.shared.with_columns(&table, Arc::new(altered))?;
+        changes.set(&self.shared, name, Some(altered));
+        Ok(true)
     }
 
     /// Whether the files of the stored managed table `name` still hold
