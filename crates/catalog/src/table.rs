@@ -220,13 +220,25 @@ impl TableEntry {
     }
 
     /// The relation as a sequence, if it is one.
-    pub(crate) fn sequence(&self) -> Option<crate::Sequence> {
+    pub fn sequence(&self) -> Option<crate::Sequence> {
         match &self.kind {
             TableKind::Sequence { id, options } => Some(crate::Sequence {
                 name: self.name.clone(),
                 id: id.clone(),
                 options: options.clone(),
             }),
+            _ => None,
+        }
+    }
+
+    /// The columns of a managed table or a view (as it was created), as
+    /// Arrow fields; `None` for other relations, and for columns stored
+    /// unreadably.
+    pub fn columns(&self) -> Option<SchemaRef> {
+        match &self.kind {
+            TableKind::Managed { columns, .. } | TableKind::View { columns, .. } => {
+                self.managed_schema(columns).ok()
+            }
             _ => None,
         }
     }

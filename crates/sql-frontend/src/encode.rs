@@ -46,7 +46,15 @@ struct ColumnStyle {
     /// A `character(n)` column: its values padded with spaces to `n`
     /// characters (see `quiver_udf_registry::SizedText`).
     padded_to: Option<usize>,
+    /// An `int2vector` or `oidvector` column (see [`VECTOR`]): written as
+    /// its numbers separated by spaces.
+    vector: bool,
 }
+
+/// The key of a list field's metadata that says it is one of PostgreSQL's
+/// vector types (`int2vector`, `oidvector`: `pg_index.indkey`), which are
+/// arrays written `1 2`, not `{1,2}` (pg_dump parses them so).
+pub(crate) const VECTOR: &str = "quiver.vector";
 
 impl RowDescription {
     /// Describes `schema`; `formats` are the result format codes a client asked
@@ -102,6 +110,7 @@ impl RowDescription {
                 padded_to: SizedText::of(field)
                     .filter(|sized| sized.padded)
                     .map(|sized| sized.length),
+                vector: field.metadata().contains_key(VECTOR),
             })
             .collect();
         Ok(Self {
@@ -305,6 +314,7 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
             text: true,
             min_scale: None,
             padded_to: None,
+            vector: false,
         })
     };
     let converted = |column: usize| {
@@ -312,6 +322,7 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
         let style = style(column);
         wire_type(data_type).is_some()
             || style.padded_to.is_some()
+            || style.text && style.vector
             || style.text
                 && matches!(
                     data_type,
@@ -352,6 +363,20 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
                     .collect(),
             ),
             (_, ColumnStyle { text: false, .. }) => None,
+            (DataType::List(_), ColumnStyle { vector: true, .. }) => {
+                let lists = array.as_list::<i32>();
+                let mut texts = Vec::with_capacity(lists.len());
+                for i in 0..lists.len() {
+                    if lists.is_null(i) {
+                        texts.push(None);
+                        continue;
+                    }
+                    let items = cast(&lists.value(i), &DataType::Utf8)?;
+                    let items: Vec<&str> = items.as_string::<i32>().iter().flatten().collect();
+                    texts.push(Some(items.join(" ")));
+                }
+                Some(texts.into_iter().collect())
+            }
             (
                 DataType::Decimal128(_, scale),
                 ColumnStyle {
@@ -412,6 +437,11 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
 /// wrong: OIDs (see [`crate::oid_types`]), `character(n)` and `character
 /// varying(n)` (which Arrow holds as plain strings).
 fn result_type(field: &Field) -> Option<pgwire::api::Type> {
+    match field.metadata().get(VECTOR).map(String::as_str) {
+        Some("int2vector") => return Some(pgwire::api::Type::INT2_VECTOR),
+        Some(_) => return Some(pgwire::api::Type::OID_VECTOR),
+        None => {}
+    }
     match SizedText::of(field) {
         Some(SizedText { padded: true, .. }) => Some(pgwire::api::Type::BPCHAR),
         Some(SizedText { padded: false, .. }) => Some(pgwire::api::Type::VARCHAR),
@@ -437,12 +467,14 @@ pub(crate) fn display_metadata(plan: &LogicalPlan, produced: Schema) -> Schema {
         .enumerate()
         .map(|(index, (field, planned))| {
             let mut field = field.as_ref().clone();
-            if let Some(scale) = planned.metadata().get(MIN_DISPLAY_SCALE)
-                && field.data_type() == planned.data_type()
-            {
-                let mut metadata = field.metadata().clone();
-                metadata.insert(MIN_DISPLAY_SCALE.to_string(), scale.clone());
-                field = field.with_metadata(metadata);
+            for key in [MIN_DISPLAY_SCALE, VECTOR] {
+                if let Some(value) = planned.metadata().get(key)
+                    && field.data_type() == planned.data_type()
+                {
+                    let mut metadata = field.metadata().clone();
+                    metadata.insert(key.to_string(), value.clone());
+                    field = field.with_metadata(metadata);
+                }
             }
             match crate::sized_text::result_type(plan, index) {
                 Some(sized) => sized.mark(field),

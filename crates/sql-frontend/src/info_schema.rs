@@ -467,14 +467,21 @@ async fn pg_relations(
 
 /// The query of a view's definition (its `CREATE VIEW` statement).
 fn view_query(definition: &str) -> Option<String> {
+    view_statement_query(definition).map(|query| query.to_string())
+}
+
+/// The query of a view's definition, parsed.
+pub(crate) fn view_statement_query(
+    definition: &str,
+) -> Option<Box<datafusion::sql::sqlparser::ast::Query>> {
     use datafusion::sql::sqlparser::ast::Statement;
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     match Parser::parse_sql(&PostgreSqlDialect {}, definition)
         .ok()?
-        .as_slice()
+        .pop()?
     {
-        [Statement::CreateView(view)] => Some(view.query.to_string()),
+        Statement::CreateView(view) => Some(view.query),
         _ => None,
     }
 }

@@ -24,6 +24,7 @@ mod parse;
 mod pg_acl;
 mod pg_functions;
 mod pg_proc;
+mod pg_relations;
 mod pg_roles;
 mod pg_semantics;
 mod plan_cache;

@@ -325,9 +325,14 @@ fn figure(expr: &Expr) -> Option<String> {
         Expr::Cast {
             expr, data_type, ..
         } => match expr.as_ref() {
-            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => {
-                return figure(expr);
-            }
+            // Named as the column (DataFusion drops a cast to the type the
+            // column has, and names the column with its table then).
+            Expr::Identifier(ident) => folded(ident),
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(last) => folded(last),
+                None => return None,
+            },
+            Expr::Function(_) => return figure(expr),
             _ => type_name(&data_type.to_string()),
         },
         Expr::Case { .. } => "case".into(),

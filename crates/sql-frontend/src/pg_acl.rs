@@ -11,7 +11,6 @@
 //! no ACL (`NULL`), but for the schema `public`, whose ACL PostgreSQL 15
 //! spells out; once it has, the owner's own item comes first.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,18 +24,22 @@ use datafusion::catalog::{Session as CatalogSession, TableProvider};
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::{ExecutionPlan, collect};
-use quiver_catalog::{
-    Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege, TableEntry, WASM_LANGUAGE,
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarUDF, Signature, SimpleScalarUDF, Volatility,
 };
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use quiver_catalog::{Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege, WASM_LANGUAGE};
 
 use crate::DATABASE;
-use crate::pg_roles::{batch_by_name, owner_name, role_oid};
+use crate::pg_roles::{DATABASE_OWNER, RoleList, batch_by_name, owner_name, role_oid};
 use crate::system::SystemRows;
 
 /// The oid of the language `wasm` in `pg_language` (and `pg_proc.prolang`).
 pub(crate) const WASM_LANGUAGE_OID: i32 = 16384;
+
+/// The oid `information_schema` has in `datafusion-pg-catalog`'s static
+/// catalogs (`pg_type`, `pg_proc`).
+const INFORMATION_SCHEMA_OID: i32 = 13283;
 
 /// The call handler `pg_language` names for `wasm`.
 const WASM_HANDLER_OID: i32 = WASM_LANGUAGE_OID + 1;
@@ -52,6 +55,11 @@ pub(crate) fn acl_items(object: &Object, acl: &Acl) -> Option<Vec<String>> {
     if acl.grants == default.grants && !matches!(object, Object::Schema(_)) {
         return None;
     }
+    Some(spelled_out(object, acl))
+}
+
+/// The ACL items of `object`, whose ACL is `acl`, the owner's first.
+fn spelled_out(object: &Object, acl: &Acl) -> Vec<String> {
     let owner = owner_name(acl);
     let letters = |privileges: &mut dyn Iterator<Item = &Privilege>| -> String {
         privileges.map(|p| p.letter()).collect()
@@ -65,7 +73,48 @@ pub(crate) fn acl_items(object: &Object, acl: &Acl) -> Option<Vec<String>> {
         let granted = letters(&mut privileges.iter());
         items.push(format!("{grantee}={granted}/{owner}"));
     }
-    Some(items)
+    items
+}
+
+/// `acldefault(kind, owner)`: the ACL an object of `kind` (`r` a table,
+/// `n` a schema, `f` a function, `l` a language, ...) owned by the role
+/// with oid `owner` has before any `GRANT` or `REVOKE`, as Quiver grants
+/// (pg_dump writes the difference from it as `GRANT`s and `REVOKE`s).
+/// Kinds of object Quiver has no privileges on have PostgreSQL's.
+pub(crate) fn acldefault(roles: RoleList) -> ScalarUDF {
+    let udf = move |args: &[ColumnarValue]| -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let kinds = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let owners = datafusion::arrow::compute::cast(&arrays[1], &DataType::Int32)?;
+        let listed = roles.list();
+        let items = kinds
+            .as_string::<i32>()
+            .iter()
+            .zip(owners.as_primitive::<datafusion::arrow::datatypes::Int32Type>())
+            .map(|(kind, owner)| {
+                let owner = roles.name_of(owner?, &listed);
+                let object = match kind? {
+                    "r" => Object::Table(String::new()),
+                    "n" => Object::Schema(String::new()),
+                    "f" => Object::Function(String::new()),
+                    "l" => Object::Language(String::new()),
+                    "s" => return Some(vec![format!("{owner}=rwU/{owner}")]),
+                    "T" => return Some(vec![format!("=U/{owner}"), format!("{owner}=U/{owner}")]),
+                    "F" | "S" => return Some(vec![format!("{owner}=U/{owner}")]),
+                    _ => return Some(vec![]),
+                };
+                let acl = object.default_acl(Some(&owner));
+                Some(spelled_out(&object, &acl))
+            })
+            .collect::<Vec<_>>();
+        Ok(ColumnarValue::Array(acl_column(items.into_iter())))
+    };
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "acldefault",
+        Signature::any(2, Volatility::Stable),
+        acl_type(),
+        Arc::new(udf),
+    ))
 }
 
 /// A column of ACLs (`aclitem[]`, as lists of text).
@@ -116,8 +165,6 @@ fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
 /// What a [`Privileged`] table shows of the catalog's owners and ACLs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Amendment {
-    /// `pg_class`: each stored table's owner and ACL.
-    Class,
     /// `pg_namespace`: the schema `public`'s.
     Namespace,
     /// `pg_language`: the language `wasm`, a row of its own.
@@ -128,7 +175,6 @@ impl Amendment {
     /// The ACL column it fills in.
     fn acl_column(self) -> &'static str {
         match self {
-            Amendment::Class => "relacl",
             Amendment::Namespace => "nspacl",
             Amendment::Language => "lanacl",
         }
@@ -177,32 +223,6 @@ impl Privileged {
     fn amend(&self, batch: RecordBatch) -> DfResult<RecordBatch> {
         let catalog = &self.catalog;
         match self.amendment {
-            Amendment::Class => {
-                // By name alone (the row's namespace is an OID of
-                // datafusion-pg-catalog's): where schemas share a name,
-                // `public`'s relation is taken.
-                let mut by_name: HashMap<String, TableEntry> = HashMap::new();
-                for entry in catalog.entries() {
-                    if entry.schema == DEFAULT_SCHEMA || !by_name.contains_key(&entry.name) {
-                        by_name.insert(entry.name.clone(), entry);
-                    }
-                }
-                let entries: Vec<_> = texts(&batch, "relname")
-                    .into_iter()
-                    .map(|name| name.and_then(|n| by_name.get(n).cloned()))
-                    .collect();
-                let acls = entries.iter().map(|entry| {
-                    let entry = entry.as_ref()?;
-                    acl_items(&Object::Table(entry.name.clone()), &entry.acl)
-                });
-                let batch = with_column(&batch, "relacl", acl_column(acls))?;
-                let owners = owners_where(&batch, "relowner", |i| {
-                    entries[i]
-                        .as_ref()
-                        .map(|entry| owner_name(&entry.acl).to_string())
-                });
-                with_column(&batch, "relowner", owners)
-            }
             Amendment::Namespace => {
                 // The stored schemas' (the others are Quiver's own).
                 let schemas: Vec<Option<(Object, Acl)>> = texts(&batch, "nspname")
@@ -222,11 +242,26 @@ impl Privileged {
                     acl_items(schema, acl)
                 });
                 let batch = with_column(&batch, "nspacl", acl_column(acls))?;
-                let owners = owners_where(&batch, "nspowner", |i| {
-                    let (_, acl) = schemas[i].as_ref()?;
-                    Some(owner_name(acl).to_string())
+                let owners = owners_where(&batch, "nspowner", |i| match &schemas[i] {
+                    Some((_, acl)) => Some(owner_name(acl).to_string()),
+                    None => Some(DATABASE_OWNER.to_string()),
                 });
-                with_column(&batch, "nspowner", owners)
+                let batch = with_column(&batch, "nspowner", owners)?;
+                // PostgreSQL's `information_schema`, which the static
+                // catalogs' rows name by this oid.
+                let row = batch_by_name(&batch.schema(), 1, |name| match name {
+                    "oid" => Some(Arc::new(Int32Array::from_iter_values([
+                        INFORMATION_SCHEMA_OID,
+                    ]))),
+                    "nspname" => Some(Arc::new(StringArray::from_iter_values([
+                        "information_schema",
+                    ]))),
+                    "nspowner" => Some(Arc::new(Int32Array::from_iter_values([role_oid(
+                        DATABASE_OWNER,
+                    )]))),
+                    _ => None,
+                })?;
+                Ok(concat_batches(&batch.schema(), &[batch, row])?)
             }
             Amendment::Language => {
                 // PostgreSQL's languages: no ACLs (the inner `lanacl`, of

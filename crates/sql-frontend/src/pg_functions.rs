@@ -66,6 +66,37 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
         Arc::new(parse_ident_udf),
     )));
+    // `pg_get_expr(expr, relation [, pretty])`: Quiver's catalogs hold
+    // expressions (`pg_attrdef.adbin`) as PostgreSQL's text already
+    // (`datafusion-pg-catalog`'s gives '').
+    ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "pg_get_expr",
+        Signature::one_of(
+            vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+            Volatility::Stable,
+        ),
+        DataType::Utf8,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let texts = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+            Ok(ColumnarValue::Array(texts))
+        }),
+    )));
+    ctx.register_udf(create_udf(
+        "quote_literal",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let quoted: StringArray = arrays[0]
+                .as_string::<i32>()
+                .iter()
+                .map(|text| text.map(quiver_udf_registry::quote_literal))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(quoted) as ArrayRef))
+        }),
+    ));
     ctx.register_udf(create_udf(
         "to_regtype",
         vec![DataType::Utf8],
@@ -85,8 +116,8 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
     ));
     // Nor comments on objects, nor SQL-standard function bodies.
     for (name, arities) in [
-        ("pg_get_indexdef", &[1, 3][..]),
-        ("pg_get_constraintdef", &[1, 2]),
+        ("pg_get_constraintdef", &[1, 2][..]),
+        ("pg_get_triggerdef", &[1, 2]),
         ("obj_description", &[1, 2]),
         ("pg_get_function_sqlbody", &[1]),
     ] {

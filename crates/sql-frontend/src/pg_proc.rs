@@ -34,6 +34,7 @@ use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Object};
 
 use crate::auth::Roles;
 use crate::pg_acl::{Amendment, Privileged, WASM_LANGUAGE_OID, acl_items};
+use crate::pg_relations::{Listing, RelationTable, Sources};
 use crate::pg_roles::{PgAuthMembers, PgRoles, RoleList, owner_name, pg_get_userbyid, role_oid};
 use crate::system::SystemTable;
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, SqlType};
@@ -61,7 +62,17 @@ pub(crate) fn install(
             roles: RoleList::new(roles.clone(), tables.clone()),
         }),
     )?;
-    ctx.register_udf(pg_get_userbyid(RoleList::new(roles, tables)));
+    ctx.register_udf(pg_get_userbyid(RoleList::new(
+        roles.clone(),
+        tables.clone(),
+    )));
+    ctx.register_udf(crate::pg_acl::acldefault(RoleList::new(
+        roles,
+        tables.clone(),
+    )));
+    for function in crate::pg_relations::functions(tables) {
+        ctx.register_udf(function);
+    }
 
     ctx.register_udf(create_udf(
         "pg_function_is_visible",
@@ -140,58 +151,192 @@ struct PgCatalogWithFunctions {
     roles: RoleList,
 }
 
+impl PgCatalogWithFunctions {
+    /// `datafusion-pg-catalog`'s table `name`, as it lists it.
+    async fn inner_table(&self, name: &str) -> DfResult<Arc<dyn TableProvider>> {
+        let table = self.inner.table(name).await?;
+        table.ok_or_else(|| DataFusionError::Configuration(format!("no pg_catalog.{name}")))
+    }
+}
+
+/// The columns of `datafusion-pg-catalog`'s table `table` that are NULL
+/// in Quiver, in PostgreSQL's types where its are others: arrays it gives
+/// as text (privileges, options, roles, attribute numbers), and functions it
+/// names (`regproc`) which queries cast to `oid` (pg_dump: `amhandler::oid`;
+/// see also `crate::rewrite`).
+/// These tables are empty or about PostgreSQL's own objects, which have
+/// no privileges, options or handlers for these to be about.
+fn null_columns(table: &str) -> impl Iterator<Item = (&'static str, ScalarValue)> {
+    let list = |item: DataType| {
+        ScalarValue::try_from(DataType::new_list(item, true)).unwrap_or(ScalarValue::Null)
+    };
+    let oid = || ScalarValue::Int32(None);
+    let columns: Vec<(&'static str, ScalarValue)> = match table {
+        "pg_am" => vec![("amhandler", oid())],
+        "pg_ts_parser" => [
+            "prsstart",
+            "prstoken",
+            "prsend",
+            "prsheadline",
+            "prslextype",
+        ]
+        .into_iter()
+        .map(|c| (c, oid()))
+        .collect(),
+        "pg_ts_template" => vec![("tmplinit", oid()), ("tmpllexize", oid())],
+        "pg_init_privs" => vec![("initprivs", list(DataType::Utf8))],
+        "pg_event_trigger" => vec![("evttags", list(DataType::Utf8))],
+        "pg_policy" => vec![("polroles", list(DataType::Int32))],
+        "pg_publication_rel" => vec![("prattrs", list(DataType::Int16))],
+        "pg_foreign_data_wrapper" => vec![
+            ("fdwhandler", oid()),
+            ("fdwvalidator", oid()),
+            ("fdwacl", list(DataType::Utf8)),
+            ("fdwoptions", list(DataType::Utf8)),
+        ],
+        "pg_foreign_server" => vec![
+            ("srvacl", list(DataType::Utf8)),
+            ("srvoptions", list(DataType::Utf8)),
+        ],
+        "pg_default_acl" => vec![("defaclacl", list(DataType::Utf8))],
+        "pg_type" => vec![("typacl", list(DataType::Utf8))],
+        _ => vec![],
+    };
+    columns.into_iter()
+}
+
+/// The catalog tables PostgreSQL has and `datafusion-pg-catalog` lacks.
+pub(crate) const MISSING_TABLES: [&str; 2] = ["pg_transform", "pg_seclabels"];
+
+/// A catalog table PostgreSQL has and `datafusion-pg-catalog` lacks, empty
+/// in Quiver too: `pg_transform`, and the view `pg_seclabels`.
+fn missing_table(name: &str) -> DfResult<Arc<dyn TableProvider>> {
+    let oid = |name: &str| Field::new(name, DataType::Int32, true);
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let fields = match name {
+        "pg_transform" => vec![
+            oid("oid"),
+            oid("trftype"),
+            oid("trflang"),
+            oid("trffromsql"),
+            oid("trftosql"),
+        ],
+        _ => vec![
+            oid("objoid"),
+            oid("classoid"),
+            oid("objsubid"),
+            text("objtype"),
+            oid("objnamespace"),
+            text("objname"),
+            text("provider"),
+            text("label"),
+        ],
+    };
+    Ok(Arc::new(MemTable::try_new(
+        Arc::new(Schema::new(fields)),
+        vec![vec![]],
+    )?))
+}
+
 #[async_trait]
 impl SchemaProvider for PgCatalogWithFunctions {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.extend(MISSING_TABLES.iter().map(|name| name.to_string()));
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let table = self.inner.table(name).await?;
-        match (name, table) {
-            ("pg_proc", Some(table)) => Ok(Some(Arc::new(PgProc {
+        let table = match self.inner.table(name).await? {
+            Some(table) => table,
+            None if MISSING_TABLES.contains(&name) => missing_table(name)?,
+            None => return Ok(None),
+        };
+        let sources = Sources {
+            classes: self.inner_table("pg_class").await?,
+            namespaces: self.inner_table("pg_namespace").await?,
+            catalog: self.catalog.clone(),
+        };
+        let relations = |table: Arc<dyn TableProvider>, listing| -> DfResult<_> {
+            Ok(
+                Arc::new(RelationTable::new(table, listing, sources.clone()))
+                    as Arc<dyn TableProvider>,
+            )
+        };
+        let table = match name {
+            "pg_proc" => Arc::new(PgProc {
                 // Privileges: NULL for PostgreSQL's functions.
-                inner: Arc::new(WithNullColumns::new(table, &["proacl"])),
+                inner: Arc::new(WithConstantColumns::nulls(table, &["proacl"])),
                 namespaces: self.inner.table("pg_namespace").await?,
                 registry: self.registry.clone(),
                 catalog: self.catalog.clone(),
-            }))),
-            ("pg_index" | "pg_constraint", Some(table)) => Ok(Some(none_with_arrays(table)?)),
-            // Storage options: none in Quiver; owners and privileges:
-            // filled in.
-            ("pg_class", Some(table)) => Ok(Some(Arc::new(Privileged::new(
-                Arc::new(WithNullColumns::new(table, &["relacl", "reloptions"])),
-                Amendment::Class,
-                self.catalog.clone(),
-            )))),
-            ("pg_namespace", Some(table)) => Ok(Some(Arc::new(Privileged::new(
+            }),
+            "pg_constraint" => none_with_arrays(table)?,
+            // Rules: none in Quiver (its views are no rules); the static
+            // catalog's are about PostgreSQL's views, which it lacks.
+            "pg_rewrite" => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
+            "pg_am"
+            | "pg_ts_parser"
+            | "pg_ts_template"
+            | "pg_init_privs"
+            | "pg_event_trigger"
+            | "pg_policy"
+            | "pg_publication_rel"
+            | "pg_foreign_data_wrapper"
+            | "pg_foreign_server"
+            | "pg_default_acl"
+            | "pg_type" => Arc::new(WithConstantColumns::new(
+                table,
+                null_columns(name).collect(),
+            )),
+            "pg_index" => relations(none_with_arrays(table)?, Listing::Index)?,
+            // Storage options: none in Quiver.
+            "pg_class" => relations(
+                Arc::new(WithConstantColumns::nulls(table, &["relacl", "reloptions"])),
+                Listing::Class,
+            )?,
+            "pg_attrdef" => relations(table, Listing::Attrdef)?,
+            "pg_sequence" => relations(table, Listing::Sequence)?,
+            "pg_depend" => relations(table, Listing::Depend)?,
+            "pg_namespace" => Arc::new(Privileged::new(
                 table,
                 Amendment::Namespace,
                 self.catalog.clone(),
-            )))),
-            ("pg_language", Some(table)) => Ok(Some(Arc::new(Privileged::new(
+            )),
+            "pg_language" => Arc::new(Privileged::new(
                 table,
                 Amendment::Language,
                 self.catalog.clone(),
-            )))),
-            ("pg_roles", Some(table)) => Ok(Some(Arc::new(SystemTable(PgRoles {
+            )),
+            "pg_roles" => Arc::new(SystemTable(PgRoles {
                 schema: table.schema(),
                 roles: self.roles.clone(),
-            })))),
-            ("pg_auth_members", Some(table)) => Ok(Some(Arc::new(SystemTable(PgAuthMembers {
+            })),
+            "pg_auth_members" => Arc::new(SystemTable(PgAuthMembers {
                 schema: table.schema(),
                 roles: self.roles.clone(),
-            })))),
+            })),
             // Column privileges: none in Quiver.
-            ("pg_attribute", Some(table)) => {
-                Ok(Some(Arc::new(WithNullColumns::new(table, &["attacl"]))))
-            }
-            (_, table) => Ok(table),
-        }
+            "pg_attribute" => relations(
+                Arc::new(WithConstantColumns::nulls(
+                    table,
+                    &["attacl", "attoptions", "attfdwoptions"],
+                )),
+                Listing::Attribute,
+            )?,
+            _ => table,
+        };
+        // Each row of a catalog table says which it is in (pg_dump reads it).
+        Ok(Some(match crate::pg_relations::catalog_table_oid(name) {
+            Some(oid) if table.schema().index_of("tableoid").is_err() => Arc::new(
+                WithConstantColumns::new(table, vec![("tableoid", ScalarValue::Int32(Some(oid)))]),
+            ),
+            _ => table,
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        self.inner.table_exist(name) || MISSING_TABLES.contains(&name)
     }
 }
 
@@ -221,8 +366,15 @@ fn none_with_arrays(table: Arc<dyn TableProvider>) -> DfResult<Arc<dyn TableProv
         .iter()
         .map(
             |field| match ARRAYS.iter().find(|(name, _)| field.name() == name) {
-                Some((_, item)) => {
-                    Field::new(field.name(), DataType::new_list(item.clone(), true), true)
+                Some((name, item)) => {
+                    let field =
+                        Field::new(field.name(), DataType::new_list(item.clone(), true), true);
+                    // `pg_index`'s vectors (its other arrays are arrays).
+                    match *name {
+                        "indkey" | "indoption" => field.with_metadata(vector("int2vector")),
+                        "indcollation" | "indclass" => field.with_metadata(vector("oidvector")),
+                        _ => field,
+                    }
                 }
                 None => field.as_ref().clone(),
             },
@@ -234,50 +386,70 @@ fn none_with_arrays(table: Arc<dyn TableProvider>) -> DfResult<Arc<dyn TableProv
     )?))
 }
 
-/// A `pg_catalog` table with text-array columns `datafusion-pg-catalog`
-/// leaves out (PostgreSQL's clients select them), all NULL.
-#[derive(Debug)]
-struct WithNullColumns {
-    inner: Arc<dyn TableProvider>,
-    schema: SchemaRef,
-    /// The columns that are null.
-    nulls: Vec<String>,
+fn vector(kind: &str) -> std::collections::HashMap<String, String> {
+    [(crate::encode::VECTOR.to_string(), kind.to_string())].into()
 }
 
-impl WithNullColumns {
-    /// `inner` with the columns `names` as null lists of text: in its place
-    /// if `inner` has such a column (of another type), else at the end.
-    fn new(inner: Arc<dyn TableProvider>, names: &[&str]) -> Self {
-        let list = |name: &str| {
-            Arc::new(Field::new(
-                name,
-                DataType::new_list(DataType::Utf8, true),
-                true,
-            ))
+/// A `pg_catalog` table with columns of one value each that
+/// `datafusion-pg-catalog` leaves out or types otherwise: text-array
+/// columns PostgreSQL's clients select, all NULL, and `tableoid`.
+#[derive(Debug)]
+struct WithConstantColumns {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+    /// The columns of one value, and their values.
+    constants: Vec<(String, ScalarValue)>,
+}
+
+impl WithConstantColumns {
+    /// `inner` with the columns `constants`: in its place if `inner` has
+    /// such a column (of another type), else at the end.
+    fn new(inner: Arc<dyn TableProvider>, constants: Vec<(&str, ScalarValue)>) -> Self {
+        let field = |name: &str, value: &ScalarValue| {
+            Arc::new(Field::new(name, value.data_type(), value.is_null()))
         };
         let inner_schema = inner.schema();
-        let replaced = inner_schema.fields().iter().map(|field| {
-            if names.contains(&field.name().as_str()) {
-                list(field.name())
-            } else {
-                field.clone()
+        let replaced = inner_schema.fields().iter().map(|existing| {
+            match constants.iter().find(|(name, _)| name == existing.name()) {
+                Some((name, value)) => field(name, value),
+                None => existing.clone(),
             }
         });
-        let extra = names
+        let extra = constants
             .iter()
-            .filter(|name| inner_schema.index_of(name).is_err())
-            .map(|name| list(name));
+            .filter(|(name, _)| inner_schema.index_of(name).is_err())
+            .map(|(name, value)| field(name, value));
         let fields: Vec<_> = replaced.chain(extra).collect();
         Self {
             inner,
             schema: Arc::new(Schema::new(fields)),
-            nulls: names.iter().map(|name| name.to_string()).collect(),
+            constants: constants
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
         }
+    }
+
+    /// `inner` with the columns `names` as null lists of text.
+    fn nulls(inner: Arc<dyn TableProvider>, names: &[&str]) -> Self {
+        let list = DataType::new_list(DataType::Utf8, true);
+        let null = ScalarValue::try_from(&list).expect("a list has a null");
+        Self::new(
+            inner,
+            names.iter().map(|name| (*name, null.clone())).collect(),
+        )
+    }
+
+    fn constant(&self, name: &str) -> Option<&ScalarValue> {
+        self.constants
+            .iter()
+            .find(|(constant, _)| constant == name)
+            .map(|(_, value)| value)
     }
 }
 
 #[async_trait]
-impl TableProvider for WithNullColumns {
+impl TableProvider for WithConstantColumns {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -301,7 +473,7 @@ impl TableProvider for WithNullColumns {
         let from_inner: Vec<usize> = wanted
             .iter()
             .copied()
-            .filter(|&i| i < known && !self.nulls.contains(self.schema.field(i).name()))
+            .filter(|&i| i < known && self.constant(self.schema.field(i).name()).is_none())
             .collect();
         let input = self
             .inner
@@ -311,7 +483,10 @@ impl TableProvider for WithNullColumns {
             let field = self.schema.field(i);
             let expr: Arc<dyn PhysicalExpr> = match from_inner.iter().position(|&j| j == i) {
                 Some(position) => Arc::new(Column::new(field.name(), position)),
-                None => Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?)),
+                None => Arc::new(Literal::new(match self.constant(field.name()) {
+                    Some(value) => value.clone(),
+                    None => ScalarValue::try_from(field.data_type())?,
+                })),
             };
             Ok(ProjectionExpr::new(expr, field.name()))
         });

@@ -6,8 +6,9 @@
 //! role the same one. Objects no role owns (the schema `public`,
 //! the language `wasm`, tables made before tables had owners) belong to the
 //! superusers: they show as owned by `pg_database_owner`, as PostgreSQL
-//! 15's `public` schema does, and so do PostgreSQL's own objects (owner
-//! oid 10 in the static catalogs). Under trust authentication, a user name
+//! 15's `public` schema does, and so do PostgreSQL's own objects: their
+//! owner in the static catalogs, oid 10, is `pg_database_owner`'s oid here
+//! (pg_dump looks every owner up in `pg_roles`). Under trust authentication, a user name
 //! no role has logs in as a superuser; those that own objects are listed
 //! as superusers too.
 
@@ -43,7 +44,8 @@ const FIRST_NORMAL_OID: i32 = 16384;
 /// one derived from the name.
 pub(crate) fn role_oid(name: &str) -> i32 {
     match name {
-        DATABASE_OWNER => 6171,
+        // PostgreSQL's own objects' owner in the static catalogs.
+        DATABASE_OWNER => BOOTSTRAP_OID,
         READ_SERVER_FILES => 4569,
         WRITE_SERVER_FILES => 4570,
         _ => {
@@ -72,7 +74,7 @@ impl RoleList {
         Self { roles, catalog }
     }
 
-    fn list(&self) -> Vec<ListedRole> {
+    pub(crate) fn list(&self) -> Vec<ListedRole> {
         let mut listed: BTreeMap<String, ListedRole> = self
             .roles
             .list()
@@ -111,10 +113,7 @@ impl RoleList {
     }
 
     /// The name of the role with `oid`, as `pg_get_userbyid` gives it.
-    fn name_of(&self, oid: i32, listed: &[ListedRole]) -> String {
-        if oid == BOOTSTRAP_OID {
-            return DATABASE_OWNER.to_string();
-        }
+    pub(crate) fn name_of(&self, oid: i32, listed: &[ListedRole]) -> String {
         listed
             .iter()
             .find(|role| role_oid(&role.name) == oid)
@@ -247,7 +246,7 @@ mod tests {
     #[test]
     fn role_oids_are_stable_and_above_postgresql_own() {
         assert_eq!(role_oid(READ_SERVER_FILES), 4569);
-        assert_eq!(role_oid(DATABASE_OWNER), 6171);
+        assert_eq!(role_oid(DATABASE_OWNER), BOOTSTRAP_OID);
         let alice = role_oid("alice");
         assert_eq!(alice, role_oid("alice"));
         assert!(alice >= FIRST_NORMAL_OID);

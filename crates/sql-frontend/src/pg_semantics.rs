@@ -10,7 +10,8 @@
 //! - an integer literal too big for `bigint` is `numeric`, not a float
 //!   that drops digits;
 //! - `ROLLUP`/`CUBE` that repeat a key are spelled out as the grouping sets
-//!   they mean (DataFusion refused the repeated column).
+//!   they mean (DataFusion refused the repeated column);
+//! - `CAST(x AS "char")` is a cast to `text` (DataFusion has no such type).
 
 use std::ops::ControlFlow;
 
@@ -26,6 +27,22 @@ use crate::rewrite::parse_expr;
 /// Applies the rewrites of the module docs to `statement`.
 pub(crate) fn rewrite(statement: &mut Statement) {
     let _ = statement.visit(&mut PostgresMeaning);
+}
+
+/// Whether `data_type` is PostgreSQL's one-byte `"char"` (the type of the
+/// catalogs' kind columns, `relkind`), which Quiver's catalogs hold as
+/// text.
+fn is_single_char(data_type: &DataType) -> bool {
+    let DataType::Custom(name, args) = data_type else {
+        return false;
+    };
+    let parts: Vec<_> = name.0.iter().filter_map(ObjectNamePart::as_ident).collect();
+    let last = match parts.as_slice() {
+        [last] => last,
+        [schema, last] if schema.value.eq_ignore_ascii_case("pg_catalog") => last,
+        _ => return false,
+    };
+    args.is_empty() && last.value == "char" && last.quote_style == Some('"')
 }
 
 struct PostgresMeaning;
@@ -50,6 +67,11 @@ impl VisitorMut for PostgresMeaning {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Cast { data_type, .. } = expr
+            && is_single_char(data_type)
+        {
+            *data_type = DataType::Text;
+        }
         let rewritten = match expr {
             Expr::Cast {
                 expr: inner,

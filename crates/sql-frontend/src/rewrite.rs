@@ -36,7 +36,10 @@
 //! - In a query of the system catalogs, `typreceive != 0` (a `regproc`
 //!   column compared with the OID 0: no function) becomes `typreceive <>
 //!   '-'`: the catalogs hold such columns as the text PostgreSQL prints,
-//!   `-` for none (ADBC's PostgreSQL driver asks so at connection).
+//!   `-` for none (ADBC's PostgreSQL driver asks so at connection); its
+//!   cast to `oid` is NULL (pg_dump reads `oprcode::oid`), and
+//!   `pg_options_to_table(...)` a table of no rows (Quiver's objects have
+//!   no options).
 //! - In a query of the system catalogs, a correlated scalar subquery over a
 //!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
 //!   query, and the one clients send (asyncpg's type introspection) walks a
@@ -46,9 +49,10 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FromTable, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut,
-    Visitor, VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
+    AccessExpr, BinaryOperator, DataType, Expr, FromTable, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
+    Subscript, TableAlias, TableAliasColumnDef, TableFactor, Value, Visit, VisitMut, Visitor,
+    VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -70,7 +74,8 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
     if reads_system_catalog(statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
-        let _ = statement.visit(&mut NoFunction);
+        let _ = statement.visit(&mut NothingToCompute);
+        let _ = statement.visit(&mut CatalogForms);
     }
     // Merged columns first: `ROLLUP (c, l.c)` repeats a key once `c` is
     // `l.c`, which PostgreSQL's forms then spell out.
@@ -146,31 +151,173 @@ const REGPROC_COLUMNS: &[&str] = &[
     "oprcode",
 ];
 
-/// Compares `regproc` columns with `'-'` where a query compares them with
-/// the OID 0 (see the module docs).
-struct NoFunction;
+/// `e` if it is a text literal of an array (`'{}'`, `'{0}'`), as an array.
+fn array_literal(e: &Expr) -> Option<Expr> {
+    let Expr::Value(value) = e else {
+        return None;
+    };
+    let Value::SingleQuotedString(text) = &value.value else {
+        return None;
+    };
+    let items = text.strip_prefix('{')?.strip_suffix('}')?;
+    if items.is_empty() {
+        // The empty ACL (of `aclitem[]`, which Quiver holds as text).
+        return parse_expr("acldefault('-', 0)");
+    }
+    let numbers = items
+        .split(',')
+        .all(|item| item.trim().parse::<i64>().is_ok());
+    numbers.then(|| parse_expr(&format!("make_array({items})")))?
+}
 
-impl VisitorMut for NoFunction {
+/// Whether `e` calls the function `name`.
+fn is_call(e: &Expr, name: &str) -> bool {
+    matches!(e, Expr::Function(f) if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case(name)))
+}
+
+/// Whether `e` is a `regproc` column.
+fn regproc_column(e: &Expr) -> bool {
+    let name = match e {
+        Expr::Identifier(ident) => ident,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(last) => last,
+            None => return false,
+        },
+        _ => return false,
+    };
+    REGPROC_COLUMNS.contains(&name.value.to_ascii_lowercase().as_str())
+}
+
+/// Compares `regproc` columns with `'-'` where a query compares them with
+/// the OID 0, and takes their cast to `oid` as NULL (see the module docs);
+/// `pg_options_to_table(...)` is a table of no rows.
+struct CatalogForms;
+
+impl VisitorMut for CatalogForms {
     type Break = ();
 
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // Catalog tables the compatibility parser does not know are in
+        // `pg_catalog` (which PostgreSQL searches first).
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = factor
+            && let [ObjectNamePart::Identifier(table)] = name.0.as_slice()
+            && crate::pg_proc::MISSING_TABLES.contains(&table.value.as_str())
+        {
+            name.0
+                .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+        }
+        // DataFusion's `generate_series` takes constants only: bounds
+        // computed from a row are the catalogs' vectors, NULL in Quiver
+        // (pg_dump: `generate_series(0, array_upper(prattrs, 1))`).
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } = factor
+            && name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|ident| ident.value.eq_ignore_ascii_case("generate_series"))
+        {
+            for arg in &mut args.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) = arg
+                    && !matches!(expr, Expr::Value(_))
+                {
+                    *expr = Expr::Value(Value::Null.into());
+                }
+            }
+        }
+        // Quiver's objects have no options.
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            alias,
+            ..
+        } = factor
+            && name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|ident| ident.value.eq_ignore_ascii_case("pg_options_to_table"))
+            && let Some(subquery) = parse_query(
+                "SELECT CAST(NULL AS text) AS option_name, CAST(NULL AS text) AS option_value \
+                 WHERE false",
+            )
+        {
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(subquery),
+                alias: alias.take(),
+                sample: None,
+            };
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `typname[0]`: a `name`'s first character.
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr
+            && let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_slice()
+            && matches!(index, Expr::Value(v) if v.value == Value::Number("0".into(), false))
+            && matches!(root.as_ref(), Expr::Identifier(i) if i.value == "typname")
+            && let Some(first) = parse_expr(&format!("substr({root}, 1, 1)"))
+        {
+            *expr = first;
+            return ControlFlow::Continue(());
+        }
+        // An array written as text beside an array: `polroles = '{0}'`,
+        // `CASE ... THEN acldefault(...) ELSE '{}' END`.
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = expr
+            && matches!(
+                left.as_ref(),
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+            )
+            && let Some(array) = array_literal(right)
+        {
+            **right = array;
+        }
+        if let Expr::Case {
+            conditions,
+            else_result: Some(else_result),
+            ..
+        } = expr
+            && conditions
+                .iter()
+                .any(|when| is_call(&when.result, "acldefault"))
+            && let Some(array) = array_literal(else_result)
+        {
+            **else_result = array;
+        }
+        // A function named in a catalog, as its oid: none.
+        if let Expr::Cast {
+            expr: inner,
+            data_type: DataType::Custom(type_name, _),
+            ..
+        } = expr
+            && regproc_column(inner)
+            && type_name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|ident| ident.value.eq_ignore_ascii_case("oid"))
+        {
+            **inner = Expr::Value(Value::Null.into());
+            return ControlFlow::Continue(());
+        }
         let Expr::BinaryOp { left, op, right } = expr else {
             return ControlFlow::Continue(());
         };
         if !matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
             return ControlFlow::Continue(());
         }
-        let regproc = |e: &Expr| {
-            let name = match e {
-                Expr::Identifier(ident) => ident,
-                Expr::CompoundIdentifier(parts) => match parts.last() {
-                    Some(last) => last,
-                    None => return false,
-                },
-                _ => return false,
-            };
-            REGPROC_COLUMNS.contains(&name.value.to_ascii_lowercase().as_str())
-        };
+        let regproc = regproc_column;
         let zero =
             |e: &Expr| matches!(e, Expr::Value(v) if v.value == Value::Number("0".into(), false));
         let none = Expr::Value(Value::SingleQuotedString("-".into()).into());
@@ -181,6 +328,58 @@ impl VisitorMut for NoFunction {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Catalog tables that are always empty in Quiver, which has no event
+/// triggers, row security policies or publications.
+const EMPTY_CATALOGS: [&str; 3] = ["pg_event_trigger", "pg_policy", "pg_publication_rel"];
+
+/// Replaces the subqueries in the select list of a query of one of
+/// [`EMPTY_CATALOGS`] with NULL: there is no row to compute them for, and
+/// DataFusion cannot plan those clients send, which unnest a column of the
+/// outer row (pg_dump's `array(select quote_literal(x) from unnest(evttags))`).
+struct NothingToCompute;
+
+impl VisitorMut for NothingToCompute {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let empty = |factor: &TableFactor| {
+            matches!(factor, TableFactor::Table { name, .. }
+                if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| EMPTY_CATALOGS.contains(&i.value.as_str())))
+        };
+        let reads_empty = select.from.iter().any(|from| {
+            empty(&from.relation) || from.joins.iter().any(|join| empty(&join.relation))
+        });
+        if !reads_empty {
+            return ControlFlow::Continue(());
+        }
+        for item in &mut select.projection {
+            let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
+            else {
+                continue;
+            };
+            let _ = visit_expressions_mut(expr, |e: &mut Expr| {
+                if matches!(e, Expr::Subquery(_) | Expr::Function(_) if has_subquery(e)) {
+                    *e = Expr::Value(Value::Null.into());
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether `e` is or holds a subquery.
+fn has_subquery(e: &Expr) -> bool {
+    visit_expressions(e, |e: &Expr| match e {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// Replaces each correlated scalar subquery over a recursive CTE with NULL
@@ -530,6 +729,14 @@ fn subquery_membership(expr: &Expr) -> Option<Expr> {
         subquery: subquery.clone(),
         negated,
     })
+}
+
+fn parse_query(sql: &str) -> Option<Query> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_query())
+        .ok()
+        .map(|query| *query)
 }
 
 pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {

@@ -411,6 +411,7 @@ impl Session {
                     })
                     .into())
                 }
+                Statement::Lock(lock) => self.lock_tables(&lock),
                 Statement::ShowVariable { variable } => self.show(variable).await,
                 Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
                     self.truncate_tables(truncate).await
@@ -530,6 +531,25 @@ impl Session {
             _ => return Ok(None),
         };
         Ok(Some(completion.into()))
+    }
+
+    /// `LOCK TABLE`, which clients take to read tables as of one moment
+    /// (pg_dump): in a transaction block, of tables that exist and that
+    /// the session's role may read. A block reads its tables as they were
+    /// when it first read them, and Quiver's writers never block readers,
+    /// so there is nothing to hold.
+    fn lock_tables(&self, lock: &datafusion::sql::sqlparser::ast::Lock) -> Result<Outcome> {
+        self.block().savepoints("LOCK TABLE")?;
+        for target in &lock.tables {
+            let reference = crate::names::table_reference(&target.name);
+            if let Target::Stored(name) = self.target(&reference)?
+                && self.relations.entry(&name).is_none()
+            {
+                return Err(Error::UndefinedTable(target.name.to_string()));
+            }
+            self.check_table(&reference, Privilege::Select)?;
+        }
+        Ok(Completion::tag("LOCK TABLE").into())
     }
 
     fn block(&self) -> std::sync::MutexGuard<'_, Block> {

@@ -358,7 +358,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// `text` as PostgreSQL's `quote_literal` writes it: in single quotes, an
 /// `E` before them when it has a backslash.
-fn quote_literal(text: &str) -> String {
+pub fn quote_literal(text: &str) -> String {
     let quoted = text.replace('\'', "''");
     match text.contains('\\') {
         true => format!("E'{}'", quoted.replace('\\', "\\\\")),

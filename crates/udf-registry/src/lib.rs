@@ -35,7 +35,7 @@ pub use codec::{Codecs, QuiverLogicalCodec, QuiverPhysicalCodec};
 pub use definition::{Abi, Folded, FunctionDef, Kind, Limits, TableColumn, Volatility};
 pub use error::{Error, Result};
 pub use folded::{FoldedAggregateUdf, FoldedParts};
-pub use format::{FORMAT_ERROR, Format, NULL_IDENTIFIER, quote_ident};
+pub use format::{FORMAT_ERROR, Format, NULL_IDENTIFIER, quote_ident, quote_literal};
 pub use function::{Accumulator, TableRows, WasmFunction};
 pub use json::JsonBuildObject;
 pub use loader::FunctionLoader;

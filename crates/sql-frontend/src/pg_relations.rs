@@ -1,0 +1,883 @@
+//! Quiver's stored relations in `pg_catalog` as PostgreSQL lists them, for
+//! psql's `\d`, `\ds` and `\di` and for pg_dump:
+//!
+//! - Oids. `datafusion-pg-catalog` numbers the tables and views DataFusion
+//!   sees with a counter of its own, afresh in every process. Here a stored
+//!   relation's oid is derived from what it is (its files' directory, its
+//!   counter, else its name), so every catalog table gives it the same one,
+//!   a function can find it from the catalog alone, and it stays across
+//!   restarts. PostgreSQL's catalog tables have PostgreSQL's oids
+//!   (`'pg_class'::regclass` is 1259), and every row of one of them has
+//!   that oid as its `tableoid`.
+//! - `pg_class`: each stored relation's owner and privileges, whether it
+//!   has indexes; sequences (`relkind` `S`) and indexes (`i`), which
+//!   DataFusion does not list, are added.
+//! - `pg_attribute`: the columns' types with their modifiers
+//!   (`character varying(10)`, `numeric(10,2)`) and whether they have a
+//!   default.
+//! - `pg_attrdef` (the defaults), `pg_index`, `pg_sequence`, and in
+//!   `pg_depend` the sequence a column owns and the relations a view reads.
+//! - `pg_get_indexdef`, `pg_get_viewdef`, and the defaults `pg_get_expr`
+//!   gives: their statements and expressions name relations with their
+//!   schemas, as PostgreSQL's do under pg_dump's empty search path.
+//!
+//! Views name their tables (see the README): a view's dependencies and
+//! its query here are its tables as found from the view's own schema, then
+//! `public`.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::catalog::{Session as CatalogSession, TableProvider};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart, visit_relations_mut};
+use quiver_catalog::{COLUMN_DEFAULT, Catalog, Object, TableEntry, TableKind};
+
+use crate::pg_acl::{acl_column, acl_items};
+use crate::pg_roles::{DATABASE_OWNER, owner_name, role_oid};
+
+/// `pg_class`'s own oid: the `classid` of a relation in `pg_depend`.
+const PG_CLASS: i32 = 1259;
+
+/// The access method of Quiver's indexes, as PostgreSQL's default.
+const BTREE: i32 = 403;
+
+/// PostgreSQL's catalog tables and their oids.
+const CATALOG_TABLES: &[(&str, i32)] = &[
+    ("pg_aggregate", 2600),
+    ("pg_am", 2601),
+    ("pg_amop", 2602),
+    ("pg_amproc", 2603),
+    ("pg_attrdef", 2604),
+    ("pg_attribute", 1249),
+    ("pg_auth_members", 1261),
+    ("pg_authid", 1260),
+    ("pg_cast", 2605),
+    ("pg_class", PG_CLASS),
+    ("pg_collation", 3456),
+    ("pg_constraint", 2606),
+    ("pg_conversion", 2607),
+    ("pg_database", 1262),
+    ("pg_db_role_setting", 2964),
+    ("pg_default_acl", 826),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_enum", 3501),
+    ("pg_event_trigger", 3466),
+    ("pg_extension", 3079),
+    ("pg_foreign_data_wrapper", 2328),
+    ("pg_foreign_server", 1417),
+    ("pg_foreign_table", 3118),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_init_privs", 3394),
+    ("pg_language", 2612),
+    ("pg_largeobject", 2613),
+    ("pg_largeobject_metadata", 2995),
+    ("pg_namespace", 2615),
+    ("pg_opclass", 2616),
+    ("pg_operator", 2617),
+    ("pg_opfamily", 2753),
+    ("pg_partitioned_table", 3350),
+    ("pg_policy", 3256),
+    ("pg_proc", 1255),
+    ("pg_publication", 6104),
+    ("pg_publication_namespace", 6237),
+    ("pg_publication_rel", 6106),
+    ("pg_range", 3541),
+    ("pg_replication_origin", 6000),
+    ("pg_rewrite", 2618),
+    ("pg_seclabel", 3596),
+    ("pg_sequence", 2224),
+    ("pg_shdepend", 1214),
+    ("pg_shdescription", 2396),
+    ("pg_shseclabel", 3592),
+    ("pg_statistic", 2619),
+    ("pg_statistic_ext", 3381),
+    ("pg_statistic_ext_data", 3429),
+    ("pg_subscription", 6100),
+    ("pg_subscription_rel", 6102),
+    ("pg_tablespace", 1213),
+    ("pg_transform", 3576),
+    ("pg_trigger", 2620),
+    ("pg_ts_config", 3602),
+    ("pg_ts_config_map", 3603),
+    ("pg_ts_dict", 3600),
+    ("pg_ts_parser", 3601),
+    ("pg_ts_template", 3764),
+    ("pg_type", 1247),
+    ("pg_user_mapping", 1418),
+];
+
+/// The oid of PostgreSQL's catalog table `name` (in `pg_catalog`).
+pub(crate) fn catalog_table_oid(name: &str) -> Option<i32> {
+    CATALOG_TABLES
+        .iter()
+        .find(|(table, _)| *table == name)
+        .map(|(_, oid)| *oid)
+}
+
+/// An oid derived from `parts`, in a range of its own: above the counter
+/// `datafusion-pg-catalog` numbers from, below the Wasm functions'.
+fn derived_oid(parts: &[&str]) -> i32 {
+    let mut hasher = DefaultHasher::new();
+    parts.hash(&mut hasher);
+    (1 << 29) | (hasher.finish() as i32 & 0x0fff_ffff)
+}
+
+/// A stored relation's oid.
+pub(crate) fn relation_oid(entry: &TableEntry) -> i32 {
+    match &entry.kind {
+        TableKind::Managed { id, .. } => derived_oid(&["table", id]),
+        TableKind::Sequence { id, .. } => derived_oid(&["sequence", id]),
+        _ => derived_oid(&["relation", &entry.schema, &entry.name]),
+    }
+}
+
+/// The oid of the index `name` on `entry`.
+fn index_oid(entry: &TableEntry, name: &str) -> i32 {
+    derived_oid(&["index", &relation_oid(entry).to_string(), name])
+}
+
+/// A column's `DEFAULT` as PostgreSQL stores it: a sequence it counts is
+/// named with its schema, as a `regclass` (`nextval('public.t_id_seq'::regclass)`).
+fn stored_default(sql: &str, schema: &str) -> String {
+    let sequence = sql.strip_prefix("nextval('").and_then(|rest| {
+        rest.strip_suffix("')")
+            .or_else(|| rest.strip_suffix("'::regclass)"))
+    });
+    match sequence {
+        Some(sequence) if !sequence.contains('\'') => {
+            let qualified = match sequence.contains('.') {
+                true => sequence.to_string(),
+                false => format!("{schema}.{sequence}"),
+            };
+            format!("nextval('{qualified}'::regclass)")
+        }
+        _ => sql.to_string(),
+    }
+}
+
+/// The type oid and modifier PostgreSQL gives a column of `field`, where
+/// they say more than `datafusion-pg-catalog`'s (a length, a precision).
+fn type_with_modifier(field: &Field) -> Option<(i32, i32)> {
+    if let Some(sized) = quiver_udf_registry::SizedText::of(field) {
+        let oid = if sized.padded { 1042 } else { 1043 };
+        return Some((oid, i32::try_from(sized.length).ok()? + 4));
+    }
+    match field.data_type() {
+        DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
+            let modifier = (i32::from(*precision) << 16) | (i32::from(*scale) & 0xffff);
+            Some((1700, modifier + 4))
+        }
+        _ => None,
+    }
+}
+
+/// The relation a view's query names as `name` (written without a
+/// schema): in the view's schema, else in `public`.
+fn view_reads<'a>(
+    entries: &'a [TableEntry],
+    view: &TableEntry,
+    name: &ObjectName,
+) -> Option<&'a TableEntry> {
+    let parts = crate::names::folded_parts(name);
+    let candidates: Vec<(String, String)> = match parts.as_slice() {
+        [name] => [view.schema.as_str(), quiver_catalog::DEFAULT_SCHEMA]
+            .iter()
+            .map(|schema| (schema.to_string(), name.clone()))
+            .collect(),
+        [schema, name] => vec![(schema.clone(), name.clone())],
+        [_, schema, name] => vec![(schema.clone(), name.clone())],
+        _ => vec![],
+    };
+    candidates.iter().find_map(|(schema, name)| {
+        entries
+            .iter()
+            .find(|entry| &entry.schema == schema && &entry.name == name)
+    })
+}
+
+/// A view's query with each relation it reads named with its schema,
+/// as `pg_get_viewdef` gives it.
+fn view_definition(entries: &[TableEntry], view: &TableEntry) -> Option<String> {
+    let TableKind::View { definition, .. } = &view.kind else {
+        return None;
+    };
+    let mut query = crate::info_schema::view_statement_query(definition)?;
+    let _ = visit_relations_mut(&mut query, |name| {
+        if let Some(read) = view_reads(entries, view, name) {
+            *name = ObjectName(vec![
+                ObjectNamePart::Identifier(ident(&read.schema)),
+                ObjectNamePart::Identifier(ident(&read.name)),
+            ]);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    Some(format!(" {query};"))
+}
+
+/// `name` as an identifier, quoted where PostgreSQL would quote it.
+fn ident(name: &str) -> Ident {
+    let quoted = quiver_udf_registry::quote_ident(name);
+    match quoted.starts_with('"') {
+        true => Ident::with_quote('"', name),
+        false => Ident::new(name),
+    }
+}
+
+/// The `CREATE INDEX` statement of the index `index` on `entry`, as
+/// `pg_get_indexdef` gives it.
+fn index_definition(entry: &TableEntry, index: &quiver_catalog::IndexEntry) -> String {
+    use quiver_udf_registry::quote_ident;
+    let columns = entry.columns();
+    let keys: Vec<String> = index
+        .keys
+        .iter()
+        .map(|key| {
+            let is_column = columns
+                .as_ref()
+                .is_some_and(|c| c.field_with_name(key).is_ok());
+            match is_column {
+                true => quote_ident(key),
+                false => format!("({key})"),
+            }
+        })
+        .collect();
+    format!(
+        "CREATE INDEX {} ON {}.{} USING btree ({})",
+        quote_ident(&index.name),
+        quote_ident(&entry.schema),
+        quote_ident(&entry.name),
+        keys.join(", ")
+    )
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])` and `pg_get_viewdef(oid [,
+/// pretty])` over the stored relations of `catalog`.
+pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::ScalarUDF> {
+    use datafusion::logical_expr::{
+        ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
+    };
+    let describe = |name: &str,
+                    arities: &[usize],
+                    text: fn(&[TableEntry], i32) -> Option<String>,
+                    catalog: Arc<Catalog>| {
+        let signature = Signature::one_of(
+            arities.iter().map(|&n| TypeSignature::Any(n)).collect(),
+            Volatility::Stable,
+        );
+        ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+            name,
+            signature,
+            DataType::Utf8,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let oids =
+                    datafusion::arrow::compute::cast(&args[0].to_array(1)?, &DataType::Int32)?;
+                let entries = catalog.entries();
+                let texts: datafusion::arrow::array::StringArray = oids
+                    .as_primitive::<Int32Type>()
+                    .iter()
+                    .map(|oid| text(&entries, oid?))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(texts)))
+            }),
+        ))
+    };
+    vec![
+        describe(
+            "pg_get_indexdef",
+            &[1, 3],
+            |entries, oid| {
+                entries.iter().find_map(|entry| {
+                    let index = entry
+                        .indexes
+                        .iter()
+                        .find(|index| index_oid(entry, &index.name) == oid)?;
+                    Some(index_definition(entry, index))
+                })
+            },
+            catalog.clone(),
+        ),
+        describe(
+            "pg_get_viewdef",
+            &[1, 2],
+            |entries, oid| {
+                let view = entries.iter().find(|entry| relation_oid(entry) == oid)?;
+                view_definition(entries, view)
+            },
+            catalog,
+        ),
+    ]
+}
+
+/// Which `pg_catalog` table a [`RelationTable`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listing {
+    Class,
+    Attribute,
+    Attrdef,
+    Index,
+    Sequence,
+    Depend,
+}
+
+/// What the tables of this module read besides the catalog:
+/// `datafusion-pg-catalog`'s `pg_class` and `pg_namespace`, for the oids
+/// it gave.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    pub(crate) classes: Arc<dyn TableProvider>,
+    pub(crate) namespaces: Arc<dyn TableProvider>,
+    pub(crate) catalog: Arc<Catalog>,
+}
+
+/// The stored relations as one scan of a catalog table sees them.
+struct Relations {
+    entries: Vec<TableEntry>,
+    /// Each schema's oid, by name.
+    namespaces: HashMap<String, i32>,
+    /// `datafusion-pg-catalog`'s oid of a relation, and its oid here.
+    renumbered: HashMap<i32, i32>,
+    /// `datafusion-pg-catalog`'s oid of a stored relation, and its entry.
+    stored: HashMap<i32, usize>,
+}
+
+impl Relations {
+    async fn load(state: &dyn CatalogSession, sources: &Sources) -> DfResult<Self> {
+        let entries = sources.catalog.entries();
+        let namespaces_batch = read_whole(&sources.namespaces, state).await?;
+        let namespaces: HashMap<String, i32> = texts(&namespaces_batch, "nspname")
+            .into_iter()
+            .zip(ints(&namespaces_batch, "oid"))
+            .filter_map(|(name, oid)| Some((name?.to_string(), oid?)))
+            .collect();
+        let names: HashMap<i32, &str> = namespaces
+            .iter()
+            .map(|(name, oid)| (*oid, name.as_str()))
+            .collect();
+        let classes = read_whole(&sources.classes, state).await?;
+        let mut renumbered = HashMap::new();
+        let mut stored = HashMap::new();
+        let rows = texts(&classes, "relname")
+            .into_iter()
+            .zip(ints(&classes, "oid"))
+            .zip(ints(&classes, "relnamespace"));
+        for ((name, oid), namespace) in rows {
+            let (Some(name), Some(oid), Some(namespace)) = (name, oid, namespace) else {
+                continue;
+            };
+            let Some(schema) = names.get(&namespace) else {
+                continue;
+            };
+            if *schema == "pg_catalog"
+                && let Some(catalog_oid) = catalog_table_oid(name)
+            {
+                renumbered.insert(oid, catalog_oid);
+            } else if let Some(position) = entries
+                .iter()
+                .position(|entry| entry.schema == *schema && entry.name == name)
+            {
+                renumbered.insert(oid, relation_oid(&entries[position]));
+                stored.insert(oid, position);
+            }
+        }
+        Ok(Self {
+            entries,
+            namespaces,
+            renumbered,
+            stored,
+        })
+    }
+
+    fn entry_of(&self, oid: Option<i32>) -> Option<&TableEntry> {
+        self.stored.get(&oid?).map(|&i| &self.entries[i])
+    }
+
+    fn renumber(&self, oids: &[Option<i32>]) -> Vec<ScalarValue> {
+        oids.iter()
+            .map(|oid| ScalarValue::Int32(oid.map(|o| *self.renumbered.get(&o).unwrap_or(&o))))
+            .collect()
+    }
+
+    fn namespace(&self, entry: &TableEntry) -> ScalarValue {
+        ScalarValue::Int32(self.namespaces.get(&entry.schema).copied())
+    }
+}
+
+/// A `pg_catalog` table of `datafusion-pg-catalog`'s, read whole, with
+/// Quiver's relations as PostgreSQL lists them (every column nullable).
+#[derive(Debug)]
+pub(crate) struct RelationTable {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+    listing: Listing,
+    sources: Sources,
+}
+
+impl RelationTable {
+    pub(crate) fn new(inner: Arc<dyn TableProvider>, listing: Listing, sources: Sources) -> Self {
+        let fields: Vec<Field> = inner
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone().with_nullable(true))
+            .collect();
+        Self {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+            listing,
+            sources,
+        }
+    }
+
+    /// The rows Quiver adds.
+    fn added(&self, relations: &Relations) -> Vec<Row> {
+        let entries = &relations.entries;
+        let int = |v: i32| ScalarValue::Int32(Some(v));
+        let int16 = |v: usize| ScalarValue::Int16(i16::try_from(v).ok());
+        let text = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
+        let flag = |v: bool| ScalarValue::Boolean(Some(v));
+        let mut rows = Vec::new();
+        for entry in entries {
+            let oid = relation_oid(entry);
+            let columns = entry.columns();
+            let attnum = |name: &str| columns.as_ref().and_then(|c| c.index_of(name).ok());
+            match self.listing {
+                Listing::Class => {
+                    let owner = int(role_oid(owner_name(&entry.acl)));
+                    let class = |oid: i32, name: &str, kind: &str, natts: usize| -> Row {
+                        vec![
+                            ("oid", int(oid)),
+                            ("relname", text(name)),
+                            ("relnamespace", relations.namespace(entry)),
+                            ("relowner", owner.clone()),
+                            ("relkind", text(kind)),
+                            ("relnatts", int16(natts)),
+                            ("relpersistence", text("p")),
+                            ("relam", int(if kind == "i" { BTREE } else { 0 })),
+                            ("relpages", int(0)),
+                            ("reltuples", ScalarValue::Float64(Some(-1.0))),
+                            ("relreplident", text("n")),
+                            ("relispopulated", flag(true)),
+                        ]
+                    };
+                    if entry.sequence().is_some() {
+                        rows.push(class(oid, &entry.name, "S", 3));
+                    }
+                    for index in &entry.indexes {
+                        let oid = index_oid(entry, &index.name);
+                        rows.push(class(oid, &index.name, "i", index.keys.len()));
+                    }
+                }
+                Listing::Attrdef => {
+                    for (position, field) in
+                        columns.iter().flat_map(|c| c.fields().iter()).enumerate()
+                    {
+                        let Some(sql) = field.metadata().get(COLUMN_DEFAULT) else {
+                            continue;
+                        };
+                        let adnum = (position + 1).to_string();
+                        rows.push(vec![
+                            (
+                                "oid",
+                                int(derived_oid(&["default", &oid.to_string(), &adnum])),
+                            ),
+                            ("adrelid", int(oid)),
+                            ("adnum", int16(position + 1)),
+                            ("adbin", text(&stored_default(sql, &entry.schema))),
+                        ]);
+                    }
+                }
+                Listing::Index => {
+                    for index in &entry.indexes {
+                        let keys: Vec<ScalarValue> = index
+                            .keys
+                            .iter()
+                            .map(|key| int16(attnum(key).map_or(0, |i| i + 1)))
+                            .collect();
+                        let zeros = |item: DataType| {
+                            let values: Vec<ScalarValue> = index
+                                .keys
+                                .iter()
+                                .map(|_| ScalarValue::Int32(Some(0)))
+                                .collect();
+                            list(&values, &item)
+                        };
+                        let expressions: Vec<&String> = index
+                            .keys
+                            .iter()
+                            .filter(|key| attnum(key).is_none())
+                            .collect();
+                        rows.push(vec![
+                            ("indexrelid", int(index_oid(entry, &index.name))),
+                            ("indrelid", int(oid)),
+                            ("indnatts", int16(index.keys.len())),
+                            ("indnkeyatts", int16(index.keys.len())),
+                            ("indisunique", flag(false)),
+                            ("indnullsnotdistinct", flag(false)),
+                            ("indisprimary", flag(false)),
+                            ("indisexclusion", flag(false)),
+                            ("indimmediate", flag(true)),
+                            ("indisclustered", flag(false)),
+                            ("indisvalid", flag(true)),
+                            ("indcheckxmin", flag(false)),
+                            ("indisready", flag(true)),
+                            ("indislive", flag(true)),
+                            ("indisreplident", flag(false)),
+                            ("indkey", list(&keys, &DataType::Int16)),
+                            ("indcollation", zeros(DataType::Int32)),
+                            ("indclass", zeros(DataType::Int32)),
+                            ("indoption", zeros(DataType::Int16)),
+                            (
+                                "indexprs",
+                                match expressions.is_empty() {
+                                    true => ScalarValue::Utf8(None),
+                                    false => text(
+                                        &expressions
+                                            .iter()
+                                            .map(|e| e.as_str())
+                                            .collect::<Vec<_>>()
+                                            .join(", "),
+                                    ),
+                                },
+                            ),
+                        ]);
+                    }
+                }
+                Listing::Sequence => {
+                    let Some(sequence) = entry.sequence() else {
+                        continue;
+                    };
+                    let options = &sequence.options;
+                    let type_oid = match options.data_type.name() {
+                        "smallint" => 21,
+                        "integer" => 23,
+                        _ => 20,
+                    };
+                    let long = |v: i64| ScalarValue::Int64(Some(v));
+                    rows.push(vec![
+                        ("seqrelid", int(oid)),
+                        ("seqtypid", int(type_oid)),
+                        ("seqstart", long(options.start)),
+                        ("seqincrement", long(options.increment)),
+                        ("seqmax", long(options.max)),
+                        ("seqmin", long(options.min)),
+                        ("seqcache", long(1)),
+                        ("seqcycle", flag(options.cycle)),
+                    ]);
+                }
+                Listing::Depend => {
+                    let depend = |refobjid: i32, refobjsubid: usize, deptype: &str| -> Row {
+                        vec![
+                            ("classid", int(PG_CLASS)),
+                            ("objid", int(oid)),
+                            ("objsubid", int(0)),
+                            ("refclassid", int(PG_CLASS)),
+                            ("refobjid", int(refobjid)),
+                            ("refobjsubid", int(refobjsubid as i32)),
+                            ("deptype", text(deptype)),
+                        ]
+                    };
+                    if let Some(owned_by) = entry.sequence().and_then(|s| s.options.owned_by) {
+                        let owner = entries.iter().find(|table| {
+                            table.schema == entry.schema && table.name == owned_by.table
+                        });
+                        if let Some(owner) = owner {
+                            let attnum = owner
+                                .columns()
+                                .and_then(|c| c.index_of(&owned_by.column).ok())
+                                .map_or(0, |i| i + 1);
+                            rows.push(depend(relation_oid(owner), attnum, "a"));
+                        }
+                    }
+                    if let TableKind::View { definition, .. } = &entry.kind
+                        && let Some(mut query) =
+                            crate::info_schema::view_statement_query(definition)
+                    {
+                        let mut read = Vec::new();
+                        let _ = visit_relations_mut(&mut query, |name| {
+                            if let Some(table) = view_reads(entries, entry, name) {
+                                read.push(relation_oid(table));
+                            }
+                            std::ops::ControlFlow::<()>::Continue(())
+                        });
+                        read.sort_unstable();
+                        read.dedup();
+                        rows.extend(read.into_iter().map(|table| depend(table, 0, "n")));
+                    }
+                }
+                Listing::Attribute => {}
+            }
+        }
+        rows
+    }
+
+    /// The inner rows, as PostgreSQL lists them.
+    fn amended(&self, batch: &RecordBatch, relations: &Relations) -> DfResult<RecordBatch> {
+        let rows = batch.num_rows();
+        let mut columns: HashMap<&str, Vec<ScalarValue>> = HashMap::new();
+        match self.listing {
+            Listing::Class => {
+                let oids = ints(batch, "oid");
+                let entries: Vec<_> = oids.iter().map(|oid| relations.entry_of(*oid)).collect();
+                columns.insert("oid", relations.renumber(&oids));
+                let owners = ints(batch, "relowner");
+                columns.insert(
+                    "relowner",
+                    entries
+                        .iter()
+                        .zip(owners)
+                        .map(|(entry, owner)| {
+                            // `datafusion-pg-catalog` says 0 for its own
+                            // tables': PostgreSQL's, the superusers'.
+                            let owner = match entry {
+                                Some(entry) => owner_name(&entry.acl),
+                                None if owner.is_none_or(|o| o == 0) => DATABASE_OWNER,
+                                None => return ScalarValue::Int32(owner),
+                            };
+                            ScalarValue::Int32(Some(role_oid(owner)))
+                        })
+                        .collect(),
+                );
+                let has_index = bools(batch, "relhasindex");
+                columns.insert(
+                    "relhasindex",
+                    entries
+                        .iter()
+                        .zip(has_index)
+                        .map(|(entry, has)| {
+                            ScalarValue::Boolean(match entry {
+                                Some(entry) => Some(!entry.indexes.is_empty()),
+                                None => has,
+                            })
+                        })
+                        .collect(),
+                );
+                let acls = acl_column(entries.iter().map(|entry| {
+                    let entry = entry.as_ref()?;
+                    acl_items(&Object::Table(entry.qualified().to_string()), &entry.acl)
+                }));
+                let acls = (0..rows)
+                    .map(|i| ScalarValue::try_from_array(&acls, i))
+                    .collect::<DfResult<_>>()?;
+                columns.insert("relacl", acls);
+            }
+            Listing::Attribute => {
+                let relids = ints(batch, "attrelid");
+                let numbers = ints(batch, "attnum");
+                let mut types = ints(batch, "atttypid");
+                let mut modifiers = ints(batch, "atttypmod");
+                let mut defaults = bools(batch, "atthasdef");
+                let mut schemas: HashMap<i32, Option<SchemaRef>> = HashMap::new();
+                for i in 0..rows {
+                    let (Some(relid), Some(number)) = (relids[i], numbers[i]) else {
+                        continue;
+                    };
+                    let Some(entry) = relations.entry_of(Some(relid)) else {
+                        continue;
+                    };
+                    let schema = schemas.entry(relid).or_insert_with(|| entry.columns());
+                    let field = schema.as_ref().and_then(|s| {
+                        let position = usize::try_from(number).ok()?.checked_sub(1)?;
+                        s.fields().get(position).cloned()
+                    });
+                    let Some(field) = field else {
+                        continue;
+                    };
+                    if let Some((oid, modifier)) = type_with_modifier(&field) {
+                        types[i] = Some(oid);
+                        modifiers[i] = Some(modifier);
+                    }
+                    defaults[i] = Some(field.metadata().contains_key(COLUMN_DEFAULT));
+                }
+                columns.insert("attrelid", relations.renumber(&relids));
+                columns.insert(
+                    "atttypid",
+                    types.into_iter().map(ScalarValue::Int32).collect(),
+                );
+                columns.insert(
+                    "atttypmod",
+                    modifiers.into_iter().map(ScalarValue::Int32).collect(),
+                );
+                columns.insert(
+                    "atthasdef",
+                    defaults.into_iter().map(ScalarValue::Boolean).collect(),
+                );
+            }
+            // PostgreSQL's own rows, about its catalogs, with the oids
+            // those have here.
+            Listing::Depend => {
+                for column in ["objid", "refobjid"] {
+                    columns.insert(column, relations.renumber(&ints(batch, column)));
+                }
+            }
+            // `datafusion-pg-catalog`'s rows are about its objects, which
+            // Quiver does not list.
+            Listing::Attrdef | Listing::Index | Listing::Sequence => {
+                return Ok(RecordBatch::new_empty(self.schema.clone()));
+            }
+        }
+        let arrays = self
+            .schema
+            .fields()
+            .iter()
+            .map(|field| match columns.remove(field.name().as_str()) {
+                Some(values) => typed(values, field.data_type(), rows),
+                None => Ok(batch
+                    .column_by_name(field.name())
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        datafusion::arrow::array::new_null_array(field.data_type(), rows)
+                    })),
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}
+
+/// One added row: its values by column; the columns it leaves out are NULL.
+type Row = Vec<(&'static str, ScalarValue)>;
+
+/// A list value of `values` (of `item`).
+fn list(values: &[ScalarValue], item: &DataType) -> ScalarValue {
+    ScalarValue::List(ScalarValue::new_list_nullable(values, item))
+}
+
+/// `values` as an array of `data_type` (`rows` NULLs if there are none).
+fn typed(
+    values: Vec<ScalarValue>,
+    data_type: &DataType,
+    rows: usize,
+) -> DfResult<datafusion::arrow::array::ArrayRef> {
+    if values.is_empty() {
+        return Ok(datafusion::arrow::array::new_null_array(data_type, rows));
+    }
+    let array = ScalarValue::iter_to_array(values)?;
+    Ok(datafusion::arrow::compute::cast(&array, data_type)?)
+}
+
+/// `rows` as a batch of `schema`.
+fn rows_batch(schema: &SchemaRef, rows: &[Row]) -> DfResult<RecordBatch> {
+    let arrays = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let null = ScalarValue::try_from(field.data_type())?;
+            let values = rows.iter().map(|row| {
+                row.iter()
+                    .find(|(name, _)| *name == field.name())
+                    .map(|(_, value)| value.clone())
+                    .unwrap_or_else(|| null.clone())
+            });
+            let values: Vec<ScalarValue> = values
+                .map(|value| match value.is_null() {
+                    true => Ok(null.clone()),
+                    false => value.cast_to(field.data_type()),
+                })
+                .collect::<DfResult<_>>()?;
+            typed(values, field.data_type(), rows.len())
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+#[async_trait]
+impl TableProvider for RelationTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let relations = Relations::load(state, &self.sources).await?;
+        let inner = read_whole(&self.inner, state).await?;
+        let amended = self.amended(&inner, &relations)?;
+        let added = rows_batch(&self.schema, &self.added(&relations))?;
+        let whole = concat_batches(&self.schema, &[amended, added])?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![whole]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// All rows of a small table.
+async fn read_whole(
+    table: &Arc<dyn TableProvider>,
+    state: &dyn CatalogSession,
+) -> DfResult<RecordBatch> {
+    let plan = table.scan(state, None, &[], None).await?;
+    let batches = collect(plan, state.task_ctx()).await?;
+    Ok(concat_batches(&table.schema(), &batches)?)
+}
+
+fn ints(batch: &RecordBatch, name: &str) -> Vec<Option<i32>> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| datafusion::arrow::compute::cast(c, &DataType::Int32).ok())
+        .map(|c| c.as_primitive::<Int32Type>().iter().collect())
+        .unwrap_or_else(|| vec![None; batch.num_rows()])
+}
+
+fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .map(|c| c.iter().collect())
+        .unwrap_or_else(|| vec![None; batch.num_rows()])
+}
+
+fn bools(batch: &RecordBatch, name: &str) -> Vec<Option<bool>> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_boolean_opt())
+        .map(|c| c.iter().collect())
+        .unwrap_or_else(|| vec![None; batch.num_rows()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_name_their_sequence_with_its_schema() {
+        let stored = stored_default("nextval('t_id_seq')", "public");
+        assert_eq!(stored, "nextval('public.t_id_seq'::regclass)");
+        assert_eq!(
+            stored_default("nextval('analytics.items_id_seq'::regclass)", "analytics"),
+            "nextval('analytics.items_id_seq'::regclass)"
+        );
+        assert_eq!(stored_default("42", "public"), "42");
+    }
+
+    #[test]
+    fn catalog_tables_have_postgresql_oids_and_relations_others() {
+        assert_eq!(catalog_table_oid("pg_class"), Some(1259));
+        assert_eq!(catalog_table_oid("pg_proc"), Some(1255));
+        assert_eq!(catalog_table_oid("t"), None);
+        let oid = derived_oid(&["table", "0f3c"]);
+        assert!((1 << 29..1 << 30).contains(&oid));
+        assert_eq!(oid, derived_oid(&["table", "0f3c"]));
+    }
+}
