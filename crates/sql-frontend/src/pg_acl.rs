@@ -34,8 +34,10 @@ use crate::DATABASE;
 use crate::pg_roles::{DATABASE_OWNER, RoleList, batch_by_name, owner_name, role_oid};
 use crate::system::SystemRows;
 
-/// The oid of the language `wasm` in `pg_language` (and `pg_proc.prolang`).
-pub(crate) const WASM_LANGUAGE_OID: i32 = 16384;
+/// The oid of the language `wasm` in `pg_language` (and `pg_proc.prolang`):
+/// below PostgreSQL's first oid for user objects, as the language is built
+/// into the server (pg_dump leaves it out, as it leaves out `plpgsql`).
+pub(crate) const WASM_LANGUAGE_OID: i32 = 16000;
 
 /// The oid `information_schema` has in `datafusion-pg-catalog`'s static
 /// catalogs (`pg_type`, `pg_proc`).
@@ -95,9 +97,11 @@ pub(crate) fn acldefault(roles: RoleList) -> ScalarUDF {
                 let owner = roles.name_of(owner?, &listed);
                 let object = match kind? {
                     "r" => Object::Table(String::new()),
-                    "n" => Object::Schema(String::new()),
                     "f" => Object::Function(String::new()),
                     "l" => Object::Language(String::new()),
+                    // PostgreSQL's: Quiver's schemas grant nothing to
+                    // others when made (`public` is spelled out).
+                    "n" => return Some(vec![format!("{owner}=UC/{owner}")]),
                     "s" => return Some(vec![format!("{owner}=rwU/{owner}")]),
                     "T" => return Some(vec![format!("=U/{owner}"), format!("{owner}=U/{owner}")]),
                     "F" | "S" => return Some(vec![format!("{owner}=U/{owner}")]),

@@ -49,6 +49,9 @@ use crate::pg_roles::{DATABASE_OWNER, owner_name, role_oid};
 /// `pg_class`'s own oid: the `classid` of a relation in `pg_depend`.
 const PG_CLASS: i32 = 1259;
 
+/// `pg_attrdef`'s own oid.
+const PG_ATTRDEF: i32 = 2604;
+
 /// The access method of Quiver's indexes, as PostgreSQL's default.
 const BTREE: i32 = 403;
 
@@ -58,7 +61,7 @@ const CATALOG_TABLES: &[(&str, i32)] = &[
     ("pg_am", 2601),
     ("pg_amop", 2602),
     ("pg_amproc", 2603),
-    ("pg_attrdef", 2604),
+    ("pg_attrdef", PG_ATTRDEF),
     ("pg_attribute", 1249),
     ("pg_auth_members", 1261),
     ("pg_authid", 1260),
@@ -147,6 +150,22 @@ pub(crate) fn relation_oid(entry: &TableEntry) -> i32 {
 /// The oid of the index `name` on `entry`.
 fn index_oid(entry: &TableEntry, name: &str) -> i32 {
     derived_oid(&["index", &relation_oid(entry).to_string(), name])
+}
+
+/// The oid of the default of column `attnum` of the relation `relation`.
+fn default_oid(relation: i32, attnum: usize) -> i32 {
+    derived_oid(&["default", &relation.to_string(), &attnum.to_string()])
+}
+
+/// The sequence (schema and name) a default counts (`nextval('s')`), if it
+/// counts one; a sequence written without a schema is in `schema`.
+fn default_sequence(sql: &str, schema: &str) -> Option<(String, String)> {
+    let stored = stored_default(sql, schema);
+    let sequence = stored
+        .strip_prefix("nextval('")?
+        .strip_suffix("'::regclass)")?;
+    let (schema, name) = sequence.split_once('.')?;
+    Some((schema.to_string(), name.to_string()))
 }
 
 /// A column's `DEFAULT` as PostgreSQL stores it: a sequence it counts is
@@ -487,12 +506,8 @@ impl RelationTable {
                         let Some(sql) = field.metadata().get(COLUMN_DEFAULT) else {
                             continue;
                         };
-                        let adnum = (position + 1).to_string();
                         rows.push(vec![
-                            (
-                                "oid",
-                                int(derived_oid(&["default", &oid.to_string(), &adnum])),
-                            ),
+                            ("oid", int(default_oid(oid, position + 1))),
                             ("adrelid", int(oid)),
                             ("adnum", int16(position + 1)),
                             ("adbin", text(&stored_default(sql, &entry.schema))),
@@ -599,6 +614,32 @@ impl RelationTable {
                                 .and_then(|c| c.index_of(&owned_by.column).ok())
                                 .map_or(0, |i| i + 1);
                             rows.push(depend(relation_oid(owner), attnum, "a"));
+                        }
+                    }
+                    // A default that counts a sequence depends on it.
+                    for (position, field) in
+                        columns.iter().flat_map(|c| c.fields().iter()).enumerate()
+                    {
+                        let Some(sequence) = field
+                            .metadata()
+                            .get(COLUMN_DEFAULT)
+                            .and_then(|sql| default_sequence(sql, &entry.schema))
+                        else {
+                            continue;
+                        };
+                        let counted = entries.iter().find(|s| {
+                            s.sequence().is_some() && s.schema == sequence.0 && s.name == sequence.1
+                        });
+                        if let Some(counted) = counted {
+                            rows.push(vec![
+                                ("classid", int(PG_ATTRDEF)),
+                                ("objid", int(default_oid(oid, position + 1))),
+                                ("objsubid", int(0)),
+                                ("refclassid", int(PG_CLASS)),
+                                ("refobjid", int(relation_oid(counted))),
+                                ("refobjsubid", int(0)),
+                                ("deptype", text("n")),
+                            ]);
                         }
                     }
                     if let TableKind::View { definition, .. } = &entry.kind
@@ -869,6 +910,11 @@ mod tests {
             "nextval('analytics.items_id_seq'::regclass)"
         );
         assert_eq!(stored_default("42", "public"), "42");
+        assert_eq!(
+            default_sequence("nextval('t_id_seq')", "public"),
+            Some(("public".into(), "t_id_seq".into()))
+        );
+        assert_eq!(default_sequence("now()", "public"), None);
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub(crate) fn rewrite(statement: &mut Statement) {
         }
     }
     let _ = statement.visit(&mut PostgresForms);
+    let _ = statement.visit(&mut RegclassAlongSearchPath);
     let _ = statement.visit(&mut SelectListSubqueries::Unshield);
     if reads_system_catalog(statement) {
         let _ = statement.visit(&mut CorrelatedRecursiveSubqueries);
@@ -325,6 +326,42 @@ impl VisitorMut for CatalogForms {
             **right = none;
         } else if zero(left) && regproc(right) {
             **left = none;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// How the compatibility parser writes `'name'::regclass`: a query of
+/// `pg_class` (see [`RegclassAlongSearchPath`]).
+const REGCLASS_LOOKUP: &str = "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid CROSS JOIN (SELECT parse_ident(";
+
+/// The compatibility parser finds an unqualified `'name'::regclass` in
+/// `current_schema()` only; PostgreSQL looks along the search path, with
+/// `pg_catalog` first (pg_dump, whose search path is empty, writes
+/// `'pg_class'::regclass`). Its lookup is made to take the first schema of
+/// `current_schemas(true)` that has the relation.
+struct RegclassAlongSearchPath;
+
+impl VisitorMut for RegclassAlongSearchPath {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Subquery(query) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let text = query.to_string();
+        if !text.starts_with(REGCLASS_LOOKUP) || query.order_by.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let along_path = text.replace(
+            "n.nspname = current_schema()",
+            "array_has(current_schemas(true), n.nspname)",
+        );
+        let first = format!(
+            "{along_path} ORDER BY array_position(current_schemas(true), n.nspname) LIMIT 1"
+        );
+        if let Some(rewritten) = parse_query(&first) {
+            **query = rewritten;
         }
         ControlFlow::Continue(())
     }

@@ -49,6 +49,7 @@ mod function_tables;
 mod in_place;
 mod indexes;
 mod insert_select;
+mod prepared;
 mod returning;
 mod schemas;
 mod sequences;
@@ -143,6 +144,8 @@ pub struct Session {
     generation: AtomicU64,
     /// Transaction blocks begun: the open block's number while one is open.
     blocks: AtomicU64,
+    /// The statements `PREPARE` kept.
+    prepared: prepared::PreparedStatements,
 }
 
 /// Where the session is with respect to a transaction block.
@@ -219,6 +222,7 @@ impl Session {
             acting: Mutex::new(None),
             generation: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
+            prepared: Default::default(),
             ctx,
             functions,
             registered: SessionFunctions::default(),
@@ -400,17 +404,23 @@ impl Session {
                     names,
                     ..
                 } => self.drop_indexes(&names, if_exists).await,
-                // Drivers (psycopg) evict protocol-level prepared statements
-                // with SQL DEALLOCATE; a later Parse of the same name replaces
-                // the statement, so there is nothing to free here.
-                Statement::Deallocate { name, .. } => {
-                    Ok(Completion::tag(if name.value.eq_ignore_ascii_case("all") {
-                        "DEALLOCATE ALL"
-                    } else {
-                        "DEALLOCATE"
-                    })
-                    .into())
+                Statement::Prepare {
+                    name,
+                    data_types,
+                    statement,
+                } => self.prepare(&name, data_types, *statement),
+                Statement::Execute {
+                    name: Some(name),
+                    parameters,
+                    immediate: false,
+                    ..
+                } => {
+                    let name = name.0.last().and_then(|part| part.as_ident());
+                    let name = name.map(|ident| ident.value.clone()).unwrap_or_default();
+                    let bound = self.bound(&name, parameters)?;
+                    Box::pin(self.execute_statement(parse::Statement::Sql(bound))).await
                 }
+                Statement::Deallocate { name, .. } => self.deallocate(&name),
                 Statement::Lock(lock) => self.lock_tables(&lock),
                 Statement::ShowVariable { variable } => self.show(variable).await,
                 Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
