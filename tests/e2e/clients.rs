@@ -238,6 +238,9 @@ fn psql_18(port: u16, user: &str, sql: &str) -> String {
     stdout
 }
 
+/// pg_dump's `--schema-only` script of a Quiver database (PostgreSQL 18's
+/// pg_dump, psql and server) makes the same schema in PostgreSQL, and in
+/// another Quiver.
 #[test]
 fn pg_dump_schema_replays_into_postgresql() {
     let (_data, quiver) = QuiverServer::start_fresh();
@@ -251,6 +254,7 @@ fn pg_dump_schema_replays_into_postgresql() {
          CREATE VIEW shop.cheap AS SELECT name, price FROM shop.items WHERE price < 10;
          CREATE SEQUENCE public.tickets START 100 INCREMENT 5;
          CREATE TABLE public.notes (body text, tags text[]);
+         COMMENT ON TABLE shop.items IS 'what the shop sells';
          INSERT INTO shop.items (name, price) VALUES ('pen', 2.50);",
     );
     // Quiver's own schema (its system tables) is not the database's.
@@ -274,6 +278,7 @@ fn pg_dump_schema_replays_into_postgresql() {
         "SET DEFAULT nextval('shop.items_id_seq'::regclass);",
         "CREATE INDEX items_name ON shop.items USING btree (name);",
         "CREATE VIEW shop.cheap AS",
+        "COMMENT ON TABLE shop.items IS 'what the shop sells';",
     ] {
         assert!(script.contains(expected), "no {expected:?} in:\n{script}");
     }
@@ -281,18 +286,30 @@ fn pg_dump_schema_replays_into_postgresql() {
         PostgresServer::start_from(postgres_18("postgres").parent().expect("the bin directory"));
     psql_18(postgres.port(), "postgres", "CREATE ROLE quiver");
     psql_18(postgres.port(), "postgres", &script);
-    // What it made works as the original does.
-    let rows = psql_18(
-        postgres.port(),
-        "postgres",
-        "INSERT INTO shop.items (name, price) VALUES ('ink', 4) RETURNING id, name;
-         SELECT name, price FROM shop.cheap;
-         SELECT nextval('public.tickets'), nextval('public.tickets');
-         SELECT pg_get_serial_sequence('shop.items', 'id');",
-    );
-    assert_eq!(
-        rows.lines().collect::<Vec<_>>(),
-        ["1|ink", "ink|4.00", "100|105", "shop.items_id_seq"],
-        "{rows}"
-    );
+    // What it made works as the original does, in PostgreSQL and in
+    // another Quiver the same script restores into.
+    let (_copy_data, copy) = QuiverServer::start_fresh();
+    psql_18(copy.port(), "quiver", &script);
+    for (port, user) in [(postgres.port(), "postgres"), (copy.port(), "quiver")] {
+        let rows = psql_18(
+            port,
+            user,
+            "INSERT INTO shop.items (name, price) VALUES ('ink', 4) RETURNING id, name;
+             SELECT name, price FROM shop.cheap;
+             SELECT nextval('public.tickets'), nextval('public.tickets');
+             SELECT pg_get_serial_sequence('shop.items', 'id');
+             SELECT obj_description('shop.items'::regclass, 'pg_class');",
+        );
+        assert_eq!(
+            rows.lines().collect::<Vec<_>>(),
+            [
+                "1|ink",
+                "ink|4.00",
+                "100|105",
+                "shop.items_id_seq",
+                "what the shop sells"
+            ],
+            "{user}: {rows}"
+        );
+    }
 }

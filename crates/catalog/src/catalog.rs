@@ -17,7 +17,7 @@ use crate::changes::DdlLock;
 use crate::compaction::{Lease, TableFiles};
 use crate::sequences::SequenceTable;
 use crate::staging::Staging;
-use crate::store::{ACLS_CF, Change, MetaStore, SCHEMAS_CF, TABLES_CF};
+use crate::store::{ACLS_CF, COMMENTS_CF, Change, MetaStore, SCHEMAS_CF, TABLES_CF};
 use crate::table::{
     ListedView, columns_of, external_table, listing_urls, managed_table, managed_url,
     replay_external,
@@ -44,6 +44,8 @@ pub struct Catalog {
     generation: AtomicU64,
     /// The ACLs [`Catalog::set_acl`] stored, by [`Object::key`].
     acls: RwLock<BTreeMap<String, Acl>>,
+    /// What `COMMENT ON` says about objects other than relations, by key.
+    comments: RwLock<BTreeMap<String, String>>,
     /// Serialises DDL so that check-then-write sequences are atomic.
     ddl: tokio::sync::Mutex<()>,
     /// How compaction writes the files it merges: as the server's session
@@ -122,6 +124,7 @@ impl Catalog {
             schemas: RwLock::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             acls: RwLock::new(BTreeMap::new()),
+            comments: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             parquet: state.table_options().parquet.clone(),
         };
@@ -133,6 +136,33 @@ impl Catalog {
     fn load_acls(&self) -> Result<()> {
         let acls = self.store.scan_json::<Acl>(ACLS_CF)?;
         *self.acls.write().unwrap_or_else(|p| p.into_inner()) = acls.into_iter().collect();
+        let comments = self.store.scan_json::<String>(COMMENTS_CF)?;
+        *self.comments.write().unwrap_or_else(|p| p.into_inner()) = comments.into_iter().collect();
+        Ok(())
+    }
+
+    /// What `COMMENT ON` says about `object` (not a relation: those keep
+    /// theirs in their entries).
+    pub fn comment(&self, object: &Object) -> Option<String> {
+        let comments = self.comments.read().unwrap_or_else(|p| p.into_inner());
+        comments.get(&object.key()).cloned()
+    }
+
+    /// Stores what `COMMENT ON` says about `object` (`None`: forgets it, as
+    /// when the object is dropped), durably.
+    pub fn set_comment(&self, object: &Object, comment: Option<String>) -> Result<()> {
+        let key = object.key();
+        let mut comments = self.comments.write().unwrap_or_else(|p| p.into_inner());
+        match comment {
+            Some(comment) => {
+                self.store.put_json(COMMENTS_CF, &key, &comment)?;
+                comments.insert(key, comment);
+            }
+            None => {
+                self.store.delete(COMMENTS_CF, &key)?;
+                comments.remove(&key);
+            }
+        }
         Ok(())
     }
 
@@ -408,6 +438,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                comment: None,
             };
             let files = self.table_files(&entry)?;
             Ok(Loaded {
@@ -468,6 +499,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                comment: None,
             },
             provider: Some(provider),
             files: None,
@@ -490,11 +522,20 @@ impl Catalog {
                 name: name.name.clone(),
                 kind: TableKind::View {
                     definition,
-                    columns: columns_of(schema),
+                    // A view's columns have no defaults of their own (its
+                    // query's may carry its tables').
+                    columns: columns_of(schema)
+                        .into_iter()
+                        .map(|mut column| {
+                            column.metadata.remove(crate::COLUMN_DEFAULT);
+                            column
+                        })
+                        .collect(),
                 },
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                comment: None,
             },
             provider: Some(Arc::new(ListedView {
                 schema: Arc::new(schema.clone()),
@@ -526,6 +567,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                comment: None,
             },
             provider: Some(self.sequence_table(sequence)),
             files: None,

@@ -26,5 +26,5 @@ pub use sequences::{OwnedBy, Sequence, SequenceOptions, SequenceSpec, SequenceTy
 pub use session_catalog::{RelationPlanner, SessionCatalog, SessionSchema, Target};
 pub use staging::Staging;
 pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
-pub use table::{COLUMN_DEFAULT, IndexEntry, QualifiedName, TableEntry, TableKind};
+pub use table::{COLUMN_COMMENT, COLUMN_DEFAULT, IndexEntry, QualifiedName, TableEntry, TableKind};
 pub use temp::TempTables;

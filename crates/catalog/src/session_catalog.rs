@@ -940,6 +940,65 @@ impl SessionCatalog {
         .await
     }
 
+    /// `COMMENT ON TABLE|VIEW|SEQUENCE name IS comment` (`None`: `IS NULL`)
+    /// of the stored relation `name`.
+    pub async fn set_comment(&self, name: &QualifiedName, comment: Option<String>) -> Result<()> {
+        self.change(|changes| {
+            let mut relation = self
+                .stored_in(changes, name)
+                .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+            relation.entry.comment = comment;
+            changes.set(&self.shared, name, Some(relation));
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER SEQUENCE name OWNED BY table.column` (`None`: `OWNED BY
+    /// NONE`): the sequence goes with the table from then on.
+    pub async fn set_sequence_owner(
+        &self,
+        name: &QualifiedName,
+        owned_by: Option<OwnedBy>,
+    ) -> Result<()> {
+        self.change(|changes| {
+            let mut relation = self
+                .stored_in(changes, name)
+                .ok_or_else(|| Error::SequenceNotFound(name.to_string()))?;
+            if let Some(OwnedBy { table, column }) = &owned_by {
+                self.owning_table(changes, &name.sibling(table.clone()), column)?;
+            }
+            let TableKind::Sequence { options, .. } = &mut relation.entry.kind else {
+                return Err(Error::WrongObjectType(format!(
+                    "\"{name}\" is not a sequence"
+                )));
+            };
+            options.owned_by = owned_by;
+            changes.set(&self.shared, name, Some(relation));
+            Ok(())
+        })
+        .await
+    }
+
+    /// `ALTER ... OWNER TO owner` of the stored relation `name`, and of the
+    /// sequences its columns own (as PostgreSQL moves them along).
+    pub async fn set_owner(&self, name: &QualifiedName, owner: &str) -> Result<()> {
+        self.change(|changes| {
+            let mut relation = self
+                .stored_in(changes, name)
+                .ok_or_else(|| Error::TableNotFound(name.to_string()))?;
+            relation.entry.acl.owner = Some(owner.to_string());
+            changes.set(&self.shared, name, Some(relation));
+            for mut sequence in self.owned_by(changes, name) {
+                sequence.entry.acl.owner = Some(owner.to_string());
+                let sequence_name = sequence.entry.qualified();
+                changes.set(&self.shared, &sequence_name, Some(sequence));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// `CREATE INDEX` on the stored table `table` (not a view): recorded
     /// with it (see [`IndexEntry`]). `false` when a relation or index of
     /// its name exists and `if_not_exists` is set.

@@ -29,6 +29,9 @@ pub const ACLS_CF: &str = "acls";
 /// The counter of each sequence, keyed by the sequence's id (see
 /// [`crate::sequences`]).
 pub(crate) const SEQUENCES_CF: &str = "sequences";
+/// `COMMENT ON` of objects other than relations (schemas), keyed as ACLs
+/// are.
+pub(crate) const COMMENTS_CF: &str = "comments";
 
 const COLUMN_FAMILIES: &[&str] = &[
     TABLES_CF,
@@ -38,6 +41,7 @@ const COLUMN_FAMILIES: &[&str] = &[
     ACLS_CF,
     SEQUENCES_CF,
     SCHEMAS_CF,
+    COMMENTS_CF,
 ];
 
 /// One change of a [`MetaStore::write`] batch.

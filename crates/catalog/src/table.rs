@@ -41,6 +41,9 @@ pub struct TableEntry {
     /// The indexes `CREATE INDEX` recorded on it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexEntry>,
+    /// What `COMMENT ON` says about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// An index `CREATE INDEX` recorded on a table. Metadata only: a
@@ -93,6 +96,10 @@ pub enum TableKind {
 /// columns' defaults, and each session plans them anew (see
 /// [`crate::RelationPlanner::plan_default`]).
 pub const COLUMN_DEFAULT: &str = "quiver.default";
+
+/// The key of a column's field metadata holding what `COMMENT ON COLUMN`
+/// says about it.
+pub const COLUMN_COMMENT: &str = "quiver.comment";
 
 /// One column of a managed table. The type is Arrow's own text form of a
 /// `DataType`, which Arrow parses back; the field's metadata says what
@@ -401,6 +408,7 @@ mod tests {
             created_at_ms: 0,
             acl: Acl::default(),
             indexes: Vec::new(),
+            comment: None,
         };
         let TableKind::Managed { columns, .. } = &entry.kind else {
             panic!("managed")

@@ -399,7 +399,8 @@ mod tests {
             Some("?column?"),
             None,
             Some("int4"),
-            None,
+            // Named as the column, also where DataFusion drops the cast.
+            Some("x"),
             Some("case"),
             Some("upper"),
         ];

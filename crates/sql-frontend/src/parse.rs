@@ -35,6 +35,13 @@ pub enum Statement {
     /// `GRANT role [, ...] TO role [, ...]`, or `REVOKE role [, ...] FROM
     /// role [, ...]` (sqlparser reads only privileges there).
     RoleGrant(RoleGrant),
+    /// `ALTER SEQUENCE [IF EXISTS] name OWNED BY table.column | NONE`
+    /// (sqlparser reads no `ALTER SEQUENCE`).
+    AlterSequenceOwnedBy {
+        name: ObjectName,
+        if_exists: bool,
+        owned_by: ObjectName,
+    },
 }
 
 /// `GRANT`/`REVOKE` of roles to roles.
@@ -342,6 +349,9 @@ enum Own {
     /// `CREATE SEQUENCE`, whose options PostgreSQL takes in any order
     /// (sqlparser only in one: not pg_dump's).
     CreateSequence,
+    /// `ALTER SEQUENCE`, and `ALTER VIEW ... OWNER TO` (pg_dump's), which
+    /// sqlparser does not read.
+    AlterRelation,
 }
 
 /// Which of Quiver's own statements `tokens` are, if any.
@@ -360,6 +370,8 @@ fn own_kind(tokens: &[TokenWithSpan]) -> Option<Own> {
             Some(Own::CreateAggregate)
         }
         ["DROP", "AGGREGATE", ..] => Some(Own::DropAggregate),
+        ["ALTER", "SEQUENCE", ..] => Some(Own::AlterRelation),
+        ["ALTER", "VIEW", .., "OWNER", "TO", _] => Some(Own::AlterRelation),
         ["CREATE", "SEQUENCE", ..] | ["CREATE", "TEMP" | "TEMPORARY", "SEQUENCE", ..] => {
             Some(Own::CreateSequence)
         }
@@ -380,7 +392,7 @@ fn own_statements(sql: &str) -> Option<Vec<Piece>> {
     // Each of them has one of these words; most text has none, and is not
     // tokenized here.
     let upper = sql.to_ascii_uppercase();
-    if !["AGGREGATE", "GRANT", "REVOKE", "SEQUENCE"]
+    if !["AGGREGATE", "GRANT", "REVOKE", "SEQUENCE", "OWNER"]
         .iter()
         .any(|word| upper.contains(word))
     {
@@ -416,6 +428,9 @@ fn own_statements(sql: &str) -> Option<Vec<Piece>> {
 }
 
 fn parse_own(kind: Own, tokens: Vec<TokenWithSpan>) -> Result<Statement> {
+    if let Own::AlterRelation = kind {
+        return parse_alter_relation(&tokens);
+    }
     let tokens = tokens
         .into_iter()
         .filter(|t| {
@@ -446,6 +461,7 @@ fn parse_own(kind: Own, tokens: Vec<TokenWithSpan>) -> Result<Statement> {
             parse_role_grant(&mut parser, give)
         }
         Own::CreateSequence => parse_create_sequence(&mut parser),
+        Own::AlterRelation => unreachable!("parsed above"),
     }
     .map_err(|e| {
         Error::Syntax(crate::error::syntax_message(
@@ -564,6 +580,67 @@ fn parse_create_sequence(parser: &mut Parser) -> std::result::Result<Statement, 
             owned_by,
         },
     ))))
+}
+
+/// `ALTER SEQUENCE|VIEW [IF EXISTS] name OWNER TO role`, which is `ALTER
+/// TABLE`'s (PostgreSQL takes `ALTER TABLE` of a view or a sequence too),
+/// and `ALTER SEQUENCE [IF EXISTS] name OWNED BY table.column | NONE`;
+/// other `ALTER SEQUENCE` forms are not supported yet (0A000).
+fn parse_alter_relation(tokens: &[TokenWithSpan]) -> Result<Statement> {
+    let text: String = tokens.iter().map(|t| t.token.to_string()).collect();
+    let dialect = PostgreSqlDialect {};
+    let syntax = |e: ParserError| {
+        Error::Syntax(crate::error::syntax_message(
+            &datafusion::error::DataFusionError::from(e),
+        ))
+    };
+    let mut parser = Parser::new(&dialect).try_with_sql(&text).map_err(syntax)?;
+    parser.expect_keyword(Keyword::ALTER).map_err(syntax)?;
+    let kind = parser
+        .expect_one_of_keywords(&[Keyword::SEQUENCE, Keyword::VIEW])
+        .map_err(syntax)?;
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false).map_err(syntax)?;
+    if parser.parse_keywords(&[Keyword::OWNER, Keyword::TO]) {
+        let owner = parser.parse_identifier().map_err(syntax)?;
+        expect_end(&mut parser)?;
+        let if_exists = if if_exists { "IF EXISTS " } else { "" };
+        let statement = format!("ALTER TABLE {if_exists}{name} OWNER TO {owner}");
+        let mut parsed = DFParser::parse_sql_with_dialect(&statement, &dialect)
+            .map_err(|e| Error::Syntax(crate::error::syntax_message(&e)))?;
+        return parsed
+            .pop_front()
+            .map(Statement::Sql)
+            .ok_or_else(|| Error::Syntax(format!("cannot read {text}")));
+    }
+    if kind == Keyword::SEQUENCE && parser.parse_keywords(&[Keyword::OWNED, Keyword::BY]) {
+        let owned_by = parser.parse_object_name(false).map_err(syntax)?;
+        expect_end(&mut parser)?;
+        return Ok(Statement::AlterSequenceOwnedBy {
+            name,
+            if_exists,
+            owned_by,
+        });
+    }
+    Err(Error::FeatureNotSupported(format!(
+        "{} is not supported yet (only OWNER TO{})",
+        text.trim(),
+        if kind == Keyword::SEQUENCE {
+            " and OWNED BY"
+        } else {
+            ""
+        }
+    )))
+}
+
+/// Fails unless `parser` is at the end of its statement.
+fn expect_end(parser: &mut Parser) -> Result<()> {
+    match parser.peek_token().token {
+        Token::EOF => Ok(()),
+        token => Err(Error::Syntax(format!(
+            "syntax error at or near \"{token}\""
+        ))),
+    }
 }
 
 fn parse_drop_aggregate(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {

@@ -118,7 +118,6 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
     for (name, arities) in [
         ("pg_get_constraintdef", &[1, 2][..]),
         ("pg_get_triggerdef", &[1, 2]),
-        ("obj_description", &[1, 2]),
         ("pg_get_function_sqlbody", &[1]),
     ] {
         ctx.register_udf(constant(name, arities, ScalarValue::Utf8(None)));

@@ -298,6 +298,7 @@ impl SchemaProvider for PgCatalogWithFunctions {
             "pg_attrdef" => relations(table, Listing::Attrdef)?,
             "pg_sequence" => relations(table, Listing::Sequence)?,
             "pg_depend" => relations(table, Listing::Depend)?,
+            "pg_description" => relations(table, Listing::Description)?,
             "pg_namespace" => Arc::new(Privileged::new(
                 table,
                 Amendment::Namespace,

@@ -31,7 +31,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::{Session as CatalogSession, TableProvider};
@@ -41,13 +41,18 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart, visit_relations_mut};
-use quiver_catalog::{COLUMN_DEFAULT, Catalog, Object, TableEntry, TableKind};
+use quiver_catalog::{
+    COLUMN_COMMENT, COLUMN_DEFAULT, Catalog, DEFAULT_SCHEMA, Object, TableEntry, TableKind,
+};
 
 use crate::pg_acl::{acl_column, acl_items};
 use crate::pg_roles::{DATABASE_OWNER, owner_name, role_oid};
 
 /// `pg_class`'s own oid: the `classid` of a relation in `pg_depend`.
 const PG_CLASS: i32 = 1259;
+
+/// `pg_namespace`'s own oid.
+const PG_NAMESPACE: i32 = 2615;
 
 /// `pg_attrdef`'s own oid.
 const PG_ATTRDEF: i32 = 2604;
@@ -87,7 +92,7 @@ const CATALOG_TABLES: &[(&str, i32)] = &[
     ("pg_language", 2612),
     ("pg_largeobject", 2613),
     ("pg_largeobject_metadata", 2995),
-    ("pg_namespace", 2615),
+    ("pg_namespace", PG_NAMESPACE),
     ("pg_opclass", 2616),
     ("pg_operator", 2617),
     ("pg_opfamily", 2753),
@@ -150,6 +155,15 @@ pub(crate) fn relation_oid(entry: &TableEntry) -> i32 {
 /// The oid of the index `name` on `entry`.
 fn index_oid(entry: &TableEntry, name: &str) -> i32 {
     derived_oid(&["index", &relation_oid(entry).to_string(), name])
+}
+
+/// The `DEFAULT` of the column `field` of `entry`: a table's (a view's
+/// columns may carry their tables' defaults, which are not theirs).
+fn default_of<'a>(entry: &TableEntry, field: &'a Field) -> Option<&'a String> {
+    match entry.kind {
+        TableKind::Managed { .. } => field.metadata().get(COLUMN_DEFAULT),
+        _ => None,
+    }
 }
 
 /// The oid of the default of column `attnum` of the relation `relation`.
@@ -282,15 +296,16 @@ fn index_definition(entry: &TableEntry, index: &quiver_catalog::IndexEntry) -> S
     )
 }
 
-/// `pg_get_indexdef(oid [, column, pretty])` and `pg_get_viewdef(oid [,
-/// pretty])` over the stored relations of `catalog`.
+/// `pg_get_indexdef(oid [, column, pretty])`, `pg_get_viewdef(oid [,
+/// pretty])`, `obj_description(oid [, catalog])` and `col_description(oid,
+/// column)` over the stored relations of `catalog`.
 pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::ScalarUDF> {
     use datafusion::logical_expr::{
         ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
     };
     let describe = |name: &str,
                     arities: &[usize],
-                    text: fn(&[TableEntry], i32) -> Option<String>,
+                    text: fn(&[TableEntry], i32, Option<i32>) -> Option<String>,
                     catalog: Arc<Catalog>| {
         let signature = Signature::one_of(
             arities.iter().map(|&n| TypeSignature::Any(n)).collect(),
@@ -301,13 +316,31 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             signature,
             DataType::Utf8,
             Arc::new(move |args: &[ColumnarValue]| {
-                let oids =
-                    datafusion::arrow::compute::cast(&args[0].to_array(1)?, &DataType::Int32)?;
-                let entries = catalog.entries();
-                let texts: datafusion::arrow::array::StringArray = oids
-                    .as_primitive::<Int32Type>()
+                let rows = args
                     .iter()
-                    .map(|oid| text(&entries, oid?))
+                    .find_map(|arg| match arg {
+                        ColumnarValue::Array(array) => Some(array.len()),
+                        ColumnarValue::Scalar(_) => None,
+                    })
+                    .unwrap_or(1);
+                let int = |arg: &ColumnarValue| {
+                    datafusion::arrow::compute::cast(&arg.to_array(rows)?, &DataType::Int32)
+                };
+                let oids = int(&args[0])?;
+                let seconds = args.get(1).map(int).transpose()?;
+                let entries = catalog.entries();
+                let texts: datafusion::arrow::array::StringArray = (0..rows)
+                    .map(|i| {
+                        let oids = oids.as_primitive::<Int32Type>();
+                        let second = seconds.as_ref().and_then(|s| {
+                            let s = s.as_primitive::<Int32Type>();
+                            (!s.is_null(i)).then(|| s.value(i))
+                        });
+                        if oids.is_null(i) {
+                            return None;
+                        }
+                        text(&entries, oids.value(i), second)
+                    })
                     .collect();
                 Ok(ColumnarValue::Array(Arc::new(texts)))
             }),
@@ -317,7 +350,7 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
         describe(
             "pg_get_indexdef",
             &[1, 3],
-            |entries, oid| {
+            |entries, oid, _| {
                 entries.iter().find_map(|entry| {
                     let index = entry
                         .indexes
@@ -329,9 +362,34 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             catalog.clone(),
         ),
         describe(
+            "col_description",
+            &[2],
+            |entries, oid, attnum| {
+                let relation = entries.iter().find(|entry| relation_oid(entry) == oid)?;
+                let position = usize::try_from(attnum?).ok()?.checked_sub(1)?;
+                let columns = relation.columns()?;
+                columns
+                    .fields()
+                    .get(position)?
+                    .metadata()
+                    .get(COLUMN_COMMENT)
+                    .cloned()
+            },
+            catalog.clone(),
+        ),
+        describe(
+            "obj_description",
+            &[1, 2],
+            |entries, oid, _| {
+                let relation = entries.iter().find(|entry| relation_oid(entry) == oid)?;
+                relation.comment.clone()
+            },
+            catalog.clone(),
+        ),
+        describe(
             "pg_get_viewdef",
             &[1, 2],
-            |entries, oid| {
+            |entries, oid, _| {
                 let view = entries.iter().find(|entry| relation_oid(entry) == oid)?;
                 view_definition(entries, view)
             },
@@ -349,6 +407,7 @@ pub(crate) enum Listing {
     Index,
     Sequence,
     Depend,
+    Description,
 }
 
 /// What the tables of this module read besides the catalog:
@@ -503,7 +562,7 @@ impl RelationTable {
                     for (position, field) in
                         columns.iter().flat_map(|c| c.fields().iter()).enumerate()
                     {
-                        let Some(sql) = field.metadata().get(COLUMN_DEFAULT) else {
+                        let Some(sql) = default_of(entry, field) else {
                             continue;
                         };
                         rows.push(vec![
@@ -620,9 +679,7 @@ impl RelationTable {
                     for (position, field) in
                         columns.iter().flat_map(|c| c.fields().iter()).enumerate()
                     {
-                        let Some(sequence) = field
-                            .metadata()
-                            .get(COLUMN_DEFAULT)
+                        let Some(sequence) = default_of(entry, field)
                             .and_then(|sql| default_sequence(sql, &entry.schema))
                         else {
                             continue;
@@ -658,7 +715,52 @@ impl RelationTable {
                         rows.extend(read.into_iter().map(|table| depend(table, 0, "n")));
                     }
                 }
+                Listing::Description => {
+                    let description = |objsubid: usize, text: &str| -> Row {
+                        vec![
+                            ("objoid", int(oid)),
+                            ("classoid", int(PG_CLASS)),
+                            ("objsubid", int(objsubid as i32)),
+                            ("description", ScalarValue::Utf8(Some(text.to_string()))),
+                        ]
+                    };
+                    if let Some(comment) = &entry.comment {
+                        rows.push(description(0, comment));
+                    }
+                    for (position, field) in
+                        columns.iter().flat_map(|c| c.fields().iter()).enumerate()
+                    {
+                        if let Some(comment) = field.metadata().get(COLUMN_COMMENT) {
+                            rows.push(description(position + 1, comment));
+                        }
+                    }
+                }
                 Listing::Attribute => {}
+            }
+        }
+        if self.listing == Listing::Description {
+            // The stored schemas' (`public`'s is PostgreSQL's until one is
+            // given).
+            for (schema, oid) in &relations.namespaces {
+                let stored =
+                    schema == DEFAULT_SCHEMA || self.sources.catalog.schema_entry(schema).is_some();
+                let comment = self
+                    .sources
+                    .catalog
+                    .comment(&Object::Schema(schema.clone()));
+                let comment = match (stored, comment) {
+                    (true, Some(comment)) => comment,
+                    (true, None) if schema == DEFAULT_SCHEMA => {
+                        "standard public schema".to_string()
+                    }
+                    _ => continue,
+                };
+                rows.push(vec![
+                    ("objoid", int(*oid)),
+                    ("classoid", int(PG_NAMESPACE)),
+                    ("objsubid", int(0)),
+                    ("description", text(&comment)),
+                ]);
             }
         }
         rows
@@ -740,7 +842,7 @@ impl RelationTable {
                         types[i] = Some(oid);
                         modifiers[i] = Some(modifier);
                     }
-                    defaults[i] = Some(field.metadata().contains_key(COLUMN_DEFAULT));
+                    defaults[i] = Some(default_of(entry, &field).is_some());
                 }
                 columns.insert("attrelid", relations.renumber(&relids));
                 columns.insert(
@@ -763,6 +865,8 @@ impl RelationTable {
                     columns.insert(column, relations.renumber(&ints(batch, column)));
                 }
             }
+            // PostgreSQL's own descriptions, of its objects.
+            Listing::Description => return Ok(batch.clone()),
             // `datafusion-pg-catalog`'s rows are about its objects, which
             // Quiver does not list.
             Listing::Attrdef | Listing::Index | Listing::Sequence => {

@@ -11,15 +11,17 @@
 //!   that drops digits;
 //! - `ROLLUP`/`CUBE` that repeat a key are spelled out as the grouping sets
 //!   they mean (DataFusion refused the repeated column);
-//! - `CAST(x AS "char")` is a cast to `text` (DataFusion has no such type).
+//! - `CAST(x AS "char")` is a cast to `text` (DataFusion has no such type);
+//! - `character(n)` and `character varying(n)` (pg_dump's names) are
+//!   `char(n)` and `varchar(n)`, which DataFusion reads.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    NamedWindowDefinition, NamedWindowExpr, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    TypedString, Value, ValueWithSpan, VisitMut, VisitorMut, WindowSpec, WindowType,
-    visit_expressions_mut,
+    AlterTableOperation, ColumnDef, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, NamedWindowDefinition, NamedWindowExpr, ObjectNamePart, Query,
+    SelectItem, SetExpr, Statement, TypedString, Value, ValueWithSpan, VisitMut, VisitorMut,
+    WindowSpec, WindowType, visit_expressions_mut,
 };
 
 use crate::rewrite::parse_expr;
@@ -27,6 +29,23 @@ use crate::rewrite::parse_expr;
 /// Applies the rewrites of the module docs to `statement`.
 pub(crate) fn rewrite(statement: &mut Statement) {
     let _ = statement.visit(&mut PostgresMeaning);
+}
+
+/// `character(n)` as `char(n)` and `character varying(n)` as
+/// `varchar(n)` (the names pg_dump writes), which DataFusion reads only so.
+fn standard_character_type(data_type: &mut DataType) {
+    match data_type {
+        DataType::Character(length) => *data_type = DataType::Char(length.take()),
+        DataType::CharacterVarying(length) | DataType::CharVarying(length) => {
+            *data_type = DataType::Varchar(length.take())
+        }
+        DataType::Array(
+            datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(element, _)
+            | datafusion::sql::sqlparser::ast::ArrayElemTypeDef::AngleBracket(element)
+            | datafusion::sql::sqlparser::ast::ArrayElemTypeDef::Parenthesis(element),
+        ) => standard_character_type(element),
+        _ => {}
+    }
 }
 
 /// Whether `data_type` is PostgreSQL's one-byte `"char"` (the type of the
@@ -66,11 +85,31 @@ impl VisitorMut for PostgresMeaning {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<()> {
+        let columns: Vec<&mut ColumnDef> = match statement {
+            Statement::CreateTable(create) => create.columns.iter_mut().collect(),
+            Statement::AlterTable(alter) => alter
+                .operations
+                .iter_mut()
+                .filter_map(|operation| match operation {
+                    AlterTableOperation::AddColumn { column_def, .. } => Some(column_def),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for column in columns {
+            standard_character_type(&mut column.data_type);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Cast { data_type, .. } = expr
-            && is_single_char(data_type)
-        {
-            *data_type = DataType::Text;
+        if let Expr::Cast { data_type, .. } = expr {
+            if is_single_char(data_type) {
+                *data_type = DataType::Text;
+            }
+            standard_character_type(data_type);
         }
         let rewritten = match expr {
             Expr::Cast {

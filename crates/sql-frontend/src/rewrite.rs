@@ -210,8 +210,8 @@ impl VisitorMut for CatalogForms {
                 .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
         }
         // DataFusion's `generate_series` takes constants only: bounds
-        // computed from a row are the catalogs' vectors, NULL in Quiver
-        // (pg_dump: `generate_series(0, array_upper(prattrs, 1))`).
+        // computed from a row's columns are the catalogs' vectors, NULL in
+        // Quiver (pg_dump: `generate_series(0, array_upper(prattrs, 1))`).
         if let TableFactor::Table {
             name,
             args: Some(args),
@@ -225,7 +225,7 @@ impl VisitorMut for CatalogForms {
         {
             for arg in &mut args.args {
                 if let FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) = arg
-                    && !matches!(expr, Expr::Value(_))
+                    && reads_columns(expr)
                 {
                     *expr = Expr::Value(Value::Null.into());
                 }
@@ -335,6 +335,51 @@ impl VisitorMut for CatalogForms {
 /// `pg_class` (see [`RegclassAlongSearchPath`]).
 const REGCLASS_LOOKUP: &str = "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid CROSS JOIN (SELECT parse_ident(";
 
+/// `expr` with each `'name'::regclass` (as written, or as the compatibility
+/// parser rewrote it) the name it casts: what a column `DEFAULT` keeps
+/// (`nextval('s'::regclass)`, as pg_dump writes it, is `nextval('s')`,
+/// whose sequence is found when the default is used).
+pub(crate) fn regclass_as_text(expr: &mut Expr) {
+    let _ = visit_expressions_mut(expr, |e: &mut Expr| {
+        let name = match e {
+            Expr::Subquery(query) => regclass_argument(query),
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if is_regclass(data_type) => Some(inner.as_ref().clone()),
+            _ => None,
+        };
+        if let Some(name) = name {
+            *e = name;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn is_regclass(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Regclass => true,
+        DataType::Custom(name, args) => {
+            args.is_empty()
+                && name
+                    .0
+                    .last()
+                    .and_then(|part| part.as_ident())
+                    .is_some_and(|ident| ident.value.eq_ignore_ascii_case("regclass"))
+        }
+        _ => false,
+    }
+}
+
+/// The name a regclass lookup (see [`REGCLASS_LOOKUP`]) looks up.
+fn regclass_argument(query: &Query) -> Option<Expr> {
+    let text = query.to_string();
+    let rest = text.strip_prefix(REGCLASS_LOOKUP)?;
+    let end = rest.find("::TEXT) AS parts)")?;
+    parse_expr(&rest[..end])
+}
+
 /// The compatibility parser finds an unqualified `'name'::regclass` in
 /// `current_schema()` only; PostgreSQL looks along the search path, with
 /// `pg_catalog` first (pg_dump, whose search path is empty, writes
@@ -408,6 +453,15 @@ impl VisitorMut for NothingToCompute {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Whether `e` reads a column (of a row, not a constant).
+fn reads_columns(e: &Expr) -> bool {
+    visit_expressions(e, |e: &Expr| match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// Whether `e` is or holds a subquery.

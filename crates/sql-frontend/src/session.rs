@@ -44,6 +44,7 @@ use crate::{Error, Result};
 
 mod access;
 mod alter_table;
+mod comments;
 mod defaults;
 mod function_tables;
 mod in_place;
@@ -309,6 +310,15 @@ impl Session {
                 return Ok(done.into());
             }
             parse::Statement::RoleGrant(grant) => return self.grant_roles(grant),
+            parse::Statement::AlterSequenceOwnedBy {
+                name,
+                if_exists,
+                owned_by,
+            } => {
+                return self
+                    .alter_sequence_owned_by(&name, if_exists, &owned_by)
+                    .await;
+            }
             parse::Statement::LanguageGrant(grant) => {
                 let objects = Objects::Languages(grant.languages);
                 let give = grant.give;
@@ -422,6 +432,16 @@ impl Session {
                 }
                 Statement::Deallocate { name, .. } => self.deallocate(&name),
                 Statement::Lock(lock) => self.lock_tables(&lock),
+                Statement::AlterSchema(alter) => self.alter_schema(&alter),
+                Statement::Comment {
+                    object_type,
+                    object_name,
+                    comment,
+                    if_exists,
+                } => {
+                    self.comment_on(object_type, &object_name, comment, if_exists)
+                        .await
+                }
                 Statement::ShowVariable { variable } => self.show(variable).await,
                 Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
                     self.truncate_tables(truncate).await

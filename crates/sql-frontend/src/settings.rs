@@ -97,6 +97,8 @@ const PARAMETERS: &[Parameter] = &[
         false,
     ),
     param("transaction_read_only", || "off".into(), false, false),
+    // PostgreSQL 17's; pg_dump 17 and later set it.
+    param("transaction_timeout", || "0".into(), true, false),
     param("xmloption", || "content".into(), true, false),
 ];
 

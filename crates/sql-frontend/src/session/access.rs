@@ -341,7 +341,7 @@ impl Session {
 
     /// Fails with 42501 unless the session's role owns `object` (not a
     /// table: see [`Session::check_owner`]) or is a superuser.
-    fn check_owns(&self, object: &Object) -> Result<()> {
+    pub(super) fn check_owns(&self, object: &Object) -> Result<()> {
         if self.is_superuser()
             || self
                 .catalog

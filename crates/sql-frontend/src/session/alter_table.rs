@@ -1,5 +1,6 @@
 //! `ALTER TABLE`: `RENAME TO` (as dbt renames a model's new table into
-//! place of the old one), `ADD COLUMN`, `DROP COLUMN` and `ALTER COLUMN
+//! place of the old one), `OWNER TO` (of views and sequences too, as
+//! pg_dump's scripts give them away), `ADD COLUMN`, `DROP COLUMN` and `ALTER COLUMN
 //! ... SET DEFAULT` / `DROP DEFAULT` (as Alembic migrations change tables
 //! and undo the changes). Other forms fail with 0A000, naming the form.
 //!
@@ -18,7 +19,7 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
-    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, RenameTableNameKind,
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, Owner, RenameTableNameKind,
 };
 use quiver_catalog::{COLUMN_DEFAULT, QualifiedName, TableKind, Target};
 
@@ -92,7 +93,7 @@ impl Session {
                 {
                     let column = folded(column_name);
                     let default = match op {
-                        AlterColumnOperation::SetDefault { value } => Some(value.to_string()),
+                        AlterColumnOperation::SetDefault { value } => Some(defaults::stored(value)),
                         _ => None,
                     };
                     self.set_default(name, &column, default).await?;
@@ -119,6 +120,10 @@ impl Session {
                         }
                     }
                 }
+                (AlterTableOperation::OwnerTo { new_owner }, Target::Stored(name)) => {
+                    let owner = self.new_owner(new_owner)?;
+                    self.relations.set_owner(name, &owner).await?;
+                }
                 (operation, Target::Temp(_)) => {
                     return Err(Error::FeatureNotSupported(format!(
                         "ALTER TABLE ... {operation} of a temporary table is not supported yet (only RENAME TO)"
@@ -126,7 +131,7 @@ impl Session {
                 }
                 (operation, Target::Stored(_)) => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, ADD COLUMN, DROP COLUMN and ALTER COLUMN ... SET DEFAULT / DROP DEFAULT): it would rewrite the table's files"
+                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, OWNER TO, ADD COLUMN, DROP COLUMN and ALTER COLUMN ... SET DEFAULT / DROP DEFAULT)"
                     )));
                 }
             }
@@ -134,6 +139,28 @@ impl Session {
         Ok(Completion::tag("ALTER TABLE")
             .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
             .into())
+    }
+
+    /// The role `OWNER TO` names, which must exist; only a superuser gives
+    /// an object to another role (PostgreSQL lets a member of the role do
+    /// so too; Quiver's roles have no members).
+    pub(super) fn new_owner(&self, owner: &Owner) -> Result<String> {
+        let role = self.user().unwrap_or_default();
+        let named = match owner {
+            Owner::Ident(ident) => folded(ident),
+            Owner::CurrentRole | Owner::CurrentUser | Owner::SessionUser => role.clone(),
+        };
+        if named != role {
+            self.require_superuser(&format!("must be able to SET ROLE \"{named}\""))?;
+        }
+        let predefined = named == crate::pg_roles::DATABASE_OWNER
+            || crate::auth::PREDEFINED.contains(&named.as_str());
+        if self.roles.attributes(&named).is_none() && named != role && !predefined {
+            return Err(Error::UndefinedObject(format!(
+                "role \"{named}\" does not exist"
+            )));
+        }
+        Ok(named)
     }
 
     /// `ADD [COLUMN] [IF NOT EXISTS] column_def` to the stored table
@@ -220,6 +247,19 @@ impl Session {
         column: &str,
         default: Option<String>,
     ) -> Result<()> {
+        self.set_column_metadata(name, column, COLUMN_DEFAULT, default)
+            .await
+    }
+
+    /// Sets (`Some`) or removes the field metadata `key` of the column
+    /// `column` of the stored table `name`.
+    pub(super) async fn set_column_metadata(
+        &self,
+        name: &QualifiedName,
+        column: &str,
+        key: &str,
+        value: Option<String>,
+    ) -> Result<()> {
         let relation = name.name.clone();
         self.relations
             .alter_columns(name, |columns| {
@@ -232,11 +272,9 @@ impl Session {
                         if field.name() == column {
                             found = true;
                             let mut metadata = field.metadata().clone();
-                            match &default {
-                                Some(sql) => {
-                                    metadata.insert(COLUMN_DEFAULT.to_string(), sql.clone())
-                                }
-                                None => metadata.remove(COLUMN_DEFAULT),
+                            match &value {
+                                Some(value) => metadata.insert(key.to_string(), value.clone()),
+                                None => metadata.remove(key),
                             };
                             field = field.with_metadata(metadata);
                         }

@@ -33,11 +33,19 @@ pub(super) fn declared_defaults(columns: &[ColumnDef]) -> HashMap<String, String
                 .options
                 .iter()
                 .find_map(|option| match &option.option {
-                    ColumnOption::Default(expr) => Some((folded(&column.name), expr.to_string())),
+                    ColumnOption::Default(expr) => Some((folded(&column.name), stored(expr))),
                     _ => None,
                 })
         })
         .collect()
+}
+
+/// A `DEFAULT` expression as a column keeps it (see
+/// [`crate::rewrite::regclass_as_text`]).
+pub(super) fn stored(expr: &Expr) -> String {
+    let mut expr = expr.clone();
+    crate::rewrite::regclass_as_text(&mut expr);
+    expr.to_string()
 }
 
 /// `field` with its column's `DEFAULT` (SQL text), if `defaults` has one.

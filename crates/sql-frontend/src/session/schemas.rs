@@ -1,4 +1,5 @@
-//! Schemas: `CREATE SCHEMA`, `DROP SCHEMA`, the search path, and how a
+//! Schemas: `CREATE SCHEMA`, `DROP SCHEMA`, `ALTER SCHEMA ... OWNER TO`,
+//! the search path, and how a
 //! statement's names resolve to the stored relations (see
 //! [`quiver_catalog::SessionCatalog`]).
 
@@ -8,11 +9,12 @@ use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{DataFusionError, ScalarValue, TableReference};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
-use datafusion::sql::sqlparser::ast::{ObjectName, SchemaName};
+use datafusion::sql::sqlparser::ast::{AlterSchema, AlterSchemaOperation, ObjectName, SchemaName};
 use quiver_catalog::{Object, Privilege, QualifiedName, SessionCatalog, Target};
 
 use super::{Completion, Outcome, Session};
 use crate::names::folded;
+use crate::server;
 use crate::{Error, Result};
 
 impl Session {
@@ -114,6 +116,7 @@ impl Session {
             {
                 notices.push(format!("schema \"{name}\" does not exist, skipping"));
             }
+            self.catalog.set_comment(&Object::Schema(name), None)?;
         }
         Ok(Completion::tag("DROP SCHEMA")
             .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
@@ -131,6 +134,34 @@ fn schema_name(name: &ObjectName) -> Result<String> {
         _ => Err(Error::FeatureNotSupported(format!(
             "cross-database references are not implemented: {name}"
         ))),
+    }
+}
+
+impl Session {
+    /// `ALTER SCHEMA [IF EXISTS] name OWNER TO role`, by the schema's owner
+    /// (or a superuser). Other forms are not supported yet (0A000).
+    pub(super) fn alter_schema(&self, alter: &AlterSchema) -> Result<Outcome> {
+        let name = schema_name(&alter.name)?;
+        if !self.relations.schema_exists(&name) || server::is_system_schema(&name) {
+            if alter.if_exists {
+                return Ok(Completion::tag("ALTER SCHEMA").into());
+            }
+            return Err(Error::Catalog(quiver_catalog::Error::SchemaNotFound(name)));
+        }
+        let schema = Object::Schema(name);
+        for operation in &alter.operations {
+            let AlterSchemaOperation::OwnerTo { owner } = operation else {
+                return Err(Error::FeatureNotSupported(format!(
+                    "ALTER SCHEMA ... {operation} is not supported yet (only OWNER TO)"
+                )));
+            };
+            self.check_owns(&schema)?;
+            let owner = self.new_owner(owner)?;
+            let mut acl = self.catalog.acl(&schema);
+            acl.owner = Some(owner);
+            self.catalog.set_acl(&schema, Some(acl))?;
+        }
+        Ok(Completion::tag("ALTER SCHEMA").into())
     }
 }
 

@@ -95,6 +95,40 @@ impl Session {
             .into())
     }
 
+    /// `ALTER SEQUENCE [IF EXISTS] name OWNED BY table.column | NONE`, by
+    /// the sequence's owner.
+    pub(super) async fn alter_sequence_owned_by(
+        &self,
+        name: &ObjectName,
+        if_exists: bool,
+        owned_by: &ObjectName,
+    ) -> Result<Outcome> {
+        let reference = crate::names::table_reference(name);
+        let sequence = self.stored_name(&reference)?;
+        let Some(entry) = self.relations.entry(&sequence) else {
+            if if_exists {
+                return Ok(Completion::tag("ALTER SEQUENCE")
+                    .with_notice(Some(format!(
+                        "relation \"{reference}\" does not exist, skipping"
+                    )))
+                    .into());
+            }
+            return Err(Error::UndefinedTable(reference.to_string()));
+        };
+        if entry.sequence().is_none() {
+            return Err(quiver_catalog::Error::WrongObjectType(format!(
+                "\"{reference}\" is not a sequence"
+            ))
+            .into());
+        }
+        self.check_owner(&sequence)?;
+        let owned_by = self.owned_by(&sequence, owned_by)?;
+        self.relations
+            .set_sequence_owner(&sequence, owned_by)
+            .await?;
+        Ok(Completion::tag("ALTER SEQUENCE").into())
+    }
+
     /// `OWNED BY table.column` (`None` for `OWNED BY NONE`): a column of a
     /// table the session's role owns, in the schema of the sequence
     /// `sequence`.
