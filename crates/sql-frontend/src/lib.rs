@@ -22,6 +22,7 @@ mod oid_types;
 mod params;
 mod parse;
 mod pg_acl;
+mod pg_catalog;
 mod pg_functions;
 mod pg_proc;
 mod pg_relations;

@@ -410,6 +410,22 @@ pub(crate) enum Listing {
     Description,
 }
 
+impl Listing {
+    /// The listing of the catalog table `name`, if it is one of these.
+    pub(crate) fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "pg_class" => Listing::Class,
+            "pg_attribute" => Listing::Attribute,
+            "pg_attrdef" => Listing::Attrdef,
+            "pg_index" => Listing::Index,
+            "pg_sequence" => Listing::Sequence,
+            "pg_depend" => Listing::Depend,
+            "pg_description" => Listing::Description,
+            _ => return None,
+        })
+    }
+}
+
 /// What the tables of this module read besides the catalog:
 /// `datafusion-pg-catalog`'s `pg_class` and `pg_namespace`, for the oids
 /// it gave.
@@ -522,246 +538,20 @@ impl RelationTable {
     /// The rows Quiver adds.
     fn added(&self, relations: &Relations) -> Vec<Row> {
         let entries = &relations.entries;
-        let int = |v: i32| ScalarValue::Int32(Some(v));
-        let int16 = |v: usize| ScalarValue::Int16(i16::try_from(v).ok());
-        let text = |v: &str| ScalarValue::Utf8(Some(v.to_string()));
-        let flag = |v: bool| ScalarValue::Boolean(Some(v));
-        let mut rows = Vec::new();
-        for entry in entries {
-            let oid = relation_oid(entry);
-            let columns = entry.columns();
-            let attnum = |name: &str| columns.as_ref().and_then(|c| c.index_of(name).ok());
-            match self.listing {
-                Listing::Class => {
-                    let owner = int(role_oid(owner_name(&entry.acl)));
-                    let class = |oid: i32, name: &str, kind: &str, natts: usize| -> Row {
-                        vec![
-                            ("oid", int(oid)),
-                            ("relname", text(name)),
-                            ("relnamespace", relations.namespace(entry)),
-                            ("relowner", owner.clone()),
-                            ("relkind", text(kind)),
-                            ("relnatts", int16(natts)),
-                            ("relpersistence", text("p")),
-                            ("relam", int(if kind == "i" { BTREE } else { 0 })),
-                            ("relpages", int(0)),
-                            ("reltuples", ScalarValue::Float64(Some(-1.0))),
-                            ("relreplident", text("n")),
-                            ("relispopulated", flag(true)),
-                        ]
-                    };
-                    if entry.sequence().is_some() {
-                        rows.push(class(oid, &entry.name, "S", 3));
-                    }
-                    for index in &entry.indexes {
-                        let oid = index_oid(entry, &index.name);
-                        rows.push(class(oid, &index.name, "i", index.keys.len()));
-                    }
-                }
-                Listing::Attrdef => {
-                    for (position, field) in
-                        columns.iter().flat_map(|c| c.fields().iter()).enumerate()
-                    {
-                        let Some(sql) = default_of(entry, field) else {
-                            continue;
-                        };
-                        rows.push(vec![
-                            ("oid", int(default_oid(oid, position + 1))),
-                            ("adrelid", int(oid)),
-                            ("adnum", int16(position + 1)),
-                            ("adbin", text(&stored_default(sql, &entry.schema))),
-                        ]);
-                    }
-                }
-                Listing::Index => {
-                    for index in &entry.indexes {
-                        let keys: Vec<ScalarValue> = index
-                            .keys
-                            .iter()
-                            .map(|key| int16(attnum(key).map_or(0, |i| i + 1)))
-                            .collect();
-                        let zeros = |item: DataType| {
-                            let values: Vec<ScalarValue> = index
-                                .keys
-                                .iter()
-                                .map(|_| ScalarValue::Int32(Some(0)))
-                                .collect();
-                            list(&values, &item)
-                        };
-                        let expressions: Vec<&String> = index
-                            .keys
-                            .iter()
-                            .filter(|key| attnum(key).is_none())
-                            .collect();
-                        rows.push(vec![
-                            ("indexrelid", int(index_oid(entry, &index.name))),
-                            ("indrelid", int(oid)),
-                            ("indnatts", int16(index.keys.len())),
-                            ("indnkeyatts", int16(index.keys.len())),
-                            ("indisunique", flag(false)),
-                            ("indnullsnotdistinct", flag(false)),
-                            ("indisprimary", flag(false)),
-                            ("indisexclusion", flag(false)),
-                            ("indimmediate", flag(true)),
-                            ("indisclustered", flag(false)),
-                            ("indisvalid", flag(true)),
-                            ("indcheckxmin", flag(false)),
-                            ("indisready", flag(true)),
-                            ("indislive", flag(true)),
-                            ("indisreplident", flag(false)),
-                            ("indkey", list(&keys, &DataType::Int16)),
-                            ("indcollation", zeros(DataType::Int32)),
-                            ("indclass", zeros(DataType::Int32)),
-                            ("indoption", zeros(DataType::Int16)),
-                            (
-                                "indexprs",
-                                match expressions.is_empty() {
-                                    true => ScalarValue::Utf8(None),
-                                    false => text(
-                                        &expressions
-                                            .iter()
-                                            .map(|e| e.as_str())
-                                            .collect::<Vec<_>>()
-                                            .join(", "),
-                                    ),
-                                },
-                            ),
-                        ]);
-                    }
-                }
-                Listing::Sequence => {
-                    let Some(sequence) = entry.sequence() else {
-                        continue;
-                    };
-                    let options = &sequence.options;
-                    let type_oid = match options.data_type.name() {
-                        "smallint" => 21,
-                        "integer" => 23,
-                        _ => 20,
-                    };
-                    let long = |v: i64| ScalarValue::Int64(Some(v));
-                    rows.push(vec![
-                        ("seqrelid", int(oid)),
-                        ("seqtypid", int(type_oid)),
-                        ("seqstart", long(options.start)),
-                        ("seqincrement", long(options.increment)),
-                        ("seqmax", long(options.max)),
-                        ("seqmin", long(options.min)),
-                        ("seqcache", long(1)),
-                        ("seqcycle", flag(options.cycle)),
-                    ]);
-                }
-                Listing::Depend => {
-                    let depend = |refobjid: i32, refobjsubid: usize, deptype: &str| -> Row {
-                        vec![
-                            ("classid", int(PG_CLASS)),
-                            ("objid", int(oid)),
-                            ("objsubid", int(0)),
-                            ("refclassid", int(PG_CLASS)),
-                            ("refobjid", int(refobjid)),
-                            ("refobjsubid", int(refobjsubid as i32)),
-                            ("deptype", text(deptype)),
-                        ]
-                    };
-                    if let Some(owned_by) = entry.sequence().and_then(|s| s.options.owned_by) {
-                        let owner = entries.iter().find(|table| {
-                            table.schema == entry.schema && table.name == owned_by.table
-                        });
-                        if let Some(owner) = owner {
-                            let attnum = owner
-                                .columns()
-                                .and_then(|c| c.index_of(&owned_by.column).ok())
-                                .map_or(0, |i| i + 1);
-                            rows.push(depend(relation_oid(owner), attnum, "a"));
-                        }
-                    }
-                    // A default that counts a sequence depends on it.
-                    for (position, field) in
-                        columns.iter().flat_map(|c| c.fields().iter()).enumerate()
-                    {
-                        let Some(sequence) = default_of(entry, field)
-                            .and_then(|sql| default_sequence(sql, &entry.schema))
-                        else {
-                            continue;
-                        };
-                        let counted = entries.iter().find(|s| {
-                            s.sequence().is_some() && s.schema == sequence.0 && s.name == sequence.1
-                        });
-                        if let Some(counted) = counted {
-                            rows.push(vec![
-                                ("classid", int(PG_ATTRDEF)),
-                                ("objid", int(default_oid(oid, position + 1))),
-                                ("objsubid", int(0)),
-                                ("refclassid", int(PG_CLASS)),
-                                ("refobjid", int(relation_oid(counted))),
-                                ("refobjsubid", int(0)),
-                                ("deptype", text("n")),
-                            ]);
-                        }
-                    }
-                    if let TableKind::View { definition, .. } = &entry.kind
-                        && let Some(mut query) =
-                            crate::info_schema::view_statement_query(definition)
-                    {
-                        let mut read = Vec::new();
-                        let _ = visit_relations_mut(&mut query, |name| {
-                            if let Some(table) = view_reads(entries, entry, name) {
-                                read.push(relation_oid(table));
-                            }
-                            std::ops::ControlFlow::<()>::Continue(())
-                        });
-                        read.sort_unstable();
-                        read.dedup();
-                        rows.extend(read.into_iter().map(|table| depend(table, 0, "n")));
-                    }
-                }
-                Listing::Description => {
-                    let description = |objsubid: usize, text: &str| -> Row {
-                        vec![
-                            ("objoid", int(oid)),
-                            ("classoid", int(PG_CLASS)),
-                            ("objsubid", int(objsubid as i32)),
-                            ("description", ScalarValue::Utf8(Some(text.to_string()))),
-                        ]
-                    };
-                    if let Some(comment) = &entry.comment {
-                        rows.push(description(0, comment));
-                    }
-                    for (position, field) in
-                        columns.iter().flat_map(|c| c.fields().iter()).enumerate()
-                    {
-                        if let Some(comment) = field.metadata().get(COLUMN_COMMENT) {
-                            rows.push(description(position + 1, comment));
-                        }
-                    }
-                }
-                Listing::Attribute => {}
-            }
-        }
+        let mut rows: Vec<Row> = entries
+            .iter()
+            .flat_map(|entry| match self.listing {
+                Listing::Class => class_rows(entry, relations),
+                Listing::Attrdef => attrdef_rows(entry),
+                Listing::Index => index_rows(entry),
+                Listing::Sequence => sequence_rows(entry),
+                Listing::Depend => depend_rows(entry, entries),
+                Listing::Description => description_rows(entry),
+                Listing::Attribute => Vec::new(),
+            })
+            .collect();
         if self.listing == Listing::Description {
-            // The stored schemas' (`public`'s is PostgreSQL's until one is
-            // given).
-            for (schema, oid) in &relations.namespaces {
-                let stored =
-                    schema == DEFAULT_SCHEMA || self.sources.catalog.schema_entry(schema).is_some();
-                let comment = self
-                    .sources
-                    .catalog
-                    .comment(&Object::Schema(schema.clone()));
-                let comment = match (stored, comment) {
-                    (true, Some(comment)) => comment,
-                    (true, None) if schema == DEFAULT_SCHEMA => {
-                        "standard public schema".to_string()
-                    }
-                    _ => continue,
-                };
-                rows.push(vec![
-                    ("objoid", int(*oid)),
-                    ("classoid", int(PG_NAMESPACE)),
-                    ("objsubid", int(0)),
-                    ("description", text(&comment)),
-                ]);
-            }
+            rows.extend(schema_descriptions(relations, &self.sources.catalog));
         }
         rows
     }
@@ -889,6 +679,266 @@ impl RelationTable {
             .collect::<DfResult<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
+}
+
+fn int(value: i32) -> ScalarValue {
+    ScalarValue::Int32(Some(value))
+}
+
+fn int16(value: usize) -> ScalarValue {
+    ScalarValue::Int16(i16::try_from(value).ok())
+}
+
+fn text(value: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(value.to_string()))
+}
+
+fn flag(value: bool) -> ScalarValue {
+    ScalarValue::Boolean(Some(value))
+}
+
+/// The columns of `entry` (a table or view), numbered from 1.
+fn numbered_columns(entry: &TableEntry) -> Vec<(usize, Field)> {
+    let columns = entry.columns();
+    let fields = columns.iter().flat_map(|c| c.fields().iter());
+    fields
+        .enumerate()
+        .map(|(i, field)| (i + 1, field.as_ref().clone()))
+        .collect()
+}
+
+/// The number of `entry`'s column `name` (0: none, an expression).
+fn attnum(entry: &TableEntry, name: &str) -> usize {
+    entry
+        .columns()
+        .and_then(|c| c.index_of(name).ok())
+        .map_or(0, |i| i + 1)
+}
+
+/// `pg_class`: a sequence, and the indexes of a table (DataFusion lists
+/// tables and views).
+fn class_rows(entry: &TableEntry, relations: &Relations) -> Vec<Row> {
+    let owner = int(role_oid(owner_name(&entry.acl)));
+    let class = |oid: i32, name: &str, kind: &str, natts: usize| -> Row {
+        vec![
+            ("oid", int(oid)),
+            ("relname", text(name)),
+            ("relnamespace", relations.namespace(entry)),
+            ("relowner", owner.clone()),
+            ("relkind", text(kind)),
+            ("relnatts", int16(natts)),
+            ("relpersistence", text("p")),
+            ("relam", int(if kind == "i" { BTREE } else { 0 })),
+            ("relpages", int(0)),
+            ("reltuples", ScalarValue::Float64(Some(-1.0))),
+            ("relreplident", text("n")),
+            ("relispopulated", flag(true)),
+        ]
+    };
+    let mut rows = Vec::new();
+    if entry.sequence().is_some() {
+        rows.push(class(relation_oid(entry), &entry.name, "S", 3));
+    }
+    for index in &entry.indexes {
+        let oid = index_oid(entry, &index.name);
+        rows.push(class(oid, &index.name, "i", index.keys.len()));
+    }
+    rows
+}
+
+/// `pg_attrdef`: a table's column defaults.
+fn attrdef_rows(entry: &TableEntry) -> Vec<Row> {
+    let oid = relation_oid(entry);
+    numbered_columns(entry)
+        .into_iter()
+        .filter_map(|(attnum, field)| {
+            let sql = default_of(entry, &field)?;
+            Some(vec![
+                ("oid", int(default_oid(oid, attnum))),
+                ("adrelid", int(oid)),
+                ("adnum", int16(attnum)),
+                ("adbin", text(&stored_default(sql, &entry.schema))),
+            ])
+        })
+        .collect()
+}
+
+/// `pg_index`: a table's indexes (metadata only; none unique).
+fn index_rows(entry: &TableEntry) -> Vec<Row> {
+    let zeros = |count: usize, item: DataType| {
+        let values = vec![ScalarValue::Int32(Some(0)); count];
+        list(&values, &item)
+    };
+    entry
+        .indexes
+        .iter()
+        .map(|index| {
+            let count = index.keys.len();
+            let keys: Vec<ScalarValue> = index
+                .keys
+                .iter()
+                .map(|key| int16(attnum(entry, key)))
+                .collect();
+            let expressions: Vec<&str> = index
+                .keys
+                .iter()
+                .filter(|key| attnum(entry, key) == 0)
+                .map(String::as_str)
+                .collect();
+            let expressions = match expressions.is_empty() {
+                true => ScalarValue::Utf8(None),
+                false => text(&expressions.join(", ")),
+            };
+            vec![
+                ("indexrelid", int(index_oid(entry, &index.name))),
+                ("indrelid", int(relation_oid(entry))),
+                ("indnatts", int16(count)),
+                ("indnkeyatts", int16(count)),
+                ("indisunique", flag(false)),
+                ("indnullsnotdistinct", flag(false)),
+                ("indisprimary", flag(false)),
+                ("indisexclusion", flag(false)),
+                ("indimmediate", flag(true)),
+                ("indisclustered", flag(false)),
+                ("indisvalid", flag(true)),
+                ("indcheckxmin", flag(false)),
+                ("indisready", flag(true)),
+                ("indislive", flag(true)),
+                ("indisreplident", flag(false)),
+                ("indkey", list(&keys, &DataType::Int16)),
+                ("indcollation", zeros(count, DataType::Int32)),
+                ("indclass", zeros(count, DataType::Int32)),
+                ("indoption", zeros(count, DataType::Int16)),
+                ("indexprs", expressions),
+            ]
+        })
+        .collect()
+}
+
+/// `pg_sequence`: a sequence's options.
+fn sequence_rows(entry: &TableEntry) -> Vec<Row> {
+    let Some(sequence) = entry.sequence() else {
+        return Vec::new();
+    };
+    let options = &sequence.options;
+    let type_oid = match options.data_type.name() {
+        "smallint" => 21,
+        "integer" => 23,
+        _ => 20,
+    };
+    let long = |v: i64| ScalarValue::Int64(Some(v));
+    vec![vec![
+        ("seqrelid", int(relation_oid(entry))),
+        ("seqtypid", int(type_oid)),
+        ("seqstart", long(options.start)),
+        ("seqincrement", long(options.increment)),
+        ("seqmax", long(options.max)),
+        ("seqmin", long(options.min)),
+        ("seqcache", long(1)),
+        ("seqcycle", flag(options.cycle)),
+    ]]
+}
+
+/// `pg_depend`: the column a sequence belongs to (`a`), the sequences a
+/// table's defaults count (`n`), the relations a view reads (`n`).
+fn depend_rows(entry: &TableEntry, entries: &[TableEntry]) -> Vec<Row> {
+    let oid = relation_oid(entry);
+    let depend = |classid: i32, objid: i32, refobjid: i32, refobjsubid: usize, deptype: &str| {
+        vec![
+            ("classid", int(classid)),
+            ("objid", int(objid)),
+            ("objsubid", int(0)),
+            ("refclassid", int(PG_CLASS)),
+            ("refobjid", int(refobjid)),
+            ("refobjsubid", int16(refobjsubid)),
+            ("deptype", text(deptype)),
+        ]
+    };
+    let mut rows = Vec::new();
+    if let Some(owned_by) = entry.sequence().and_then(|s| s.options.owned_by) {
+        let owner = entries
+            .iter()
+            .find(|table| table.schema == entry.schema && table.name == owned_by.table);
+        if let Some(owner) = owner {
+            let column = attnum(owner, &owned_by.column);
+            rows.push(depend(PG_CLASS, oid, relation_oid(owner), column, "a"));
+        }
+    }
+    for (attnum, field) in numbered_columns(entry) {
+        let Some((schema, name)) =
+            default_of(entry, &field).and_then(|sql| default_sequence(sql, &entry.schema))
+        else {
+            continue;
+        };
+        let counted = entries
+            .iter()
+            .find(|s| s.sequence().is_some() && s.schema == schema && s.name == name);
+        if let Some(counted) = counted {
+            let default = default_oid(oid, attnum);
+            rows.push(depend(PG_ATTRDEF, default, relation_oid(counted), 0, "n"));
+        }
+    }
+    if let TableKind::View { definition, .. } = &entry.kind
+        && let Some(mut query) = crate::info_schema::view_statement_query(definition)
+    {
+        let mut read = Vec::new();
+        let _ = visit_relations_mut(&mut query, |name| {
+            if let Some(table) = view_reads(entries, entry, name) {
+                read.push(relation_oid(table));
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        read.sort_unstable();
+        read.dedup();
+        rows.extend(
+            read.into_iter()
+                .map(|table| depend(PG_CLASS, oid, table, 0, "n")),
+        );
+    }
+    rows
+}
+
+/// `pg_description`: what `COMMENT ON` says about a relation and its
+/// columns.
+fn description_rows(entry: &TableEntry) -> Vec<Row> {
+    let oid = relation_oid(entry);
+    let description = |objsubid: usize, comment: &str| -> Row {
+        vec![
+            ("objoid", int(oid)),
+            ("classoid", int(PG_CLASS)),
+            ("objsubid", int16(objsubid)),
+            ("description", text(comment)),
+        ]
+    };
+    let relation = entry.comment.iter().map(|comment| description(0, comment));
+    let columns = numbered_columns(entry)
+        .into_iter()
+        .filter_map(|(attnum, field)| {
+            let comment = field.metadata().get(COLUMN_COMMENT)?;
+            Some(description(attnum, comment))
+        });
+    relation.chain(columns).collect()
+}
+
+/// `pg_description` of the stored schemas (`public`'s is PostgreSQL's
+/// until one is given).
+fn schema_descriptions(relations: &Relations, catalog: &Catalog) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (schema, oid) in &relations.namespaces {
+        let stored = schema == DEFAULT_SCHEMA || catalog.schema_entry(schema).is_some();
+        let comment = match (stored, catalog.comment(&Object::Schema(schema.clone()))) {
+            (true, Some(comment)) => comment,
+            (true, None) if schema == DEFAULT_SCHEMA => "standard public schema".to_string(),
+            _ => continue,
+        };
+        rows.push(vec![
+            ("objoid", int(*oid)),
+            ("classoid", int(PG_NAMESPACE)),
+            ("objsubid", int(0)),
+            ("description", text(&comment)),
+        ]);
+    }
+    rows
 }
 
 /// One added row: its values by column; the columns it leaves out are NULL.

@@ -204,7 +204,7 @@ impl VisitorMut for CatalogForms {
             name, args: None, ..
         } = factor
             && let [ObjectNamePart::Identifier(table)] = name.0.as_slice()
-            && crate::pg_proc::MISSING_TABLES.contains(&table.value.as_str())
+            && crate::pg_catalog::MISSING_TABLES.contains(&table.value.as_str())
         {
             name.0
                 .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
@@ -895,6 +895,43 @@ mod tests {
             rewritten("SELECT generate_subscripts(i.indkey, 1) AS ord FROM i"),
             "SELECT unnest(generate_series(1, array_length(i.indkey, 1))) AS ord FROM i"
         );
+    }
+
+    #[test]
+    fn catalog_queries_take_postgresql_forms() {
+        // pg_dump's forms.
+        assert_eq!(
+            rewritten("SELECT oprcode::oid AS oprcode FROM pg_operator"),
+            "SELECT NULL::oid AS oprcode FROM pg_operator"
+        );
+        assert_eq!(
+            rewritten("SELECT typname[0] = '_' FROM pg_type WHERE typacl = '{}'"),
+            "SELECT SUBSTR(typname, 1, 1) = '_' FROM pg_type WHERE typacl = acldefault('-', 0)"
+        );
+        assert_eq!(
+            rewritten("SELECT x FROM pg_policy, pg_options_to_table(o) AS t WHERE r = '{0}'"),
+            "SELECT x FROM pg_policy, (SELECT CAST(NULL AS TEXT) AS option_name, \
+             CAST(NULL AS TEXT) AS option_value WHERE false) AS t WHERE r = make_array(0)"
+        );
+        // Bounds read from a row are the catalogs' (NULL) vectors; constant
+        // ones stay (Grafana's).
+        assert_eq!(
+            rewritten("SELECT s FROM pg_attribute, generate_series(0, array_upper(a.v, 1)) AS s"),
+            "SELECT s FROM pg_attribute, generate_series(0, NULL) AS s (s)"
+        );
+        let constant = "SELECT s FROM pg_attribute, generate_series(1, array_upper(string_to_array(current_setting('search_path'), ','), 1)) AS s";
+        assert_eq!(rewritten(constant), format!("{constant} (s)"));
+    }
+
+    #[test]
+    fn regclass_names_are_kept_as_text_in_defaults() {
+        let mut expr = parse_expr("nextval('s.t_id_seq'::regclass)").unwrap();
+        regclass_as_text(&mut expr);
+        assert_eq!(expr.to_string(), "nextval('s.t_id_seq')");
+        let lookup = format!("nextval(({REGCLASS_LOOKUP}'t_id_seq'::TEXT) AS parts)))");
+        let mut expr = parse_expr(&lookup).unwrap();
+        regclass_as_text(&mut expr);
+        assert_eq!(expr.to_string(), "nextval('t_id_seq')");
     }
 
     #[test]

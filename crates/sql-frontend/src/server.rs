@@ -489,7 +489,7 @@ impl Engine {
         let ctx = SessionContext::new_with_state(state);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
-        crate::pg_proc::install(
+        crate::pg_catalog::install(
             &ctx,
             DATABASE,
             registry.clone(),

@@ -1028,15 +1028,27 @@ impl Session {
             |_, _| {},
         )?;
         let schema = crate::sized_text::table_schema(&input, &declared.types);
-        // Like PostgreSQL, columns of CREATE TABLE AS are nullable.
+        // Like PostgreSQL, columns of CREATE TABLE AS are nullable, and
+        // a primary key's are not.
         let with_rows = has_rows(create);
+        let primary_key: Vec<usize> = create
+            .constraints
+            .iter()
+            .filter_map(|constraint| match constraint {
+                datafusion::common::Constraint::PrimaryKey(columns) => Some(columns.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         let fields: Vec<Field> = schema
             .fields()
             .iter()
             .map(|f| defaults::with_default(f.as_ref().clone(), &declared.defaults))
-            .map(|f| match with_rows {
-                true => f.with_nullable(true),
-                false => f,
+            .enumerate()
+            .map(|(i, f)| match (with_rows, primary_key.contains(&i)) {
+                (_, true) => f.with_nullable(false),
+                (true, false) => f.with_nullable(true),
+                (false, false) => f,
             })
             .collect();
         Ok((input, Schema::new(fields)))
