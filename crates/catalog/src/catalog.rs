@@ -141,6 +141,22 @@ impl Catalog {
         Ok(())
     }
 
+    /// The bytes the files of the managed table `entry` take (`None` for
+    /// other relations, and while they cannot be listed).
+    pub fn table_size(&self, entry: &TableEntry) -> Option<u64> {
+        let TableKind::Managed { id, .. } = &entry.kind else {
+            return None;
+        };
+        let mut total = 0;
+        for file in std::fs::read_dir(self.tables_dir.join(id)).ok()? {
+            let metadata = file.ok()?.metadata().ok()?;
+            if metadata.is_file() {
+                total += metadata.len();
+            }
+        }
+        Some(total)
+    }
+
     /// What `COMMENT ON` says about `object` (not a relation: those keep
     /// theirs in their entries).
     pub fn comment(&self, object: &Object) -> Option<String> {

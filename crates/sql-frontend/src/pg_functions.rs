@@ -4,9 +4,10 @@
 //! `json_build_object`
 //! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `format` (scripts that build
 //! statements or messages), `percentile_disc` (JupySQL's box plots),
-//! `pg_collation_is_visible`, `pg_get_indexdef` and `pg_get_constraintdef`
-//! (SQLAlchemy's reflection; Quiver's indexes are metadata only, it has no
-//! constraints and only built-in collations), `pg_typeof`, which users
+//! `pg_collation_is_visible` and `pg_get_constraintdef` (SQLAlchemy's
+//! reflection; Quiver has no constraints and only built-in collations),
+//! `pg_get_expr` and `quote_literal` (pg_dump; the functions over Quiver's
+//! relations are `crate::pg_relations`'), `pg_typeof`, which users
 //! call to see how Quiver types a value, and `parse_ident` in place of
 //! `datafusion-pg-catalog`'s, which keeps the blanks around a dot and the
 //! case of unquoted names (`'"public" . "t"'::regclass`, which the
@@ -82,6 +83,25 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
             Ok(ColumnarValue::Array(texts))
         }),
     )));
+    ctx.register_udf(ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "pg_size_pretty",
+        Signature::any(1, Volatility::Immutable),
+        DataType::Utf8,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = match &args[0] {
+                ColumnarValue::Array(array) => array.len(),
+                ColumnarValue::Scalar(_) => 1,
+            };
+            let sizes =
+                datafusion::arrow::compute::cast(&args[0].to_array(rows)?, &DataType::Int64)?;
+            let texts: StringArray = sizes
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .iter()
+                .map(|size| size.map(size_pretty))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(texts) as ArrayRef))
+        }),
+    )));
     ctx.register_udf(create_udf(
         "quote_literal",
         vec![DataType::Utf8],
@@ -107,14 +127,13 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
                 .map(|oids| ColumnarValue::Array(Arc::new(oids) as ArrayRef))
         }),
     ));
-    // Quiver has only PostgreSQL's built-in collations, all visible, and no
-    // sequences, indexes or constraints.
+    // Quiver has only PostgreSQL's built-in collations, all visible.
     ctx.register_udf(constant(
         "pg_collation_is_visible",
         &[1],
         ScalarValue::Boolean(Some(true)),
     ));
-    // Nor comments on objects, nor SQL-standard function bodies.
+    // Nor constraints, triggers or SQL-standard function bodies.
     for (name, arities) in [
         ("pg_get_constraintdef", &[1, 2][..]),
         ("pg_get_triggerdef", &[1, 2]),
@@ -197,6 +216,37 @@ impl ScalarUDFImpl for PgTypeof {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.type_name(&args.arg_fields[0])?))
     }
+}
+
+/// `bytes` as PostgreSQL's `pg_size_pretty` writes it: in bytes below 10
+/// kB, else in the largest unit (kB, MB, GB, TB, PB) that leaves fewer than
+/// 20480 of them, rounded half away from zero.
+fn size_pretty(bytes: i64) -> String {
+    // Each unit, the limit below which it is used, and whether it rounds.
+    const UNITS: [(&str, i64, bool, u8); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = bytes;
+    for (i, (name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let Some((_, _, next_round, next_bits)) = UNITS.get(i + 1) else {
+            let size = if *round { half_rounded(size) } else { size };
+            return format!("{size} {name}");
+        };
+        if size.abs() < *limit {
+            let size = if *round { half_rounded(size) } else { size };
+            return format!("{size} {name}");
+        }
+        // One bit more where the next unit rounds, one less where this one did.
+        let shift = next_bits - bits - u8::from(*next_round) + u8::from(*round);
+        size /= 1 << shift;
+    }
+    unreachable!("the last unit answers")
 }
 
 /// A function of any of `arities` arguments of any type whose answer is
@@ -500,6 +550,17 @@ mod tests {
         assert_eq!(type_oid("_int4"), Some(1007));
         assert_eq!(type_oid("character varying"), Some(1043));
         assert_eq!(type_oid("hstore"), None);
+    }
+
+    #[test]
+    fn sizes_are_pretty_as_postgresql_writes_them() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10 * 1024 - 1), "10239 bytes");
+        assert_eq!(size_pretty(10 * 1024), "10 kB");
+        assert_eq!(size_pretty(1_000_000), "977 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+        assert_eq!(size_pretty(-123_456_789), "-118 MB");
+        assert_eq!(size_pretty(i64::MAX), "8192 PB");
     }
 
     #[test]

@@ -297,8 +297,10 @@ fn index_definition(entry: &TableEntry, index: &quiver_catalog::IndexEntry) -> S
 }
 
 /// `pg_get_indexdef(oid [, column, pretty])`, `pg_get_viewdef(oid [,
-/// pretty])`, `obj_description(oid [, catalog])` and `col_description(oid,
-/// column)` over the stored relations of `catalog`.
+/// pretty])`, `obj_description(oid [, catalog])`, `col_description(oid,
+/// column)`, and `pg_table_size`, `pg_relation_size` and
+/// `pg_total_relation_size` (psql's `\dt+`) over the stored relations of
+/// `catalog`.
 pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::ScalarUDF> {
     use datafusion::logical_expr::{
         ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
@@ -346,7 +348,55 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             }),
         ))
     };
-    vec![
+    // Sizes: a table's files; a view's, a sequence's and an index's none
+    // (PostgreSQL's sequences take a page; Quiver's counters are in its
+    // catalog).
+    let sized = |name: &str, arities: &[usize], catalog: Arc<Catalog>| {
+        let signature = Signature::one_of(
+            arities.iter().map(|&n| TypeSignature::Any(n)).collect(),
+            Volatility::Volatile,
+        );
+        ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+            name,
+            signature,
+            DataType::Int64,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let rows = match &args[0] {
+                    ColumnarValue::Array(array) => array.len(),
+                    ColumnarValue::Scalar(_) => 1,
+                };
+                let oids =
+                    datafusion::arrow::compute::cast(&args[0].to_array(rows)?, &DataType::Int32)?;
+                let entries = catalog.entries();
+                let sizes: datafusion::arrow::array::Int64Array = oids
+                    .as_primitive::<Int32Type>()
+                    .iter()
+                    .map(|oid| {
+                        let oid = oid?;
+                        if let Some(entry) = entries.iter().find(|e| relation_oid(e) == oid) {
+                            let size = catalog.table_size(entry).unwrap_or(0);
+                            return Some(i64::try_from(size).unwrap_or(i64::MAX));
+                        }
+                        let index = entries.iter().any(|entry| {
+                            entry
+                                .indexes
+                                .iter()
+                                .any(|index| index_oid(entry, &index.name) == oid)
+                        });
+                        index.then_some(0)
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(sizes)))
+            }),
+        ))
+    };
+    let sizes = [
+        ("pg_table_size", &[1][..]),
+        ("pg_relation_size", &[1, 2]),
+        ("pg_total_relation_size", &[1]),
+    ]
+    .map(|(name, arities)| sized(name, arities, catalog.clone()));
+    let mut functions = vec![
         describe(
             "pg_get_indexdef",
             &[1, 3],
@@ -393,9 +443,11 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
                 let view = entries.iter().find(|entry| relation_oid(entry) == oid)?;
                 view_definition(entries, view)
             },
-            catalog,
+            catalog.clone(),
         ),
-    ]
+    ];
+    functions.extend(sizes);
+    functions
 }
 
 /// Which `pg_catalog` table a [`RelationTable`] is.

@@ -231,22 +231,50 @@ impl VisitorMut for CatalogForms {
                 }
             }
         }
-        // Quiver's objects have no options.
-        if let TableFactor::Table {
-            name,
-            args: Some(_),
-            alias,
-            ..
-        } = factor
-            && name
-                .0
-                .last()
-                .and_then(|part| part.as_ident())
-                .is_some_and(|ident| ident.value.eq_ignore_ascii_case("pg_options_to_table"))
-            && let Some(subquery) = parse_query(
-                "SELECT CAST(NULL AS text) AS option_name, CAST(NULL AS text) AS option_value \
-                 WHERE false",
-            )
+        // Quiver's objects have no options: `pg_options_to_table(...)`, and
+        // `unnest` of an options column (psql's `\d+`: `unnest(tc.reloptions)
+        // x`), are tables of no rows.
+        let no_options = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(args),
+                alias,
+                ..
+            } => {
+                let function = name.0.last().and_then(|part| part.as_ident());
+                let function = function.map(|ident| ident.value.to_ascii_lowercase());
+                let of_options = matches!(args.args.as_slice(),
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                        Expr::Identifier(column),
+                    ))] if column.value.ends_with("options"))
+                    || matches!(args.args.as_slice(),
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                        Expr::CompoundIdentifier(parts),
+                    ))] if parts.last().is_some_and(|column| column.value.ends_with("options")));
+                match function.as_deref() {
+                    Some("pg_options_to_table") => Some(
+                        "SELECT CAST(NULL AS text) AS option_name, \
+                         CAST(NULL AS text) AS option_value WHERE false"
+                            .to_string(),
+                    ),
+                    Some("unnest") if of_options => {
+                        let column = alias
+                            .as_ref()
+                            .map(|alias| match alias.columns.first() {
+                                Some(column) => column.name.to_string(),
+                                None => alias.name.to_string(),
+                            })
+                            .unwrap_or_else(|| "unnest".to_string());
+                        Some(format!("SELECT CAST(NULL AS text) AS {column} WHERE false"))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(empty) = no_options
+            && let TableFactor::Table { alias, .. } = factor
+            && let Some(subquery) = parse_query(&empty)
         {
             *factor = TableFactor::Derived {
                 lateral: false,
