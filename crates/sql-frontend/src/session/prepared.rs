@@ -56,9 +56,11 @@ impl Session {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::UndefinedPreparedStatement(name.to_string()))?;
-        if values.len() < types.len() || values.len() > types.len().max(highest(&statement)) {
+        let expected = types.len().max(highest(&statement));
+        if values.len() != expected {
             return Err(Error::Syntax(format!(
-                "wrong number of parameters for prepared statement \"{name}\""
+                "wrong number of parameters for prepared statement \"{name}\": expected {expected}, got {}",
+                values.len()
             )));
         }
         let values: Vec<Expr> = values
