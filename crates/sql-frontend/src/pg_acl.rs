@@ -27,10 +27,11 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarUDF, Signature, SimpleScalarUDF, Volatility,
 };
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::ExecutionPlan;
 use quiver_catalog::{Acl, Catalog, DEFAULT_SCHEMA, Object, PUBLIC, Privilege, WASM_LANGUAGE};
 
 use crate::DATABASE;
+use crate::pg_relations::{read_whole, texts};
 use crate::pg_roles::{DATABASE_OWNER, RoleList, batch_by_name, owner_name, role_oid};
 use crate::system::SystemRows;
 
@@ -155,15 +156,6 @@ fn with_column(batch: &RecordBatch, name: &str, column: ArrayRef) -> DfResult<Re
         Arc::new(Schema::new(fields)),
         columns,
     )?)
-}
-
-/// The text values of column `name`.
-fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_string_opt::<i32>())
-        .map(|c| c.iter().collect())
-        .unwrap_or_else(|| vec![None; batch.num_rows()])
 }
 
 /// What a [`Privileged`] table shows of the catalog's owners and ACLs.
@@ -347,9 +339,7 @@ impl TableProvider for Privileged {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         // These tables are small: read whole, amend, project.
-        let plan = self.inner.scan(state, None, &[], None).await?;
-        let batches = collect(plan, state.task_ctx()).await?;
-        let whole = concat_batches(&self.inner.schema(), &batches)?;
+        let whole = read_whole(&self.inner, state).await?;
         // In the columns (and their nullability) it declares.
         let amended = RecordBatch::try_new(self.schema(), self.amend(whole)?.columns().to_vec())?;
         Ok(MemorySourceConfig::try_new_exec(

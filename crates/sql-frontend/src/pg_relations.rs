@@ -1070,7 +1070,7 @@ impl TableProvider for RelationTable {
 }
 
 /// All rows of a small table.
-async fn read_whole(
+pub(crate) async fn read_whole(
     table: &Arc<dyn TableProvider>,
     state: &dyn CatalogSession,
 ) -> DfResult<RecordBatch> {
@@ -1087,7 +1087,8 @@ fn ints(batch: &RecordBatch, name: &str) -> Vec<Option<i32>> {
         .unwrap_or_else(|| vec![None; batch.num_rows()])
 }
 
-fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
+/// The text values of column `name`.
+pub(crate) fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_string_opt::<i32>())
