@@ -75,12 +75,18 @@ const PARTIAL_SUFFIX: &str = ".partial";
 /// held, no compaction deletes a file of the table.
 pub type Lease = OwnedRwLockReadGuard<()>;
 
+/// A commit's hold on a table's unique keys (see [`crate::keys`]).
+pub(crate) type KeyLock = tokio::sync::OwnedMutexGuard<()>;
+
 /// The files of one managed table, as compaction sees them.
 pub(crate) struct TableFiles {
     dir: PathBuf,
     schema: SchemaRef,
     /// Read by statements, written by a switch.
     lock: Arc<RwLock<()>>,
+    /// Held by a commit to the table from the check of its unique keys
+    /// until its files are in place (see [`crate::keys`]).
+    keys: Arc<tokio::sync::Mutex<()>>,
     /// Set while a compaction of the table runs.
     running: AtomicBool,
     /// Set by a write; cleared by the compaction that will see its files.
@@ -134,6 +140,7 @@ impl TableFiles {
             dir,
             schema,
             lock: Arc::new(RwLock::new(())),
+            keys: Arc::new(tokio::sync::Mutex::new(())),
             running: AtomicBool::new(false),
             pending: AtomicBool::new(false),
         }
@@ -146,9 +153,15 @@ impl TableFiles {
             dir: self.dir.clone(),
             schema,
             lock: self.lock.clone(),
+            keys: self.keys.clone(),
             running: AtomicBool::new(false),
             pending: AtomicBool::new(false),
         }
+    }
+
+    /// The table's keys to one commit, until its files are in place.
+    pub(crate) async fn key_lock(&self) -> KeyLock {
+        self.keys.clone().lock_owned().await
     }
 
     /// A read lease on the table's files.

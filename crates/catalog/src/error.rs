@@ -60,6 +60,13 @@ pub enum Error {
     /// A table's files could not be had to themselves in time.
     #[error("{0}")]
     LockNotAvailable(String),
+    /// Two rows with equal keys of a unique index (or constraint).
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation { constraint: String, detail: String },
+    /// A unique index (or constraint) added to a table whose rows do not
+    /// keep it.
+    #[error("could not create unique index \"{index}\"")]
+    DuplicatedKeys { index: String, detail: String },
     /// RocksDB failed.
     #[error("catalog storage error: {0}")]
     Storage(#[from] rocksdb::Error),

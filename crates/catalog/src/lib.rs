@@ -5,6 +5,7 @@ mod catalog;
 mod changes;
 mod compaction;
 mod error;
+mod keys;
 mod listing;
 mod rewrite;
 mod schemas;
@@ -26,5 +27,7 @@ pub use sequences::{OwnedBy, Sequence, SequenceOptions, SequenceSpec, SequenceTy
 pub use session_catalog::{RelationPlanner, SessionCatalog, SessionSchema, Target};
 pub use staging::Staging;
 pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
-pub use table::{COLUMN_COMMENT, COLUMN_DEFAULT, IndexEntry, QualifiedName, TableEntry, TableKind};
+pub use table::{
+    COLUMN_COMMENT, COLUMN_DEFAULT, IndexEntry, QualifiedName, TableEntry, TableKind, Uniqueness,
+};
 pub use temp::TempTables;

@@ -493,6 +493,7 @@ impl SessionCatalog {
         name: &QualifiedName,
         schema: SchemaRef,
         sequences: Vec<(String, SequenceOptions)>,
+        indexes: Vec<IndexEntry>,
         if_not_exists: bool,
         owner: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -503,6 +504,14 @@ impl SessionCatalog {
                     false => Err(Error::TableExists(name.name.clone())),
                 };
             }
+            for index in &indexes {
+                let index_name = name.sibling(index.name.clone());
+                if self.stored_in(changes, &index_name).is_some()
+                    || self.index_table(changes, &index_name).is_some()
+                {
+                    return Err(Error::TableExists(index.name.clone()));
+                }
+            }
             for (sequence, options) in sequences {
                 let sequence = name.sibling(sequence);
                 if self.stored_in(changes, &sequence).is_some() {
@@ -511,7 +520,8 @@ impl SessionCatalog {
                 let created = self.shared.new_sequence(&sequence, options, owner);
                 changes.set(&self.shared, &sequence, Some(created));
             }
-            let table = self.shared.new_managed(name, schema, owner)?;
+            let mut table = self.shared.new_managed(name, schema, owner)?;
+            table.entry.indexes = indexes;
             changes.created_dir(self.shared.dir_of(&table).unwrap_or_default());
             let provider = table.provider.clone();
             changes.set(&self.shared, name, Some(table));
@@ -865,6 +875,15 @@ impl SessionCatalog {
                 )))
             })?;
             if dropped {
+                // As in PostgreSQL, the indexes (and so the constraints)
+                // on the column go with it.
+                if let Some(mut table) = self.stored_in(changes, name) {
+                    table
+                        .entry
+                        .indexes
+                        .retain(|index| !index.keys.iter().any(|key| key == column));
+                    changes.set(&self.shared, name, Some(table));
+                }
                 for sequence in self.owned_by(changes, name) {
                     let owned = sequence
                         .sequence()
@@ -1000,14 +1019,21 @@ impl SessionCatalog {
     }
 
     /// `CREATE INDEX` on the stored table `table` (not a view): recorded
-    /// with it (see [`IndexEntry`]). `false` when a relation or index of
-    /// its name exists and `if_not_exists` is set.
+    /// with it (see [`IndexEntry`]); a unique one once the table's rows
+    /// are found to keep it. `false` when a relation or index of its name
+    /// exists and `if_not_exists` is set.
     pub async fn create_index(
         &self,
         table: &QualifiedName,
         index: IndexEntry,
         if_not_exists: bool,
     ) -> Result<bool> {
+        if index.is_unique()
+            && let Some(stored) = self.stored(table)
+            && !stored.is_view()
+        {
+            self.check_new_key(&stored, &index).await?;
+        }
         self.change(|changes| {
             let mut stored = self
                 .stored_in(changes, table)
@@ -1085,6 +1111,20 @@ impl SessionCatalog {
     /// kept.
     pub async fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
         let changes = self.staging.take_changes();
+        let keyed = |dir: &std::path::Path| {
+            self.relations(&changes).into_iter().find(|table| {
+                self.shared.dir_of(table).as_deref() == Some(dir)
+                    && table.entry.indexes.iter().any(IndexEntry::is_unique)
+            })
+        };
+        let key_locks = match self.staging.check_keys(keyed).await {
+            Ok(locks) => locks,
+            Err(e) => {
+                self.staging.rollback();
+                changes.discard(&self.temp);
+                return Err(e);
+            }
+        };
         if !changes.is_empty() {
             let ddl = self.shared.ddl_lock().await;
             if let Err(e) = self.shared.store(&changes, &ddl) {
@@ -1095,6 +1135,7 @@ impl SessionCatalog {
             }
         }
         let published = self.staging.commit().await;
+        drop(key_locks);
         changes.finish(&self.shared);
         published
     }
@@ -1129,7 +1170,7 @@ impl SessionCatalog {
     /// The managed table `table` (files in `dir`) as the session's open
     /// transaction block sees it: with its staged writes, unless the
     /// block created it.
-    fn staged(
+    pub(crate) fn staged(
         &self,
         table: &Loaded,
         provider: Arc<dyn TableProvider>,

@@ -31,9 +31,12 @@ use std::sync::{Arc, Mutex};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::ListingTable;
 
+use crate::catalog::Loaded;
 use crate::changes::Changes;
-use crate::compaction::{Lease, TableFiles};
+use crate::compaction::{KeyLock, Lease, TableFiles};
+use crate::keys::{check_unique, files_but};
 use crate::rewrite::{parquet_files, switch_files};
+use crate::session_catalog::provider_of;
 use crate::table::{listing_like, managed_url};
 use crate::{Error, Result};
 
@@ -222,6 +225,26 @@ impl Staging {
         Ok(())
     }
 
+    /// The files of the table whose files are in `table` as the open
+    /// block sees them: those it staged, and the committed ones it has
+    /// not replaced; `None` if the block has not written to the table.
+    pub(crate) fn seen(&self, table: &Path) -> Result<Option<(Vec<PathBuf>, Vec<PathBuf>)>> {
+        let mut open = self.open();
+        let Some(view) = open
+            .as_mut()
+            .and_then(|open| open.views.values_mut().find(|v| v.table == table))
+        else {
+            return Ok(None);
+        };
+        let staged = parquet_files(&view.staged)?;
+        // After a rewrite the block reads its staged files only.
+        let committed = match view.rewritten {
+            Some(_) => Vec::new(),
+            None => parquet_files(table)?,
+        };
+        Ok(Some((staged, committed)))
+    }
+
     /// A new directory for one statement's rewrite (see [`crate::rewrite`])
     /// to write to, beside the staged files: removed with the session.
     pub(crate) fn work_dir(&self) -> PathBuf {
@@ -235,8 +258,9 @@ impl Staging {
     /// the tables the block wrote to. Fails with
     /// [`Error::SerializationFailure`] when another statement replaced a
     /// file the block's rewrites replace; the block's writes are then
-    /// discarded.
-    pub async fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
+    /// discarded. The caller holds the key locks [`Staging::check_keys`]
+    /// gave it.
+    pub(crate) async fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
         let Some(mut open) = self.open().take() else {
             return Ok(Vec::new());
         };
@@ -253,6 +277,51 @@ impl Staging {
         }
         self.clear();
         result.map(|()| open.views.into_values().map(|v| v.provider).collect())
+    }
+
+    /// Before `COMMIT`: checks the rows the block staged against the
+    /// unique keys of their tables and the rows committed meanwhile (see
+    /// [`crate::keys`]); `keyed` gives the table whose files are in a
+    /// directory, if it has unique keys. Returns the tables' key locks, to
+    /// hold until the block's files are in place; fails with
+    /// [`Error::UniqueViolation`].
+    pub(crate) async fn check_keys(
+        &self,
+        keyed: impl Fn(&Path) -> Option<Loaded>,
+    ) -> Result<Vec<KeyLock>> {
+        let mut tables: Vec<(PathBuf, PathBuf, Vec<String>)> = self
+            .open()
+            .as_ref()
+            .map(|open| {
+                open.views
+                    .values()
+                    .map(|view| {
+                        let replaced = view.rewritten.as_ref().map(|r| r.replaces.clone());
+                        (view.table.clone(), view.staged.clone(), replaced.unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Taken in one order, so two commits never wait for each other.
+        tables.sort();
+        let mut locks = Vec::new();
+        for (dir, staged, replaced) in tables {
+            let Some(table) = keyed(&dir) else {
+                continue;
+            };
+            let Some((_, files)) = &table.files else {
+                continue;
+            };
+            locks.push(files.key_lock().await);
+            let staged = parquet_files(&staged)?;
+            let _lease = files.lease().await;
+            let committed = files_but(&dir, &replaced)?;
+            let provider = provider_of(&table)?;
+            for index in table.entry.indexes.iter().filter(|i| i.is_unique()) {
+                check_unique(provider.as_ref(), &staged, &committed, index).await?;
+            }
+        }
+        Ok(locks)
     }
 
     /// Ends the block discarding its writes.

@@ -46,14 +46,59 @@ pub struct TableEntry {
     pub comment: Option<String>,
 }
 
-/// An index `CREATE INDEX` recorded on a table. Metadata only: a
-/// managed table's rows are in Parquet files that queries prune by the
-/// statistics in their footers; no other structure is kept.
+/// An index recorded on a table: by `CREATE INDEX`, or by a `PRIMARY
+/// KEY` or `UNIQUE` constraint, which PostgreSQL backs with an index of
+/// the constraint's name. No structure is kept: a managed table's rows are
+/// in Parquet files that queries prune by the statistics in their
+/// footers. A unique index is enforced (see [`crate::keys`]): every write
+/// to the table is checked against its rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
     pub name: String,
-    /// What it indexes, as written: column names or expressions.
+    /// What it indexes, as written: column names or expressions (a
+    /// unique index has column names only).
     pub keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Uniqueness::is_none")]
+    pub unique: Uniqueness,
+}
+
+/// Whether an index's keys are unique, and what says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Uniqueness {
+    /// Any number of rows may have equal keys.
+    #[default]
+    None,
+    /// `CREATE UNIQUE INDEX`.
+    Index,
+    /// A `UNIQUE` constraint (named as its index).
+    Constraint,
+    /// The `PRIMARY KEY` (its columns are `NOT NULL` too).
+    PrimaryKey,
+}
+
+impl Uniqueness {
+    fn is_none(&self) -> bool {
+        *self == Uniqueness::None
+    }
+}
+
+impl IndexEntry {
+    /// Whether no two rows may have equal keys (rows with a NULL key
+    /// excepted, as in PostgreSQL).
+    pub fn is_unique(&self) -> bool {
+        self.unique != Uniqueness::None
+    }
+
+    /// The constraint the index backs, as `pg_constraint.contype` says:
+    /// `p` or `u`.
+    pub fn constraint_type(&self) -> Option<&'static str> {
+        match self.unique {
+            Uniqueness::PrimaryKey => Some("p"),
+            Uniqueness::Constraint => Some("u"),
+            Uniqueness::None | Uniqueness::Index => None,
+        }
+    }
 }
 
 /// How a table's rows are found.

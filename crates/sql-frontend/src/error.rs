@@ -85,6 +85,9 @@ pub enum Error {
     /// An object others depend on (a role that owns tables).
     #[error("{0}")]
     DependentObjects(String),
+    /// A table definition PostgreSQL refuses (two primary keys).
+    #[error("{0}")]
+    InvalidTableDefinition(String),
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
@@ -151,6 +154,7 @@ impl Error {
             Error::InvalidAuthorization(_) => "28000",
             Error::ObjectInUse(_) => "55006",
             Error::DependentObjects(_) => "2BP01",
+            Error::InvalidTableDefinition(_) => "42P16",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",
@@ -164,11 +168,32 @@ impl Error {
 
     /// The error as the wire protocol carries it.
     pub fn to_error_info(&self) -> ErrorInfo {
-        ErrorInfo::new(
+        let mut info = ErrorInfo::new(
             "ERROR".to_string(),
             self.sqlstate().to_string(),
             self.to_string(),
-        )
+        );
+        info.detail = self.detail();
+        info
+    }
+
+    /// What the error's `DETAIL` field says, if anything.
+    fn detail(&self) -> Option<String> {
+        let catalog = match self {
+            Error::Catalog(e) => Some(e),
+            Error::DataFusion(e) => match root(e) {
+                DataFusionError::External(source) => source.downcast_ref::<quiver_catalog::Error>(),
+                _ => None,
+            },
+            _ => None,
+        };
+        match catalog {
+            Some(
+                quiver_catalog::Error::UniqueViolation { detail, .. }
+                | quiver_catalog::Error::DuplicatedKeys { detail, .. },
+            ) => Some(detail.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -195,6 +220,7 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
         C::WrongObjectType(_) => "42809",
         C::Unsupported(_) => "0A000",
         C::SerializationFailure(_) => "40001",
+        C::UniqueViolation { .. } | C::DuplicatedKeys { .. } => "23505",
         C::LockNotAvailable(_) => "55P03",
         C::DataFusion(e) => datafusion_sqlstate(e),
         C::Storage(_) | C::Io { .. } => "58030",

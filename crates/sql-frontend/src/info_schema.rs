@@ -2,8 +2,8 @@
 //! differ: `columns` with PostgreSQL's type names (`bigint`, `character
 //! varying`, `timestamp without time zone`, not Arrow's `Int64`, `Utf8`,
 //! `Timestamp(ns)`) and `udt_name`, which BI tools (Grafana, Metabase)
-//! and ORMs read; `table_constraints` and `key_column_usage`, empty since
-//! Quiver's tables have no constraints yet; `views` with PostgreSQL's
+//! and ORMs read; `table_constraints` and `key_column_usage` (tables'
+//! `PRIMARY KEY` and `UNIQUE` constraints); `views` with PostgreSQL's
 //! columns (`view_definition`: the view's query). A query naming
 //! `information_schema.<table>` for one of these reads Quiver's (served
 //! under the `quiver` schema, see `crate::rewrite`); the rest of
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Builder, RecordBatch, StringArray, StringBuilder,
+    ArrayBuilder, ArrayRef, BooleanArray, Int32Builder, RecordBatch, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
@@ -219,7 +219,7 @@ impl TableProvider for InfoSchemaTable {
                 pg_relations(session()?, &self.schema, matches!(self.kind, Kind::PgViews)).await?
             }
             Kind::TableConstraints | Kind::KeyColumnUsage => {
-                RecordBatch::new_empty(self.schema.clone())
+                constraints(session()?, &self.schema, self.kind).await?
             }
         };
         Ok(MemorySourceConfig::try_new_exec(
@@ -261,6 +261,84 @@ fn relations(state: &SessionState) -> Vec<Relation> {
         }
     }
     relations
+}
+
+/// The rows of `table_constraints` (`kind`), a row per `PRIMARY KEY` and
+/// `UNIQUE` constraint of a stored table `state` sees, or of
+/// `key_column_usage`, a row per column of one.
+async fn constraints(state: &SessionState, schema: &SchemaRef, kind: Kind) -> DfResult<RecordBatch> {
+    let mut texts: Vec<StringBuilder> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &DataType::Utf8)
+        .map(|_| StringBuilder::new())
+        .collect();
+    let mut positions = Int32Builder::new();
+    for Relation {
+        catalog_name,
+        schema_name,
+        table_name,
+        schema: holder,
+    } in relations(state)
+    {
+        let Some(entry) = holder
+            .downcast_ref::<quiver_catalog::SessionSchema>()
+            .and_then(|schema| schema.entry(&table_name))
+        else {
+            continue;
+        };
+        for index in &entry.indexes {
+            let Some(contype) = index.constraint_type() else {
+                continue;
+            };
+            let named = [
+                catalog_name.as_str(),
+                schema_name.as_str(),
+                index.name.as_str(),
+                catalog_name.as_str(),
+                schema_name.as_str(),
+                table_name.as_str(),
+            ];
+            if matches!(kind, Kind::TableConstraints) {
+                let constraint_type = match contype {
+                    "p" => "PRIMARY KEY",
+                    _ => "UNIQUE",
+                };
+                let values = named
+                    .into_iter()
+                    .chain([constraint_type, "NO", "NO", "YES", "YES"]);
+                for (builder, value) in texts.iter_mut().zip(values) {
+                    builder.append_value(value);
+                }
+                continue;
+            }
+            for (position, key) in index.keys.iter().enumerate() {
+                let values = named.into_iter().chain([key.as_str()]);
+                for (builder, value) in texts.iter_mut().zip(values) {
+                    builder.append_value(value);
+                }
+                positions.append_value(i32::try_from(position + 1).unwrap_or(i32::MAX));
+            }
+        }
+    }
+    let rows = texts.first().map_or(0, |builder| builder.len());
+    let mut texts = texts.into_iter();
+    let arrays: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            "ordinal_position" => Arc::new(positions.finish()) as ArrayRef,
+            // Of a foreign key's column: none.
+            "position_in_unique_constraint" => {
+                datafusion::arrow::array::new_null_array(&DataType::Int32, rows)
+            }
+            _ => match texts.next() {
+                Some(mut builder) => Arc::new(builder.finish()) as ArrayRef,
+                None => datafusion::arrow::array::new_null_array(field.data_type(), 0),
+            },
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
 }
 
 /// The rows of `columns`: every column of every relation `state` sees.

@@ -2,13 +2,12 @@
 //! that its tables list what Quiver has as PostgreSQL lists it:
 //! - Wasm functions in `pg_proc` (`crate::pg_proc`);
 //! - stored relations in `pg_class`, `pg_attribute`, `pg_attrdef`,
-//!   `pg_index`, `pg_sequence`, `pg_depend` and `pg_description`
-//!   (`crate::pg_relations`);
+//!   `pg_index`, `pg_constraint`, `pg_sequence`, `pg_depend` and
+//!   `pg_description` (`crate::pg_relations`);
 //! - owners and privileges in `pg_namespace` and `pg_language`
 //!   (`crate::pg_acl`), roles in `pg_roles` and `pg_auth_members`
 //!   (`crate::pg_roles`);
-//! - `pg_constraint` empty (Quiver has no constraints yet), `pg_rewrite`
-//!   empty (its views are no rules), `pg_transform` and `pg_seclabels`,
+//! - `pg_rewrite` empty (its views are no rules), `pg_transform` and `pg_seclabels`,
 //!   which `datafusion-pg-catalog` lacks, empty;
 //! - columns in PostgreSQL's types where clients read them so (arrays,
 //!   `int2vector`), and every catalog row's `tableoid`.
@@ -214,7 +213,7 @@ impl SchemaProvider for PgCatalog {
                     table,
                     &["attacl", "attoptions", "attfdwoptions"],
                 )),
-                Listing::Index => none_with_arrays(table)?,
+                Listing::Index | Listing::Constraint => none_with_arrays(table)?,
                 _ => table,
             };
             return Ok(Some(with_table_oid(
@@ -223,7 +222,7 @@ impl SchemaProvider for PgCatalog {
             )));
         }
         let nulls: Vec<_> = null_columns(name).collect();
-        let table = match name {
+        let table: Arc<dyn TableProvider> = match name {
             "pg_proc" => Arc::new(PgProc {
                 // Privileges: NULL for PostgreSQL's functions.
                 inner: Arc::new(WithConstantColumns::nulls(table, &["proacl"])),
@@ -231,7 +230,6 @@ impl SchemaProvider for PgCatalog {
                 registry: self.registry.clone(),
                 catalog: self.catalog.clone(),
             }),
-            "pg_constraint" => none_with_arrays(table)?,
             // Rules: none in Quiver (its views are no rules); the static
             // catalog's are about PostgreSQL's views, which it lacks.
             "pg_rewrite" => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
@@ -265,8 +263,8 @@ impl SchemaProvider for PgCatalog {
 }
 
 /// `table` (`pg_index` or `pg_constraint`) without its rows, which are
-/// about PostgreSQL's system tables (Quiver's indexes are added by
-/// `crate::pg_relations`; it has no constraints yet). Its vector columns
+/// about PostgreSQL's system tables (Quiver's indexes and constraints are
+/// added by `crate::pg_relations`). Its vector columns
 /// (`int2vector`, `oidvector`, `smallint[]`, `oid[]`) are text there; here
 /// they are arrays, as in PostgreSQL, so that client queries which unnest
 /// them (SQLAlchemy's key and index reflection) plan, and `pg_index`'s

@@ -4,8 +4,8 @@
 //! `json_build_object`
 //! (psycopg's `TypeInfo.fetch`, SQLAlchemy), `format` (scripts that build
 //! statements or messages), `percentile_disc` (JupySQL's box plots),
-//! `pg_collation_is_visible` and `pg_get_constraintdef` (SQLAlchemy's
-//! reflection; Quiver has no constraints and only built-in collations),
+//! `pg_collation_is_visible` (SQLAlchemy's reflection; Quiver has only
+//! built-in collations),
 //! `pg_get_expr` and `quote_literal` (pg_dump; the functions over Quiver's
 //! relations are `crate::pg_relations`'), `pg_typeof`, which users
 //! call to see how Quiver types a value, and `parse_ident` in place of
@@ -133,10 +133,9 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         &[1],
         ScalarValue::Boolean(Some(true)),
     ));
-    // Nor constraints, triggers or SQL-standard function bodies.
+    // Nor triggers or SQL-standard function bodies.
     for (name, arities) in [
-        ("pg_get_constraintdef", &[1, 2][..]),
-        ("pg_get_triggerdef", &[1, 2]),
+        ("pg_get_triggerdef", &[1, 2][..]),
         ("pg_get_function_sqlbody", &[1]),
     ] {
         ctx.register_udf(constant(name, arities, ScalarValue::Utf8(None)));

@@ -157,6 +157,12 @@ fn index_oid(entry: &TableEntry, name: &str) -> i32 {
     derived_oid(&["index", &relation_oid(entry).to_string(), name])
 }
 
+/// The oid of the constraint `name` on `entry` (backed by its index of
+/// that name).
+fn constraint_oid(entry: &TableEntry, name: &str) -> i32 {
+    derived_oid(&["constraint", &relation_oid(entry).to_string(), name])
+}
+
 /// The `DEFAULT` of the column `field` of `entry`: a table's (a view's
 /// columns may carry their tables' defaults, which are not theirs).
 fn default_of<'a>(entry: &TableEntry, field: &'a Field) -> Option<&'a String> {
@@ -288,7 +294,8 @@ fn index_definition(entry: &TableEntry, index: &quiver_catalog::IndexEntry) -> S
         })
         .collect();
     format!(
-        "CREATE INDEX {} ON {}.{} USING btree ({})",
+        "CREATE {}INDEX {} ON {}.{} USING btree ({})",
+        if index.is_unique() { "UNIQUE " } else { "" },
         quote_ident(&index.name),
         quote_ident(&entry.schema),
         quote_ident(&entry.name),
@@ -296,7 +303,22 @@ fn index_definition(entry: &TableEntry, index: &quiver_catalog::IndexEntry) -> S
     )
 }
 
-/// `pg_get_indexdef(oid [, column, pretty])`, `pg_get_viewdef(oid [,
+/// A constraint as `pg_get_constraintdef` gives it: `PRIMARY KEY (id)`.
+fn constraint_definition(index: &quiver_catalog::IndexEntry) -> Option<String> {
+    let kind = match index.constraint_type()? {
+        "p" => "PRIMARY KEY",
+        _ => "UNIQUE",
+    };
+    let keys: Vec<String> = index
+        .keys
+        .iter()
+        .map(|key| quiver_udf_registry::quote_ident(key))
+        .collect();
+    Some(format!("{kind} ({})", keys.join(", ")))
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])`, `pg_get_constraintdef(oid [,
+/// pretty])`, `pg_get_viewdef(oid [,
 /// pretty])`, `obj_description(oid [, catalog])`, `col_description(oid,
 /// column)`, and `pg_table_size`, `pg_relation_size` and
 /// `pg_total_relation_size` (psql's `\dt+`) over the stored relations of
@@ -412,6 +434,20 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             catalog.clone(),
         ),
         describe(
+            "pg_get_constraintdef",
+            &[1, 2],
+            |entries, oid, _| {
+                entries.iter().find_map(|entry| {
+                    let index = entry
+                        .indexes
+                        .iter()
+                        .find(|index| constraint_oid(entry, &index.name) == oid)?;
+                    constraint_definition(index)
+                })
+            },
+            catalog.clone(),
+        ),
+        describe(
             "col_description",
             &[2],
             |entries, oid, attnum| {
@@ -460,6 +496,7 @@ pub(crate) enum Listing {
     Sequence,
     Depend,
     Description,
+    Constraint,
 }
 
 impl Listing {
@@ -473,6 +510,7 @@ impl Listing {
             "pg_sequence" => Listing::Sequence,
             "pg_depend" => Listing::Depend,
             "pg_description" => Listing::Description,
+            "pg_constraint" => Listing::Constraint,
             _ => return None,
         })
     }
@@ -599,6 +637,7 @@ impl RelationTable {
                 Listing::Sequence => sequence_rows(entry),
                 Listing::Depend => depend_rows(entry, entries),
                 Listing::Description => description_rows(entry),
+                Listing::Constraint => constraint_rows(entry, relations),
                 Listing::Attribute => Vec::new(),
             })
             .collect();
@@ -711,7 +750,7 @@ impl RelationTable {
             Listing::Description => return Ok(batch.clone()),
             // `datafusion-pg-catalog`'s rows are about its objects, which
             // Quiver does not list.
-            Listing::Attrdef | Listing::Index | Listing::Sequence => {
+            Listing::Attrdef | Listing::Index | Listing::Sequence | Listing::Constraint => {
                 return Ok(RecordBatch::new_empty(self.schema.clone()));
             }
         }
@@ -815,7 +854,45 @@ fn attrdef_rows(entry: &TableEntry) -> Vec<Row> {
         .collect()
 }
 
-/// `pg_index`: a table's indexes (metadata only; none unique).
+/// `pg_constraint`: a table's `PRIMARY KEY` and `UNIQUE` constraints.
+fn constraint_rows(entry: &TableEntry, relations: &Relations) -> Vec<Row> {
+    entry
+        .indexes
+        .iter()
+        .filter_map(|index| {
+            let contype = index.constraint_type()?;
+            let keys: Vec<ScalarValue> = index
+                .keys
+                .iter()
+                .map(|key| int16(attnum(entry, key)))
+                .collect();
+            Some(vec![
+                ("oid", int(constraint_oid(entry, &index.name))),
+                ("conname", text(&index.name)),
+                ("connamespace", relations.namespace(entry)),
+                ("contype", text(contype)),
+                ("condeferrable", flag(false)),
+                ("condeferred", flag(false)),
+                ("convalidated", flag(true)),
+                ("conrelid", int(relation_oid(entry))),
+                ("contypid", int(0)),
+                ("conindid", int(index_oid(entry, &index.name))),
+                ("conparentid", int(0)),
+                ("confrelid", int(0)),
+                ("confupdtype", text(" ")),
+                ("confdeltype", text(" ")),
+                ("confmatchtype", text(" ")),
+                ("conislocal", flag(true)),
+                ("coninhcount", int16(0)),
+                ("connoinherit", flag(true)),
+                ("conkey", list(&keys, &DataType::Int16)),
+            ])
+        })
+        .collect()
+}
+
+/// `pg_index`: a table's indexes (metadata only: see
+/// `quiver_catalog::IndexEntry`).
 fn index_rows(entry: &TableEntry) -> Vec<Row> {
     let zeros = |count: usize, item: DataType| {
         let values = vec![ScalarValue::Int32(Some(0)); count];
@@ -846,9 +923,9 @@ fn index_rows(entry: &TableEntry) -> Vec<Row> {
                 ("indrelid", int(relation_oid(entry))),
                 ("indnatts", int16(count)),
                 ("indnkeyatts", int16(count)),
-                ("indisunique", flag(false)),
+                ("indisunique", flag(index.is_unique())),
                 ("indnullsnotdistinct", flag(false)),
-                ("indisprimary", flag(false)),
+                ("indisprimary", flag(index.constraint_type() == Some("p"))),
                 ("indisexclusion", flag(false)),
                 ("indimmediate", flag(true)),
                 ("indisclustered", flag(false)),

@@ -54,6 +54,7 @@ mod prepared;
 mod returning;
 mod schemas;
 mod sequences;
+mod unique_keys;
 mod views;
 
 pub(crate) use returning::{Returned, take_returning};
@@ -123,7 +124,8 @@ pub struct Session {
     functions: Arc<Functions>,
     registered: SessionFunctions,
     settings: Arc<Mutex<Settings>>,
-    copy_in: Mutex<Option<CopyIn>>,
+    /// The `COPY FROM STDIN` in progress, and the table it appends to.
+    copy_in: Mutex<Option<(CopyIn, Target)>>,
     canceller: Arc<Canceller>,
     /// Writes of the open transaction block (also seen by `ctx`'s tables).
     staging: Arc<Staging>,
@@ -246,7 +248,7 @@ impl Session {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn copy_slot(&self) -> std::sync::MutexGuard<'_, Option<CopyIn>> {
+    fn copy_slot(&self) -> std::sync::MutexGuard<'_, Option<(CopyIn, Target)>> {
         self.copy_in.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -630,6 +632,8 @@ impl Session {
             temporary = std::mem::take(&mut create.temporary);
             columns.types = crate::sized_text::declared_types(&create.columns)?;
             columns.defaults = defaults::declared_defaults(&create.columns);
+            let table = crate::names::table_reference(&create.name);
+            columns.keys = unique_keys::declared_keys(create, table.table())?;
         }
         let names = crate::names::statement_names(&statement);
         let plan = self.plan(statement).await?;
@@ -843,11 +847,19 @@ impl Session {
                     }
                     .into());
                 }
-                let target = source_as_provider(&dml.target).ok();
-                let count = self.run_counting(plan).await?;
-                if let Some(target) = target {
-                    self.catalog.written(target.as_ref());
-                }
+                let table = self.target(&dml.table_name)?;
+                let count = self
+                    .keeping_keys(&table, async {
+                        let plan = self.staged_insert(plan)?;
+                        let LogicalPlan::Dml(dml) = &plan else {
+                            return Err(Error::Internal("an INSERT planned otherwise".into()));
+                        };
+                        let target = source_as_provider(&dml.target)?;
+                        let count = self.run_counting(plan).await?;
+                        self.catalog.written(target.as_ref());
+                        Ok(count)
+                    })
+                    .await?;
                 Ok(Completion::tag(format!("{command} {count}")).into())
             }
             LogicalPlan::Copy(_) => Err(server_file_copy()),
@@ -920,6 +932,22 @@ impl Session {
         )))
     }
 
+    /// `plan`, an `INSERT` planned before the transaction block open now
+    /// (a block of the statement's own, see [`Session::keeping_keys`]),
+    /// writing where the block writes.
+    fn staged_insert(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        let LogicalPlan::Dml(mut dml) = plan else {
+            return Ok(plan);
+        };
+        if self.staging.is_open() {
+            let target = self.target(&dml.table_name)?;
+            let planned = source_as_provider(&dml.target)?;
+            let staged = self.relations.staged_target(&target, planned)?;
+            dml.target = provider_as_source(staged);
+        }
+        Ok(LogicalPlan::Dml(dml))
+    }
+
     /// Runs a DML plan and returns the row count it reports.
     async fn run_counting(&self, plan: LogicalPlan) -> Result<u64> {
         let stream = self.stream(plan, false).await?;
@@ -965,6 +993,7 @@ impl Session {
                         stored,
                         schema.clone(),
                         declared.sequences,
+                        declared.keys,
                         create.if_not_exists,
                         &self.user().unwrap_or_default(),
                     )
@@ -1318,13 +1347,14 @@ impl Session {
                     .map_err(|_| Error::UndefinedTable(reference.to_string()))?;
                 self.check_table(&reference, Privilege::Insert)?;
                 let columns: Vec<String> = columns.iter().map(|c| c.value.clone()).collect();
+                let target = self.target(&reference)?;
                 let copy = CopyIn::new(name, provider, &columns, &options)?;
                 let count = if columns.is_empty() {
                     copy.provider.schema().fields().len()
                 } else {
                     columns.len()
                 };
-                *self.copy_slot() = Some(copy);
+                *self.copy_slot() = Some((copy, target));
                 Ok(Outcome::CopyIn {
                     columns: count,
                     binary: options.binary,
@@ -1336,7 +1366,7 @@ impl Session {
 
     /// Data of the `COPY FROM STDIN` in progress.
     pub fn copy_data(&self, data: &[u8]) {
-        if let Some(copy) = self.copy_slot().as_mut() {
+        if let Some((copy, _)) = self.copy_slot().as_mut() {
             copy.feed(data);
         }
     }
@@ -1348,12 +1378,17 @@ impl Session {
     }
 
     async fn finish_copy(&self) -> Result<String> {
-        let copy = self
+        let (copy, target) = self
             .copy_slot()
             .take()
             .ok_or_else(|| Error::Internal("no COPY in progress".into()))?;
         let (provider, batches) = copy.finish()?;
-        let count = self.append(provider, batches).await?;
+        let count = self
+            .keeping_keys(&target, async {
+                let provider = self.relations.staged_target(&target, provider)?;
+                self.append(provider, batches).await
+            })
+            .await?;
         Ok(format!("COPY {count}"))
     }
 
@@ -1480,6 +1515,8 @@ struct DeclaredColumns {
     defaults: HashMap<String, String>,
     /// The sequences of its `SERIAL` and identity columns.
     sequences: Vec<(String, quiver_catalog::SequenceOptions)>,
+    /// Its `PRIMARY KEY` and `UNIQUE` constraints.
+    keys: Vec<quiver_catalog::IndexEntry>,
 }
 
 pub(crate) fn object_name(name: &ObjectName) -> String {

@@ -120,6 +120,23 @@ impl Session {
                         }
                     }
                 }
+                (AlterTableOperation::AddConstraint { constraint, .. }, Target::Stored(name)) => {
+                    self.add_constraint(name, constraint).await?;
+                }
+                (
+                    AlterTableOperation::DropConstraint {
+                        if_exists, name: c, ..
+                    },
+                    Target::Stored(name),
+                ) => {
+                    if !self.drop_constraint(name, c, *if_exists).await? {
+                        notices.push(format!(
+                            "constraint \"{}\" of relation \"{}\" does not exist, skipping",
+                            folded(c),
+                            name.name
+                        ));
+                    }
+                }
                 (AlterTableOperation::OwnerTo { new_owner }, Target::Stored(name)) => {
                     let owner = self.new_owner(new_owner)?;
                     self.relations.set_owner(name, &owner).await?;
@@ -131,7 +148,7 @@ impl Session {
                 }
                 (operation, Target::Stored(_)) => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, OWNER TO, ADD COLUMN, DROP COLUMN and ALTER COLUMN ... SET DEFAULT / DROP DEFAULT)"
+                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, OWNER TO, ADD COLUMN, DROP COLUMN, ALTER COLUMN ... SET DEFAULT / DROP DEFAULT, ADD PRIMARY KEY / UNIQUE and DROP CONSTRAINT)"
                     )));
                 }
             }

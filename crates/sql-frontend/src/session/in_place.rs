@@ -99,8 +99,15 @@ impl Session {
         returning: bool,
     ) -> Result<(u64, Vec<RecordBatch>)> {
         let mut attempt = 1;
+        let target = self.target(&dml.table_name)?;
         let changed = loop {
-            match self.change_once(dml, returning).await {
+            // A DELETE or TRUNCATE cannot break a key.
+            let changing = self.change_once(dml, returning);
+            let changed = match dml.op {
+                WriteOp::Update => self.keeping_keys(&target, changing).await,
+                _ => changing.await,
+            };
+            match changed {
                 Err(Error::Catalog(quiver_catalog::Error::SerializationFailure(_)))
                     if attempt < ATTEMPTS && !self.staging.is_open() =>
                 {

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use datafusion::datasource::source_as_provider;
+use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -168,17 +168,22 @@ impl Session {
         &self,
         dml: &DmlStatement,
     ) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
-        let rows = self.collect(dml.input.as_ref().clone()).await?;
-        let target = source_as_provider(&dml.target)?;
-        let input = rows_of(&dml.table_name, target.schema(), &rows)?;
-        let insert = LogicalPlan::Dml(DmlStatement::new(
-            dml.table_name.clone(),
-            dml.target.clone(),
-            dml.op.clone(),
-            Arc::new(input),
-        ));
-        self.run_counting(insert).await?;
-        self.catalog.written(target.as_ref());
-        Ok(rows)
+        let table = self.target(&dml.table_name)?;
+        self.keeping_keys(&table, async {
+            let rows = self.collect(dml.input.as_ref().clone()).await?;
+            let target = source_as_provider(&dml.target)?;
+            let input = rows_of(&dml.table_name, target.schema(), &rows)?;
+            let target = self.relations.staged_target(&table, target)?;
+            let insert = LogicalPlan::Dml(DmlStatement::new(
+                dml.table_name.clone(),
+                provider_as_source(target.clone()),
+                dml.op.clone(),
+                Arc::new(input),
+            ));
+            self.run_counting(insert).await?;
+            self.catalog.written(target.as_ref());
+            Ok(rows)
+        })
+        .await
     }
 }
