@@ -36,7 +36,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::rewrite::parquet_files;
 use crate::session_catalog::{SessionCatalog, Target, provider_of};
-use crate::table::listing_like;
+use crate::table::{listing_like, listing_urls};
 use crate::{Error, IndexEntry, Result};
 
 /// The name a committed row's key column has beside a staged row's.
@@ -56,7 +56,8 @@ impl SessionCatalog {
     }
 
     /// `planned`, the provider a statement planned outside a transaction
-    /// block writes to, as the block now open writes to it: staged.
+    /// block writes to, as the block now open writes to it: staged. A
+    /// provider planned inside the block is its view already.
     pub fn staged_target(
         &self,
         target: &Target,
@@ -68,9 +69,13 @@ impl SessionCatalog {
         let Some(table) = self.stored(name) else {
             return Ok(planned);
         };
+        let committed = match &table.files {
+            Some((url, _)) => listing_urls(planned.as_ref()) == [url.as_str()],
+            None => false,
+        };
         match self.shared().dir_of(&table) {
-            Some(dir) => self.staged(&table, planned, dir),
-            None => Ok(planned),
+            Some(dir) if committed => self.staged(&table, planned, dir),
+            _ => Ok(planned),
         }
     }
 
