@@ -248,8 +248,8 @@ fn pg_dump_schema_replays_into_postgresql() {
         quiver.port(),
         "quiver",
         "CREATE SCHEMA shop;
-         CREATE TABLE shop.items (id serial, name varchar(20) NOT NULL DEFAULT 'none', \
-             price numeric(10,2), added timestamp DEFAULT now());
+         CREATE TABLE shop.items (id serial PRIMARY KEY, name varchar(20) NOT NULL DEFAULT 'none', \
+             price numeric(10,2), added timestamp DEFAULT now(), code text UNIQUE);
          CREATE INDEX items_name ON shop.items (name);
          CREATE VIEW shop.cheap AS SELECT name, price FROM shop.items WHERE price < 10;
          CREATE SEQUENCE public.tickets START 100 INCREMENT 5;
@@ -277,6 +277,8 @@ fn pg_dump_schema_replays_into_postgresql() {
         "ALTER SEQUENCE shop.items_id_seq OWNED BY shop.items.id;",
         "SET DEFAULT nextval('shop.items_id_seq'::regclass);",
         "CREATE INDEX items_name ON shop.items USING btree (name);",
+        "ADD CONSTRAINT items_pkey PRIMARY KEY (id);",
+        "ADD CONSTRAINT items_code_key UNIQUE (code);",
         "CREATE VIEW shop.cheap AS",
         "COMMENT ON TABLE shop.items IS 'what the shop sells';",
     ] {
@@ -298,7 +300,9 @@ fn pg_dump_schema_replays_into_postgresql() {
              SELECT name, price FROM shop.cheap;
              SELECT nextval('public.tickets'), nextval('public.tickets');
              SELECT pg_get_serial_sequence('shop.items', 'id');
-             SELECT obj_description('shop.items'::regclass, 'pg_class');",
+             SELECT obj_description('shop.items'::regclass, 'pg_class');
+             SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE conrelid = 'shop.items'::regclass AND contype IN ('p', 'u') ORDER BY 1;",
         );
         assert_eq!(
             rows.lines().collect::<Vec<_>>(),
@@ -307,7 +311,9 @@ fn pg_dump_schema_replays_into_postgresql() {
                 "ink|4.00",
                 "100|105",
                 "shop.items_id_seq",
-                "what the shop sells"
+                "what the shop sells",
+                "items_code_key|UNIQUE (code)",
+                "items_pkey|PRIMARY KEY (id)",
             ],
             "{user}: {rows}"
         );
