@@ -1,7 +1,9 @@
 // pgjdbc (Debian's libpostgresql-jdbc-java) against a Quiver server
 // (QUIVER_HOST, QUIVER_PORT): prepared statements, batches with their update
-// counts, setFetchSize portals, DatabaseMetaData. Run as a single-file
-// program by tests/e2e/clients.rs; exits non-zero on the first failure.
+// counts, setFetchSize portals, DatabaseMetaData as BI tools' schema sync
+// reads it (Metabase, DBeaver, Tableau: tables, columns, primary keys,
+// foreign keys, indexes). Run as a single-file program by
+// tests/e2e/clients.rs; exits non-zero on the first failure.
 
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
@@ -18,6 +20,68 @@ public class QuiverJdbcTest {
     static void check(boolean ok, String what) {
         if (!ok) {
             throw new AssertionError(what);
+        }
+    }
+
+    /** The rows of `rs`, each as "COLUMN=value ..." of `columns`. */
+    static List<String> rows(ResultSet rs, String... columns) throws SQLException {
+        List<String> rows = new ArrayList<>();
+        try (rs) {
+            while (rs.next()) {
+                List<String> values = new ArrayList<>();
+                for (String column : columns) {
+                    values.add(column + "=" + rs.getString(column));
+                }
+                rows.add(String.join(" ", values));
+            }
+        }
+        return rows;
+    }
+
+    /** What a BI tool's schema sync reads of a table with keys and defaults. */
+    static void schemaSync(Connection conn, DatabaseMetaData meta, String table) throws SQLException {
+        try (Statement st = conn.createStatement()) {
+            st.execute("CREATE TABLE " + table + " (id SERIAL PRIMARY KEY, code TEXT UNIQUE, note VARCHAR(10) DEFAULT 'x')");
+            st.execute("COMMENT ON TABLE " + table + " IS 'with keys'");
+        }
+        String[] types = {"TABLE", "VIEW", "FOREIGN TABLE", "MATERIALIZED VIEW", "PARTITIONED TABLE"};
+        List<String> tables = rows(meta.getTables(null, "public", table, types), "TABLE_NAME", "TABLE_TYPE", "REMARKS");
+        check(tables.equals(List.of("TABLE_NAME=" + table + " TABLE_TYPE=TABLE REMARKS=with keys")), "getTables " + tables);
+        List<String> columns = rows(meta.getColumns(null, "public", table, "%"),
+                "COLUMN_NAME", "TYPE_NAME", "COLUMN_SIZE", "NULLABLE", "IS_AUTOINCREMENT");
+        check(columns.equals(List.of(
+                "COLUMN_NAME=id TYPE_NAME=serial COLUMN_SIZE=10 NULLABLE=0 IS_AUTOINCREMENT=YES",
+                "COLUMN_NAME=code TYPE_NAME=text COLUMN_SIZE=2147483647 NULLABLE=1 IS_AUTOINCREMENT=NO",
+                "COLUMN_NAME=note TYPE_NAME=varchar COLUMN_SIZE=10 NULLABLE=1 IS_AUTOINCREMENT=NO")),
+                "getColumns " + columns);
+        // Defaults as written back (PostgreSQL writes the sequence as the
+        // search path finds it, and the text's cast: 'x'::character varying).
+        List<String> defaults = rows(meta.getColumns(null, "public", table, "%"), "COLUMN_DEF");
+        check(defaults.get(0).matches("COLUMN_DEF=nextval\\('(public\\.)?" + table + "_id_seq'::regclass\\)")
+                && defaults.get(1).equals("COLUMN_DEF=null")
+                && defaults.get(2).startsWith("COLUMN_DEF='x'"), "COLUMN_DEF " + defaults);
+        List<String> keys = rows(meta.getPrimaryKeys(null, "public", table), "COLUMN_NAME", "KEY_SEQ", "PK_NAME");
+        check(keys.equals(List.of("COLUMN_NAME=id KEY_SEQ=1 PK_NAME=" + table + "_pkey")), "getPrimaryKeys " + keys);
+        List<String> imported = rows(meta.getImportedKeys(null, "public", table), "FKCOLUMN_NAME");
+        check(imported.isEmpty(), "getImportedKeys " + imported);
+        List<String> exported = rows(meta.getExportedKeys(null, "public", table), "FKCOLUMN_NAME");
+        check(exported.isEmpty(), "getExportedKeys " + exported);
+        List<String> indexes = rows(meta.getIndexInfo(null, "public", table, false, true),
+                "INDEX_NAME", "NON_UNIQUE", "ORDINAL_POSITION", "COLUMN_NAME", "ASC_OR_DESC");
+        check(indexes.equals(List.of(
+                "INDEX_NAME=" + table + "_code_key NON_UNIQUE=f ORDINAL_POSITION=1 COLUMN_NAME=code ASC_OR_DESC=A",
+                "INDEX_NAME=" + table + "_pkey NON_UNIQUE=f ORDINAL_POSITION=1 COLUMN_NAME=id ASC_OR_DESC=A")),
+                "getIndexInfo " + indexes);
+        // The key is kept: a second row with the same id fails as in PostgreSQL.
+        try (Statement st = conn.createStatement()) {
+            st.execute("INSERT INTO " + table + " (id, code) VALUES (1, 'a')");
+            st.execute("INSERT INTO " + table + " (id, code) VALUES (1, 'b')");
+            check(false, "a duplicate key was inserted");
+        } catch (SQLException e) {
+            check("23505".equals(e.getSQLState()), "SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
+        }
+        try (Statement st = conn.createStatement()) {
+            st.execute("DROP TABLE " + table);
         }
     }
 
@@ -107,6 +171,7 @@ public class QuiverJdbcTest {
             try (Statement st = conn.createStatement()) {
                 st.execute("DROP TABLE " + table);
             }
+            schemaSync(conn, meta, table + "_keyed");
         }
         System.out.println("pgjdbc: all checks passed");
     }

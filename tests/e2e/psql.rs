@@ -94,6 +94,26 @@ fn psql_describes_tables_and_copies_in_and_out() {
         );
     }
 
+    // \d shows defaults, keys and the indexes behind them.
+    let keyed = psql(
+        &server,
+        &[
+            "CREATE TABLE keyed (id serial PRIMARY KEY, code text UNIQUE, note varchar(5) DEFAULT 'x')",
+            "\\d keyed",
+        ],
+    );
+    for expected in [
+        "nextval('public.keyed_id_seq'::regclass)",
+        "'x'",
+        "\"keyed_pkey\" PRIMARY KEY, btree (id)",
+        "\"keyed_code_key\" UNIQUE CONSTRAINT, btree (code)",
+    ] {
+        assert!(
+            keyed.contains(expected),
+            "\\d keyed shows {expected}:\n{keyed}"
+        );
+    }
+
     // \dp shows what was granted on the table, in PostgreSQL's ACL form.
     let privileges = psql(&server, &["GRANT SELECT ON t TO PUBLIC", "\\dp t"]);
     assert!(

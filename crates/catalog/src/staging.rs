@@ -297,7 +297,11 @@ impl Staging {
                     .values()
                     .map(|view| {
                         let replaced = view.rewritten.as_ref().map(|r| r.replaces.clone());
-                        (view.table.clone(), view.staged.clone(), replaced.unwrap_or_default())
+                        (
+                            view.table.clone(),
+                            view.staged.clone(),
+                            replaced.unwrap_or_default(),
+                        )
                     })
                     .collect()
             })

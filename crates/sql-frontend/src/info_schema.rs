@@ -32,8 +32,11 @@ pub(crate) const TABLES: [&str; 4] = ["columns", "table_constraints", "key_colum
 
 /// The `pg_catalog` views Quiver serves itself: `datafusion-pg-catalog`'s
 /// `pg_tables` lists views as tables, and its `pg_views` is empty (dbt
-/// tells a view from a table by them).
-pub(crate) const PG_CATALOG_TABLES: [&str; 2] = ["pg_tables", "pg_views"];
+/// tells a view from a table by them); its `pg_settings` has one row.
+/// Quiver's `pg_settings` lists each parameter with its default; a query
+/// reads each session's own values through `current_setting` (see
+/// `crate::rewrite`).
+pub(crate) const PG_CATALOG_TABLES: [&str; 3] = ["pg_tables", "pg_views", "pg_settings"];
 
 /// The table of [`TABLES`] or [`PG_CATALOG_TABLES`] named `name`, as a
 /// provider.
@@ -45,6 +48,7 @@ pub(crate) fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
         "views" => Kind::Views,
         "pg_tables" => Kind::PgTables,
         "pg_views" => Kind::PgViews,
+        "pg_settings" => Kind::PgSettings,
         _ => return None,
     };
     Some(Arc::new(InfoSchemaTable {
@@ -58,6 +62,7 @@ enum Kind {
     Columns,
     TableConstraints,
     KeyColumnUsage,
+    PgSettings,
     Views,
     PgTables,
     PgViews,
@@ -75,6 +80,27 @@ const PG_TABLES_COLUMNS: [&str; 8] = [
 ];
 
 const PG_VIEWS_COLUMNS: [&str; 4] = ["schemaname", "viewname", "viewowner", "definition"];
+
+/// `pg_settings`' columns, as PostgreSQL has them.
+pub(crate) const PG_SETTINGS_COLUMNS: [&str; 17] = [
+    "name",
+    "setting",
+    "unit",
+    "category",
+    "short_desc",
+    "extra_desc",
+    "context",
+    "vartype",
+    "source",
+    "min_val",
+    "max_val",
+    "enumvals",
+    "boot_val",
+    "reset_val",
+    "sourcefile",
+    "sourceline",
+    "pending_restart",
+];
 
 const VIEWS_COLUMNS: [&str; 10] = [
     "table_catalog",
@@ -146,6 +172,7 @@ impl Kind {
             Kind::Views => &VIEWS_COLUMNS,
             Kind::PgTables => &PG_TABLES_COLUMNS,
             Kind::PgViews => &PG_VIEWS_COLUMNS,
+            Kind::PgSettings => &PG_SETTINGS_COLUMNS,
             Kind::KeyColumnUsage => &[
                 "constraint_catalog",
                 "constraint_schema",
@@ -161,6 +188,7 @@ impl Kind {
         let numbers: &[&str] = match self {
             Kind::Columns => &COLUMNS_NUMBERS,
             Kind::TableConstraints | Kind::Views | Kind::PgTables | Kind::PgViews => &[],
+            Kind::PgSettings => &["sourceline"],
             Kind::KeyColumnUsage => &["ordinal_position", "position_in_unique_constraint"],
         };
         Arc::new(Schema::new(
@@ -169,7 +197,10 @@ impl Kind {
                 .map(|name| {
                     let data_type = if numbers.contains(name) {
                         DataType::Int32
-                    } else if name.starts_with("has") || *name == "rowsecurity" {
+                    } else if name.starts_with("has")
+                        || *name == "rowsecurity"
+                        || *name == "pending_restart"
+                    {
                         DataType::Boolean
                     } else {
                         DataType::Utf8
@@ -221,6 +252,7 @@ impl TableProvider for InfoSchemaTable {
             Kind::TableConstraints | Kind::KeyColumnUsage => {
                 constraints(session()?, &self.schema, self.kind).await?
             }
+            Kind::PgSettings => settings(&self.schema)?,
         };
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
@@ -228,6 +260,37 @@ impl TableProvider for InfoSchemaTable {
             projection.cloned(),
         )?)
     }
+}
+
+/// The rows of `pg_settings`: each parameter with its default.
+fn settings(schema: &SchemaRef) -> DfResult<RecordBatch> {
+    let parameters: Vec<_> = crate::settings::parameters().collect();
+    let arrays: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            let rows = parameters.iter();
+            match field.name().as_str() {
+                "name" => Arc::new(
+                    rows.map(|(name, _, _)| Some(*name))
+                        .collect::<StringArray>(),
+                ),
+                "setting" | "boot_val" | "reset_val" => Arc::new(
+                    rows.map(|(_, value, _)| Some(value.as_str()))
+                        .collect::<StringArray>(),
+                ),
+                "context" => Arc::new(
+                    rows.map(|(_, _, settable)| Some(if *settable { "user" } else { "internal" }))
+                        .collect::<StringArray>(),
+                ),
+                "vartype" => Arc::new(rows.map(|_| Some("string")).collect::<StringArray>()),
+                "source" => Arc::new(rows.map(|_| Some("default")).collect::<StringArray>()),
+                "pending_restart" => Arc::new(rows.map(|_| Some(false)).collect::<BooleanArray>()),
+                _ => datafusion::arrow::array::new_null_array(field.data_type(), parameters.len()),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
 }
 
 /// A relation a session sees, with the schema that holds it.
@@ -266,7 +329,11 @@ fn relations(state: &SessionState) -> Vec<Relation> {
 /// The rows of `table_constraints` (`kind`), a row per `PRIMARY KEY` and
 /// `UNIQUE` constraint of a stored table `state` sees, or of
 /// `key_column_usage`, a row per column of one.
-async fn constraints(state: &SessionState, schema: &SchemaRef, kind: Kind) -> DfResult<RecordBatch> {
+async fn constraints(
+    state: &SessionState,
+    schema: &SchemaRef,
+    kind: Kind,
+) -> DfResult<RecordBatch> {
     let mut texts: Vec<StringBuilder> = schema
         .fields()
         .iter()

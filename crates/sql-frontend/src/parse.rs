@@ -151,9 +151,9 @@ impl SqlParser {
         if let Ok(statements) = &datafusion
             && (!may_be_replaced(sql)
                 || reads_search_path(sql)
-                || statements
-                    .iter()
-                    .any(|s| is_datafusion_extension(s) || needs_shielding(s)))
+                || statements.iter().any(|s| {
+                    is_datafusion_extension(s) || needs_shielding(s) || reads_column_defaults(s)
+                }))
         {
             return Ok(statements
                 .iter()
@@ -183,6 +183,7 @@ impl SqlParser {
         match statement {
             DfStatement::Statement(mut s) => {
                 crate::rewrite::shield_subqueries(&mut s);
+                crate::rewrite::column_defaults(&mut s);
                 let mut s = self.compat.rewrite(*s);
                 crate::rewrite::rewrite(&mut s);
                 DfStatement::Statement(Box::new(s))
@@ -230,6 +231,15 @@ fn is_datafusion_extension(statement: &DfStatement) -> bool {
 fn needs_shielding(statement: &DfStatement) -> bool {
     match statement {
         DfStatement::Statement(s) => crate::rewrite::needs_shielding(s),
+        _ => false,
+    }
+}
+
+/// Whether `statement` reads column defaults in a subquery the
+/// compatibility parser would replace (see `crate::rewrite::column_defaults`).
+fn reads_column_defaults(statement: &DfStatement) -> bool {
+    match statement {
+        DfStatement::Statement(s) => crate::rewrite::reads_column_defaults(s),
         _ => false,
     }
 }

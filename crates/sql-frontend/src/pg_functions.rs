@@ -43,6 +43,9 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         signature: Signature::any(1, Volatility::Immutable),
         format_type: ctx.udf("format_type")?,
     }));
+    ctx.register_udf(ScalarUDF::from(ExpandArray {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     ctx.register_udf(quiver_udf_registry::JsonBuildObject::udf().as_ref().clone());
     ctx.register_udf(quiver_udf_registry::Format::udf().as_ref().clone());
     ctx.register_udaf(quiver_udf_registry::PercentileDisc::udaf().as_ref().clone());
@@ -214,6 +217,89 @@ impl ScalarUDFImpl for PgTypeof {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.type_name(&args.arg_fields[0])?))
+    }
+}
+
+/// `_pg_expandarray(a)`: the elements of the array `a` as records `(x, n)`,
+/// each element with its position (from 1). PostgreSQL's is a
+/// set-returning function; this one returns a list of the records, which
+/// `crate::rewrite` unnests where a query calls it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    /// The records' fields, for elements of type `element`.
+    fn fields(element: &DataType) -> datafusion::arrow::datatypes::Fields {
+        vec![
+            Field::new("x", element.clone(), true),
+            Field::new("n", DataType::Int32, false),
+        ]
+        .into()
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "_pg_expandarray"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        match &arg_types[0] {
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+                Ok(DataType::new_list(
+                    DataType::Struct(Self::fields(item.data_type())),
+                    true,
+                ))
+            }
+            other => Err(DataFusionError::Plan(format!(
+                "function _pg_expandarray takes an array, not {other}"
+            ))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{ListArray, StructArray};
+        let array = args.args[0].to_array(args.number_rows)?;
+        let (DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _)) =
+            array.data_type()
+        else {
+            return Err(DataFusionError::Plan(
+                "function _pg_expandarray takes an array".into(),
+            ));
+        };
+        let list = datafusion::arrow::compute::cast(
+            &array,
+            &DataType::new_list(item.data_type().clone(), true),
+        )?;
+        let list = list.as_list::<i32>();
+        let values = list.values();
+        // Each element's position in its array.
+        let mut positions = vec![0i32; values.len()];
+        for window in list.offsets().windows(2) {
+            let (start, end) = (window[0] as usize, window[1] as usize);
+            for (position, slot) in positions[start..end].iter_mut().enumerate() {
+                *slot = i32::try_from(position + 1).unwrap_or(i32::MAX);
+            }
+        }
+        let fields = Self::fields(item.data_type());
+        let records = StructArray::try_new(
+            fields.clone(),
+            vec![values.clone(), Arc::new(Int32Array::from(positions))],
+            None,
+        )?;
+        let expanded = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Struct(fields), true)),
+            list.offsets().clone(),
+            Arc::new(records),
+            list.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(expanded)))
     }
 }
 

@@ -422,14 +422,39 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
         describe(
             "pg_get_indexdef",
             &[1, 3],
-            |entries, oid, _| {
+            // With a column number other than 0, that key only (pgjdbc's
+            // getIndexInfo).
+            |entries, oid, column| {
                 entries.iter().find_map(|entry| {
                     let index = entry
                         .indexes
                         .iter()
                         .find(|index| index_oid(entry, &index.name) == oid)?;
-                    Some(index_definition(entry, index))
+                    match column.filter(|&c| c != 0) {
+                        None => Some(index_definition(entry, index)),
+                        Some(column) => {
+                            let key = index.keys.get(usize::try_from(column).ok()? - 1)?;
+                            Some(quiver_udf_registry::quote_ident(key))
+                        }
+                    }
                 })
+            },
+            catalog.clone(),
+        ),
+        // The `DEFAULT` of a column, by table oid and column number: what
+        // psql's `\d` reads from `pg_attrdef` in a correlated subquery,
+        // which `crate::rewrite` turns into a call of this.
+        describe(
+            "quiver_column_default",
+            &[2],
+            |entries, oid, attnum| {
+                let entry = entries.iter().find(|entry| relation_oid(entry) == oid)?;
+                let attnum = usize::try_from(attnum?).ok()?;
+                let (_, field) = numbered_columns(entry)
+                    .into_iter()
+                    .find(|(number, _)| *number == attnum)?;
+                let sql = default_of(entry, &field)?;
+                Some(stored_default(sql, &entry.schema))
             },
             catalog.clone(),
         ),

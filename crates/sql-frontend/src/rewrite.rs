@@ -20,6 +20,14 @@
 //!   have correlated subqueries DataFusion cannot decorrelate (psql's `\d`
 //!   compares a collation with `<>`), and a NULL there only leaves out a
 //!   detail Quiver does not have (a column default, a collation).
+//! - `information_schema._pg_expandarray(a)` — the elements of an array
+//!   with their positions, records `(x, n)`, as a set-returning function
+//!   pgjdbc's `getPrimaryKeys` and `getIndexInfo` call — becomes
+//!   `unnest(_pg_expandarray(a))` (a list of such records, see
+//!   [`crate::pg_functions`]), and `(record).field` becomes
+//!   `record['field']`, as DataFusion reads a field of a struct.
+//! - `pg_settings` becomes a query of Quiver's list of parameters with the
+//!   session's value of each (`current_setting`).
 //! - `generate_series(...)` and `unnest(a)` in FROM get a column alias:
 //!   their table alias, or their own name without one, as PostgreSQL names
 //!   the column of a function returning a scalar.
@@ -586,6 +594,111 @@ pub(crate) fn shield_subqueries(statement: &mut Statement) {
     }
 }
 
+/// Replaces each correlated subquery that reads a column's default from
+/// `pg_attrdef` — psql's `\d`: `(SELECT pg_get_expr(d.adbin, d.adrelid,
+/// true) FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum =
+/// a.attnum AND a.atthasdef)` — with `quiver_column_default(a.attrelid,
+/// a.attnum)` (see `crate::pg_relations`). The compatibility parser would
+/// replace the subquery with NULL, as it does every subquery of a catalog
+/// query's select list; so this comes before it (see `crate::parse`).
+pub(crate) fn column_defaults(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Subquery(query) = expr
+            && let Some(call) = column_default_call(query)
+        {
+            *expr = call;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Whether [`column_defaults`] changes `statement`.
+pub(crate) fn reads_column_defaults(statement: &Statement) -> bool {
+    visit_expressions(statement, |expr| match expr {
+        Expr::Subquery(query) if column_default_call(query).is_some() => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+/// `quiver_column_default(relid, attnum)` for `query` if it reads the
+/// default of the column `attnum` of the relation `relid` (its outer
+/// query's) from `pg_attrdef` (see [`column_defaults`]).
+fn column_default_call(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let [
+        SelectItem::UnnamedExpr(projected)
+        | SelectItem::ExprWithAlias {
+            expr: projected, ..
+        },
+    ] = select.projection.as_slice()
+    else {
+        return None;
+    };
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table { name, alias, .. } = &from.relation else {
+        return None;
+    };
+    let table = name.0.last().and_then(|part| part.as_ident())?;
+    if !is_call(projected, "pg_get_expr")
+        || !from.joins.is_empty()
+        || !table.value.eq_ignore_ascii_case("pg_attrdef")
+    {
+        return None;
+    }
+    let qualifier = alias
+        .as_ref()
+        .map_or(&table.value, |alias| &alias.name.value);
+    // The attrdef column `column` on one side of `a = b`, the other side.
+    let other_side = |condition: &Expr, column: &str| -> Option<Expr> {
+        let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = condition
+        else {
+            return None;
+        };
+        let is_column = |e: &Expr| match e {
+            Expr::CompoundIdentifier(parts) => {
+                matches!(parts.as_slice(), [q, c] if q.value == *qualifier && c.value == column)
+            }
+            Expr::Identifier(c) => c.value == column,
+            _ => false,
+        };
+        match (is_column(left), is_column(right)) {
+            (true, false) => Some(right.as_ref().clone()),
+            (false, true) => Some(left.as_ref().clone()),
+            _ => None,
+        }
+    };
+    let conditions = conjuncts(select.selection.as_ref()?);
+    let relation = conditions.iter().find_map(|c| other_side(c, "adrelid"))?;
+    let attnum = conditions.iter().find_map(|c| other_side(c, "adnum"))?;
+    parse_expr(&format!("quiver_column_default({relation}, {attnum})"))
+}
+
+/// The terms of `e`, a conjunction.
+fn conjuncts(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut terms = conjuncts(left);
+            terms.extend(conjuncts(right));
+            terms
+        }
+        Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other],
+    }
+}
+
 /// Whether `statement` is a user query that [`shield_subqueries`] changes.
 pub(crate) fn needs_shielding(statement: &Statement) -> bool {
     !reads_system_catalog(statement)
@@ -732,6 +845,30 @@ impl VisitorMut for PostgresForms {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // `pg_settings` with the session's own values.
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = factor
+            && is_pg_settings(name)
+            && let Some(subquery) = parse_query(&settings_query())
+        {
+            let alias = alias.take().unwrap_or(TableAlias {
+                explicit: true,
+                name: Ident::new("pg_settings"),
+                columns: vec![],
+                at: None,
+            });
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(subquery),
+                alias: Some(alias),
+                sample: None,
+            };
+            return ControlFlow::Continue(());
+        }
         // A set-returning function of one column in FROM names its column
         // after its alias, or after itself without one, as PostgreSQL names
         // the column of a function returning a scalar type: `FROM
@@ -786,6 +923,23 @@ impl VisitorMut for PostgresForms {
             *expr = call;
             return ControlFlow::Continue(());
         }
+        // `(record).field`: a field of a composite value, which DataFusion
+        // reads as `record['field']`.
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr
+            && matches!(root.as_ref(), Expr::Nested(_))
+        {
+            for access in access_chain.iter_mut() {
+                if let AccessExpr::Dot(Expr::Identifier(field)) = access
+                    && let Some(index) = parse_expr(&format!(
+                        "'{}'",
+                        crate::names::folded(field).replace('\'', "''")
+                    ))
+                {
+                    *access = AccessExpr::Subscript(Subscript::Index { index });
+                }
+            }
+            return ControlFlow::Continue(());
+        }
         let Expr::Function(function) = expr else {
             return ControlFlow::Continue(());
         };
@@ -809,6 +963,15 @@ impl VisitorMut for PostgresForms {
                     "unnest(generate_series(1, array_length({array}, {dimension})))"
                 ))
             }
+            // PostgreSQL's set-returning function of an array's elements
+            // (`x`) and their positions (`n`), which pgjdbc's key and index
+            // queries call: a list of such records, unnested.
+            (
+                "information_schema._pg_expandarray" | "_pg_expandarray",
+                FunctionArguments::List(list),
+            ) if list.args.len() == 1 => {
+                parse_expr(&format!("unnest(_pg_expandarray({}))", list.args[0]))
+            }
             _ => None,
         };
         if let Some(rewritten) = rewritten {
@@ -816,6 +979,38 @@ impl VisitorMut for PostgresForms {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Whether `name` is `pg_settings` or `pg_catalog.pg_settings`.
+fn is_pg_settings(name: &ObjectName) -> bool {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|part| part.as_ident())
+        .map(|ident| ident.value.to_ascii_lowercase())
+        .collect();
+    parts.len() == name.0.len()
+        && matches!(
+            parts.iter().map(String::as_str).collect::<Vec<_>>()[..],
+            ["pg_settings"] | ["pg_catalog", "pg_settings"]
+        )
+}
+
+/// `pg_settings` as the session sees it: Quiver's list of parameters (see
+/// `crate::info_schema`), each with the session's value.
+fn settings_query() -> String {
+    let columns: Vec<String> = crate::info_schema::PG_SETTINGS_COLUMNS
+        .iter()
+        .map(|column| match *column {
+            "setting" => "current_setting(name) AS setting".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    format!(
+        "SELECT {} FROM {}.pg_settings",
+        columns.join(", "),
+        crate::server::SYSTEM_SCHEMA
+    )
 }
 
 /// `x = ANY (subquery)` as `x IN (subquery)`, and `x <> ALL (subquery)` as
@@ -923,6 +1118,46 @@ mod tests {
             rewritten("SELECT generate_subscripts(i.indkey, 1) AS ord FROM i"),
             "SELECT unnest(generate_series(1, array_length(i.indkey, 1))) AS ord FROM i"
         );
+    }
+
+    #[test]
+    fn pgjdbc_key_queries_take_datafusion_forms() {
+        assert_eq!(
+            rewritten(
+                "SELECT (information_schema._pg_expandarray(i.indkey)).n AS k FROM pg_index i"
+            ),
+            "SELECT (unnest(_pg_expandarray(i.indkey)))['n'] AS k FROM pg_index i"
+        );
+        assert_eq!(
+            rewritten("SELECT r.a FROM r WHERE r.b = (r.keys).X"),
+            "SELECT r.a FROM r WHERE r.b = (r.keys)['x']"
+        );
+        // Left alone: a name with dots.
+        assert_eq!(rewritten("SELECT s.t.c FROM s.t"), "SELECT s.t.c FROM s.t");
+    }
+
+    #[test]
+    fn psql_column_defaults_become_a_function_of_the_column() {
+        let mut statements = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT a.attname, (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) \
+             FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             AND a.atthasdef) FROM pg_catalog.pg_attribute a",
+        )
+        .unwrap();
+        assert!(reads_column_defaults(&statements[0]));
+        column_defaults(&mut statements[0]);
+        assert_eq!(
+            statements[0].to_string(),
+            "SELECT a.attname, quiver_column_default(a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a"
+        );
+        // Another subquery over pg_attrdef is left alone.
+        let other = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT (SELECT count(*) FROM pg_attrdef d WHERE d.adrelid = a.attrelid) FROM pg_attribute a",
+        )
+        .unwrap();
+        assert!(!reads_column_defaults(&other[0]));
     }
 
     #[test]

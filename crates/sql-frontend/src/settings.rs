@@ -80,6 +80,9 @@ const PARAMETERS: &[Parameter] = &[
     param("lc_messages", || "C".into(), true, false),
     param("lock_timeout", || "0".into(), true, false),
     param("max_identifier_length", || "63".into(), false, false),
+    // How many columns an index may have (pgjdbc reads it for its key
+    // queries).
+    param("max_index_keys", || "32".into(), false, false),
     param("quote_all_identifiers", || "off".into(), true, false),
     param("row_security", || "on".into(), true, false),
     param("search_path", || "\"$user\", public".into(), true, false),
@@ -101,6 +104,13 @@ const PARAMETERS: &[Parameter] = &[
     param("transaction_timeout", || "0".into(), true, false),
     param("xmloption", || "content".into(), true, false),
 ];
+
+/// Every parameter: its name, default, and whether a session may set it.
+pub(crate) fn parameters() -> impl Iterator<Item = (&'static str, String, bool)> {
+    PARAMETERS
+        .iter()
+        .map(|p| (display_name(p.name), (p.default)(), p.settable))
+}
 
 fn lookup(name: &str) -> Option<&'static Parameter> {
     PARAMETERS.iter().find(|p| p.name == name)

@@ -79,14 +79,9 @@ impl Session {
             )));
         };
         for key in &index.keys {
-            let column = columns
-                .iter()
-                .find(|c| &c.name == key)
-                .ok_or_else(|| {
-                    Error::UndefinedColumn(format!(
-                        "column \"{key}\" named in key does not exist"
-                    ))
-                })?;
+            let column = columns.iter().find(|c| &c.name == key).ok_or_else(|| {
+                Error::UndefinedColumn(format!("column \"{key}\" named in key does not exist"))
+            })?;
             if index.unique == Uniqueness::PrimaryKey && column.nullable {
                 return Err(Error::FeatureNotSupported(format!(
                     "column \"{key}\" of a primary key must be declared NOT NULL first: Quiver cannot make a column of \"{}\" NOT NULL yet",
@@ -195,10 +190,7 @@ fn constraint_index(
         TableConstraint::Unique(key) => (Uniqueness::Constraint, &key.name, &key.columns),
         _ => return Ok(None),
     };
-    let keys = columns
-        .iter()
-        .map(key_column)
-        .collect::<Result<Vec<_>>>()?;
+    let keys = columns.iter().map(key_column).collect::<Result<Vec<_>>>()?;
     Ok(Some(IndexEntry {
         name: constraint_name(name.as_ref(), unique, table, &keys, taken),
         keys,
