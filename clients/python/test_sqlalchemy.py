@@ -212,3 +212,46 @@ def test_orm_generated_keys(engine, table_name):
     finally:
         Base.metadata.drop_all(engine)
     assert not sa.inspect(engine).has_table(Author.__tablename__)
+
+
+def test_keys_reflected_kept_and_upserted(engine, table_name):
+    # Primary and unique keys as SQLAlchemy reflects them, a duplicate key
+    # as PostgreSQL's unique_violation, and the PostgreSQL dialect's upserts
+    # (INSERT ... ON CONFLICT, with bound parameters).
+    from sqlalchemy.dialects.postgresql import insert
+
+    metadata = sa.MetaData()
+    items = sa.Table(
+        table_name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("code", sa.Text, unique=True),
+        sa.Column("qty", sa.Integer, nullable=False, server_default="0"),
+    )
+    metadata.create_all(engine)
+    try:
+        inspector = sa.inspect(engine)
+        key = inspector.get_pk_constraint(table_name)
+        assert (key["name"], key["constrained_columns"]) == (f"{table_name}_pkey", ["id"])
+        unique = inspector.get_unique_constraints(table_name)
+        assert [(u["name"], u["column_names"]) for u in unique] == [
+            (f"{table_name}_code_key", ["code"])
+        ]
+        with engine.begin() as conn:
+            conn.execute(sa.insert(items), [{"id": 1, "code": "a"}, {"id": 2, "code": "b"}])
+        with pytest.raises(sa.exc.IntegrityError):
+            with engine.begin() as conn:
+                conn.execute(sa.insert(items).values(id=1, code="c"))
+        with engine.begin() as conn:
+            upsert = insert(items).values(id=1, code="a", qty=5)
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["id"], set_={"qty": items.c.qty + upsert.excluded.qty}
+                )
+            )
+            conn.execute(insert(items).values(id=2, code="z").on_conflict_do_nothing())
+            conn.execute(insert(items).values(id=3, code="c").on_conflict_do_nothing())
+            rows = conn.execute(sa.select(items).order_by(items.c.id)).all()
+        assert [tuple(r) for r in rows] == [(1, "a", 5), (2, "b", 0), (3, "c", 0)]
+    finally:
+        metadata.drop_all(engine)

@@ -88,6 +88,13 @@ pub enum Error {
     /// A table definition PostgreSQL refuses (two primary keys).
     #[error("{0}")]
     InvalidTableDefinition(String),
+    /// A column reference that names nothing fit (an `ON CONFLICT` target
+    /// no unique index matches).
+    #[error("{0}")]
+    InvalidColumnReference(String),
+    /// A statement that would touch one row twice.
+    #[error("{0}")]
+    CardinalityViolation(String),
     /// A message that breaks the wire protocol's rules.
     #[error("{0}")]
     Protocol(String),
@@ -155,6 +162,8 @@ impl Error {
             Error::ObjectInUse(_) => "55006",
             Error::DependentObjects(_) => "2BP01",
             Error::InvalidTableDefinition(_) => "42P16",
+            Error::InvalidColumnReference(_) => "42P10",
+            Error::CardinalityViolation(_) => "21000",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",

@@ -43,7 +43,7 @@ use crate::encode::RowDescription;
 use crate::handler::{Handler, respond};
 use crate::parse::{SqlParser, Statement};
 use crate::plan_cache::{PlanCache, Stamp, reads_when_run};
-use crate::session::{Returned, Session, take_returning};
+use crate::session::{Conflict, Returned, Session, take_on_conflict, take_returning};
 use crate::{Error, Result};
 
 /// A statement after Parse.
@@ -64,6 +64,9 @@ pub struct Prepared {
     /// The `RETURNING` list of an `INSERT`, `UPDATE` or `DELETE`, planned
     /// as a query of its table; `plan` is the statement without it.
     returned: Option<Arc<Returned>>,
+    /// The `ON CONFLICT` clause of an `INSERT`; `plan` is the statement
+    /// without it.
+    conflict: Option<Arc<Conflict>>,
     /// The columns `plan` produces, once a Describe asked (each Describe
     /// of a portal asks again); shared by the copies of a kept statement.
     produced: Arc<OnceLock<Schema>>,
@@ -180,6 +183,14 @@ impl PreparingParser {
                 .into());
             }
         };
+        // An INSERT is planned without its ON CONFLICT clause, which
+        // decides what of it is written (see `crate::session::on_conflict`).
+        let conflict = match &mut statement {
+            Statement::Sql(DfStatement::Statement(s)) => {
+                take_on_conflict(s).inspect_err(|_| self.session.abort_block())?
+            }
+            _ => None,
+        };
         // An INSERT, UPDATE or DELETE is planned without its RETURNING
         // list, which is planned as a query of its own.
         let returned = match &mut statement {
@@ -252,6 +263,7 @@ impl PreparingParser {
             table_arguments: table_arguments.into_keys().collect(),
             names,
             returned: returned.map(Arc::new),
+            conflict: conflict.map(Arc::new),
             produced: Arc::default(),
             optimized: Arc::default(),
             sql: sql.into(),
@@ -675,9 +687,10 @@ impl ExtendedQueryHandler for Handler {
                         .await
                 }
                 None => match self.portal_plan(prepared, portal).await? {
-                    Some(plan) => match &prepared.returned {
-                        Some(returned) => session.run_returned(plan, returned).await,
-                        None => session.run_plan(plan, names).await,
+                    Some(plan) => match (&prepared.conflict, &prepared.returned) {
+                        (Some(conflict), _) => session.run_on_conflict(plan, conflict).await,
+                        (None, Some(returned)) => session.run_returned(plan, returned).await,
+                        (None, None) => session.run_plan(plan, names).await,
                     },
                     None => session.execute(prepared.statement.clone()).await,
                 },

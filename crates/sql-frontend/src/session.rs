@@ -50,6 +50,7 @@ mod function_tables;
 mod in_place;
 mod indexes;
 mod insert_select;
+mod on_conflict;
 mod prepared;
 mod returning;
 mod schemas;
@@ -57,6 +58,7 @@ mod sequences;
 mod unique_keys;
 mod views;
 
+pub(crate) use on_conflict::{Conflict, take_on_conflict};
 pub(crate) use returning::{Returned, take_returning};
 
 use access::Identity;
@@ -447,6 +449,9 @@ impl Session {
                 Statement::ShowVariable { variable } => self.show(variable).await,
                 Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
                     self.truncate_tables(truncate).await
+                }
+                Statement::Insert(insert) if insert.on.is_some() => {
+                    self.insert_on_conflict(insert).await
                 }
                 mut statement @ (Statement::Insert(_)
                 | Statement::Update(_)

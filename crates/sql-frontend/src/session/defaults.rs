@@ -92,7 +92,14 @@ impl Session {
             matches!(source.body.as_ref(), SetExpr::Values(values)
                 if values.rows.iter().flat_map(|row| &row.content).any(is_default))
         });
-        if !default_values && !has_default {
+        // The width of a VALUES list given without a column list.
+        let width = match insert.source.as_deref().map(|source| source.body.as_ref()) {
+            Some(SetExpr::Values(values)) if insert.columns.is_empty() => {
+                values.rows.first().map(|row| row.content.len())
+            }
+            _ => None,
+        };
+        if !default_values && !has_default && width.is_none() {
             return Ok(DfStatement::Statement(boxed));
         }
         let TableObject::TableName(name) = &insert.table else {
@@ -104,6 +111,21 @@ impl Session {
             return Ok(DfStatement::Statement(boxed));
         };
         let schema = table.schema();
+        // Fewer values than columns: the first columns get them, the rest
+        // their defaults, as in PostgreSQL.
+        if let Some(width) = width
+            && width < schema.fields().len()
+        {
+            insert.columns = schema
+                .fields()
+                .iter()
+                .take(width)
+                .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
+                .collect();
+        }
+        if !default_values && !has_default {
+            return Ok(DfStatement::Statement(boxed));
+        }
         if default_values {
             // Every column with a default gets it, the rest NULL.
             let fields: Vec<&Field> = schema
