@@ -202,6 +202,23 @@ fn postgres_18(name: &str) -> PathBuf {
 
 /// Runs psql (PostgreSQL 18's) on the script `sql` against `port`,
 /// stopping at the first error; its output.
+/// The schema of `quiver`'s database as PostgreSQL 18's pg_dump writes it,
+/// but for Quiver's own schema of system tables (not the database's).
+fn dump_schema(quiver: &QuiverServer) -> String {
+    let dump = Command::new(postgres_18("pg_dump"))
+        .args(["--schema-only", "--exclude-schema=quiver"])
+        .args(["-h", quiver.host(), "-p", &quiver.port().to_string()])
+        .args(["-U", "quiver", "quiver"])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        dump.status.success(),
+        "pg_dump failed:\n{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    String::from_utf8_lossy(&dump.stdout).to_string()
+}
+
 fn psql_18(port: u16, user: &str, sql: &str) -> String {
     use std::io::Write;
     let mut child = Command::new(postgres_18("psql"))
@@ -257,19 +274,25 @@ fn pg_dump_schema_replays_into_postgresql() {
          COMMENT ON TABLE shop.items IS 'what the shop sells';
          INSERT INTO shop.items (name, price) VALUES ('pen', 2.50);",
     );
-    // Quiver's own schema (its system tables) is not the database's.
-    let dump = Command::new(postgres_18("pg_dump"))
-        .args(["--schema-only", "--exclude-schema=quiver"])
-        .args(["-h", quiver.host(), "-p", &quiver.port().to_string()])
-        .args(["-U", "quiver", "quiver"])
-        .output()
-        .expect("pg_dump runs");
-    let script = String::from_utf8_lossy(&dump.stdout).to_string();
-    assert!(
-        dump.status.success(),
-        "pg_dump failed:\n{}",
-        String::from_utf8_lossy(&dump.stderr)
+    // A Wasm function is dumped with its module named by its hash (the
+    // module itself is not in the dump), and its owner.
+    psql_18(
+        quiver.port(),
+        "quiver",
+        "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE AS \
+         '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))'",
     );
+    let dumped = dump_schema(&quiver);
+    for expected in [
+        "CREATE FUNCTION public.add1(bigint) RETURNS bigint",
+        "LANGUAGE wasm IMMUTABLE STRICT",
+        "AS 'sha256:",
+        "ALTER FUNCTION public.add1(bigint) OWNER TO quiver;",
+    ] {
+        assert!(dumped.contains(expected), "no {expected:?} in:\n{dumped}");
+    }
+    psql_18(quiver.port(), "quiver", "DROP FUNCTION add1(bigint)");
+    let script = dump_schema(&quiver);
     for expected in [
         "CREATE TABLE shop.items (",
         "name character varying(20) DEFAULT 'none' NOT NULL",

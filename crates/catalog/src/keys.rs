@@ -14,7 +14,7 @@
 //! - at `COMMIT`, holding the table's key lock from the check until the
 //!   block's files are in the table, the staged rows are checked once more
 //!   against the committed rows as they are then (see
-//!   [`crate::staging::Staging::commit`]): rows another session committed
+//!   [`crate::staging::Staging::check_keys`]): rows another session committed
 //!   meanwhile. Of two sessions writing the same key at once, the second to
 //!   commit fails with a unique violation, and its writes are discarded
 //!   (PostgreSQL makes the second writer wait for the first at its `INSERT`

@@ -362,10 +362,16 @@ fn plan_sqlstate(message: &str) -> &'static str {
         "42703"
     } else if lower.contains("not supported")
         || lower.contains("not yet supported")
+        || lower.contains("not currently supported")
         || lower.starts_with("unsupported")
     {
-        // `INSERT ... RETURNING`, and the other SQL DataFusion plans none of.
+        // `INSERT ... RETURNING`, `CHECK` and `FOREIGN KEY` constraints,
+        // and the other SQL DataFusion plans none of.
         "0A000"
+    } else if lower.contains("inconsistent data length across values list") {
+        // PostgreSQL: "VALUES lists must all be the same length", "INSERT
+        // has more expressions than target columns".
+        "42601"
     } else {
         "42000"
     }

@@ -367,7 +367,12 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
             let body = string_literal(&body, "the module")?;
             match link_symbol {
                 Some(symbol) => (
-                    ModuleSource::File(body),
+                    // A stored module by its hash, as pg_dump writes it
+                    // (`pg_proc.probin`), or a file.
+                    match body.strip_prefix("sha256:") {
+                        Some(sha256) => ModuleSource::Stored(sha256.to_ascii_lowercase()),
+                        None => ModuleSource::File(body),
+                    },
                     Some(string_literal(
                         &symbol,
                         "the function's name in the module",

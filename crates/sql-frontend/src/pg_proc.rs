@@ -1,6 +1,7 @@
 //! Wasm functions in `pg_catalog.pg_proc`, and the catalog functions psql's
 //! `\df` calls on them (`pg_function_is_visible`,
-//! `pg_get_function_result`, `pg_get_function_arguments`).
+//! `pg_get_function_result`, `pg_get_function_arguments`,
+//! `pg_get_function_identity_arguments`).
 //!
 //! `datafusion-pg-catalog` serves PostgreSQL's own functions from a static
 //! `pg_proc`; [`PgProc`] (which `crate::pg_catalog` serves in its place) also
@@ -53,6 +54,9 @@ pub(crate) fn install(ctx: &SessionContext, registry: Arc<FunctionRegistry>) {
             result_of as fn(&FunctionDef) -> String,
         ),
         ("pg_get_function_arguments", arguments_of),
+        // The arguments that identify it (pg_dump): Wasm functions have no
+        // argument names, modes or defaults, so the same.
+        ("pg_get_function_identity_arguments", arguments_of),
     ] {
         let registry = registry.clone();
         ctx.register_udf(crate::pg_functions::oid_text(
@@ -198,8 +202,10 @@ impl PgProc {
                     ("pronargdefaults", DataType::Int16) => {
                         Arc::new(Int16Array::from_iter_values(defs.iter().map(|_| 0)))
                     }
+                    // PostgreSQL's default for a function not in C (which
+                    // pg_dump leaves out of the CREATE FUNCTION it writes).
                     ("procost", DataType::Float32) => {
-                        Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 1.0)))
+                        Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 100.0)))
                     }
                     ("prorows", DataType::Float32) => {
                         Arc::new(Float32Array::from_iter_values(defs.iter().map(|_| 0.0)))

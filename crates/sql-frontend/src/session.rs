@@ -437,6 +437,7 @@ impl Session {
                 Statement::Deallocate { name, .. } => self.deallocate(&name),
                 Statement::Lock(lock) => self.lock_tables(&lock),
                 Statement::AlterSchema(alter) => self.alter_schema(&alter),
+                Statement::AlterFunction(alter) => self.alter_function(&alter),
                 Statement::Comment {
                     object_type,
                     object_name,

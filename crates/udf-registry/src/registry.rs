@@ -24,6 +24,10 @@ pub enum ModuleSource {
     Inline(String),
     /// `AS 'file.wasm', 'symbol'`: a file under the function directory.
     File(String),
+    /// `AS 'sha256:<hex>', 'symbol'`: a module this server stores already
+    /// (another function's), by its SHA-256 — as `pg_proc.probin` names it,
+    /// and so pg_dump writes a Wasm function.
+    Stored(String),
 }
 
 /// A `CREATE [OR REPLACE] FUNCTION ... LANGUAGE wasm` or
@@ -203,6 +207,23 @@ impl FunctionRegistry {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// The stored module whose SHA-256 is `sha256` (lower-case hex).
+    fn stored_module(&self, sha256: &str) -> Result<ModuleBytes> {
+        let bytes = self.store.get(MODULES_CF, sha256)?.ok_or_else(|| {
+            Error::InvalidFunction(format!(
+                "no module sha256:{sha256} is stored on this server: create the function from its module (AS 'file.wasm', 'symbol' or the module inline); a dump names a function's module by its hash only"
+            ))
+        })?;
+        let module = ModuleBytes::new(bytes);
+        if module.sha256 != sha256 {
+            return Err(Error::Corrupt {
+                key: sha256.to_string(),
+                message: format!("the stored module's bytes hash to {}", module.sha256),
+            });
+        }
+        Ok(module)
+    }
+
     /// Registers a function: reads and compiles its module, checks the
     /// module against the SQL signature, and stores module and definition
     /// in one durable write. Returns the stored definition.
@@ -212,6 +233,7 @@ impl FunctionRegistry {
         let module = match &create.module {
             ModuleSource::Inline(text) => ModuleBytes::from_inline(text)?,
             ModuleSource::File(file) => ModuleBytes::from_file(self.function_dir.as_deref(), file)?,
+            ModuleSource::Stored(sha256) => self.stored_module(sha256)?,
         };
         let abi = if module.is_component() {
             Abi::Component

@@ -369,6 +369,51 @@ impl Session {
         Ok(self.catalog.set_acl(&function, Some(acl))?)
     }
 
+    /// `ALTER FUNCTION | AGGREGATE name[(types)] OWNER TO role` (pg_dump
+    /// writes one after each function), by the function's owner; other
+    /// forms fail with 0A000.
+    pub(super) fn alter_function(
+        &self,
+        alter: &datafusion::sql::sqlparser::ast::AlterFunction,
+    ) -> Result<Outcome> {
+        use datafusion::sql::sqlparser::ast::{AlterFunctionKind, AlterFunctionOperation};
+        let tag = match alter.kind {
+            AlterFunctionKind::Function => "ALTER FUNCTION",
+            AlterFunctionKind::Aggregate => "ALTER AGGREGATE",
+        };
+        let AlterFunctionOperation::OwnerTo(owner) = &alter.operation else {
+            return Err(Error::FeatureNotSupported(format!(
+                "{tag} ... {} is not supported yet (only OWNER TO)",
+                alter.operation
+            )));
+        };
+        let name = crate::functions::function_name(&alter.function.name)?;
+        let args = alter
+            .function
+            .args
+            .as_ref()
+            .map(|args| {
+                args.iter()
+                    .map(|arg| Ok(SqlType::from_ast(&arg.data_type)?))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let def = self
+            .functions
+            .registry
+            .find(&name, args.as_deref())?
+            .ok_or_else(|| {
+                quiver_udf_registry::Error::FunctionNotFound(alter.function.to_string())
+            })?;
+        let function = Object::Function(def.signature());
+        self.check_owns(&function)?;
+        let owner = self.new_owner(owner)?;
+        let mut acl = self.catalog.acl(&function);
+        acl.owner = Some(owner);
+        self.catalog.set_acl(&function, Some(acl))?;
+        Ok(Completion::tag(tag).into())
+    }
+
     /// The functions `dropped` are gone, and so are their privileges.
     pub(super) fn dropped_functions(&self, dropped: &[FunctionDef]) -> Result<()> {
         for def in dropped {
