@@ -43,6 +43,7 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
         signature: Signature::any(1, Volatility::Immutable),
         format_type: ctx.udf("format_type")?,
     }));
+    ctx.register_udf(oid_vector());
     ctx.register_udf(ScalarUDF::from(ExpandArray {
         signature: Signature::any(1, Volatility::Immutable),
     }));
@@ -218,6 +219,39 @@ impl ScalarUDFImpl for PgTypeof {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.type_name(&args.arg_fields[0])?))
     }
+}
+
+/// `quiver_oid_vector(text)`: the oids a vector column of `pg_proc` holds
+/// as text (`proargtypes`' `23 25`, `proallargtypes`' `[23, 25]` or
+/// `{23,25}`), as an array; what `crate::rewrite` makes of their casts to
+/// `regtype[]` or `oid[]` (pgcli's function completion).
+fn oid_vector() -> ScalarUDF {
+    create_udf(
+        "quiver_oid_vector",
+        vec![DataType::Utf8],
+        DataType::new_list(DataType::Int32, true),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let texts = args[0].to_array(1)?;
+            let mut vectors = ListBuilder::new(datafusion::arrow::array::Int32Builder::new());
+            for text in texts.as_string::<i32>() {
+                match text {
+                    None => vectors.append(false),
+                    Some(text) => {
+                        let oids = text
+                            .split(|c: char| c == ',' || c.is_whitespace() || "[]{}".contains(c))
+                            .filter(|part| !part.is_empty())
+                            .map(|part| part.parse::<i32>().ok());
+                        for oid in oids {
+                            vectors.values().append_option(oid);
+                        }
+                        vectors.append(true);
+                    }
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(vectors.finish())))
+        }),
+    )
 }
 
 /// `_pg_expandarray(a)`: the elements of the array `a` as records `(x, n)`,

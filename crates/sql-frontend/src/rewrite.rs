@@ -184,6 +184,19 @@ fn is_call(e: &Expr, name: &str) -> bool {
     matches!(e, Expr::Function(f) if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case(name)))
 }
 
+/// Whether `e` is one of `pg_proc`'s vectors of type oids.
+fn oid_vector_column(e: &Expr) -> bool {
+    let name = match e {
+        Expr::Identifier(ident) => ident,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(ident) => ident,
+            None => return false,
+        },
+        _ => return false,
+    };
+    ["proargtypes", "proallargtypes"].contains(&name.value.to_ascii_lowercase().as_str())
+}
+
 /// Whether `e` is a `regproc` column.
 fn regproc_column(e: &Expr) -> bool {
     let name = match e {
@@ -331,6 +344,19 @@ impl VisitorMut for CatalogForms {
             && let Some(array) = array_literal(else_result)
         {
             **else_result = array;
+        }
+        // `pg_proc`'s vectors of type oids (text here) as arrays: pgcli's
+        // `COALESCE(proallargtypes::regtype[], proargtypes::regtype[])`.
+        if let Expr::Cast {
+            expr: inner,
+            data_type: DataType::Array(_),
+            ..
+        } = expr
+            && oid_vector_column(inner)
+            && let Some(vector) = parse_expr(&format!("quiver_oid_vector({inner})"))
+        {
+            *expr = vector;
+            return ControlFlow::Continue(());
         }
         // A function named in a catalog, as its oid: none.
         if let Expr::Cast {
