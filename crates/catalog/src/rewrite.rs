@@ -26,12 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
+use datafusion::datasource::listing::ListingTable;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::compaction::{
     Intent, Lease, TableFiles, all_exist, blocking, file_names, partial_name, switch,
 };
+use crate::keys::files_of;
 use crate::session_catalog::{SessionCatalog, Target, provider_of};
 use crate::staging::Staging;
 use crate::table::{listing_like, managed_url};
@@ -135,15 +136,11 @@ impl SessionCatalog {
         for dir in [&new, &none] {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let urls = match snapshot.is_empty() {
+        let source = match snapshot.is_empty() {
             // A listing table reads at least one path: an empty directory.
-            true => vec![managed_url(&none)?],
-            false => snapshot
-                .iter()
-                .map(|file| ListingTableUrl::parse(file.display().to_string()))
-                .collect::<datafusion::error::Result<_>>()?,
+            true => listing_like(listing, vec![managed_url(&none)?])?,
+            false => files_of(listing, &snapshot)?,
         };
-        let source = listing_like(listing, urls)?;
         let target = listing_like(listing, vec![managed_url(&new)?])?;
         Ok(Rewrite {
             table,

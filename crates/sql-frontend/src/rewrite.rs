@@ -184,21 +184,9 @@ fn is_call(e: &Expr, name: &str) -> bool {
     matches!(e, Expr::Function(f) if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case(name)))
 }
 
-/// Whether `e` is one of `pg_proc`'s vectors of type oids.
-fn oid_vector_column(e: &Expr) -> bool {
-    let name = match e {
-        Expr::Identifier(ident) => ident,
-        Expr::CompoundIdentifier(parts) => match parts.last() {
-            Some(ident) => ident,
-            None => return false,
-        },
-        _ => return false,
-    };
-    ["proargtypes", "proallargtypes"].contains(&name.value.to_ascii_lowercase().as_str())
-}
-
-/// Whether `e` is a `regproc` column.
-fn regproc_column(e: &Expr) -> bool {
+/// Whether `e` is a column named one of `names` (lower case), qualified or
+/// not.
+fn is_column_among(e: &Expr, names: &[&str]) -> bool {
     let name = match e {
         Expr::Identifier(ident) => ident,
         Expr::CompoundIdentifier(parts) => match parts.last() {
@@ -207,7 +195,17 @@ fn regproc_column(e: &Expr) -> bool {
         },
         _ => return false,
     };
-    REGPROC_COLUMNS.contains(&name.value.to_ascii_lowercase().as_str())
+    names.contains(&name.value.to_ascii_lowercase().as_str())
+}
+
+/// Whether `e` is one of `pg_proc`'s vectors of type oids.
+fn oid_vector_column(e: &Expr) -> bool {
+    is_column_among(e, &["proargtypes", "proallargtypes"])
+}
+
+/// Whether `e` is a `regproc` column.
+fn regproc_column(e: &Expr) -> bool {
+    is_column_among(e, REGPROC_COLUMNS)
 }
 
 /// Compares `regproc` columns with `'-'` where a query compares them with
