@@ -109,6 +109,11 @@ impl Changes {
         self.schemas.insert(name.to_string(), schema);
     }
 
+    /// Whether the changes change what `name` names.
+    pub(crate) fn changes(&self, name: &QualifiedName) -> bool {
+        self.tables.contains_key(name)
+    }
+
     /// Whether the changes created the managed table whose files are in `dir`.
     pub(crate) fn created(&self, dir: &std::path::Path) -> bool {
         self.created.iter().any(|d| d == dir)
@@ -207,10 +212,15 @@ impl Catalog {
     /// Stores `changes` in one write, if every name they change still
     /// holds what it held when they first changed it. The caller holds
     /// the DDL lock ([`Catalog::ddl_lock`]).
-    pub(crate) fn store(&self, changes: &Changes, _ddl: &DdlLock<'_>) -> Result<()> {
-        if changes.tables.is_empty() && changes.schemas.is_empty() {
-            return Ok(());
-        }
+    pub(crate) fn store(&self, changes: &Changes, ddl: &DdlLock<'_>) -> Result<()> {
+        self.check_changes(changes, ddl)?;
+        self.write_changes(changes)
+    }
+
+    /// Whether `changes` can be stored: every name they change still
+    /// holds what it held when they first changed it. Under the DDL lock,
+    /// they still can until it is released.
+    pub(crate) fn check_changes(&self, changes: &Changes, _ddl: &DdlLock<'_>) -> Result<()> {
         for (name, found) in &changes.found_schemas {
             let stored = self.schema_entry(name);
             match (found, &stored) {
@@ -243,6 +253,14 @@ impl Catalog {
                 }
                 (None, None) => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Stores `changes` in one write (see [`Catalog::store`]).
+    fn write_changes(&self, changes: &Changes) -> Result<()> {
+        if changes.tables.is_empty() && changes.schemas.is_empty() {
+            return Ok(());
         }
         let mut values = Vec::new();
         for (name, schema) in &changes.schemas {

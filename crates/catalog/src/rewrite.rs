@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
@@ -35,7 +36,7 @@ use crate::compaction::{
 use crate::keys::files_of;
 use crate::session_catalog::{SessionCatalog, Target, provider_of};
 use crate::staging::Staging;
-use crate::table::{listing_like, managed_url};
+use crate::table::{listing_like, listing_with_schema, managed_url};
 use crate::{Error, Result};
 
 /// One statement's rewrite of one table.
@@ -50,6 +51,9 @@ pub struct Rewrite {
     work: PathBuf,
     new: PathBuf,
     place: Place,
+    /// Set when the new files have other columns than the table's (see
+    /// [`Rewrite::reshape`]).
+    whole: bool,
 }
 
 /// Where the new files go.
@@ -150,6 +154,7 @@ impl SessionCatalog {
             work,
             new,
             place,
+            whole: false,
         })
     }
 }
@@ -163,6 +168,20 @@ impl Rewrite {
     /// Where the statement writes the rows the table is to hold.
     pub fn target(&self) -> &Arc<dyn TableProvider> {
         &self.target
+    }
+
+    /// The new files are to have the columns `columns` (an `ALTER TABLE`
+    /// changes the table's columns along with its files): they must
+    /// replace every file of the table, or the switch fails (see
+    /// [`switch_files`]).
+    pub fn reshape(&mut self, columns: SchemaRef) -> Result<()> {
+        let listing = self
+            .target
+            .downcast_ref::<ListingTable>()
+            .ok_or_else(|| Error::Unsupported("a rewrite's target is a listing table".into()))?;
+        self.target = listing_with_schema(listing, vec![managed_url(&self.new)?], columns)?;
+        self.whole = true;
+        Ok(())
     }
 
     /// How many rows the snapshot holds (read from the files' footers).
@@ -190,12 +209,12 @@ impl Rewrite {
             },
         );
         match place {
-            Place::Block(staging) => staging.replace(&self.table, &self.snapshot, &new),
+            Place::Block(staging) => staging.replace(&self.table, &self.snapshot, &new, self.whole),
             Place::Table { files, lease } => {
                 // The statement's own lease would keep the switch waiting.
                 drop(lease);
                 let replaces = file_names(&self.snapshot);
-                switch_files(&self.table, files.as_ref(), new, replaces).await
+                switch_files(&self.table, files.as_ref(), new, replaces, self.whole).await
             }
         }
     }
@@ -214,12 +233,16 @@ impl Drop for Rewrite {
 /// With the table whose files are in `table` to itself (its `files`; none
 /// for a temporary table, which no one else reads), moves the files `new`
 /// into `table` in place of its files `replaces`, all at once (see
-/// [`replace_files`]). The caller holds no lease on the table's files.
+/// [`replace_files`]). With `whole`, `replaces` must be every file the
+/// table has (its columns change with the switch: files other statements
+/// wrote meanwhile have the old ones), else it fails with a serialization
+/// failure. The caller holds no lease on the table's files.
 pub(crate) async fn switch_files(
     table: &Path,
     files: Option<&Arc<TableFiles>>,
     new: Vec<PathBuf>,
     replaces: Vec<String>,
+    whole: bool,
 ) -> Result<()> {
     let lock = match files {
         Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
@@ -233,6 +256,12 @@ pub(crate) async fn switch_files(
     let dir = table.to_path_buf();
     blocking(table, move || {
         let _lock = lock;
+        if whole && file_names(&parquet_files(&dir)?) != sorted(&replaces) {
+            return Err(Error::SerializationFailure(
+                "could not serialize access: rows were written to the table while its columns changed"
+                    .into(),
+            ));
+        }
         replace_files(&dir, &new, replaces)
     })
     .await
@@ -288,4 +317,11 @@ fn target_name(target: &Target) -> String {
         Target::Temp(name) => name.clone(),
         Target::Stored(name) => name.to_string(),
     }
+}
+
+/// `names`, sorted.
+fn sorted(names: &[String]) -> Vec<String> {
+    let mut names = names.to_vec();
+    names.sort();
+    names
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::exec_err;
 use datafusion::datasource::ViewTable;
@@ -899,6 +899,61 @@ impl SessionCatalog {
         .await
     }
 
+    /// `ALTER TABLE name RENAME [COLUMN] column TO new` of the stored
+    /// managed table `name`: its indexes and the sequence it owns follow
+    /// the column. Its values are where they were: the caller rewrote the
+    /// table's files to hold them under the new name too.
+    pub async fn rename_column(&self, name: &QualifiedName, column: &str, new: &str) -> Result<()> {
+        self.change(|changes| {
+            self.alter_columns_in(changes, name, |columns| {
+                if columns.column_with_name(column).is_none() {
+                    return Err(Error::UndefinedColumn(format!(
+                        "column \"{column}\" does not exist"
+                    )));
+                }
+                if columns.column_with_name(new).is_some() {
+                    return Err(Error::DuplicateColumn(format!(
+                        "column \"{new}\" of relation \"{}\" already exists",
+                        name.name
+                    )));
+                }
+                let renamed: Vec<Field> = columns
+                    .fields()
+                    .iter()
+                    .map(|f| match f.name() == column {
+                        true => f.as_ref().clone().with_name(new),
+                        false => f.as_ref().clone(),
+                    })
+                    .collect();
+                Ok(Some(Schema::new_with_metadata(
+                    renamed,
+                    columns.metadata().clone(),
+                )))
+            })?;
+            if let Some(mut table) = self.stored_in(changes, name) {
+                for index in &mut table.entry.indexes {
+                    for key in &mut index.keys {
+                        if key == column {
+                            *key = new.to_string();
+                        }
+                    }
+                }
+                changes.set(&self.shared, name, Some(table));
+            }
+            for mut sequence in self.owned_by(changes, name) {
+                if let TableKind::Sequence { options, .. } = &mut sequence.entry.kind
+                    && let Some(owner) = &mut options.owned_by
+                    && owner.column == column
+                {
+                    owner.column = new.to_string();
+                    changes.set(&self.shared, &sequence.entry.qualified(), Some(sequence));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Records in `changes` new columns of the stored managed table `name`,
     /// which `change` makes from its present ones (`None`: it leaves them
     /// as they are). Whether it changed them.
@@ -1125,19 +1180,87 @@ impl SessionCatalog {
                 return Err(e);
             }
         };
-        if !changes.is_empty() {
-            let ddl = self.shared.ddl_lock().await;
-            if let Err(e) = self.shared.store(&changes, &ddl) {
-                drop(ddl);
+        // The block's files are put in place before its DDL is stored, and
+        // under the DDL lock once the DDL is known to be storable: a table
+        // reads the files of a column it no longer has as if they were not
+        // there, so the table's old columns read the new files (an `ALTER
+        // TABLE` that rewrote them keeps what the old ones read) until the
+        // new columns are stored, and a crash between the two leaves the
+        // table readable.
+        let written = match self.staging.written() {
+            Ok(written) => written,
+            Err(e) => {
                 self.staging.rollback();
                 changes.discard(&self.temp);
                 return Err(e);
             }
+        };
+        let ddl = match changes.is_empty() && written.is_empty() {
+            true => None,
+            false => Some(self.shared.ddl_lock().await),
+        };
+        if let Some(ddl) = &ddl
+            && let Err(e) = self
+                .shared
+                .check_changes(&changes, ddl)
+                .and_then(|()| self.check_columns(&changes, &written))
+        {
+            self.staging.rollback();
+            changes.discard(&self.temp);
+            return Err(e);
         }
         let published = self.staging.commit().await;
         drop(key_locks);
-        changes.finish(&self.shared);
+        let published = match (published, &ddl) {
+            (Err(e), _) => Err(e),
+            (Ok(providers), Some(ddl)) => self.shared.store(&changes, ddl).map(|()| providers),
+            (Ok(providers), None) => Ok(providers),
+        };
+        drop(ddl);
+        match published {
+            Ok(_) => changes.finish(&self.shared),
+            Err(_) => changes.discard(&self.temp),
+        }
         published
+    }
+
+    /// Before `COMMIT`, under the DDL lock: whether the tables the block
+    /// wrote to (`written`: their directories, and their columns when the
+    /// block first saw them) still have those columns, unless the block
+    /// itself changed them (then [`Catalog::check_changes`] sees to it).
+    /// Another transaction's `ALTER TABLE` meanwhile fails the block with
+    /// a serialization failure: its files have the old columns (a column
+    /// renamed since would read NULL there).
+    fn check_columns(&self, changes: &Changes, written: &[(PathBuf, SchemaRef)]) -> Result<()> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let names_and_types = |schema: &Schema| -> Vec<(String, DataType)> {
+            schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect()
+        };
+        for entry in self.shared.entries() {
+            let name = entry.qualified();
+            let Some(table) = self.shared.loaded(&name) else {
+                continue;
+            };
+            let Some(dir) = self.shared.dir_of(&table) else {
+                continue;
+            };
+            let Some((_, columns)) = written.iter().find(|(d, _)| *d == dir) else {
+                continue;
+            };
+            let now = provider_of(&table)?.schema();
+            if !changes.changes(&name) && names_and_types(&now) != names_and_types(columns) {
+                return Err(Error::SerializationFailure(format!(
+                    "could not serialize access: the columns of table \"{name}\" were changed by another transaction"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// `ROLLBACK` of the open transaction block: its DDL and writes are

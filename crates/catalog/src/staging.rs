@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::ListingTable;
 
@@ -60,6 +61,8 @@ struct View {
     staged: PathBuf,
     table: PathBuf,
     provider: Arc<dyn TableProvider>,
+    /// The table's columns when the block first read or wrote it.
+    columns: SchemaRef,
     /// Once the block rewrote the table: the committed files it replaces.
     rewritten: Option<Rewritten>,
 }
@@ -73,6 +76,9 @@ struct Rewritten {
     files: Option<Arc<TableFiles>>,
     /// Held from the block's first rewrite of the table until it ends.
     lease: Option<Lease>,
+    /// Whether the table's columns change with its files (see
+    /// [`crate::Rewrite::reshape`]): the block replaces every file.
+    whole: bool,
 }
 
 impl Staging {
@@ -128,7 +134,17 @@ impl Staging {
             return Ok(None);
         };
         let key = path.as_str().to_string();
-        if let Some(view) = open.views.get(&key) {
+        if let Some(view) = open.views.get_mut(&key) {
+            if view.provider.schema() != base.schema() {
+                // The block altered the table's columns since: the same
+                // files, read as the table's columns are now.
+                let urls = view
+                    .provider
+                    .downcast_ref::<ListingTable>()
+                    .map(|staged| staged.table_paths().clone())
+                    .unwrap_or_default();
+                view.provider = listing_like(listing, urls)?;
+            }
             return Ok(Some(view.provider.clone()));
         }
         let table = table.to_path_buf();
@@ -143,6 +159,7 @@ impl Staging {
                 staged,
                 table,
                 provider: provider.clone(),
+                columns: base.schema(),
                 rewritten: None,
             },
         );
@@ -181,6 +198,7 @@ impl Staging {
                 replaces: Vec::new(),
                 files,
                 lease,
+                whole: false,
             });
         }
         Ok(snapshot)
@@ -194,6 +212,7 @@ impl Staging {
         table: &Path,
         snapshot: &[PathBuf],
         new: &[PathBuf],
+        whole: bool,
     ) -> Result<()> {
         let mut open = self.open();
         let view = view_of(&mut open, table)?;
@@ -201,7 +220,9 @@ impl Staging {
             replaces: Vec::new(),
             files: None,
             lease: None,
+            whole: false,
         });
+        rewritten.whole |= whole;
         for file in snapshot {
             if file.parent() == Some(view.staged.as_path()) {
                 std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
@@ -243,6 +264,20 @@ impl Staging {
             None => parquet_files(table)?,
         };
         Ok(Some((staged, committed)))
+    }
+
+    /// The tables the open block wrote to or rewrote, by the directory of
+    /// their files, with their columns when the block first saw them: its
+    /// files have those.
+    pub(crate) fn written(&self) -> Result<Vec<(PathBuf, SchemaRef)>> {
+        let open = self.open();
+        let mut written = Vec::new();
+        for view in open.iter().flat_map(|open| open.views.values()) {
+            if view.rewritten.is_some() || !parquet_files(&view.staged)?.is_empty() {
+                written.push((view.table.clone(), view.columns.clone()));
+            }
+        }
+        Ok(written)
     }
 
     /// A new directory for one statement's rewrite (see [`crate::rewrite`])
@@ -359,13 +394,21 @@ async fn publish_rewrite(staged: &Path, table: &Path, rewritten: Rewritten) -> R
         replaces,
         files,
         lease,
+        whole,
     } = rewritten;
     if !table.is_dir() {
         return Ok(());
     }
     // The block's own lease would keep the switch waiting for itself.
     drop(lease);
-    switch_files(table, files.as_ref(), parquet_files(staged)?, replaces).await
+    switch_files(
+        table,
+        files.as_ref(),
+        parquet_files(staged)?,
+        replaces,
+        whole,
+    )
+    .await
 }
 
 /// The open block's view of the table whose files are in `table`.

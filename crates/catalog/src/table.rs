@@ -323,9 +323,18 @@ pub(crate) fn listing_like(
     like: &ListingTable,
     urls: Vec<ListingTableUrl>,
 ) -> Result<Arc<dyn TableProvider>> {
+    listing_with_schema(like, urls, like.schema())
+}
+
+/// A listing table as `like` is but with the columns `schema`, over `urls`.
+pub(crate) fn listing_with_schema(
+    like: &ListingTable,
+    urls: Vec<ListingTableUrl>,
+    schema: SchemaRef,
+) -> Result<Arc<dyn TableProvider>> {
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(like.options().clone())
-        .with_schema(like.schema());
+        .with_schema(schema);
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 

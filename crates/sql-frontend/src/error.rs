@@ -92,6 +92,10 @@ pub enum Error {
     /// no unique index matches).
     #[error("{0}")]
     InvalidColumnReference(String),
+    /// Values of one type that do not become another without being told
+    /// how (`ALTER COLUMN ... TYPE` of text to a number).
+    #[error("{0}")]
+    DatatypeMismatch(String),
     /// A statement that would touch one row twice.
     #[error("{0}")]
     CardinalityViolation(String),
@@ -164,6 +168,7 @@ impl Error {
             Error::InvalidTableDefinition(_) => "42P16",
             Error::InvalidColumnReference(_) => "42P10",
             Error::CardinalityViolation(_) => "21000",
+            Error::DatatypeMismatch(_) => "42804",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",

@@ -703,6 +703,12 @@ impl ColumnType {
     }
 }
 
+/// The name of the type of `field`'s values, as `information_schema`
+/// (and PostgreSQL's messages) give it: `integer`, `text`.
+pub(crate) fn type_name(field: &Field) -> &'static str {
+    ColumnType::of(field).data_type
+}
+
 /// The SQL standard's name of the PostgreSQL type `udt_name`, as
 /// `information_schema.columns.data_type` gives it.
 fn standard_name(udt_name: &str) -> &'static str {

@@ -52,6 +52,7 @@ mod indexes;
 mod insert_select;
 mod on_conflict;
 mod prepared;
+mod reshape;
 mod returning;
 mod schemas;
 mod sequences;
@@ -486,6 +487,23 @@ impl Session {
     }
 
     /// Commits the transaction block's DDL and staged writes.
+    /// Runs `work` in the open transaction block, or outside one in a
+    /// block of its own, committed if `work` succeeds and rolled back if
+    /// not: a statement that writes several times, or writes and changes
+    /// DDL, has all its effects or none.
+    pub(super) async fn atomically<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        if self.staging.is_open() {
+            return work.await;
+        }
+        self.staging.begin();
+        let done = work.await;
+        match &done {
+            Ok(_) => self.commit_staged().await?,
+            Err(_) => self.relations.rollback(),
+        }
+        done
+    }
+
     async fn commit_staged(&self) -> Result<()> {
         for table in self.relations.commit().await? {
             self.catalog.written(table.as_ref());

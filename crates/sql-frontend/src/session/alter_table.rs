@@ -1,19 +1,18 @@
 //! `ALTER TABLE`: `RENAME TO` (as dbt renames a model's new table into
 //! place of the old one), `OWNER TO` (of views and sequences too, as
-//! pg_dump's scripts give them away), `ADD COLUMN`, `DROP COLUMN` and `ALTER COLUMN
-//! ... SET DEFAULT` / `DROP DEFAULT` (as Alembic migrations change tables
-//! and undo the changes). Other forms fail with 0A000, naming the form.
+//! pg_dump's scripts give them away), `ADD COLUMN`, `DROP COLUMN`, `ALTER
+//! COLUMN ... SET DEFAULT` / `DROP DEFAULT`, keys (see `super::unique_keys`)
+//! and the forms `super::reshape` makes — `RENAME COLUMN`, `ALTER COLUMN
+//! ... TYPE`, `SET` / `DROP NOT NULL` — as Alembic migrations change tables
+//! and undo the changes. Other forms fail with 0A000, naming the form.
 //!
-//! A managed table's Parquet files are never rewritten by these: a column
-//! added later is missing from the files written before, and scans read
-//! it there as NULL (DataFusion's schema adaptation; compaction merges
-//! such files likewise). So a column may be added only where its value
-//! in the rows there are is NULL: without a `DEFAULT`, or to an empty
-//! table. A dropped column's values stay in the files written before,
-//! unread (and left out as compaction merges them); a column added under
-//! its name would read them, so that is refused while any file holds
-//! them. Renaming and retyping a column would need the files rewritten,
-//! and are refused.
+//! A column added without a default is missing from the files written
+//! before, and scans read it there as NULL (DataFusion's schema
+//! adaptation; compaction merges such files likewise); one added with a
+//! default to a table with rows rewrites the table. A dropped column's
+//! values stay in the files written before, unread (and left out as
+//! compaction merges them); a column added under its name would read
+//! them, so that is refused while any file holds them.
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::TableReference;
@@ -85,18 +84,42 @@ impl Session {
                     },
                     Target::Stored(name),
                 ) => notices.extend(self.add_column(name, column_def, *if_not_exists).await?),
+                (
+                    AlterTableOperation::RenameColumn {
+                        old_column_name,
+                        new_column_name,
+                    },
+                    Target::Stored(name),
+                ) => {
+                    let (old, new) = (folded(old_column_name), folded(new_column_name));
+                    self.rename_column(name, &old, &new).await?;
+                }
                 (AlterTableOperation::AlterColumn { column_name, op }, Target::Stored(name))
-                    if matches!(
-                        op,
-                        AlterColumnOperation::SetDefault { .. } | AlterColumnOperation::DropDefault
-                    ) =>
+                    if !matches!(op, AlterColumnOperation::AddGenerated { .. }) =>
                 {
                     let column = folded(column_name);
-                    let default = match op {
-                        AlterColumnOperation::SetDefault { value } => Some(defaults::stored(value)),
-                        _ => None,
-                    };
-                    self.set_default(name, &column, default).await?;
+                    match op {
+                        AlterColumnOperation::SetDefault { value } => {
+                            self.set_default(name, &column, Some(defaults::stored(value)))
+                                .await?
+                        }
+                        AlterColumnOperation::DropDefault => {
+                            self.set_default(name, &column, None).await?
+                        }
+                        AlterColumnOperation::SetNotNull => {
+                            self.set_not_null(name, &column, true).await?
+                        }
+                        AlterColumnOperation::DropNotNull => {
+                            self.set_not_null(name, &column, false).await?
+                        }
+                        AlterColumnOperation::SetDataType {
+                            data_type, using, ..
+                        } => {
+                            self.set_column_type(name, &column, data_type, using.as_ref())
+                                .await?
+                        }
+                        AlterColumnOperation::AddGenerated { .. } => {}
+                    }
                 }
                 (
                     AlterTableOperation::DropColumn {
@@ -148,7 +171,7 @@ impl Session {
                 }
                 (operation, Target::Stored(_)) => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, OWNER TO, ADD COLUMN, DROP COLUMN, ALTER COLUMN ... SET DEFAULT / DROP DEFAULT, ADD PRIMARY KEY / UNIQUE and DROP CONSTRAINT)"
+                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, RENAME COLUMN, OWNER TO, ADD COLUMN, DROP COLUMN, ALTER COLUMN ... SET DEFAULT / DROP DEFAULT / SET NOT NULL / DROP NOT NULL / TYPE, ADD PRIMARY KEY / UNIQUE and DROP CONSTRAINT)"
                     )));
                 }
             }
@@ -209,37 +232,38 @@ impl Session {
                 "column \"{column_name}\" was dropped from \"{relation}\" and its values are still in the table's files: add the column under another name"
             )));
         }
-        // The rows there are would need a value other than NULL.
+        let with_column = |columns: &Schema| {
+            if columns.column_with_name(&column_name).is_some() {
+                return Err(quiver_catalog::Error::DuplicateColumn(format!(
+                    "column \"{column_name}\" of relation \"{relation}\" already exists"
+                )));
+            }
+            let mut fields: Vec<Field> = columns
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(field.clone());
+            Ok(Schema::new_with_metadata(
+                fields,
+                columns.metadata().clone(),
+            ))
+        };
+        // The rows there are take the default: the table is rewritten.
         let default = field.metadata().contains_key(COLUMN_DEFAULT);
         if !present && (default || !field.is_nullable()) && self.has_rows(name).await? {
-            return Err(match default {
-                true => Error::FeatureNotSupported(format!(
-                    "ALTER TABLE ... ADD COLUMN with a DEFAULT to a table with rows is not supported yet: add \"{column_name}\" without it, UPDATE its rows, then ALTER COLUMN ... SET DEFAULT"
-                )),
-                false => Error::NotNullViolationOfColumn(format!(
+            if !default {
+                return Err(Error::NotNullViolationOfColumn(format!(
                     "column \"{column_name}\" of relation \"{relation}\" contains null values"
-                )),
-            });
+                )));
+            }
+            let reference = TableReference::partial(name.schema.clone(), name.name.clone());
+            let present = self.ctx.table_provider(reference).await?.schema();
+            self.add_column_with_default(name, &field, with_column(&present)?)
+                .await?;
+            return Ok(None);
         }
-        self.relations
-            .alter_columns(name, |columns| {
-                if columns.column_with_name(&column_name).is_some() {
-                    return Err(quiver_catalog::Error::DuplicateColumn(format!(
-                        "column \"{column_name}\" of relation \"{relation}\" already exists"
-                    )));
-                }
-                let mut fields: Vec<Field> = columns
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone())
-                    .collect();
-                fields.push(field.clone());
-                Ok(Schema::new_with_metadata(
-                    fields,
-                    columns.metadata().clone(),
-                ))
-            })
-            .await?;
+        self.relations.alter_columns(name, with_column).await?;
         Ok(None)
     }
 
@@ -313,7 +337,7 @@ impl Session {
     }
 
     /// The column `column` declares, as `CREATE TABLE` would make it.
-    async fn declared_field(&self, column: &ColumnDef) -> Result<Field> {
+    pub(super) async fn declared_field(&self, column: &ColumnDef) -> Result<Field> {
         let sql = format!("CREATE TABLE quiver_added_column ({column})");
         let statement = self
             .ctx

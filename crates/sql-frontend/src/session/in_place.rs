@@ -59,11 +59,7 @@ impl Session {
     /// `TRUNCATE` of several tables: all of them, or, if one fails, none
     /// (outside a transaction block, in a block of its own).
     pub(super) async fn truncate_tables(&self, truncate: Truncate) -> Result<Outcome> {
-        let own_block = !self.staging.is_open();
-        if own_block {
-            self.staging.begin();
-        }
-        let truncated = async {
+        self.atomically(async {
             for target in &truncate.table_names {
                 let one = Truncate {
                     table_names: vec![target.clone()],
@@ -73,15 +69,9 @@ impl Session {
                 self.plan_and_run(statement).await?;
             }
             Ok(())
-        }
-        .await;
-        if own_block {
-            match truncated {
-                Ok(()) => self.commit_staged().await?,
-                Err(_) => self.staging.rollback(),
-            }
-        }
-        truncated.map(|()| Completion::tag("TRUNCATE TABLE").into())
+        })
+        .await?;
+        Ok(Completion::tag("TRUNCATE TABLE").into())
     }
 
     /// Runs `dml`, an `UPDATE`, `DELETE` or `TRUNCATE`; returns how many
@@ -184,7 +174,7 @@ impl Session {
 
     /// Writes the rows of `rows` (with the table's columns) to `rewrite`'s
     /// new files; returns how many there were.
-    async fn write(
+    pub(super) async fn write(
         &self,
         rewrite: &Rewrite,
         table: &TableReference,

@@ -38,25 +38,12 @@ impl Session {
         if !self.relations.has_unique_keys(target) {
             return write.await;
         }
-        let own_block = !self.staging.is_open();
-        if own_block {
-            self.staging.begin();
+        if !self.staging.is_open() {
+            return self.atomically(write).await;
         }
-        let written = async {
-            let written = write.await?;
-            if !own_block {
-                self.relations.check_keys(target).await?;
-            }
-            Ok(written)
-        }
-        .await;
-        if own_block {
-            match &written {
-                Ok(_) => self.commit_staged().await?,
-                Err(_) => self.relations.rollback(),
-            }
-        }
-        written
+        let written = write.await?;
+        self.relations.check_keys(target).await?;
+        Ok(written)
     }
 
     /// `ALTER TABLE name ADD [CONSTRAINT c] PRIMARY KEY | UNIQUE (columns)`:
