@@ -98,6 +98,34 @@ def migrations(directory, table):
             """
         )
     )
+    # alter_column as autogenerate writes it: rename, NOT NULL, retype,
+    # and a column the rows there are take a default for.
+    (versions / "d4_alter.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "d4"
+            down_revision = "c3"
+
+            def upgrade():
+                op.alter_column("{table}_v2", "name", new_column_name="title", existing_type=sa.Text)
+                op.alter_column("{table}_v2", "title", nullable=False, existing_type=sa.Text)
+                op.alter_column("{table}_v2", "id", type_=sa.BigInteger, existing_type=sa.Integer)
+                op.add_column(
+                    "{table}_v2",
+                    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+                )
+
+            def downgrade():
+                op.drop_column("{table}_v2", "active")
+                op.alter_column("{table}_v2", "id", type_=sa.Integer, existing_type=sa.BigInteger)
+                op.alter_column("{table}_v2", "title", nullable=True, existing_type=sa.Text)
+                op.alter_column("{table}_v2", "title", new_column_name="name", existing_type=sa.Text)
+            """
+        )
+    )
 
 
 def test_upgrade_and_downgrade(engine, table_name, tmp_path):
@@ -112,13 +140,13 @@ def test_upgrade_and_downgrade(engine, table_name, tmp_path):
     assert inspector.has_table(f"{table_name}_v2")
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text(f"SELECT id, name, email FROM {table_name}_v2 ORDER BY id")
+            sa.text(f"SELECT id, title, email, active FROM {table_name}_v2 ORDER BY id")
         ).all()
-        assert [tuple(r) for r in rows] == [(1, "first", None), (2, "second", None)]
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "c3"
+        assert [tuple(r) for r in rows] == [(1, "first", None, True), (2, "second", None, True)]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "d4"
         # The key goes on counting.
         new_id = conn.execute(
-            sa.text(f"INSERT INTO {table_name}_v2 (name) VALUES ('third') RETURNING id")
+            sa.text(f"INSERT INTO {table_name}_v2 (title) VALUES ('third') RETURNING id")
         ).scalar_one()
         assert new_id == 3
         email = conn.execute(
@@ -126,8 +154,26 @@ def test_upgrade_and_downgrade(engine, table_name, tmp_path):
         ).scalar_one()
         assert email == "none"
         conn.commit()
+    columns = {
+        c["name"]: (str(c["type"]), c["nullable"])
+        for c in sa.inspect(engine).get_columns(f"{table_name}_v2")
+    }
+    assert columns == {
+        "id": ("BIGINT", False),
+        "title": ("TEXT", False),
+        "email": ("TEXT", True),
+        "active": ("BOOLEAN", False),
+    }
+    # One step down: the columns as they were, the rows kept.
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "c3")
+        conn.commit()
     columns = [c["name"] for c in sa.inspect(engine).get_columns(f"{table_name}_v2")]
     assert columns == ["id", "name", "email"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT id, name FROM {table_name}_v2 ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, "first"), (2, "second"), (3, "third")]
     with engine.connect() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "base")
