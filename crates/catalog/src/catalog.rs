@@ -454,6 +454,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                foreign_keys: Vec::new(),
                 comment: None,
             };
             let files = self.table_files(&entry)?;
@@ -515,6 +516,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                foreign_keys: Vec::new(),
                 comment: None,
             },
             provider: Some(provider),
@@ -551,6 +553,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                foreign_keys: Vec::new(),
                 comment: None,
             },
             provider: Some(Arc::new(ListedView {
@@ -583,6 +586,7 @@ impl Catalog {
                 created_at_ms: now_ms(),
                 acl: Acl::owned_by(owner),
                 indexes: Vec::new(),
+                foreign_keys: Vec::new(),
                 comment: None,
             },
             provider: Some(self.sequence_table(sequence)),

@@ -63,6 +63,10 @@ pub enum Error {
     /// Two rows with equal keys of a unique index (or constraint).
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
+    /// A row referencing a key no row has, or a row referenced no more
+    /// (`FOREIGN KEY`): `message` says which, as PostgreSQL does.
+    #[error("{message}")]
+    ForeignKeyViolation { message: String, detail: String },
     /// A unique index (or constraint) added to a table whose rows do not
     /// keep it.
     #[error("could not create unique index \"{index}\"")]

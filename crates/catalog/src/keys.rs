@@ -22,6 +22,15 @@
 //!
 //! As in PostgreSQL, rows whose key has a NULL are never equal to another.
 //! Temporary tables' keys are not enforced.
+//!
+//! A `FOREIGN KEY` is checked the same way, at the same two times, with an
+//! anti join: the rows a block wrote to the referencing table must find
+//! their key among the referenced table's rows, and once a block rewrote
+//! the referenced table (`UPDATE`, `DELETE`), every row of each table
+//! referencing it must still find its key there. At `COMMIT` both tables'
+//! key locks are held, so a block that deletes a referenced row and one
+//! that adds a row referencing it cannot both commit. A key `INITIALLY
+//! DEFERRED` is checked at `COMMIT` only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,28 +40,54 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, JoinType};
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::functions_aggregate::count::count;
-use datafusion::logical_expr::{Expr, and, col, lit};
+use datafusion::logical_expr::{Expr, and, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 
+use crate::catalog::Loaded;
+use crate::changes::Changes;
+use crate::compaction::{KeyLock, Lease, TableFiles};
 use crate::rewrite::parquet_files;
 use crate::session_catalog::{SessionCatalog, Target, provider_of};
+use crate::staging::WrittenTable;
 use crate::table::{listing_like, listing_urls};
-use crate::{Error, IndexEntry, Result};
+use crate::{Error, ForeignKey, IndexEntry, QualifiedName, Result, TableEntry};
 
 /// The name a committed row's key column has beside a staged row's.
 const COMMITTED: &str = "__quiver_committed";
 
 impl SessionCatalog {
-    /// Whether the stored table `target` has a unique key, as the session
-    /// sees it: writes to it must be staged and checked (see the module's
-    /// documentation).
-    pub fn has_unique_keys(&self, target: &Target) -> bool {
-        match target {
-            Target::Temp(_) => false,
-            Target::Stored(name) => self
-                .stored(name)
-                .is_some_and(|table| table.entry.indexes.iter().any(IndexEntry::is_unique)),
+    /// Whether the stored table `target` has a unique key or a foreign
+    /// key, or a foreign key references it, as the session sees it: writes
+    /// to it must be staged and checked (see the module's documentation).
+    pub fn has_constraints(&self, target: &Target) -> bool {
+        let Target::Stored(name) = target else {
+            return false;
+        };
+        let Some(table) = self.stored(name) else {
+            return false;
+        };
+        table.entry.indexes.iter().any(IndexEntry::is_unique)
+            || !table.entry.foreign_keys.is_empty()
+            || self.is_referenced(name)
+    }
+
+    /// Whether a foreign key of a stored table references the table `name`.
+    pub fn is_referenced(&self, name: &QualifiedName) -> bool {
+        !self.referencing(name).is_empty()
+    }
+
+    /// The foreign keys that reference the table `name`, with their tables,
+    /// as the session sees them.
+    pub fn referencing(&self, name: &QualifiedName) -> Vec<(TableEntry, ForeignKey)> {
+        let mut found = Vec::new();
+        for entry in self.entries() {
+            for key in &entry.foreign_keys {
+                if key.references(name) {
+                    found.push((entry.clone(), key.clone()));
+                }
+            }
         }
+        found
     }
 
     /// `planned`, the provider a statement planned outside a transaction
@@ -79,10 +114,14 @@ impl SessionCatalog {
         }
     }
 
-    /// Checks the unique keys of the stored table `target` after a
+    /// Checks the constraints of the stored table `target` after a
     /// statement of the open transaction block wrote to it: the rows the
-    /// block wrote must not repeat a key, among themselves or of the
-    /// table's rows the block sees. Fails with [`Error::UniqueViolation`].
+    /// block wrote must not repeat a unique key, among themselves or of the
+    /// table's rows the block sees, and must find the keys they reference;
+    /// once the block rewrote the table, the rows referencing it must find
+    /// theirs. Fails with [`Error::UniqueViolation`] or
+    /// [`Error::ForeignKeyViolation`]. Keys `INITIALLY DEFERRED` wait for
+    /// `COMMIT`.
     pub async fn check_keys(&self, target: &Target) -> Result<()> {
         let Target::Stored(name) = target else {
             return Ok(());
@@ -90,35 +129,179 @@ impl SessionCatalog {
         let Some(table) = self.stored(name) else {
             return Ok(());
         };
-        let unique: Vec<&IndexEntry> = table
-            .entry
-            .indexes
-            .iter()
-            .filter(|i| i.is_unique())
-            .collect();
         let Some(dir) = self.shared().dir_of(&table) else {
             return Ok(());
         };
-        if unique.is_empty() {
-            return Ok(());
-        }
         // A table the block created is no one else's: all its rows are new.
-        let (written, committed) = match self.created_in_block(&table) {
+        let created = self.created_in_block(&table);
+        let (written, committed) = match created {
             true => (parquet_files(&dir)?, Vec::new()),
             false => match self.staging().seen(&dir)? {
                 Some(seen) => seen,
                 None => return Ok(()),
             },
         };
-        let _lease = match &table.files {
-            Some((_, files)) => Some(files.lease().await),
-            None => None,
-        };
+        let _lease = lease_of(&table).await;
         let provider = provider_of(&table)?;
-        for index in unique {
+        for index in table.entry.indexes.iter().filter(|i| i.is_unique()) {
             check_unique(provider.as_ref(), &written, &committed, index).await?;
         }
+        for key in table.entry.foreign_keys.iter().filter(|k| !k.deferred) {
+            let Some(referenced) = self.stored(&key.referenced_table()) else {
+                continue;
+            };
+            let _lease = lease_of(&referenced).await;
+            let theirs = self.visible_files(&referenced)?;
+            let found = missing_key(&table, &written, key, &referenced, &theirs).await?;
+            if let Some(missing) = found {
+                return Err(not_present(&table, key, &missing));
+            }
+        }
+        if created || self.staging().rewrote(&dir) {
+            let rows = self.visible_files(&table)?;
+            for (child, key) in self.referencing(name) {
+                let Some(child) = self.stored(&child.qualified()).filter(|_| !key.deferred) else {
+                    continue;
+                };
+                let _lease = lease_of(&child).await;
+                let theirs = self.visible_files(&child)?;
+                if let Some(missing) = missing_key(&child, &theirs, &key, &table, &rows).await? {
+                    return Err(still_referenced(&table, &child, &key, &missing));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The files of the stored managed table `table` the session sees:
+    /// with the open block's writes.
+    pub(crate) fn visible_files(&self, table: &Loaded) -> Result<Vec<PathBuf>> {
+        let Some(dir) = self.shared().dir_of(table) else {
+            return Ok(Vec::new());
+        };
+        if !self.created_in_block(table)
+            && let Some((mut staged, committed)) = self.staging().seen(&dir)?
+        {
+            staged.extend(committed);
+            return Ok(staged);
+        }
+        parquet_files(&dir)
+    }
+
+    /// Before `COMMIT`: checks the rows the open block wrote against the
+    /// constraints of their tables, with the rows committed meanwhile (see
+    /// the module's documentation); `changes` are the block's DDL. Returns
+    /// the key locks of the tables checked, to hold until the block's
+    /// files are in place.
+    pub(crate) async fn check_at_commit(&self, changes: &Changes) -> Result<Vec<KeyLock>> {
+        let written = self.staging().written_tables()?;
+        if written.is_empty() {
+            return Ok(Vec::new());
+        }
+        let relations = self.relations(changes);
+        let by_dir = |dir: &Path| {
+            relations
+                .iter()
+                .find(|t| self.shared().dir_of(t).as_deref() == Some(dir))
+        };
+        let by_name = |name: &QualifiedName| {
+            relations
+                .iter()
+                .find(|t| t.entry.schema == name.schema && t.entry.name == name.name)
+        };
+        let referencing = |name: &QualifiedName| -> Vec<(&Loaded, &ForeignKey)> {
+            relations
+                .iter()
+                .flat_map(|t| t.entry.foreign_keys.iter().map(move |k| (t, k)))
+                .filter(|(_, k)| k.references(name))
+                .collect()
+        };
+        // What to check, and the tables whose keys to lock meanwhile.
+        enum Check<'a> {
+            Unique(&'a Loaded, &'a IndexEntry, &'a WrittenTable),
+            References(&'a Loaded, &'a ForeignKey, &'a WrittenTable, &'a Loaded),
+            Referenced(&'a Loaded, &'a Loaded, &'a ForeignKey),
+        }
+        let mut checks = Vec::new();
+        let mut locked: Vec<&Loaded> = Vec::new();
+        for w in &written {
+            let Some(table) = by_dir(&w.table) else {
+                continue;
+            };
+            if !w.staged.is_empty() {
+                for index in table.entry.indexes.iter().filter(|i| i.is_unique()) {
+                    checks.push(Check::Unique(table, index, w));
+                    locked.push(table);
+                }
+                for key in &table.entry.foreign_keys {
+                    if let Some(referenced) = by_name(&key.referenced_table()) {
+                        checks.push(Check::References(table, key, w, referenced));
+                        locked.extend([table, referenced]);
+                    }
+                }
+            }
+            if w.replaced.is_some() {
+                for (child, key) in referencing(&table.entry.qualified()) {
+                    checks.push(Check::Referenced(table, child, key));
+                    locked.extend([table, child]);
+                }
+            }
+        }
+        // Taken in one order, so two commits never wait for each other.
+        let mut files: Vec<(PathBuf, Arc<TableFiles>)> = locked
+            .iter()
+            .filter_map(|t| {
+                let files = t.files.as_ref()?.1.clone();
+                Some((self.shared().dir_of(t)?, files))
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.dedup_by(|a, b| a.0 == b.0);
+        let mut locks = Vec::new();
+        let mut leases = Vec::new();
+        for (_, files) in &files {
+            locks.push(files.key_lock().await);
+            leases.push(files.lease().await);
+        }
+        // The files each table will have once the block's are in place.
+        let at_commit = |table: &Loaded| -> Result<Vec<PathBuf>> {
+            let Some(dir) = self.shared().dir_of(table) else {
+                return Ok(Vec::new());
+            };
+            match written.iter().find(|w| w.table == dir) {
+                Some(w) => {
+                    let mut files = files_but(&dir, w.replaced.as_deref().unwrap_or_default())?;
+                    files.extend(w.staged.iter().cloned());
+                    Ok(files)
+                }
+                None => parquet_files(&dir),
+            }
+        };
+        for check in checks {
+            match check {
+                Check::Unique(table, index, w) => {
+                    let committed = files_but(&w.table, w.replaced.as_deref().unwrap_or_default())?;
+                    check_unique(provider_of(table)?.as_ref(), &w.staged, &committed, index)
+                        .await?;
+                }
+                Check::References(table, key, w, referenced) => {
+                    let theirs = at_commit(referenced)?;
+                    if let Some(missing) =
+                        missing_key(table, &w.staged, key, referenced, &theirs).await?
+                    {
+                        return Err(not_present(table, key, &missing));
+                    }
+                }
+                Check::Referenced(table, child, key) => {
+                    let (rows, theirs) = (at_commit(table)?, at_commit(child)?);
+                    if let Some(missing) = missing_key(child, &theirs, key, table, &rows).await? {
+                        return Err(still_referenced(table, child, key, &missing));
+                    }
+                }
+            }
+        }
+        drop(leases);
+        Ok(locks)
     }
 
     /// Checks that the rows of the stored table `name`, as the session
@@ -236,6 +419,139 @@ async fn repeated_key(
         .collect();
     let clashing = new.join_on(old, JoinType::LeftSemi, on)?;
     first_key(clashing, keys.len()).await
+}
+
+/// A key of the foreign key `key` of the table `table` that a row of its
+/// files `rows` has (all of its columns non-NULL) and no row of the files
+/// `theirs` of the table `referenced` has.
+async fn missing_key(
+    table: &Loaded,
+    rows: &[PathBuf],
+    key: &ForeignKey,
+    referenced: &Loaded,
+    theirs: &[PathBuf],
+) -> Result<Option<Vec<String>>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let listing = |t: &Loaded| -> Result<Arc<dyn TableProvider>> {
+        let provider = provider_of(t)?;
+        match provider.downcast_ref::<ListingTable>() {
+            Some(_) => Ok(provider),
+            None => Err(Error::Unsupported(format!(
+                "the rows of \"{}\" are not in files: its keys cannot be checked",
+                t.entry.name
+            ))),
+        }
+    };
+    let (mine, other) = (listing(table)?, listing(referenced)?);
+    let ctx = SessionContext::new();
+    let columns: Vec<Expr> = key
+        .columns
+        .iter()
+        .map(|c| Expr::Column(Column::new_unqualified(c)))
+        .collect();
+    let not_null = columns
+        .iter()
+        .map(|c| c.clone().is_not_null())
+        .reduce(and)
+        .unwrap_or(lit(true));
+    let mine_listing = mine
+        .downcast_ref::<ListingTable>()
+        .expect("a listing table");
+    let referencing = ctx
+        .read_table(files_of(mine_listing, rows)?)?
+        .select(columns.clone())?
+        .filter(not_null)?;
+    if theirs.is_empty() {
+        return first_key(referencing, columns.len()).await;
+    }
+    // Their key columns, named apart and of the referencing columns' types.
+    let schema = mine.schema();
+    let names: Vec<String> = (0..columns.len())
+        .map(|i| format!("{COMMITTED}{i}"))
+        .collect();
+    let other_listing = other
+        .downcast_ref::<ListingTable>()
+        .expect("a listing table");
+    let keys = ctx.read_table(files_of(other_listing, theirs)?)?.select(
+        key.referenced
+            .iter()
+            .zip(&key.columns)
+            .zip(&names)
+            .map(|((r, c), name)| {
+                let column = Expr::Column(Column::new_unqualified(r));
+                match schema.field_with_name(c) {
+                    Ok(field) => cast(column, field.data_type().clone()).alias(name),
+                    Err(_) => column.alias(name),
+                }
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let on: Vec<Expr> = columns
+        .iter()
+        .zip(&names)
+        .map(|(c, name)| c.clone().eq(Expr::Column(Column::new_unqualified(name))))
+        .collect();
+    let missing = referencing.join_on(keys, JoinType::LeftAnti, on)?;
+    first_key(missing, columns.len()).await
+}
+
+/// Fails with [`Error::ForeignKeyViolation`] if a row of the files `rows`
+/// of `table` references a key of `key` that no row of the files `theirs`
+/// of the table it references has.
+pub(crate) async fn check_references(
+    table: &Loaded,
+    rows: &[PathBuf],
+    key: &ForeignKey,
+    referenced: &Loaded,
+    theirs: &[PathBuf],
+) -> Result<()> {
+    match missing_key(table, rows, key, referenced, theirs).await? {
+        Some(missing) => Err(not_present(table, key, &missing)),
+        None => Ok(()),
+    }
+}
+
+/// A row of `table` references a key of `key` no row has.
+fn not_present(table: &Loaded, key: &ForeignKey, missing: &[String]) -> Error {
+    Error::ForeignKeyViolation {
+        message: format!(
+            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+            table.entry.name, key.name
+        ),
+        detail: format!(
+            "Key ({})=({}) is not present in table \"{}\".",
+            key.columns.join(", "),
+            missing.join(", "),
+            key.table
+        ),
+    }
+}
+
+/// A row of `child` references a key of `table` that a change took away.
+fn still_referenced(table: &Loaded, child: &Loaded, key: &ForeignKey, missing: &[String]) -> Error {
+    Error::ForeignKeyViolation {
+        message: format!(
+            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+            table.entry.name, key.name, child.entry.name
+        ),
+        detail: format!(
+            "Key ({})=({}) is still referenced from table \"{}\".",
+            key.referenced.join(", "),
+            missing.join(", "),
+            child.entry.name
+        ),
+    }
+}
+
+/// A lease on the files of the stored table `table` (none for one whose
+/// files are not the catalog's).
+async fn lease_of(table: &Loaded) -> Option<Lease> {
+    match &table.files {
+        Some((_, files)) => Some(files.lease().await),
+        None => None,
+    }
 }
 
 /// The first `width` columns of the first row of `rows`, as text.

@@ -5,6 +5,7 @@ mod catalog;
 mod changes;
 mod compaction;
 mod error;
+mod foreign_keys;
 mod keys;
 mod listing;
 mod rewrite;
@@ -28,6 +29,7 @@ pub use session_catalog::{RelationPlanner, SessionCatalog, SessionSchema, Target
 pub use staging::Staging;
 pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
 pub use table::{
-    COLUMN_COMMENT, COLUMN_DEFAULT, IndexEntry, QualifiedName, TableEntry, TableKind, Uniqueness,
+    COLUMN_COMMENT, COLUMN_DEFAULT, ColumnEntry, ForeignKey, IndexEntry, QualifiedName, TableEntry,
+    TableKind, Uniqueness,
 };
 pub use temp::TempTables;

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, LogicalPlan, TableType
 
 use crate::catalog::{Catalog, Loaded};
 use crate::changes::{Changes, TempChange};
-use crate::staging::Staging;
+use crate::staging::{Staging, WrittenTable};
 use crate::table::with_defaults;
 use crate::temp::TempTables;
 use crate::{
@@ -174,7 +174,7 @@ impl SessionCatalog {
 
     /// The stored table `name` as the session sees it (not a temporary
     /// one), looked up in `changes` first.
-    fn stored_in(&self, changes: &Changes, name: &QualifiedName) -> Option<Loaded> {
+    pub(crate) fn stored_in(&self, changes: &Changes, name: &QualifiedName) -> Option<Loaded> {
         match changes.get(name) {
             Some(table) => table.cloned(),
             None => self.shared.loaded(name),
@@ -451,7 +451,10 @@ impl SessionCatalog {
     /// Makes the changes `change` records: the open block's, or, outside a
     /// block, stored at once (under the DDL lock, which `change`'s checks
     /// are made under too).
-    async fn change<R>(&self, change: impl FnOnce(&mut Changes) -> Result<R>) -> Result<R> {
+    pub(crate) async fn change<R>(
+        &self,
+        change: impl FnOnce(&mut Changes) -> Result<R>,
+    ) -> Result<R> {
         if self.staging.is_open() {
             return self
                 .staging
@@ -704,6 +707,9 @@ impl SessionCatalog {
                     "cannot drop sequence {name} because column {column} of table {owner} requires it"
                 )));
             }
+            if kind == Relation::Table {
+                self.check_unreferenced(changes, name, None, &format!("table {}", name.name))?;
+            }
             for sequence in self.owned_by(changes, name) {
                 changes.set(&self.shared, &sequence.entry.qualified(), None);
             }
@@ -732,7 +738,7 @@ impl SessionCatalog {
     }
 
     /// Every stored relation as `changes` leave them.
-    fn relations(&self, changes: &Changes) -> Vec<Loaded> {
+    pub(crate) fn relations(&self, changes: &Changes) -> Vec<Loaded> {
         let mut names: Vec<QualifiedName> = self
             .shared
             .entries()
@@ -817,6 +823,7 @@ impl SessionCatalog {
             table.entry.name = new_name.name.clone();
             changes.set(&self.shared, name, None);
             changes.set(&self.shared, new_name, Some(table));
+            self.rename_references(changes, name, &new_name.name);
             Ok(())
         })
         .await
@@ -847,6 +854,8 @@ impl SessionCatalog {
         if_exists: bool,
     ) -> Result<bool> {
         self.change(|changes| {
+            let what = format!("column {column} of table {}", name.name);
+            self.check_unreferenced(changes, name, Some(&[column.to_string()]), &what)?;
             let dropped = self.alter_columns_in(changes, name, |columns| {
                 if columns.column_with_name(column).is_none() {
                     return match if_exists {
@@ -882,6 +891,10 @@ impl SessionCatalog {
                         .entry
                         .indexes
                         .retain(|index| !index.keys.iter().any(|key| key == column));
+                    table
+                        .entry
+                        .foreign_keys
+                        .retain(|key| !key.columns.iter().any(|c| c == column));
                     changes.set(&self.shared, name, Some(table));
                 }
                 for sequence in self.owned_by(changes, name) {
@@ -949,6 +962,7 @@ impl SessionCatalog {
                     changes.set(&self.shared, &sequence.entry.qualified(), Some(sequence));
                 }
             }
+            self.rename_key_column(changes, name, column, new);
             Ok(())
         })
         .await
@@ -1123,6 +1137,30 @@ impl SessionCatalog {
                     false => Err(Error::IndexNotFound(name.to_string())),
                 };
             };
+            // A foreign key references the key if no other has its columns.
+            let sorted = |keys: &[String]| {
+                let mut keys = keys.to_vec();
+                keys.sort();
+                keys
+            };
+            let indexes = &table.entry.indexes;
+            if let Some(index) = indexes
+                .iter()
+                .find(|i| i.name == name.name && i.is_unique())
+                && !indexes.iter().any(|other| {
+                    other.name != index.name
+                        && other.is_unique()
+                        && sorted(&other.keys) == sorted(&index.keys)
+                })
+            {
+                let what = format!("index {}", index.name);
+                self.check_unreferenced(
+                    changes,
+                    &table.entry.qualified(),
+                    Some(&index.keys),
+                    &what,
+                )?;
+            }
             table.entry.indexes.retain(|index| index.name != name.name);
             changes.set(&self.shared, &table.entry.qualified(), Some(table));
             Ok(true)
@@ -1166,13 +1204,7 @@ impl SessionCatalog {
     /// kept.
     pub async fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
         let changes = self.staging.take_changes();
-        let keyed = |dir: &std::path::Path| {
-            self.relations(&changes).into_iter().find(|table| {
-                self.shared.dir_of(table).as_deref() == Some(dir)
-                    && table.entry.indexes.iter().any(IndexEntry::is_unique)
-            })
-        };
-        let key_locks = match self.staging.check_keys(keyed).await {
+        let key_locks = match self.check_at_commit(&changes).await {
             Ok(locks) => locks,
             Err(e) => {
                 self.staging.rollback();
@@ -1187,7 +1219,7 @@ impl SessionCatalog {
         // TABLE` that rewrote them keeps what the old ones read) until the
         // new columns are stored, and a crash between the two leaves the
         // table readable.
-        let written = match self.staging.written() {
+        let written = match self.staging.written_tables() {
             Ok(written) => written,
             Err(e) => {
                 self.staging.rollback();
@@ -1231,7 +1263,7 @@ impl SessionCatalog {
     /// Another transaction's `ALTER TABLE` meanwhile fails the block with
     /// a serialization failure: its files have the old columns (a column
     /// renamed since would read NULL there).
-    fn check_columns(&self, changes: &Changes, written: &[(PathBuf, SchemaRef)]) -> Result<()> {
+    fn check_columns(&self, changes: &Changes, written: &[WrittenTable]) -> Result<()> {
         if written.is_empty() {
             return Ok(());
         }
@@ -1250,11 +1282,11 @@ impl SessionCatalog {
             let Some(dir) = self.shared.dir_of(&table) else {
                 continue;
             };
-            let Some((_, columns)) = written.iter().find(|(d, _)| *d == dir) else {
+            let Some(w) = written.iter().find(|w| w.table == dir) else {
                 continue;
             };
             let now = provider_of(&table)?.schema();
-            if !changes.changes(&name) && names_and_types(&now) != names_and_types(columns) {
+            if !changes.changes(&name) && names_and_types(&now) != names_and_types(&w.columns) {
                 return Err(Error::SerializationFailure(format!(
                     "could not serialize access: the columns of table \"{name}\" were changed by another transaction"
                 )));

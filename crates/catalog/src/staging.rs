@@ -32,12 +32,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::ListingTable;
 
-use crate::catalog::Loaded;
 use crate::changes::Changes;
-use crate::compaction::{KeyLock, Lease, TableFiles};
-use crate::keys::{check_unique, files_but};
+use crate::compaction::{Lease, TableFiles};
 use crate::rewrite::{parquet_files, switch_files};
-use crate::session_catalog::provider_of;
 use crate::table::{listing_like, managed_url};
 use crate::{Error, Result};
 
@@ -65,6 +62,19 @@ struct View {
     columns: SchemaRef,
     /// Once the block rewrote the table: the committed files it replaces.
     rewritten: Option<Rewritten>,
+}
+
+/// A table an open block wrote to.
+#[derive(Debug)]
+pub(crate) struct WrittenTable {
+    /// The directory of its files.
+    pub(crate) table: PathBuf,
+    /// The files the block wrote.
+    pub(crate) staged: Vec<PathBuf>,
+    /// Once the block rewrote it: its committed files the block replaces.
+    pub(crate) replaced: Option<Vec<String>>,
+    /// Its columns when the block first saw it: the staged files have them.
+    pub(crate) columns: SchemaRef,
 }
 
 /// What a block's rewrites of a table replace in the table's directory.
@@ -266,15 +276,19 @@ impl Staging {
         Ok(Some((staged, committed)))
     }
 
-    /// The tables the open block wrote to or rewrote, by the directory of
-    /// their files, with their columns when the block first saw them: its
-    /// files have those.
-    pub(crate) fn written(&self) -> Result<Vec<(PathBuf, SchemaRef)>> {
+    /// The tables the open block wrote to or rewrote.
+    pub(crate) fn written_tables(&self) -> Result<Vec<WrittenTable>> {
         let open = self.open();
         let mut written = Vec::new();
         for view in open.iter().flat_map(|open| open.views.values()) {
-            if view.rewritten.is_some() || !parquet_files(&view.staged)?.is_empty() {
-                written.push((view.table.clone(), view.columns.clone()));
+            let staged = parquet_files(&view.staged)?;
+            if view.rewritten.is_some() || !staged.is_empty() {
+                written.push(WrittenTable {
+                    table: view.table.clone(),
+                    staged,
+                    replaced: view.rewritten.as_ref().map(|r| r.replaces.clone()),
+                    columns: view.columns.clone(),
+                });
             }
         }
         Ok(written)
@@ -312,55 +326,6 @@ impl Staging {
         }
         self.clear();
         result.map(|()| open.views.into_values().map(|v| v.provider).collect())
-    }
-
-    /// Before `COMMIT`: checks the rows the block staged against the
-    /// unique keys of their tables and the rows committed meanwhile (see
-    /// [`crate::keys`]); `keyed` gives the table whose files are in a
-    /// directory, if it has unique keys. Returns the tables' key locks, to
-    /// hold until the block's files are in place; fails with
-    /// [`Error::UniqueViolation`].
-    pub(crate) async fn check_keys(
-        &self,
-        keyed: impl Fn(&Path) -> Option<Loaded>,
-    ) -> Result<Vec<KeyLock>> {
-        let mut tables: Vec<(PathBuf, PathBuf, Vec<String>)> = self
-            .open()
-            .as_ref()
-            .map(|open| {
-                open.views
-                    .values()
-                    .map(|view| {
-                        let replaced = view.rewritten.as_ref().map(|r| r.replaces.clone());
-                        (
-                            view.table.clone(),
-                            view.staged.clone(),
-                            replaced.unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Taken in one order, so two commits never wait for each other.
-        tables.sort();
-        let mut locks = Vec::new();
-        for (dir, staged, replaced) in tables {
-            let Some(table) = keyed(&dir) else {
-                continue;
-            };
-            let Some((_, files)) = &table.files else {
-                continue;
-            };
-            locks.push(files.key_lock().await);
-            let staged = parquet_files(&staged)?;
-            let _lease = files.lease().await;
-            let committed = files_but(&dir, &replaced)?;
-            let provider = provider_of(&table)?;
-            for index in table.entry.indexes.iter().filter(|i| i.is_unique()) {
-                check_unique(provider.as_ref(), &staged, &committed, index).await?;
-            }
-        }
-        Ok(locks)
     }
 
     /// Ends the block discarding its writes.

@@ -44,6 +44,49 @@ pub struct TableEntry {
     /// What `COMMENT ON` says about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Its `FOREIGN KEY` constraints: rows it references in other tables
+    /// (or in itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// A `FOREIGN KEY` constraint: every row whose `columns` are all non-NULL
+/// has a row of the table `schema.table` whose `referenced` columns (a
+/// unique key of it) are equal (`MATCH SIMPLE`). Enforced (see
+/// [`crate::keys`]) on writes to either table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub schema: String,
+    pub table: String,
+    pub referenced: Vec<String>,
+    /// `ON DELETE RESTRICT` (else `NO ACTION`, which differs only when
+    /// the check is deferred).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_delete_restrict: bool,
+    /// `ON UPDATE RESTRICT`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_update_restrict: bool,
+    /// `DEFERRABLE`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferrable: bool,
+    /// `INITIALLY DEFERRED`: inside a transaction block, checked at
+    /// `COMMIT` only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
+}
+
+impl ForeignKey {
+    /// The table it references.
+    pub fn referenced_table(&self) -> QualifiedName {
+        QualifiedName::new(self.schema.clone(), self.table.clone())
+    }
+
+    /// Whether it references the table `name`.
+    pub fn references(&self, name: &QualifiedName) -> bool {
+        self.schema == name.schema && self.table == name.name
+    }
 }
 
 /// An index recorded on a table: by `CREATE INDEX`, or by a `PRIMARY
@@ -462,6 +505,7 @@ mod tests {
             created_at_ms: 0,
             acl: Acl::default(),
             indexes: Vec::new(),
+            foreign_keys: Vec::new(),
             comment: None,
         };
         let TableKind::Managed { columns, .. } = &entry.kind else {

@@ -96,6 +96,10 @@ pub enum Error {
     /// how (`ALTER COLUMN ... TYPE` of text to a number).
     #[error("{0}")]
     DatatypeMismatch(String),
+    /// A foreign key that cannot be made as declared (the columns it
+    /// references are no unique key).
+    #[error("{0}")]
+    InvalidForeignKey(String),
     /// A statement that would touch one row twice.
     #[error("{0}")]
     CardinalityViolation(String),
@@ -169,6 +173,7 @@ impl Error {
             Error::InvalidColumnReference(_) => "42P10",
             Error::CardinalityViolation(_) => "21000",
             Error::DatatypeMismatch(_) => "42804",
+            Error::InvalidForeignKey(_) => "42830",
             Error::QueryCanceled => "57014",
             Error::InFailedTransaction => "25P02",
             Error::NoActiveTransaction(_) => "25P01",
@@ -204,7 +209,8 @@ impl Error {
         match catalog {
             Some(
                 quiver_catalog::Error::UniqueViolation { detail, .. }
-                | quiver_catalog::Error::DuplicatedKeys { detail, .. },
+                | quiver_catalog::Error::DuplicatedKeys { detail, .. }
+                | quiver_catalog::Error::ForeignKeyViolation { detail, .. },
             ) => Some(detail.clone()),
             _ => None,
         }
@@ -235,6 +241,7 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
         C::Unsupported(_) => "0A000",
         C::SerializationFailure(_) => "40001",
         C::UniqueViolation { .. } | C::DuplicatedKeys { .. } => "23505",
+        C::ForeignKeyViolation { .. } => "23503",
         C::LockNotAvailable(_) => "55P03",
         C::DataFusion(e) => datafusion_sqlstate(e),
         C::Storage(_) | C::Io { .. } => "58030",

@@ -317,6 +317,45 @@ fn constraint_definition(index: &quiver_catalog::IndexEntry) -> Option<String> {
     Some(format!("{kind} ({})", keys.join(", ")))
 }
 
+/// A foreign key as `pg_get_constraintdef` gives it: `FOREIGN KEY (a)
+/// REFERENCES t(id)`, the table qualified outside the schema of `entry`
+/// (whose key it is).
+pub(crate) fn foreign_key_definition(
+    entry: &TableEntry,
+    key: &quiver_catalog::ForeignKey,
+) -> String {
+    use quiver_udf_registry::quote_ident;
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| quote_ident(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let table = match key.schema == entry.schema {
+        true => quote_ident(&key.table),
+        false => format!("{}.{}", quote_ident(&key.schema), quote_ident(&key.table)),
+    };
+    let mut definition = format!(
+        "FOREIGN KEY ({}) REFERENCES {table}({})",
+        list(&key.columns),
+        list(&key.referenced)
+    );
+    if key.on_update_restrict {
+        definition.push_str(" ON UPDATE RESTRICT");
+    }
+    if key.on_delete_restrict {
+        definition.push_str(" ON DELETE RESTRICT");
+    }
+    if key.deferrable {
+        definition.push_str(" DEFERRABLE");
+    }
+    if key.deferred {
+        definition.push_str(" INITIALLY DEFERRED");
+    }
+    definition
+}
+
 /// `pg_get_indexdef(oid [, column, pretty])`, `pg_get_constraintdef(oid [,
 /// pretty])`, `pg_get_viewdef(oid [,
 /// pretty])`, `obj_description(oid [, catalog])`, `col_description(oid,
@@ -458,11 +497,42 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             },
             catalog.clone(),
         ),
+        // A relation's name as a `regclass` prints (see
+        // `crate::rewrite`): qualified outside `public`; the OID itself
+        // for a relation not stored (the system catalogs').
+        describe(
+            "quiver_regclass_name",
+            &[1],
+            |entries, oid, _| {
+                use quiver_udf_registry::quote_ident;
+                Some(
+                    match entries.iter().find(|entry| relation_oid(entry) == oid) {
+                        Some(entry) if entry.schema == quiver_catalog::DEFAULT_SCHEMA => {
+                            quote_ident(&entry.name)
+                        }
+                        Some(entry) => format!(
+                            "{}.{}",
+                            quote_ident(&entry.schema),
+                            quote_ident(&entry.name)
+                        ),
+                        None => oid.to_string(),
+                    },
+                )
+            },
+            catalog.clone(),
+        ),
         describe(
             "pg_get_constraintdef",
             &[1, 2],
             |entries, oid, _| {
                 entries.iter().find_map(|entry| {
+                    if let Some(key) = entry
+                        .foreign_keys
+                        .iter()
+                        .find(|key| constraint_oid(entry, &key.name) == oid)
+                    {
+                        return Some(foreign_key_definition(entry, key));
+                    }
                     let index = entry
                         .indexes
                         .iter()
@@ -713,6 +783,31 @@ impl RelationTable {
                         })
                         .collect(),
                 );
+                // psql's `\d` lists foreign keys (and the tables
+                // referencing one) of a table with triggers, which
+                // PostgreSQL's foreign keys are made of.
+                let has_triggers = bools(batch, "relhastriggers");
+                columns.insert(
+                    "relhastriggers",
+                    entries
+                        .iter()
+                        .zip(has_triggers)
+                        .map(|(entry, has)| {
+                            ScalarValue::Boolean(match entry {
+                                Some(entry) => Some(
+                                    !entry.foreign_keys.is_empty()
+                                        || relations.entries.iter().any(|other| {
+                                            other
+                                                .foreign_keys
+                                                .iter()
+                                                .any(|k| k.references(&entry.qualified()))
+                                        }),
+                                ),
+                                None => has,
+                            })
+                        })
+                        .collect(),
+                );
                 let acls = acl_column(entries.iter().map(|entry| {
                     let entry = entry.as_ref()?;
                     acl_items(&Object::Table(entry.qualified().to_string()), &entry.acl)
@@ -881,6 +976,65 @@ fn attrdef_rows(entry: &TableEntry) -> Vec<Row> {
 
 /// `pg_constraint`: a table's `PRIMARY KEY` and `UNIQUE` constraints.
 fn constraint_rows(entry: &TableEntry, relations: &Relations) -> Vec<Row> {
+    let mut rows = key_constraint_rows(entry, relations);
+    for key in &entry.foreign_keys {
+        let referenced = relations
+            .entries
+            .iter()
+            .find(|e| key.references(&e.qualified()));
+        let numbers = |table: Option<&TableEntry>, columns: &[String]| -> ScalarValue {
+            let numbers: Vec<ScalarValue> = columns
+                .iter()
+                .map(|c| int16(table.map_or(0, |t| attnum(t, c))))
+                .collect();
+            list(&numbers, &DataType::Int16)
+        };
+        let action = |restrict: bool| text(if restrict { "r" } else { "a" });
+        // The referenced table's unique index on the referenced columns.
+        let index = referenced.and_then(|t| {
+            let mut wanted = key.referenced.clone();
+            wanted.sort();
+            t.indexes.iter().find(|i| {
+                let mut keys = i.keys.clone();
+                keys.sort();
+                i.is_unique() && keys == wanted
+            })
+        });
+        rows.push(vec![
+            ("oid", int(constraint_oid(entry, &key.name))),
+            ("conname", text(&key.name)),
+            ("connamespace", relations.namespace(entry)),
+            ("contype", text("f")),
+            ("condeferrable", flag(key.deferrable)),
+            ("condeferred", flag(key.deferred)),
+            ("convalidated", flag(true)),
+            ("conrelid", int(relation_oid(entry))),
+            ("contypid", int(0)),
+            (
+                "conindid",
+                int(match (referenced, index) {
+                    (Some(t), Some(i)) => index_oid(t, &i.name),
+                    _ => 0,
+                }),
+            ),
+            ("conparentid", int(0)),
+            ("confrelid", int(referenced.map_or(0, relation_oid))),
+            ("confupdtype", action(key.on_update_restrict)),
+            ("confdeltype", action(key.on_delete_restrict)),
+            ("confmatchtype", text("s")),
+            ("conislocal", flag(true)),
+            ("coninhcount", int16(0)),
+            ("connoinherit", flag(true)),
+            ("conkey", numbers(Some(entry), &key.columns)),
+            ("confkey", numbers(referenced, &key.referenced)),
+        ]);
+    }
+    rows
+}
+
+/// `pg_constraint`'s rows of the `PRIMARY KEY` and `UNIQUE` constraints
+/// of `entry`.
+fn key_constraint_rows(entry: &TableEntry, relations: &Relations) -> Vec<Row> {
     entry
         .indexes
         .iter()

@@ -38,9 +38,8 @@
 //!   `DELETE FROM t AS x` loses its alias, which DataFusion ignores: `x.a`
 //!   becomes `t.a` (in subqueries too, where an alias `x` of their own would
 //!   be taken for the table's).
-//! - `TRUNCATE` loses `RESTART`/`CONTINUE IDENTITY`, `CASCADE`/`RESTRICT`
-//!   and `ONLY`: Quiver has no identity columns, foreign keys or
-//!   inheritance for them to be about.
+//! - `TRUNCATE` loses `RESTART`/`CONTINUE IDENTITY` and `ONLY`: Quiver has
+//!   no identity columns or inheritance for them to be about.
 //! - In a query of the system catalogs, `typreceive != 0` (a `regproc`
 //!   column compared with the OID 0: no function) becomes `typreceive <>
 //!   '-'`: the catalogs hold such columns as the text PostgreSQL prints,
@@ -51,7 +50,9 @@
 //! - In a query of the system catalogs, a correlated scalar subquery over a
 //!   recursive CTE becomes NULL: DataFusion cannot decorrelate a recursive
 //!   query, and the one clients send (asyncpg's type introspection) walks a
-//!   domain's base types, which Quiver does not have.
+//!   domain's base types, which Quiver does not have. So does one over
+//!   `pg_partition_ancestors(...)` (psql's `\d` of a table with triggers):
+//!   Quiver has no partitions.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -70,10 +71,9 @@ pub(crate) fn rewrite(statement: &mut Statement) {
     delete_using(statement);
     crate::update_from::rewrite_update_from(statement);
     if let Statement::Truncate(truncate) = statement {
-        // Quiver has no identity columns, foreign keys or inheritance
-        // for these to be about.
+        // Quiver has no identity columns or inheritance for these to be
+        // about (`CASCADE` is the session's: see `Session::truncate_tables`).
         truncate.identity = None;
-        truncate.cascade = None;
         for target in &mut truncate.table_names {
             target.only = false;
         }
@@ -215,6 +215,11 @@ struct CatalogForms;
 
 impl VisitorMut for CatalogForms {
     type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        regclass_columns_as_names(&mut query.body);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         // Catalog tables the compatibility parser does not know are in
@@ -542,7 +547,8 @@ impl VisitorMut for CorrelatedRecursiveSubqueries {
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Subquery(query) = expr
-            && query.with.as_ref().is_some_and(|with| with.recursive)
+            && (query.with.as_ref().is_some_and(|with| with.recursive)
+                || reads_partition_ancestors(query))
             && is_correlated(query)
             && let Some(null) = parse_expr("CAST(NULL AS oid)")
         {
@@ -550,6 +556,70 @@ impl VisitorMut for CorrelatedRecursiveSubqueries {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// In the select lists of `body`, each column `x::regclass AS name` (psql's
+/// `\d`: `conrelid::pg_catalog.regclass AS ontable`) as the relation's
+/// name, as PostgreSQL prints a `regclass`: `quiver_regclass_name(x)`.
+/// (Quiver sends an OID column as a number.)
+fn regclass_columns_as_names(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                // Named: a column it would be named after may be read
+                // beside it (`ORDER BY c.oid::regclass::text`).
+                let SelectItem::ExprWithAlias { expr, alias } = item else {
+                    continue;
+                };
+                let Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } = expr
+                else {
+                    continue;
+                };
+                if !is_regclass(data_type) || matches!(inner.as_ref(), Expr::Value(_)) {
+                    continue;
+                }
+                if let Some(call) = parse_expr(&format!("quiver_regclass_name({inner})")) {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: call,
+                        alias: alias.clone(),
+                    };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            regclass_columns_as_names(left);
+            regclass_columns_as_names(right);
+        }
+        _ => {}
+    }
+}
+
+/// Whether `query` reads `pg_partition_ancestors(...)` as a table: psql's
+/// `\d` asks so for the partition a trigger is inherited from, of a
+/// table with triggers (one with foreign keys: see `crate::pg_relations`).
+/// Quiver has no partitions.
+fn reads_partition_ancestors(query: &Query) -> bool {
+    struct Finds;
+    impl Visitor for Finds {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            match factor {
+                TableFactor::Function { name, .. } | TableFactor::Table { name, .. }
+                    if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                        i.value.eq_ignore_ascii_case("pg_partition_ancestors")
+                    }) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    query.visit(&mut Finds).is_break()
 }
 
 /// Whether `query` names a column by a qualifier (`t.oid`) that none of its

@@ -46,6 +46,7 @@ mod access;
 mod alter_table;
 mod comments;
 mod defaults;
+mod foreign_keys;
 mod function_tables;
 mod in_place;
 mod indexes;
@@ -376,6 +377,13 @@ impl Session {
                     names,
                     ..
                 } => self.drop_roles(&names, if_exists),
+                Statement::Drop {
+                    object_type: ObjectType::Table,
+                    if_exists,
+                    names,
+                    cascade: true,
+                    ..
+                } => self.drop_tables_cascading(&names, if_exists).await,
                 Statement::CreateIndex(create) => self.create_index(create).await,
                 Statement::CreateSchema {
                     schema_name,
@@ -449,9 +457,7 @@ impl Session {
                         .await
                 }
                 Statement::ShowVariable { variable } => self.show(variable).await,
-                Statement::Truncate(truncate) if truncate.table_names.len() > 1 => {
-                    self.truncate_tables(truncate).await
-                }
+                Statement::Truncate(truncate) => self.truncate_tables(truncate).await,
                 Statement::Insert(insert) if insert.on.is_some() => {
                     self.insert_on_conflict(insert).await
                 }
@@ -658,13 +664,37 @@ impl Session {
             columns.defaults = defaults::declared_defaults(&create.columns);
             let table = crate::names::table_reference(&create.name);
             columns.keys = unique_keys::declared_keys(create, table.table())?;
+            columns.references = foreign_keys::take_declared(create);
+            if temporary && !columns.references.is_empty() {
+                return Err(Error::FeatureNotSupported(
+                    "foreign keys of temporary tables are not supported yet".into(),
+                ));
+            }
         }
         let names = crate::names::statement_names(&statement);
         let plan = self.plan(statement).await?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(mut create)) => {
                 create.temporary |= temporary;
-                self.create_table(create, columns).await
+                if columns.references.is_empty() {
+                    return self.create_table(create, columns).await;
+                }
+                // Its foreign keys are added to it once it is made: all in
+                // one block, so that a key that cannot be made leaves no
+                // table behind.
+                let name = self.creation_name(&create.name)?;
+                let existed = self.relations.entry(&name).is_some();
+                let references = std::mem::take(&mut columns.references);
+                self.atomically(async {
+                    let created = self.create_table(create, columns).await?;
+                    if !existed {
+                        for key in &references {
+                            self.add_foreign_key(&name, key).await?;
+                        }
+                    }
+                    Ok(created)
+                })
+                .await
             }
             LogicalPlan::Ddl(ddl) => self.ddl(ddl, definition).await,
             plan => self.run_plan(plan, names).await,
@@ -1541,6 +1571,8 @@ struct DeclaredColumns {
     sequences: Vec<(String, quiver_catalog::SequenceOptions)>,
     /// Its `PRIMARY KEY` and `UNIQUE` constraints.
     keys: Vec<quiver_catalog::IndexEntry>,
+    /// Its `FOREIGN KEY` constraints, as written.
+    references: Vec<datafusion::sql::sqlparser::ast::ForeignKeyConstraint>,
 }
 
 pub(crate) fn object_name(name: &ObjectName) -> String {

@@ -19,6 +19,7 @@ use datafusion::common::TableReference;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, Owner, RenameTableNameKind,
+    TableConstraint,
 };
 use quiver_catalog::{COLUMN_DEFAULT, QualifiedName, TableKind, Target};
 
@@ -144,7 +145,10 @@ impl Session {
                     }
                 }
                 (AlterTableOperation::AddConstraint { constraint, .. }, Target::Stored(name)) => {
-                    self.add_constraint(name, constraint).await?;
+                    match constraint {
+                        TableConstraint::ForeignKey(key) => self.add_foreign_key(name, key).await?,
+                        constraint => self.add_constraint(name, constraint).await?,
+                    }
                 }
                 (
                     AlterTableOperation::DropConstraint {
@@ -171,7 +175,7 @@ impl Session {
                 }
                 (operation, Target::Stored(_)) => {
                     return Err(Error::FeatureNotSupported(format!(
-                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, RENAME COLUMN, OWNER TO, ADD COLUMN, DROP COLUMN, ALTER COLUMN ... SET DEFAULT / DROP DEFAULT / SET NOT NULL / DROP NOT NULL / TYPE, ADD PRIMARY KEY / UNIQUE and DROP CONSTRAINT)"
+                        "ALTER TABLE ... {operation} is not supported yet (only RENAME TO, RENAME COLUMN, OWNER TO, ADD COLUMN, DROP COLUMN, ALTER COLUMN ... SET DEFAULT / DROP DEFAULT / SET NOT NULL / DROP NOT NULL / TYPE, ADD PRIMARY KEY / UNIQUE / FOREIGN KEY and DROP CONSTRAINT)"
                     )));
                 }
             }

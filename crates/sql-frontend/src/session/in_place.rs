@@ -41,9 +41,11 @@ use datafusion::logical_expr::{
     DmlStatement, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan, TableSource, WriteOp,
 };
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Statement, Truncate};
+use datafusion::sql::sqlparser::ast::{
+    CascadeOption, Ident, ObjectName, Statement, Truncate, TruncateTableTarget,
+};
 use futures::TryStreamExt;
-use quiver_catalog::Rewrite;
+use quiver_catalog::{QualifiedName, Rewrite, Target};
 
 use super::{Completion, Outcome, Session};
 use crate::{Error, Result};
@@ -56,13 +58,47 @@ const ATTEMPTS: usize = 5;
 const MATCHED: &str = "__quiver_matched";
 
 impl Session {
-    /// `TRUNCATE` of several tables: all of them, or, if one fails, none
-    /// (outside a transaction block, in a block of its own).
+    /// `TRUNCATE` of one table or several: all of them, or, if one fails,
+    /// none (outside a transaction block, in a block of its own).
     pub(super) async fn truncate_tables(&self, truncate: Truncate) -> Result<Outcome> {
+        let mut names = Vec::new();
+        for target in &truncate.table_names {
+            if let Target::Stored(name) =
+                self.target(&crate::names::table_reference(&target.name))?
+            {
+                names.push(name);
+            }
+        }
+        // With CASCADE, the tables referencing them too, and theirs.
+        let mut targets = truncate.table_names.clone();
+        let mut notices = Vec::new();
+        if truncate.cascade == Some(CascadeOption::Cascade) {
+            let mut next = 0;
+            while next < names.len() {
+                for (child, _) in self.relations.referencing(&names[next]) {
+                    let child = child.qualified();
+                    if !names.contains(&child) {
+                        notices.push(format!("truncate cascades to table \"{}\"", child.name));
+                        targets.push(TruncateTableTarget {
+                            name: ObjectName::from(vec![
+                                Ident::new(&child.schema),
+                                Ident::new(&child.name),
+                            ]),
+                            only: false,
+                            has_asterisk: false,
+                        });
+                        names.push(child);
+                    }
+                }
+                next += 1;
+            }
+        }
+        self.check_truncatable(&names)?;
         self.atomically(async {
-            for target in &truncate.table_names {
+            for target in targets {
                 let one = Truncate {
-                    table_names: vec![target.clone()],
+                    table_names: vec![target],
+                    cascade: None,
                     ..truncate.clone()
                 };
                 let statement = DfStatement::Statement(Box::new(Statement::Truncate(one)));
@@ -71,7 +107,26 @@ impl Session {
             Ok(())
         })
         .await?;
-        Ok(Completion::tag("TRUNCATE TABLE").into())
+        Ok(Completion::tag("TRUNCATE TABLE")
+            .with_notice((!notices.is_empty()).then(|| notices.join("\n")))
+            .into())
+    }
+
+    /// As in PostgreSQL, a table a foreign key references is truncated
+    /// only with the tables that reference it (`names`, the tables one
+    /// `TRUNCATE` empties): then no key can break.
+    fn check_truncatable(&self, names: &[QualifiedName]) -> Result<()> {
+        for name in names {
+            for (child, key) in self.relations.referencing(name) {
+                if !names.contains(&child.qualified()) {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "cannot truncate a table referenced in a foreign key constraint: table \"{}\" references \"{}\" ({}); truncate table \"{}\" at the same time",
+                        child.name, name.name, key.name, child.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs `dml`, an `UPDATE`, `DELETE` or `TRUNCATE`; returns how many
@@ -91,10 +146,16 @@ impl Session {
         let mut attempt = 1;
         let target = self.target(&dml.table_name)?;
         let changed = loop {
-            // A DELETE or TRUNCATE cannot break a key.
+            // A DELETE or TRUNCATE breaks no key but those referencing
+            // the table.
             let changing = self.change_once(dml, returning);
+            let referenced = match &target {
+                Target::Stored(name) => self.relations.is_referenced(name),
+                Target::Temp(_) => false,
+            };
             let changed = match dml.op {
                 WriteOp::Update => self.keeping_keys(&target, changing).await,
+                WriteOp::Delete if referenced => self.keeping_keys(&target, changing).await,
                 _ => changing.await,
             };
             match changed {

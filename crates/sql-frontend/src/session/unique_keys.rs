@@ -35,7 +35,7 @@ impl Session {
         target: &Target,
         write: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        if !self.relations.has_unique_keys(target) {
+        if !self.relations.has_constraints(target) {
             return write.await;
         }
         if !self.staging.is_open() {
@@ -101,6 +101,9 @@ impl Session {
         if_exists: bool,
     ) -> Result<bool> {
         let constraint = folded(constraint);
+        if self.relations.drop_foreign_key(name, &constraint).await? {
+            return Ok(true);
+        }
         let found = self.relations.entry(name).is_some_and(|entry| {
             entry
                 .indexes
