@@ -98,6 +98,26 @@ impl RowDescription {
                 )
             })
             .collect();
+        // A vector's text (`2 1`) is encoded as text: pgwire quotes a
+        // string of an array type as it would an element of one (`"2 1"`,
+        // which pg_dump cannot parse).
+        let encode: Vec<_> = encode
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(info, field)| {
+                let text = info.format() == pgwire041::api::results::FieldFormat::Text;
+                match text && field.metadata().contains_key(VECTOR) {
+                    true => pgwire041::api::results::FieldInfo::new(
+                        info.name().to_string(),
+                        info.table_id(),
+                        info.column_id(),
+                        pgwire041::api::Type::TEXT,
+                        info.format(),
+                    ),
+                    false => info,
+                }
+            })
+            .collect();
         let styles = encode
             .iter()
             .zip(schema.fields())

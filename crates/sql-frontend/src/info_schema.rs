@@ -2,8 +2,9 @@
 //! differ: `columns` with PostgreSQL's type names (`bigint`, `character
 //! varying`, `timestamp without time zone`, not Arrow's `Int64`, `Utf8`,
 //! `Timestamp(ns)`) and `udt_name`, which BI tools (Grafana, Metabase)
-//! and ORMs read; `table_constraints` and `key_column_usage` (tables'
-//! `PRIMARY KEY` and `UNIQUE` constraints); `views` with PostgreSQL's
+//! and ORMs read; `table_constraints`, `key_column_usage` and
+//! `referential_constraints` (tables' `PRIMARY KEY`, `UNIQUE` and `FOREIGN
+//! KEY` constraints); `views` with PostgreSQL's
 //! columns (`view_definition`: the view's query). A query naming
 //! `information_schema.<table>` for one of these reads Quiver's (served
 //! under the `quiver` schema, see `crate::rewrite`); the rest of
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanArray, Int32Builder, RecordBatch, StringArray, StringBuilder,
+    ArrayRef, BooleanArray, Int32Builder, RecordBatch, StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
@@ -28,7 +29,13 @@ use datafusion::logical_expr::Expr as DfExpr;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// The `information_schema` tables Quiver serves itself.
-pub(crate) const TABLES: [&str; 4] = ["columns", "table_constraints", "key_column_usage", "views"];
+pub(crate) const TABLES: [&str; 5] = [
+    "columns",
+    "table_constraints",
+    "key_column_usage",
+    "referential_constraints",
+    "views",
+];
 
 /// The `pg_catalog` views Quiver serves itself: `datafusion-pg-catalog`'s
 /// `pg_tables` lists views as tables, and its `pg_views` is empty (dbt
@@ -45,6 +52,7 @@ pub(crate) fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
         "columns" => Kind::Columns,
         "table_constraints" => Kind::TableConstraints,
         "key_column_usage" => Kind::KeyColumnUsage,
+        "referential_constraints" => Kind::ReferentialConstraints,
         "views" => Kind::Views,
         "pg_tables" => Kind::PgTables,
         "pg_views" => Kind::PgViews,
@@ -62,6 +70,7 @@ enum Kind {
     Columns,
     TableConstraints,
     KeyColumnUsage,
+    ReferentialConstraints,
     PgSettings,
     Views,
     PgTables,
@@ -184,10 +193,25 @@ impl Kind {
                 "ordinal_position",
                 "position_in_unique_constraint",
             ],
+            Kind::ReferentialConstraints => &[
+                "constraint_catalog",
+                "constraint_schema",
+                "constraint_name",
+                "unique_constraint_catalog",
+                "unique_constraint_schema",
+                "unique_constraint_name",
+                "match_option",
+                "update_rule",
+                "delete_rule",
+            ],
         };
         let numbers: &[&str] = match self {
             Kind::Columns => &COLUMNS_NUMBERS,
-            Kind::TableConstraints | Kind::Views | Kind::PgTables | Kind::PgViews => &[],
+            Kind::TableConstraints
+            | Kind::ReferentialConstraints
+            | Kind::Views
+            | Kind::PgTables
+            | Kind::PgViews => &[],
             Kind::PgSettings => &["sourceline"],
             Kind::KeyColumnUsage => &["ordinal_position", "position_in_unique_constraint"],
         };
@@ -249,7 +273,7 @@ impl TableProvider for InfoSchemaTable {
             Kind::PgTables | Kind::PgViews => {
                 pg_relations(session()?, &self.schema, matches!(self.kind, Kind::PgViews)).await?
             }
-            Kind::TableConstraints | Kind::KeyColumnUsage => {
+            Kind::TableConstraints | Kind::KeyColumnUsage | Kind::ReferentialConstraints => {
                 constraints(session()?, &self.schema, self.kind).await?
             }
             Kind::PgSettings => settings(&self.schema)?,
@@ -326,9 +350,10 @@ fn relations(state: &SessionState) -> Vec<Relation> {
     relations
 }
 
-/// The rows of `table_constraints` (`kind`), a row per `PRIMARY KEY` and
-/// `UNIQUE` constraint of a stored table `state` sees, or of
-/// `key_column_usage`, a row per column of one.
+/// The rows of `table_constraints` (`kind`), a row per `PRIMARY KEY`,
+/// `UNIQUE` and `FOREIGN KEY` constraint of a stored table `state` sees;
+/// of `key_column_usage`, a row per column of one; of
+/// `referential_constraints`, a row per foreign key.
 async fn constraints(
     state: &SessionState,
     schema: &SchemaRef,
@@ -341,64 +366,139 @@ async fn constraints(
         .map(|_| StringBuilder::new())
         .collect();
     let mut positions = Int32Builder::new();
-    for Relation {
-        catalog_name,
-        schema_name,
-        table_name,
-        schema: holder,
-    } in relations(state)
-    {
-        let Some(entry) = holder
-            .downcast_ref::<quiver_catalog::SessionSchema>()
-            .and_then(|schema| schema.entry(&table_name))
-        else {
-            continue;
-        };
+    let mut unique_positions = Int32Builder::new();
+    let entries: Vec<(String, String, String, quiver_catalog::TableEntry)> = relations(state)
+        .into_iter()
+        .filter_map(|relation| {
+            let entry = relation
+                .schema
+                .downcast_ref::<quiver_catalog::SessionSchema>()?
+                .entry(&relation.table_name)?;
+            Some((
+                relation.catalog_name,
+                relation.schema_name,
+                relation.table_name,
+                entry,
+            ))
+        })
+        .collect();
+    for (catalog_name, schema_name, table_name, entry) in &entries {
+        // Each constraint: its name, type, deferral, columns and (of a
+        // foreign key) the unique key it references.
+        let mut keys: Vec<Constraint<'_>> = Vec::new();
         for index in &entry.indexes {
             let Some(contype) = index.constraint_type() else {
                 continue;
             };
+            keys.push(Constraint {
+                name: &index.name,
+                kind: if contype == "p" {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE"
+                },
+                deferrable: false,
+                deferred: false,
+                columns: &index.keys,
+                references: None,
+            });
+        }
+        for key in &entry.foreign_keys {
+            let referenced = entries
+                .iter()
+                .find(|(_, schema, table, _)| *schema == key.schema && *table == key.table)
+                .and_then(|(_, _, _, referenced)| {
+                    let mut wanted = key.referenced.clone();
+                    wanted.sort();
+                    referenced.indexes.iter().find(|i| {
+                        let mut keys = i.keys.clone();
+                        keys.sort();
+                        i.is_unique() && keys == wanted
+                    })
+                });
+            keys.push(Constraint {
+                name: &key.name,
+                kind: "FOREIGN KEY",
+                deferrable: key.deferrable,
+                deferred: key.deferred,
+                columns: &key.columns,
+                references: Some((key, referenced)),
+            });
+        }
+        for key in keys {
             let named = [
                 catalog_name.as_str(),
                 schema_name.as_str(),
-                index.name.as_str(),
+                key.name,
                 catalog_name.as_str(),
                 schema_name.as_str(),
                 table_name.as_str(),
             ];
-            if matches!(kind, Kind::TableConstraints) {
-                let constraint_type = match contype {
-                    "p" => "PRIMARY KEY",
-                    _ => "UNIQUE",
-                };
-                let values = named
-                    .into_iter()
-                    .chain([constraint_type, "NO", "NO", "YES", "YES"]);
-                for (builder, value) in texts.iter_mut().zip(values) {
-                    builder.append_value(value);
+            let yes_no = |b: bool| if b { "YES" } else { "NO" };
+            match kind {
+                Kind::TableConstraints => {
+                    let values = named.into_iter().chain([
+                        key.kind,
+                        yes_no(key.deferrable),
+                        yes_no(key.deferred),
+                        "YES",
+                    ]);
+                    for (builder, value) in texts.iter_mut().zip(values) {
+                        builder.append_value(value);
+                    }
+                    // `nulls_distinct`: of `UNIQUE` constraints only.
+                    match key.kind {
+                        "UNIQUE" => texts[10].append_value("YES"),
+                        _ => texts[10].append_null(),
+                    }
                 }
-                continue;
-            }
-            for (position, key) in index.keys.iter().enumerate() {
-                let values = named.into_iter().chain([key.as_str()]);
-                for (builder, value) in texts.iter_mut().zip(values) {
-                    builder.append_value(value);
+                Kind::ReferentialConstraints => {
+                    let Some((foreign, referenced)) = key.references else {
+                        continue;
+                    };
+                    let rule = |restrict: bool| if restrict { "RESTRICT" } else { "NO ACTION" };
+                    let values = [
+                        Some(catalog_name.as_str()),
+                        Some(schema_name.as_str()),
+                        Some(key.name),
+                        Some(catalog_name.as_str()),
+                        referenced.map(|_| foreign.schema.as_str()),
+                        referenced.map(|i| i.name.as_str()),
+                        Some("NONE"),
+                        Some(rule(foreign.on_update_restrict)),
+                        Some(rule(foreign.on_delete_restrict)),
+                    ];
+                    for (builder, value) in texts.iter_mut().zip(values) {
+                        builder.append_option(value);
+                    }
                 }
-                positions.append_value(i32::try_from(position + 1).unwrap_or(i32::MAX));
+                _ => {
+                    for (position, column) in key.columns.iter().enumerate() {
+                        let values = named.into_iter().chain([column.as_str()]);
+                        for (builder, value) in texts.iter_mut().zip(values) {
+                            builder.append_value(value);
+                        }
+                        positions.append_value(i32::try_from(position + 1).unwrap_or(i32::MAX));
+                        // Of a foreign key's column: where the column it
+                        // references is in the unique key.
+                        let in_unique = key.references.and_then(|(foreign, referenced)| {
+                            let their = foreign.referenced.get(position)?;
+                            let index = referenced?.keys.iter().position(|k| k == their)?;
+                            i32::try_from(index + 1).ok()
+                        });
+                        unique_positions.append_option(in_unique);
+                    }
+                }
             }
         }
     }
-    let rows = texts.first().map_or(0, |builder| builder.len());
     let mut texts = texts.into_iter();
     let arrays: Vec<ArrayRef> = schema
         .fields()
         .iter()
         .map(|field| match field.name().as_str() {
             "ordinal_position" => Arc::new(positions.finish()) as ArrayRef,
-            // Of a foreign key's column: none.
-            "position_in_unique_constraint" => {
-                datafusion::arrow::array::new_null_array(&DataType::Int32, rows)
-            }
+            "position_in_unique_constraint" => Arc::new(unique_positions.finish()) as ArrayRef,
             _ => match texts.next() {
                 Some(mut builder) => Arc::new(builder.finish()) as ArrayRef,
                 None => datafusion::arrow::array::new_null_array(field.data_type(), 0),
@@ -406,6 +506,21 @@ async fn constraints(
         })
         .collect();
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// A constraint of a table, as `information_schema` lists it.
+struct Constraint<'a> {
+    name: &'a str,
+    /// `PRIMARY KEY`, `UNIQUE` or `FOREIGN KEY`.
+    kind: &'static str,
+    deferrable: bool,
+    deferred: bool,
+    columns: &'a [String],
+    /// Of a foreign key: it, and the unique key it references.
+    references: Option<(
+        &'a quiver_catalog::ForeignKey,
+        Option<&'a quiver_catalog::IndexEntry>,
+    )>,
 }
 
 /// The rows of `columns`: every column of every relation `state` sees.

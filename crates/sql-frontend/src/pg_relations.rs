@@ -317,12 +317,83 @@ fn constraint_definition(index: &quiver_catalog::IndexEntry) -> Option<String> {
     Some(format!("{kind} ({})", keys.join(", ")))
 }
 
+/// `pg_get_constraintdef(oid [, pretty [, search_path]])` over the stored
+/// relations of `catalog`: a key's or a foreign key's definition. The
+/// third argument, which `crate::rewrite` adds (`current_setting(
+/// 'search_path')`), says in which schemas a referenced table's name is
+/// written bare, as PostgreSQL writes names its search path finds (pg_dump
+/// empties it, and so has every name qualified).
+fn constraint_definitions(catalog: Arc<Catalog>) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::logical_expr::{
+        ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility,
+    };
+    let signature = Signature::one_of(
+        (1..=3).map(TypeSignature::Any).collect(),
+        Volatility::Stable,
+    );
+    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
+        "pg_get_constraintdef",
+        signature,
+        DataType::Utf8,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let rows = args
+                .iter()
+                .find_map(|arg| match arg {
+                    ColumnarValue::Array(array) => Some(array.len()),
+                    ColumnarValue::Scalar(_) => None,
+                })
+                .unwrap_or(1);
+            let oids =
+                datafusion::arrow::compute::cast(&args[0].to_array(rows)?, &DataType::Int32)?;
+            let oids = oids.as_primitive::<Int32Type>();
+            let paths = match args.get(2) {
+                Some(path) => Some(datafusion::arrow::compute::cast(
+                    &path.to_array(rows)?,
+                    &DataType::Utf8,
+                )?),
+                None => None,
+            };
+            let entries = catalog.entries();
+            let texts: StringArray = (0..rows)
+                .map(|i| {
+                    if oids.is_null(i) {
+                        return None;
+                    }
+                    let oid = oids.value(i);
+                    let path = paths.as_ref().map(|p| p.as_string::<i32>()).and_then(|p| {
+                        (!p.is_null(i)).then(|| quiver_catalog::parse_search_path(p.value(i), ""))
+                    });
+                    let visible = |schema: &str| match &path {
+                        Some(path) => path.iter().any(|s| s == schema),
+                        None => schema == quiver_catalog::DEFAULT_SCHEMA,
+                    };
+                    entries.iter().find_map(|entry| {
+                        if let Some(key) = entry
+                            .foreign_keys
+                            .iter()
+                            .find(|key| constraint_oid(entry, &key.name) == oid)
+                        {
+                            return Some(foreign_key_definition(key, &visible));
+                        }
+                        let index = entry
+                            .indexes
+                            .iter()
+                            .find(|index| constraint_oid(entry, &index.name) == oid)?;
+                        constraint_definition(index)
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(texts)))
+        }),
+    ))
+}
+
 /// A foreign key as `pg_get_constraintdef` gives it: `FOREIGN KEY (a)
-/// REFERENCES t(id)`, the table qualified outside the schema of `entry`
-/// (whose key it is).
+/// REFERENCES t(id)`, the table qualified unless its schema is `visible`.
 pub(crate) fn foreign_key_definition(
-    entry: &TableEntry,
     key: &quiver_catalog::ForeignKey,
+    visible: &dyn Fn(&str) -> bool,
 ) -> String {
     use quiver_udf_registry::quote_ident;
     let list = |names: &[String]| {
@@ -332,7 +403,7 @@ pub(crate) fn foreign_key_definition(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let table = match key.schema == entry.schema {
+    let table = match visible(&key.schema) {
         true => quote_ident(&key.table),
         false => format!("{}.{}", quote_ident(&key.schema), quote_ident(&key.table)),
     };
@@ -521,27 +592,7 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             },
             catalog.clone(),
         ),
-        describe(
-            "pg_get_constraintdef",
-            &[1, 2],
-            |entries, oid, _| {
-                entries.iter().find_map(|entry| {
-                    if let Some(key) = entry
-                        .foreign_keys
-                        .iter()
-                        .find(|key| constraint_oid(entry, &key.name) == oid)
-                    {
-                        return Some(foreign_key_definition(entry, key));
-                    }
-                    let index = entry
-                        .indexes
-                        .iter()
-                        .find(|index| constraint_oid(entry, &index.name) == oid)?;
-                    constraint_definition(index)
-                })
-            },
-            catalog.clone(),
-        ),
+        constraint_definitions(catalog.clone()),
         describe(
             "col_description",
             &[2],

@@ -218,6 +218,7 @@ impl VisitorMut for CatalogForms {
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         regclass_columns_as_names(&mut query.body);
+        name_constraint_definitions(&mut query.body);
         ControlFlow::Continue(())
     }
 
@@ -311,6 +312,25 @@ impl VisitorMut for CatalogForms {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `pg_get_constraintdef(oid [, pretty])` is told the session's search
+        // path, which says where a referenced table's name is written bare.
+        if let Expr::Function(call) = expr
+            && is_constraint_definition(call)
+            && let FunctionArguments::List(list) = &mut call.args
+            && list.args.len() < 3
+        {
+            if list.args.len() == 1 {
+                list.args
+                    .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                        Value::Boolean(false).into(),
+                    ))));
+            }
+            if let Some(path) = parse_expr("current_setting('search_path')") {
+                list.args
+                    .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(path)));
+            }
+            return ControlFlow::Continue(());
+        }
         // `typname[0]`: a `name`'s first character.
         if let Expr::CompoundFieldAccess { root, access_chain } = expr
             && let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_slice()
@@ -593,6 +613,40 @@ fn regclass_columns_as_names(body: &mut SetExpr) {
         SetExpr::SetOperation { left, right, .. } => {
             regclass_columns_as_names(left);
             regclass_columns_as_names(right);
+        }
+        _ => {}
+    }
+}
+
+/// Whether `call` is of `pg_get_constraintdef`.
+fn is_constraint_definition(call: &datafusion::sql::sqlparser::ast::Function) -> bool {
+    call.name
+        .0
+        .last()
+        .and_then(|part| part.as_ident())
+        .is_some_and(|ident| ident.value.eq_ignore_ascii_case("pg_get_constraintdef"))
+}
+
+/// In the select lists of `body`, an unnamed `pg_get_constraintdef(...)`
+/// named so, as PostgreSQL names it: a third argument is added to it
+/// (see `CatalogForms`), which would show in the name DataFusion gives it.
+fn name_constraint_definitions(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(Expr::Function(call)) = item
+                    && is_constraint_definition(call)
+                {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: Expr::Function(call.clone()),
+                        alias: Ident::new("pg_get_constraintdef"),
+                    };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            name_constraint_definitions(left);
+            name_constraint_definitions(right);
         }
         _ => {}
     }
