@@ -255,3 +255,62 @@ def test_keys_reflected_kept_and_upserted(engine, table_name):
         assert [tuple(r) for r in rows] == [(1, "a", 5), (2, "b", 0), (3, "c", 0)]
     finally:
         metadata.drop_all(engine)
+
+
+def test_orm_relationships_keep_their_foreign_keys(engine, table_name):
+    # An ORM model with a relationship, as applications declare them:
+    # create_all makes the foreign key, the session writes parents before
+    # children, the key is reflected, and a parent still referenced cannot
+    # be deleted (PostgreSQL's foreign_key_violation, an IntegrityError).
+    class Base(sa.orm.DeclarativeBase):
+        pass
+
+    class Author(Base):
+        __tablename__ = f"{table_name}_authors"
+        id = sa.orm.mapped_column(sa.Integer, primary_key=True)
+        name = sa.orm.mapped_column(sa.Text)
+        books = sa.orm.relationship("Book", back_populates="author")
+
+    class Book(Base):
+        __tablename__ = f"{table_name}_books"
+        id = sa.orm.mapped_column(sa.Integer, primary_key=True)
+        title = sa.orm.mapped_column(sa.Text)
+        author_id = sa.orm.mapped_column(sa.ForeignKey(f"{table_name}_authors.id"))
+        author = sa.orm.relationship(Author, back_populates="books")
+
+    Base.metadata.create_all(engine)
+    try:
+        keys = sa.inspect(engine).get_foreign_keys(f"{table_name}_books")
+        assert [
+            (k["name"], k["constrained_columns"], k["referred_table"], k["referred_columns"])
+            for k in keys
+        ] == [
+            (f"{table_name}_books_author_id_fkey", ["author_id"], f"{table_name}_authors", ["id"])
+        ]
+        with sa.orm.Session(engine) as session:
+            ann = Author(name="ann", books=[Book(title="a"), Book(title="b")])
+            session.add(ann)
+            session.commit()
+            titles = session.scalars(
+                sa.select(Book.title).join(Book.author).where(Author.name == "ann").order_by(Book.title)
+            ).all()
+            assert titles == ["a", "b"]
+        with sa.orm.Session(engine) as session:
+            session.add(Book(title="orphan", author_id=999))
+            with pytest.raises(sa.exc.IntegrityError):
+                session.commit()
+        with sa.orm.Session(engine) as session:
+            # Without cascade, the ORM sets the books' author_id to NULL
+            # first: the delete then keeps the key.
+            session.delete(session.scalars(sa.select(Author)).one())
+            session.commit()
+            assert session.scalars(sa.select(Book.author_id)).all() == [None, None]
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO {table_name}_authors VALUES (2, 'bob')"))
+            conn.execute(sa.text(f"UPDATE {table_name}_books SET author_id = 2"))
+        with pytest.raises(sa.exc.IntegrityError):
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DELETE FROM {table_name}_authors"))
+    finally:
+        Base.metadata.drop_all(engine)
+    assert not sa.inspect(engine).has_table(f"{table_name}_authors")

@@ -268,6 +268,7 @@ fn pg_dump_schema_replays_into_postgresql() {
          CREATE TABLE shop.items (id serial PRIMARY KEY, name varchar(20) NOT NULL DEFAULT 'none', \
              price numeric(10,2), added timestamp DEFAULT now(), code text UNIQUE);
          CREATE INDEX items_name ON shop.items (name);
+         CREATE TABLE shop.orders (id int PRIMARY KEY, item int REFERENCES shop.items, qty int);
          CREATE VIEW shop.cheap AS SELECT name, price FROM shop.items WHERE price < 10;
          CREATE SEQUENCE public.tickets START 100 INCREMENT 5;
          CREATE TABLE public.notes (body text, tags text[]);
@@ -302,6 +303,7 @@ fn pg_dump_schema_replays_into_postgresql() {
         "CREATE INDEX items_name ON shop.items USING btree (name);",
         "ADD CONSTRAINT items_pkey PRIMARY KEY (id);",
         "ADD CONSTRAINT items_code_key UNIQUE (code);",
+        "ADD CONSTRAINT orders_item_fkey FOREIGN KEY (item) REFERENCES shop.items(id);",
         "CREATE VIEW shop.cheap AS",
         "COMMENT ON TABLE shop.items IS 'what the shop sells';",
     ] {
@@ -325,7 +327,10 @@ fn pg_dump_schema_replays_into_postgresql() {
              SELECT pg_get_serial_sequence('shop.items', 'id');
              SELECT obj_description('shop.items'::regclass, 'pg_class');
              SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint \
-                 WHERE conrelid = 'shop.items'::regclass AND contype IN ('p', 'u') ORDER BY 1;",
+                 WHERE conrelid = 'shop.items'::regclass AND contype IN ('p', 'u') ORDER BY 1;
+             INSERT INTO shop.orders VALUES (1, 1, 3);
+             SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE conrelid = 'shop.orders'::regclass AND contype = 'f';",
         );
         assert_eq!(
             rows.lines().collect::<Vec<_>>(),
@@ -337,6 +342,7 @@ fn pg_dump_schema_replays_into_postgresql() {
                 "what the shop sells",
                 "items_code_key|UNIQUE (code)",
                 "items_pkey|PRIMARY KEY (id)",
+                "orders_item_fkey|FOREIGN KEY (item) REFERENCES shop.items(id)",
             ],
             "{user}: {rows}"
         );

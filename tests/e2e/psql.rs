@@ -113,6 +113,26 @@ fn psql_describes_tables_and_copies_in_and_out() {
             "\\d keyed shows {expected}:\n{keyed}"
         );
     }
+    // ... and the foreign keys of a table, and those referencing it.
+    let referencing = psql(
+        &server,
+        &[
+            "CREATE TABLE refs (k int REFERENCES keyed (id))",
+            "\\d refs",
+            "\\d keyed",
+        ],
+    );
+    for expected in [
+        "Foreign-key constraints:",
+        "\"refs_k_fkey\" FOREIGN KEY (k) REFERENCES keyed(id)",
+        "Referenced by:",
+        "TABLE \"refs\" CONSTRAINT \"refs_k_fkey\" FOREIGN KEY (k) REFERENCES keyed(id)",
+    ] {
+        assert!(
+            referencing.contains(expected),
+            "\\d shows {expected}:\n{referencing}"
+        );
+    }
 
     // \dp shows what was granted on the table, in PostgreSQL's ACL form.
     let privileges = psql(&server, &["GRANT SELECT ON t TO PUBLIC", "\\dp t"]);
