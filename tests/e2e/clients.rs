@@ -206,7 +206,7 @@ fn postgres_18(name: &str) -> PathBuf {
 /// but for Quiver's own schema of system tables (not the database's).
 fn dump_schema(quiver: &QuiverServer) -> String {
     let dump = Command::new(postgres_18("pg_dump"))
-        .args(["--schema-only", "--exclude-schema=quiver"])
+        .args(["--schema-only"])
         .args(["-h", quiver.host(), "-p", &quiver.port().to_string()])
         .args(["-U", "quiver", "quiver"])
         .output()

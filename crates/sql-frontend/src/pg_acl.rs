@@ -257,6 +257,13 @@ impl Privileged {
                     )]))),
                     _ => None,
                 })?;
+                // Quiver's own schema is not listed (see
+                // `crate::pg_relations`: nor are its tables).
+                let keep: datafusion::arrow::array::BooleanArray = texts(&batch, "nspname")
+                    .into_iter()
+                    .map(|name| Some(name != Some(crate::server::SYSTEM_SCHEMA)))
+                    .collect();
+                let batch = datafusion::arrow::compute::filter_record_batch(&batch, &keep)?;
                 Ok(concat_batches(&batch.schema(), &[batch, row])?)
             }
             Amendment::Language => {

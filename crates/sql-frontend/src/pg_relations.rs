@@ -1365,7 +1365,19 @@ impl TableProvider for RelationTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let relations = Relations::load(state, &self.sources).await?;
         let inner = read_whole(&self.inner, state).await?;
-        let amended = self.amended(&inner, &relations)?;
+        let mut amended = self.amended(&inner, &relations)?;
+        // Quiver's own tables (`quiver.functions`, the `information_schema`
+        // it serves) are not listed: tools that list relations would take
+        // them for the user's (pg_dump dumps them, BI tools sync them).
+        if self.listing == Listing::Class
+            && let Some(system) = relations.namespaces.get(crate::server::SYSTEM_SCHEMA)
+        {
+            let keep: datafusion::arrow::array::BooleanArray = ints(&amended, "relnamespace")
+                .into_iter()
+                .map(|namespace| Some(namespace != Some(*system)))
+                .collect();
+            amended = datafusion::arrow::compute::filter_record_batch(&amended, &keep)?;
+        }
         let added = rows_batch(&self.schema, &self.added(&relations))?;
         let whole = concat_batches(&self.schema, &[amended, added])?;
         Ok(MemorySourceConfig::try_new_exec(
