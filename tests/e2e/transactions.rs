@@ -1,6 +1,8 @@
 //! Transaction blocks across sessions: a block's writes are invisible to
 //! other sessions until COMMIT (read committed), discarded by ROLLBACK or by
-//! the connection ending; COPY inside a block is staged too.
+//! the connection ending; COPY inside a block is staged too. Of two blocks
+//! whose changes together would lose values (a column renamed under rows
+//! written meanwhile) or break a foreign key, the second to commit fails.
 
 use futures::SinkExt;
 use tokio_postgres::Transaction;
@@ -190,4 +192,125 @@ async fn changes_in_place_are_isolated_and_never_lost() {
         1
     );
     assert_eq!(balances(&writer).await, "2:7");
+}
+
+/// The SQLSTATE of a failed statement.
+fn code(result: Result<(), tokio_postgres::Error>) -> Option<String> {
+    result
+        .err()
+        .and_then(|e| e.code().map(|c| c.code().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn column_changes_and_concurrent_writes_never_lose_values() {
+    // A rename rewrites the table's files with the new columns: rows another
+    // session writes meanwhile have the old ones, so one of the two must
+    // fail (40001), never leave a row whose renamed column reads NULL.
+    let (_data, server) = QuiverServer::start_fresh();
+    let alter = server.connect().await;
+    let write = server.connect().await;
+    alter
+        .batch_execute("CREATE TABLE c (a int, b text); INSERT INTO c VALUES (1, 'x')")
+        .await
+        .expect("setup");
+
+    // The ALTER's block commits after another session's rows: it fails.
+    alter
+        .batch_execute("BEGIN; ALTER TABLE c RENAME COLUMN b TO d")
+        .await
+        .expect("rename in a block");
+    write
+        .batch_execute("INSERT INTO c VALUES (2, 'y')")
+        .await
+        .expect("an insert meanwhile");
+    assert_eq!(
+        code(alter.batch_execute("COMMIT").await).as_deref(),
+        Some("40001")
+    );
+    assert_eq!(
+        one(&write, "SELECT string_agg(b, ',' ORDER BY a) FROM c").await,
+        Some("x,y".to_string())
+    );
+
+    // A block that wrote before the ALTER committed: it fails at COMMIT.
+    write
+        .batch_execute("BEGIN; INSERT INTO c VALUES (3, 'z')")
+        .await
+        .expect("an insert in a block");
+    alter
+        .batch_execute("ALTER TABLE c RENAME COLUMN b TO d")
+        .await
+        .expect("rename");
+    assert_eq!(
+        code(write.batch_execute("COMMIT").await).as_deref(),
+        Some("40001")
+    );
+    assert_eq!(
+        one(&alter, "SELECT string_agg(d, ',' ORDER BY a) FROM c").await,
+        Some("x,y".to_string())
+    );
+    // Retried, the insert goes in with the new columns.
+    write
+        .batch_execute("INSERT INTO c (a, d) VALUES (3, 'z')")
+        .await
+        .expect("the retry");
+    assert_eq!(
+        one(&alter, "SELECT count(*) FROM c WHERE d IS NULL").await,
+        Some("0".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_key_holds_across_sessions() {
+    // One session adds a row referencing a key while another deletes the
+    // key: whichever commits second fails (23503), so no row is left
+    // referencing nothing.
+    let (_data, server) = QuiverServer::start_fresh();
+    let child = server.connect().await;
+    let parent = server.connect().await;
+    child
+        .batch_execute(
+            "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (pid int REFERENCES p); \
+             INSERT INTO p VALUES (1), (2)",
+        )
+        .await
+        .expect("setup");
+    child
+        .batch_execute("BEGIN; INSERT INTO c VALUES (1)")
+        .await
+        .expect("a referencing row in a block");
+    parent
+        .batch_execute("DELETE FROM p WHERE id = 1")
+        .await
+        .expect("the key goes first");
+    assert_eq!(
+        code(child.batch_execute("COMMIT").await).as_deref(),
+        Some("23503")
+    );
+    // Both in blocks, neither seeing the other's change: the referencing
+    // row commits first, and the delete then fails at its COMMIT.
+    child
+        .batch_execute("BEGIN; INSERT INTO c VALUES (2)")
+        .await
+        .expect("a referencing row in a block");
+    parent
+        .batch_execute("BEGIN; DELETE FROM p WHERE id = 2")
+        .await
+        .expect("the delete sees no row referencing the key");
+    child
+        .batch_execute("COMMIT")
+        .await
+        .expect("the row commits");
+    assert_eq!(
+        code(parent.batch_execute("COMMIT").await).as_deref(),
+        Some("23503")
+    );
+    assert_eq!(
+        one(&child, "SELECT count(*) FROM c JOIN p ON c.pid = p.id").await,
+        Some("1".to_string())
+    );
+    assert_eq!(
+        one(&child, "SELECT count(*) FROM c").await,
+        Some("1".to_string())
+    );
 }
