@@ -29,7 +29,7 @@ pub use session_catalog::{RelationPlanner, SessionCatalog, SessionSchema, Target
 pub use staging::Staging;
 pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
 pub use table::{
-    COLUMN_COMMENT, COLUMN_DEFAULT, ColumnEntry, ForeignKey, IndexEntry, QualifiedName, TableEntry,
-    TableKind, Uniqueness,
+    COLUMN_COMMENT, COLUMN_DEFAULT, ColumnEntry, ForeignKey, IndexEntry, KeyAction, QualifiedName,
+    TableEntry, TableKind, Uniqueness,
 };
 pub use temp::TempTables;

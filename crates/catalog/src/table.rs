@@ -61,13 +61,12 @@ pub struct ForeignKey {
     pub schema: String,
     pub table: String,
     pub referenced: Vec<String>,
-    /// `ON DELETE RESTRICT` (else `NO ACTION`, which differs only when
-    /// the check is deferred).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub on_delete_restrict: bool,
-    /// `ON UPDATE RESTRICT`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub on_update_restrict: bool,
+    /// What deleting a referenced row does to the rows referencing it.
+    #[serde(default, skip_serializing_if = "KeyAction::is_no_action")]
+    pub on_delete: KeyAction,
+    /// What changing a referenced key does (`NO ACTION` or `RESTRICT`).
+    #[serde(default, skip_serializing_if = "KeyAction::is_no_action")]
+    pub on_update: KeyAction,
     /// `DEFERRABLE`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deferrable: bool,
@@ -75,6 +74,49 @@ pub struct ForeignKey {
     /// `COMMIT` only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deferred: bool,
+}
+
+/// A foreign key's referential action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAction {
+    /// The rows referencing it must be gone by the statement's end (or
+    /// the block's, when the key is deferred).
+    #[default]
+    NoAction,
+    /// As `NoAction`, never deferred.
+    Restrict,
+    /// The rows referencing it go too.
+    Cascade,
+    /// The rows referencing it lose their reference (their key columns
+    /// are set to NULL).
+    SetNull,
+}
+
+impl KeyAction {
+    fn is_no_action(&self) -> bool {
+        *self == KeyAction::NoAction
+    }
+
+    /// As `pg_constraint.confdeltype` says it: `a`, `r`, `c`, `n`.
+    pub fn code(self) -> &'static str {
+        match self {
+            KeyAction::NoAction => "a",
+            KeyAction::Restrict => "r",
+            KeyAction::Cascade => "c",
+            KeyAction::SetNull => "n",
+        }
+    }
+
+    /// As SQL writes it: `NO ACTION`, `RESTRICT`, `CASCADE`, `SET NULL`.
+    pub fn sql(self) -> &'static str {
+        match self {
+            KeyAction::NoAction => "NO ACTION",
+            KeyAction::Restrict => "RESTRICT",
+            KeyAction::Cascade => "CASCADE",
+            KeyAction::SetNull => "SET NULL",
+        }
+    }
 }
 
 impl ForeignKey {

@@ -456,7 +456,6 @@ async fn constraints(
                     let Some((foreign, referenced)) = key.references else {
                         continue;
                     };
-                    let rule = |restrict: bool| if restrict { "RESTRICT" } else { "NO ACTION" };
                     let values = [
                         Some(catalog_name.as_str()),
                         Some(schema_name.as_str()),
@@ -465,8 +464,8 @@ async fn constraints(
                         referenced.map(|_| foreign.schema.as_str()),
                         referenced.map(|i| i.name.as_str()),
                         Some("NONE"),
-                        Some(rule(foreign.on_update_restrict)),
-                        Some(rule(foreign.on_delete_restrict)),
+                        Some(foreign.on_update.sql()),
+                        Some(foreign.on_delete.sql()),
                     ];
                     for (builder, value) in texts.iter_mut().zip(values) {
                         builder.append_option(value);

@@ -412,11 +412,12 @@ pub(crate) fn foreign_key_definition(
         list(&key.columns),
         list(&key.referenced)
     );
-    if key.on_update_restrict {
-        definition.push_str(" ON UPDATE RESTRICT");
+    use quiver_catalog::KeyAction;
+    if key.on_update != KeyAction::NoAction {
+        definition.push_str(&format!(" ON UPDATE {}", key.on_update.sql()));
     }
-    if key.on_delete_restrict {
-        definition.push_str(" ON DELETE RESTRICT");
+    if key.on_delete != KeyAction::NoAction {
+        definition.push_str(&format!(" ON DELETE {}", key.on_delete.sql()));
     }
     if key.deferrable {
         definition.push_str(" DEFERRABLE");
@@ -1040,7 +1041,6 @@ fn constraint_rows(entry: &TableEntry, relations: &Relations) -> Vec<Row> {
                 .collect();
             list(&numbers, &DataType::Int16)
         };
-        let action = |restrict: bool| text(if restrict { "r" } else { "a" });
         // The referenced table's unique index on the referenced columns.
         let index = referenced.and_then(|t| {
             let mut wanted = key.referenced.clone();
@@ -1070,8 +1070,8 @@ fn constraint_rows(entry: &TableEntry, relations: &Relations) -> Vec<Row> {
             ),
             ("conparentid", int(0)),
             ("confrelid", int(referenced.map_or(0, relation_oid))),
-            ("confupdtype", action(key.on_update_restrict)),
-            ("confdeltype", action(key.on_delete_restrict)),
+            ("confupdtype", text(key.on_update.code())),
+            ("confdeltype", text(key.on_delete.code())),
             ("confmatchtype", text("s")),
             ("conislocal", flag(true)),
             ("coninhcount", int16(0)),

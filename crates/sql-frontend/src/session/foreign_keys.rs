@@ -3,9 +3,10 @@
 //! (c)`) or added with `ALTER TABLE ... ADD [CONSTRAINT name] FOREIGN KEY`,
 //! dropped with `ALTER TABLE ... DROP CONSTRAINT`, and enforced by the
 //! catalog (see `quiver_catalog::keys`) on writes to either table, as
-//! PostgreSQL's `NO ACTION` and `RESTRICT` keys are (`23503`). The
-//! referencing rows' changes PostgreSQL makes for `ON DELETE CASCADE`,
-//! `SET NULL` and `SET DEFAULT` are not made yet: those fail with `0A000`.
+//! PostgreSQL's `NO ACTION` and `RESTRICT` keys are (`23503`). `ON DELETE
+//! CASCADE` and `SET NULL` are statements the `DELETE` runs after it, in its
+//! block ([`Session::cascade_deletes`]); `SET DEFAULT` and `ON UPDATE`
+//! actions other than those two fail with `0A000`.
 //!
 //! DataFusion plans no foreign keys: `CREATE TABLE` is planned without
 //! them and they are added to the new table in the statement's own
@@ -17,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{
     ColumnOption, ConstraintReferenceMatchKind, CreateTable, DeferrableInitial,
     ForeignKeyConstraint, ObjectName, ObjectType, ReferentialAction, Statement, TableConstraint,
 };
-use quiver_catalog::{ForeignKey, QualifiedName, TableKind, Target};
+use quiver_catalog::{ForeignKey, KeyAction, QualifiedName, TableKind, Target};
 
 use super::{Completion, Outcome, Session};
 use crate::names::folded;
@@ -146,15 +147,18 @@ impl Session {
                 referenced_name.name
             )));
         }
-        let restrict = |action: &Option<ReferentialAction>, event: &str| match action {
-            None | Some(ReferentialAction::NoAction) => Ok(false),
-            Some(ReferentialAction::Restrict) => Ok(true),
+        let action = |action: &Option<ReferentialAction>, event: &str| match action {
+            None | Some(ReferentialAction::NoAction) => Ok(KeyAction::NoAction),
+            Some(ReferentialAction::Restrict) => Ok(KeyAction::Restrict),
+            Some(ReferentialAction::Cascade) if event == "DELETE" => Ok(KeyAction::Cascade),
+            Some(ReferentialAction::SetNull) if event == "DELETE" => Ok(KeyAction::SetNull),
             Some(other) => Err(Error::FeatureNotSupported(format!(
-                "foreign keys ON {event} {other} are not supported yet (only NO ACTION and RESTRICT): the referencing rows would have to change"
+                "foreign keys ON {event} {other} are not supported yet (ON DELETE: NO ACTION, RESTRICT, CASCADE and SET NULL; ON UPDATE: NO ACTION and RESTRICT)"
             ))),
         };
-        let on_delete_restrict = restrict(&declared.on_delete, "DELETE")?;
-        let on_update_restrict = restrict(&declared.on_update, "UPDATE")?;
+        let on_delete = action(&declared.on_delete, "DELETE")?;
+        let on_update = action(&declared.on_update, "UPDATE")?;
+
         if let Some(kind) = &declared.match_kind
             && *kind != ConstraintReferenceMatchKind::Simple
         {
@@ -203,8 +207,8 @@ impl Session {
             schema: referenced_name.schema.clone(),
             table: referenced_name.name.clone(),
             referenced: referenced_columns,
-            on_delete_restrict,
-            on_update_restrict,
+            on_delete,
+            on_update,
             deferrable: characteristics.deferrable == Some(true) || deferred,
             deferred,
         };
@@ -213,6 +217,69 @@ impl Session {
 }
 
 impl Session {
+    /// After a `DELETE` from the stored table `name`: what its foreign keys
+    /// `ON DELETE CASCADE` and `SET NULL` do to the rows referencing keys
+    /// it no longer has — deleted, or their keys set to NULL — as
+    /// statements of the same block (which cascade in turn). A key `NO
+    /// ACTION` or `RESTRICT` is checked instead (see
+    /// `quiver_catalog::keys`).
+    pub(super) async fn cascade_deletes(&self, name: &QualifiedName) -> Result<()> {
+        use quiver_udf_registry::quote_ident;
+        let qualified = |name: &QualifiedName| {
+            format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name))
+        };
+        for (child, key) in self.relations.referencing(name) {
+            if !matches!(key.on_delete, KeyAction::Cascade | KeyAction::SetNull) {
+                continue;
+            }
+            let child_name = qualified(&child.qualified());
+            // Its rows whose key (of no NULL) the table no longer has.
+            let present: Vec<String> = key
+                .columns
+                .iter()
+                .map(|c| format!("{child_name}.{} IS NOT NULL", quote_ident(c)))
+                .collect();
+            let equal: Vec<String> = key
+                .columns
+                .iter()
+                .zip(&key.referenced)
+                .map(|(c, r)| {
+                    format!(
+                        "__quiver_referenced.{} = {child_name}.{}",
+                        quote_ident(r),
+                        quote_ident(c)
+                    )
+                })
+                .collect();
+            let orphaned = format!(
+                "{} AND NOT EXISTS (SELECT 1 FROM {} AS __quiver_referenced WHERE {})",
+                present.join(" AND "),
+                qualified(name),
+                equal.join(" AND ")
+            );
+            let sql = match key.on_delete {
+                KeyAction::Cascade => format!("DELETE FROM {child_name} WHERE {orphaned}"),
+                _ => {
+                    let nulls: Vec<String> = key
+                        .columns
+                        .iter()
+                        .map(|c| format!("{} = NULL", quote_ident(c)))
+                        .collect();
+                    format!(
+                        "UPDATE {child_name} SET {} WHERE {orphaned}",
+                        nulls.join(", ")
+                    )
+                }
+            };
+            let statement = self
+                .ctx
+                .state()
+                .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
+            Box::pin(self.plan_and_run(statement)).await?;
+        }
+        Ok(())
+    }
+
     /// `DROP TABLE names CASCADE`: the foreign keys of other tables that
     /// reference them go first (a notice names each), as PostgreSQL drops
     /// what depends on a table; all or nothing.

@@ -147,12 +147,20 @@ impl Session {
         let target = self.target(&dml.table_name)?;
         let changed = loop {
             // A DELETE or TRUNCATE breaks no key but those referencing
-            // the table.
-            let changing = self.change_once(dml, returning);
+            // the table; a DELETE makes the changes their `ON DELETE`
+            // actions say first.
             let referenced = match &target {
-                Target::Stored(name) => self.relations.is_referenced(name),
-                Target::Temp(_) => false,
+                Target::Stored(name) => Some(name).filter(|n| self.relations.is_referenced(n)),
+                Target::Temp(_) => None,
             };
+            let changing = async {
+                let changed = self.change_once(dml, returning).await?;
+                if let (WriteOp::Delete, Some(name)) = (&dml.op, referenced) {
+                    self.cascade_deletes(name).await?;
+                }
+                Ok(changed)
+            };
+            let referenced = referenced.is_some();
             let changed = match dml.op {
                 WriteOp::Update => self.keeping_keys(&target, changing).await,
                 WriteOp::Delete if referenced => self.keeping_keys(&target, changing).await,
