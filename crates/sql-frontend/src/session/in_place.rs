@@ -155,7 +155,11 @@ impl Session {
             };
             let changing = async {
                 let changed = self.change_once(dml, returning).await?;
-                if let (WriteOp::Delete, Some(name)) = (&dml.op, referenced) {
+                // (A table referencing itself cascades until a DELETE
+                // deletes nothing.)
+                if let (WriteOp::Delete, Some(name)) = (&dml.op, referenced)
+                    && changed.0 > 0
+                {
                     self.cascade_deletes(name).await?;
                 }
                 Ok(changed)
