@@ -492,7 +492,6 @@ impl Session {
         }
     }
 
-    /// Commits the transaction block's DDL and staged writes.
     /// Runs `work` in the open transaction block, or outside one in a
     /// block of its own, committed if `work` succeeds and rolled back if
     /// not: a statement that writes several times, or writes and changes
@@ -510,6 +509,7 @@ impl Session {
         done
     }
 
+    /// Commits the transaction block's DDL and staged writes.
     async fn commit_staged(&self) -> Result<()> {
         for table in self.relations.commit().await? {
             self.catalog.written(table.as_ref());
