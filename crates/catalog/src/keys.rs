@@ -190,11 +190,15 @@ impl SessionCatalog {
 
     /// Before `COMMIT`: checks the rows the open block wrote against the
     /// constraints of their tables, with the rows committed meanwhile (see
-    /// the module's documentation); `changes` are the block's DDL. Returns
+    /// the module's documentation); `changes` are the block's DDL, `written`
+    /// the tables it wrote to. Returns
     /// the key locks of the tables checked, to hold until the block's
     /// files are in place.
-    pub(crate) async fn check_at_commit(&self, changes: &Changes) -> Result<Vec<KeyLock>> {
-        let written = self.staging().written_tables()?;
+    pub(crate) async fn check_at_commit(
+        &self,
+        changes: &Changes,
+        written: &[WrittenTable],
+    ) -> Result<Vec<KeyLock>> {
         if written.is_empty() {
             return Ok(Vec::new());
         }
@@ -224,7 +228,7 @@ impl SessionCatalog {
         }
         let mut checks = Vec::new();
         let mut locked: Vec<&Loaded> = Vec::new();
-        for w in &written {
+        for w in written {
             let Some(table) = by_dir(&w.table) else {
                 continue;
             };
@@ -380,20 +384,7 @@ async fn repeated_key(
         ))
     })?;
     let ctx = SessionContext::new();
-    let keys: Vec<Expr> = index
-        .keys
-        .iter()
-        .map(|k| Expr::Column(Column::new_unqualified(k)))
-        .collect();
-    let not_null = keys
-        .iter()
-        .map(|k| k.clone().is_not_null())
-        .reduce(and)
-        .unwrap_or(lit(true));
-    let new = ctx
-        .read_table(files_of(listing, written)?)?
-        .select(keys.clone())?
-        .filter(not_null)?;
+    let (new, keys) = whole_keys(&ctx, listing, written, &index.keys)?;
     // Equal keys among the rows written.
     let repeated = new
         .clone()
@@ -434,35 +425,9 @@ async fn missing_key(
     if rows.is_empty() {
         return Ok(None);
     }
-    let listing = |t: &Loaded| -> Result<Arc<dyn TableProvider>> {
-        let provider = provider_of(t)?;
-        match provider.downcast_ref::<ListingTable>() {
-            Some(_) => Ok(provider),
-            None => Err(Error::Unsupported(format!(
-                "the rows of \"{}\" are not in files: its keys cannot be checked",
-                t.entry.name
-            ))),
-        }
-    };
-    let (mine, other) = (listing(table)?, listing(referenced)?);
+    let (mine, other) = (provider_of(table)?, provider_of(referenced)?);
     let ctx = SessionContext::new();
-    let columns: Vec<Expr> = key
-        .columns
-        .iter()
-        .map(|c| Expr::Column(Column::new_unqualified(c)))
-        .collect();
-    let not_null = columns
-        .iter()
-        .map(|c| c.clone().is_not_null())
-        .reduce(and)
-        .unwrap_or(lit(true));
-    let mine_listing = mine
-        .downcast_ref::<ListingTable>()
-        .expect("a listing table");
-    let referencing = ctx
-        .read_table(files_of(mine_listing, rows)?)?
-        .select(columns.clone())?
-        .filter(not_null)?;
+    let (referencing, columns) = whole_keys(&ctx, files_table(&mine, table)?, rows, &key.columns)?;
     if theirs.is_empty() {
         return first_key(referencing, columns.len()).await;
     }
@@ -471,23 +436,22 @@ async fn missing_key(
     let names: Vec<String> = (0..columns.len())
         .map(|i| format!("{COMMITTED}{i}"))
         .collect();
-    let other_listing = other
-        .downcast_ref::<ListingTable>()
-        .expect("a listing table");
-    let keys = ctx.read_table(files_of(other_listing, theirs)?)?.select(
-        key.referenced
-            .iter()
-            .zip(&key.columns)
-            .zip(&names)
-            .map(|((r, c), name)| {
-                let column = Expr::Column(Column::new_unqualified(r));
-                match schema.field_with_name(c) {
-                    Ok(field) => cast(column, field.data_type().clone()).alias(name),
-                    Err(_) => column.alias(name),
-                }
-            })
-            .collect::<Vec<_>>(),
-    )?;
+    let keys = ctx
+        .read_table(files_of(files_table(&other, referenced)?, theirs)?)?
+        .select(
+            key.referenced
+                .iter()
+                .zip(&key.columns)
+                .zip(&names)
+                .map(|((r, c), name)| {
+                    let column = Expr::Column(Column::new_unqualified(r));
+                    match schema.field_with_name(c) {
+                        Ok(field) => cast(column, field.data_type().clone()).alias(name),
+                        Err(_) => column.alias(name),
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )?;
     let on: Vec<Expr> = columns
         .iter()
         .zip(&names)
@@ -495,6 +459,44 @@ async fn missing_key(
         .collect();
     let missing = referencing.join_on(keys, JoinType::LeftAnti, on)?;
     first_key(missing, columns.len()).await
+}
+
+/// The rows of the files `files` of the table `listing` whose columns
+/// `names` (a key) are all non-NULL, those columns only; and the columns.
+fn whole_keys(
+    ctx: &SessionContext,
+    listing: &ListingTable,
+    files: &[PathBuf],
+    names: &[String],
+) -> Result<(DataFrame, Vec<Expr>)> {
+    let columns: Vec<Expr> = names
+        .iter()
+        .map(|name| Expr::Column(Column::new_unqualified(name)))
+        .collect();
+    let not_null = columns
+        .iter()
+        .map(|c| c.clone().is_not_null())
+        .reduce(and)
+        .unwrap_or(lit(true));
+    let rows = ctx
+        .read_table(files_of(listing, files)?)?
+        .select(columns.clone())?
+        .filter(not_null)?;
+    Ok((rows, columns))
+}
+
+/// `provider`, the stored table `table`'s, as the listing table of files
+/// it is.
+fn files_table<'a>(
+    provider: &'a Arc<dyn TableProvider>,
+    table: &Loaded,
+) -> Result<&'a ListingTable> {
+    provider.downcast_ref::<ListingTable>().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "the rows of \"{}\" are not in files: its keys cannot be checked",
+            table.entry.name
+        ))
+    })
 }
 
 /// Fails with [`Error::ForeignKeyViolation`] if a row of the files `rows`

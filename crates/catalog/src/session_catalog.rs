@@ -1204,8 +1204,15 @@ impl SessionCatalog {
     /// kept.
     pub async fn commit(&self) -> Result<Vec<Arc<dyn TableProvider>>> {
         let changes = self.staging.take_changes();
-        let key_locks = match self.check_at_commit(&changes).await {
-            Ok(locks) => locks,
+        let checked = match self.staging.written_tables() {
+            Ok(written) => self
+                .check_at_commit(&changes, &written)
+                .await
+                .map(|locks| (written, locks)),
+            Err(e) => Err(e),
+        };
+        let (written, key_locks) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 self.staging.rollback();
                 changes.discard(&self.temp);
@@ -1219,14 +1226,6 @@ impl SessionCatalog {
         // TABLE` that rewrote them keeps what the old ones read) until the
         // new columns are stored, and a crash between the two leaves the
         // table readable.
-        let written = match self.staging.written_tables() {
-            Ok(written) => written,
-            Err(e) => {
-                self.staging.rollback();
-                changes.discard(&self.temp);
-                return Err(e);
-            }
-        };
         let ddl = match changes.is_empty() && written.is_empty() {
             true => None,
             false => Some(self.shared.ddl_lock().await),

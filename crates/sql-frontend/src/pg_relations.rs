@@ -337,23 +337,14 @@ fn constraint_definitions(catalog: Arc<Catalog>) -> datafusion::logical_expr::Sc
         signature,
         DataType::Utf8,
         Arc::new(move |args: &[ColumnarValue]| {
-            let rows = args
-                .iter()
-                .find_map(|arg| match arg {
-                    ColumnarValue::Array(array) => Some(array.len()),
-                    ColumnarValue::Scalar(_) => None,
-                })
-                .unwrap_or(1);
-            let oids =
-                datafusion::arrow::compute::cast(&args[0].to_array(rows)?, &DataType::Int32)?;
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let rows = arrays[0].len();
+            let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int32)?;
             let oids = oids.as_primitive::<Int32Type>();
-            let paths = match args.get(2) {
-                Some(path) => Some(datafusion::arrow::compute::cast(
-                    &path.to_array(rows)?,
-                    &DataType::Utf8,
-                )?),
-                None => None,
-            };
+            let paths = arrays
+                .get(2)
+                .map(|path| datafusion::arrow::compute::cast(path, &DataType::Utf8))
+                .transpose()?;
             let entries = catalog.entries();
             let texts: StringArray = (0..rows)
                 .map(|i| {
@@ -451,18 +442,13 @@ pub(crate) fn functions(catalog: Arc<Catalog>) -> Vec<datafusion::logical_expr::
             signature,
             DataType::Utf8,
             Arc::new(move |args: &[ColumnarValue]| {
-                let rows = args
-                    .iter()
-                    .find_map(|arg| match arg {
-                        ColumnarValue::Array(array) => Some(array.len()),
-                        ColumnarValue::Scalar(_) => None,
-                    })
-                    .unwrap_or(1);
-                let int = |arg: &ColumnarValue| {
-                    datafusion::arrow::compute::cast(&arg.to_array(rows)?, &DataType::Int32)
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let rows = arrays[0].len();
+                let int = |array: &datafusion::arrow::array::ArrayRef| {
+                    datafusion::arrow::compute::cast(array, &DataType::Int32)
                 };
-                let oids = int(&args[0])?;
-                let seconds = args.get(1).map(int).transpose()?;
+                let oids = int(&arrays[0])?;
+                let seconds = arrays.get(1).map(int).transpose()?;
                 let entries = catalog.entries();
                 let texts: datafusion::arrow::array::StringArray = (0..rows)
                     .map(|i| {

@@ -255,7 +255,7 @@ impl Session {
         };
         // The rows there are take the default: the table is rewritten.
         let default = field.metadata().contains_key(COLUMN_DEFAULT);
-        if !present && (default || !field.is_nullable()) && self.has_rows(name).await? {
+        if !present && (default || !field.is_nullable()) && self.has_rows(name, None).await? {
             if !default {
                 return Err(Error::NotNullViolationOfColumn(format!(
                     "column \"{column_name}\" of relation \"{relation}\" contains null values"
@@ -271,16 +271,19 @@ impl Session {
         Ok(None)
     }
 
-    /// Whether the stored table `name` has a row, as the session sees it.
-    async fn has_rows(&self, name: &QualifiedName) -> Result<bool> {
+    /// Whether the stored table `name` has a row (for which `condition`
+    /// holds), as the session sees it.
+    pub(super) async fn has_rows(
+        &self,
+        name: &QualifiedName,
+        condition: Option<datafusion::logical_expr::Expr>,
+    ) -> Result<bool> {
         let reference = TableReference::partial(name.schema.clone(), name.name.clone());
-        let batches = self
-            .ctx
-            .table(reference)
-            .await?
-            .limit(0, Some(1))?
-            .collect()
-            .await?;
+        let mut rows = self.ctx.table(reference).await?;
+        if let Some(condition) = condition {
+            rows = rows.filter(condition)?;
+        }
+        let batches = rows.limit(0, Some(1))?.collect().await?;
         Ok(batches.iter().any(|b| b.num_rows() > 0))
     }
 

@@ -115,38 +115,10 @@ impl Session {
         let retyped = declared
             .with_nullable(old.is_nullable())
             .with_metadata(metadata);
-        let columns = Schema::new_with_metadata(
-            present
-                .fields()
-                .iter()
-                .map(|f| match f.name() == column {
-                    true => retyped.clone(),
-                    false => f.as_ref().clone(),
-                })
-                .collect::<Vec<_>>(),
-            present.metadata().clone(),
-        );
-        self.atomically(async {
-            self.rewrite_columns(name, |table| {
-                columns
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        let values = match (f.name() == column, using) {
-                            (true, Some(using)) => table.parse_sql_expr(&using.to_string())?,
-                            _ => column_expr(f.name()),
-                        };
-                        Ok((f.as_ref().clone(), values))
-                    })
-                    .collect()
-            })
-            .await?;
-            Ok(self
-                .relations
-                .alter_columns(name, |_| Ok(columns.clone()))
-                .await?)
-        })
-        .await
+        let columns = with_field(&present, column, |_| retyped.clone());
+        let using = using.map(ToString::to_string);
+        self.rewritten_as(name, columns, using.map(|using| (column, using)))
+            .await
     }
 
     /// `ADD COLUMN` of `field`, whose default (`COLUMN_DEFAULT`) the rows
@@ -163,27 +135,8 @@ impl Session {
             .get(COLUMN_DEFAULT)
             .cloned()
             .ok_or_else(|| Error::Internal(format!("column {} has no default", field.name())))?;
-        self.atomically(async {
-            self.rewrite_columns(name, |table| {
-                columns
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        let values = match f.name() == field.name() {
-                            true => table.parse_sql_expr(&default)?,
-                            false => column_expr(f.name()),
-                        };
-                        Ok((f.as_ref().clone(), values))
-                    })
-                    .collect()
-            })
-            .await?;
-            Ok(self
-                .relations
-                .alter_columns(name, |_| Ok(columns.clone()))
-                .await?)
-        })
-        .await
+        self.rewritten_as(name, columns, Some((field.name(), default)))
+            .await
     }
 
     /// `ALTER [COLUMN] column SET NOT NULL` (`not_null`), once no row has a
@@ -213,23 +166,14 @@ impl Session {
             )));
         }
         self.atomically(async {
-            if not_null && self.has_nulls(name, column).await? {
+            let nulls = Some(column_expr(column).is_null());
+            if not_null && self.has_rows(name, nulls).await? {
                 return Err(Error::NotNullViolationOfColumn(format!(
                     "column \"{column}\" of relation \"{}\" contains null values",
                     name.name
                 )));
             }
-            let columns = Schema::new_with_metadata(
-                present
-                    .fields()
-                    .iter()
-                    .map(|f| match f.name() == column {
-                        true => f.as_ref().clone().with_nullable(!not_null),
-                        false => f.as_ref().clone(),
-                    })
-                    .collect::<Vec<_>>(),
-                present.metadata().clone(),
-            );
+            let columns = with_field(&present, column, |f| f.clone().with_nullable(!not_null));
             Ok(self
                 .relations
                 .alter_columns(name, |_| Ok(columns.clone()))
@@ -254,18 +198,39 @@ impl Session {
         Ok(self.ctx.table_provider(reference).await?.schema())
     }
 
-    /// Whether a row of the stored table `name` has a NULL in `column`.
-    async fn has_nulls(&self, name: &QualifiedName, column: &str) -> Result<bool> {
-        let reference = TableReference::partial(name.schema.clone(), name.name.clone());
-        let batches = self
-            .ctx
-            .table(reference)
-            .await?
-            .filter(column_expr(column).is_null())?
-            .limit(0, Some(1))?
-            .collect()
+    /// Rewrites the stored table `name` with the columns `columns` and
+    /// stores them: each column's values are its present ones (cast to its
+    /// type), but for `computed` (a column, and the SQL expression over the
+    /// present columns that gives its values).
+    async fn rewritten_as(
+        &self,
+        name: &QualifiedName,
+        columns: Schema,
+        computed: Option<(&str, String)>,
+    ) -> Result<()> {
+        self.atomically(async {
+            self.rewrite_columns(name, |table| {
+                columns
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let values = match &computed {
+                            Some((column, sql)) if f.name() == column => {
+                                table.parse_sql_expr(sql)?
+                            }
+                            _ => column_expr(f.name()),
+                        };
+                        Ok((f.as_ref().clone(), values))
+                    })
+                    .collect()
+            })
             .await?;
-        Ok(batches.iter().any(|b| b.num_rows() > 0))
+            Ok(self
+                .relations
+                .alter_columns(name, |_| Ok(columns.clone()))
+                .await?)
+        })
+        .await
     }
 
     /// Rewrites every file of the stored table `name` with the columns
@@ -297,6 +262,19 @@ impl Session {
         rewrite.finish().await?;
         Ok(())
     }
+}
+
+/// `columns` with the column `column` as `change` makes it of its field.
+fn with_field(columns: &Schema, column: &str, change: impl Fn(&Field) -> Field) -> Schema {
+    let fields: Vec<Field> = columns
+        .fields()
+        .iter()
+        .map(|f| match f.name() == column {
+            true => change(f),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, columns.metadata().clone())
 }
 
 /// The column `name` of the table, unqualified.
