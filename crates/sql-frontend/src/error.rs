@@ -391,7 +391,7 @@ fn plan_sqlstate(message: &str) -> &'static str {
 
 /// Whether `message` says a NULL was to be written to a `NOT NULL`
 /// column (as Arrow or DataFusion's insert says it).
-fn is_not_null_violation(message: &str) -> bool {
+pub(crate) fn is_not_null_violation(message: &str) -> bool {
     message.contains("is declared as non-nullable but contains null values")
         || message.contains("has null but schema specifies non-nullable")
 }

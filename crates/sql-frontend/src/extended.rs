@@ -696,8 +696,11 @@ impl ExtendedQueryHandler for Handler {
                 },
             }
         }
-        .await
-        .inspect_err(crate::handler::log_failure)?;
+        .await;
+        let outcome = session
+            .naming_not_null_column(&prepared.statement, outcome)
+            .await
+            .inspect_err(crate::handler::log_failure)?;
         respond(
             client,
             outcome,

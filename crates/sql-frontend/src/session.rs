@@ -51,6 +51,7 @@ mod function_tables;
 mod in_place;
 mod indexes;
 mod insert_select;
+mod not_null;
 mod on_conflict;
 mod prepared;
 mod reshape;
@@ -274,7 +275,14 @@ impl Session {
     /// Runs one parsed statement.
     pub async fn execute(&self, statement: parse::Statement) -> Result<Outcome> {
         let changes_planning = changes_planning(&statement);
+        let written = not_null::written_table(&statement).map(|(t, c)| (t.clone(), c.to_vec()));
         let result = self.execute_unstamped(statement).await;
+        let result = match (result, written) {
+            (Err(error), Some((table, columns))) => {
+                Err(self.name_not_null_column(error, &table, &columns).await)
+            }
+            (result, _) => result,
+        };
         if changes_planning {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
@@ -760,6 +768,19 @@ impl Session {
                     unreachable!("matched as an INSERT")
                 };
                 views::planning(self.plan_insert_select(insert)).await?
+            }
+            DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Insert(i) if insert_select::may_name_fewer(i)) =>
+            {
+                let Statement::Insert(insert) = *s else {
+                    unreachable!("matched as an INSERT")
+                };
+                let statement = DfStatement::Statement(Box::new(Statement::Insert(insert.clone())));
+                match views::planning(self.ctx.state().statement_to_plan(statement)).await {
+                    Err(e) if insert_select::is_column_count_mismatch(&e) => {
+                        views::planning(self.plan_insert_select(insert)).await?
+                    }
+                    planned => planned?,
+                }
             }
             statement => views::planning(self.ctx.state().statement_to_plan(statement)).await?,
         };

@@ -9,11 +9,15 @@
 //! expected 1"). Quiver plans such an `INSERT` itself: the query as a
 //! query, then its columns cast to the target's, and the columns it does
 //! not name filled with their defaults, as DataFusion's `INSERT` does.
+//! The same planning serves an `INSERT ... SELECT` without a column list
+//! whose query gives fewer columns than the table has (the first ones get
+//! them, as in PostgreSQL), which DataFusion refuses.
 
 use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::provider_as_source;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
     DmlStatement, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, WriteOp,
@@ -37,6 +41,29 @@ pub(super) fn reads_values_list(insert: &Insert) -> bool {
         && source.to_string().to_ascii_uppercase().contains("VALUES")
 }
 
+/// Whether `insert`'s query may give fewer columns than its table has
+/// with no column list named: PostgreSQL fills the rest with their
+/// defaults, DataFusion's `INSERT` refuses ([`is_column_count_mismatch`]),
+/// and Quiver then plans it itself.
+pub(super) fn may_name_fewer(insert: &Insert) -> bool {
+    insert.columns.is_empty()
+        && insert.on.is_none()
+        && insert.returning.is_none()
+        && matches!(insert.table, TableObject::TableName(_))
+        && insert
+            .source
+            .as_ref()
+            .is_some_and(|source| !matches!(source.body.as_ref(), SetExpr::Values(_)))
+}
+
+/// DataFusion's refusal of an `INSERT` whose query gives more or fewer
+/// columns than its table has.
+pub(super) fn is_column_count_mismatch(error: &DataFusionError) -> bool {
+    error
+        .to_string()
+        .contains("Column count doesn't match insert query")
+}
+
 impl Session {
     /// Plans `insert` (see [`reads_values_list`]).
     pub(super) async fn plan_insert_select(&self, insert: Insert) -> Result<LogicalPlan> {
@@ -51,8 +78,12 @@ impl Session {
         let query = DfStatement::Statement(Box::new(Statement::Query(source)));
         let rows = state.statement_to_plan(query).await?;
         let table = provider.schema();
-        let written = super::defaults::target_columns(&table, &insert.columns)?;
+        let mut written = super::defaults::target_columns(&table, &insert.columns)?;
         let given = rows.schema().fields().len();
+        if insert.columns.is_empty() {
+            // No column list: the query's columns are the first ones.
+            written.truncate(given);
+        }
         if given != written.len() {
             let more = if given > written.len() {
                 "more expressions than target columns"
