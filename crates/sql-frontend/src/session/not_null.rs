@@ -68,7 +68,7 @@ impl Session {
                     .strip_prefix("column")
                     .and_then(|n| n.parse::<usize>().ok())
                     .and_then(|n| n.checked_sub(1))
-                    .and_then(|n| Some(target_columns(&schema, columns).ok()?.get(n).copied()?))
+                    .and_then(|n| target_columns(&schema, columns).ok()?.get(n).copied())
                     .map(|i| schema.field(i)),
             }
         } else {
