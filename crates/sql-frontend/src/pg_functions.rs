@@ -121,6 +121,26 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
             Ok(ColumnarValue::Array(Arc::new(quoted) as ArrayRef))
         }),
     ));
+    // `'name'::regclass`: the OID its lookup found (`crate::rewrite`), or
+    // PostgreSQL's error for a name that names no relation.
+    ctx.register_udf(create_udf(
+        crate::rewrite::REGCLASS_FOUND,
+        vec![DataType::Int32, DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (oids, names) = (
+                arrays[0].as_primitive::<Int32Type>(),
+                arrays[1].as_string::<i32>(),
+            );
+            if let Some(missing) = (0..oids.len()).find(|&i| oids.is_null(i) && names.is_valid(i)) {
+                let error = crate::Error::UndefinedTable(names.value(missing).to_string());
+                return Err(DataFusionError::External(Box::new(error)));
+            }
+            Ok(ColumnarValue::Array(arrays[0].clone()))
+        }),
+    ));
     ctx.register_udf(create_udf(
         "to_regtype",
         vec![DataType::Utf8],

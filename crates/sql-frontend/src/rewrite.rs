@@ -420,14 +420,30 @@ impl VisitorMut for CatalogForms {
 /// `pg_class` (see [`RegclassAlongSearchPath`]).
 const REGCLASS_LOOKUP: &str = "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid CROSS JOIN (SELECT parse_ident(";
 
+/// The rest of that query, after the name.
+const REGCLASS_LOOKUP_END: &str = "::TEXT) AS parts) WHERE array_length(parts, 1) IN (1, 2) AND ((array_length(parts, 1) = 1 AND n.nspname = current_schema() AND c.relname = parts[1]) OR (array_length(parts, 1) = 2 AND n.nspname = parts[1] AND c.relname = parts[2]))";
+
+/// The function a `'name'::regclass` lookup is wrapped in: the OID found,
+/// or `42P01` for a name that names no relation (see
+/// [`crate::pg_functions`]).
+pub(crate) const REGCLASS_FOUND: &str = "quiver_regclass_found";
+
 /// `expr` with each `'name'::regclass` (as written, or as the compatibility
 /// parser rewrote it) the name it casts: what a column `DEFAULT` keeps
 /// (`nextval('s'::regclass)`, as pg_dump writes it, is `nextval('s')`,
 /// whose sequence is found when the default is used).
 pub(crate) fn regclass_as_text(expr: &mut Expr) {
     let _ = visit_expressions_mut(expr, |e: &mut Expr| {
+        let found = is_call(e, REGCLASS_FOUND);
         let name = match e {
             Expr::Subquery(query) => regclass_argument(query),
+            Expr::Function(call) if found => match &call.args {
+                FunctionArguments::List(list) => match list.args.get(1) {
+                    Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(name))) => Some(name.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
             Expr::Cast {
                 expr: inner,
                 data_type,
@@ -469,31 +485,70 @@ fn regclass_argument(query: &Query) -> Option<Expr> {
 /// `current_schema()` only; PostgreSQL looks along the search path, with
 /// `pg_catalog` first (pg_dump, whose search path is empty, writes
 /// `'pg_class'::regclass`). Its lookup is made to take the first schema of
-/// `current_schemas(true)` that has the relation.
+/// `current_schemas(true)` that has the relation, and a name it does not
+/// find is an error, as in PostgreSQL ([`REGCLASS_FOUND`]; it was NULL).
+/// `to_regclass(name)` is the same lookup, NULL where nothing is found.
 struct RegclassAlongSearchPath;
 
 impl VisitorMut for RegclassAlongSearchPath {
     type Break = ();
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(name) = to_regclass_argument(expr) {
+            let lookup = format!("{REGCLASS_LOOKUP}{name}{REGCLASS_LOOKUP_END}");
+            if let Some(query) = parse_query(&lookup).and_then(|q| along_search_path(&q)) {
+                *expr = Expr::Subquery(Box::new(query));
+            }
+            return ControlFlow::Continue(());
+        }
         let Expr::Subquery(query) = expr else {
             return ControlFlow::Continue(());
         };
-        let text = query.to_string();
-        if !text.starts_with(REGCLASS_LOOKUP) || query.order_by.is_some() {
+        let (Some(rewritten), Some(name)) = (along_search_path(query), regclass_argument(query))
+        else {
             return ControlFlow::Continue(());
-        }
-        let along_path = text.replace(
-            "n.nspname = current_schema()",
-            "array_has(current_schemas(true), n.nspname)",
-        );
-        let first = format!(
-            "{along_path} ORDER BY array_position(current_schemas(true), n.nspname) LIMIT 1"
-        );
-        if let Some(rewritten) = parse_query(&first) {
-            **query = rewritten;
+        };
+        let lookup = Expr::Subquery(Box::new(rewritten));
+        if let Some(found) = parse_expr(&format!("{REGCLASS_FOUND}({lookup}, {name})")) {
+            *expr = found;
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// The compatibility parser's `regclass` lookup `query`, made to look along
+/// the search path; `None` for any other query (and one already made so).
+fn along_search_path(query: &Query) -> Option<Query> {
+    let text = query.to_string();
+    if !text.starts_with(REGCLASS_LOOKUP) || text.contains("current_schemas(true)") {
+        return None;
+    }
+    // The compatibility parser ends a lookup in a select list with `LIMIT 1`.
+    let text = text.strip_suffix(" LIMIT 1").unwrap_or(&text);
+    let along_path = text.replace(
+        "n.nspname = current_schema()",
+        "array_has(current_schemas(true), n.nspname)",
+    );
+    parse_query(&format!(
+        "{along_path} ORDER BY array_position(current_schemas(true), n.nspname) LIMIT 1"
+    ))
+}
+
+/// The argument of `to_regclass(argument)`, if `e` is such a call with a
+/// constant or parameter argument.
+fn to_regclass_argument(e: &Expr) -> Option<&Expr> {
+    let Expr::Function(call) = e else {
+        return None;
+    };
+    if !is_call(e, "to_regclass") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &call.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(argument @ Expr::Value(_)))] => Some(argument),
+        _ => None,
     }
 }
 
