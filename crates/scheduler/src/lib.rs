@@ -194,6 +194,22 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
         "datafusion.execution.parquet.dictionary_page_size_limit",
         "8192",
     )
+    // A scan splits a file into byte ranges, one per partition, but a row
+    // group is read whole by the range holding its middle: with
+    // DataFusion's row groups of up to 1 M rows, a 2-million-row table (four
+    // files of one row group each) split into 16 ranges kept all rows in 4
+    // of them, and a task of two partitions ran on one core while the other
+    // waited for its empty half (a Wasm-heavy query used one core of two;
+    // bench/README.md, "Scaling with slots"). Row groups of 128 Ki rows
+    // spread a file over the ranges that read it.
+    .set_str("datafusion.execution.parquet.max_row_group_size", "131072")
+    // A task of several partitions holds a slot for each until the last
+    // of them ends, so a slot whose partition ended early (fewer rows, or
+    // rows a filter dropped) waits idle. One partition a task frees it for
+    // the next: a skewed Wasm-heavy scan ran 15% faster on two slots, and a
+    // small query's time stayed as it was (bench/README.md, "Scaling with
+    // slots"). Executors of one slot ran so already.
+    .set_str("ballista.scheduler.max_partitions_per_task", "1")
 }
 
 /// The session a job is planned in: Ballista's, under the frontend
