@@ -14,8 +14,10 @@
 
 use std::sync::{Arc, LazyLock};
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, new_null_array};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::kernels::numeric;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Int16Type, Int32Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, Result, exec_err};
 use datafusion::logical_expr::{
@@ -110,6 +112,26 @@ impl ScalarUDFImpl for CheckedArithmetic {
         let [left, right] = args.args.as_slice() else {
             return exec_err!("{} takes two arguments", self.name());
         };
+        let out_of_range = || {
+            DataFusionError::ArrowError(
+                Box::new(ArrowError::ArithmeticOverflow(format!(
+                    "{} out of range",
+                    type_name(args.return_field.data_type())
+                ))),
+                None,
+            )
+        };
+        let fast = match left.data_type() {
+            DataType::Int16 => self.columns::<Int16Type>(left, right, args.number_rows),
+            DataType::Int32 => self.columns::<Int32Type>(left, right, args.number_rows),
+            DataType::Int64 => self.columns::<Int64Type>(left, right, args.number_rows),
+            _ => None,
+        };
+        match fast {
+            Some(Ok(result)) => return Ok(ColumnarValue::Array(result)),
+            Some(Err(Overflow)) => return Err(out_of_range()),
+            None => {}
+        }
         let kernel = match self.op {
             Operator::Plus => numeric::add,
             Operator::Minus => numeric::sub,
@@ -119,23 +141,147 @@ impl ScalarUDFImpl for CheckedArithmetic {
             DataFusionError::ArrowError(error, _)
                 if matches!(*error, ArrowError::ArithmeticOverflow(_)) =>
             {
-                DataFusionError::ArrowError(
-                    Box::new(ArrowError::ArithmeticOverflow(format!(
-                        "{} out of range",
-                        type_name(args.return_field.data_type())
-                    ))),
-                    None,
-                )
+                out_of_range()
             }
             other => other,
         })
     }
 }
 
+/// A result that does not fit its type, in a row that is not NULL.
+struct Overflow;
+
+/// One side of an operation over columns.
+enum Side<'a, N> {
+    Values(&'a [N]),
+    Constant(N),
+}
+
+impl CheckedArithmetic {
+    /// The operation over `left` and `right`, of which one at least is a
+    /// column of `T`: every row computed with wrapping arithmetic, which
+    /// vectorizes, while the rows' overflow flags are OR-ed together
+    /// without a branch; only when one is set are the rows looked at one by
+    /// one, for one that is not NULL (a NULL row's slot holds any value).
+    /// arrow's checked kernels test and branch on every row instead, which
+    /// made `x * 2 + 1` 2.5 times as slow as DataFusion's wrapping `*` and
+    /// `+` (bench/README.md, "Checked integer arithmetic"). `None` for two
+    /// constants, left to arrow.
+    fn columns<T>(
+        &self,
+        left: &ColumnarValue,
+        right: &ColumnarValue,
+        rows: usize,
+    ) -> Option<std::result::Result<ArrayRef, Overflow>>
+    where
+        T: ArrowPrimitiveType,
+        T::Native: Overflowing,
+    {
+        if matches!(
+            (left, right),
+            (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_))
+        ) {
+            return None;
+        }
+        let ((l, l_nulls), (r, r_nulls)) = (side::<T>(left)?, side::<T>(right)?);
+        let (Some(l), Some(r)) = (l, r) else {
+            // A NULL constant: every row is NULL.
+            return Some(Ok(new_null_array(&T::DATA_TYPE, rows)));
+        };
+        let nulls = NullBuffer::union(l_nulls.as_ref(), r_nulls.as_ref());
+        let op = match self.op {
+            Operator::Plus => Overflowing::add,
+            Operator::Minus => Overflowing::sub,
+            _ => Overflowing::mul,
+        };
+        let (values, overflowed) = match (&l, &r) {
+            (Side::Values(a), Side::Values(b)) => {
+                wrapping(a.iter().zip(b.iter()), |(a, b)| op(*a, *b))
+            }
+            (Side::Values(a), Side::Constant(b)) => wrapping(a.iter(), |a| op(*a, *b)),
+            (Side::Constant(a), Side::Values(b)) => wrapping(b.iter(), |b| op(*a, *b)),
+            (Side::Constant(_), Side::Constant(_)) => return None,
+        };
+        if overflowed {
+            let at = |i: usize| match (&l, &r) {
+                (Side::Values(a), Side::Values(b)) => op(a[i], b[i]),
+                (Side::Values(a), Side::Constant(b)) => op(a[i], *b),
+                (Side::Constant(a), Side::Values(b)) => op(*a, b[i]),
+                (Side::Constant(a), Side::Constant(b)) => op(*a, *b),
+            };
+            let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
+            if (0..values.len()).any(|i| at(i).1 && valid(i)) {
+                return Some(Err(Overflow));
+            }
+        }
+        Some(Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), nulls))))
+    }
+}
+
+/// `value` as one side of an operation over columns of `T`, with its NULLs;
+/// no side for a NULL constant, and `None` for a value not of `T`.
+#[expect(clippy::type_complexity, reason = "a side and its NULLs")]
+fn side<T: ArrowPrimitiveType>(
+    value: &ColumnarValue,
+) -> Option<(Option<Side<'_, T::Native>>, Option<NullBuffer>)> {
+    match value {
+        ColumnarValue::Array(array) => {
+            let array = array.as_primitive_opt::<T>()?;
+            Some((Some(Side::Values(array.values())), array.nulls().cloned()))
+        }
+        ColumnarValue::Scalar(scalar) => {
+            let constant = scalar.to_array().ok()?;
+            let constant = constant.as_primitive_opt::<T>()?;
+            Some((
+                (!constant.is_null(0)).then(|| Side::Constant(constant.value(0))),
+                None,
+            ))
+        }
+    }
+}
+
+/// `f` over `rows`: the values, and whether any overflowed.
+fn wrapping<I: Iterator, N>(rows: I, f: impl Fn(I::Item) -> (N, bool)) -> (Vec<N>, bool) {
+    let mut overflowed = false;
+    let values = rows
+        .map(|row| {
+            let (value, overflow) = f(row);
+            overflowed |= overflow;
+            value
+        })
+        .collect();
+    (values, overflowed)
+}
+
+/// Integer arithmetic that wraps and says whether it did.
+trait Overflowing: Copy {
+    fn add(self, other: Self) -> (Self, bool);
+    fn sub(self, other: Self) -> (Self, bool);
+    fn mul(self, other: Self) -> (Self, bool);
+}
+
+macro_rules! overflowing {
+    ($($t:ty),*) => {$(
+        impl Overflowing for $t {
+            fn add(self, other: Self) -> (Self, bool) {
+                self.overflowing_add(other)
+            }
+            fn sub(self, other: Self) -> (Self, bool) {
+                self.overflowing_sub(other)
+            }
+            fn mul(self, other: Self) -> (Self, bool) {
+                self.overflowing_mul(other)
+            }
+        }
+    )*};
+}
+
+overflowing!(i16, i32, i64);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array};
+    use datafusion::arrow::array::{Int16Array, Int32Array, Int64Array};
     use datafusion::arrow::datatypes::Field;
     use datafusion::common::ScalarValue;
     use datafusion::config::ConfigOptions;
@@ -176,6 +322,66 @@ mod tests {
         assert!(e.to_string().contains("integer out of range"), "{e}");
         let wide = ColumnarValue::Array(Arc::new(Int64Array::from(vec![1, 2])));
         assert!(call(Operator::Plus, wide.clone(), wide).is_ok());
+    }
+
+    #[test]
+    fn a_null_rows_value_never_overflows() {
+        // The slot under a NULL holds a value; it is not the row's.
+        let values = Int64Array::new(
+            vec![i64::MAX, 1].into(),
+            Some(NullBuffer::from(vec![false, true])),
+        );
+        let left = ColumnarValue::Array(Arc::new(values));
+        let one = ColumnarValue::Scalar(ScalarValue::Int64(Some(1)));
+        let ColumnarValue::Array(sum) = call(Operator::Plus, left.clone(), one.clone()).unwrap()
+        else {
+            panic!("an array in gives an array out");
+        };
+        let expected: ArrayRef = Arc::new(Int64Array::from(vec![None, Some(2)]));
+        assert_eq!(&sum, &expected);
+        // ... but the same value in a row that is not NULL does.
+        let both = ColumnarValue::Array(Arc::new(Int64Array::from(vec![i64::MAX, 1])));
+        let e = call(Operator::Plus, both, one).unwrap_err();
+        assert!(e.to_string().contains("bigint out of range"), "{e}");
+    }
+
+    #[test]
+    fn columns_and_constants_combine_either_way() {
+        let column = |v: Vec<Option<i16>>| ColumnarValue::Array(Arc::new(Int16Array::from(v)));
+        let constant = |v| ColumnarValue::Scalar(ScalarValue::Int16(v));
+        let array = |c: ColumnarValue| match c {
+            ColumnarValue::Array(a) => a,
+            ColumnarValue::Scalar(_) => panic!("an array in gives an array out"),
+        };
+        let difference = call(
+            Operator::Minus,
+            constant(Some(10)),
+            column(vec![Some(1), None, Some(3)]),
+        )
+        .unwrap();
+        let expected: ArrayRef = Arc::new(Int16Array::from(vec![Some(9), None, Some(7)]));
+        assert_eq!(&array(difference), &expected);
+        let product = call(
+            Operator::Multiply,
+            column(vec![Some(2), Some(3)]),
+            column(vec![Some(4), None]),
+        )
+        .unwrap();
+        let expected: ArrayRef = Arc::new(Int16Array::from(vec![Some(8), None]));
+        assert_eq!(&array(product), &expected);
+        let nothing = call(
+            Operator::Plus,
+            column(vec![Some(1), Some(2)]),
+            constant(None),
+        );
+        let expected: ArrayRef = Arc::new(Int16Array::from(vec![None, None]));
+        assert_eq!(&array(nothing.unwrap()), &expected);
+        let e = call(
+            Operator::Multiply,
+            column(vec![Some(300)]),
+            constant(Some(300)),
+        );
+        assert!(e.unwrap_err().to_string().contains("smallint out of range"));
     }
 
     #[test]
