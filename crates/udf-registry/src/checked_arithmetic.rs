@@ -189,31 +189,16 @@ impl CheckedArithmetic {
             return Some(Ok(new_null_array(&T::DATA_TYPE, rows)));
         };
         let nulls = NullBuffer::union(l_nulls.as_ref(), r_nulls.as_ref());
-        let op = match self.op {
-            Operator::Plus => Overflowing::add,
-            Operator::Minus => Overflowing::sub,
-            _ => Overflowing::mul,
+        let nulls_ref = nulls.as_ref();
+        let values = match self.op {
+            Operator::Plus => compute(&l, &r, nulls_ref, <T::Native as Overflowing>::add),
+            Operator::Minus => compute(&l, &r, nulls_ref, <T::Native as Overflowing>::sub),
+            _ => compute(&l, &r, nulls_ref, <T::Native as Overflowing>::mul),
+        }?;
+        let values = match values {
+            Ok(values) => values,
+            Err(overflow) => return Some(Err(overflow)),
         };
-        let (values, overflowed) = match (&l, &r) {
-            (Side::Values(a), Side::Values(b)) => {
-                wrapping(a.iter().zip(b.iter()), |(a, b)| op(*a, *b))
-            }
-            (Side::Values(a), Side::Constant(b)) => wrapping(a.iter(), |a| op(*a, *b)),
-            (Side::Constant(a), Side::Values(b)) => wrapping(b.iter(), |b| op(*a, *b)),
-            (Side::Constant(_), Side::Constant(_)) => return None,
-        };
-        if overflowed {
-            let at = |i: usize| match (&l, &r) {
-                (Side::Values(a), Side::Values(b)) => op(a[i], b[i]),
-                (Side::Values(a), Side::Constant(b)) => op(a[i], *b),
-                (Side::Constant(a), Side::Values(b)) => op(*a, b[i]),
-                (Side::Constant(a), Side::Constant(b)) => op(*a, *b),
-            };
-            let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
-            if (0..values.len()).any(|i| at(i).1 && valid(i)) {
-                return Some(Err(Overflow));
-            }
-        }
         Some(Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), nulls))))
     }
 }
@@ -240,37 +225,79 @@ fn side<T: ArrowPrimitiveType>(
     }
 }
 
-/// `f` over `rows`: the values, and whether any overflowed.
-fn wrapping<I: Iterator, N>(rows: I, f: impl Fn(I::Item) -> (N, bool)) -> (Vec<N>, bool) {
-    let mut overflowed = false;
+/// `op` over the rows of `l` and `r` (see [`CheckedArithmetic::columns`]);
+/// `None` for two constants.
+fn compute<N: Overflowing>(
+    l: &Side<'_, N>,
+    r: &Side<'_, N>,
+    nulls: Option<&NullBuffer>,
+    op: impl Fn(N, N) -> (N, N),
+) -> Option<std::result::Result<Vec<N>, Overflow>> {
+    let (values, flags) = match (l, r) {
+        (Side::Values(a), Side::Values(b)) => wrapping(a.iter().zip(b.iter()), |(a, b)| op(*a, *b)),
+        (Side::Values(a), Side::Constant(b)) => wrapping(a.iter(), |a| op(*a, *b)),
+        (Side::Constant(a), Side::Values(b)) => wrapping(b.iter(), |b| op(*a, *b)),
+        (Side::Constant(_), Side::Constant(_)) => return None,
+    };
+    if flags.overflowed() {
+        let at = |i: usize| match (l, r) {
+            (Side::Values(a), Side::Values(b)) => op(a[i], b[i]),
+            (Side::Values(a), Side::Constant(b)) => op(a[i], *b),
+            (Side::Constant(a), Side::Values(b)) => op(*a, b[i]),
+            (Side::Constant(a), Side::Constant(b)) => op(*a, *b),
+        };
+        let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+        if (0..values.len()).any(|i| at(i).1.overflowed() && valid(i)) {
+            return Some(Err(Overflow));
+        }
+    }
+    Some(Ok(values))
+}
+
+/// `f` over `rows`: the values, and their overflow flags OR-ed together
+/// (see [`Overflowing`]). Integer operations only, with no branch, so the
+/// loop vectorizes.
+fn wrapping<I: Iterator, N: Overflowing>(rows: I, f: impl Fn(I::Item) -> (N, N)) -> (Vec<N>, N) {
+    let mut flags = N::default();
     let values = rows
         .map(|row| {
-            let (value, overflow) = f(row);
-            overflowed |= overflow;
+            let (value, flag) = f(row);
+            flags = flags | flag;
             value
         })
         .collect();
-    (values, overflowed)
+    (values, flags)
 }
 
-/// Integer arithmetic that wraps and says whether it did.
-trait Overflowing: Copy {
-    fn add(self, other: Self) -> (Self, bool);
-    fn sub(self, other: Self) -> (Self, bool);
-    fn mul(self, other: Self) -> (Self, bool);
+/// Integer arithmetic that wraps, with a flag that is negative where the
+/// result overflowed: for `+` and `-` the sign bit of PostgreSQL's
+/// (and Hacker's Delight's) overflow test, computed without a branch.
+trait Overflowing: Copy + Default + std::ops::BitOr<Output = Self> {
+    fn add(self, other: Self) -> (Self, Self);
+    fn sub(self, other: Self) -> (Self, Self);
+    fn mul(self, other: Self) -> (Self, Self);
+    fn overflowed(self) -> bool;
 }
 
 macro_rules! overflowing {
     ($($t:ty),*) => {$(
         impl Overflowing for $t {
-            fn add(self, other: Self) -> (Self, bool) {
-                self.overflowing_add(other)
+            fn add(self, other: Self) -> (Self, Self) {
+                let sum = self.wrapping_add(other);
+                // Both operands' signs differ from the sum's.
+                (sum, (self ^ sum) & (other ^ sum))
             }
-            fn sub(self, other: Self) -> (Self, bool) {
-                self.overflowing_sub(other)
+            fn sub(self, other: Self) -> (Self, Self) {
+                let difference = self.wrapping_sub(other);
+                // The operands' signs differ, and the first's from the result's.
+                (difference, (self ^ other) & (self ^ difference))
             }
-            fn mul(self, other: Self) -> (Self, bool) {
-                self.overflowing_mul(other)
+            fn mul(self, other: Self) -> (Self, Self) {
+                let (product, overflow) = self.overflowing_mul(other);
+                (product, -<$t>::from(overflow))
+            }
+            fn overflowed(self) -> bool {
+                self < 0
             }
         }
     )*};
@@ -382,6 +409,40 @@ mod tests {
             constant(Some(300)),
         );
         assert!(e.unwrap_err().to_string().contains("smallint out of range"));
+    }
+
+    #[test]
+    fn overflow_flags_agree_with_checked_arithmetic() {
+        let edges: Vec<i16> = vec![
+            i16::MIN,
+            i16::MIN + 1,
+            -182,
+            -181,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            181,
+            182,
+            i16::MAX - 1,
+            i16::MAX,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                let cases = [
+                    (Overflowing::add(a, b), a.checked_add(b)),
+                    (Overflowing::sub(a, b), a.checked_sub(b)),
+                    (Overflowing::mul(a, b), a.checked_mul(b)),
+                ];
+                for ((value, flag), checked) in cases {
+                    assert_eq!(flag.overflowed(), checked.is_none(), "{a}, {b}");
+                    if let Some(checked) = checked {
+                        assert_eq!(value, checked, "{a}, {b}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
