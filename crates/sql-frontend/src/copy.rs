@@ -536,19 +536,7 @@ fn convert(
             None => Ok(new_null_array(field.data_type(), batch.num_rows())),
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
-    if let Some(field) = schema
-        .fields()
-        .iter()
-        .zip(&arrays)
-        .find_map(|(field, array)| {
-            (!field.is_nullable() && array.null_count() > 0).then_some(field)
-        })
-    {
-        return Err(Error::NotNullViolation(
-            field.name().clone(),
-            table.to_string(),
-        ));
-    }
+    crate::session::refuse_nulls(schema, &arrays, table)?;
     RecordBatch::try_new(schema.clone(), arrays)
         .map_err(|e| Error::BadCopyData(format!("COPY {table}: {e}")))
 }

@@ -698,7 +698,7 @@ impl ExtendedQueryHandler for Handler {
         }
         .await;
         let outcome = session
-            .naming_not_null_column(&prepared.statement, outcome)
+            .naming_not_null_column(crate::session::written_table(&prepared.statement), outcome)
             .await
             .inspect_err(crate::handler::log_failure)?;
         respond(

@@ -61,6 +61,7 @@ mod sequences;
 mod unique_keys;
 mod views;
 
+pub(crate) use not_null::{refuse_nulls, written_table};
 pub(crate) use on_conflict::{Conflict, take_on_conflict};
 pub(crate) use returning::{Returned, take_returning};
 
@@ -277,12 +278,8 @@ impl Session {
         let changes_planning = changes_planning(&statement);
         let written = not_null::written_table(&statement).map(|(t, c)| (t.clone(), c.to_vec()));
         let result = self.execute_unstamped(statement).await;
-        let result = match (result, written) {
-            (Err(error), Some((table, columns))) => {
-                Err(self.name_not_null_column(error, &table, &columns).await)
-            }
-            (result, _) => result,
-        };
+        let written = written.as_ref().map(|(t, c)| (t, c.as_slice()));
+        let result = self.naming_not_null_column(written, result).await;
         if changes_planning {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }

@@ -29,7 +29,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -303,14 +303,7 @@ pub(super) fn rows_source(
     batches: &[RecordBatch],
 ) -> Result<Arc<dyn TableSource>> {
     for batch in batches {
-        for (field, column) in schema.fields().iter().zip(batch.columns()) {
-            if !field.is_nullable() && column.null_count() > 0 {
-                return Err(Error::NotNullViolation(
-                    field.name().clone(),
-                    table.table().to_string(),
-                ));
-            }
-        }
+        super::refuse_nulls(&schema, batch.columns(), table.table())?;
     }
     let batches = batches
         .iter()

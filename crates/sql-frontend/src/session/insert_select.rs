@@ -31,14 +31,23 @@ use crate::{Error, Result};
 /// Whether Quiver plans `insert` itself: its rows come from a query (not
 /// a `VALUES` list) that reads a `VALUES` list.
 pub(super) fn reads_values_list(insert: &Insert) -> bool {
-    let Some(source) = &insert.source else {
-        return false;
-    };
-    !matches!(source.body.as_ref(), SetExpr::Values(_))
+    plain_insert_select(insert)
+        && insert
+            .source
+            .as_ref()
+            .is_some_and(|source| source.to_string().to_ascii_uppercase().contains("VALUES"))
+}
+
+/// Whether `insert` is one Quiver can plan itself: rows from a query (not
+/// a `VALUES` list) into a table, without `ON CONFLICT` or `RETURNING`.
+fn plain_insert_select(insert: &Insert) -> bool {
+    insert
+        .source
+        .as_ref()
+        .is_some_and(|source| !matches!(source.body.as_ref(), SetExpr::Values(_)))
         && insert.on.is_none()
         && insert.returning.is_none()
         && matches!(insert.table, TableObject::TableName(_))
-        && source.to_string().to_ascii_uppercase().contains("VALUES")
 }
 
 /// Whether `insert`'s query may give fewer columns than its table has
@@ -46,14 +55,7 @@ pub(super) fn reads_values_list(insert: &Insert) -> bool {
 /// defaults, DataFusion's `INSERT` refuses ([`is_column_count_mismatch`]),
 /// and Quiver then plans it itself.
 pub(super) fn may_name_fewer(insert: &Insert) -> bool {
-    insert.columns.is_empty()
-        && insert.on.is_none()
-        && insert.returning.is_none()
-        && matches!(insert.table, TableObject::TableName(_))
-        && insert
-            .source
-            .as_ref()
-            .is_some_and(|source| !matches!(source.body.as_ref(), SetExpr::Values(_)))
+    insert.columns.is_empty() && plain_insert_select(insert)
 }
 
 /// DataFusion's refusal of an `INSERT` whose query gives more or fewer

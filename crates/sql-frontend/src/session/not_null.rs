@@ -7,6 +7,8 @@
 //! knows the table and the columns it writes, so the error is renamed
 //! here, once, for every statement that writes rows.
 
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement, TableFactor, TableObject};
 
@@ -15,15 +17,31 @@ use super::defaults::target_columns;
 use crate::error::is_not_null_violation;
 use crate::{Error, Result, parse};
 
+/// 23502 for the first `NOT NULL` column of `schema` that `columns` (its
+/// values, in order) give a NULL, with PostgreSQL's message: for rows Quiver
+/// holds itself before they are written (`COPY`, an `UPDATE`'s new rows).
+pub(crate) fn refuse_nulls(schema: &Schema, columns: &[ArrayRef], table: &str) -> Result<()> {
+    match schema
+        .fields()
+        .iter()
+        .zip(columns)
+        .find(|(field, column)| !field.is_nullable() && column.null_count() > 0)
+    {
+        Some((field, _)) => Err(Error::NotNullViolation(field.name().clone(), table.into())),
+        None => Ok(()),
+    }
+}
+
 impl Session {
     /// `result` of running `statement`, with a NULL written to a `NOT
-    /// NULL` column reported as PostgreSQL reports it.
-    pub async fn naming_not_null_column<T>(
+    /// NULL` column reported as PostgreSQL reports it. `written` is
+    /// [`written_table`] of the statement.
+    pub(crate) async fn naming_not_null_column<T>(
         &self,
-        statement: &parse::Statement,
+        written: Option<(&ObjectName, &[ObjectName])>,
         result: Result<T>,
     ) -> Result<T> {
-        match (result, written_table(statement)) {
+        match (result, written) {
             (Err(error), Some((table, columns))) => {
                 Err(self.name_not_null_column(error, table, columns).await)
             }
@@ -35,7 +53,7 @@ impl Session {
     /// by a statement writing `columns` (all, if none), as PostgreSQL says
     /// it: `null value in column "b" of relation "t" violates not-null
     /// constraint`.
-    pub(super) async fn name_not_null_column(
+    async fn name_not_null_column(
         &self,
         error: Error,
         table: &ObjectName,
@@ -82,7 +100,7 @@ impl Session {
 }
 
 /// The table an `INSERT` or `UPDATE` writes, and the columns it names.
-pub(super) fn written_table(statement: &parse::Statement) -> Option<(&ObjectName, &[ObjectName])> {
+pub(crate) fn written_table(statement: &parse::Statement) -> Option<(&ObjectName, &[ObjectName])> {
     let parse::Statement::Sql(DfStatement::Statement(statement)) = statement else {
         return None;
     };
