@@ -201,3 +201,18 @@ impl ColumnBuilder {
         }
     }
 }
+
+/// The rows valid in every one of `bitmaps` (Arrow validity bitmaps of
+/// `rows` rows; a short bitmap's missing bits are nulls), or `None` when
+/// none is given: every row is valid.
+#[doc(hidden)]
+pub fn valid_rows(bitmaps: &[Option<&[u8]>], rows: usize) -> Option<Vec<u8>> {
+    let mut all: Option<Vec<u8>> = None;
+    for bits in bitmaps.iter().flatten() {
+        let all = all.get_or_insert_with(|| vec![0xff; rows.div_ceil(8)]);
+        for (i, byte) in all.iter_mut().enumerate() {
+            *byte &= bits.get(i).copied().unwrap_or(0);
+        }
+    }
+    all
+}

@@ -120,6 +120,8 @@ pub use bindings::exports::quiver::udf::table::{Guest as TableGuest, Rows as Row
 pub use bindings::quiver::udf::types::{Column, RowError, SqlType, Values, VarBinary};
 pub use column::{ColumnBuilder, ValueRef};
 #[doc(hidden)]
+pub use column::valid_rows;
+#[doc(hidden)]
 pub use table::RowsImpl;
 pub use values::{Arg, ArgReader, Date, Decimal, Ret, Timestamp};
 
@@ -212,7 +214,7 @@ macro_rules! functions {
                 }
             }
 
-            #[allow(unused_variables, unused_mut, unused_assignments)]
+            #[allow(unused_variables, unused_mut, unused_assignments, irrefutable_let_patterns)]
             fn call(
                 name: ::std::string::String,
                 args: ::std::vec::Vec<$crate::Column>,
@@ -227,6 +229,21 @@ macro_rules! functions {
                                 let $arg = $crate::ArgReader::<$ty>::new($crate::arg(&args, index, rows)?);
                                 index += 1;
                             )*
+                            // A fixed-width result: one loop over the batch
+                            // writing the result's values, nulls from the
+                            // arguments' bitmaps.
+                            if <$ret as $crate::Ret>::DENSE {
+                                if let ( $( Some($arg), )* ) = ( $( $arg.narrow(rows), )* ) {
+                                    let validity = $crate::valid_rows(&[ $( $arg.required() ),* ], rows);
+                                    if let Some(column) = <$ret as $crate::Ret>::collect(
+                                        rows,
+                                        validity,
+                                        |row| $name( $( $arg.get(row) ),* ),
+                                    ) {
+                                        return Ok(column);
+                                    }
+                                }
+                            }
                             let mut out = $crate::ColumnBuilder::new(<$ret as $crate::Ret>::sql_type(), rows);
                             for row in 0..rows {
                                 if false $( || $arg.skips(row) )* {
@@ -293,6 +310,20 @@ macro_rules! functions {
                                     let $agg_arg = $crate::ArgReader::<$agg_ty>::new($crate::arg(args, index, rows)?);
                                     index += 1;
                                 )*
+                                // Every row in group 0: one state, one loop.
+                                if groups.is_empty() {
+                                    if let (Some(state), $( Some($agg_arg), )*) =
+                                        (states.first_mut(), $( $agg_arg.narrow(rows), )*)
+                                    {
+                                        for row in 0..rows {
+                                            if false $( || $agg_arg.skips(row) )* {
+                                                continue;
+                                            }
+                                            $crate::Aggregate::update(state, ( $( $agg_arg.get(row) ),* ));
+                                        }
+                                        return Ok(());
+                                    }
+                                }
                                 for row in 0..rows {
                                     if false $( || $agg_arg.skips(row) )* {
                                         continue;

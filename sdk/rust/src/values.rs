@@ -28,6 +28,13 @@ pub trait Arg<'a>: Sized {
     const NULLABLE: bool = false;
     /// The column's values, once per batch.
     fn values(column: &'a Column) -> Self::Values;
+    /// `values` cut to exactly `rows` values, so that reading row
+    /// `0..rows` needs no bounds check (the loop over a batch then compiles
+    /// to straight-line, vectorizable code); `None` if there are fewer.
+    #[inline]
+    fn narrow(values: Self::Values, _rows: usize) -> Option<Self::Values> {
+        Some(values)
+    }
     /// The value of row `row` (not null unless `NULLABLE`).
     fn read(values: Self::Values, column: &'a Column, row: usize) -> Self;
 }
@@ -40,6 +47,14 @@ pub struct ArgReader<'a, T: Arg<'a>> {
     _t: PhantomData<T>,
 }
 
+impl<'a, T: Arg<'a>> Clone for ArgReader<'a, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<'a, T: Arg<'a>> Copy for ArgReader<'a, T> {}
+
 impl<'a, T: Arg<'a>> ArgReader<'a, T> {
     pub fn new(column: &'a Column) -> Self {
         Self {
@@ -47,6 +62,25 @@ impl<'a, T: Arg<'a>> ArgReader<'a, T> {
             values: T::values(column),
             nulls: column.validity.is_some(),
             _t: PhantomData,
+        }
+    }
+
+    /// This reader with its values cut to `rows` rows (see [`Arg::narrow`]).
+    #[inline]
+    pub fn narrow(self, rows: usize) -> Option<Self> {
+        Some(Self {
+            values: T::narrow(self.values, rows)?,
+            ..self
+        })
+    }
+
+    /// The validity bitmap of the column when its nulls make the result
+    /// null (`T` cannot take null), else `None`.
+    pub fn required(&self) -> Option<&'a [u8]> {
+        if T::NULLABLE {
+            None
+        } else {
+            self.column.validity.as_deref()
         }
     }
 
@@ -76,6 +110,10 @@ macro_rules! fixed_arg {
                     Values::$variant(v) => v,
                     _ => &[],
                 }
+            }
+            #[inline]
+            fn narrow(values: Self::Values, rows: usize) -> Option<Self::Values> {
+                values.get(..rows)
             }
             #[inline]
             fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
@@ -118,18 +156,24 @@ fn var_binary(column: &Column) -> Option<&VarBinary> {
 }
 
 impl<'a> Arg<'a> for &'a str {
-    type Values = Option<&'a VarBinary>;
+    /// The whole batch's text, checked to be UTF-8 once, and its offsets.
+    type Values = Option<(&'a str, &'a [u32])>;
     fn accepts(t: &SqlType) -> bool {
         matches!(t, SqlType::Text)
     }
     fn values(column: &'a Column) -> Self::Values {
-        var_binary(column)
+        // The host sends only valid UTF-8, so this check cannot fail; it
+        // runs once per batch, and a row is then a slice at two char
+        // boundaries, which needs no check of its own.
+        let v = var_binary(column)?;
+        Some((std::str::from_utf8(&v.data).ok()?, &v.offsets))
     }
     #[inline]
     fn read(values: Self::Values, _: &'a Column, row: usize) -> Self {
-        // The host sends only valid UTF-8; this check cannot fail.
         values
-            .and_then(|v| std::str::from_utf8(slot(v, row)).ok())
+            .and_then(|(data, offsets)| {
+                data.get(*offsets.get(row)? as usize..*offsets.get(row + 1)? as usize)
+            })
             .unwrap_or_default()
     }
 }
@@ -158,6 +202,10 @@ impl<'a, T: Arg<'a>> Arg<'a> for Option<T> {
         T::values(column)
     }
     #[inline]
+    fn narrow(values: Self::Values, rows: usize) -> Option<Self::Values> {
+        T::narrow(values, rows)
+    }
+    #[inline]
     fn read(values: Self::Values, column: &'a Column, row: usize) -> Self {
         (!column.is_null(row)).then(|| T::read(values, column, row))
     }
@@ -169,6 +217,32 @@ pub trait Ret {
     fn sql_type() -> SqlType;
     /// Appends the value to the result; `Err` is a row error.
     fn push(self, out: &mut ColumnBuilder) -> Result<(), String>;
+    /// Whether [`collect`](Self::collect) builds columns of this type.
+    #[doc(hidden)]
+    const DENSE: bool = false;
+    /// The column of `f(row)` for rows `0..rows`, computed in one loop
+    /// straight into the column's values, for a fixed-width type that is
+    /// never null or an error by itself. `f` is called only for rows that
+    /// `validity` (an Arrow bitmap, `None`: every row) says are valid; the
+    /// others hold zero. `None` for other types.
+    #[doc(hidden)]
+    #[inline]
+    fn collect(
+        _rows: usize,
+        _validity: Option<Vec<u8>>,
+        _f: impl FnMut(usize) -> Self,
+    ) -> Option<Column>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// Whether bit `row` of an Arrow validity bitmap is set.
+#[inline]
+fn valid(bits: &[u8], row: usize) -> bool {
+    bits.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0)
 }
 
 macro_rules! ret {
@@ -186,18 +260,65 @@ macro_rules! ret {
     };
 }
 
-ret!(bool, SqlType::Boolean, |v| ValueRef::Boolean(v));
-ret!(i8, SqlType::Int8, |v| ValueRef::Int8(v));
-ret!(i16, SqlType::Int16, |v| ValueRef::Int16(v));
-ret!(i32, SqlType::Int32, |v| ValueRef::Int32(v));
-ret!(i64, SqlType::Int64, |v| ValueRef::Int64(v));
-ret!(f32, SqlType::Float32, |v| ValueRef::Float32(v));
-ret!(f64, SqlType::Float64, |v| ValueRef::Float64(v));
+/// `Ret` for a fixed-width type stored as `Values::$variant` of the values
+/// `$native` makes of it.
+macro_rules! fixed_ret {
+    ($t:ty, $variant:ident, $sql:expr, |$v:ident| $native:expr) => {
+        impl Ret for $t {
+            fn sql_type() -> SqlType {
+                $sql
+            }
+            #[inline]
+            fn push(self, out: &mut ColumnBuilder) -> Result<(), String> {
+                let $v = self;
+                out.push(ValueRef::$variant($native))
+            }
+            const DENSE: bool = true;
+            #[inline]
+            fn collect(
+                rows: usize,
+                validity: Option<Vec<u8>>,
+                mut f: impl FnMut(usize) -> Self,
+            ) -> Option<Column> {
+                let values = match &validity {
+                    None => (0..rows)
+                        .map(|row| {
+                            let $v = f(row);
+                            $native
+                        })
+                        .collect(),
+                    Some(bits) => (0..rows)
+                        .map(|row| {
+                            if valid(bits, row) {
+                                let $v = f(row);
+                                $native
+                            } else {
+                                Default::default()
+                            }
+                        })
+                        .collect(),
+                };
+                Some(Column {
+                    validity,
+                    values: Values::$variant(values),
+                })
+            }
+        }
+    };
+}
+
+fixed_ret!(bool, Boolean, SqlType::Boolean, |v| v);
+fixed_ret!(i8, Int8, SqlType::Int8, |v| v);
+fixed_ret!(i16, Int16, SqlType::Int16, |v| v);
+fixed_ret!(i32, Int32, SqlType::Int32, |v| v);
+fixed_ret!(i64, Int64, SqlType::Int64, |v| v);
+fixed_ret!(f32, Float32, SqlType::Float32, |v| v);
+fixed_ret!(f64, Float64, SqlType::Float64, |v| v);
+fixed_ret!(Date, Date, SqlType::Date, |v| v.0);
+fixed_ret!(Timestamp, Timestamp, SqlType::Timestamp, |v| v.0);
 ret!(String, SqlType::Text, |v| ValueRef::Text(&v));
 ret!(&str, SqlType::Text, |v| ValueRef::Text(v));
 ret!(Vec<u8>, SqlType::Bytea, |v| ValueRef::Bytea(&v));
-ret!(Date, SqlType::Date, |v| ValueRef::Date(v.0));
-ret!(Timestamp, SqlType::Timestamp, |v| ValueRef::Timestamp(v.0));
 
 impl<const S: u8> Ret for Decimal<S> {
     fn sql_type() -> SqlType {

@@ -481,16 +481,22 @@ impl Aggregate for Average {
 
 #[derive(Default)]
 struct Sum {
-    sum: Option<i64>,
+    sum: i64,
+    /// Whether there was a row (no rows: NULL).
+    any: bool,
     overflow: bool,
 }
 
 impl Sum {
+    /// Adds without a branch (wrapping, with the overflow remembered), so
+    /// that the SDK's loop over a batch vectorizes.
+    #[inline]
     fn add(&mut self, x: i64) {
-        match self.sum.unwrap_or(0).checked_add(x) {
-            Some(sum) => self.sum = Some(sum),
-            None => self.overflow = true,
-        }
+        let sum = self.sum.wrapping_add(x);
+        // Both operands' signs differ from the sum's: it wrapped around.
+        self.overflow |= ((self.sum ^ sum) & (x ^ sum)) < 0;
+        self.sum = sum;
+        self.any = true;
     }
 }
 
@@ -498,33 +504,35 @@ impl Aggregate for Sum {
     type Input<'a> = i64;
     /// An overflow is an error, as in PostgreSQL.
     type Output = Result<Option<i64>, String>;
+    #[inline]
     fn update(&mut self, x: i64) {
         self.add(x)
     }
     fn merge(&mut self, other: Self) {
         self.overflow |= other.overflow;
-        if let Some(x) = other.sum {
-            self.add(x);
+        if other.any {
+            self.add(other.sum);
         }
     }
     fn finish(&self) -> Result<Option<i64>, String> {
         if self.overflow {
             return Err("bigint out of range".into());
         }
-        Ok(self.sum)
+        Ok(self.any.then_some(self.sum))
     }
     fn save(&self, out: &mut Vec<u8>) {
         out.push(u8::from(self.overflow));
-        if let Some(x) = self.sum {
-            out.extend_from_slice(&x.to_le_bytes());
+        if self.any {
+            out.extend_from_slice(&self.sum.to_le_bytes());
         }
     }
     fn load(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Reader(bytes);
         let overflow = r.take(1)? == [1];
-        let sum = if r.0.is_empty() { None } else { Some(r.i64()?) };
+        let any = !r.0.is_empty();
+        let sum = if any { r.i64()? } else { 0 };
         r.done()?;
-        Ok(Sum { sum, overflow })
+        Ok(Sum { sum, any, overflow })
     }
 }
 
