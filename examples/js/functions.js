@@ -19,6 +19,16 @@ scalarFunction("mul2_add1", ["bigint"], "bigint", (x) => x * 2n + 1n);
 // Upper-cases every character (string); NULL stays NULL.
 scalarFunction("upper", ["text"], "text", (s) => s.toUpperCase());
 
+// The same two, called once per batch: arrays in, an array out. A
+// BigInt64Array result is taken as it is (its values wrap around as the
+// typed array's do).
+scalarFunction("mul2_add1_batch", ["bigint"], "bigint", (xs) => xs.map((x) => x * 2n + 1n), {
+  vectorized: true,
+});
+scalarFunction("upper_batch", ["text"], "text", (ss) => ss.map((s) => s.toUpperCase()), {
+  vectorized: true,
+});
+
 // The sum of a bigint column; NULL for no rows, an error beyond bigint.
 aggregateFunction("wasm_sum", ["bigint"], "bigint", class {
   total = null;

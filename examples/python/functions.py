@@ -109,3 +109,15 @@ def words(text):
     """Rows of several columns are tuples."""
     for position, word in enumerate(text.split(), start=1):
         yield position, word
+
+
+@scalar(args=["bigint"], returns="bigint", vectorized=True)
+def mul2_add1_batch(xs):
+    """mul2_add1 called once per batch: a list in, a list out (vectorized=True)."""
+    return [x * 2 + 1 for x in xs]
+
+
+@scalar(args=["text"], returns="text", vectorized=True)
+def upper_batch(strings):
+    """upper, vectorized."""
+    return [s.upper() for s in strings]

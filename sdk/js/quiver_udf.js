@@ -22,6 +22,7 @@ function intType(name, tag, bits, Typed) {
   return {
     name,
     tag,
+    typed: Typed,
     read: (values, i) => values[i],
     check: (v) =>
       typeof v === "bigint" ? (v >= BigInt(lo) && v <= BigInt(hi) ? null : `${name} out of range`)
@@ -69,6 +70,7 @@ const TYPES = [
   {
     name: "bigint",
     tag: "int64",
+    typed: BigInt64Array,
     read: (values, i) => BigInt(values[i]),
     check: (v) => {
       if (typeof v !== "bigint" && !Number.isSafeInteger(v)) return `${describe(v)} is not bigint`;
@@ -105,6 +107,7 @@ function floatType(name, tag, Typed) {
   return {
     name,
     tag,
+    typed: Typed,
     read: (values, i) => values[i],
     check: (v) => (typeof v === "number" ? null : `${describe(v)} is not ${name}`),
     write: (values) => Typed.from(values, (v) => (v === null ? 0 : v)),
@@ -166,11 +169,19 @@ const TABLES = new Map();
  * A scalar function: `fn` is called once per row with one value per argument.
  * With `strict` (the default), a row with a NULL argument gives NULL without a
  * call; `{ strict: false }` passes null instead.
+ *
+ * `{ vectorized: true }`: `fn` is called once per batch of rows instead, with
+ * one array per argument (a typed array for numbers: BigInt64Array for
+ * `bigint`, Float64Array for `double precision`, ...), and returns an array
+ * of as many results; a typed array of the result's type is taken as it is.
+ * In a strict function the rows with a NULL argument hold a placeholder (0,
+ * "", ...) and their results are ignored: they are NULL.
  */
 export function scalarFunction(name, args, returns, fn, options) {
   const f = define(SCALARS, "scalar", name, args, options);
   f.returns = sqlType(returns);
   f.fn = fn;
+  f.vectorized = options?.vectorized ?? false;
 }
 
 /**
@@ -229,6 +240,45 @@ function writeColumn(values, type) {
   return { validity, values: { tag: type.tag, val: type.write(values) } };
 }
 
+/** A whole argument column for a vectorized function. */
+function readAll(column, type, rows, strict) {
+  if (!strict) return readColumn(column, type, rows);
+  const raw = column.values.val;
+  if (type.typed && raw instanceof type.typed) return raw;
+  return Array.from({ length: rows }, (_, i) => type.read(raw, i));
+}
+
+/** The rows valid in every one of `bitmaps` (undefined: no NULL), or undefined. */
+function validInAll(bitmaps, rows) {
+  let all;
+  for (const bits of bitmaps) {
+    if (!bits) continue;
+    all ??= new Uint8Array((rows + 7) >> 3).fill(0xff);
+    for (let i = 0; i < all.length; i++) all[i] &= bits[i] ?? 0;
+  }
+  return all;
+}
+
+/** A vectorized scalar function over a batch: arrays in, an array out. */
+function callVectorized(f, args, rows) {
+  const columns = f.args.map((type, c) => readAll(args[c], type, rows, f.strict));
+  let out;
+  try {
+    out = f.fn(...columns);
+  } catch (error) {
+    throw { row: 0, message: `${message(error)} (in a batch of ${rows} rows from this one)` };
+  }
+  if (out?.length !== rows) {
+    throw { row: 0, message: `${f.name} returned ${out?.length} values for ${rows} rows` };
+  }
+  const type = f.returns;
+  const column = type.typed && out instanceof type.typed
+    ? { validity: undefined, values: { tag: type.tag, val: out } }
+    : writeColumn(Array.from(out), type);
+  if (f.strict) column.validity = validInAll([...args.map((a) => a.validity), column.validity], rows);
+  return column;
+}
+
 function message(error) {
   if (error instanceof Error) return error.message ? `${error.name}: ${error.message}` : error.name;
   return String(error);
@@ -273,6 +323,7 @@ export const scalar = {
   call(name, args, rows) {
     const f = SCALARS.get(name);
     if (!f) throw { row: 0, message: `this module has no scalar function named ${JSON.stringify(name)}` };
+    if (f.vectorized) return callVectorized(f, args, rows);
     const out = new Array(rows);
     eachRow(f, args, rows, (row, values) => {
       out[row] = f.strict && values.includes(null) ? null : f.fn(...values);

@@ -154,6 +154,7 @@ class _Function:
         self.name = name or obj.__name__
         self.args = [_sql_type(a) for a in args]
         self.strict = strict
+        self.vectorized = False
 
     def check(self, given):
         """Raises Err(message) unless `given` (WIT types) is this signature."""
@@ -174,17 +175,23 @@ def _register(registry, function):
     return function.obj
 
 
-def scalar(*, args, returns, name=None, strict=True):
+def scalar(*, args, returns, name=None, strict=True, vectorized=False):
     """A scalar function: called once per row with one Python value per argument.
 
     ``args`` lists the SQL argument types and ``returns`` the result's. With
     ``strict`` (the default), a row with a NULL argument gives NULL without a
     call; ``strict=False`` passes None instead.
+
+    ``vectorized=True``: called once per batch of rows instead, with one list
+    per argument, and returns a list (any iterable) of as many results. In a
+    strict function the rows with a NULL argument hold a placeholder (0, 0.0,
+    "", ...) and their results are ignored: they are NULL.
     """
 
     def decorate(fn):
         function = _Function("scalar", fn, name, args, strict)
         function.returns = _sql_type(returns)
+        function.vectorized = vectorized
         return _register(_SCALARS, function)
 
     return decorate
@@ -268,6 +275,60 @@ def _write(values, ty, row_of=lambda i: i):
     return t.Column(None if validity is None else bytes(validity), ty.values(ty.write(values)))
 
 
+# What a result column's values may be, checked a column at a time; anything
+# else goes through _write's check of each value.
+_EXACT = {
+    "smallint": {int},
+    "integer": {int},
+    "bigint": {int},
+    "real": {float, int},
+    "double precision": {float, int},
+    "text": {str},
+}
+
+
+def _write_all(values, ty):
+    """_write for a column with no NULL whose values are all of one plain type
+    (checked by C code, not a Python loop), else _write itself."""
+    if None not in values and set(map(type, values)) <= _EXACT.get(ty.name, set()):
+        if ty.lo is None or not values or (ty.lo <= min(values) and max(values) <= ty.hi):
+            return t.Column(None, ty.values(ty.write(values) if ty.name == "text" else values))
+    return _write(values, ty)
+
+
+def _valid_in_all(bitmaps, rows):
+    """The rows valid in every one of `bitmaps` (Arrow validity bitmaps, None
+    meaning no NULL), or None when every row is valid."""
+    given = [b for b in bitmaps if b is not None]
+    if not given:
+        return None
+    size = (rows + 7) // 8
+    bits = (1 << (8 * size)) - 1
+    for b in given:
+        bits &= int.from_bytes(bytes(b[:size]).ljust(size, b"\0"), "little")
+    return bits.to_bytes(size, "little")
+
+
+def _vectorized(function, args, rows):
+    """A vectorized scalar function over a batch: lists in, a list out."""
+    if function.strict:
+        columns = [ty.read(c.values.value) for c, ty in zip(args, function.args)]
+    else:
+        columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
+    try:
+        out = function.obj(*columns)
+        out = out if isinstance(out, list) else list(out)
+    except Exception as error:
+        raise Err(t.RowError(0, f"{_message(error)} (in a batch of {rows} rows from this one)"))
+    if len(out) != rows:
+        raise Err(t.RowError(0, f"{function.name} returned {len(out)} values for {rows} rows"))
+    column = _write_all(out, function.returns)
+    if function.strict:
+        valid = _valid_in_all([c.validity for c in args] + [column.validity], rows)
+        column = t.Column(valid, column.values)
+    return column
+
+
 def _message(error):
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -306,6 +367,8 @@ class Scalar(exports.Scalar):
         function = _SCALARS.get(name)
         if function is None:
             raise Err(t.RowError(0, f"this module has no scalar function named {name!r}"))
+        if function.vectorized:
+            return _vectorized(function, args, rows)
         fn = function.obj
         arguments = _arguments(function, args, rows)
         out = []
