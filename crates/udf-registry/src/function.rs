@@ -522,11 +522,16 @@ impl WasmFunction {
         }
     }
 
+    /// Puts an instance back in the pool for the next call, unless it is
+    /// better replaced: its captured output is nearly full, or its memory
+    /// has grown past half its limit (linear memory never shrinks, so an
+    /// instance whose heap fragments or leaks a little on every call — the
+    /// Python interpreter's does — would fail some later call that a fresh
+    /// one runs).
     fn release(&self, instance: Instance) {
-        if instance
-            .store()
-            .data()
-            .output_nearly_full(self.runtime.config().output_limit)
+        let state = instance.store().data();
+        if state.output_nearly_full(self.runtime.config().output_limit)
+            || state.memory_bytes() > self.limits.max_memory / 2
         {
             return;
         }
