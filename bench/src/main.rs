@@ -4,8 +4,9 @@
 //! `generate_series`. In one process (no network, no Ballista), so the
 //! figures are the functions' cost.
 //!
-//! Usage: `cargo run --release -p quiver-bench -- [GUEST_DIR] [ROWS]`
-//! (GUEST_DIR defaults to what `./dev guests` prints).
+//! Usage: `cargo run --release -p quiver-bench -- [GUEST_DIR] [ROWS] [GROUP...]`
+//! (GUEST_DIR defaults to what `./dev guests` prints; the groups are
+//! `numeric`, `string`, `aggregate`, `table` and `calls`, all by default).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,6 +121,8 @@ async fn main() {
         .next()
         .and_then(|r| r.parse().ok())
         .unwrap_or(10_000_000);
+    let only: Vec<String> = args.collect();
+    let runs = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(MetaStore::open(&dir.path().join("catalog")).expect("store"));
@@ -136,8 +139,24 @@ async fn main() {
         create("c_upper", vec![SqlType::Text], SqlType::Text, c_file(), Some("upper")),
         create("py_mul2_add1", vec![SqlType::Int64], SqlType::Int64, py_file(), Some("mul2_add1")),
         create("py_upper", vec![SqlType::Text], SqlType::Text, py_file(), Some("upper")),
+        create(
+            "py_mul2_add1_batch",
+            vec![SqlType::Int64],
+            SqlType::Int64,
+            py_file(),
+            Some("mul2_add1_batch"),
+        ),
+        create("py_upper_batch", vec![SqlType::Text], SqlType::Text, py_file(), Some("upper_batch")),
         create("js_mul2_add1", vec![SqlType::Int64], SqlType::Int64, js_file(), Some("mul2_add1")),
         create("js_upper", vec![SqlType::Text], SqlType::Text, js_file(), Some("upper")),
+        create(
+            "js_mul2_add1_batch",
+            vec![SqlType::Int64],
+            SqlType::Int64,
+            js_file(),
+            Some("mul2_add1_batch"),
+        ),
+        create("js_upper_batch", vec![SqlType::Text], SqlType::Text, js_file(), Some("upper_batch")),
         create(
             "core_mul2_add1",
             vec![SqlType::Int64],
@@ -205,10 +224,11 @@ async fn main() {
     println!("rows: {rows}, batch size: {BATCH}, best of {RUNS} runs, 2 partitions\n");
     println!("| query | time (ms) | vs native |");
     println!("|---|---:|---:|");
-    // Each group: the native query first, then what is compared with it;
-    // `true` where the answers must be identical.
-    let groups: Vec<(bool, Vec<(&str, &str)>)> = vec![
+    // Each group: its name, whether the answers must be identical, the
+    // native query and then what is compared with it.
+    let groups: Vec<(&str, bool, Vec<(&str, &str)>)> = vec![
         (
+            "numeric",
             true,
             vec![
                 ("native: sum(x * 2 + 1)", "SELECT sum(x * 2 + 1) FROM t"),
@@ -233,12 +253,21 @@ async fn main() {
                     "SELECT sum(py_mul2_add1(x)) FROM t",
                 ),
                 (
+                    "Wasm component in Python, vectorized: sum(py_mul2_add1_batch(x))",
+                    "SELECT sum(py_mul2_add1_batch(x)) FROM t",
+                ),
+                (
                     "Wasm component in JavaScript: sum(js_mul2_add1(x))",
                     "SELECT sum(js_mul2_add1(x)) FROM t",
+                ),
+                (
+                    "Wasm component in JavaScript, vectorized: sum(js_mul2_add1_batch(x))",
+                    "SELECT sum(js_mul2_add1_batch(x)) FROM t",
                 ),
             ],
         ),
         (
+            "string",
             true,
             vec![
                 (
@@ -258,13 +287,22 @@ async fn main() {
                     "SELECT sum(length(py_upper(s))) FROM t",
                 ),
                 (
+                    "Wasm component in Python, vectorized: sum(length(py_upper_batch(s)))",
+                    "SELECT sum(length(py_upper_batch(s))) FROM t",
+                ),
+                (
                     "Wasm component in JavaScript: sum(length(js_upper(s)))",
                     "SELECT sum(length(js_upper(s))) FROM t",
+                ),
+                (
+                    "Wasm component in JavaScript, vectorized: sum(length(js_upper_batch(s)))",
+                    "SELECT sum(length(js_upper_batch(s))) FROM t",
                 ),
                 ("baseline: sum(length(s))", "SELECT sum(length(s)) FROM t"),
             ],
         ),
         (
+            "aggregate",
             true,
             vec![
                 ("native aggregate: sum(x)", "SELECT sum(x) FROM t"),
@@ -272,6 +310,7 @@ async fn main() {
             ],
         ),
         (
+            "aggregate",
             false,
             vec![
                 (
@@ -282,6 +321,7 @@ async fn main() {
             ],
         ),
         (
+            "aggregate",
             true,
             vec![
                 (
@@ -295,6 +335,7 @@ async fn main() {
             ],
         ),
         (
+            "table",
             true,
             vec![
                 (
@@ -308,7 +349,7 @@ async fn main() {
             ],
         ),
     ];
-    for (exact, group) in groups {
+    for (_, exact, group) in groups.into_iter().filter(|(name, ..)| runs(name)) {
         let mut native = None;
         let mut answers = Vec::new();
         for (label, sql) in group {
@@ -331,6 +372,9 @@ async fn main() {
         }
     }
 
+    if !runs("calls") {
+        return;
+    }
     // The fixed cost of a call: each function over one-row batches, less
     // the native expression over the same batches.
     println!("\nfixed cost per call ({CALLS} one-row batches):\n");
