@@ -189,7 +189,7 @@ def main():
     parquet, csv = generate(sf, work)
 
     quiver, qcon, qdata = quiver_server(binary, parquet)
-    partitions = int(qcon.execute("SHOW datafusion.execution.target_partitions").fetchone()[0])
+    partitions = int(qcon.execute("SHOW datafusion.execution.target_partitions").fetchone()[-1])
     config = datafusion.SessionConfig().with_target_partitions(partitions)
     df = datafusion.SessionContext(config)
     for table in TABLES:
