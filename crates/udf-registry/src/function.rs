@@ -525,9 +525,9 @@ impl WasmFunction {
     /// Puts an instance back in the pool for the next call, unless it is
     /// better replaced: its captured output is nearly full, or its memory
     /// has grown past half its limit (linear memory never shrinks, so an
-    /// instance whose heap fragments or leaks a little on every call — the
-    /// Python interpreter's does — would fail some later call that a fresh
-    /// one runs).
+    /// instance whose heap fragments or leaks a little on every call would
+    /// fail some later call that a fresh one runs: the benchmark's Python
+    /// `upper` once failed past 128 MiB after many batches).
     fn release(&self, instance: Instance) {
         let state = instance.store().data();
         if state.output_nearly_full(self.runtime.config().output_limit)
