@@ -27,7 +27,7 @@ impl Column {
     pub fn is_null(&self, row: usize) -> bool {
         match &self.validity {
             None => false,
-            Some(bits) => bits.get(row / 8).is_none_or(|b| b & (1 << (row % 8)) == 0),
+            Some(bits) => !valid(bits, row),
         }
     }
 
@@ -57,6 +57,13 @@ impl Column {
             }
         })
     }
+}
+
+/// Whether bit `row` of an Arrow validity bitmap is set (a bit past its end
+/// is not).
+#[inline]
+pub(crate) fn valid(bits: &[u8], row: usize) -> bool {
+    bits.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0)
 }
 
 pub(crate) fn slot(v: &VarBinary, row: usize) -> &[u8] {

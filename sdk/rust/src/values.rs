@@ -3,7 +3,7 @@
 use std::fmt::Display;
 use std::marker::PhantomData;
 
-use crate::column::slot;
+use crate::column::{slot, valid};
 use crate::{Column, ColumnBuilder, SqlType, ValueRef, Values, VarBinary};
 
 /// A `date`: days since 1970-01-01.
@@ -239,14 +239,10 @@ pub trait Ret {
     }
 }
 
-/// Whether bit `row` of an Arrow validity bitmap is set.
-#[inline]
-fn valid(bits: &[u8], row: usize) -> bool {
-    bits.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0)
-}
-
+/// `Ret` for `$t`, pushed as the `ValueRef` `$value` makes of it, with any
+/// further items after a `;`.
 macro_rules! ret {
-    ($t:ty, $sql:expr, |$v:ident| $value:expr) => {
+    ($t:ty, $sql:expr, |$v:ident| $value:expr $(; $($items:tt)*)?) => {
         impl Ret for $t {
             fn sql_type() -> SqlType {
                 $sql
@@ -256,6 +252,7 @@ macro_rules! ret {
                 let $v = self;
                 out.push($value)
             }
+            $($($items)*)?
         }
     };
 }
@@ -264,15 +261,7 @@ macro_rules! ret {
 /// `$native` makes of it.
 macro_rules! fixed_ret {
     ($t:ty, $variant:ident, $sql:expr, |$v:ident| $native:expr) => {
-        impl Ret for $t {
-            fn sql_type() -> SqlType {
-                $sql
-            }
-            #[inline]
-            fn push(self, out: &mut ColumnBuilder) -> Result<(), String> {
-                let $v = self;
-                out.push(ValueRef::$variant($native))
-            }
+        ret!($t, $sql, |$v| ValueRef::$variant($native);
             const DENSE: bool = true;
             #[inline]
             fn collect(
@@ -303,7 +292,7 @@ macro_rules! fixed_ret {
                     values: Values::$variant(values),
                 })
             }
-        }
+        );
     };
 }
 
