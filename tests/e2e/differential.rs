@@ -51,6 +51,30 @@ const SETUP: &[&str] = &[
 const CHANGED: &str = "m";
 const REFILL: &str = "TRUNCATE m; INSERT INTO m SELECT a, b, c FROM t1";
 
+/// How Quiver plans joins for the next query: each query runs under one of
+/// these (Quiver's defaults half of the time), and none may change an
+/// answer. (Quiver refuses `datafusion.optimizer.repartition_joins =
+/// false`, under which answers did change.)
+fn plan_settings() -> [String; 3] {
+    let joins = |prefer_hash: bool, collect_under: u64, max_build: u64| {
+        format!(
+            "SET datafusion.optimizer.prefer_hash_join = {prefer_hash}; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = {collect_under}; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = {collect_under}; \
+             SET ballista.optimizer.hash_join_max_build_partition_bytes = {max_build}"
+        )
+    };
+    [
+        // Quiver's defaults: hash joins, small build sides collected.
+        joins(true, 1_000_000, 64 << 20),
+        // Sort-merge joins everywhere, as Ballista plans them.
+        joins(false, 1_000_000, 64 << 20),
+        // Every build side "too large" to hold: the hash joins Quiver turns
+        // into sort-merge joins (`DistributedHashJoins`).
+        joins(true, 0, 1),
+    ]
+}
+
 /// What one database made of a query.
 #[derive(Debug, PartialEq)]
 enum Outcome {
@@ -294,10 +318,17 @@ async fn compare(quiver_conninfo: &str) {
     let mut generator = Generator::new(ChaCha8Rng::seed_from_u64(seed));
     let (mut tolerated, mut failures) = (0, Vec::<String>::new());
     let verbose = std::env::var_os("QUIVER_DIFF_VERBOSE").is_some();
+    let plans = plan_settings();
     for _ in 0..count {
         let query = generator.query();
+        let settings = &plans[generator.plan_settings(plans.len())];
+        databases
+            .quiver
+            .batch_execute(settings)
+            .await
+            .unwrap_or_else(|e| panic!("{settings}: {e}"));
         if verbose {
-            eprintln!("differential query: {query}");
+            eprintln!("differential query: {query}\n  (Quiver under: {settings})");
         }
         if databases.disagree(&query).await.is_none() {
             continue;
@@ -313,7 +344,7 @@ async fn compare(quiver_conninfo: &str) {
             continue;
         }
         let report = format!(
-            "{sql}\n  PostgreSQL: {expected:?}\n  Quiver:     {actual:?}\n  (from {query})"
+            "{sql}\n  PostgreSQL: {expected:?}\n  Quiver:     {actual:?}\n  (from {query})\n  (Quiver under: {settings})"
         );
         if !failures.iter().any(|f| f.starts_with(&format!("{sql}\n"))) {
             failures.push(report);

@@ -98,3 +98,70 @@ async fn small_reads_run_on_the_frontend_and_larger_ones_as_ballista_stages() {
     drop(client);
     server.stop();
 }
+
+/// The distributed plan of an EXPLAIN.
+async fn distributed_plan(client: &tokio_postgres::Client, sql: &str) -> String {
+    let plan = explain(client, sql).await;
+    plan.into_iter()
+        .find(|(kind, _)| kind == "distributed_plan")
+        .map(|(_, text)| text)
+        .unwrap_or_else(|| panic!("{sql} is planned by Ballista"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn joins_are_hash_joins_unless_the_build_side_is_too_large_to_hold() {
+    let (_data, server) = QuiverServer::start_fresh();
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE a (id BIGINT, x TEXT); CREATE TABLE b (id BIGINT, y TEXT);
+             INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 100) g;
+             INSERT INTO b SELECT g % 50, 'b' || g FROM generate_series(1, 300) g;
+             SET quiver.local_read_limit = 0;",
+        )
+        .await
+        .expect("tables");
+    let join = "SELECT a.x, b.y FROM a JOIN b ON a.id = b.id";
+    let answer = rows(&client, &format!("{join} ORDER BY 1, 2")).await;
+    assert_eq!(answer.len(), 294);
+
+    let plan = distributed_plan(&client, join).await;
+    assert!(
+        plan.contains("HashJoinExec") && !plan.contains("SortMergeJoinExec"),
+        "a join is a hash join: {plan}"
+    );
+
+    // No build side collected, and every one over the (here one-byte)
+    // limit of a partition's build side: a sort-merge join, which spills.
+    client
+        .batch_execute(
+            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0;
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0;
+             SET ballista.optimizer.hash_join_max_build_partition_bytes = 1;",
+        )
+        .await
+        .expect("set");
+    let plan = distributed_plan(&client, join).await;
+    assert!(
+        plan.contains("SortMergeJoinExec") && !plan.contains("HashJoinExec"),
+        "a join whose build side is too large is a sort-merge join: {plan}"
+    );
+    assert_eq!(
+        rows(&client, &format!("{join} ORDER BY 1, 2")).await,
+        answer
+    );
+
+    // 0 turns the limit off: hash joins over shuffled inputs.
+    client
+        .batch_execute("SET ballista.optimizer.hash_join_max_build_partition_bytes = 0")
+        .await
+        .expect("set");
+    let plan = distributed_plan(&client, join).await;
+    assert!(plan.contains("HashJoinExec"), "{plan}");
+    assert_eq!(
+        rows(&client, &format!("{join} ORDER BY 1, 2")).await,
+        answer
+    );
+    drop(client);
+    server.stop();
+}

@@ -1,4 +1,32 @@
-//! Nested-loop joins that give the same answer when split into tasks.
+//! Joins planned for a cluster: hash joins only where their build side fits
+//! in memory, and nested-loop joins that give the same answer when split
+//! into tasks.
+//!
+//! [`DistributedHashJoins`]: Quiver plans equi-joins as hash joins
+//! (DataFusion's default; Ballista's is sort-merge joins, because a hash
+//! join cannot spill its build side to disk). A sort-merge join shuffles
+//! and sorts both inputs, even a 25-row dimension table: TPC-H ran 4.5
+//! times as long as DataFusion alone, whose joins are hash joins
+//! (bench/README.md, "TPC-H"). Two things make hash joins safe here:
+//!
+//! - A join whose build side is collected whole (`CollectLeft`) runs in
+//!   every task of its stage, each with its own bitmap of matched build
+//!   rows, so only join types whose rows are decided by probe rows are
+//!   correct that way (inner, right, right semi/anti/mark). DataFusion's
+//!   `JoinSelection` collects small build sides of every type, and
+//!   Ballista demotes the other types to partitioned joins while it cuts
+//!   stages, after DataFusion's distribution rules: the join's output then
+//!   has more partitions than the operators above it were planned for, and
+//!   a sort above a one-partition join read one of sixteen (a `FULL JOIN`
+//!   of two one-file tables answered no rows; docs/upstream.md #6). This
+//!   rule partitions those joins right after `JoinSelection`, so that the
+//!   distribution rules plan around them.
+//! - A hash join whose build side is estimated to hold more than
+//!   `ballista.optimizer.hash_join_max_build_partition_bytes` a partition
+//!   (64 MiB unless set) becomes a sort-merge join, which spills, as
+//!   Ballista's adaptive planner does for such joins; one whose size is
+//!   not known stays a hash join, and fails with SQLSTATE 53200 rather
+//!   than exceed the memory limit.
 //!
 //! DataFusion's `NestedLoopJoinExec` collects its left input once and runs
 //! once per partition of its right input. For the join types that also emit
@@ -32,21 +60,138 @@
 
 use std::sync::Arc;
 
+use ballista_core::config::BallistaConfig;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::common::JoinType;
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec,
+};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     ReplaceChildrenOptions,
 };
 use quiver_udf_registry::SinglePartitionExec;
+
+/// Partitions the hash joins that cannot run with a collected build side in
+/// several tasks, and turns those whose build side would not fit in memory
+/// into sort-merge joins (see the module docs). It runs right after
+/// DataFusion's `JoinSelection`, which chooses each hash join's build side
+/// and mode, and before the rules that add the shuffles and sorts a join
+/// needs.
+#[derive(Debug, Default)]
+pub struct DistributedHashJoins;
+
+impl PhysicalOptimizerRule for DistributedHashJoins {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let limit = config
+            .extensions
+            .get::<BallistaConfig>()
+            .map(BallistaConfig::hash_join_max_build_partition_bytes)
+            .unwrap_or_else(|| BallistaConfig::default().hash_join_max_build_partition_bytes());
+        let partitions = config.execution.target_partitions.max(1);
+        let statistics = StatisticsContext::new();
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            // A null-aware anti join (`NOT IN`) Ballista runs as one task.
+            if join.null_aware {
+                return Ok(Transformed::no(node));
+            }
+            let mode = *join.partition_mode();
+            if mode == PartitionMode::CollectLeft && !probe_decides_rows(*join.join_type()) {
+                let partitioned = join
+                    .builder()
+                    .with_partition_mode(PartitionMode::Partitioned)
+                    .build_exec()?;
+                return Ok(Transformed::yes(partitioned));
+            }
+            // 0 turns the size check off, as it does for Ballista's
+            // adaptive planner; a join that projects its output is left as
+            // DataFusion made it.
+            if mode != PartitionMode::Partitioned || limit == 0 || join.projection.is_some() {
+                return Ok(Transformed::no(node));
+            }
+            let Some(bytes) = estimated_bytes(&statistics, join.left().as_ref())? else {
+                return Ok(Transformed::no(node));
+            };
+            if bytes / partitions <= limit {
+                return Ok(Transformed::no(node));
+            }
+            let merge = SortMergeJoinExec::try_new(
+                join.left().clone(),
+                join.right().clone(),
+                join.on().to_vec(),
+                join.filter().cloned(),
+                *join.join_type(),
+                vec![SortOptions::default(); join.on().len()],
+                join.null_equality(),
+            )?;
+            Ok(Transformed::yes(Arc::new(merge) as Arc<dyn ExecutionPlan>))
+        })
+        .map(|transformed| transformed.data)
+    }
+
+    fn name(&self) -> &str {
+        "quiver_distributed_hash_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// The bytes `plan` is estimated to produce: from its statistics, or its
+/// row count times a row's width (32 bytes a variable-width value, as
+/// Ballista's broadcast check counts them); `None` if neither is known.
+fn estimated_bytes(
+    statistics: &StatisticsContext,
+    plan: &dyn ExecutionPlan,
+) -> Result<Option<usize>> {
+    let stats = statistics.compute(plan, &StatisticsArgs::new())?;
+    if let Some(&bytes) = stats.total_byte_size.get_value()
+        && bytes != 0
+    {
+        return Ok(Some(bytes));
+    }
+    let width: usize = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.data_type().primitive_width().unwrap_or(32))
+        .sum();
+    Ok(stats
+        .num_rows
+        .get_value()
+        .map(|rows| rows.saturating_mul(width.max(1))))
+}
+
+/// The join types whose every output row is decided by one probe (right)
+/// row, which a task sees alone: a collected build side may be read by
+/// every task of the stage.
+fn probe_decides_rows(join_type: JoinType) -> bool {
+    matches!(
+        join_type,
+        JoinType::Inner
+            | JoinType::Right
+            | JoinType::RightSemi
+            | JoinType::RightAnti
+            | JoinType::RightMark
+    )
+}
 
 /// Coalesces the right input of nested-loop joins that emit left rows (see
 /// the module docs).

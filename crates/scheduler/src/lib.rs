@@ -28,7 +28,7 @@ use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule
 use tokio::net::TcpListener;
 
 use crate::constant_rows::MeteredConstantRows;
-use crate::joins::{PinnedUnionBranchJoins, SingleTaskNestedLoopJoins};
+use crate::joins::{DistributedHashJoins, PinnedUnionBranchJoins, SingleTaskNestedLoopJoins};
 use crate::limits::{OrderedOffsets, UnboundedLimits};
 use crate::window_sorts::ExplicitWindowSorts;
 
@@ -203,6 +203,11 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
     // bench/README.md, "Scaling with slots"). Row groups of 128 Ki rows
     // spread a file over the ranges that read it.
     .set_str("datafusion.execution.parquet.max_row_group_size", "131072")
+    // Equi-joins are hash joins, except those whose build side is too
+    // large to hold (`DistributedHashJoins`): Ballista makes every
+    // join a sort-merge join, which shuffles and sorts both inputs
+    // (crates/scheduler/src/joins.rs).
+    .set_str("datafusion.optimizer.prefer_hash_join", "true")
     // A task of several partitions holds a slot for each until the last
     // of them ends, so a slot whose partition ended early (fewer rows, or
     // rows a filter dropped) waits idle. One partition a task frees it for
@@ -216,7 +221,8 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 /// session's id, plus Quiver's rules: `OFFSET` without `LIMIT` read back
 /// as the frontend meant it, filtered sort-merge joins that keep their
 /// columns, nested-loop joins that stay correct when split into tasks,
-/// union branches whose joins Ballista cannot swap under them,
+/// union branches whose joins Ballista cannot swap under them, sort-merge
+/// joins where a hash join's build side would not fit in memory,
 /// window sorts every stage can check, offsets that keep their order,
 /// constant rows every task meters alike, and Wasm function metrics for
 /// `EXPLAIN ANALYZE`.
@@ -228,7 +234,14 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         .map(|options| options.session.clone())
         .filter(|session| !session.is_empty());
     let state = default_session_builder(config)?;
-    let rules = guard_upstream_rules(state.physical_optimizers());
+    let mut rules = guard_upstream_rules(state.physical_optimizers());
+    let selection = rules
+        .iter()
+        .position(|rule| rule.name() == "join_selection");
+    rules.insert(
+        selection.map_or(0, |at| at + 1),
+        Arc::new(DistributedHashJoins),
+    );
     let mut builder = SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
         .with_analyzer_rule(Arc::new(UnboundedLimits))

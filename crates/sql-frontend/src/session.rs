@@ -1610,19 +1610,16 @@ fn on_off(on: bool) -> String {
 }
 
 /// Fails with 0A000 for a setting under which distributed plans are known
-/// to answer wrongly. Issue 18's differential test found `INTERSECT` and
-/// `EXCEPT` under `ORDER BY ... LIMIT` answering no rows with hash joins
-/// (`datafusion.optimizer.prefer_hash_join = true`) or with joins over
-/// unpartitioned inputs (`datafusion.optimizer.repartition_joins = false`).
+/// to answer wrongly: issue 18's differential test found joins over
+/// unpartitioned inputs (`datafusion.optimizer.repartition_joins = false`)
+/// answering wrongly.
 fn refuse_unsafe_plan_setting(name: &str, value: Option<&str>) -> Result<()> {
     let Some(value) = value.map(str::to_ascii_lowercase) else {
         return Ok(());
     };
-    let on = matches!(value.as_str(), "true" | "on" | "1");
     let off = matches!(value.as_str(), "false" | "off" | "0");
     let unsafe_value = match name.to_ascii_lowercase().as_str() {
         "datafusion.optimizer.repartition_joins" if off => "false",
-        "datafusion.optimizer.prefer_hash_join" if on => "true",
         _ => return Ok(()),
     };
     Err(Error::FeatureNotSupported(format!(

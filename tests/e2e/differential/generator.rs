@@ -219,6 +219,16 @@ impl<R: Rng> Generator<R> {
         self.pick(&TABLES)
     }
 
+    /// Which of `count` ways of planning the next query runs under: the
+    /// first (Quiver's defaults) half of the time.
+    pub fn plan_settings(&mut self, count: usize) -> usize {
+        if count < 2 || self.chance(0.5) {
+            0
+        } else {
+            self.rng.random_range(1..count)
+        }
+    }
+
     /// A query of one of the shapes the module docs list.
     pub fn query(&mut self) -> Query {
         match self.rng.random_range(0..10) {
