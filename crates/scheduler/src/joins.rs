@@ -62,12 +62,16 @@ use std::sync::Arc;
 
 use ballista_core::config::BallistaConfig;
 use datafusion::arrow::compute::SortOptions;
-use datafusion::common::JoinType;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{JoinSide, JoinType};
 use datafusion::config::ConfigOptions;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::joins::utils::JoinFilter;
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec,
 };
@@ -135,7 +139,7 @@ impl PhysicalOptimizerRule for DistributedHashJoins {
                 join.left().clone(),
                 join.right().clone(),
                 join.on().to_vec(),
-                join.filter().cloned(),
+                join.filter().map(left_columns_first).transpose()?,
                 *join.join_type(),
                 vec![SortOptions::default(); join.on().len()],
                 join.null_equality(),
@@ -177,6 +181,44 @@ fn estimated_bytes(
         .num_rows
         .get_value()
         .map(|rows| rows.saturating_mul(width.max(1))))
+}
+
+/// `filter` with its columns in the order a sort-merge join hands them over:
+/// every left column before every right one. DataFusion's
+/// `SortMergeJoinExec` assumes that order, which its planner always gives;
+/// `JoinSelection` swaps a hash join's inputs by swapping the sides of the
+/// filter's columns, so the filter of a swapped join lists them right side
+/// first, and a sort-merge join made of it compared the wrong columns
+/// (docs/upstream.md #31).
+fn left_columns_first(filter: &JoinFilter) -> Result<JoinFilter> {
+    let columns = filter.column_indices();
+    let is_left = |at: &usize| columns[*at].side == JoinSide::Left;
+    let order: Vec<usize> = (0..columns.len())
+        .filter(is_left)
+        .chain((0..columns.len()).filter(|at| !is_left(at)))
+        .collect();
+    let mut moved_to = vec![0; order.len()];
+    for (new, &old) in order.iter().enumerate() {
+        moved_to[old] = new;
+    }
+    let expression = filter
+        .expression()
+        .clone()
+        .transform(|expr| {
+            let Some(column) = expr.downcast_ref::<Column>() else {
+                return Ok(Transformed::no(expr));
+            };
+            let moved = Column::new(column.name(), moved_to[column.index()]);
+            Ok(Transformed::yes(Arc::new(moved) as Arc<dyn PhysicalExpr>))
+        })
+        .map(|transformed| transformed.data)?;
+    let schema = filter.schema();
+    let fields: Vec<_> = order.iter().map(|&at| schema.field(at).clone()).collect();
+    Ok(JoinFilter::new(
+        expression,
+        order.iter().map(|&at| columns[at].clone()).collect(),
+        Arc::new(Schema::new(fields)),
+    ))
 }
 
 /// The join types whose every output row is decided by one probe (right)
