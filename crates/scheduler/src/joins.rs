@@ -105,6 +105,11 @@ impl PhysicalOptimizerRule for DistributedHashJoins {
             .get::<BallistaConfig>()
             .map(BallistaConfig::hash_join_max_build_partition_bytes)
             .unwrap_or_else(|| BallistaConfig::default().hash_join_max_build_partition_bytes());
+        let broadcast_limit = config
+            .extensions
+            .get::<BallistaConfig>()
+            .map(BallistaConfig::broadcast_join_threshold_bytes)
+            .unwrap_or_else(|| BallistaConfig::default().broadcast_join_threshold_bytes());
         let partitions = config.execution.target_partitions.max(1);
         let statistics = StatisticsContext::new();
         plan.transform_up(|node| {
@@ -116,7 +121,11 @@ impl PhysicalOptimizerRule for DistributedHashJoins {
                 return Ok(Transformed::no(node));
             }
             let mode = *join.partition_mode();
-            if mode == PartitionMode::CollectLeft && !probe_decides_rows(*join.join_type()) {
+            if mode == PartitionMode::CollectLeft
+                && (!probe_decides_rows(*join.join_type())
+                    || !estimated_bytes(&statistics, join.left().as_ref())?
+                        .is_some_and(|bytes| bytes < broadcast_limit))
+            {
                 let partitioned = join
                     .builder()
                     .with_partition_mode(PartitionMode::Partitioned)
@@ -159,8 +168,10 @@ impl PhysicalOptimizerRule for DistributedHashJoins {
 }
 
 /// The bytes `plan` is estimated to produce: from its statistics, or its
-/// row count times a row's width (32 bytes a variable-width value, as
-/// Ballista's broadcast check counts them); `None` if neither is known.
+/// row count times 32 bytes a column (no less than Ballista's broadcast
+/// check counts for any type, so that a side this finds small Ballista does
+/// too); `None` if neither is known or the count is 0 (which Ballista does
+/// not trust either).
 fn estimated_bytes(
     statistics: &StatisticsContext,
     plan: &dyn ExecutionPlan,
@@ -171,16 +182,12 @@ fn estimated_bytes(
     {
         return Ok(Some(bytes));
     }
-    let width: usize = plan
-        .schema()
-        .fields()
-        .iter()
-        .map(|field| field.data_type().primitive_width().unwrap_or(32))
-        .sum();
+    let width = 32 * plan.schema().fields().len().max(1);
     Ok(stats
         .num_rows
         .get_value()
-        .map(|rows| rows.saturating_mul(width.max(1))))
+        .filter(|&&rows| rows != 0)
+        .map(|rows| rows.saturating_mul(width)))
 }
 
 /// `filter` with its columns in the order a sort-merge join hands them over:
