@@ -208,6 +208,16 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
     // join a sort-merge join, which shuffles and sorts both inputs
     // (crates/scheduler/src/joins.rs).
     .set_str("datafusion.optimizer.prefer_hash_join", "true")
+    // Grouping by a `CASE` whose condition proves its value not null
+    // (`CASE WHEN y.a = x.b THEN x.b ...`) failed planning with an internal
+    // error: the logical plan knows the column is not null, the physical
+    // one does not, and the aggregate compared them (docs/upstream.md #32).
+    // The physical schema, the looser one, is what the rows are written
+    // with.
+    .set_str(
+        "datafusion.execution.skip_physical_aggregate_schema_check",
+        "true",
+    )
     // A task of several partitions holds a slot for each until the last
     // of them ends, so a slot whose partition ended early (fewer rows, or
     // rows a filter dropped) waits idle. One partition a task frees it for
