@@ -6,8 +6,9 @@
 //! (DataFusion's default; Ballista's is sort-merge joins, because a hash
 //! join cannot spill its build side to disk). A sort-merge join shuffles
 //! and sorts both inputs, even a 25-row dimension table: TPC-H ran 4.5
-//! times as long as DataFusion alone, whose joins are hash joins
-//! (bench/README.md, "TPC-H"). Two things make hash joins safe here:
+//! times as long as DataFusion alone, whose joins are hash joins, and 2.7
+//! times with hash joins (bench/README.md). Two things make hash joins safe
+//! here:
 //!
 //! - A join whose build side is collected whole (`CollectLeft`) runs in
 //!   every task of its stage, each with its own bitmap of matched build
@@ -15,12 +16,15 @@
 //!   correct that way (inner, right, right semi/anti/mark). DataFusion's
 //!   `JoinSelection` collects small build sides of every type, and
 //!   Ballista demotes the other types to partitioned joins while it cuts
-//!   stages, after DataFusion's distribution rules: the join's output then
-//!   has more partitions than the operators above it were planned for, and
-//!   a sort above a one-partition join read one of sixteen (a `FULL JOIN`
-//!   of two one-file tables answered no rows; docs/upstream.md #6). This
-//!   rule partitions those joins right after `JoinSelection`, so that the
-//!   distribution rules plan around them.
+//!   stages — and any join whose build side it cannot show to be under its
+//!   broadcast limit — after DataFusion's distribution rules: the join's
+//!   output then has more partitions than the operators above it were
+//!   planned for, and a sort above a one-partition join read one of
+//!   sixteen (a `FULL JOIN` of two one-file tables answered no rows; a
+//!   `DELETE` with a correlated scalar subquery kept none of the table's
+//!   rows; docs/upstream.md #6). This rule partitions those joins right
+//!   after `JoinSelection`, so that the distribution rules plan around them
+//!   and Ballista finds none to demote.
 //! - A hash join whose build side is estimated to hold more than
 //!   `ballista.optimizer.hash_join_max_build_partition_bytes` a partition
 //!   (64 MiB unless set) becomes a sort-merge join, which spills, as
