@@ -56,22 +56,27 @@ const REFILL: &str = "TRUNCATE m; INSERT INTO m SELECT a, b, c FROM t1";
 /// answer. (Quiver refuses `datafusion.optimizer.repartition_joins =
 /// false`, under which answers did change.)
 fn plan_settings() -> [String; 3] {
-    let joins = |prefer_hash: bool, collect_under: u64, max_build: u64| {
+    // Whether joins are hash joins, the bytes and rows under which a build
+    // side is collected, and the bytes over which one makes a hash join a
+    // sort-merge join.
+    let joins = |hash: bool, (bytes, rows): (u64, u64), max_build: u64| {
         format!(
-            "SET datafusion.optimizer.prefer_hash_join = {prefer_hash}; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold = {collect_under}; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = {collect_under}; \
+            "SET datafusion.optimizer.prefer_hash_join = {hash}; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = {bytes}; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = {rows}; \
              SET ballista.optimizer.hash_join_max_build_partition_bytes = {max_build}"
         )
     };
+    let collected = (128 << 20, 1_000_000);
     [
         // Quiver's defaults: hash joins, small build sides collected.
-        joins(true, 1_000_000, 64 << 20),
+        joins(true, collected, 64 << 20),
         // Sort-merge joins everywhere, as Ballista plans them.
-        joins(false, 1_000_000, 64 << 20),
-        // Every build side "too large" to hold: the hash joins Quiver turns
-        // into sort-merge joins (`DistributedHashJoins`).
-        joins(true, 0, 1),
+        joins(false, collected, 64 << 20),
+        // No build side collected, and every one "too large" to hold: the
+        // hash joins Quiver turns into sort-merge joins
+        // (`DistributedHashJoins`).
+        joins(true, (0, 0), 1),
     ]
 }
 
