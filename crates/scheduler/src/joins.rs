@@ -104,16 +104,13 @@ impl PhysicalOptimizerRule for DistributedHashJoins {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let limit = config
+        let ballista = config
             .extensions
             .get::<BallistaConfig>()
-            .map(BallistaConfig::hash_join_max_build_partition_bytes)
-            .unwrap_or_else(|| BallistaConfig::default().hash_join_max_build_partition_bytes());
-        let broadcast_limit = config
-            .extensions
-            .get::<BallistaConfig>()
-            .map(BallistaConfig::broadcast_join_threshold_bytes)
-            .unwrap_or_else(|| BallistaConfig::default().broadcast_join_threshold_bytes());
+            .cloned()
+            .unwrap_or_default();
+        let limit = ballista.hash_join_max_build_partition_bytes();
+        let broadcast_limit = ballista.broadcast_join_threshold_bytes();
         let partitions = config.execution.target_partitions.max(1);
         let statistics = StatisticsContext::new();
         plan.transform_up(|node| {
