@@ -124,8 +124,8 @@ impl PhysicalOptimizerRule for DistributedHashJoins {
             let mode = *join.partition_mode();
             if mode == PartitionMode::CollectLeft
                 && (!probe_decides_rows(*join.join_type())
-                    || !estimated_bytes(&statistics, join.left().as_ref())?
-                        .is_some_and(|bytes| bytes < broadcast_limit))
+                    || estimated_bytes(&statistics, join.left().as_ref())?
+                        .is_none_or(|bytes| bytes >= broadcast_limit))
             {
                 let partitioned = join
                     .builder()
