@@ -26,6 +26,16 @@ fn route(plan: &[(String, String)]) -> Option<&str> {
         .map(|(_, text)| text.as_str())
 }
 
+/// The distributed plan of an EXPLAIN (the statement must be planned by
+/// Ballista).
+async fn distributed_plan(client: &tokio_postgres::Client, sql: &str) -> String {
+    let plan = explain(client, sql).await;
+    plan.iter()
+        .find(|(kind, _)| kind == "distributed_plan")
+        .map(|(_, text)| text.clone())
+        .unwrap_or_else(|| panic!("{sql} is planned by Ballista: {plan:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn small_reads_run_on_the_frontend_and_larger_ones_as_ballista_stages() {
     let (_data, server) = QuiverServer::start_fresh();
@@ -53,15 +63,10 @@ async fn small_reads_run_on_the_frontend_and_larger_ones_as_ballista_stages() {
         .batch_execute("SET quiver.local_read_limit = 100")
         .await
         .expect("set");
-    let plan = explain(&client, join).await;
-    let distributed = plan
-        .iter()
-        .find(|(kind, _)| kind == "distributed_plan")
-        .unwrap_or_else(|| panic!("a join past the limit is planned by Ballista: {plan:?}"));
+    let distributed = distributed_plan(&client, join).await;
     assert!(
-        distributed.1.contains("Stage") && distributed.1.contains("ShuffleWriterExec"),
-        "the distributed plan shows stages: {}",
-        distributed.1
+        distributed.contains("Stage") && distributed.contains("ShuffleWriterExec"),
+        "the distributed plan shows stages: {distributed}"
     );
     assert_eq!(
         rows(&client, &format!("{join} ORDER BY 1")).await,
@@ -97,15 +102,6 @@ async fn small_reads_run_on_the_frontend_and_larger_ones_as_ballista_stages() {
     }
     drop(client);
     server.stop();
-}
-
-/// The distributed plan of an EXPLAIN.
-async fn distributed_plan(client: &tokio_postgres::Client, sql: &str) -> String {
-    let plan = explain(client, sql).await;
-    plan.into_iter()
-        .find(|(kind, _)| kind == "distributed_plan")
-        .map(|(_, text)| text)
-        .unwrap_or_else(|| panic!("{sql} is planned by Ballista"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
