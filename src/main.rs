@@ -189,6 +189,14 @@ struct ServeArgs {
     /// Task slots of the embedded executor (default: the number of CPUs).
     #[arg(long, env = "QUIVER_EXECUTOR_SLOTS")]
     executor_slots: Option<usize>,
+    /// Partitions a query's rows are split into at each step (scans,
+    /// joins, grouping), each a task for one slot: the default of every
+    /// session's `datafusion.execution.target_partitions`, which a session
+    /// may SET. Default: twice the embedded executor's slots, so a slot
+    /// whose partition ends early finds another; with --scheduler, 16
+    /// (give a cluster about twice its executors' slots in all).
+    #[arg(long, env = "QUIVER_PARTITIONS", value_parser = clap::value_parser!(u16).range(1..))]
+    partitions: Option<u16>,
     /// MiB the queries the frontend runs itself may hold at once, and the
     /// embedded executor's tasks as many (default: half the machine's memory,
     /// and Ballista's share of it). Sorts, joins and aggregates spill to disk
@@ -236,8 +244,21 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
+/// Partitions of a cluster frontend's queries unless `--partitions` says
+/// otherwise: Ballista's default, as the frontend cannot know the slots of
+/// executors that register later.
+const CLUSTER_PARTITIONS: usize = 16;
+
 impl From<ServeArgs> for ServerConfig {
     fn from(args: ServeArgs) -> Self {
+        let executor_slots = args.executor_slots.unwrap_or_else(cpus).max(1);
+        let partitions = args.partitions.map_or_else(
+            || match args.scheduler {
+                Some(_) => CLUSTER_PARTITIONS,
+                None => executor_slots.saturating_mul(2),
+            },
+            usize::from,
+        );
         ServerConfig {
             listen: args.listen,
             trust_remote_clients: args.trust_remote_clients,
@@ -249,7 +270,8 @@ impl From<ServeArgs> for ServerConfig {
             data_dir: args.data_dir,
             scheduler: args.scheduler,
             no_executors_grace: Duration::from_secs(args.no_executors_grace),
-            executor_slots: args.executor_slots.unwrap_or_else(cpus),
+            executor_slots,
+            partitions,
             memory_limit: args.memory_limit_mb.map(mib),
             local_read_limit: args.local_read_limit_kb.saturating_mul(1 << 10),
             function_dir: args.function_dir,

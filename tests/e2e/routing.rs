@@ -161,3 +161,57 @@ async fn joins_are_hash_joins_unless_the_build_side_is_too_large_to_hold() {
     drop(client);
     server.stop();
 }
+
+/// The partitions of the grouping step of a distributed plan (its hash
+/// repartitioning's count).
+fn grouping_partitions(plan: &str) -> Option<usize> {
+    let at = plan.find("Hash([")?;
+    let rest = &plan[at..];
+    let count = &rest[rest.find("], ")? + 3..];
+    count[..count.find(')')?].parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_are_split_into_twice_the_slots_unless_told_otherwise() {
+    let data = tempfile::tempdir().expect("data dir");
+    let server = QuiverServer::start_with(data.path(), &["--executor-slots", "3"]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE a (id BIGINT, x TEXT);
+             INSERT INTO a SELECT g, 'x' || g % 7 FROM generate_series(1, 100) g;
+             SET quiver.local_read_limit = 0;",
+        )
+        .await
+        .expect("table");
+    let grouping = "SELECT x, count(*) FROM a GROUP BY x";
+    let answer = rows(&client, &format!("{grouping} ORDER BY 1")).await;
+    assert_eq!(answer.len(), 7);
+    let setting = "SHOW datafusion.execution.target_partitions";
+    assert_eq!(rows(&client, setting).await[0].last(), Some(&Some("6".into())));
+    let plan = distributed_plan(&client, grouping).await;
+    assert_eq!(grouping_partitions(&plan), Some(6), "{plan}");
+
+    // A session may choose another count.
+    client
+        .batch_execute("SET datafusion.execution.target_partitions = 5")
+        .await
+        .expect("set");
+    let plan = distributed_plan(&client, grouping).await;
+    assert_eq!(grouping_partitions(&plan), Some(5), "{plan}");
+    assert_eq!(rows(&client, &format!("{grouping} ORDER BY 1")).await, answer);
+    drop(client);
+    server.stop();
+
+    // `--partitions` sets every session's default.
+    let server = QuiverServer::start_with(data.path(), &["--partitions", "1"]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client, setting).await[0].last(), Some(&Some("1".into())));
+    client
+        .batch_execute("SET quiver.local_read_limit = 0")
+        .await
+        .expect("set");
+    assert_eq!(rows(&client, &format!("{grouping} ORDER BY 1")).await, answer);
+    drop(client);
+    server.stop();
+}

@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub scheduler: Option<String>,
     /// Task slots of the embedded executor.
     pub executor_slots: usize,
+    /// Partitions a query is split into at each step: every session's
+    /// `datafusion.execution.target_partitions` until it sets another.
+    pub partitions: usize,
     /// Bytes the queries the frontend runs itself may hold at once, and
     /// the embedded executor's tasks as many (see [`memory_pool`]); `None`:
     /// half the machine's memory for the frontend, Ballista's default share
@@ -227,7 +230,7 @@ impl Server {
 
         // Wasm functions travel in plans by reference (see quiver-udf-registry's codec).
         let codecs = Codecs::new(registry.loader().clone());
-        let mut session_config = session_config()
+        let mut session_config = session_config(config.partitions)
             .with_ballista_logical_extension_codec(codecs.logical.clone())
             .with_ballista_physical_extension_codec(codecs.physical.clone());
         session_config.options_mut().set(
@@ -362,9 +365,10 @@ fn return_freed_memory() {
 }
 
 /// Session settings every Quiver session (frontend, scheduler jobs, executor
-/// tasks) starts from.
-fn session_config() -> SessionConfig {
+/// tasks) starts from, splitting queries into `partitions`.
+fn session_config(partitions: usize) -> SessionConfig {
     let mut config = SessionConfig::new_with_ballista()
+        .with_target_partitions(partitions.max(1))
         .with_information_schema(true)
         .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(false);
