@@ -188,7 +188,10 @@ async fn queries_are_split_into_twice_the_slots_unless_told_otherwise() {
     let answer = rows(&client, &format!("{grouping} ORDER BY 1")).await;
     assert_eq!(answer.len(), 7);
     let setting = "SHOW datafusion.execution.target_partitions";
-    assert_eq!(rows(&client, setting).await[0].last(), Some(&Some("6".into())));
+    assert_eq!(
+        rows(&client, setting).await[0].last(),
+        Some(&Some("6".into()))
+    );
     let plan = distributed_plan(&client, grouping).await;
     assert_eq!(grouping_partitions(&plan), Some(6), "{plan}");
 
@@ -199,19 +202,28 @@ async fn queries_are_split_into_twice_the_slots_unless_told_otherwise() {
         .expect("set");
     let plan = distributed_plan(&client, grouping).await;
     assert_eq!(grouping_partitions(&plan), Some(5), "{plan}");
-    assert_eq!(rows(&client, &format!("{grouping} ORDER BY 1")).await, answer);
+    assert_eq!(
+        rows(&client, &format!("{grouping} ORDER BY 1")).await,
+        answer
+    );
     drop(client);
     server.stop();
 
     // `--partitions` sets every session's default.
     let server = QuiverServer::start_with(data.path(), &["--partitions", "1"]);
     let client = server.connect().await;
-    assert_eq!(rows(&client, setting).await[0].last(), Some(&Some("1".into())));
+    assert_eq!(
+        rows(&client, setting).await[0].last(),
+        Some(&Some("1".into()))
+    );
     client
         .batch_execute("SET quiver.local_read_limit = 0")
         .await
         .expect("set");
-    assert_eq!(rows(&client, &format!("{grouping} ORDER BY 1")).await, answer);
+    assert_eq!(
+        rows(&client, &format!("{grouping} ORDER BY 1")).await,
+        answer
+    );
     drop(client);
     server.stop();
 }
