@@ -134,6 +134,30 @@ impl From<ExecutorArgs> for ExecutorOptions {
     }
 }
 
+/// `NAME=DIR` of `--wasm-files`: a name a function's grant can give (letters,
+/// digits, `_` and `-`) and a directory.
+fn parse_file_dir(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=DIR, got {text:?}"))?;
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(format!(
+            "the name {name:?} must be letters, digits, '_' or '-'"
+        ));
+    }
+    let dir = PathBuf::from(dir)
+        .canonicalize()
+        .map_err(|e| format!("cannot use directory {dir:?}: {e}"))?;
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    Ok((name.to_string(), dir))
+}
+
 /// MiB in bytes.
 fn mib(mib: u64) -> u64 {
     mib.saturating_mul(1 << 20)
@@ -229,6 +253,12 @@ struct ServeArgs {
     /// quiver.wasm.time_limit = '2s'`).
     #[arg(long, env = "QUIVER_WASM_TIME_LIMIT_MS", default_value_t = 10_000)]
     wasm_time_limit_ms: u64,
+    /// A directory Wasm functions may be granted to read, as NAME=DIR; repeat
+    /// it for more. A function whose definition says `SET quiver.wasm.files
+    /// = 'NAME'` sees it, read-only, as `/NAME`; no other function sees it.
+    /// In a cluster, every executor must reach DIR at the same path.
+    #[arg(long = "wasm-files", value_name = "NAME=DIR", value_parser = parse_file_dir)]
+    wasm_files: Vec<(String, PathBuf)>,
     /// Where compiled Wasm is cached (default: `wasm-cache` in the data directory). Processes
     /// on one machine may share it: entries are written whole and named by
     /// module hash and engine, so a module is compiled once for all of them.
@@ -279,6 +309,7 @@ impl From<ServeArgs> for ServerConfig {
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
             wasm_cache_dir: args.wasm_cache_dir,
+            wasm_files: args.wasm_files.into_iter().collect(),
             tls: args
                 .tls_cert
                 .zip(args.tls_key)

@@ -77,6 +77,7 @@ fn create(
         volatility: Volatility::Immutable,
         strict: Some(true),
         limits: Limits::default(),
+        grants: Default::default(),
         or_replace: false,
     }
 }

@@ -321,3 +321,68 @@ fn psql_shows_roles_and_privileges() {
     assert!(has(&["alice=r/quiver"]), "{out}");
     server.stop();
 }
+
+/// The issue's example through psql: a bucket loaded with inline `COPY
+/// BUCKET` data, a function granted it that converts amounts, a counter
+/// kept between statements; both survive a restart, and a `COPY BUCKET`
+/// with a bad row stores none of its rows.
+#[test]
+fn psql_loads_a_bucket_that_functions_read_after_restart() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("db");
+    let server = QuiverServer::start(&dir);
+    let script = data.path().join("rates.sql");
+    std::fs::write(
+        &script,
+        "CREATE BUCKET rates;\n\
+         COPY BUCKET rates FROM STDIN (FORMAT csv);\n\
+         EUR,1.08\n\
+         GBP,1.27\n\
+         \\.\n\
+         CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd';\n\
+         CREATE BUCKET hits;\n\
+         CREATE FUNCTION hit(text) RETURNS bigint LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';\n\
+         \\pset format unaligned\n\
+         SELECT to_usd(100, 'EUR') AS eur, to_usd(10, 'GBP') AS gbp, hit('home') AS hits;\n",
+    )
+    .expect("write script");
+    let out = psql(&server, &[&format!("\\i {}", script.display())]);
+    assert!(out.contains("COPY 2"), "the bucket is loaded: {out}");
+    assert!(out.contains("eur|gbp|hits\n108|12.7|1\n"), "{out}");
+    server.stop();
+
+    let server = QuiverServer::start(&dir);
+    let out = psql(
+        &server,
+        &[
+            "\\pset format unaligned",
+            "SELECT to_usd(100, 'EUR') AS eur, hit('home') AS hits",
+            "SELECT name, keys FROM quiver.buckets ORDER BY name",
+        ],
+    );
+    assert!(
+        out.contains("eur|hits\n108|2\n"),
+        "kept across the restart: {out}"
+    );
+    assert!(out.contains("name|keys\nhits|1\nrates|2\n"), "{out}");
+
+    // A row with three fields: the copy fails and the bucket is unchanged.
+    std::fs::write(
+        &script,
+        "COPY BUCKET rates FROM STDIN (FORMAT csv);\nJPY,0.0067\nCHF,0.9,extra\n\\.\n",
+    )
+    .expect("write script");
+    let failed = run_psql(&server, &[&format!("\\i {}", script.display())]);
+    assert!(
+        !String::from_utf8_lossy(&failed.stderr).is_empty(),
+        "the copy fails: {failed:?}"
+    );
+    let out = psql(
+        &server,
+        &["SELECT count(*) FROM quiver.bucket_values WHERE bucket = 'rates'"],
+    );
+    assert!(out.contains(" 2\n"), "no row of it was stored: {out}");
+    server.stop();
+}

@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 
 /// The directory holding the example Wasm functions (built once per test
 /// process by `./dev guests`; cargo's lock makes concurrent builds safe).
+/// `tests/data`: files tests read as external tables and through functions.
+pub fn test_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+}
+
 pub fn guest_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -106,11 +113,10 @@ impl QuiverServer {
             .arg("--function-dir")
             .arg(guest_dir())
             .arg("--external-dir")
-            .arg(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests")
-                    .join("data"),
-            )
+            .arg(test_data())
+            // Functions granted `testdata` read the same files.
+            .arg("--wasm-files")
+            .arg(format!("testdata={}", test_data().display()))
             .args(extra);
         // The server prints one line once it accepts connections:
         // "quiver: listening on 127.0.0.1:PORT".

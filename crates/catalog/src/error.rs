@@ -44,6 +44,9 @@ pub enum Error {
     /// An option with a value it cannot take (`INCREMENT 0`).
     #[error("{0}")]
     InvalidParameter(String),
+    /// A statement or function naming a bucket that is not there.
+    #[error("bucket \"{0}\" does not exist")]
+    BucketNotFound(String),
     /// `DROP INDEX` naming an index that is not there.
     #[error("index \"{0}\" does not exist")]
     IndexNotFound(String),

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod acl;
+mod buckets;
 mod catalog;
 mod changes;
 mod compaction;
@@ -18,6 +19,7 @@ mod table;
 mod temp;
 
 pub use acl::{Acl, Object, PUBLIC, Privilege, WASM_LANGUAGE};
+pub use buckets::{BucketEntry, BucketSnapshot, BucketWrite, Buckets};
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use compaction::{FANOUT, Lease, SMALL_FILE};
 pub use error::{Error, Result};

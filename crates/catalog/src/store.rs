@@ -33,6 +33,12 @@ pub(crate) const SEQUENCES_CF: &str = "sequences";
 /// are.
 pub(crate) const COMMENTS_CF: &str = "comments";
 
+/// One JSON [`crate::BucketEntry`] per `CREATE BUCKET`, keyed by name.
+pub(crate) const BUCKETS_CF: &str = "buckets";
+/// The values of every bucket, keyed by `bucket NUL key` (see
+/// [`crate::buckets`]).
+pub(crate) const BUCKET_VALUES_CF: &str = "bucket_values";
+
 const COLUMN_FAMILIES: &[&str] = &[
     TABLES_CF,
     MODULES_CF,
@@ -42,6 +48,8 @@ const COLUMN_FAMILIES: &[&str] = &[
     SEQUENCES_CF,
     SCHEMAS_CF,
     COMMENTS_CF,
+    BUCKETS_CF,
+    BUCKET_VALUES_CF,
 ];
 
 /// One change of a [`MetaStore::write`] batch.
@@ -144,8 +152,37 @@ impl MetaStore {
 
     /// Every `(key, value)` of a column family, in key order.
     pub fn scan(&self, cf: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.scan_from(cf, IteratorMode::Start, "")
+    }
+
+    /// The `(key, value)`s of a column family whose keys start with
+    /// `prefix`, in key order.
+    pub(crate) fn scan_prefix(&self, cf: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let start = IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward);
+        self.scan_from(cf, start, prefix)
+    }
+
+    /// The keys of a column family that start with `prefix`.
+    pub(crate) fn scan_keys_with_prefix(&self, cf: &str, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .scan_prefix(cf, prefix)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    fn scan_from(
+        &self,
+        cf: &str,
+        start: IteratorMode<'_>,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         self.db
-            .iterator_cf(self.cf(cf)?, IteratorMode::Start)
+            .iterator_cf(self.cf(cf)?, start)
+            .take_while(|item| {
+                item.as_ref()
+                    .map_or(true, |(key, _)| key.starts_with(prefix.as_bytes()))
+            })
             .map(|item| {
                 let (key, value) = item?;
                 let key = String::from_utf8(key.to_vec()).map_err(|e| Error::Corrupt {

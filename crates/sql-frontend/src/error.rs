@@ -236,7 +236,7 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
         C::DependentObjects(_) => "2BP01",
         C::OutOfRange(_) => "22003",
         C::InvalidParameter(_) => "22023",
-        C::IndexNotFound(_) => "42704",
+        C::IndexNotFound(_) | C::BucketNotFound(_) => "42704",
         C::WrongObjectType(_) => "42809",
         C::Unsupported(_) => "0A000",
         C::SerializationFailure(_) => "40001",

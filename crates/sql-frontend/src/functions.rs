@@ -14,9 +14,9 @@ use datafusion::sql::sqlparser::ast::{
     FunctionDesc, FunctionReturnType, FunctionSetValue, ObjectName, OperateFunctionArg, Value,
 };
 use quiver_udf_registry::{
-    CreateFolded, CreateFunction, FoldedAggregateUdf, FunctionDef, FunctionRegistry, Kind, Limits,
-    ModuleSource, SqlType, TableColumn, Volatility, WasmAggregateUdf, WasmScalarUdf,
-    WasmTableFunction,
+    BucketGrant, CreateFolded, CreateFunction, FileGrant, FoldedAggregateUdf, FunctionDef,
+    FunctionRegistry, Grants, Kind, Limits, ModuleSource, SqlType, TableColumn, Volatility,
+    WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
 };
 
 use crate::names::folded;
@@ -25,9 +25,9 @@ use crate::session::Completion;
 use crate::system::SystemRows;
 use crate::{Error, Result};
 
-/// What a session checks before a function `name(args)` is created or
-/// replaced (privileges): fails to stop it.
-pub(crate) type MayCreate<'a> = &'a (dyn Fn(&str, &[SqlType]) -> Result<()> + Sync);
+/// What a session checks before a function `name(args)` with `grants` is
+/// created or replaced (privileges): fails to stop it.
+pub(crate) type MayCreate<'a> = &'a (dyn Fn(&str, &[SqlType], &Grants) -> Result<()> + Sync);
 
 /// What a session checks before a function is dropped.
 pub(crate) type MayDrop<'a> = &'a (dyn Fn(&FunctionDef) -> Result<()> + Sync);
@@ -52,7 +52,7 @@ impl Functions {
         may_create: MayCreate<'_>,
     ) -> Result<(Completion, FunctionDef)> {
         let create = translate_create(statement)?;
-        may_create(&create.name, &create.args)?;
+        may_create(&create.name, &create.args, &create.grants)?;
         let def = self.register(create).await?;
         Ok((Completion::tag("CREATE FUNCTION"), def))
     }
@@ -71,12 +71,12 @@ impl Functions {
             .any(|(o, _)| o == "sfunc" || o == "stype");
         let def = if classic {
             let create = translate_folded(statement)?;
-            may_create(&create.name, &create.args)?;
+            may_create(&create.name, &create.args, &Grants::default())?;
             self.check_not_builtin(&create.name)?;
             self.registry.create_folded(create)?
         } else {
             let create = translate_aggregate(statement)?;
-            may_create(&create.name, &create.args)?;
+            may_create(&create.name, &create.args, &create.grants)?;
             self.register(create).await?
         };
         Ok((Completion::tag("CREATE AGGREGATE"), def))
@@ -199,6 +199,7 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
     let name = function_name(&statement.name)?;
     let args = sql_types(&statement.args)?;
     let (mut module, mut symbol, mut limits) = (None, None, Limits::default());
+    let mut grants = Grants::default();
     for (option, value) in &statement.options {
         let text = || match value {
             AggregateOption::Text(text) => Ok(text.clone()),
@@ -211,6 +212,8 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
             "symbol" => symbol = Some(text()?),
             "max_memory" => limits.max_memory = Some(parse_bytes(&text()?)?),
             "time_limit" => limits.time_limit_ms = Some(parse_millis(&text()?)?),
+            "keyvalue" => grants.keyvalue = parse_bucket_grants(&text()?)?,
+            "files" => grants.files = parse_file_grants(&text()?)?,
             // Every Wasm aggregate runs in parallel stages.
             "parallel" => {}
             "combinefunc" | "finalfunc" | "initcond" => {
@@ -246,8 +249,56 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
         volatility: Volatility::Immutable,
         strict: None,
         limits,
+        grants,
         or_replace: statement.or_replace,
     })
+}
+
+/// The buckets of `quiver.wasm.keyvalue = 'rates:read, hits:read-write'`
+/// (`name` alone is read-only); empty text grants none.
+fn parse_bucket_grants(text: &str) -> Result<Vec<BucketGrant>> {
+    let mut grants: Vec<BucketGrant> = Vec::new();
+    for item in text.split(',').filter(|item| !item.trim().is_empty()) {
+        let grant = BucketGrant::parse(item).ok_or_else(|| {
+            Error::InvalidParameterValue(format!(
+                "invalid value for parameter \"quiver.wasm.keyvalue\": \"{}\" \
+                 (give bucket:read or bucket:read-write, separated by commas)",
+                item.trim()
+            ))
+        })?;
+        match grants.iter_mut().find(|g| g.bucket == grant.bucket) {
+            Some(same) => same.write |= grant.write,
+            None => grants.push(grant),
+        }
+    }
+    Ok(grants)
+}
+
+/// The directories of `quiver.wasm.files = 'lookup, models'`: names of the
+/// server's `--wasm-files` (their paths are filled in by the registry).
+fn parse_file_grants(text: &str) -> Result<Vec<FileGrant>> {
+    let mut grants: Vec<FileGrant> = Vec::new();
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let valid = item
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(Error::InvalidParameterValue(format!(
+                "invalid value for parameter \"quiver.wasm.files\": \"{item}\" (give names of the server's --wasm-files directories, separated by commas)"
+            )));
+        }
+        if !grants.iter().any(|g| g.name == item) {
+            grants.push(FileGrant {
+                name: item.to_string(),
+                path: Default::default(),
+            });
+        }
+    }
+    Ok(grants)
 }
 
 /// PostgreSQL's classic form of `CREATE AGGREGATE`, over Wasm functions.
@@ -266,7 +317,7 @@ fn translate_folded(statement: CreateAggregate) -> Result<CreateFolded> {
             ("finalfunc", AggregateOption::Function(f)) => finalfunc = Some(function_name(f)?),
             ("initcond", AggregateOption::Text(t)) => initcond = Some(t.clone()),
             ("parallel", _) => {}
-            ("module" | "symbol" | "max_memory" | "time_limit", _) => {
+            ("module" | "symbol" | "max_memory" | "time_limit" | "keyvalue" | "files", _) => {
                 return Err(Error::InvalidFunctionDefinition(format!(
                     "{} belongs to the MODULE form; the SFUNC form runs its functions with their own settings",
                     option.to_uppercase()
@@ -402,6 +453,7 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
         FunctionCalledOnNull::CalledOnNullInput => false,
     });
     let mut limits = Limits::default();
+    let mut grants = Grants::default();
     for param in &statement.set_params {
         let option = param.name.to_string().to_ascii_lowercase();
         let value = match &param.value {
@@ -422,8 +474,15 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
             "quiver.wasm.time_limit" => {
                 limits.time_limit_ms = value.as_deref().map(parse_millis).transpose()?;
             }
+            "quiver.wasm.keyvalue" => {
+                grants.keyvalue = parse_bucket_grants(value.as_deref().unwrap_or_default())?;
+            }
+            "quiver.wasm.files" => {
+                grants.files = parse_file_grants(value.as_deref().unwrap_or_default())?;
+            }
             other => {
-                // Known: quiver.wasm.max_memory and quiver.wasm.time_limit.
+                // Known: quiver.wasm.max_memory, quiver.wasm.time_limit,
+                // quiver.wasm.keyvalue and quiver.wasm.files.
                 return Err(Error::UndefinedParameter(other.to_string()));
             }
         }
@@ -438,6 +497,7 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
         volatility,
         strict,
         limits,
+        grants,
         or_replace: statement.or_replace,
     })
 }
@@ -677,6 +737,8 @@ impl FunctionsTable {
             Field::new("time_limit_ms", DataType::Int64, false),
             Field::new("version", DataType::Int64, false),
             text("created_at"),
+            // What it may reach beyond its arguments: `keyvalue=rates:read,...`.
+            text("grants"),
         ]));
         Self { registry, schema }
     }
@@ -711,6 +773,7 @@ impl FunctionsTable {
             int(&|d| runtime.limits(&d.limits).time_limit_ms as i64),
             int(&|d| d.version as i64),
             text(&|d| d.created_at.clone()),
+            text(&|d| d.grants.text()),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod bucket_tables;
 mod cancel;
 mod cluster;
 mod connection;

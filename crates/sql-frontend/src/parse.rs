@@ -35,6 +35,13 @@ pub enum Statement {
     /// `GRANT role [, ...] TO role [, ...]`, or `REVOKE role [, ...] FROM
     /// role [, ...]` (sqlparser reads only privileges there).
     RoleGrant(RoleGrant),
+    /// `CREATE BUCKET [IF NOT EXISTS] name`.
+    CreateBucket { name: String, if_not_exists: bool },
+    /// `DROP BUCKET [IF EXISTS] name [, ...]`.
+    DropBucket { names: Vec<String>, if_exists: bool },
+    /// `COPY BUCKET name FROM STDIN [[WITH] (options)]`: the `COPY` as if
+    /// `name` were a table.
+    CopyBucket(Box<datafusion::sql::sqlparser::ast::Statement>),
     /// `ALTER SEQUENCE [IF EXISTS] name OWNED BY table.column | NONE`
     /// (sqlparser reads no `ALTER SEQUENCE`).
     AlterSequenceOwnedBy {
@@ -362,6 +369,8 @@ enum Own {
     /// `ALTER SEQUENCE`, and `ALTER VIEW ... OWNER TO` (pg_dump's), which
     /// sqlparser does not read.
     AlterRelation,
+    /// `CREATE BUCKET`, `DROP BUCKET`, `COPY BUCKET`.
+    Bucket,
 }
 
 /// Which of Quiver's own statements `tokens` are, if any.
@@ -389,6 +398,7 @@ fn own_kind(tokens: &[TokenWithSpan]) -> Option<Own> {
             Some(Own::LanguageGrant)
         }
         ["GRANT" | "REVOKE", rest @ ..] if !rest.contains(&"ON") => Some(Own::RoleGrant),
+        ["CREATE" | "DROP" | "COPY", "BUCKET", ..] => Some(Own::Bucket),
         _ => None,
     }
 }
@@ -402,9 +412,16 @@ fn own_statements(sql: &str) -> Option<Vec<Piece>> {
     // Each of them has one of these words; most text has none, and is not
     // tokenized here.
     let upper = sql.to_ascii_uppercase();
-    if !["AGGREGATE", "GRANT", "REVOKE", "SEQUENCE", "OWNER"]
-        .iter()
-        .any(|word| upper.contains(word))
+    if ![
+        "AGGREGATE",
+        "GRANT",
+        "REVOKE",
+        "SEQUENCE",
+        "OWNER",
+        "BUCKET",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
     {
         return None;
     }
@@ -471,6 +488,7 @@ fn parse_own(kind: Own, tokens: Vec<TokenWithSpan>) -> Result<Statement> {
             parse_role_grant(&mut parser, give)
         }
         Own::CreateSequence => parse_create_sequence(&mut parser),
+        Own::Bucket => parse_bucket(&mut parser),
         Own::AlterRelation => unreachable!("parsed above"),
     }
     .map_err(|e| {
@@ -650,6 +668,38 @@ fn expect_end(parser: &mut Parser) -> Result<()> {
         token => Err(Error::Syntax(format!(
             "syntax error at or near \"{token}\""
         ))),
+    }
+}
+
+/// `CREATE BUCKET [IF NOT EXISTS] name`, `DROP BUCKET [IF EXISTS] name [,
+/// ...]` or `COPY BUCKET name FROM STDIN ...`.
+fn parse_bucket(parser: &mut Parser) -> std::result::Result<Statement, ParserError> {
+    let bucket_name = |parser: &mut Parser| -> std::result::Result<String, ParserError> {
+        Ok(crate::names::folded(&parser.parse_identifier()?))
+    };
+    match parser.expect_one_of_keywords(&[Keyword::CREATE, Keyword::DROP, Keyword::COPY])? {
+        Keyword::CREATE => {
+            parser.expect_keyword(Keyword::BUCKET)?;
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = bucket_name(parser)?;
+            Ok(Statement::CreateBucket {
+                name,
+                if_not_exists,
+            })
+        }
+        Keyword::DROP => {
+            parser.expect_keyword(Keyword::BUCKET)?;
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let names = parser.parse_comma_separated(bucket_name)?;
+            Ok(Statement::DropBucket { names, if_exists })
+        }
+        _ => {
+            // The rest is a COPY of a table called as the bucket.
+            parser.expect_keyword(Keyword::BUCKET)?;
+            let copy = parser.parse_copy()?;
+            Ok(Statement::CopyBucket(Box::new(copy)))
+        }
     }
 }
 

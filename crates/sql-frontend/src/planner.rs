@@ -16,7 +16,9 @@
 //! serialized, and the sequence functions count in this process. A plan that
 //! combines both (`INSERT INTO t SELECT * FROM generate_series(..)`, a
 //! stored table joined with `pg_catalog`) cannot be shipped to executors,
-//! so it runs on the frontend too.
+//! so it runs on the frontend too. So does a statement calling a Wasm
+//! function whose definition may write to a bucket: its writes are made
+//! where the catalog is, once (a Ballista task may run again).
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use futures::TryStreamExt;
 use quiver_scheduler::QuiverOptions;
+use quiver_udf_registry::{FoldedAggregateUdf, WasmAggregateUdf, WasmFunction, WasmScalarUdf};
 
 use crate::session::SequenceFunction;
 
@@ -62,19 +65,48 @@ fn stored_table(source: &Arc<dyn TableSource>) -> Option<Arc<dyn TableProvider>>
         .filter(|provider| provider.is::<ListingTable>())
 }
 
-/// Whether `node` calls a function only its session can run (`nextval`:
-/// see `crate::session::sequences`).
-fn calls_session_function(node: &LogicalPlan) -> Result<bool> {
+/// Whether an overload of a Wasm function may write to a bucket.
+fn any_writes(overloads: &[Arc<WasmFunction>]) -> bool {
+    overloads.iter().any(|f| f.def().grants.writes())
+}
+
+/// Whether `node` calls a function only the frontend can run: one only
+/// its session can (`nextval`: see `crate::session::sequences`), or a Wasm
+/// function that may write to a bucket.
+fn calls_frontend_function(node: &LogicalPlan) -> Result<bool> {
     let mut found = false;
     node.apply_expressions(|expr| {
         expr.apply(|expr| {
-            if let Expr::ScalarFunction(call) = expr
-                && call.func.inner().is::<SequenceFunction>()
-            {
-                found = true;
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
+            found = match expr {
+                Expr::ScalarFunction(call) => {
+                    let inner = call.func.inner();
+                    inner.is::<SequenceFunction>()
+                        || inner
+                            .downcast_ref::<WasmScalarUdf>()
+                            .is_some_and(|f| any_writes(f.overloads()))
+                }
+                Expr::AggregateFunction(call) => {
+                    let inner = call.func.inner();
+                    inner
+                        .downcast_ref::<WasmAggregateUdf>()
+                        .is_some_and(|f| any_writes(f.overloads()))
+                        || inner.downcast_ref::<FoldedAggregateUdf>().is_some_and(|f| {
+                            f.overloads().iter().any(|p| {
+                                let finalfunc = p.finalfunc.iter().cloned();
+                                let parts: Vec<_> = [p.sfunc.clone(), p.combinefunc.clone()]
+                                    .into_iter()
+                                    .chain(finalfunc)
+                                    .collect();
+                                any_writes(&parts)
+                            })
+                        })
+                }
+                _ => false,
+            };
+            Ok(match found {
+                true => TreeNodeRecursion::Stop,
+                false => TreeNodeRecursion::Continue,
+            })
         })
     })?;
     Ok(found)
@@ -99,7 +131,7 @@ pub async fn route(plan: &LogicalPlan, session: &dyn Session) -> Result<Decision
             _ => {}
         }
         if !local {
-            local = calls_session_function(node)?;
+            local = calls_frontend_function(node)?;
         }
         Ok(TreeNodeRecursion::Continue)
     })?;

@@ -34,6 +34,7 @@ use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, Wa
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthMethod, Roles};
+use crate::bucket_tables::{BucketValuesTable, BucketsTable};
 use crate::cancel::{Canceller, Cancels, JobScheduler};
 use crate::cluster::ExecutorsTable;
 use crate::functions::{Functions, FunctionsTable};
@@ -105,6 +106,8 @@ pub struct ServerConfig {
     /// Where compiled Wasm is cached; `None`: `wasm-cache` in the data
     /// directory.
     pub wasm_cache_dir: Option<PathBuf>,
+    /// Directories functions may be granted to read, by name.
+    pub wasm_files: std::collections::BTreeMap<String, PathBuf>,
     /// The certificate (chain) and private key clients' TLS sessions use
     /// (PEM files); `None`: TLS is refused.
     pub tls: Option<TlsFiles>,
@@ -212,6 +215,7 @@ impl Server {
             ),
             max_memory: config.wasm_max_memory,
             time_limit: config.wasm_time_limit,
+            file_dirs: config.wasm_files.clone(),
             ..RuntimeConfig::default()
         })?);
         let function_dir = match &config.function_dir {
@@ -454,6 +458,16 @@ impl Engine {
             "functions".to_string(),
             Arc::new(SystemTable(FunctionsTable::new(registry.clone()))),
         )?;
+        if let Some(buckets) = registry.loader().buckets().buckets() {
+            system.register_table(
+                "buckets".to_string(),
+                Arc::new(SystemTable(BucketsTable::new(buckets.clone()))),
+            )?;
+            system.register_table(
+                "bucket_values".to_string(),
+                Arc::new(SystemTable(BucketValuesTable::new(buckets.clone()))),
+            )?;
+        }
         system.register_table(
             "executors".to_string(),
             Arc::new(SystemTable(ExecutorsTable::new(scheduler.addr.clone()))),

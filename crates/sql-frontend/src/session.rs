@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Privilege, SessionCatalog, Staging, Target};
-use quiver_udf_registry::{FunctionDef, FunctionRegistry, SizedText, SqlType};
+use quiver_udf_registry::{FunctionDef, FunctionRegistry, Grants, SizedText, SqlType};
 
 use crate::auth::{READ_SERVER_FILES, Roles};
 use crate::cancel::Canceller;
@@ -44,6 +44,7 @@ use crate::{Error, Result};
 
 mod access;
 mod alter_table;
+mod buckets;
 mod comments;
 mod defaults;
 mod foreign_keys;
@@ -131,7 +132,7 @@ pub struct Session {
     registered: SessionFunctions,
     settings: Arc<Mutex<Settings>>,
     /// The `COPY FROM STDIN` in progress, and the table it appends to.
-    copy_in: Mutex<Option<(CopyIn, Target)>>,
+    copy_in: Mutex<Option<(CopyIn, CopyDestination)>>,
     canceller: Arc<Canceller>,
     /// Writes of the open transaction block (also seen by `ctx`'s tables).
     staging: Arc<Staging>,
@@ -159,6 +160,13 @@ pub struct Session {
 
 /// Where the session is with respect to a transaction block.
 #[derive(Debug)]
+/// Where the rows of a `COPY ... FROM STDIN` go.
+enum CopyDestination {
+    Table(Target),
+    /// `COPY BUCKET`.
+    Bucket(String),
+}
+
 enum Block {
     /// No block: each statement commits on its own.
     Idle,
@@ -254,7 +262,7 @@ impl Session {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn copy_slot(&self) -> std::sync::MutexGuard<'_, Option<(CopyIn, Target)>> {
+    fn copy_slot(&self) -> std::sync::MutexGuard<'_, Option<(CopyIn, CopyDestination)>> {
         self.copy_in.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -308,8 +316,9 @@ impl Session {
         let statement = match statement {
             parse::Statement::Sql(statement) => statement,
             parse::Statement::CreateAggregate(create) => {
-                let may_create =
-                    |name: &str, args: &[SqlType]| self.may_create_function(name, args);
+                let may_create = |name: &str, args: &[SqlType], grants: &Grants| {
+                    self.may_create_function(name, args, grants)
+                };
                 let (done, def) = self.functions.create_aggregate(create, &may_create).await?;
                 self.created_function(&def)?;
                 return Ok(done.into());
@@ -321,6 +330,14 @@ impl Session {
                 return Ok(done.into());
             }
             parse::Statement::RoleGrant(grant) => return self.grant_roles(grant),
+            parse::Statement::CreateBucket {
+                name,
+                if_not_exists,
+            } => return self.create_bucket(&name, if_not_exists),
+            parse::Statement::DropBucket { names, if_exists } => {
+                return self.drop_buckets(&names, if_exists);
+            }
+            parse::Statement::CopyBucket(copy) => return self.copy_bucket(*copy),
             parse::Statement::AlterSequenceOwnedBy {
                 name,
                 if_exists,
@@ -344,8 +361,9 @@ impl Session {
         match statement {
             DfStatement::Statement(s) => match *s {
                 Statement::CreateFunction(create) => {
-                    let may_create =
-                        |name: &str, args: &[SqlType]| self.may_create_function(name, args);
+                    let may_create = |name: &str, args: &[SqlType], grants: &Grants| {
+                        self.may_create_function(name, args, grants)
+                    };
                     let (done, def) = self.functions.create(create, &may_create).await?;
                     self.created_function(&def)?;
                     Ok(done.into())
@@ -621,6 +639,11 @@ impl Session {
 
     fn block(&self) -> std::sync::MutexGuard<'_, Block> {
         self.block.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a transaction block is open (or failed).
+    pub(crate) fn in_block(&self) -> bool {
+        !matches!(*self.block(), Block::Idle)
     }
 
     /// Refuses statements in a failed transaction block.
@@ -1426,7 +1449,7 @@ impl Session {
                 } else {
                     columns.len()
                 };
-                *self.copy_slot() = Some((copy, target));
+                *self.copy_slot() = Some((copy, CopyDestination::Table(target)));
                 Ok(Outcome::CopyIn {
                     columns: count,
                     binary: options.binary,
@@ -1455,6 +1478,14 @@ impl Session {
             .take()
             .ok_or_else(|| Error::Internal("no COPY in progress".into()))?;
         let (provider, batches) = copy.finish()?;
+        let target = match target {
+            CopyDestination::Table(target) => target,
+            CopyDestination::Bucket(name) => {
+                let writes = buckets::bucket_writes(&batches)?;
+                self.buckets()?.write(&name, &writes)?;
+                return Ok(format!("COPY {}", writes.len()));
+            }
+        };
         let count = self
             .keeping_keys(&target, async {
                 let provider = self.relations.staged_target(&target, provider)?;

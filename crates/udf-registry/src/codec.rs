@@ -142,16 +142,34 @@ struct TableCall {
     limit: Option<usize>,
 }
 
-/// A definition with the limits it runs under made explicit.
-fn explicit(f: &WasmFunction) -> FunctionDef {
+/// A definition with the limits it runs under made explicit, and the
+/// version of each bucket it may open pinned: every task reads the buckets
+/// as they were when the plan was encoded, from snapshots published in
+/// `modules` (where the reading process has no catalog).
+fn explicit(f: &WasmFunction, modules: Option<&ModuleDir>) -> Result<FunctionDef> {
     let limits = f.limits();
-    FunctionDef {
+    let mut grants = f.def().grants.clone();
+    for grant in grants.keyvalue.iter_mut().filter(|g| g.version.is_none()) {
+        let version = f
+            .bucket_source()
+            .pin(&grant.bucket, modules.map(ModuleDir::path))
+            .map_err(|e| {
+                exec_datafusion_err!(
+                    "cannot plan Wasm function {} with bucket \"{}\": {e}",
+                    f.def().name,
+                    grant.bucket
+                )
+            })?;
+        grant.version = Some(version);
+    }
+    Ok(FunctionDef {
         limits: Limits {
             max_memory: Some(limits.max_memory),
             time_limit_ms: Some(limits.time_limit_ms),
         },
+        grants,
         ..f.def().clone()
-    }
+    })
 }
 
 /// DataFusion's array, map and struct function `name`: Ballista's executor
@@ -171,7 +189,10 @@ fn write_reference(
 ) -> Result<()> {
     let reference = Reference {
         modules: modules.map(|dir| dir.path().to_path_buf()),
-        functions: overloads.iter().map(|f| explicit(f)).collect(),
+        functions: overloads
+            .iter()
+            .map(|f| explicit(f, modules))
+            .collect::<Result<_>>()?,
     };
     buf.extend_from_slice(MAGIC);
     serde_json::to_writer(&mut *buf, &reference)
@@ -276,18 +297,25 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
         return Ok(true);
     }
     if let Some(folded) = inner.downcast_ref::<FoldedAggregateUdf>() {
+        let modules = folded.module_dir();
         let reference = FoldedReference {
-            modules: folded.module_dir().map(|dir| dir.path().to_path_buf()),
+            modules: modules.map(|dir| dir.path().to_path_buf()),
             overloads: folded
                 .overloads()
                 .iter()
-                .map(|p| FoldedDefs {
-                    aggregate: p.aggregate.clone(),
-                    sfunc: explicit(&p.sfunc),
-                    combinefunc: explicit(&p.combinefunc),
-                    finalfunc: p.finalfunc.as_deref().map(explicit),
+                .map(|p| {
+                    Ok(FoldedDefs {
+                        aggregate: p.aggregate.clone(),
+                        sfunc: explicit(&p.sfunc, modules)?,
+                        combinefunc: explicit(&p.combinefunc, modules)?,
+                        finalfunc: p
+                            .finalfunc
+                            .as_deref()
+                            .map(|f| explicit(f, modules))
+                            .transpose()?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
         };
         buf.extend_from_slice(FOLDED_MAGIC);
         serde_json::to_writer(&mut *buf, &reference)
@@ -390,7 +418,7 @@ fn write_table_call(
 ) -> Result<()> {
     let call = TableCall {
         modules: modules.map(|dir| dir.path().to_path_buf()),
-        function: explicit(function),
+        function: explicit(function, modules)?,
         types: types.to_vec(),
         args: encode_values(args)?,
         projection: projection.map(<[usize]>::to_vec),

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::keyvalue::BucketGrant;
 use crate::types::{SqlType, signature};
 
 /// How the host calls a module.
@@ -60,6 +61,56 @@ pub struct Limits {
     pub max_memory: Option<u64>,
     /// Longest one call (one batch) may run, in milliseconds.
     pub time_limit_ms: Option<u64>,
+}
+
+/// What a function may reach beyond its arguments, each named by its
+/// definition (`SET quiver.wasm.keyvalue = '...'`, `SET quiver.wasm.files =
+/// '...'`); nothing by default.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Grants {
+    /// Buckets it may open through `wasi:keyvalue`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyvalue: Vec<BucketGrant>,
+    /// Directories it may read, through `wasi:filesystem`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileGrant>,
+}
+
+/// A directory of the server's `--wasm-files NAME=DIR` a function may read:
+/// the guest sees it, read-only, as `/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileGrant {
+    pub name: String,
+    /// Where it is on the server (filled in from the server's directories
+    /// when the function is created; every process reads it there).
+    pub path: std::path::PathBuf,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        self.keyvalue.is_empty() && self.files.is_empty()
+    }
+
+    /// Whether a call may write somewhere (so it must run where writes
+    /// are made once: on the frontend).
+    pub fn writes(&self) -> bool {
+        self.keyvalue.iter().any(|g| g.write)
+    }
+
+    /// `keyvalue=rates:read,hits:read-write; files=lookup`, as
+    /// `quiver.functions` shows them (empty: none).
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.keyvalue.is_empty() {
+            let buckets: Vec<String> = self.keyvalue.iter().map(BucketGrant::text).collect();
+            parts.push(format!("keyvalue={}", buckets.join(",")));
+        }
+        if !self.files.is_empty() {
+            let dirs: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+            parts.push(format!("files={}", dirs.join(",")));
+        }
+        parts.join("; ")
+    }
 }
 
 /// One column a table function produces.
@@ -137,6 +188,10 @@ pub struct FunctionDef {
     /// `STRICT`: a null argument gives a null result without a call.
     pub strict: bool,
     pub limits: Limits,
+    /// What it may reach beyond its arguments (absent in definitions stored
+    /// before grants existed: nothing).
+    #[serde(default, skip_serializing_if = "Grants::is_empty")]
+    pub grants: Grants,
     /// When this version was created (RFC 3339).
     pub created_at: String,
     /// 1 at `CREATE`, one more at each `CREATE OR REPLACE`.

@@ -3,6 +3,7 @@
 //! table function, each living in an instance of their own.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, make_array, new_null_array};
@@ -21,6 +22,7 @@ use crate::component::tables::{Tables, TablesPre};
 use crate::component::{VarBinary, WitType, from_column, offsets, to_column, var_binary};
 use crate::core_batch::CoreBatch;
 use crate::definition::{Abi, FunctionDef, Kind};
+use crate::keyvalue::{BucketSource, KeyValueAccess};
 use crate::module_dir::ModuleDir;
 use crate::runtime::{
     Compiled, EffectiveLimits, HostState, WasmRuntime, call_error, outside_async,
@@ -41,6 +43,11 @@ pub struct WasmFunction {
     pool: Mutex<Vec<Instance>>,
     /// Return types the guest gave for argument types (polymorphic functions).
     return_types: Mutex<HashMap<Vec<SqlType>, SqlType>>,
+    /// Where the buckets its definition grants are read (and written).
+    buckets: Arc<BucketSource>,
+    /// Where snapshots of buckets a plan pinned are published (the plan's
+    /// module directory).
+    published: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for WasmFunction {
@@ -126,7 +133,25 @@ impl WasmFunction {
             limits,
             pool: Mutex::new(Vec::new()),
             return_types: Mutex::new(HashMap::new()),
+            buckets: Arc::new(BucketSource::default()),
+            published: None,
         }
+    }
+
+    /// The function reading its buckets from `buckets`, and pinned versions
+    /// of them from `published` too.
+    pub(crate) fn with_buckets(
+        mut self,
+        buckets: Arc<BucketSource>,
+        published: Option<PathBuf>,
+    ) -> Self {
+        self.buckets = buckets;
+        self.published = published;
+        self
+    }
+
+    pub(crate) fn bucket_source(&self) -> &Arc<BucketSource> {
+        &self.buckets
     }
 
     pub fn def(&self) -> &FunctionDef {
@@ -478,7 +503,14 @@ impl WasmFunction {
         if let Some(instance) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(instance);
         }
-        let mut store = self.runtime.store(self.limits);
+        let keyvalue = KeyValueAccess::new(
+            self.def.grants.keyvalue.clone(),
+            self.buckets.clone(),
+            self.published.clone(),
+        );
+        let mut store = self
+            .runtime
+            .store(self.limits, keyvalue, &self.def.grants.files)?;
         self.runtime.arm_deadline(&mut store, self.limits);
         match self.compiled()? {
             Compiled::Component(pre) => {

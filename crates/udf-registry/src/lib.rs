@@ -12,6 +12,7 @@ mod format;
 mod function;
 pub mod interrupt;
 mod json;
+mod keyvalue;
 mod loader;
 mod metrics;
 mod module;
@@ -32,12 +33,15 @@ mod window;
 pub use aggregate::WasmAggregateUdf;
 pub use checked_arithmetic::CheckedArithmetic;
 pub use codec::{Codecs, QuiverLogicalCodec, QuiverPhysicalCodec};
-pub use definition::{Abi, Folded, FunctionDef, Kind, Limits, TableColumn, Volatility};
+pub use definition::{
+    Abi, FileGrant, Folded, FunctionDef, Grants, Kind, Limits, TableColumn, Volatility,
+};
 pub use error::{Error, Result};
 pub use folded::{FoldedAggregateUdf, FoldedParts};
 pub use format::{FORMAT_ERROR, Format, NULL_IDENTIFIER, quote_ident, quote_literal};
 pub use function::{Accumulator, TableRows, WasmFunction};
 pub use json::JsonBuildObject;
+pub use keyvalue::{BucketGrant, BucketSource};
 pub use loader::FunctionLoader;
 pub use metrics::{WasmMetricsExec, WasmMetricsRule};
 pub use module::ModuleBytes;

@@ -4,10 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
-use quiver_catalog::{MODULES_CF, MetaStore};
+use quiver_catalog::{Buckets, MODULES_CF, MetaStore};
 
 use crate::definition::FunctionDef;
 use crate::function::{Code, WasmFunction};
+use crate::keyvalue::BucketSource;
 use crate::module::ModuleBytes;
 use crate::module_dir::ModuleDir;
 use crate::runtime::WasmRuntime;
@@ -24,6 +25,8 @@ pub struct FunctionLoader {
     runtime: Arc<WasmRuntime>,
     /// The catalog, in the process that owns it.
     store: Option<Arc<MetaStore>>,
+    /// The buckets functions read: the catalog's, where it is.
+    buckets: Arc<BucketSource>,
     /// Every function version alive in this process, so a plan decoded again
     /// (once per task) reuses its instances. Weak: a replaced version's
     /// instances are freed once no plan and no recent use holds it.
@@ -44,9 +47,13 @@ impl FunctionLoader {
     /// A loader reading modules from `store` (the catalog) when given, and
     /// otherwise from module directories named by plans.
     pub fn new(runtime: Arc<WasmRuntime>, store: Option<Arc<MetaStore>>) -> Self {
+        let buckets = store
+            .as_ref()
+            .map(|store| Arc::new(Buckets::new(store.clone())));
         Self {
             runtime,
             store,
+            buckets: Arc::new(BucketSource::new(buckets)),
             versions: Mutex::new(HashMap::new()),
             recent: Mutex::new(VecDeque::new()),
         }
@@ -54,6 +61,11 @@ impl FunctionLoader {
 
     pub fn runtime(&self) -> &Arc<WasmRuntime> {
         &self.runtime
+    }
+
+    /// The buckets of this process's functions.
+    pub fn buckets(&self) -> &Arc<BucketSource> {
+        &self.buckets
     }
 
     /// The callable form of `def` (this version exactly). A module this
@@ -68,7 +80,7 @@ impl FunctionLoader {
             return Ok(f);
         }
         let code = self.code(def, modules)?;
-        let f = self.remember(def.clone(), code);
+        let f = self.remember(def.clone(), code, modules);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if !recent.iter().any(|r| Arc::ptr_eq(r, &f)) {
             if recent.len() == RECENT {
@@ -107,13 +119,23 @@ impl FunctionLoader {
     }
 
     /// The one [`WasmFunction`] of `def` in this process.
-    pub(crate) fn remember(&self, def: FunctionDef, code: Code) -> Arc<WasmFunction> {
+    pub(crate) fn remember(
+        &self,
+        def: FunctionDef,
+        code: Code,
+        modules: Option<&ModuleDir>,
+    ) -> Arc<WasmFunction> {
         let mut versions = self.versions();
         if let Some(f) = versions.get(&def).and_then(Weak::upgrade) {
             return f;
         }
         versions.retain(|_, f| f.strong_count() > 0);
-        let f = Arc::new(WasmFunction::new(def.clone(), code, self.runtime.clone()));
+        let f = Arc::new(
+            WasmFunction::new(def.clone(), code, self.runtime.clone()).with_buckets(
+                self.buckets.clone(),
+                modules.map(|dir| dir.path().to_path_buf()),
+            ),
+        );
         versions.insert(def, Arc::downgrade(&f));
         f
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
 
-use crate::definition::{Abi, Folded, FunctionDef, Kind, Limits, Volatility};
+use crate::definition::{Abi, Folded, FunctionDef, Grants, Kind, Limits, Volatility};
 use crate::folded::FoldedParts;
 use crate::function::{Code, WasmFunction};
 use crate::loader::FunctionLoader;
@@ -47,6 +47,7 @@ pub struct CreateFunction {
     /// `Some(true)`: `STRICT`; `Some(false)`: `CALLED ON NULL INPUT`.
     pub strict: Option<bool>,
     pub limits: Limits,
+    pub grants: Grants,
     pub or_replace: bool,
 }
 
@@ -276,6 +277,7 @@ impl FunctionRegistry {
             ));
         }
         self.runtime().check_limits(&create.limits)?;
+        let grants = self.runtime().resolve_files(&create.grants)?;
         let compiled = self.runtime().compile(&module)?;
         let _ddl = self.ddl.lock().unwrap_or_else(|p| p.into_inner());
         let key = signature(&create.name, &create.args);
@@ -306,6 +308,7 @@ impl FunctionRegistry {
             volatility: create.volatility,
             strict,
             limits: create.limits,
+            grants,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             version: previous.as_ref().map_or(1, |p| p.version + 1),
         };
@@ -375,7 +378,10 @@ impl FunctionRegistry {
             modules.publish(&module)?;
         }
         self.store.write(&changes)?;
-        self.insert(self.loader.remember(def.clone(), Code::Compiled(compiled)));
+        self.insert(
+            self.loader
+                .remember(def.clone(), Code::Compiled(compiled), None),
+        );
         tracing::info!(function = %key, sha256 = %def.module_sha256, version = def.version, "Wasm function created");
         Ok(def)
     }
@@ -503,6 +509,7 @@ impl FunctionRegistry {
             volatility: s.volatility,
             strict: s.strict,
             limits: s.limits,
+            grants: s.grants.clone(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             version: previous.as_ref().map_or(1, |p| p.version + 1),
         };
@@ -672,6 +679,7 @@ mod tests {
             volatility: Volatility::Immutable,
             strict: None,
             limits: Limits::default(),
+            grants: Grants::default(),
             or_replace,
         }
     }

@@ -10,10 +10,11 @@ use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker as ComponentLinker, ResourceTable};
 use wasmtime::{Config, Engine, Module, ResourceLimiter, Store, UpdateDeadline, ValType};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::definition::{FunctionDef, Limits};
+use crate::definition::{FileGrant, FunctionDef, Grants, Limits};
 use crate::interrupt::CallWatch;
+use crate::keyvalue::KeyValueAccess;
 use crate::module::ModuleBytes;
 use crate::{Error, Result};
 
@@ -32,6 +33,9 @@ pub struct RuntimeConfig {
     pub time_limit: Duration,
     /// Bytes of guest stdout and of stderr kept per instance.
     pub output_limit: usize,
+    /// Directories functions may be granted to read (`--wasm-files
+    /// NAME=DIR`), by name.
+    pub file_dirs: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +45,7 @@ impl Default for RuntimeConfig {
             max_memory: 128 << 20,
             time_limit: Duration::from_secs(10),
             output_limit: 64 << 10,
+            file_dirs: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -93,6 +98,7 @@ impl WasmRuntime {
         let engine = Engine::new(&wasm).map_err(runtime_error)?;
         let mut linker = ComponentLinker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_error)?;
+        crate::keyvalue::add_to_linker(&mut linker).map_err(runtime_error)?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = format!("{:016x}", hasher.finish());
@@ -147,6 +153,30 @@ impl WasmRuntime {
             )));
         }
         Ok(())
+    }
+
+    /// `grants` with the path of each granted directory filled in from
+    /// this server's `--wasm-files`; a name it has no directory for is
+    /// refused.
+    pub fn resolve_files(&self, grants: &Grants) -> Result<Grants> {
+        let mut grants = grants.clone();
+        for grant in &mut grants.files {
+            grant.path = self
+                .config
+                .file_dirs
+                .get(&grant.name)
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<&str> =
+                        self.config.file_dirs.keys().map(String::as_str).collect();
+                    Error::InvalidFunction(format!(
+                        "quiver.wasm.files names \"{}\", which is not a directory this server grants (--wasm-files NAME=DIR; it has: {})",
+                        grant.name,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ))
+                })?;
+        }
+        Ok(grants)
     }
 
     /// This process's memory (bytes) and time (ms) limits.
@@ -299,8 +329,14 @@ impl WasmRuntime {
         })
     }
 
-    /// A fresh store for one instance, with the sandbox's limits.
-    pub(crate) fn store(&self, limits: EffectiveLimits) -> Store<HostState> {
+    /// A fresh store for one instance, with the sandbox's limits and the
+    /// buckets it may open.
+    pub(crate) fn store(
+        &self,
+        limits: EffectiveLimits,
+        keyvalue: KeyValueAccess,
+        files: &[FileGrant],
+    ) -> Result<Store<HostState>> {
         let stdout = MemoryOutputPipe::new(self.config.output_limit);
         let stderr = MemoryOutputPipe::new(self.config.output_limit);
         let mut wasi = WasiCtx::builder();
@@ -308,10 +344,27 @@ impl WasmRuntime {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            // A granted file is read on the calling thread: calls already
+            // run where blocking is allowed.
+            .allow_blocking_current_thread(true);
+        for grant in files {
+            wasi.preopened_dir(&grant.path, format!("/{}", grant.name), FsPerms::ReadOnly)
+                .map_err(|e| {
+                    Error::Runtime(format!(
+                        "cannot open the directory {} granted as {}: {e:#}",
+                        grant.path.display(),
+                        grant.name
+                    ))
+                })?;
+        }
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            keyvalue,
+            keyvalue_reads: 0,
+            keyvalue_writes: 0,
+            calls: 0,
             memory: MemoryLimit {
                 max: limits.max_memory,
                 granted: 0,
@@ -335,13 +388,14 @@ impl WasmRuntime {
             state.ticks_left -= 1;
             Ok(UpdateDeadline::Continue(1))
         });
-        store
+        Ok(store)
     }
 
     /// Arms the time limit (and the cancel check) for the next call in `store`.
     pub(crate) fn arm_deadline(&self, store: &mut Store<HostState>, limits: EffectiveLimits) {
         let state = store.data_mut();
         state.watch = CallWatch::start();
+        state.calls += 1;
         state.ticks_left = limits.time_limit_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
         store.set_epoch_deadline(1);
     }
@@ -387,11 +441,18 @@ pub(crate) fn runtime_error(e: wasmtime::Error) -> Error {
 }
 
 /// What a store holds besides the instance: its WASI context (empty: no
-/// files, sockets, environment or arguments), captured output, and its
-/// memory limit.
+/// files, sockets, environment or arguments), the buckets its function's
+/// definition grants, captured output, and its memory limit.
 pub struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    pub(crate) keyvalue: KeyValueAccess,
+    /// `wasi:keyvalue` reads and writes made.
+    pub(crate) keyvalue_reads: u64,
+    pub(crate) keyvalue_writes: u64,
+    /// Calls armed so far: a bucket opened in an earlier call reads the
+    /// bucket again (see [`crate::keyvalue`]).
+    pub(crate) calls: u64,
     memory: MemoryLimit,
     /// The call in progress, for the cancel check.
     watch: CallWatch,

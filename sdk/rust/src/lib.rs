@@ -100,6 +100,51 @@ pub mod bindings {
     });
 }
 
+/// Key-value buckets, through `wasi:keyvalue` (its 0.2.0 draft, which
+/// wasmtime implements): a function opens only the buckets its definition
+/// grants (`CREATE FUNCTION ... SET quiver.wasm.keyvalue = 'rates:read,
+/// hits:read-write'`); any other `open` fails with
+/// [`Error::AccessDenied`](keyvalue::Error::AccessDenied), and so does a
+/// write without `read-write`. An `Err` returned from the function is the
+/// row error its query fails with.
+///
+/// ```ignore
+/// use quiver_udf::keyvalue::{describe, open};
+///
+/// fn to_usd(amount: f64, currency: &str) -> Result<f64, String> {
+///     let rates = open("rates").map_err(|e| describe(&e))?;
+///     let rate = rates.get(currency).map_err(|e| describe(&e))?;
+///     ...
+/// }
+/// ```
+///
+/// Values are bytes; counters ([`increment`](keyvalue::increment)) are
+/// kept as decimal text. A call reads the bucket as it was when the call
+/// began (a query run by the cluster: when it was planned), plus its own
+/// writes.
+pub mod keyvalue {
+    mod bindings {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "wasi:keyvalue/imports@0.2.0-draft",
+        });
+    }
+
+    pub use bindings::wasi::keyvalue::atomics::increment;
+    pub use bindings::wasi::keyvalue::batch::{delete_many, get_many, set_many};
+    pub use bindings::wasi::keyvalue::store::{Bucket, Error, KeyResponse, open};
+
+    /// What went wrong, in words: `access denied`, `no such bucket`, or
+    /// the host's message.
+    pub fn describe(error: &Error) -> String {
+        match error {
+            Error::NoSuchStore => "no such bucket".into(),
+            Error::AccessDenied => "access denied".into(),
+            Error::Other(message) => message.clone(),
+        }
+    }
+}
+
 mod aggregate;
 mod column;
 mod table;

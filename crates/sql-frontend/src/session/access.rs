@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{
 use quiver_catalog::{
     DEFAULT_SCHEMA, Object, PUBLIC, Privilege, QualifiedName, TableKind, Target, WASM_LANGUAGE,
 };
-use quiver_udf_registry::{FunctionDef, SqlType};
+use quiver_udf_registry::{FunctionDef, Grants, SqlType};
 
 use super::{Completion, Outcome, Session};
 use crate::auth::{RoleOptions, WRITE_SERVER_FILES};
@@ -323,10 +323,17 @@ impl Session {
     /// Fails with 42501 unless the session's role may create the function
     /// `name(args)`: it needs `USAGE` on the `wasm` language (superusers
     /// only, unless granted: a function runs code the server loads) and
-    /// `CREATE` on the schema, and must own the function it replaces.
-    pub(super) fn may_create_function(&self, name: &str, args: &[SqlType]) -> Result<()> {
+    /// `CREATE` on the schema, must own the function it replaces, and must
+    /// own every bucket `grants` name.
+    pub(super) fn may_create_function(
+        &self,
+        name: &str,
+        args: &[SqlType],
+        grants: &Grants,
+    ) -> Result<()> {
         self.check_object(&Object::Language(WASM_LANGUAGE.into()), Privilege::Usage)?;
         self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
+        self.check_grants(grants)?;
         match self.functions.registry.find(name, Some(args))? {
             Some(existing) => self.check_function_owner(&existing),
             None => Ok(()),
