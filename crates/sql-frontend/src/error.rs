@@ -28,6 +28,9 @@ pub enum Error {
     /// The statement could not be parsed.
     #[error("{0}")]
     Syntax(String),
+    /// A name an object of its kind cannot have (a bucket's).
+    #[error("{0}")]
+    InvalidName(String),
     /// A value larger than PostgreSQL allows.
     #[error("{0}")]
     ProgramLimitExceeded(String),
@@ -149,6 +152,7 @@ impl Error {
             Error::DuplicateFunction(_) => "42723",
             Error::InvalidFunctionDefinition(_) => "42P13",
             Error::Syntax(_) => "42601",
+            Error::InvalidName(_) => "42602",
             Error::ProgramLimitExceeded(_) => "54000",
             Error::TooComplex(_) => "54001",
             Error::FeatureNotSupported(_) => "0A000",

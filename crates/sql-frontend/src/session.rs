@@ -127,6 +127,9 @@ impl From<Completion> for Outcome {
 /// The state of one connection.
 pub struct Session {
     ctx: SessionContext,
+    /// The engine options the session started with (the server's: its
+    /// flags, Quiver's planning settings), what `RESET` returns to.
+    defaults: Vec<(String, Option<String>)>,
     catalog: Arc<Catalog>,
     functions: Arc<Functions>,
     registered: SessionFunctions,
@@ -227,7 +230,16 @@ impl Session {
         {
             ctx.register_udf(function);
         }
+        let defaults = ctx
+            .state()
+            .config()
+            .options()
+            .entries()
+            .into_iter()
+            .map(|entry| (entry.key, entry.value))
+            .collect();
         Self {
+            defaults,
             roles,
             locations,
             canceller,
@@ -962,6 +974,10 @@ impl Session {
                 self.ctx.execute_logical_plan(plan).await?;
                 Ok(Completion::tag("SET").into())
             }
+            LogicalPlan::Statement(datafusion::logical_expr::Statement::ResetVariable(_)) => {
+                self.ctx.execute_logical_plan(plan).await?;
+                Ok(Completion::tag("RESET").into())
+            }
             LogicalPlan::Statement(other) => Err(Error::FeatureNotSupported(format!(
                 "{} is not supported",
                 other.name()
@@ -1290,7 +1306,22 @@ impl Session {
         .into())
     }
 
-    /// `RESET name` (`RESET ALL`: every parameter).
+    /// Sets engine option `name` to `value` as `SET` would (`None`: the
+    /// option's own default, DataFusion's `RESET`).
+    async fn set_engine_option(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let statement = match value {
+            Some(value) => parse_one(&format!("SET {name} = '{}'", value.replace('\'', "''")))?,
+            None => parse_one(&format!("RESET {name}"))?,
+        };
+        self.plan_and_run(statement).await?;
+        Ok(())
+    }
+
+    /// `RESET name` (`RESET ALL`: every parameter). An engine option
+    /// (`datafusion.*`, `ballista.*`, `quiver.local_read_limit`) returns to
+    /// the value the session started with: the server's, not DataFusion's
+    /// default (`datafusion.execution.target_partitions` is `--partitions`,
+    /// Ballista's adaptive planner stays off).
     async fn reset(&self, reset: ResetStatement) -> Result<Outcome> {
         let ResetStatement::Variable(variable) = &reset;
         let name = object_name(variable);
@@ -1300,10 +1331,32 @@ impl Session {
             return self.set_session_authorization(None);
         }
         if is_engine_option(&name) {
-            return self.plan_and_run(DfStatement::Reset(reset)).await;
+            let name = name.to_ascii_lowercase();
+            let Some((_, value)) = self.defaults.iter().find(|(key, _)| *key == name) else {
+                return Err(Error::UndefinedParameter(name));
+            };
+            self.set_engine_option(&name, value.as_deref()).await?;
+            return Ok(Completion::tag("RESET").into());
         }
         let parameter = match name.eq_ignore_ascii_case("all") {
             true => {
+                // Every engine option the session changed, back to the
+                // server's value.
+                let now: HashMap<String, Option<String>> = self
+                    .ctx
+                    .state()
+                    .config()
+                    .options()
+                    .entries()
+                    .into_iter()
+                    .map(|entry| (entry.key, entry.value))
+                    .collect();
+                for (key, value) in &self.defaults {
+                    let changed = now.get(key).is_some_and(|current| current != value);
+                    if changed && key != quiver_scheduler::SESSION_SETTING {
+                        self.set_engine_option(key, value.as_deref()).await?;
+                    }
+                }
                 *self.settings() = Settings::default();
                 let search_path = self.settings().get("search_path")?;
                 self.relations.set_search_path(&search_path);

@@ -67,6 +67,17 @@ impl Session {
     /// `CREATE BUCKET [IF NOT EXISTS] name`: needs `CREATE` on the schema,
     /// as a table does.
     pub(super) fn create_bucket(&self, name: &str, if_not_exists: bool) -> Result<Outcome> {
+        // What a grant can name, and safe in a file name (published
+        // snapshots are named after their bucket).
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(Error::InvalidName(format!(
+                "invalid bucket name \"{name}\": a bucket's name has lower-case letters, digits and underscores"
+            )));
+        }
         self.check_object(&Object::Schema(DEFAULT_SCHEMA.into()), Privilege::Create)?;
         let owner = self.user().unwrap_or_default();
         let done = Completion::tag("CREATE BUCKET");
