@@ -98,15 +98,7 @@ impl Buckets {
 
     /// The bucket called `name`, if there is one.
     pub fn entry(&self, name: &str) -> Result<Option<BucketEntry>> {
-        self.store
-            .get(BUCKETS_CF, name)?
-            .map(|bytes| {
-                serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                    key: name.to_string(),
-                    message: e.to_string(),
-                })
-            })
-            .transpose()
+        self.store.get_json(BUCKETS_CF, name)
     }
 
     /// `CREATE BUCKET name`: an empty bucket owned by `owner`; `false` if
@@ -132,21 +124,19 @@ impl Buckets {
         if self.entry(name)?.is_none() {
             return Ok(false);
         }
-        let keys = self
-            .store
-            .scan_keys_with_prefix(BUCKET_VALUES_CF, &value_key(name, ""))?;
-        let mut changes: Vec<Change<'_>> = keys
-            .iter()
-            .map(|key| Change::Delete {
+        // Every key `name NUL ...`: the range up to `name SOH`.
+        let (from, to) = (value_key(name, ""), format!("{name}\u{1}"));
+        self.store.write(&[
+            Change::DeleteRange {
                 cf: BUCKET_VALUES_CF,
-                key,
-            })
-            .collect();
-        changes.push(Change::Delete {
-            cf: BUCKETS_CF,
-            key: name,
-        });
-        self.store.write(&changes)?;
+                from: &from,
+                to: &to,
+            },
+            Change::Delete {
+                cf: BUCKETS_CF,
+                key: name,
+            },
+        ])?;
         Ok(true)
     }
 

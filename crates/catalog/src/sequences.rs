@@ -232,13 +232,8 @@ impl Sequences {
         if let Some(counter) = counters.get(&sequence.id) {
             return Ok(counter.clone());
         }
-        let stored = match self.store.get(SEQUENCES_CF, &sequence.id)? {
-            Some(bytes) => {
-                serde_json::from_slice::<Stored>(&bytes).map_err(|e| Error::Corrupt {
-                    key: sequence.id.clone(),
-                    message: e.to_string(),
-                })?
-            }
+        let stored = match self.store.get_json::<Stored>(SEQUENCES_CF, &sequence.id)? {
+            Some(stored) => stored,
             None => Stored {
                 last_value: sequence.options.start,
                 is_called: false,

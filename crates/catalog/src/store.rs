@@ -64,6 +64,12 @@ pub enum Change<'a> {
         cf: &'a str,
         key: &'a str,
     },
+    /// Every key from `from` (included) to `to` (excluded).
+    DeleteRange {
+        cf: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
 }
 
 /// Metadata in RocksDB. Writes are synced: DDL is acknowledged only once it
@@ -112,6 +118,9 @@ impl MetaStore {
             match change {
                 Change::Put { cf, key, value } => batch.put_cf(self.cf(cf)?, key, value),
                 Change::Delete { cf, key } => batch.delete_cf(self.cf(cf)?, key),
+                Change::DeleteRange { cf, from, to } => {
+                    batch.delete_range_cf(self.cf(cf)?, from, to)
+                }
             }
         }
         let mut write = WriteOptions::default();
@@ -136,17 +145,18 @@ impl MetaStore {
         self.put(cf, key, &json(key, value)?)
     }
 
+    /// The JSON value stored under `key`, if any.
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, cf: &str, key: &str) -> Result<Option<T>> {
+        self.get(cf, key)?
+            .map(|value| from_json(key, &value))
+            .transpose()
+    }
+
     /// Every `(key, value)` of a column family of JSON values, in key order.
     pub(crate) fn scan_json<T: DeserializeOwned>(&self, cf: &str) -> Result<Vec<(String, T)>> {
         self.scan(cf)?
             .into_iter()
-            .map(|(key, value)| match serde_json::from_slice(&value) {
-                Ok(value) => Ok((key, value)),
-                Err(e) => Err(Error::Corrupt {
-                    key,
-                    message: e.to_string(),
-                }),
-            })
+            .map(|(key, value)| Ok((key.clone(), from_json(&key, &value)?)))
             .collect()
     }
 
@@ -160,15 +170,6 @@ impl MetaStore {
     pub(crate) fn scan_prefix(&self, cf: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let start = IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward);
         self.scan_from(cf, start, prefix)
-    }
-
-    /// The keys of a column family that start with `prefix`.
-    pub(crate) fn scan_keys_with_prefix(&self, cf: &str, prefix: &str) -> Result<Vec<String>> {
-        Ok(self
-            .scan_prefix(cf, prefix)?
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect())
     }
 
     fn scan_from(
@@ -194,6 +195,14 @@ impl MetaStore {
             .collect()
     }
 }
+/// The JSON `value` stored under `key`, decoded.
+fn from_json<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value).map_err(|e| Error::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// `value` as the JSON stored under `key`.
 pub(crate) fn json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Corrupt {

@@ -65,9 +65,9 @@ fn stored_table(source: &Arc<dyn TableSource>) -> Option<Arc<dyn TableProvider>>
         .filter(|provider| provider.is::<ListingTable>())
 }
 
-/// Whether an overload of a Wasm function may write to a bucket.
-fn any_writes(overloads: &[Arc<WasmFunction>]) -> bool {
-    overloads.iter().any(|f| f.def().grants.writes())
+/// Whether one of `functions` may write to a bucket.
+fn any_writes<'a>(functions: impl IntoIterator<Item = &'a Arc<WasmFunction>>) -> bool {
+    functions.into_iter().any(|f| f.def().grants.writes())
 }
 
 /// Whether `node` calls a function only the frontend can run: one only
@@ -92,12 +92,9 @@ fn calls_frontend_function(node: &LogicalPlan) -> Result<bool> {
                         .is_some_and(|f| any_writes(f.overloads()))
                         || inner.downcast_ref::<FoldedAggregateUdf>().is_some_and(|f| {
                             f.overloads().iter().any(|p| {
-                                let finalfunc = p.finalfunc.iter().cloned();
-                                let parts: Vec<_> = [p.sfunc.clone(), p.combinefunc.clone()]
-                                    .into_iter()
-                                    .chain(finalfunc)
-                                    .collect();
-                                any_writes(&parts)
+                                any_writes(
+                                    [&p.sfunc, &p.combinefunc].into_iter().chain(&p.finalfunc),
+                                )
                             })
                         })
                 }

@@ -230,14 +230,7 @@ impl Session {
         {
             ctx.register_udf(function);
         }
-        let defaults = ctx
-            .state()
-            .config()
-            .options()
-            .entries()
-            .into_iter()
-            .map(|entry| (entry.key, entry.value))
-            .collect();
+        let defaults = engine_options(&ctx).collect();
         Self {
             defaults,
             roles,
@@ -1342,15 +1335,7 @@ impl Session {
             true => {
                 // Every engine option the session changed, back to the
                 // server's value.
-                let now: HashMap<String, Option<String>> = self
-                    .ctx
-                    .state()
-                    .config()
-                    .options()
-                    .entries()
-                    .into_iter()
-                    .map(|entry| (entry.key, entry.value))
-                    .collect();
+                let now: HashMap<String, Option<String>> = engine_options(&self.ctx).collect();
                 for (key, value) in &self.defaults {
                     let changed = now.get(key).is_some_and(|current| current != value);
                     if changed && key != quiver_scheduler::SESSION_SETTING {
@@ -1806,6 +1791,16 @@ fn refuse_wide_limits(plan: &LogicalPlan) -> Result<()> {
 }
 
 /// Options DataFusion and Ballista own; the rest are PostgreSQL parameters.
+/// Every engine option of `ctx` with its value now (`None`: unset).
+fn engine_options(ctx: &SessionContext) -> impl Iterator<Item = (String, Option<String>)> {
+    ctx.state()
+        .config()
+        .options()
+        .entries()
+        .into_iter()
+        .map(|entry| (entry.key, entry.value))
+}
+
 fn is_engine_option(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with("datafusion.")

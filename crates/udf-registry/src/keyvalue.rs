@@ -433,10 +433,9 @@ impl HostState {
     /// An open bucket, read afresh if it was opened in an earlier call.
     fn bucket(&mut self, bucket: &Resource<OpenBucket>) -> KvResult<&mut OpenBucket> {
         let call = self.calls;
-        let stale = self.table.get(bucket)?.call != call;
-        if stale {
-            let name = self.table.get(bucket)?.name.clone();
-            let snapshot = self.keyvalue.snapshot(&name)?;
+        let open = self.table.get(bucket)?;
+        if open.call != call {
+            let snapshot = self.keyvalue.snapshot(&open.name)?;
             let open = self.table.get_mut(bucket)?;
             open.snapshot = snapshot;
             open.written.clear();
@@ -458,18 +457,7 @@ impl HostState {
         }
         let source = source.ok_or(KvError::AccessDenied)?;
         open.written.extend(source.write(&open.name, writes)?);
-        self.keyvalue_writes += writes.len() as u64;
         Ok(())
-    }
-
-    fn read<T>(
-        &mut self,
-        bucket: &Resource<OpenBucket>,
-        read: impl FnOnce(&OpenBucket) -> T,
-    ) -> KvResult<T> {
-        let value = read(self.bucket(bucket)?);
-        self.keyvalue_reads += 1;
-        Ok(value)
     }
 }
 
@@ -493,7 +481,7 @@ const KEYS_PER_PAGE: usize = 1000;
 
 impl store::HostBucket for HostState {
     fn get(&mut self, bucket: Resource<OpenBucket>, key: String) -> KvResult<Option<Vec<u8>>> {
-        self.read(&bucket, |b| b.get(&key).cloned())
+        Ok(self.bucket(&bucket)?.get(&key).cloned())
     }
 
     fn set(&mut self, bucket: Resource<OpenBucket>, key: String, value: Vec<u8>) -> KvResult<()> {
@@ -505,7 +493,7 @@ impl store::HostBucket for HostState {
     }
 
     fn exists(&mut self, bucket: Resource<OpenBucket>, key: String) -> KvResult<bool> {
-        self.read(&bucket, |b| b.get(&key).is_some())
+        Ok(self.bucket(&bucket)?.get(&key).is_some())
     }
 
     fn list_keys(
@@ -513,20 +501,18 @@ impl store::HostBucket for HostState {
         bucket: Resource<OpenBucket>,
         cursor: Option<u64>,
     ) -> KvResult<store::KeyResponse> {
-        self.read(&bucket, |b| {
-            let all = b.keys();
-            let start = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
-            let keys: Vec<String> = all
-                .iter()
-                .skip(start)
-                .take(KEYS_PER_PAGE)
-                .map(|k| (*k).clone())
-                .collect();
-            let next = start.saturating_add(keys.len());
-            store::KeyResponse {
-                cursor: (next < all.len()).then_some(next as u64),
-                keys,
-            }
+        let all = self.bucket(&bucket)?.keys();
+        let start = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
+        let keys: Vec<String> = all
+            .iter()
+            .skip(start)
+            .take(KEYS_PER_PAGE)
+            .map(|k| (*k).clone())
+            .collect();
+        let next = start.saturating_add(keys.len());
+        Ok(store::KeyResponse {
+            cursor: (next < all.len()).then_some(next as u64),
+            keys,
         })
     }
 
@@ -558,11 +544,11 @@ impl batch::Host for HostState {
         bucket: Resource<OpenBucket>,
         keys: Vec<String>,
     ) -> KvResult<Vec<Option<(String, Vec<u8>)>>> {
-        self.read(&bucket, |b| {
-            keys.into_iter()
-                .map(|key| b.get(&key).cloned().map(|value| (key, value)))
-                .collect()
-        })
+        let open = self.bucket(&bucket)?;
+        Ok(keys
+            .into_iter()
+            .map(|key| open.get(&key).cloned().map(|value| (key, value)))
+            .collect())
     }
 
     fn set_many(

@@ -362,8 +362,6 @@ impl WasmRuntime {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             keyvalue,
-            keyvalue_reads: 0,
-            keyvalue_writes: 0,
             calls: 0,
             memory: MemoryLimit {
                 max: limits.max_memory,
@@ -447,9 +445,6 @@ pub struct HostState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) keyvalue: KeyValueAccess,
-    /// `wasi:keyvalue` reads and writes made.
-    pub(crate) keyvalue_reads: u64,
-    pub(crate) keyvalue_writes: u64,
     /// Calls armed so far: a bucket opened in an earlier call reads the
     /// bucket again (see [`crate::keyvalue`]).
     pub(crate) calls: u64,
