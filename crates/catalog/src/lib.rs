@@ -17,6 +17,7 @@ mod staging;
 mod store;
 mod table;
 mod temp;
+mod usage;
 
 pub use acl::{Acl, Object, PUBLIC, Privilege, WASM_LANGUAGE};
 pub use buckets::{BucketEntry, BucketSnapshot, BucketWrite, Buckets};
@@ -29,9 +30,12 @@ pub use schemas::{Database, SEARCH_PATH, SchemaEntry, SessionDatabase, parse_sea
 pub use sequences::{OwnedBy, Sequence, SequenceOptions, SequenceSpec, SequenceType, Sequences};
 pub use session_catalog::{RelationPlanner, SessionCatalog, SessionSchema, Target};
 pub use staging::Staging;
-pub use store::{ACLS_CF, Change, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF};
+pub use store::{
+    ACLS_CF, Change, FUNCTION_USAGE_CF, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF,
+};
 pub use table::{
     COLUMN_COMMENT, COLUMN_DEFAULT, ColumnEntry, ForeignKey, IndexEntry, KeyAction, QualifiedName,
     TableEntry, TableKind, Uniqueness,
 };
 pub use temp::TempTables;
+pub use usage::{FunctionUsage, Usage};

@@ -38,6 +38,9 @@ pub(crate) const BUCKETS_CF: &str = "buckets";
 /// The values of every bucket, keyed by `bucket NUL key` (see
 /// [`crate::buckets`]).
 pub(crate) const BUCKET_VALUES_CF: &str = "bucket_values";
+/// What each Wasm function did, summed over every process that ran it: one
+/// JSON [`crate::Usage`] per function, keyed by its signature.
+pub const FUNCTION_USAGE_CF: &str = "function_usage";
 
 const COLUMN_FAMILIES: &[&str] = &[
     TABLES_CF,
@@ -50,6 +53,7 @@ const COLUMN_FAMILIES: &[&str] = &[
     COMMENTS_CF,
     BUCKETS_CF,
     BUCKET_VALUES_CF,
+    FUNCTION_USAGE_CF,
 ];
 
 /// One change of a [`MetaStore::write`] batch.

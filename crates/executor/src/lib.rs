@@ -12,6 +12,7 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_executor::executor_server::TERMINATING;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
+use quiver_udf_registry::usage::UsageCounters;
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
 
 /// Errors of the executor crate.
@@ -257,7 +258,9 @@ pub async fn run_process(
         ),
         ..RuntimeConfig::default()
     })?);
-    let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
+    let loader = Arc::new(FunctionLoader::new(runtime, None));
+    let codecs = Codecs::new(loader.clone());
+    report_usage(loader.usage().clone());
     // Ballista's executor listens for the same signals and drains its
     // tasks before it returns; this only remembers that they came.
     let stopping = Arc::new(AtomicBool::new(false));
@@ -277,6 +280,7 @@ pub async fn run_process(
         let config = options.process_config(SessionConfig::new_with_ballista(), codecs.clone())?;
         let ran = start_executor_process(Arc::new(config)).await;
         if stopping.load(Ordering::SeqCst) {
+            write_usage(loader.usage());
             return ran.map_err(Error::from);
         }
         match ran {
@@ -292,5 +296,31 @@ pub async fn run_process(
         // Ballista marks the process's executor as terminating for good.
         TERMINATING.store(false, Ordering::Release);
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// How often an executor hands what its functions did to the frontend
+/// (PostgreSQL's backends report their statistics about as often).
+const USAGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Writes what this process's Wasm functions did into the module
+/// directories their plans named, every [`USAGE_INTERVAL`], for the
+/// frontend to add to `quiver.function_stats` (see
+/// `quiver_udf_registry::usage`).
+fn report_usage(usage: Arc<UsageCounters>) {
+    std::thread::Builder::new()
+        .name("quiver-usage".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(USAGE_INTERVAL);
+                write_usage(&usage);
+            }
+        })
+        .expect("a thread for usage reports");
+}
+
+fn write_usage(usage: &UsageCounters) {
+    if let Err(e) = usage.write_out() {
+        tracing::warn!(error = %e, "could not write function usage for the frontend");
     }
 }

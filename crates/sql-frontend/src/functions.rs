@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::Result as DfResult;
 use datafusion::prelude::SessionContext;
@@ -18,6 +20,8 @@ use quiver_udf_registry::{
     FunctionRegistry, Grants, Kind, Limits, ModuleSource, SqlType, TableColumn, Volatility,
     WasmAggregateUdf, WasmScalarUdf, WasmTableFunction,
 };
+
+use quiver_catalog::Usage;
 
 use crate::names::folded;
 use crate::parse::{AggregateOption, CreateAggregate, DropAggregate};
@@ -787,6 +791,81 @@ impl SystemRows for FunctionsTable {
 
     async fn rows(&self) -> DfResult<RecordBatch> {
         self.batch()
+    }
+}
+
+/// `quiver.function_stats`: what each Wasm function overload did, summed
+/// over every process that ran it (see `quiver_udf_registry::usage`), like
+/// PostgreSQL's `pg_stat_user_functions`. Executors of a cluster report
+/// about once a second, so their calls show up to a second late.
+#[derive(Debug)]
+pub(crate) struct FunctionStatsTable {
+    registry: Arc<FunctionRegistry>,
+    schema: SchemaRef,
+}
+
+impl FunctionStatsTable {
+    pub(crate) fn new(registry: Arc<FunctionRegistry>) -> Self {
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let int = |name: &str| Field::new(name, DataType::Int64, false);
+        let schema = Arc::new(Schema::new(vec![
+            text("name"),
+            text("arguments"),
+            int("calls"),
+            int("rows"),
+            int("errors"),
+            Field::new("total_time_ms", DataType::Float64, false),
+            int("bucket_reads"),
+            int("bucket_writes"),
+        ]));
+        Self { registry, schema }
+    }
+}
+
+#[async_trait]
+impl SystemRows for FunctionStatsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    async fn rows(&self) -> DfResult<RecordBatch> {
+        let totals = self
+            .registry
+            .usage()
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let defs = self.registry.definitions();
+        let usage: Vec<Usage> = defs
+            .iter()
+            .map(|d| totals.get(&d.signature()).copied().unwrap_or_default())
+            .collect();
+        let int = |f: &dyn Fn(&Usage) -> u64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(
+                usage
+                    .iter()
+                    .map(|u| i64::try_from(f(u)).unwrap_or(i64::MAX)),
+            ))
+        };
+        let columns = vec![
+            Arc::new(StringArray::from_iter_values(
+                defs.iter().map(|d| d.name.clone()),
+            )) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(defs.iter().map(|d| {
+                d.args
+                    .iter()
+                    .map(|t| t.pg_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }))),
+            int(&|u| u.calls),
+            int(&|u| u.rows),
+            int(&|u| u.errors),
+            Arc::new(Float64Array::from_iter_values(
+                usage.iter().map(|u| u.time_ns as f64 / 1e6),
+            )),
+            int(&|u| u.bucket_reads),
+            int(&|u| u.bucket_writes),
+        ];
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 }
 

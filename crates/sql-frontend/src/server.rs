@@ -37,7 +37,7 @@ use crate::auth::{AuthMethod, Roles};
 use crate::bucket_tables::{BucketValuesTable, BucketsTable};
 use crate::cancel::{Canceller, Cancels, JobScheduler};
 use crate::cluster::ExecutorsTable;
-use crate::functions::{Functions, FunctionsTable};
+use crate::functions::{FunctionStatsTable, Functions, FunctionsTable};
 use crate::grouping_sets::EmptyGroupingSet;
 use crate::handler::{Connection, Login};
 use crate::integers::CheckedIntegerArithmetic;
@@ -457,6 +457,10 @@ impl Engine {
         system.register_table(
             "functions".to_string(),
             Arc::new(SystemTable(FunctionsTable::new(registry.clone()))),
+        )?;
+        system.register_table(
+            "function_stats".to_string(),
+            Arc::new(SystemTable(FunctionStatsTable::new(registry.clone()))),
         )?;
         if let Some(buckets) = registry.loader().buckets().buckets() {
             system.register_table(

@@ -28,6 +28,7 @@ use crate::runtime::{
     Compiled, EffectiveLimits, HostState, WasmRuntime, call_error, outside_async,
 };
 use crate::types::SqlType;
+use crate::usage::Counters;
 use crate::{Error, Result};
 
 /// One overload of a Wasm function, ready to call.
@@ -48,6 +49,8 @@ pub struct WasmFunction {
     /// Where snapshots of buckets a plan pinned are published (the plan's
     /// module directory).
     published: Option<PathBuf>,
+    /// What its calls are counted in (`quiver.function_stats`).
+    usage: Arc<Counters>,
 }
 
 impl std::fmt::Debug for WasmFunction {
@@ -135,7 +138,19 @@ impl WasmFunction {
             return_types: Mutex::new(HashMap::new()),
             buckets: Arc::new(BucketSource::default()),
             published: None,
+            usage: Arc::default(),
         }
+    }
+
+    /// The function counting its calls in `usage`.
+    pub(crate) fn counted_in(mut self, usage: Arc<Counters>) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Runs one call of the guest over `rows` rows, counting it.
+    fn counted<R>(&self, rows: usize, call: impl FnOnce() -> Result<R>) -> Result<R> {
+        counted(&self.usage, rows, call)
     }
 
     /// The function reading its buckets from `buckets`, and pinned versions
@@ -394,10 +409,10 @@ impl WasmFunction {
         if rows == 0 {
             return Ok(new_null_array(&return_type, 0));
         }
-        match self.def.abi {
+        self.counted(rows, || match self.def.abi {
             Abi::Component => self.invoke_component(args, types, returns, rows),
             Abi::Core => self.invoke_core(args, &return_type, rows),
-        }
+        })
     }
 
     fn invoke_component(
@@ -507,6 +522,7 @@ impl WasmFunction {
             self.def.grants.keyvalue.clone(),
             self.buckets.clone(),
             self.published.clone(),
+            self.usage.clone(),
         );
         let mut store = self
             .runtime
@@ -590,8 +606,9 @@ impl WasmFunction {
     pub fn accumulator(self: &Arc<Self>, args: &[SqlType]) -> Result<Accumulator> {
         let returns = self.return_type(args)?;
         let wit: Vec<WitType> = args.iter().map(|t| WitType::from(*t)).collect();
-        let lease =
-            self.leased(|store, e| e.aggregate()?.call_create(store, &self.def.symbol, &wit))?;
+        let lease = self.counted(0, || {
+            self.leased(|store, e| e.aggregate()?.call_create(store, &self.def.symbol, &wit))
+        })?;
         Ok(Accumulator {
             lease,
             args: args.to_vec(),
@@ -617,8 +634,9 @@ impl WasmFunction {
             .zip(types)
             .map(|(a, t)| to_column(a, *t))
             .collect::<Result<Vec<_>>>()?;
-        let lease =
-            self.leased(|store, e| e.table()?.call_start(store, &self.def.symbol, &args))?;
+        let lease = self.counted(0, || {
+            self.leased(|store, e| e.table()?.call_start(store, &self.def.symbol, &args))
+        })?;
         Ok(TableRows { lease, columns })
     }
 
@@ -774,18 +792,26 @@ impl Accumulator {
         args: &[ArrayRef],
         rows: usize,
     ) -> Result<()> {
-        let columns = args
-            .iter()
-            .zip(&self.args)
-            .map(|(a, t)| to_column(a, *t))
-            .collect::<Result<Vec<_>>>()?;
-        let (group_count, rows) = (count(group_count, "groups")?, count(rows, "rows")?);
-        let answer = self.lease.call(|store, e, h| {
-            e.aggregate()?
-                .accumulator()
-                .call_update(store, h, groups, group_count, &columns, rows)
-        })?;
-        answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, rows, || {
+            let columns = args
+                .iter()
+                .zip(&self.args)
+                .map(|(a, t)| to_column(a, *t))
+                .collect::<Result<Vec<_>>>()?;
+            let (group_count, rows) = (count(group_count, "groups")?, count(rows, "rows")?);
+            let answer = self.lease.call(|store, e, h| {
+                e.aggregate()?.accumulator().call_update(
+                    store,
+                    h,
+                    groups,
+                    group_count,
+                    &columns,
+                    rows,
+                )
+            })?;
+            answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))
+        })
     }
 
     /// Merges serialized states (nulls are skipped): state `i` into group
@@ -796,57 +822,69 @@ impl Accumulator {
         group_count: usize,
         states: &BinaryArray,
     ) -> Result<()> {
-        let (groups, states): (Vec<u32>, BinaryArray) = if states.null_count() == 0 {
-            (groups.to_vec(), states.clone())
-        } else {
-            let valid: Vec<usize> = (0..states.len()).filter(|i| states.is_valid(*i)).collect();
-            (
-                if groups.is_empty() {
-                    Vec::new()
-                } else {
-                    valid.iter().map(|i| groups[*i]).collect()
-                },
-                valid.iter().map(|i| Some(states.value(*i))).collect(),
-            )
-        };
-        let states = var_binary(states.value_offsets(), states.value_data());
-        let group_count = count(group_count, "groups")?;
-        let answer = self.lease.call(|store, e, h| {
-            e.aggregate()?
-                .accumulator()
-                .call_merge(store, h, &groups, group_count, &states)
-        })?;
-        answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, states.len(), || {
+            let (groups, states): (Vec<u32>, BinaryArray) = if states.null_count() == 0 {
+                (groups.to_vec(), states.clone())
+            } else {
+                let valid: Vec<usize> = (0..states.len()).filter(|i| states.is_valid(*i)).collect();
+                (
+                    if groups.is_empty() {
+                        Vec::new()
+                    } else {
+                        valid.iter().map(|i| groups[*i]).collect()
+                    },
+                    valid.iter().map(|i| Some(states.value(*i))).collect(),
+                )
+            };
+            let states = var_binary(states.value_offsets(), states.value_data());
+            let group_count = count(group_count, "groups")?;
+            let answer = self.lease.call(|store, e, h| {
+                e.aggregate()?
+                    .accumulator()
+                    .call_merge(store, h, &groups, group_count, &states)
+            })?;
+            answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))
+        })
     }
 
     /// The serialized states of the first `n` groups.
     pub fn state(&mut self, n: usize) -> Result<BinaryArray> {
-        let n32 = count(n, "groups")?;
-        let answer = self
-            .lease
-            .call(|store, e, h| e.aggregate()?.accumulator().call_state(store, h, n32))?;
-        let VarBinary { offsets: o, data } =
-            answer.map_err(|message| self.lease.function.trap(None, message))?;
-        let offsets = offsets(o, data.len(), n).map_err(|e| self.guest_error(e))?;
-        BinaryArray::try_new(offsets, Buffer::from_vec(data), None)
-            .map_err(|e| self.guest_error(Error::Runtime(e.to_string())))
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, 0, || {
+            let n32 = count(n, "groups")?;
+            let answer = self
+                .lease
+                .call(|store, e, h| e.aggregate()?.accumulator().call_state(store, h, n32))?;
+            let VarBinary { offsets: o, data } =
+                answer.map_err(|message| self.lease.function.trap(None, message))?;
+            let offsets = offsets(o, data.len(), n).map_err(|e| self.guest_error(e))?;
+            BinaryArray::try_new(offsets, Buffer::from_vec(data), None)
+                .map_err(|e| self.guest_error(Error::Runtime(e.to_string())))
+        })
     }
 
     /// The results of the first `n` groups.
     pub fn finish(&mut self, n: usize) -> Result<ArrayRef> {
-        let n32 = count(n, "groups")?;
-        let answer = self
-            .lease
-            .call(|store, e, h| e.aggregate()?.accumulator().call_finish(store, h, n32))?;
-        let column = answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))?;
-        from_column(column, self.returns, n).map_err(|e| self.guest_error(e))
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, 0, || {
+            let n32 = count(n, "groups")?;
+            let answer = self
+                .lease
+                .call(|store, e, h| e.aggregate()?.accumulator().call_finish(store, h, n32))?;
+            let column = answer.map_err(|r| self.lease.function.trap(Some(r.row), r.message))?;
+            from_column(column, self.returns, n).map_err(|e| self.guest_error(e))
+        })
     }
 
     /// Forgets the first `n` groups; the others are renumbered from 0.
     pub fn remove(&mut self, n: usize) -> Result<()> {
-        let n = count(n, "groups")?;
-        self.lease
-            .call(|store, e, h| e.aggregate()?.accumulator().call_remove(store, h, n))
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, 0, || {
+            let n = count(n, "groups")?;
+            self.lease
+                .call(|store, e, h| e.aggregate()?.accumulator().call_remove(store, h, n))
+        })
     }
 
     fn guest_error(&self, e: Error) -> Error {
@@ -867,6 +905,18 @@ impl TableRows {
     /// The next batch of at most `max_rows` rows (columns and row count),
     /// or `None` at the end.
     pub fn next(&mut self, max_rows: usize) -> Result<Option<(Vec<ArrayRef>, usize)>> {
+        let usage = self.lease.function.usage.clone();
+        let started = std::time::Instant::now();
+        let result = self.next_batch(max_rows);
+        let rows = match &result {
+            Ok(Some((_, rows))) => *rows,
+            _ => 0,
+        };
+        usage.call(rows, started.elapsed(), result.is_err());
+        result
+    }
+
+    fn next_batch(&mut self, max_rows: usize) -> Result<Option<(Vec<ArrayRef>, usize)>> {
         let max = count(max_rows.max(1), "rows")?;
         let answer = self
             .lease
@@ -909,6 +959,14 @@ impl TableRows {
             })?;
         Ok(Some((arrays, rows)))
     }
+}
+
+/// Runs `call` (one call of a guest over `rows` rows), counting it in `usage`.
+fn counted<R>(usage: &Counters, rows: usize, call: impl FnOnce() -> Result<R>) -> Result<R> {
+    let started = std::time::Instant::now();
+    let result = call();
+    usage.call(rows, started.elapsed(), result.is_err());
+    result
 }
 
 /// The core value type of a SQL type (42P13 for types core modules lack).

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker, Resource};
 
 use crate::runtime::HostState;
+use crate::usage::Counters;
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -368,6 +369,8 @@ pub struct KeyValueAccess {
     source: Option<Arc<BucketSource>>,
     /// Where published snapshots are read from (a plan's module directory).
     published: Option<PathBuf>,
+    /// The function's counters of reads and writes.
+    usage: Arc<Counters>,
 }
 
 impl KeyValueAccess {
@@ -375,11 +378,13 @@ impl KeyValueAccess {
         grants: Vec<BucketGrant>,
         source: Arc<BucketSource>,
         published: Option<PathBuf>,
+        usage: Arc<Counters>,
     ) -> Self {
         Self {
             grants,
             source: Some(source),
             published,
+            usage,
         }
     }
 
@@ -444,6 +449,12 @@ impl HostState {
         Ok(self.table.get_mut(bucket)?)
     }
 
+    /// An open bucket to read `keys` keys from (counted as reads).
+    fn read(&mut self, bucket: &Resource<OpenBucket>, keys: usize) -> KvResult<&mut OpenBucket> {
+        self.keyvalue.usage.bucket_reads(keys);
+        self.bucket(bucket)
+    }
+
     /// Writes `writes` through the bucket `bucket`, which must allow it.
     fn write_through(
         &mut self,
@@ -457,6 +468,7 @@ impl HostState {
         }
         let source = source.ok_or(KvError::AccessDenied)?;
         open.written.extend(source.write(&open.name, writes)?);
+        self.keyvalue.usage.bucket_writes(writes.len());
         Ok(())
     }
 }
@@ -481,7 +493,7 @@ const KEYS_PER_PAGE: usize = 1000;
 
 impl store::HostBucket for HostState {
     fn get(&mut self, bucket: Resource<OpenBucket>, key: String) -> KvResult<Option<Vec<u8>>> {
-        Ok(self.bucket(&bucket)?.get(&key).cloned())
+        Ok(self.read(&bucket, 1)?.get(&key).cloned())
     }
 
     fn set(&mut self, bucket: Resource<OpenBucket>, key: String, value: Vec<u8>) -> KvResult<()> {
@@ -493,7 +505,7 @@ impl store::HostBucket for HostState {
     }
 
     fn exists(&mut self, bucket: Resource<OpenBucket>, key: String) -> KvResult<bool> {
-        Ok(self.bucket(&bucket)?.get(&key).is_some())
+        Ok(self.read(&bucket, 1)?.get(&key).is_some())
     }
 
     fn list_keys(
@@ -501,7 +513,7 @@ impl store::HostBucket for HostState {
         bucket: Resource<OpenBucket>,
         cursor: Option<u64>,
     ) -> KvResult<store::KeyResponse> {
-        let all = self.bucket(&bucket)?.keys();
+        let all = self.read(&bucket, 1)?.keys();
         let start = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
         let keys: Vec<String> = all
             .iter()
@@ -544,7 +556,7 @@ impl batch::Host for HostState {
         bucket: Resource<OpenBucket>,
         keys: Vec<String>,
     ) -> KvResult<Vec<Option<(String, Vec<u8>)>>> {
-        let open = self.bucket(&bucket)?;
+        let open = self.read(&bucket, keys.len())?;
         Ok(keys
             .into_iter()
             .map(|key| open.get(&key).cloned().map(|value| (key, value)))

@@ -28,6 +28,7 @@ mod sized_text;
 mod table;
 mod types;
 mod udf;
+pub mod usage;
 mod window;
 
 pub use aggregate::WasmAggregateUdf;

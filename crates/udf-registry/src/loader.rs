@@ -2,6 +2,7 @@
 //! in whichever process a plan reaches.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use quiver_catalog::{Buckets, MODULES_CF, MetaStore};
@@ -12,6 +13,7 @@ use crate::keyvalue::BucketSource;
 use crate::module::ModuleBytes;
 use crate::module_dir::ModuleDir;
 use crate::runtime::WasmRuntime;
+use crate::usage::UsageCounters;
 use crate::{Error, Result};
 
 /// How many recently decoded functions a process keeps alive with no plan
@@ -32,6 +34,8 @@ pub struct FunctionLoader {
     /// instances are freed once no plan and no recent use holds it.
     versions: Mutex<HashMap<FunctionDef, Weak<WasmFunction>>>,
     recent: Mutex<VecDeque<Arc<WasmFunction>>>,
+    /// What this process's functions did.
+    usage: Arc<UsageCounters>,
 }
 
 impl std::fmt::Debug for FunctionLoader {
@@ -56,11 +60,17 @@ impl FunctionLoader {
             buckets: Arc::new(BucketSource::new(buckets)),
             versions: Mutex::new(HashMap::new()),
             recent: Mutex::new(VecDeque::new()),
+            usage: Arc::default(),
         }
     }
 
     pub fn runtime(&self) -> &Arc<WasmRuntime> {
         &self.runtime
+    }
+
+    /// What this process's functions did since it was last taken.
+    pub fn usage(&self) -> &Arc<UsageCounters> {
+        &self.usage
     }
 
     /// The buckets of this process's functions.
@@ -130,11 +140,11 @@ impl FunctionLoader {
             return f;
         }
         versions.retain(|_, f| f.strong_count() > 0);
+        let modules = modules.map(|dir| dir.path());
         let f = Arc::new(
-            WasmFunction::new(def.clone(), code, self.runtime.clone()).with_buckets(
-                self.buckets.clone(),
-                modules.map(|dir| dir.path().to_path_buf()),
-            ),
+            WasmFunction::new(def.clone(), code, self.runtime.clone())
+                .with_buckets(self.buckets.clone(), modules.map(Path::to_path_buf))
+                .counted_in(self.usage.of(modules, &def.signature())),
         );
         versions.insert(def, Arc::downgrade(&f));
         f

@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::module::ModuleBytes;
+use crate::usage::is_usage_file;
 use crate::{Error, Result};
 
 /// A directory of `<sha256>.wasm` files.
@@ -50,25 +51,48 @@ impl ModuleDir {
         self.file(sha256).is_file()
     }
 
-    /// Writes `module` unless it is already there. The file appears whole
-    /// (written aside, synced, renamed) so a reader never sees half a module.
+    /// Writes `module` unless it is already there.
     pub fn publish(&self, module: &ModuleBytes) -> Result<()> {
-        let path = self.file(&module.sha256);
-        if path.exists() {
+        if self.contains(&module.sha256) {
             return Ok(());
         }
+        self.write_file(&format!("{}.wasm", module.sha256), &module.bytes)
+    }
+
+    /// Writes the file `name`. It appears whole (written aside, synced,
+    /// renamed) so a reader never sees half of it.
+    pub(crate) fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path.join(name);
         let io = |source| Error::Io {
             path: path.clone(),
             source,
         };
         let aside = self
             .path
-            .join(format!(".{}.{}.partial", module.sha256, std::process::id()));
+            .join(format!(".{name}.{}.partial", std::process::id()));
         let mut file = std::fs::File::create(&aside).map_err(io)?;
-        file.write_all(&module.bytes).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&aside, &path).map_err(io)?;
         Ok(())
+    }
+
+    /// The path and bytes of every file here whose name `wanted` accepts.
+    pub(crate) fn files(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.path).map_err(io(&self.path))? {
+            let entry = entry.map_err(io(&self.path))?;
+            if wanted(&entry.file_name().to_string_lossy()) {
+                let path = entry.path();
+                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                files.push((path, bytes));
+            }
+        }
+        Ok(files)
     }
 
     /// The module with this hash. Its bytes are checked against the hash: a
@@ -91,7 +115,7 @@ impl ModuleDir {
     }
 
     /// Removes every module not in `keep` (and leftovers of interrupted
-    /// writes). Only safe when no query can still need them: at start-up.
+    /// writes), keeping usage files. Only safe when no query can still need them: at start-up.
     pub fn retain(&self, keep: &HashSet<String>) -> Result<usize> {
         let io = |source| Error::Io {
             path: self.path.clone(),
@@ -101,9 +125,11 @@ impl ModuleDir {
         for entry in std::fs::read_dir(&self.path).map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let wanted = name
-                .strip_suffix(".wasm")
-                .is_some_and(|sha| keep.contains(sha));
+            // Usage files wait for the frontend to add them up.
+            let wanted = is_usage_file(&name)
+                || name
+                    .strip_suffix(".wasm")
+                    .is_some_and(|sha| keep.contains(sha));
             if !wanted {
                 std::fs::remove_file(entry.path()).map_err(io)?;
                 removed += 1;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use quiver_catalog::{Change, FUNCTIONS_CF, MODULES_CF, MetaStore};
+use quiver_catalog::{
+    Change, FUNCTION_USAGE_CF, FUNCTIONS_CF, FunctionUsage, MODULES_CF, MetaStore, Usage,
+};
 
 use crate::definition::{Abi, Folded, FunctionDef, Grants, Kind, Limits, Volatility};
 use crate::folded::FoldedParts;
@@ -80,6 +82,8 @@ pub struct FunctionRegistry {
     /// Bumped by every change, so sessions know when to refresh.
     generation: AtomicU64,
     ddl: Mutex<()>,
+    /// What functions did, summed (`quiver.function_stats`).
+    usage: FunctionUsage,
 }
 
 impl std::fmt::Debug for FunctionRegistry {
@@ -103,6 +107,7 @@ impl FunctionRegistry {
     ) -> Result<Self> {
         let registry = Self {
             loader: Arc::new(FunctionLoader::new(runtime, Some(store.clone()))),
+            usage: FunctionUsage::new(store.clone()),
             store,
             function_dir,
             modules,
@@ -154,6 +159,20 @@ impl FunctionRegistry {
     /// What builds functions from definitions (plan decoding uses it).
     pub fn loader(&self) -> &Arc<FunctionLoader> {
         &self.loader
+    }
+
+    /// What each function did, by signature: the catalog's totals, after
+    /// adding what this process counted and what executors wrote into the
+    /// module directory since the last time (see [`crate::usage`]).
+    pub fn usage(&self) -> Result<BTreeMap<String, Usage>> {
+        let mut counted = self.loader.usage().take_all();
+        if let Some(modules) = &self.modules {
+            for (signature, usage) in crate::usage::gather(modules)? {
+                *counted.entry(signature).or_default() += &usage;
+            }
+        }
+        self.usage.add(&counted)?;
+        Ok(self.usage.totals()?)
     }
 
     /// Where executors read this catalog's modules.
@@ -623,10 +642,17 @@ impl FunctionRegistry {
             }
             _ => {}
         }
-        let mut changes = vec![Change::Delete {
-            cf: FUNCTIONS_CF,
-            key: &key,
-        }];
+        let mut changes = vec![
+            Change::Delete {
+                cf: FUNCTIONS_CF,
+                key: &key,
+            },
+            // A function made again under this signature starts from nothing.
+            Change::Delete {
+                cf: FUNCTION_USAGE_CF,
+                key: &key,
+            },
+        ];
         let orphan = !self.module_used(&def.module_sha256, Some(&key));
         if orphan {
             changes.push(Change::Delete {
