@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use crate::support::QuiverServer;
+use crate::support::{Cluster, Loss, QuiverServer};
 
 /// Runs `psql -c` for each of `commands`, stopping at the first error.
 fn run_psql(server: &QuiverServer, commands: &[&str]) -> Output {
@@ -385,4 +385,83 @@ fn psql_loads_a_bucket_that_functions_read_after_restart() {
     );
     assert!(out.contains(" 2\n"), "no row of it was stored: {out}");
     server.stop();
+}
+
+/// The issue's three examples through psql on a cluster of two executors:
+/// a currency conversion reading a bucket, a per-key counter writing one,
+/// a lookup file read once per instance. Their calls are counted where
+/// they ran and gathered into `quiver.function_stats`, which keeps them
+/// when the frontend is killed and started again.
+#[test]
+fn psql_runs_the_grant_examples_on_a_cluster_and_counts_their_calls() {
+    let (data, mut cluster) = Cluster::start_fresh(2, Loss::Patient);
+    let script = data.path().join("examples.sql");
+    std::fs::write(
+        &script,
+        "CREATE BUCKET rates;\n\
+         COPY BUCKET rates FROM STDIN (FORMAT csv);\n\
+         EUR,1.08\n\
+         GBP,1.27\n\
+         \\.\n\
+         CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd';\n\
+         CREATE BUCKET hits;\n\
+         CREATE FUNCTION hit(text) RETURNS bigint LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';\n\
+         CREATE FUNCTION city(text, text) RETURNS text LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.files = 'testdata' AS 'quiver_example_keyvalue.wasm', 'lookup';\n\
+         CREATE TABLE payments AS SELECT i AS id, CAST(i AS double precision) AS amount,\n\
+         \x20 CASE WHEN i % 2 = 0 THEN 'EUR' ELSE 'GBP' END AS currency FROM generate_series(1, 1000) t(i);\n\
+         CREATE TABLE visits AS SELECT i AS id, CASE WHEN i % 3 = 0 THEN 'Porto' ELSE 'Lisbon' END AS place\n\
+         \x20 FROM generate_series(1, 30) t(i);\n\
+         \\pset format unaligned\n\
+         SELECT round(CAST(sum(to_usd(amount, currency)) AS numeric), 2) AS usd FROM payments;\n\
+         SELECT city('/testdata/cities.csv', place) AS city, count(*) FROM visits GROUP BY 1 ORDER BY 1;\n\
+         SELECT max(hit(place)) AS most FROM visits;\n",
+    )
+    .expect("write script");
+    let out = psql(&cluster.frontend, &[&format!("\\i {}", script.display())]);
+    // 500 even amounts at 1.08 and 500 odd ones at 1.27.
+    let (even, odd): (Vec<f64>, Vec<f64>) =
+        (1..=1000).map(f64::from).partition(|a| *a as i64 % 2 == 0);
+    let usd = even.iter().sum::<f64>() * 1.08 + odd.iter().sum::<f64>() * 1.27;
+    assert!(out.contains(&format!("usd\n{usd:.2}\n")), "{out}");
+    assert!(
+        out.contains("city|count\nPT,232000|10\nPT,545000|20\n"),
+        "{out}"
+    );
+    assert!(out.contains("most\n20\n"), "each visit counted once: {out}");
+
+    // Executors report once a second.
+    let stats = "SELECT name, rows, errors, bucket_reads, bucket_writes, calls > 0 AS called \
+                 FROM quiver.function_stats ORDER BY name";
+    let expected = "name|rows|errors|bucket_reads|bucket_writes|called\n\
+                    city|30|0|0|0|t\n\
+                    hit|30|0|0|30|t\n\
+                    to_usd|1000|0|1000|0|t\n";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = psql(&cluster.frontend, &["\\pset format unaligned", stats]);
+        if out.contains(expected) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the executors' counts never arrived: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    cluster.restart_frontend();
+    let out = psql(
+        &cluster.frontend,
+        &[
+            "\\pset format unaligned",
+            stats,
+            "SELECT CAST(value AS text) AS hits FROM quiver.bucket_values WHERE bucket = 'hits' AND key = 'Lisbon'",
+        ],
+    );
+    assert!(out.contains(expected), "kept across the restart: {out}");
+    assert!(out.contains("hits\n20\n"), "{out}");
+    cluster.stop();
 }

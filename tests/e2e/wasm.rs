@@ -246,3 +246,51 @@ pub(crate) async fn keeps_version_while_replaced(server: &QuiverServer) {
         Some((sum + 800).to_string())
     );
 }
+
+/// A function granted the log (`SET quiver.wasm.log = on`) writes its
+/// stdout and stderr lines to the server's log, tagged with the function
+/// and the stream; the same function without the grant writes nothing
+/// there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_granted_the_log_writes_its_lines_there() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let log = data.path().join("server.log");
+    let server =
+        QuiverServer::start_logged(&data.path().join("db"), "warn,quiver::guest=info", &log);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION say(text) RETURNS text LANGUAGE wasm SET quiver.wasm.log = on AS 'quiver_example_keyvalue.wasm', 'say';
+             CREATE FUNCTION say_quietly(text) RETURNS text LANGUAGE wasm AS 'quiver_example_keyvalue.wasm', 'say'",
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        one(&client, "SELECT say('a granted line')")
+            .await
+            .as_deref(),
+        Some("a granted line")
+    );
+    assert_eq!(
+        one(&client, "SELECT say_quietly('a quiet line')")
+            .await
+            .as_deref(),
+        Some("a quiet line")
+    );
+    drop(client);
+    server.stop();
+
+    let text = std::fs::read_to_string(&log).expect("the server's log");
+    let line = |needle: &str| text.lines().find(|l| l.contains(needle));
+    let stdout = line("a granted line").unwrap_or_else(|| panic!("no stdout line in:\n{text}"));
+    assert!(
+        stdout.contains("say(text)") && stdout.contains("stdout"),
+        "{stdout}"
+    );
+    let stderr = line("said 14 bytes").unwrap_or_else(|| panic!("no stderr line in:\n{text}"));
+    assert!(stderr.contains("stderr"), "{stderr}");
+    assert!(
+        line("a quiet line").is_none() && line("said 12 bytes").is_none(),
+        "an ungranted function's output reached the log:\n{text}"
+    );
+}

@@ -106,6 +106,20 @@ impl QuiverServer {
 
     /// Starts a server with extra `quiver serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(Self::command(data_dir, extra), data_dir)
+    }
+
+    /// Starts a server whose log (filtered by `filter`, `QUIVER_LOG`'s
+    /// syntax) goes to the file `log`.
+    pub fn start_logged(data_dir: &Path, filter: &str, log: &Path) -> Self {
+        let mut command = Self::command(data_dir, &[]);
+        command
+            .env("QUIVER_LOG", filter)
+            .stderr(std::fs::File::create(log).expect("log file"));
+        Self::spawn(command, data_dir)
+    }
+
+    fn command(data_dir: &Path, extra: &[&str]) -> Command {
         let mut command = quiver(&["serve", "--listen", "127.0.0.1:0"]);
         command
             .arg("--data-dir")
@@ -118,6 +132,10 @@ impl QuiverServer {
             .arg("--wasm-files")
             .arg(format!("testdata={}", test_data().display()))
             .args(extra);
+        command
+    }
+
+    fn spawn(command: Command, data_dir: &Path) -> Self {
         // The server prints one line once it accepts connections:
         // "quiver: listening on 127.0.0.1:PORT".
         let (child, addr) = spawn_until(command, "quiver: listening on ");

@@ -218,6 +218,7 @@ fn translate_aggregate(statement: CreateAggregate) -> Result<CreateFunction> {
             "time_limit" => limits.time_limit_ms = Some(parse_millis(&text()?)?),
             "keyvalue" => grants.keyvalue = parse_bucket_grants(&text()?)?,
             "files" => grants.files = parse_file_grants(&text()?)?,
+            "log" => grants.log = parse_log_grant(&text()?)?,
             // Every Wasm aggregate runs in parallel stages.
             "parallel" => {}
             "combinefunc" | "finalfunc" | "initcond" => {
@@ -278,6 +279,18 @@ fn parse_bucket_grants(text: &str) -> Result<Vec<BucketGrant>> {
     Ok(grants)
 }
 
+/// `quiver.wasm.log = on`: whether the guest's stdout and stderr go to the
+/// server's log (PostgreSQL's spellings of a boolean).
+fn parse_log_grant(text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(Error::InvalidParameterValue(format!(
+            "parameter \"quiver.wasm.log\" requires a Boolean value, not \"{text}\""
+        ))),
+    }
+}
+
 /// The directories of `quiver.wasm.files = 'lookup, models'`: names of the
 /// server's `--wasm-files` (their paths are filled in by the registry).
 fn parse_file_grants(text: &str) -> Result<Vec<FileGrant>> {
@@ -321,7 +334,10 @@ fn translate_folded(statement: CreateAggregate) -> Result<CreateFolded> {
             ("finalfunc", AggregateOption::Function(f)) => finalfunc = Some(function_name(f)?),
             ("initcond", AggregateOption::Text(t)) => initcond = Some(t.clone()),
             ("parallel", _) => {}
-            ("module" | "symbol" | "max_memory" | "time_limit" | "keyvalue" | "files", _) => {
+            (
+                "module" | "symbol" | "max_memory" | "time_limit" | "keyvalue" | "files" | "log",
+                _,
+            ) => {
                 return Err(Error::InvalidFunctionDefinition(format!(
                     "{} belongs to the MODULE form; the SFUNC form runs its functions with their own settings",
                     option.to_uppercase()
@@ -484,9 +500,12 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
             "quiver.wasm.files" => {
                 grants.files = parse_file_grants(value.as_deref().unwrap_or_default())?;
             }
+            "quiver.wasm.log" => {
+                grants.log = parse_log_grant(value.as_deref().unwrap_or("off"))?;
+            }
             other => {
                 // Known: quiver.wasm.max_memory, quiver.wasm.time_limit,
-                // quiver.wasm.keyvalue and quiver.wasm.files.
+                // quiver.wasm.keyvalue, quiver.wasm.files and quiver.wasm.log.
                 return Err(Error::UndefinedParameter(other.to_string()));
             }
         }

@@ -65,7 +65,7 @@ pub struct Limits {
 
 /// What a function may reach beyond its arguments, each named by its
 /// definition (`SET quiver.wasm.keyvalue = '...'`, `SET quiver.wasm.files =
-/// '...'`); nothing by default.
+/// '...'`, `SET quiver.wasm.log = on`); nothing by default.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Grants {
     /// Buckets it may open through `wasi:keyvalue`.
@@ -74,6 +74,10 @@ pub struct Grants {
     /// Directories it may read, through `wasi:filesystem`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileGrant>,
+    /// Whether what it writes to stdout and stderr goes to the server's log
+    /// (always kept for error messages either way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log: bool,
 }
 
 /// A directory of the server's `--wasm-files NAME=DIR` a function may read:
@@ -88,7 +92,7 @@ pub struct FileGrant {
 
 impl Grants {
     pub fn is_empty(&self) -> bool {
-        self.keyvalue.is_empty() && self.files.is_empty()
+        self.keyvalue.is_empty() && self.files.is_empty() && !self.log
     }
 
     /// Whether a call may write somewhere (so it must run where writes
@@ -97,7 +101,7 @@ impl Grants {
         self.keyvalue.iter().any(|g| g.write)
     }
 
-    /// `keyvalue=rates:read,hits:read-write; files=lookup`, as
+    /// `keyvalue=rates:read,hits:read-write; files=lookup; log=on`, as
     /// `quiver.functions` shows them (empty: none).
     pub fn text(&self) -> String {
         let mut parts = Vec::new();
@@ -108,6 +112,9 @@ impl Grants {
         if !self.files.is_empty() {
             let dirs: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
             parts.push(format!("files={}", dirs.join(",")));
+        }
+        if self.log {
+            parts.push("log=on".to_string());
         }
         parts.join("; ")
     }

@@ -524,9 +524,7 @@ impl WasmFunction {
             self.published.clone(),
             self.usage.clone(),
         );
-        let mut store = self
-            .runtime
-            .store(self.limits, keyvalue, &self.def.grants.files)?;
+        let mut store = self.runtime.store(self.limits, keyvalue, &self.def)?;
         self.runtime.arm_deadline(&mut store, self.limits);
         match self.compiled()? {
             Compiled::Component(pre) => {

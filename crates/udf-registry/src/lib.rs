@@ -10,6 +10,7 @@ mod error;
 mod folded;
 mod format;
 mod function;
+mod guest_output;
 pub mod interrupt;
 mod json;
 mod keyvalue;

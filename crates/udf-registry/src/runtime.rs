@@ -12,7 +12,8 @@ use wasmtime::{Config, Engine, Module, ResourceLimiter, Store, UpdateDeadline, V
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::definition::{FileGrant, FunctionDef, Grants, Limits};
+use crate::definition::{FunctionDef, Grants, Limits};
+use crate::guest_output::GuestOutput;
 use crate::interrupt::CallWatch;
 use crate::keyvalue::KeyValueAccess;
 use crate::module::ModuleBytes;
@@ -335,20 +336,23 @@ impl WasmRuntime {
         &self,
         limits: EffectiveLimits,
         keyvalue: KeyValueAccess,
-        files: &[FileGrant],
+        function: &FunctionDef,
     ) -> Result<Store<HostState>> {
         let stdout = MemoryOutputPipe::new(self.config.output_limit);
         let stderr = MemoryOutputPipe::new(self.config.output_limit);
+        let grants = &function.grants;
+        let signature = grants.log.then(|| function.signature());
+        let logged = |stream| signature.as_deref().map(|f| (f, stream));
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
+        wasi.stdout(GuestOutput::new(stdout.clone(), logged("stdout")))
+            .stderr(GuestOutput::new(stderr.clone(), logged("stderr")))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             // A granted file is read on the calling thread: calls already
             // run where blocking is allowed.
             .allow_blocking_current_thread(true);
-        for grant in files {
+        for grant in &grants.files {
             wasi.preopened_dir(&grant.path, format!("/{}", grant.name), FsPerms::ReadOnly)
                 .map_err(|e| {
                     Error::Runtime(format!(

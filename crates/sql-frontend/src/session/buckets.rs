@@ -56,8 +56,15 @@ impl Session {
     }
 
     /// A function may be granted only buckets that exist and that the
-    /// session's role owns.
+    /// session's role owns, and the server's log only by a superuser.
     pub(super) fn check_grants(&self, grants: &Grants) -> Result<()> {
+        // Writing to the server's log is a superuser's to allow, as
+        // PostgreSQL's logging parameters are.
+        if grants.log && !self.is_superuser() {
+            return Err(Error::InsufficientPrivilege(
+                "permission denied to set quiver.wasm.log: only a superuser lets a function write to the server's log".into(),
+            ));
+        }
         grants
             .keyvalue
             .iter()

@@ -70,6 +70,37 @@ quiver_udf::functions! {
             .map_err(|e| format!("cannot connect to port {port}: {e:?}"))
     }
 
+    /// Tries everything a definition can grant, and the rest of WASI, and
+    /// says what it got: `keyvalue=denied files=denied sockets=denied
+    /// env=0 args=0 clock=yes random=yes` for a function granted nothing.
+    fn probe(bucket: &str) -> String {
+        let got = |ok: bool| if ok { "yes" } else { "denied" };
+        let keyvalue = got(quiver_udf::keyvalue::open(bucket).is_ok());
+        let files = got(std::fs::read_dir("/testdata").is_ok() || std::fs::read_dir("/").is_ok());
+        let sockets = got(
+            wasip2::sockets::tcp_create_socket::create_tcp_socket(
+                wasip2::sockets::network::IpAddressFamily::Ipv4,
+            )
+            .is_ok_and(|socket| {
+                let network = wasip2::sockets::instance_network::instance_network();
+                let address = wasip2::sockets::network::IpSocketAddress::Ipv4(
+                    wasip2::sockets::network::Ipv4SocketAddress {
+                        port: 5432,
+                        address: (127, 0, 0, 1),
+                    },
+                );
+                socket.start_connect(&network, address).is_ok()
+            }),
+        );
+        let env = std::env::vars().count();
+        let args = std::env::args().count();
+        let clock = got(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|d| d.as_secs() > 0));
+        let random = got(wasip2::random::random::get_random_bytes(8).len() == 8);
+        format!("keyvalue={keyvalue} files={files} sockets={sockets} env={env} args={args} clock={clock} random={random}")
+    }
+
     /// Counts the environment variables it can see.
     fn env_count(x: i64) -> i64 {
         x + std::env::vars().count() as i64

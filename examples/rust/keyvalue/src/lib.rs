@@ -1,5 +1,6 @@
-//! Example Quiver functions over key-value buckets (`wasi:keyvalue`) and
-//! files of a directory the server grants (`--wasm-files NAME=DIR`).
+//! Example Quiver functions over key-value buckets (`wasi:keyvalue`),
+//! files of a directory the server grants (`--wasm-files NAME=DIR`) and the
+//! server's log.
 //!
 //! ```sql
 //! CREATE BUCKET rates;
@@ -83,6 +84,15 @@ quiver_udf::functions! {
     /// read once per instance; null when no line has the key.
     fn lookup(path: &str, key: &str) -> Result<Option<String>, String> {
         look_up(path, key)
+    }
+
+    /// Writes `message` to stdout and a note to stderr, and returns it:
+    /// the lines reach the server's log when the definition grants it
+    /// (`SET quiver.wasm.log = on`), and only error messages otherwise.
+    fn say(message: &str) -> String {
+        println!("{message}");
+        eprintln!("said {} bytes", message.len());
+        message.to_string()
     }
 
     /// How many keys `bucket` holds, listing them page by page.
