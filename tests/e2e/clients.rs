@@ -277,11 +277,16 @@ fn pg_dump_schema_replays_into_postgresql() {
     );
     // A Wasm function is dumped with its module named by its hash (the
     // module itself is not in the dump), and its owner.
+    // Its SET clauses (limits and grants) too, as pg_dump quotes them.
     psql_18(
         quiver.port(),
         "quiver",
         "CREATE FUNCTION add1(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE AS \
-         '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))'",
+         '(module (func (export \"add1\") (param i64) (result i64) local.get 0 i64.const 1 i64.add))';
+         CREATE BUCKET rates;
+         CREATE FUNCTION add2(bigint) RETURNS bigint LANGUAGE wasm \
+         SET quiver.wasm.time_limit = '2s' SET quiver.wasm.keyvalue = 'rates:read' SET quiver.wasm.files = 'testdata' AS \
+         '(module (func (export \"add2\") (param i64) (result i64) local.get 0 i64.const 2 i64.add))'",
     );
     let dumped = dump_schema(&quiver);
     for expected in [
@@ -289,10 +294,40 @@ fn pg_dump_schema_replays_into_postgresql() {
         "LANGUAGE wasm IMMUTABLE STRICT",
         "AS 'sha256:",
         "ALTER FUNCTION public.add1(bigint) OWNER TO quiver;",
+        "SET \"quiver.wasm.time_limit\" TO '2000ms'",
+        "SET \"quiver.wasm.keyvalue\" TO 'rates:read'",
+        "SET \"quiver.wasm.files\" TO 'testdata'",
     ] {
         assert!(dumped.contains(expected), "no {expected:?} in:\n{dumped}");
     }
-    psql_18(quiver.port(), "quiver", "DROP FUNCTION add1(bigint)");
+    // Quiver reads the dumped form back: the same settings.
+    let create = dumped
+        .split("\n\n")
+        .find(|part| part.starts_with("CREATE FUNCTION public.add2"))
+        .unwrap_or_else(|| panic!("no CREATE FUNCTION add2 in:\n{dumped}"));
+    let read_back = psql_18(
+        quiver.port(),
+        "quiver",
+        &format!(
+            "{};\n\
+             SELECT add2(1), grants, time_limit_ms FROM quiver.functions WHERE name = 'add2';",
+            // Replaced, not dropped: the module lives as long as a function uses it.
+            create.trim_end_matches(';').replacen(
+                "CREATE FUNCTION",
+                "CREATE OR REPLACE FUNCTION",
+                1
+            )
+        ),
+    );
+    assert!(
+        read_back.contains("3|keyvalue=rates:read; files=testdata|2000"),
+        "the dumped function reads back with its grants: {read_back}"
+    );
+    psql_18(
+        quiver.port(),
+        "quiver",
+        "DROP FUNCTION add1(bigint); DROP FUNCTION add2(bigint); DROP BUCKET rates",
+    );
     let script = dump_schema(&quiver);
     for expected in [
         "CREATE TABLE shop.items (",

@@ -475,7 +475,19 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
     let mut limits = Limits::default();
     let mut grants = Grants::default();
     for param in &statement.set_params {
-        let option = param.name.to_string().to_ascii_lowercase();
+        // `quiver.wasm.keyvalue`, or `"quiver.wasm.keyvalue"` as pg_dump
+        // quotes it.
+        let option = param
+            .name
+            .0
+            .iter()
+            .map(|part| {
+                part.as_ident()
+                    .map_or_else(|| part.to_string(), |i| i.value.clone())
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+            .to_ascii_lowercase();
         let value = match &param.value {
             FunctionSetValue::Values(values) if values.len() == 1 => {
                 Some(string_literal(&values[0], &option)?)

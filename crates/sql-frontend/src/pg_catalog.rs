@@ -224,11 +224,11 @@ impl SchemaProvider for PgCatalog {
         let nulls: Vec<_> = null_columns(name).collect();
         let table: Arc<dyn TableProvider> = match name {
             "pg_proc" => Arc::new(PgProc {
-                // Privileges: NULL for PostgreSQL's functions; transforms
+                // Privileges and SET clauses: NULL for PostgreSQL's functions; transforms
                 // (an array pg_dump reads with array_to_string): none.
                 inner: Arc::new(WithConstantColumns::nulls(
                     table,
-                    &["proacl", "protrftypes"],
+                    &["proacl", "protrftypes", "proconfig"],
                 )),
                 namespaces: self.inner.table("pg_namespace").await?,
                 registry: self.registry.clone(),

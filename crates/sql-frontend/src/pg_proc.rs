@@ -212,6 +212,19 @@ impl PgProc {
                     }
                     ("provariadic", DataType::Int32) => int(&|_| 0),
                     ("prosupport", DataType::Utf8) => text(&|_| "-".into()),
+                    // Its SET clauses, `name=value`, as PostgreSQL keeps
+                    // them: pg_dump writes them back.
+                    ("proconfig", DataType::List(_)) => {
+                        crate::pg_acl::acl_column(defs.iter().map(|d| {
+                            let settings = d.settings();
+                            (!settings.is_empty()).then(|| {
+                                settings
+                                    .into_iter()
+                                    .map(|(name, value)| format!("{name}={value}"))
+                                    .collect()
+                            })
+                        }))
+                    }
                     ("prosrc", DataType::Utf8) => text(&|d| d.symbol.clone()),
                     ("probin", DataType::Utf8) => text(&|d| format!("sha256:{}", d.module_sha256)),
                     (_, data_type) => new_null_array(data_type, n),

@@ -101,22 +101,33 @@ impl Grants {
         self.keyvalue.iter().any(|g| g.write)
     }
 
-    /// `keyvalue=rates:read,hits:read-write; files=lookup; log=on`, as
-    /// `quiver.functions` shows them (empty: none).
-    pub fn text(&self) -> String {
-        let mut parts = Vec::new();
+    /// Each grant as the name of its `quiver.wasm.NAME` setting and its
+    /// value: `("keyvalue", "rates:read,hits:read-write")`.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = Vec::new();
         if !self.keyvalue.is_empty() {
             let buckets: Vec<String> = self.keyvalue.iter().map(BucketGrant::text).collect();
-            parts.push(format!("keyvalue={}", buckets.join(",")));
+            settings.push(("keyvalue", buckets.join(",")));
         }
         if !self.files.is_empty() {
             let dirs: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
-            parts.push(format!("files={}", dirs.join(",")));
+            settings.push(("files", dirs.join(",")));
         }
         if self.log {
-            parts.push("log=on".to_string());
+            settings.push(("log", "on".into()));
         }
-        parts.join("; ")
+        settings
+    }
+
+    /// `keyvalue=rates:read,hits:read-write; files=lookup; log=on`, as
+    /// `quiver.functions` shows them (empty: none).
+    pub fn text(&self) -> String {
+        let settings: Vec<String> = self
+            .settings()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        settings.join("; ")
     }
 }
 
@@ -209,6 +220,28 @@ impl FunctionDef {
     /// `name(type, ...)`, also the definition's key in the store.
     pub fn signature(&self) -> String {
         signature(&self.name, &self.args)
+    }
+
+    /// The `SET name = value` clauses of its definition (limits, then
+    /// grants), as `pg_proc.proconfig` holds them and pg_dump writes them.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let mut settings = Vec::new();
+        if let Some(bytes) = self.limits.max_memory {
+            let value = if bytes % (1 << 20) == 0 {
+                format!("{}MB", bytes >> 20)
+            } else {
+                bytes.to_string()
+            };
+            settings.push(("max_memory", value));
+        }
+        if let Some(ms) = self.limits.time_limit_ms {
+            settings.push(("time_limit", format!("{ms}ms")));
+        }
+        settings.extend(self.grants.settings());
+        settings
+            .into_iter()
+            .map(|(name, value)| (format!("quiver.wasm.{name}"), value))
+            .collect()
     }
 
     /// What it returns as PostgreSQL shows it: a type, or `TABLE(name type, ...)`.
