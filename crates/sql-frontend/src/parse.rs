@@ -191,6 +191,7 @@ impl SqlParser {
             DfStatement::Statement(mut s) => {
                 crate::rewrite::shield_subqueries(&mut s);
                 crate::rewrite::column_defaults(&mut s);
+                crate::rewrite::bucket_function(&mut s);
                 let mut s = self.compat.rewrite(*s);
                 crate::rewrite::rewrite(&mut s);
                 DfStatement::Statement(Box::new(s))

@@ -1248,6 +1248,61 @@ fn subquery_membership(expr: &Expr) -> Option<Expr> {
     })
 }
 
+/// `quiver.bucket('rates')` in FROM as a view of `quiver.bucket_values`:
+/// the keys and values of one bucket, in key order. Before the
+/// compatibility parser's rules, which drop the qualifier of every table
+/// function.
+pub(crate) fn bucket_function(statement: &mut Statement) {
+    let _ = statement.visit(&mut BucketFunction);
+}
+
+struct BucketFunction;
+
+impl VisitorMut for BucketFunction {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = factor
+            && is_bucket_function(name)
+            && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(bucket))] = args.args.as_slice()
+            && let Some(subquery) = parse_query(&format!(
+                "SELECT key, value FROM {}.bucket_values WHERE bucket = CAST({bucket} AS text) ORDER BY key",
+                crate::server::SYSTEM_SCHEMA
+            ))
+        {
+            let alias = alias.take().unwrap_or(TableAlias {
+                explicit: true,
+                name: Ident::new("bucket"),
+                columns: vec![],
+                at: None,
+            });
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(subquery),
+                alias: Some(alias),
+                sample: None,
+            };
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether `name` is `quiver.bucket`.
+fn is_bucket_function(name: &ObjectName) -> bool {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|part| part.as_ident())
+        .map(|ident| ident.value.to_ascii_lowercase())
+        .collect();
+    parts == [crate::server::SYSTEM_SCHEMA, "bucket"]
+}
+
 fn parse_query(sql: &str) -> Option<Query> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
