@@ -221,6 +221,39 @@ fn psql_lists_wasm_functions_with_df() {
         lines.contains(&"public | add1 | bigint           | bigint              | func"),
         "{out}"
     );
+
+    // `\sf`: the definition with its SET clauses, which runs as written.
+    let out = psql(
+        &server,
+        &[
+            "CREATE OR REPLACE FUNCTION wasm_gcd(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE STRICT \
+             SET quiver.wasm.time_limit = '2s' SET quiver.wasm.files = 'testdata' \
+             AS 'quiver_example_functions.wasm', 'gcd'",
+            "\\sf wasm_gcd",
+        ],
+    );
+    let definition = out
+        .split_once("CREATE OR REPLACE FUNCTION public.wasm_gcd")
+        .map(|(_, rest)| format!("CREATE OR REPLACE FUNCTION public.wasm_gcd{rest}"))
+        .unwrap_or_else(|| panic!("no definition in: {out}"));
+    for line in [
+        " RETURNS bigint\n",
+        " LANGUAGE wasm\n",
+        " IMMUTABLE STRICT PARALLEL SAFE\n",
+        " SET \"quiver.wasm.time_limit\" TO '2000ms'\n",
+        " SET \"quiver.wasm.files\" TO 'testdata'\n",
+        ", 'gcd'",
+    ] {
+        assert!(definition.contains(line), "no {line:?} in {definition}");
+    }
+    let out = psql(
+        &server,
+        &[
+            &definition,
+            "SELECT wasm_gcd(12, 18), grants, time_limit_ms FROM quiver.functions WHERE name = 'wasm_gcd'",
+        ],
+    );
+    assert!(out.contains("6 | files=testdata |          2000"), "{out}");
     server.stop();
 }
 

@@ -500,13 +500,19 @@ pub(crate) fn oid_text<S: 'static>(
     snapshot: impl Fn() -> S + Send + Sync + 'static,
     describe: impl Fn(&S, i32) -> Option<String> + Send + Sync + 'static,
 ) -> ScalarUDF {
-    create_udf(
-        name,
-        vec![DataType::Int32],
-        DataType::Utf8,
+    // An oid column (int4 in Quiver's catalogs) or a literal oid, which
+    // clients write as an integer (psql's `\sf`: `pg_get_functiondef(16384)`).
+    let signature = Signature::uniform(
+        1,
+        vec![DataType::Int32, DataType::Int64],
         Volatility::Stable,
+    );
+    ScalarUDF::new_from_impl(SimpleScalarUDF::new_with_signature(
+        name,
+        signature,
+        DataType::Utf8,
         Arc::new(move |args: &[ColumnarValue]| {
-            let oids = args[0].to_array(1)?;
+            let oids = datafusion::arrow::compute::cast(&args[0].to_array(1)?, &DataType::Int32)?;
             let now = snapshot();
             let texts: StringArray = oids
                 .as_primitive::<Int32Type>()
@@ -515,7 +521,7 @@ pub(crate) fn oid_text<S: 'static>(
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(texts) as ArrayRef))
         }),
-    )
+    ))
 }
 
 /// `parse_ident(text [, strict])` over arrays.

@@ -57,6 +57,8 @@ pub(crate) fn install(ctx: &SessionContext, registry: Arc<FunctionRegistry>) {
         // The arguments that identify it (pg_dump): Wasm functions have no
         // argument names, modes or defaults, so the same.
         ("pg_get_function_identity_arguments", arguments_of),
+        // psql's `\sf`: the CREATE statement, SET clauses included.
+        ("pg_get_functiondef", definition_of),
     ] {
         let registry = registry.clone();
         ctx.register_udf(crate::pg_functions::oid_text(
@@ -77,6 +79,44 @@ fn arguments_of(def: &FunctionDef) -> String {
         .map(SqlType::pg_name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `CREATE OR REPLACE FUNCTION` of `def` as PostgreSQL's
+/// `pg_get_functiondef` writes a function in C (the module by its hash, as
+/// `pg_proc.probin` names it, and the symbol); empty for an aggregate,
+/// which PostgreSQL refuses to write this way.
+fn definition_of(def: &FunctionDef) -> String {
+    use quiver_udf_registry::{Kind, Volatility, quote_ident, quote_literal};
+    if matches!(def.kind, Kind::Aggregate | Kind::Folded(_)) {
+        return String::new();
+    }
+    let mut text = format!(
+        "CREATE OR REPLACE FUNCTION {}.{}({})\n RETURNS {}\n LANGUAGE wasm\n",
+        quote_ident(DEFAULT_SCHEMA),
+        quote_ident(&def.name),
+        arguments_of(def),
+        result_of(def),
+    );
+    let volatility = match def.volatility {
+        Volatility::Immutable => " IMMUTABLE",
+        Volatility::Stable => " STABLE",
+        Volatility::Volatile => "",
+    };
+    let strict = if def.strict { " STRICT" } else { "" };
+    text.push_str(&format!("{volatility}{strict} PARALLEL SAFE\n"));
+    for (name, value) in def.settings() {
+        text.push_str(&format!(
+            " SET {} TO {}\n",
+            quote_ident(&name),
+            quote_literal(&value)
+        ));
+    }
+    text.push_str(&format!(
+        "AS {}, {}\n",
+        quote_literal(&format!("sha256:{}", def.module_sha256)),
+        quote_literal(&def.symbol)
+    ));
+    text
 }
 
 /// A stable oid for a function overload, derived from its signature, above
