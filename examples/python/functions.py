@@ -5,7 +5,7 @@ See the guide, sdk/python/README.md."""
 import collections
 import datetime
 
-from quiver_udf import aggregate, scalar, table
+from quiver_udf import aggregate, open_bucket, scalar, table
 from quiver_udf import Aggregate, Scalar, Table  # noqa: F401 (the component's exports)
 
 
@@ -121,3 +121,19 @@ def mul2_add1_batch(xs):
 def upper_batch(strings):
     """upper, vectorized."""
     return [s.upper() for s in strings]
+
+
+@scalar(args=["double precision", "text"], returns="double precision")
+def to_usd(amount, currency):
+    """`amount` in US dollars at the rate bucket `rates` holds for
+    `currency` (needs `SET quiver.wasm.keyvalue = 'rates:read'`)."""
+    rate = open_bucket("rates").get(currency)
+    if rate is None:
+        raise ValueError(f"no rate for currency {currency}")
+    return amount * float(bytes(rate).decode())
+
+
+@scalar(args=["text"], returns="bigint")
+def hit(key):
+    """Counts a hit of `key` in bucket `hits` (needs `hits:read-write`)."""
+    return open_bucket("hits").increment(key)

@@ -13,7 +13,9 @@ and this module implements that world over what you decorated:
 
 Functions get and return Python values, one row at a time: ``bool``,
 ``int``, ``float``, ``str``, ``bytes``, ``datetime.date`` and
-``datetime.datetime``, and ``None`` for NULL. See sdk/python/README.md.
+``datetime.datetime``, and ``None`` for NULL. A function may open the
+key-value buckets its definition grants with ``open_bucket`` (build with the
+``udf-keyvalue`` world). See sdk/python/README.md.
 """
 
 import datetime
@@ -25,7 +27,17 @@ from wit_world import exports
 from wit_world.exports import table as wit_table
 from wit_world.imports import types as t
 
-__all__ = ["scalar", "aggregate", "table", "Scalar", "Aggregate", "Table"]
+try:  # Key-value buckets: only in components of the udf-keyvalue world.
+    from wit_world.imports import atomics as _atomics
+    from wit_world.imports import batch as _batch
+    from wit_world.imports import store as _store
+except ImportError:
+    _atomics = _batch = _store = None
+
+__all__ = [
+    "scalar", "aggregate", "table", "Scalar", "Aggregate", "Table",
+    "open_bucket", "Bucket", "KeyValueError",
+]
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 _EPOCH_DAY = _EPOCH.date().toordinal()
@@ -493,3 +505,85 @@ class Table(exports.Table):
             return _Rows(function, iter(function.obj(*values)))
         except Exception as error:
             raise Err(_message(error))
+
+
+class KeyValueError(Exception):
+    """A bucket could not be opened, read or written: ``access denied`` (the
+    function's definition does not grant it), ``no such bucket``, or the
+    host's message. Raised from a function, it is its row's error."""
+
+
+def _kv_error(error):
+    """The KeyValueError of a wasi:keyvalue error value."""
+    if isinstance(error, _store.Error_AccessDenied):
+        return KeyValueError("access denied")
+    if isinstance(error, _store.Error_NoSuchStore):
+        return KeyValueError("no such bucket")
+    return KeyValueError(getattr(error, "value", str(error)))
+
+
+def _kv(call, *args):
+    try:
+        return call(*args)
+    except Err as error:
+        raise _kv_error(error.value) from None
+
+
+class Bucket:
+    """A key-value bucket (``wasi:keyvalue``): keys are strings, values bytes.
+
+    A call reads the bucket as it was when the call began (a query the cluster
+    runs: when it was planned), plus its own writes; writes need a
+    ``read-write`` grant and are made only by statements the frontend runs.
+    """
+
+    def __init__(self, name, handle):
+        self.name = name
+        self._handle = handle
+
+    def get(self, key):
+        """The value of ``key`` (bytes), or None."""
+        return _kv(self._handle.get, key)
+
+    def set(self, key, value):
+        """Sets ``key`` to ``value`` (bytes, or a str written as UTF-8)."""
+        _kv(self._handle.set, key, value.encode() if isinstance(value, str) else bytes(value))
+
+    def delete(self, key):
+        _kv(self._handle.delete, key)
+
+    def exists(self, key):
+        return _kv(self._handle.exists, key)
+
+    def keys(self):
+        """Every key, in order (read page by page)."""
+        cursor = None
+        while True:
+            page = _kv(self._handle.list_keys, cursor)
+            yield from page.keys
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    def increment(self, key, delta=1):
+        """Adds ``delta`` to the counter ``key`` holds (decimal text; 0 when
+        absent) and returns the new count."""
+        return _kv(_atomics.increment, self._handle, key, delta)
+
+    def get_many(self, keys):
+        """A dict of the keys that have values."""
+        found = _kv(_batch.get_many, self._handle, list(keys))
+        return dict(pair for pair in found if pair is not None)
+
+
+def open_bucket(name):
+    """The bucket ``name``, if the function's definition grants it
+    (``SET quiver.wasm.keyvalue = 'name:read'``); else raises KeyValueError."""
+    if _store is None:
+        raise KeyValueError(
+            "this module was built without key-value buckets: build it with -w udf-keyvalue"
+        )
+    try:
+        return Bucket(name, _store.open(name))
+    except Err as error:
+        raise KeyValueError(f"cannot open bucket {name}: {_kv_error(error.value)}") from None
