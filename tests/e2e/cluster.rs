@@ -38,6 +38,10 @@ async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
     }
 }
 
+/// The query reads a key-value bucket too (every task the version it was
+/// planned with), and a statement counting hits in another bucket runs at the
+/// same time: it runs on the frontend (its function may write), so the lost
+/// executor neither loses nor doubles one of its writes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_query_survives_a_killed_executor_with_exact_results() {
     let (_data, mut cluster) = Cluster::start_fresh(2, Loss::Quick);
@@ -45,12 +49,24 @@ async fn a_query_survives_a_killed_executor_with_exact_results() {
     numbers(&client, 8, 400).await;
     client.batch_execute(SLOW).await.expect("slow");
     client.batch_execute(WGCD).await.expect("wgcd");
-    let sql = "SELECT count(*), sum(slow(x)), sum(wgcd(slow(x), 6)) FROM t";
+    client
+        .batch_execute(
+            "CREATE BUCKET rates; CREATE BUCKET hits;
+             CREATE FUNCTION kv_put(text, text, text) RETURNS boolean LANGUAGE wasm SET quiver.wasm.keyvalue = 'rates:read-write' AS 'quiver_example_keyvalue.wasm', 'put';
+             SELECT kv_put('rates', 'TWO', '2');
+             CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd';
+             CREATE FUNCTION hit(text) RETURNS bigint LANGUAGE wasm SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit'",
+        )
+        .await
+        .expect("buckets");
+    let sql = "SELECT count(*), sum(slow(x)), sum(wgcd(slow(x), 6)), \
+               CAST(sum(to_usd(CAST(x AS double precision), 'TWO')) AS bigint) FROM t";
     let n = 3200i64;
     let expected = vec![vec![
         Some(n.to_string()),
         Some((1..=n).map(|x| x + 1).sum::<i64>().to_string()),
         Some((1..=n).map(|x| gcd(x + 1, 6)).sum::<i64>().to_string()),
+        Some((1..=n).map(|x| 2 * x).sum::<i64>().to_string()),
     ]];
     // Once undisturbed: both executors compile the modules.
     assert_eq!(rows(&client, sql).await, expected);
@@ -76,6 +92,11 @@ async fn a_query_survives_a_killed_executor_with_exact_results() {
         );
         delay /= 2;
     };
+    let hits = "SELECT count(hit(CAST(x % 10 AS text))) FROM t WHERE x <= 200";
+    let counting = {
+        let counter = cluster.frontend.connect().await;
+        tokio::spawn(async move { one(&counter, hits).await })
+    };
     cluster.kill_executor(0);
     let killed = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(120), running)
@@ -83,6 +104,21 @@ async fn a_query_survives_a_killed_executor_with_exact_results() {
         .expect("the query finishes after losing an executor")
         .expect("query task");
     assert_eq!(result, expected, "no row lost or counted twice");
+    let counted = tokio::time::timeout(Duration::from_secs(120), counting)
+        .await
+        .expect("the counting statement finishes")
+        .expect("counting task");
+    assert_eq!(counted.as_deref(), Some("200"));
+    assert_eq!(
+        one(
+            &client,
+            "SELECT sum(CAST(CAST(value AS text) AS bigint)) FROM quiver.bucket('hits')"
+        )
+        .await
+        .as_deref(),
+        Some("200"),
+        "each hit written once"
+    );
     eprintln!(
         "undisturbed {undisturbed:?}; finished {:?} after the kill",
         killed.elapsed()
