@@ -7,7 +7,9 @@
 //! plan names — once per process, checked against its hash — so module
 //! bytes never ride in task definitions. On one machine this is a directory
 //! under the frontend's data directory; across machines, a shared path
-//! mounted at the same place on every node.
+//! mounted at the same place on every node. Executors write into it too:
+//! their functions' usage counts (`usage-*.json`, see [`crate::usage`]),
+//! which the frontend gathers and removes.
 
 use std::collections::HashSet;
 use std::io::Write;
