@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{BUCKET_VALUES_CF, BUCKETS_CF, Change, MetaStore, json};
+use crate::store::{BUCKET_VALUES_CF, BUCKETS_CF, Change, Durability, MetaStore, json};
 use crate::{Error, Result};
 
 /// One bucket, as `quiver.buckets` shows it.
@@ -169,6 +169,7 @@ impl Buckets {
         &self,
         name: &str,
         writes: &[BucketWrite],
+        durability: Durability,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let _held = self.locked();
         let mut entry = self.existing(name)?;
@@ -228,8 +229,14 @@ impl Buckets {
             key: name,
             value: &entry_json,
         });
-        self.store.write(&changes)?;
+        self.store.write_as(&changes, durability)?;
         Ok(written)
+    }
+
+    /// Makes every write so far durable (after writes made
+    /// [`Durability::Later`]).
+    pub fn sync(&self) -> Result<()> {
+        self.store.sync()
     }
 
     /// Keys and bytes of values the bucket holds.
@@ -268,6 +275,7 @@ mod tests {
                     BucketWrite::Set("GBP".into(), b"1.27".to_vec()),
                     BucketWrite::Delete("GBP".into()),
                 ],
+                Durability::Now,
             )
             .expect("write");
         assert_eq!(
@@ -279,7 +287,11 @@ mod tests {
             ]
         );
         buckets
-            .write("rates2", &[BucketWrite::Set("x".into(), b"y".to_vec())])
+            .write(
+                "rates2",
+                &[BucketWrite::Set("x".into(), b"y".to_vec())],
+                Durability::Later,
+            )
             .expect("other");
         let snapshot = buckets.snapshot("rates").expect("snapshot");
         assert_eq!(snapshot.version, 2);
@@ -290,7 +302,11 @@ mod tests {
                 ("n".to_string(), b"5".to_vec())
             ]
         );
-        let overflow = buckets.write("rates", &[BucketWrite::Add("EUR".into(), 1)]);
+        let overflow = buckets.write(
+            "rates",
+            &[BucketWrite::Add("EUR".into(), 1)],
+            Durability::Now,
+        );
         assert!(overflow.is_err(), "1.08 is no counter");
         assert_eq!(buckets.size("rates").expect("size"), (2, 5));
         assert!(buckets.remove("rates").expect("drop"));

@@ -31,7 +31,7 @@ pub use sequences::{OwnedBy, Sequence, SequenceOptions, SequenceSpec, SequenceTy
 pub use session_catalog::{RelationPlanner, SessionCatalog, SessionSchema, Target};
 pub use staging::Staging;
 pub use store::{
-    ACLS_CF, Change, FUNCTION_USAGE_CF, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF,
+    ACLS_CF, Change, Durability, FUNCTION_USAGE_CF, FUNCTIONS_CF, MODULES_CF, MetaStore, ROLES_CF,
 };
 pub use table::{
     COLUMN_COMMENT, COLUMN_DEFAULT, ColumnEntry, ForeignKey, IndexEntry, KeyAction, QualifiedName,

@@ -56,6 +56,16 @@ const COLUMN_FAMILIES: &[&str] = &[
     FUNCTION_USAGE_CF,
 ];
 
+/// When a write must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Before the write returns.
+    Now,
+    /// At the next [`MetaStore::sync`] (visible at once all the same; lost
+    /// only if the machine stops before the sync, not the process).
+    Later,
+}
+
 /// One change of a [`MetaStore::write`] batch.
 #[derive(Debug)]
 pub enum Change<'a> {
@@ -117,6 +127,12 @@ impl MetaStore {
 
     /// Applies `changes` atomically and durably.
     pub fn write(&self, changes: &[Change<'_>]) -> Result<()> {
+        self.write_as(changes, Durability::Now)
+    }
+
+    /// Applies `changes` atomically; durably now, or at the next
+    /// [`MetaStore::sync`].
+    pub fn write_as(&self, changes: &[Change<'_>], durability: Durability) -> Result<()> {
         let mut batch = WriteBatch::default();
         for change in changes {
             match change {
@@ -128,8 +144,13 @@ impl MetaStore {
             }
         }
         let mut write = WriteOptions::default();
-        write.set_sync(true);
+        write.set_sync(durability == Durability::Now);
         Ok(self.db.write_opt(batch, &write)?)
+    }
+
+    /// Makes every write so far durable (one sync of the write-ahead log).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.db.flush_wal(true)?)
     }
 
     pub(crate) fn put(&self, cf: &str, key: &str, value: &[u8]) -> Result<()> {

@@ -27,7 +27,9 @@ use datafusion::sql::sqlparser::ast::{
     SetSessionAuthorizationParamKind, Statement, Value,
 };
 use futures::{StreamExt, TryStreamExt};
-use quiver_catalog::{Catalog, DEFAULT_SCHEMA, Privilege, SessionCatalog, Staging, Target};
+use quiver_catalog::{
+    Catalog, DEFAULT_SCHEMA, Durability, Privilege, SessionCatalog, Staging, Target,
+};
 use quiver_udf_registry::{FunctionDef, FunctionRegistry, Grants, SizedText, SqlType};
 
 use crate::auth::{READ_SERVER_FILES, Roles};
@@ -1520,7 +1522,7 @@ impl Session {
             CopyDestination::Table(target) => target,
             CopyDestination::Bucket(name) => {
                 let writes = buckets::bucket_writes(&batches)?;
-                self.buckets()?.write(&name, &writes)?;
+                self.buckets()?.write(&name, &writes, Durability::Now)?;
                 return Ok(format!("COPY {}", writes.len()));
             }
         };

@@ -389,7 +389,7 @@ impl WasmFunction {
                 return Err(Error::Runtime("not a component".into()));
             };
             self.runtime.arm_deadline(store, self.limits);
-            match f(store, exports) {
+            match synced(store, |store| f(store, exports)) {
                 Ok(r) => {
                     self.release(instance);
                     Ok(r)
@@ -654,7 +654,7 @@ impl WasmFunction {
                 return Err(Error::Runtime("not a component".into()));
             };
             self.runtime.arm_deadline(store, self.limits);
-            match create(store, exports) {
+            match synced(store, |store| create(store, exports)) {
                 Ok(Ok(handle)) => Ok((instance, handle)),
                 Ok(Err(message)) => {
                     self.release(instance);
@@ -710,7 +710,7 @@ impl Lease {
                 return Err(wasmtime::Error::msg("not a component"));
             };
             function.runtime.arm_deadline(store, function.limits);
-            f(store, exports, handle)
+            synced(store, |store| f(store, exports, handle))
         });
         result.map_err(|e| match slot.take() {
             Some(instance) => function.failure(e, instance.store()),
@@ -732,7 +732,7 @@ impl Drop for Lease {
                 return false;
             };
             function.runtime.arm_deadline(store, function.limits);
-            handle.resource_drop(store).is_ok()
+            synced(store, |store| handle.resource_drop(store)).is_ok()
         });
         if dropped {
             function.release(instance);
@@ -957,6 +957,20 @@ impl TableRows {
             })?;
         Ok(Some((arrays, rows)))
     }
+}
+
+/// Runs `call` (one call into the guest in `store`), then makes the bucket
+/// writes it made durable, whether it succeeded or not (writes are not
+/// undone): one sync per call that wrote.
+fn synced<R>(
+    store: &mut Store<HostState>,
+    call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    let result = call(store);
+    let durable = store.data_mut().keyvalue.sync().map_err(|e| {
+        wasmtime::Error::msg(format!("cannot make the call's bucket writes durable: {e}"))
+    });
+    result.and_then(|r| durable.map(|()| r))
 }
 
 /// Runs `call` (one call of a guest over `rows` rows), counting it in `usage`.

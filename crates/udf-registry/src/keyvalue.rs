@@ -14,8 +14,9 @@
 //! - Writes (`set`, `delete`, `increment`, `set-many`, `delete-many`) need a
 //!   `read-write` grant and happen only where the catalog is: in statements
 //!   the frontend runs itself, which it does for every statement calling a
-//!   function that may write. Each write is durable when the call returns,
-//!   and is made once: the frontend does not retry. A Ballista task, which
+//!   function that may write. Each write is visible at once, durable when
+//!   the function's call (a batch) returns — one sync for all the call's
+//!   writes — and made once: the frontend does not retry. A Ballista task, which
 //!   the scheduler may run again after an executor is lost, gets
 //!   `access-denied` for writes.
 //! - Snapshots of a bucket's versions that tasks in other processes read
@@ -31,7 +32,7 @@ use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
-use quiver_catalog::{BucketSnapshot, BucketWrite, Buckets};
+use quiver_catalog::{BucketSnapshot, BucketWrite, Buckets, Durability};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker, Resource};
 
@@ -307,7 +308,9 @@ impl BucketSource {
         let Some(buckets) = &self.buckets else {
             return Err(KvError::AccessDenied);
         };
-        Ok(buckets.write(bucket, writes)?)
+        // Durable once the function's call returns (see `KeyValueAccess::sync`):
+        // one sync per call, not one per key.
+        Ok(buckets.write(bucket, writes, Durability::Later)?)
     }
 }
 
@@ -371,6 +374,8 @@ pub struct KeyValueAccess {
     published: Option<PathBuf>,
     /// The function's counters of reads and writes.
     usage: Arc<Counters>,
+    /// Whether this call wrote what is not durable yet.
+    unsynced: bool,
 }
 
 impl KeyValueAccess {
@@ -385,6 +390,7 @@ impl KeyValueAccess {
             source: Some(source),
             published,
             usage,
+            unsynced: false,
         }
     }
 
@@ -402,6 +408,19 @@ impl KeyValueAccess {
         match grant.version {
             Some(version) => source.at(identifier, version, self.published.as_deref()),
             None => source.latest(identifier),
+        }
+    }
+
+    /// Makes what the call wrote durable: once per call that wrote, as the
+    /// call returns to the host (whether it succeeded or not: writes are
+    /// not undone).
+    pub(crate) fn sync(&mut self) -> std::result::Result<(), String> {
+        if !std::mem::take(&mut self.unsynced) {
+            return Ok(());
+        }
+        match self.source.as_ref().and_then(|s| s.buckets()) {
+            Some(buckets) => buckets.sync().map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     }
 
@@ -468,6 +487,7 @@ impl HostState {
         }
         let source = source.ok_or(KvError::AccessDenied)?;
         open.written.extend(source.write(&open.name, writes)?);
+        self.keyvalue.unsynced = true;
         self.keyvalue.usage.bucket_writes(writes.len());
         Ok(())
     }
