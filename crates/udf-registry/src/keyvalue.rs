@@ -21,12 +21,14 @@
 //!   `access-denied` for writes.
 //! - Snapshots of a bucket's versions that tasks in other processes read
 //!   are published beside the modules (`bucket-NAME@VERSION.arrow`, an
-//!   Arrow IPC file) when a plan is encoded, and removed with unused
-//!   modules when the server starts.
+//!   Arrow IPC file) when a plan is encoded, removed an hour after a newer
+//!   version of the bucket is published, and with unused modules when the
+//!   server starts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -293,6 +295,7 @@ impl BucketSource {
                 write_snapshot(&path, &snapshot).map_err(|e| {
                     KvError::Other(format!("cannot publish bucket \"{bucket}\": {e}"))
                 })?;
+                remove_superseded(dir, bucket, SUPERSEDED_KEPT);
             }
         }
         Ok(snapshot.version)
@@ -311,6 +314,51 @@ impl BucketSource {
         // Durable once the function's call returns (see `KeyValueAccess::sync`):
         // one sync per call, not one per key.
         Ok(buckets.write(bucket, writes, Durability::Later)?)
+    }
+}
+
+/// How long a published snapshot is kept once a newer version of its
+/// bucket is published: queries planned since then read the newer one, so
+/// only tasks of queries planned before it can still need the older.
+const SUPERSEDED_KEPT: Duration = Duration::from_secs(3600);
+
+/// Removes the published snapshots of `bucket` in `dir` that a newer
+/// published version superseded more than `kept` ago. A task of a query
+/// planned before that which still reads one fails (it never reads another
+/// version).
+fn remove_superseded(dir: &Path, bucket: &str, kept: Duration) {
+    let prefix = format!("bucket-{bucket}@");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut published: Vec<(u64, PathBuf, Option<Duration>)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let version = name
+                .to_str()?
+                .strip_prefix(&prefix)?
+                .strip_suffix(".arrow")?
+                .parse()
+                .ok()?;
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            Some((version, entry.path(), age))
+        })
+        .collect();
+    published.sort_by_key(|(version, ..)| *version);
+    for pair in published.windows(2) {
+        let [(_, older, _), (_, _, newer_age)] = pair else {
+            continue;
+        };
+        if newer_age.is_some_and(|age| age > kept)
+            && let Err(e) = std::fs::remove_file(older)
+        {
+            tracing::warn!(file = %older.display(), error = %e, "could not remove a superseded bucket snapshot");
+        }
     }
 }
 
@@ -614,6 +662,46 @@ mod tests {
         assert!(BucketGrant::parse("hits:admin").is_none());
         assert!(BucketGrant::parse("../etc:read").is_none());
         assert!(BucketGrant::parse(":read").is_none());
+    }
+
+    #[test]
+    fn superseded_snapshots_go_once_superseded_long_enough() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for (bucket, version, old) in [
+            ("rates", 1, true),
+            ("rates", 2, true),
+            ("rates", 3, false),
+            ("rates", 4, false),
+            ("rates2", 1, true),
+        ] {
+            let path = snapshot_path(dir.path(), bucket, version);
+            std::fs::write(&path, b"").expect("write");
+            if old {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(hour_ago))
+                    .expect("age");
+            }
+        }
+        remove_superseded(dir.path(), "rates", Duration::from_secs(60));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // 1 was superseded an hour ago (by 2); 2 only just (by 3); 3 by 4,
+        // just now; 4 is the latest; another bucket is another bucket.
+        assert_eq!(
+            left,
+            [
+                "bucket-rates2@1.arrow",
+                "bucket-rates@2.arrow",
+                "bucket-rates@3.arrow",
+                "bucket-rates@4.arrow"
+            ]
+        );
     }
 
     #[test]
