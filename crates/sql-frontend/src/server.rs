@@ -232,6 +232,8 @@ impl Server {
             Some(modules),
         )?);
 
+        gather_usage_regularly(registry.clone());
+
         // Wasm functions travel in plans by reference (see quiver-udf-registry's codec).
         let codecs = Codecs::new(registry.loader().clone());
         let mut session_config = session_config(config.partitions)
@@ -350,6 +352,29 @@ impl Server {
             }
         }
     }
+}
+
+/// How often the server adds what Wasm functions did to the catalog's
+/// totals (`quiver.function_stats`), besides whenever they are read.
+const USAGE_GATHERING: Duration = Duration::from_secs(10);
+
+/// Gathers usage every [`USAGE_GATHERING`]: each busy executor writes a
+/// usage file a second into the module directory, which would pile up
+/// while nobody reads `quiver.function_stats`.
+fn gather_usage_regularly(registry: Arc<FunctionRegistry>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(USAGE_GATHERING);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let registry = registry.clone();
+            match tokio::task::spawn_blocking(move || registry.gather_usage()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not gather function usage"),
+                Err(e) => tracing::warn!(error = %e, "function usage gathering failed"),
+            }
+        }
+    });
 }
 
 /// Gives the system back the memory glibc's malloc keeps after frees: it

@@ -165,14 +165,22 @@ impl FunctionRegistry {
     /// adding what this process counted and what executors wrote into the
     /// module directory since the last time (see [`crate::usage`]).
     pub fn usage(&self) -> Result<BTreeMap<String, Usage>> {
+        self.gather_usage()?;
+        Ok(self.usage.totals()?)
+    }
+
+    /// Adds what this process counted and what executors wrote into the
+    /// module directory since the last time to the catalog's totals (the
+    /// server does so every few seconds, so that executors' files do not
+    /// pile up while nobody reads the totals).
+    pub fn gather_usage(&self) -> Result<()> {
         let mut counted = self.loader.usage().take_all();
         if let Some(modules) = &self.modules {
             for (signature, usage) in crate::usage::gather(modules)? {
                 *counted.entry(signature).or_default() += &usage;
             }
         }
-        self.usage.add(&counted)?;
-        Ok(self.usage.totals()?)
+        Ok(self.usage.add(&counted)?)
     }
 
     /// Where executors read this catalog's modules.
