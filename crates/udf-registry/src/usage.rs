@@ -3,13 +3,14 @@
 //!
 //! Every process counts its calls in memory ([`UsageCounters`]), per
 //! function signature. The frontend's process takes its own counts
-//! directly. An executor of a cluster runs in a process of its own: when
-//! one of its tasks ends, before it reports the task done, it writes what
-//! it counted since the last time to a file of its own in the module
-//! directory the task's plan named (`usage-<process>-<n>.json`, appearing
+//! directly. An executor of a cluster runs in a process of its own: about
+//! once a second it writes what it counted since the last time to a file
+//! of its own in the module directory its plans named
+//! (`usage-<process>-<start>-<n>.json`, appearing
 //! whole by rename), and the frontend adds such files to the catalog's
-//! totals and removes them when the totals are read. So a query's calls are
-//! in the totals once the query has answered, wherever they ran.
+//! totals and removes them, every few seconds and whenever the totals are
+//! read. So a query's calls are in the totals about a second after it
+//! answered, wherever they ran.
 //!
 //! Counts are of work done: a task the scheduler runs again after losing an
 //! executor counts its calls again (they were made twice), and calls of an
@@ -124,7 +125,7 @@ impl UsageCounters {
 
     /// Writes what functions of plans that named a module directory counted
     /// since the last write into that directory, for the frontend to add
-    /// up (an executor does this as each task ends).
+    /// up (an executor does this about once a second).
     pub fn write_out(&self) -> Result<()> {
         let mut by_dir: HashMap<PathBuf, BTreeMap<String, Usage>> = HashMap::new();
         for ((dir, signature), counters) in self.counters().iter() {
