@@ -308,15 +308,17 @@ const USAGE_INTERVAL: Duration = Duration::from_secs(1);
 /// frontend to add to `quiver.function_stats` (see
 /// `quiver_udf_registry::usage`).
 fn report_usage(usage: Arc<UsageCounters>) {
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("quiver-usage".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(USAGE_INTERVAL);
                 write_usage(&usage);
             }
-        })
-        .expect("a thread for usage reports");
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "no thread for usage reports: quiver.function_stats misses this executor's calls");
+    }
 }
 
 fn write_usage(usage: &UsageCounters) {
