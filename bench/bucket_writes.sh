@@ -7,19 +7,18 @@
 #   bench/bucket_writes.sh HOST:PORT [ROWS]
 #
 # The server's function directory must hold quiver_example_keyvalue.wasm
-# (`./dev guests`). Creates (and drops) the bucket bench_hits and the
-# function bench_hit; psql must reach the server as the current user.
+# (`./dev guests`). Creates (and drops) the bucket hits — the example's
+# `hit` opens that name; the script stops if the server has one already —
+# and the function bench_hit; psql must reach the server as the current user.
 set -euo pipefail
 target=${1:?usage: bench/bucket_writes.sh HOST:PORT [ROWS]}
 rows=${2:-2000}
 host=${target%:*}
 port=${target##*:}
 psql -h "$host" -p "$port" -X -q -v ON_ERROR_STOP=1 <<SQL
-DROP FUNCTION IF EXISTS bench_hit(text);
-DROP BUCKET IF EXISTS bench_hits;
-CREATE BUCKET bench_hits;
+CREATE BUCKET hits;
 CREATE FUNCTION bench_hit(text) RETURNS bigint LANGUAGE wasm
-  SET quiver.wasm.keyvalue = 'bench_hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';
+  SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';
 SELECT bench_hit('warm-up');
 \timing on
 \echo '$rows hits in one statement, three times'
@@ -27,7 +26,7 @@ SELECT count(bench_hit(CAST(x % 10 AS text))) FROM generate_series(1, $rows) t(x
 SELECT count(bench_hit(CAST(x % 10 AS text))) FROM generate_series(1, $rows) t(x);
 SELECT count(bench_hit(CAST(x % 10 AS text))) FROM generate_series(1, $rows) t(x);
 \timing off
-SELECT sum(CAST(CAST(value AS text) AS bigint)) AS hits FROM quiver.bucket('bench_hits');
+SELECT sum(CAST(CAST(value AS text) AS bigint)) AS hits FROM quiver.bucket('hits');
 DROP FUNCTION bench_hit(text);
-DROP BUCKET bench_hits;
+DROP BUCKET hits;
 SQL
