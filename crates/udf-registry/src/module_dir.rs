@@ -79,19 +79,17 @@ impl ModuleDir {
         Ok(())
     }
 
-    /// The path and bytes of every file here whose name `wanted` accepts.
-    pub(crate) fn files(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
+    /// The paths of the files here whose names `wanted` accepts.
+    pub(crate) fn files(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
         };
         let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.path).map_err(io(&self.path))? {
-            let entry = entry.map_err(io(&self.path))?;
+        for entry in std::fs::read_dir(&self.path).map_err(io)? {
+            let entry = entry.map_err(io)?;
             if wanted(&entry.file_name().to_string_lossy()) {
-                let path = entry.path();
-                let bytes = std::fs::read(&path).map_err(io(&path))?;
-                files.push((path, bytes));
+                files.push(entry.path());
             }
         }
         Ok(files)

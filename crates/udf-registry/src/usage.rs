@@ -165,10 +165,23 @@ fn process_start() -> u128 {
 }
 
 /// Reads and removes the usage files executors wrote into `modules`,
-/// summed by signature. A file that cannot be read is logged and removed.
+/// summed by signature. A file whose contents are not usage is logged and
+/// removed; one that cannot be read or removed is left for the next time.
 pub fn gather(modules: &ModuleDir) -> Result<BTreeMap<String, Usage>> {
     let mut total: BTreeMap<String, Usage> = BTreeMap::new();
-    for (path, bytes) in modules.files(is_usage_file)? {
+    for path in modules.files(is_usage_file)? {
+        // Counted only once removed, so that no file is counted twice; one
+        // that cannot be read or removed now waits for the next time.
+        let bytes = match std::fs::read(&path).and_then(|bytes| {
+            std::fs::remove_file(&path)?;
+            Ok(bytes)
+        }) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "usage file left for later");
+                continue;
+            }
+        };
         match serde_json::from_slice::<BTreeMap<String, Usage>>(&bytes) {
             Ok(usage) => {
                 for (signature, usage) in usage {
@@ -178,9 +191,6 @@ pub fn gather(modules: &ModuleDir) -> Result<BTreeMap<String, Usage>> {
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "unreadable usage file dropped")
             }
-        }
-        if let Err(source) = std::fs::remove_file(&path) {
-            return Err(Error::Io { path, source });
         }
     }
     Ok(total)
