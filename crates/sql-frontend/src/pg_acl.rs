@@ -112,7 +112,7 @@ pub(crate) fn acldefault(roles: RoleList) -> ScalarUDF {
                 Some(spelled_out(&object, &acl))
             })
             .collect::<Vec<_>>();
-        Ok(ColumnarValue::Array(acl_column(items.into_iter())))
+        Ok(ColumnarValue::Array(text_lists(items.into_iter())))
     };
     ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         "acldefault",
@@ -122,8 +122,9 @@ pub(crate) fn acldefault(roles: RoleList) -> ScalarUDF {
     ))
 }
 
-/// A column of ACLs (`aclitem[]`, as lists of text).
-pub(crate) fn acl_column<'a>(acls: impl Iterator<Item = Option<Vec<String>>> + 'a) -> ArrayRef {
+/// A column of text arrays, NULL where `None`: ACLs (`aclitem[]`, as lists
+/// of text), a function's SET clauses (`proconfig`).
+pub(crate) fn text_lists<'a>(acls: impl Iterator<Item = Option<Vec<String>>> + 'a) -> ArrayRef {
     let mut column = ListBuilder::new(StringBuilder::new());
     for acl in acls {
         match acl {
@@ -237,7 +238,7 @@ impl Privileged {
                     let (schema, acl) = schema.as_ref()?;
                     acl_items(schema, acl)
                 });
-                let batch = with_column(&batch, "nspacl", acl_column(acls))?;
+                let batch = with_column(&batch, "nspacl", text_lists(acls))?;
                 let owners = owners_where(&batch, "nspowner", |i| match &schemas[i] {
                     Some((_, acl)) => Some(owner_name(acl).to_string()),
                     None => Some(DATABASE_OWNER.to_string()),
@@ -297,7 +298,7 @@ impl Privileged {
                     // a handler.
                     "lanplcallfoid" => int(WASM_HANDLER_OID),
                     "laninline" | "lanvalidator" => int(0),
-                    "lanacl" => Some(acl_column([acl_items(&wasm, &acl)].into_iter())),
+                    "lanacl" => Some(text_lists([acl_items(&wasm, &acl)].into_iter())),
                     "tableoid" => int(PG_LANGUAGE_OID),
                     _ => None,
                 })?;

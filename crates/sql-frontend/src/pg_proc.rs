@@ -212,7 +212,7 @@ impl PgProc {
                     ("proowner", DataType::Int32) => Arc::new(Int32Array::from_iter_values(
                         acls.iter().map(|(_, acl)| role_oid(owner_name(acl))),
                     )),
-                    ("proacl", _) => crate::pg_acl::acl_column(
+                    ("proacl", _) => crate::pg_acl::text_lists(
                         acls.iter().map(|(function, acl)| acl_items(function, acl)),
                     ),
                     ("prolang", DataType::Int32) => int(&|_| WASM_LANGUAGE_OID),
@@ -255,7 +255,7 @@ impl PgProc {
                     // Its SET clauses, `name=value`, as PostgreSQL keeps
                     // them: pg_dump writes them back.
                     ("proconfig", DataType::List(_)) => {
-                        crate::pg_acl::acl_column(defs.iter().map(|d| {
+                        crate::pg_acl::text_lists(defs.iter().map(|d| {
                             let settings = d.settings();
                             (!settings.is_empty()).then(|| {
                                 settings

@@ -45,7 +45,7 @@ use quiver_catalog::{
     COLUMN_COMMENT, COLUMN_DEFAULT, Catalog, DEFAULT_SCHEMA, Object, TableEntry, TableKind,
 };
 
-use crate::pg_acl::{acl_column, acl_items};
+use crate::pg_acl::{acl_items, text_lists};
 use crate::pg_roles::{DATABASE_OWNER, owner_name, role_oid};
 
 /// `pg_class`'s own oid: the `classid` of a relation in `pg_depend`.
@@ -846,7 +846,7 @@ impl RelationTable {
                         })
                         .collect(),
                 );
-                let acls = acl_column(entries.iter().map(|entry| {
+                let acls = text_lists(entries.iter().map(|entry| {
                     let entry = entry.as_ref()?;
                     acl_items(&Object::Table(entry.qualified().to_string()), &entry.acl)
                 }));
