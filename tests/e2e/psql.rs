@@ -355,6 +355,20 @@ fn psql_shows_roles_and_privileges() {
     server.stop();
 }
 
+/// The issue's two bucket examples as a psql script: a bucket of rates
+/// loaded with inline `COPY BUCKET` data, a function converting amounts
+/// with it, a bucket of hits and a function counting them.
+const BUCKET_EXAMPLES: &str = "CREATE BUCKET rates;\n\
+         COPY BUCKET rates FROM STDIN (FORMAT csv);\n\
+         EUR,1.08\n\
+         GBP,1.27\n\
+         \\.\n\
+         CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd';\n\
+         CREATE BUCKET hits;\n\
+         CREATE FUNCTION hit(text) RETURNS bigint LANGUAGE wasm\n\
+         \x20 SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';\n";
+
 /// The issue's example through psql: a bucket loaded with inline `COPY
 /// BUCKET` data, a function granted it that converts amounts, a counter
 /// kept between statements; both survive a restart, and a `COPY BUCKET`
@@ -367,18 +381,11 @@ fn psql_loads_a_bucket_that_functions_read_after_restart() {
     let script = data.path().join("rates.sql");
     std::fs::write(
         &script,
-        "CREATE BUCKET rates;\n\
-         COPY BUCKET rates FROM STDIN (FORMAT csv);\n\
-         EUR,1.08\n\
-         GBP,1.27\n\
-         \\.\n\
-         CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm\n\
-         \x20 SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd';\n\
-         CREATE BUCKET hits;\n\
-         CREATE FUNCTION hit(text) RETURNS bigint LANGUAGE wasm\n\
-         \x20 SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';\n\
+        format!(
+            "{BUCKET_EXAMPLES}\
          \\pset format unaligned\n\
-         SELECT to_usd(100, 'EUR') AS eur, to_usd(10, 'GBP') AS gbp, hit('home') AS hits;\n",
+         SELECT to_usd(100, 'EUR') AS eur, to_usd(10, 'GBP') AS gbp, hit('home') AS hits;\n"
+        ),
     )
     .expect("write script");
     let out = psql(&server, &[&format!("\\i {}", script.display())]);
@@ -431,16 +438,8 @@ fn psql_runs_the_grant_examples_on_a_cluster_and_counts_their_calls() {
     let script = data.path().join("examples.sql");
     std::fs::write(
         &script,
-        "CREATE BUCKET rates;\n\
-         COPY BUCKET rates FROM STDIN (FORMAT csv);\n\
-         EUR,1.08\n\
-         GBP,1.27\n\
-         \\.\n\
-         CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm\n\
-         \x20 SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd';\n\
-         CREATE BUCKET hits;\n\
-         CREATE FUNCTION hit(text) RETURNS bigint LANGUAGE wasm\n\
-         \x20 SET quiver.wasm.keyvalue = 'hits:read-write' AS 'quiver_example_keyvalue.wasm', 'hit';\n\
+        format!(
+            "{BUCKET_EXAMPLES}\
          CREATE FUNCTION city(text, text) RETURNS text LANGUAGE wasm\n\
          \x20 SET quiver.wasm.files = 'testdata' AS 'quiver_example_keyvalue.wasm', 'lookup';\n\
          CREATE TABLE payments AS SELECT i AS id, CAST(i AS double precision) AS amount,\n\
@@ -450,7 +449,8 @@ fn psql_runs_the_grant_examples_on_a_cluster_and_counts_their_calls() {
          \\pset format unaligned\n\
          SELECT round(CAST(sum(to_usd(amount, currency)) AS numeric), 2) AS usd FROM payments;\n\
          SELECT city('/testdata/cities.csv', place) AS city, count(*) FROM visits GROUP BY 1 ORDER BY 1;\n\
-         SELECT max(hit(place)) AS most FROM visits;\n",
+         SELECT max(hit(place)) AS most FROM visits;\n"
+        ),
     )
     .expect("write script");
     let out = psql(&cluster.frontend, &[&format!("\\i {}", script.display())]);

@@ -1020,12 +1020,6 @@ impl VisitorMut for PostgresForms {
         // columns has Arrow's type names; datafusion-pg-catalog's pg_tables
         // and pg_views do not tell views from tables: Quiver serves these
         // among its system tables (see `crate::info_schema`).
-        let parts: Vec<String> = relation
-            .0
-            .iter()
-            .filter_map(|part| part.as_ident())
-            .map(|ident| ident.value.to_ascii_lowercase())
-            .collect();
         let served = |schema: Option<&String>, table: &String| match schema.map(String::as_str) {
             Some("information_schema") => {
                 table == "table_privileges" || crate::info_schema::TABLES.contains(&table.as_str())
@@ -1035,7 +1029,7 @@ impl VisitorMut for PostgresForms {
             }
             Some(_) => false,
         };
-        if parts.len() == relation.0.len()
+        if let Some(parts) = folded_name(relation)
             && let Some((table, path)) = parts.split_last()
             && served(path.last(), table)
         {
@@ -1058,18 +1052,7 @@ impl VisitorMut for PostgresForms {
             && is_pg_settings(name)
             && let Some(subquery) = parse_query(&settings_query())
         {
-            let alias = alias.take().unwrap_or(TableAlias {
-                explicit: true,
-                name: Ident::new("pg_settings"),
-                columns: vec![],
-                at: None,
-            });
-            *factor = TableFactor::Derived {
-                lateral: false,
-                subquery: Box::new(subquery),
-                alias: Some(alias),
-                sample: None,
-            };
+            *factor = derived(alias.take(), subquery, "pg_settings");
             return ControlFlow::Continue(());
         }
         // A set-returning function of one column in FROM names its column
@@ -1184,19 +1167,39 @@ impl VisitorMut for PostgresForms {
     }
 }
 
+/// The parts of `name` in lower case, if each is an identifier.
+fn folded_name(name: &ObjectName) -> Option<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| part.as_ident().map(|i| i.value.to_ascii_lowercase()))
+        .collect()
+}
+
+/// A relation replaced by `subquery`: a derived table under the relation's
+/// alias, or named `name` without one.
+fn derived(alias: Option<TableAlias>, subquery: Query, name: &str) -> TableFactor {
+    let alias = alias.unwrap_or(TableAlias {
+        explicit: true,
+        name: Ident::new(name),
+        columns: vec![],
+        at: None,
+    });
+    TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(subquery),
+        alias: Some(alias),
+        sample: None,
+    }
+}
+
 /// Whether `name` is `pg_settings` or `pg_catalog.pg_settings`.
 fn is_pg_settings(name: &ObjectName) -> bool {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .filter_map(|part| part.as_ident())
-        .map(|ident| ident.value.to_ascii_lowercase())
-        .collect();
-    parts.len() == name.0.len()
-        && matches!(
+    folded_name(name).is_some_and(|parts| {
+        matches!(
             parts.iter().map(String::as_str).collect::<Vec<_>>()[..],
             ["pg_settings"] | ["pg_catalog", "pg_settings"]
         )
+    })
 }
 
 /// `pg_settings` as the session sees it: Quiver's list of parameters (see
@@ -1275,18 +1278,7 @@ impl VisitorMut for BucketFunction {
                 crate::server::SYSTEM_SCHEMA
             ))
         {
-            let alias = alias.take().unwrap_or(TableAlias {
-                explicit: true,
-                name: Ident::new("bucket"),
-                columns: vec![],
-                at: None,
-            });
-            *factor = TableFactor::Derived {
-                lateral: false,
-                subquery: Box::new(subquery),
-                alias: Some(alias),
-                sample: None,
-            };
+            *factor = derived(alias.take(), subquery, "bucket");
         }
         ControlFlow::Continue(())
     }
@@ -1294,13 +1286,7 @@ impl VisitorMut for BucketFunction {
 
 /// Whether `name` is `quiver.bucket`.
 fn is_bucket_function(name: &ObjectName) -> bool {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .filter_map(|part| part.as_ident())
-        .map(|ident| ident.value.to_ascii_lowercase())
-        .collect();
-    parts == [crate::server::SYSTEM_SCHEMA, "bucket"]
+    folded_name(name).is_some_and(|parts| parts == [crate::server::SYSTEM_SCHEMA, "bucket"])
 }
 
 fn parse_query(sql: &str) -> Option<Query> {
