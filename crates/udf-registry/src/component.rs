@@ -41,7 +41,17 @@ pub(crate) mod tables {
     });
 }
 
-pub(crate) use scalars::quiver::udf::types::{Column, SqlType as WitType, Values, VarBinary};
+pub(crate) mod transforms {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "transforms",
+        with: { "quiver:udf/types": super::scalars::quiver::udf::types },
+    });
+}
+
+pub(crate) use scalars::quiver::udf::types::{
+    Column, RowError, SqlType as WitType, Values, VarBinary,
+};
 
 impl From<SqlType> for WitType {
     fn from(t: SqlType) -> Self {

@@ -149,6 +149,10 @@ pub enum Kind {
     Aggregate,
     /// `CREATE FUNCTION ... RETURNS TABLE (...)`: a stream of rows.
     Table { columns: Vec<TableColumn> },
+    /// `CREATE FUNCTION f(TABLE, ...) RETURNS TABLE`: a relation in, a
+    /// relation out, whose columns the component describes when a query is
+    /// planned. Its `args` are those after the table.
+    Transform,
     /// `CREATE AGGREGATE ... (SFUNC = ..., STYPE = ...)`: PostgreSQL's
     /// classic form, folding rows with Wasm scalar functions. The module
     /// fields of its definition are its SFUNC's.
@@ -179,6 +183,7 @@ impl Kind {
             Kind::Scalar => "scalar",
             Kind::Aggregate | Kind::Folded(_) => "aggregate",
             Kind::Table { .. } => "table",
+            Kind::Transform => "transform",
         }
     }
 }
@@ -222,6 +227,17 @@ impl FunctionDef {
         signature(&self.name, &self.args)
     }
 
+    /// Its arguments as `CREATE FUNCTION` declares them: a transform's
+    /// table first.
+    pub fn declared_args(&self) -> String {
+        let args = self.args.iter().map(SqlType::pg_name);
+        let args: Vec<String> = match self.kind {
+            Kind::Transform => std::iter::once("TABLE".to_string()).chain(args).collect(),
+            _ => args.collect(),
+        };
+        args.join(", ")
+    }
+
     /// The `SET name = value` clauses of its definition (limits, then
     /// grants), as `pg_proc.proconfig` holds them and pg_dump writes them.
     pub fn settings(&self) -> Vec<(String, String)> {
@@ -255,6 +271,7 @@ impl FunctionDef {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Kind::Transform => "TABLE".into(),
             _ => self.returns.pg_name(),
         }
     }

@@ -19,9 +19,13 @@ use crate::component::scalars::exports::quiver::udf::scalar::Guest as ScalarGues
 use crate::component::scalars::{Scalars, ScalarsPre};
 use crate::component::tables::exports::quiver::udf::table::Guest as TableGuest;
 use crate::component::tables::{Tables, TablesPre};
+use crate::component::transforms::exports::quiver::udf::transform::{
+    Batch as TransformBatch, Field as WitField, Guest as TransformGuest,
+};
+use crate::component::transforms::{Transforms, TransformsPre};
 use crate::component::{VarBinary, WitType, from_column, offsets, to_column, var_binary};
 use crate::core_batch::CoreBatch;
-use crate::definition::{Abi, FunctionDef, Kind};
+use crate::definition::{Abi, FunctionDef, Kind, TableColumn};
 use crate::keyvalue::{BucketSource, KeyValueAccess};
 use crate::module_dir::ModuleDir;
 use crate::runtime::{
@@ -66,6 +70,7 @@ enum Exports {
     Scalar(Scalars),
     Aggregate(Aggregates),
     Table(Tables),
+    Transform(Transforms),
 }
 
 impl Exports {
@@ -87,6 +92,13 @@ impl Exports {
         match self {
             Exports::Table(t) => Ok(t.quiver_udf_table()),
             _ => Err(wasmtime::Error::msg("not a table function's instance")),
+        }
+    }
+
+    fn transform(&self) -> wasmtime::Result<&TransformGuest> {
+        match self {
+            Exports::Transform(t) => Ok(t.quiver_udf_transform()),
+            _ => Err(wasmtime::Error::msg("not a transform's instance")),
         }
     }
 }
@@ -268,6 +280,10 @@ impl WasmFunction {
                 "table function",
                 self.with_exports(|store, e| e.table()?.call_tables(store))?,
             ),
+            Kind::Transform => (
+                "transform",
+                self.with_exports(|store, e| e.transform()?.call_transforms(store))?,
+            ),
             Kind::Folded(_) => return Ok("aggregate"),
         };
         if !names.contains(&self.def.symbol) {
@@ -283,6 +299,10 @@ impl WasmFunction {
     fn validate_component(&self) -> Result<()> {
         let def = &self.def;
         let what = self.check_exported()?;
+        if def.kind == Kind::Transform {
+            // Its columns depend on its input: described at each query.
+            return Ok(());
+        }
         if let Kind::Table { columns } = &def.kind {
             let wit: Vec<WitType> = def.args.iter().map(|t| WitType::from(*t)).collect();
             let symbol = def.symbol.clone();
@@ -362,7 +382,9 @@ impl WasmFunction {
         let answer = self.with_exports(move |store, e| match kind {
             Kind::Scalar => e.scalar()?.call_return_type(store, &symbol, &wit),
             Kind::Aggregate => e.aggregate()?.call_return_type(store, &symbol, &wit),
-            Kind::Table { .. } => Err(wasmtime::Error::msg("table functions have columns")),
+            Kind::Table { .. } | Kind::Transform => {
+                Err(wasmtime::Error::msg("table functions and transforms have columns"))
+            }
             Kind::Folded(_) => Err(wasmtime::Error::msg("folded aggregates call their parts")),
         })?;
         answer.map(SqlType::from).map_err(|message| {
@@ -546,6 +568,10 @@ impl WasmFunction {
                         .map_err(|e| missing("table", e))?
                         .instantiate(&mut store)
                         .map(Exports::Table),
+                    Kind::Transform => TransformsPre::new(pre.clone())
+                        .map_err(|e| missing("transform", e))?
+                        .instantiate(&mut store)
+                        .map(Exports::Transform),
                     Kind::Folded(_) => {
                         return Err(Error::Runtime(format!(
                             "{} is called through its SFUNC, not itself",
@@ -636,6 +662,56 @@ impl WasmFunction {
             self.leased(|store, e| e.table()?.call_start(store, &self.def.symbol, &args))
         })?;
         Ok(TableRows { lease, columns })
+    }
+
+    /// The columns this transform produces from input rows of `input`'s
+    /// columns and the constant `args` (of `types`, one value each).
+    pub fn describe(
+        &self,
+        input: &[TableColumn],
+        args: &[ArrayRef],
+        types: &[SqlType],
+    ) -> Result<Vec<TableColumn>> {
+        let input = wit_fields(input);
+        let args = columns_of(args, types)?;
+        let symbol = self.def.symbol.clone();
+        let described = self.with_exports(move |store, e| {
+            e.transform()?.call_describe(store, &symbol, &input, &args)
+        })?;
+        let fields = described.map_err(|message| {
+            Error::ArgumentTypes(format!("transform {}: {message}", self.def.name))
+        })?;
+        Ok(fields
+            .into_iter()
+            .map(|f| TableColumn {
+                name: f.name,
+                ty: SqlType::from(f.type_),
+            })
+            .collect())
+    }
+
+    /// Starts a partition of this transform: input rows of `input`'s
+    /// columns in, rows of `output`'s out.
+    pub fn start_transform(
+        self: &Arc<Self>,
+        input: &[TableColumn],
+        args: &[ArrayRef],
+        types: &[SqlType],
+        output: &[TableColumn],
+    ) -> Result<TransformPartition> {
+        let fields = wit_fields(input);
+        let args = columns_of(args, types)?;
+        let lease = self.counted(0, || {
+            self.leased(|store, e| {
+                e.transform()?
+                    .call_start(store, &self.def.symbol, &fields, &args)
+            })
+        })?;
+        Ok(TransformPartition {
+            lease,
+            input: input.iter().map(|c| c.ty).collect(),
+            output: output.iter().map(|c| c.ty).collect(),
+        })
     }
 
     /// Runs `create` on an instance taken from the pool for as long as the
@@ -956,6 +1032,93 @@ impl TableRows {
                 other => other,
             })?;
         Ok(Some((arrays, rows)))
+    }
+}
+
+/// Columns as a transform's guest sees them.
+fn wit_fields(columns: &[TableColumn]) -> Vec<WitField> {
+    columns
+        .iter()
+        .map(|c| WitField {
+            name: c.name.clone(),
+            type_: WitType::from(c.ty),
+        })
+        .collect()
+}
+
+/// `arrays` (of `types`) as a guest's columns.
+fn columns_of(arrays: &[ArrayRef], types: &[SqlType]) -> Result<Vec<crate::component::Column>> {
+    arrays
+        .iter()
+        .zip(types)
+        .map(|(a, t)| to_column(a, *t))
+        .collect()
+}
+
+/// One partition of a running transform (one call sequence), living in one
+/// instance of its component.
+pub struct TransformPartition {
+    lease: Lease,
+    input: Vec<SqlType>,
+    output: Vec<SqlType>,
+}
+
+impl TransformPartition {
+    /// Gives the transform `rows` rows of `columns`; returns the rows it
+    /// produced (columns and count; maybe none).
+    pub fn push(&mut self, columns: &[ArrayRef], rows: usize) -> Result<(Vec<ArrayRef>, usize)> {
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, rows, || {
+            let batch = TransformBatch {
+                columns: columns_of(columns, &self.input)?,
+                rows: count(rows, "rows")?,
+            };
+            let answer = self
+                .lease
+                .call(|store, e, h| e.transform()?.partition().call_push(store, h, &batch))?;
+            self.produced(answer)
+        })
+    }
+
+    /// Ends the input; returns the rows the transform still produced.
+    pub fn finish(&mut self) -> Result<(Vec<ArrayRef>, usize)> {
+        let usage = self.lease.function.usage.clone();
+        counted(&usage, 0, || {
+            let answer = self
+                .lease
+                .call(|store, e, h| e.transform()?.partition().call_finish(store, h))?;
+            self.produced(answer)
+        })
+    }
+
+    fn produced(
+        &self,
+        answer: std::result::Result<TransformBatch, crate::component::RowError>,
+    ) -> Result<(Vec<ArrayRef>, usize)> {
+        let function = &self.lease.function;
+        let batch = answer.map_err(|r| function.trap(Some(r.row), r.message))?;
+        if batch.columns.len() != self.output.len() {
+            return Err(function.trap(
+                None,
+                format!(
+                    "produced {} columns, not the {} it described",
+                    batch.columns.len(),
+                    self.output.len()
+                ),
+            ));
+        }
+        let rows = batch.rows as usize;
+        let arrays = batch
+            .columns
+            .into_iter()
+            .zip(&self.output)
+            .map(|(c, t)| from_column(c, *t, rows))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| match e {
+                Error::Runtime(message) => function.trap(None, message),
+                other => other,
+            })?;
+        Ok((arrays, rows))
     }
 }
 

@@ -273,6 +273,7 @@ impl FunctionRegistry {
                 "{} need a component: a core module exports only functions of numbers",
                 match create.kind {
                     Kind::Aggregate => "aggregates",
+                    Kind::Transform => "transforms",
                     _ => "table functions",
                 }
             )));
@@ -322,6 +323,8 @@ impl FunctionRegistry {
                 })?,
                 // Asked from the component below.
                 Kind::Aggregate => SqlType::AnyElement,
+                // Described at each query, from its input.
+                Kind::Transform => SqlType::AnyElement,
                 Kind::Folded(_) => {
                     return Err(Error::InvalidFunction(
                         "aggregates with SFUNC are created with create_folded".into(),
