@@ -24,7 +24,9 @@ use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmMetricsRule, WasmRuntime};
+use quiver_udf_registry::{
+    Codecs, FunctionLoader, RuntimeConfig, TransformQueryPlanner, WasmMetricsRule, WasmRuntime,
+};
 use tokio::net::TcpListener;
 
 use crate::constant_rows::MeteredConstantRows;
@@ -254,6 +256,7 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
     );
     let mut builder = SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
+        .with_query_planner(Arc::new(TransformQueryPlanner::default()))
         .with_analyzer_rule(Arc::new(UnboundedLimits))
         .with_physical_optimizer_rule(Arc::new(SingleTaskNestedLoopJoins))
         .with_physical_optimizer_rule(Arc::new(PinnedUnionBranchJoins))

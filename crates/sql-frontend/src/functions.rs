@@ -146,9 +146,15 @@ impl Functions {
             .func_desc
             .iter()
             .map(|FunctionDesc { name, args }| {
+                // A transform's table is not part of its signature.
                 let args = args
                     .as_ref()
-                    .map(|args| args.iter().map(argument_type).collect::<Result<Vec<_>>>())
+                    .map(|args| {
+                        args.iter()
+                            .filter(|a| !is_table_argument(a))
+                            .map(argument_type)
+                            .collect::<Result<Vec<_>>>()
+                    })
                     .transpose()?;
                 Ok((function_name(name)?, args))
             })
@@ -403,14 +409,31 @@ fn translate_create(statement: ast::CreateFunction) -> Result<CreateFunction> {
         return unsupported("OPTIONS, USING and REMOTE");
     }
     let name = function_name(&statement.name)?;
-    let args = statement
-        .args
-        .as_deref()
-        .unwrap_or_default()
+    let declared = statement.args.as_deref().unwrap_or_default();
+    // `f(TABLE, ...)`: a transform, its table first.
+    let transform = declared.first().is_some_and(is_table_argument);
+    if declared.iter().skip(1).any(is_table_argument) {
+        return unsupported("a TABLE argument after the first");
+    }
+    let args = declared
         .iter()
+        .skip(usize::from(transform))
         .map(argument)
         .collect::<Result<Vec<_>>>()?;
     let (kind, returns) = match &statement.return_type {
+        Some(FunctionReturnType::DataType(ast::DataType::Table(None))) if transform => {
+            (Kind::Transform, None)
+        }
+        _ if transform => {
+            return Err(Error::InvalidFunctionDefinition(
+                "a function taking a TABLE returns TABLE: its columns are described by the component for each query".into(),
+            ));
+        }
+        Some(FunctionReturnType::DataType(ast::DataType::Table(None))) => {
+            return Err(Error::InvalidFunctionDefinition(
+                "RETURNS TABLE without columns is for transforms, which take a TABLE first; a table function declares its columns: RETURNS TABLE (name type, ...)".into(),
+            ));
+        }
         Some(FunctionReturnType::DataType(ast::DataType::Table(Some(columns)))) => {
             let columns = columns
                 .iter()
@@ -577,6 +600,11 @@ pub(crate) fn sql_types(types: &[ast::DataType]) -> Result<Vec<SqlType>> {
     types.iter().map(|t| Ok(SqlType::from_ast(t)?)).collect()
 }
 
+/// Whether `arg` is a transform's `TABLE` argument.
+fn is_table_argument(arg: &OperateFunctionArg) -> bool {
+    matches!(arg.data_type, ast::DataType::Table(None))
+}
+
 fn argument_type(arg: &OperateFunctionArg) -> Result<SqlType> {
     Ok(SqlType::from_ast(&arg.data_type)?)
 }
@@ -719,6 +747,8 @@ impl SessionFunctions {
                         modules.clone(),
                     )),
                 ),
+                // Planned by `WasmTransforms`, from the registry.
+                Some(Kind::Transform) => {}
                 Some(Kind::Folded(_)) => {
                     let parts = overloads
                         .iter()

@@ -32,6 +32,7 @@ mod pg_semantics;
 mod plan_cache;
 mod planner;
 mod privileges;
+mod relation_arguments;
 mod rewrite;
 mod rounding;
 mod select_list_subqueries;

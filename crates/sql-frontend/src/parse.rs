@@ -113,6 +113,8 @@ impl SqlParser {
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         let reordered = identity_options_in_order(sql);
         let sql = reordered.as_deref().unwrap_or(sql);
+        let table_arguments = crate::relation_arguments::rewritten(sql);
+        let sql = table_arguments.as_deref().unwrap_or(sql);
         if let Some(pieces) = own_statements(sql) {
             let mut statements = Vec::new();
             for piece in pieces {

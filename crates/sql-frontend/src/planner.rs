@@ -38,7 +38,10 @@ use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use futures::TryStreamExt;
 use quiver_scheduler::QuiverOptions;
-use quiver_udf_registry::{FoldedAggregateUdf, WasmAggregateUdf, WasmFunction, WasmScalarUdf};
+use quiver_udf_registry::{
+    FoldedAggregateUdf, WasmAggregateUdf, WasmFunction, WasmScalarUdf, WasmTransformNode,
+    transform_physical_planner,
+};
 
 use crate::session::SequenceFunction;
 
@@ -74,6 +77,11 @@ fn any_writes<'a>(functions: impl IntoIterator<Item = &'a Arc<WasmFunction>>) ->
 /// its session can (`nextval`: see `crate::session::sequences`), or a Wasm
 /// function that may write to a bucket.
 fn calls_frontend_function(node: &LogicalPlan) -> Result<bool> {
+    if let LogicalPlan::Extension(extension) = node
+        && let Some(transform) = extension.node.as_any().downcast_ref::<WasmTransformNode>()
+    {
+        return Ok(any_writes([&transform.call.function]));
+    }
     let mut found = false;
     node.apply_expressions(|expr| {
         expr.apply(|expr| {
@@ -247,7 +255,7 @@ impl QuiverQueryPlanner {
     pub fn new(distributed: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
         Self {
             distributed,
-            local: DefaultPhysicalPlanner::default(),
+            local: transform_physical_planner(),
         }
     }
 }

@@ -30,7 +30,9 @@ use quiver_catalog::{
     SessionDatabase,
 };
 use quiver_executor::ExecutorOptions;
-use quiver_udf_registry::{Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime};
+use quiver_udf_registry::{
+    Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime, WasmTransforms,
+};
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthMethod, Roles};
@@ -527,6 +529,7 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_physical_optimizer_rules(rules)
             .with_query_planner(planner)
+            .with_relation_planners(vec![Arc::new(WasmTransforms::new(registry.clone()))])
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
             .with_analyzer_rule(Arc::new(PostgresRounding))

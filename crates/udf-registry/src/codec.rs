@@ -37,7 +37,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 
 use crate::aggregate::WasmAggregateUdf;
 use crate::checked_arithmetic::CheckedArithmetic;
-use crate::definition::{FunctionDef, Limits};
+use crate::definition::{FunctionDef, Limits, TableColumn};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::format::Format;
 use crate::function::WasmFunction;
@@ -52,6 +52,7 @@ use crate::scalar_subquery::{SubqueryRows, SubqueryValue};
 use crate::single_partition::SinglePartitionExec;
 use crate::sized_text::SizedTextCast;
 use crate::table::{WasmTableExec, WasmTableProvider};
+use crate::transform::{SortKey, TransformCall, WasmTransformExec, WasmTransformNode};
 use crate::types::SqlType;
 use crate::udf::WasmScalarUdf;
 use crate::window::PortableWindowUdf;
@@ -140,6 +141,61 @@ struct TableCall {
     /// Physical scans only.
     projection: Option<Vec<usize>>,
     limit: Option<usize>,
+}
+
+/// Marks a transform call (a logical node or a physical plan) written by
+/// these codecs (its input travels as a child).
+const TRANSFORM_MAGIC: &[u8] = b"quiver-wasm-transform/1\n";
+
+/// What a plan carries for one transform call.
+#[derive(Serialize, Deserialize)]
+struct TransformPlan {
+    modules: Option<PathBuf>,
+    function: FunctionDef,
+    types: Vec<SqlType>,
+    /// The argument values: one row of Arrow IPC, hex encoded.
+    args: String,
+    input: Vec<TableColumn>,
+    partition_by: Vec<usize>,
+    order_by: Vec<SortKey>,
+    output: Vec<TableColumn>,
+}
+
+fn write_transform(call: &TransformCall, buf: &mut Vec<u8>) -> Result<()> {
+    let modules = call.modules.as_ref();
+    let plan = TransformPlan {
+        modules: modules.map(|dir| dir.path().to_path_buf()),
+        function: explicit(&call.function, modules)?,
+        types: call.types.clone(),
+        args: encode_values(&call.args)?,
+        input: call.input.clone(),
+        partition_by: call.partition_by.clone(),
+        order_by: call.order_by.clone(),
+        output: call.output.clone(),
+    };
+    buf.extend_from_slice(TRANSFORM_MAGIC);
+    serde_json::to_writer(&mut *buf, &plan).map_err(|e| {
+        exec_datafusion_err!("cannot encode transform {}: {e}", call.function.def().name)
+    })
+}
+
+fn read_transform(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<TransformCall>> {
+    let payload = buf.strip_prefix(TRANSFORM_MAGIC)?;
+    Some((|| {
+        let plan: TransformPlan = serde_json::from_slice(payload)
+            .map_err(|e| exec_datafusion_err!("cannot decode a transform call: {e}"))?;
+        let modules = plan.modules.map(ModuleDir::at);
+        Ok(TransformCall {
+            function: loader.function(&plan.function, modules.as_ref())?,
+            args: decode_values(&plan.args)?,
+            types: plan.types,
+            input: plan.input,
+            partition_by: plan.partition_by,
+            order_by: plan.order_by,
+            output: plan.output,
+            modules,
+        })
+    })())
 }
 
 /// A definition with the limits it runs under made explicit, and the
@@ -524,10 +580,24 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
         inputs: &[LogicalPlan],
         ctx: &TaskContext,
     ) -> Result<Extension> {
+        if let Some(call) = read_transform(&self.loader, buf) {
+            let [input] = inputs else {
+                return Err(exec_datafusion_err!(
+                    "WasmTransform has one input, got {}",
+                    inputs.len()
+                ));
+            };
+            return Ok(Extension {
+                node: Arc::new(WasmTransformNode::new(call?, input.clone())?),
+            });
+        }
         self.inner.try_decode(buf, inputs, ctx)
     }
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        if let Some(transform) = node.node.as_any().downcast_ref::<WasmTransformNode>() {
+            return write_transform(&transform.call, buf);
+        }
         self.inner.try_encode(node, buf)
     }
 
@@ -662,6 +732,10 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         if let Some(call) = read_table_call(&self.loader, buf) {
             return Ok(Arc::new(call?.exec()?));
         }
+        if let Some(call) = read_transform(&self.loader, buf) {
+            let input = only_input("WasmTransformExec", inputs)?;
+            return Ok(Arc::new(WasmTransformExec::new(input, call?)?));
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -688,6 +762,9 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
                 scan.limit(),
                 buf,
             );
+        }
+        if let Some(transform) = node.downcast_ref::<WasmTransformExec>() {
+            return write_transform(transform.call(), buf);
         }
         self.inner.try_encode(node, buf, proto_converter)
     }

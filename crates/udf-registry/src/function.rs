@@ -382,9 +382,9 @@ impl WasmFunction {
         let answer = self.with_exports(move |store, e| match kind {
             Kind::Scalar => e.scalar()?.call_return_type(store, &symbol, &wit),
             Kind::Aggregate => e.aggregate()?.call_return_type(store, &symbol, &wit),
-            Kind::Table { .. } | Kind::Transform => {
-                Err(wasmtime::Error::msg("table functions and transforms have columns"))
-            }
+            Kind::Table { .. } | Kind::Transform => Err(wasmtime::Error::msg(
+                "table functions and transforms have columns",
+            )),
             Kind::Folded(_) => Err(wasmtime::Error::msg("folded aggregates call their parts")),
         })?;
         answer.map(SqlType::from).map_err(|message| {

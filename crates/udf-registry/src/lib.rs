@@ -27,6 +27,7 @@ mod scalar_subquery;
 mod single_partition;
 mod sized_text;
 mod table;
+mod transform;
 mod types;
 mod udf;
 pub mod usage;
@@ -41,7 +42,7 @@ pub use definition::{
 pub use error::{Error, Result};
 pub use folded::{FoldedAggregateUdf, FoldedParts};
 pub use format::{FORMAT_ERROR, Format, NULL_IDENTIFIER, quote_ident, quote_literal};
-pub use function::{Accumulator, TableRows, WasmFunction};
+pub use function::{Accumulator, TableRows, TransformPartition, WasmFunction};
 pub use json::JsonBuildObject;
 pub use keyvalue::{BucketGrant, BucketSource};
 pub use loader::FunctionLoader;
@@ -57,6 +58,10 @@ pub use scalar_subquery::{MORE_THAN_ONE_ROW, SubqueryRows, SubqueryValue};
 pub use single_partition::SinglePartitionExec;
 pub use sized_text::{MAX_LENGTH, PG_TYPE, SizedText, SizedTextCast, VALUE_TOO_LONG};
 pub use table::{WasmTableExec, WasmTableFunction, WasmTableProvider};
+pub use transform::{
+    SortKey, TABLE_ARGUMENT, TransformCall, TransformQueryPlanner, WasmTransformExec,
+    WasmTransformNode, WasmTransformPlanner, WasmTransforms, transform_physical_planner,
+};
 pub use types::{DECIMAL_PRECISION, SqlType, signature};
 pub use udf::{WasmScalarUdf, called_overload};
 pub use window::PortableWindowUdf;
