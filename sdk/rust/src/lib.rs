@@ -92,7 +92,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "udf",
+        world: "udf-transforms",
         pub_export_macro: true,
         export_macro_name: "export_udf",
         default_bindings_module: "quiver_udf::bindings",
@@ -148,6 +148,7 @@ pub mod keyvalue {
 mod aggregate;
 mod column;
 mod table;
+mod transform;
 mod values;
 
 pub use aggregate::{Aggregate, Groups, Update};
@@ -168,6 +169,13 @@ pub use column::{ColumnBuilder, ValueRef};
 pub use column::valid_rows;
 #[doc(hidden)]
 pub use table::RowsImpl;
+#[doc(hidden)]
+pub use bindings::exports::quiver::udf::transform::{
+    Guest as TransformGuest, Partition as PartitionHandle,
+};
+#[doc(hidden)]
+pub use transform::PartitionImpl;
+pub use transform::{Field, Output, Rows, Transform, constant, position};
 pub use values::{Arg, ArgReader, Date, Decimal, Ret, Timestamp};
 
 /// A function that works on whole columns: for polymorphic functions, or
@@ -226,6 +234,7 @@ macro_rules! functions {
             @table $table_name:ident ( $( $table_arg:ident : $table_ty:ty ),* $(,)? )
                 -> ( $( $column:ident : $column_ty:ty ),+ $(,)? ) $table_body:block
         )*
+        $( @transform $transform_name:ident = $transform:ty; )*
     ) => {
         $(
             $(#[$meta])*
@@ -455,6 +464,40 @@ macro_rules! functions {
                         }
                     )*
                     other => Err(format!("this component has no table function {other}")),
+                }
+            }
+        }
+
+        impl $crate::TransformGuest for __QuiverFunctions {
+            type Partition = $crate::PartitionImpl;
+
+            fn transforms() -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![ $( stringify!($transform_name).to_string(), )* ]
+            }
+
+            fn describe(
+                name: ::std::string::String,
+                input: ::std::vec::Vec<$crate::Field>,
+                args: ::std::vec::Vec<$crate::Column>,
+            ) -> ::std::result::Result<::std::vec::Vec<$crate::Field>, ::std::string::String> {
+                match name.as_str() {
+                    $( stringify!($transform_name) => <$transform as $crate::Transform>::describe(&input, &args), )*
+                    other => Err(format!("this component has no transform {other}")),
+                }
+            }
+
+            fn start(
+                name: ::std::string::String,
+                input: ::std::vec::Vec<$crate::Field>,
+                args: ::std::vec::Vec<$crate::Column>,
+            ) -> ::std::result::Result<$crate::PartitionHandle, ::std::string::String> {
+                match name.as_str() {
+                    $(
+                        stringify!($transform_name) => Ok($crate::PartitionHandle::new(
+                            $crate::PartitionImpl::start::<$transform>(&input, &args)?,
+                        )),
+                    )*
+                    other => Err(format!("this component has no transform {other}")),
                 }
             }
         }
