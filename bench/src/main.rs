@@ -219,6 +219,7 @@ async fn main() {
                 Arc::new(WasmTableFunction::new(&name, overloads, None)),
             ),
             Kind::Folded(_) => unreachable!("the benchmark creates no SFUNC aggregates"),
+            Kind::Transform => unreachable!("this benchmark creates no transforms"),
         }
     }
 

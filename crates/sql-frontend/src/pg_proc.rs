@@ -74,11 +74,7 @@ fn result_of(def: &FunctionDef) -> String {
 }
 
 fn arguments_of(def: &FunctionDef) -> String {
-    def.args
-        .iter()
-        .map(SqlType::pg_name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    def.declared_args()
 }
 
 /// `CREATE OR REPLACE FUNCTION` of `def` as PostgreSQL's
@@ -225,9 +221,13 @@ impl PgProc {
                     ("provolatile", DataType::Utf8) => text(&|d| d.volatility.code().into()),
                     ("proparallel", DataType::Utf8) => text(&|_| "s".into()),
                     ("proisstrict", DataType::Boolean) => boolean(&|d| d.strict),
-                    ("proretset", DataType::Boolean) => {
-                        boolean(&|d| matches!(d.kind, quiver_udf_registry::Kind::Table { .. }))
-                    }
+                    ("proretset", DataType::Boolean) => boolean(&|d| {
+                        matches!(
+                            d.kind,
+                            quiver_udf_registry::Kind::Table { .. }
+                                | quiver_udf_registry::Kind::Transform
+                        )
+                    }),
                     ("prosecdef" | "proleakproof", DataType::Boolean) => boolean(&|_| false),
                     ("proargtypes", DataType::Utf8) => text(&|d| {
                         d.args

@@ -582,6 +582,11 @@ impl Run {
     }
 }
 
+/// A registry error as DataFusion carries it (its SQLSTATE kept).
+fn external(e: crate::Error) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
 /// Constant values as one-row arrays.
 fn constants(values: &[ScalarValue]) -> Result<Vec<ArrayRef>> {
     values.iter().map(ScalarValue::to_array).collect()
@@ -708,16 +713,16 @@ impl RelationPlanner for WasmTransforms {
             if args.args.iter().any(|a| {
                 matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(ast::Expr::Function(f))) if is_table_marker(&f.name))
             }) {
-                return plan_err!(
+                return Err(external(crate::Error::FunctionNotFound(format!(
                     "function {function_name} takes no TABLE argument: only transforms (CREATE FUNCTION ... (TABLE, ...) RETURNS TABLE) do"
-                );
+                ))));
             }
             return Ok(RelationPlanning::Original(Box::new(relation)));
         }
         let Some(table) = args.args.first().and_then(table_argument) else {
-            return plan_err!(
-                "the first argument of transform {function_name} is its input: TABLE name, or TABLE (SELECT ...)"
-            );
+            return Err(external(crate::Error::FunctionNotFound(format!(
+                "function {function_name} without a table does not exist: the first argument of transform {function_name} is its input, TABLE name or TABLE (SELECT ...)"
+            ))));
         };
         let input = context.plan(TableFactor::Derived {
             lateral: false,
@@ -735,11 +740,11 @@ impl RelationPlanner for WasmTransforms {
                     name: f.name().clone(),
                     ty,
                 }),
-                None => plan_err!(
+                None => Err(external(crate::Error::UnsupportedType(format!(
                     "transform {function_name} cannot take column {} of type {}",
                     f.name(),
                     f.data_type()
-                ),
+                )))),
             })
             .collect::<Result<Vec<_>>>()?;
 
@@ -804,7 +809,7 @@ impl RelationPlanner for WasmTransforms {
             .collect::<Result<Vec<_>>>()?;
         let output = function
             .describe(&columns, &constants(&values)?, &types)
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            .map_err(external)?;
         let call = TransformCall {
             function: function.clone(),
             args: values,
