@@ -281,3 +281,71 @@ async fn explain_analyze_shows_the_stages_the_executors_ran() {
     drop(client);
     cluster.stop();
 }
+
+/// A transform keyed by `PARTITION BY` loses an executor mid-query: Ballista
+/// runs the lost tasks again, and every output row is produced exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transform_survives_a_killed_executor_with_exact_results() {
+    let (_data, mut cluster) = Cluster::start_fresh(2, Loss::Quick);
+    let client = cluster.frontend.connect().await;
+    numbers(&client, 8, 400).await;
+    client.batch_execute(SLOW).await.expect("slow");
+    client
+        .batch_execute(
+            "CREATE FUNCTION sessionize(TABLE, bigint) RETURNS TABLE LANGUAGE wasm \
+             AS 'quiver_example_transforms.wasm', 'sessionize'",
+        )
+        .await
+        .expect("sessionize");
+    // Keys 0..49, a click every 100 s per key but a 20 000 s pause after
+    // each 16th: sessions of 16 clicks (the input is slow to compute, so
+    // the query runs long enough to be interrupted).
+    let sql = "SELECT count(*), count(DISTINCT x), sum(session), max(session) FROM sessionize(TABLE \
+               (SELECT slow(x) - 1 AS x, (x - 1) % 50 AS k, CAST(to_timestamp(((x - 1) / 50) * 100 + ((x - 1) / 800) * 20000) AS timestamp) AS ts FROM t) \
+               PARTITION BY k ORDER BY ts, 1000)";
+    let n = 3200i64;
+    // Each key has 64 clicks ((x - 1) / 50 = 0..63), in 4 sessions of 16.
+    let per_key: i64 = (0..64).map(|i| i / 16 + 1).sum();
+    let expected = vec![vec![
+        Some(n.to_string()),
+        Some(n.to_string()),
+        Some((50 * per_key).to_string()),
+        Some("4".to_string()),
+    ]];
+    client
+        .batch_execute("SET quiver.local_read_limit = 0")
+        .await
+        .expect("set");
+    assert_eq!(rows(&client, sql).await, expected);
+    let started = Instant::now();
+    assert_eq!(rows(&client, sql).await, expected);
+    let undisturbed = started.elapsed();
+
+    let mut delay = undisturbed / 3;
+    let running = loop {
+        let runner = cluster.frontend.connect().await;
+        runner
+            .batch_execute("SET quiver.local_read_limit = 0")
+            .await
+            .expect("set");
+        let running = tokio::spawn(async move { rows(&runner, sql).await });
+        tokio::time::sleep(delay).await;
+        if !running.is_finished() {
+            break running;
+        }
+        assert_eq!(running.await.expect("query task"), expected);
+        assert!(
+            delay > Duration::from_millis(10),
+            "the query never ran long enough to be interrupted (undisturbed: {undisturbed:?})"
+        );
+        delay /= 2;
+    };
+    cluster.kill_executor(0);
+    let result = tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .expect("the query finishes after losing an executor")
+        .expect("query task");
+    assert_eq!(result, expected, "no row lost or produced twice");
+    drop(client);
+    cluster.stop();
+}

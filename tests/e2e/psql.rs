@@ -498,3 +498,80 @@ fn psql_runs_the_grant_examples_on_a_cluster_and_counts_their_calls() {
     assert!(out.contains("hits\n20\n"), "{out}");
     cluster.stop();
 }
+
+/// The example transforms (examples/rust/transforms), as a user registers
+/// and calls them.
+const TRANSFORM_EXAMPLES: &str = "\
+CREATE FUNCTION sessionize(TABLE, bigint) RETURNS TABLE LANGUAGE wasm AS 'quiver_example_transforms.wasm', 'sessionize';\n\
+CREATE FUNCTION dedup(TABLE) RETURNS TABLE LANGUAGE wasm AS 'quiver_example_transforms.wasm', 'dedup';\n\
+CREATE FUNCTION explode_json(TABLE, text) RETURNS TABLE LANGUAGE wasm AS 'quiver_example_transforms.wasm', 'explode_json';\n\
+CREATE FUNCTION score(TABLE, text, double precision) RETURNS TABLE LANGUAGE wasm AS 'quiver_example_transforms.wasm', 'score';\n";
+
+/// The four example transforms through psql on a cluster of two
+/// executors: each as a Ballista job, the keyed ones in a stage of their
+/// own after a shuffle by key, run by several tasks at once.
+#[test]
+fn psql_runs_the_transform_examples_on_a_cluster() {
+    let (data, cluster) = Cluster::start_fresh(2, Loss::Patient);
+    let script = data.path().join("transforms.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{TRANSFORM_EXAMPLES}\
+         CREATE TABLE clicks AS SELECT i AS id, i % 100 AS user_id,\n\
+         \x20 CAST(to_timestamp(1700000000 + (i * 7919) % 100000) AS timestamp) AS ts,\n\
+         \x20 '[\"p' || CAST(i % 3 AS text) || '\", \"q\"]' AS pages FROM generate_series(1, 20000) t(i);\n\
+         SET quiver.local_read_limit = 0;\n\
+         \\pset format unaligned\n\
+         SELECT count(*) AS clicks, max(session) AS most FROM sessionize(TABLE clicks PARTITION BY user_id ORDER BY ts, 1800);\n\
+         SELECT count(*) AS firsts, sum(id) AS ids FROM dedup(TABLE clicks PARTITION BY user_id ORDER BY id);\n\
+         SELECT item, count(*) FROM explode_json(TABLE (SELECT id, pages FROM clicks), 'pages') GROUP BY item ORDER BY item;\n\
+         SELECT count(*) AS scored, sum(CAST(score > 0.5 AS int)) AS high FROM score(TABLE clicks, 'user_id:0.1', -5);\n\
+         EXPLAIN SELECT count(*) FROM sessionize(TABLE clicks PARTITION BY user_id ORDER BY ts, 1800);\n"
+        ),
+    )
+    .expect("write script");
+    let out = psql(&cluster.frontend, &[&format!("\\i {}", script.display())]);
+    // Sessions as SQL's window functions count them.
+    let sessions = psql(
+        &cluster.frontend,
+        &[
+            "\\pset format unaligned",
+            "WITH w AS (SELECT *, lag(ts) OVER (PARTITION BY user_id ORDER BY ts) AS prev FROM clicks) \
+             SELECT max(s) AS most FROM (SELECT sum(CASE WHEN prev IS NOT NULL AND ts - prev > INTERVAL '1800 seconds' THEN 1 ELSE 0 END) \
+             OVER (PARTITION BY user_id ORDER BY ts ROWS UNBOUNDED PRECEDING) + 1 AS s FROM w) x",
+        ],
+    );
+    let most = sessions
+        .lines()
+        .skip_while(|l| *l != "most")
+        .nth(1)
+        .expect("the window functions' answer");
+    assert!(
+        out.contains(&format!("clicks|most\n20000|{most}\n")),
+        "{out}"
+    );
+    // The first click of user u is click u (user 0's is click 100).
+    let ids: i64 = (1..100).sum::<i64>() + 100;
+    assert!(out.contains(&format!("firsts|ids\n100|{ids}\n")), "{out}");
+    assert!(
+        out.contains("item|count\np0|6666\np1|6667\np2|6667\nq|20000\n"),
+        "{out}"
+    );
+    // Users 51 to 99: 200 clicks each.
+    assert!(out.contains("scored|high\n20000|9800\n"), "{out}");
+    // Stage 1 shuffles the clicks by user; the transform runs in a later
+    // stage, over that shuffle's partitions, one task each.
+    let plan = out
+        .split("distributed_plan")
+        .nth(1)
+        .expect("a distributed plan");
+    let shuffle = plan.find("Hash([user_id").expect("a shuffle by user");
+    let transform = plan.find("WasmTransformExec").expect("the transform");
+    assert!(shuffle < transform, "{plan}");
+    assert!(
+        plan[transform..].contains("UnresolvedShuffleExec: stage=1, partitioning: Hash([user_id"),
+        "{plan}"
+    );
+    cluster.stop();
+}
