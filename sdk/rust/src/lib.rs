@@ -87,6 +87,27 @@
 //! a batch at a time as the query needs them, so the iterator may be
 //! endless. It must own what it uses: copy text arguments (`s.to_owned()`).
 //! A null argument (unless an `Option`) gives no rows.
+//!
+//! ## Transforms
+//!
+//! A transform takes a relation and returns one (`SELECT * FROM
+//! sessionize(TABLE clicks PARTITION BY user_id ORDER BY ts, 1800)`): a type
+//! implementing [`Transform`], listed with `@transform` after everything
+//! else:
+//!
+//! ```ignore
+//! quiver_udf::functions! {
+//!     @transform sessionize = Sessionize;
+//! }
+//! ```
+//!
+//! registered with `CREATE FUNCTION sessionize(TABLE, bigint) RETURNS TABLE
+//! LANGUAGE wasm AS 'my_functions.wasm', 'sessionize'`. [`Transform::describe`]
+//! gives the output's columns for the input's (asked when a query is
+//! planned); each partition — a `PARTITION BY` key's rows in `ORDER BY`
+//! order — is a value of the type, made by [`Transform::start`], fed
+//! batches of [`Rows`] by [`Transform::push`] and ended by
+//! [`Transform::finish`], each writing what it produces into [`Output`].
 
 #[doc(hidden)]
 pub mod bindings {
