@@ -4,9 +4,10 @@ See the guide, sdk/python/README.md."""
 
 import collections
 import datetime
+import json
 
-from quiver_udf import aggregate, open_bucket, scalar, table
-from quiver_udf import Aggregate, Scalar, Table  # noqa: F401 (the component's exports)
+from quiver_udf import aggregate, open_bucket, scalar, table, transform
+from quiver_udf import Aggregate, Scalar, Table, Transform  # noqa: F401 (the component's exports)
 
 
 @scalar(args=["bigint", "bigint"], returns="bigint")
@@ -137,3 +138,57 @@ def to_usd(amount, currency):
 def hit(key):
     """Counts a hit of `key` in bucket `hits` (needs `hits:read-write`)."""
     return open_bucket("hits").increment(key)
+
+
+@transform(args=["bigint"])
+class sessionize:
+    """sessionize(TABLE clicks PARTITION BY user_id ORDER BY ts, gap_seconds):
+    every row, with `session`, the number of its key's session (from 1): a new
+    one after more than gap_seconds without a click. Reads the time from `ts`."""
+
+    @staticmethod
+    def describe(columns, gap):
+        if ("ts", "timestamp") not in columns:
+            raise ValueError("sessionize needs a timestamp column ts")
+        return columns + [("session", "bigint")]
+
+    def __init__(self, columns, gap):
+        self.ts = [name for name, _ in columns].index("ts")
+        self.gap = datetime.timedelta(seconds=gap)
+        self.last = None
+        self.session = 1
+
+    def process(self, rows):
+        for row in rows:
+            ts = row[self.ts]
+            if ts is not None:
+                if self.last is not None and ts - self.last > self.gap:
+                    self.session += 1
+                self.last = ts
+            yield row + (self.session,)
+
+
+@transform(args=["text"])
+class explode_json:
+    """explode_json(TABLE t, 'column'): a row per element of the JSON array in
+    `column`, with the other columns and `item` (a string as its text, else
+    JSON). A NULL gives no rows."""
+
+    @staticmethod
+    def describe(columns, column):
+        names = [name for name, _ in columns]
+        if column not in names:
+            raise ValueError(f"the input has no column {column}")
+        return [c for c in columns if c[0] != column] + [("item", "text")]
+
+    def __init__(self, columns, column):
+        self.column = [name for name, _ in columns].index(column)
+
+    def process(self, rows):
+        c = self.column
+        for row in rows:
+            if row[c] is None:
+                continue
+            for item in json.loads(row[c]):
+                text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+                yield row[:c] + row[c + 1:] + (text,)

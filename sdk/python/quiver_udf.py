@@ -5,7 +5,7 @@ into a WebAssembly component of the ``quiver:udf`` world (``wit/udf.wit``),
 and this module implements that world over what you decorated:
 
     from quiver_udf import scalar, aggregate, table
-    from quiver_udf import Scalar, Aggregate, Table  # what componentize-py exports
+    from quiver_udf import Scalar, Aggregate, Table, Transform  # what componentize-py exports
 
     @scalar(args=["double precision"], returns="double precision")
     def add_tax(price):
@@ -25,6 +25,11 @@ import pickle
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports import table as wit_table
+
+try:  # Transforms: in components of the udf-transforms and udf-keyvalue worlds.
+    from wit_world.exports import transform as wit_transform
+except ImportError:
+    wit_transform = None
 from wit_world.imports import types as t
 
 try:  # Key-value buckets: only in components of the udf-keyvalue world.
@@ -35,7 +40,7 @@ except ImportError:
     _atomics = _batch = _store = None
 
 __all__ = [
-    "scalar", "aggregate", "table", "Scalar", "Aggregate", "Table",
+    "scalar", "aggregate", "table", "transform", "Scalar", "Aggregate", "Table", "Transform",
     "open_bucket", "Bucket", "KeyValueError",
 ]
 
@@ -178,6 +183,7 @@ class _Function:
 _SCALARS = {}
 _AGGREGATES = {}
 _TABLES = {}
+_TRANSFORMS = {}
 
 
 def _register(registry, function):
@@ -238,6 +244,26 @@ def table(*, args, columns, name=None):
         function = _Function("table", fn, name, args, False)
         function.columns = [_sql_type(c) for c in columns]
         return _register(_TABLES, function)
+
+    return decorate
+
+
+def transform(*, args=(), name=None):
+    """A transform: a relation in, a relation out. Decorate a class with
+
+    - ``describe(columns, *args)``, a static method: the output's columns for
+      the input's, each a ``(name, type)`` pair (type names as in SQL), and
+      the constant arguments as Python values;
+    - ``__init__(self, columns, *args)``: a new partition (with ``PARTITION
+      BY``, one key's rows, in ``ORDER BY`` order);
+    - ``process(self, rows)``: one batch of the partition's rows, a list of
+      tuples; returns (or, as a generator, yields) the rows produced;
+    - ``finish(self)`` (optional): the rows still to produce at its end.
+    """
+
+    def decorate(cls):
+        function = _Function("transform", cls, name, args, False)
+        return _register(_TRANSFORMS, function)
 
     return decorate
 
@@ -505,6 +531,88 @@ class Table(exports.Table):
             return _Rows(function, iter(function.obj(*values)))
         except Exception as error:
             raise Err(_message(error))
+
+
+class _Partition:
+    """A running partition of a transform."""
+
+    def __init__(self, function, instance, input_types, output_types):
+        self.function = function
+        self.instance = instance
+        self.input_types = input_types
+        self.output_types = output_types
+
+    def push(self, batch):
+        columns = [_read(c, ty, batch.rows) for c, ty in zip(batch.columns, self.input_types)]
+        rows = list(zip(*columns)) if columns else [()] * batch.rows
+        return self._batch(lambda: self.instance.process(rows))
+
+    def finish(self):
+        finish = getattr(self.instance, "finish", None)
+        return self._batch(lambda: finish() if finish is not None else ())
+
+    def _batch(self, produce):
+        width = len(self.output_types)
+        try:
+            out = [r if width > 1 or isinstance(r, tuple) else (r,) for r in (produce() or ())]
+        except Err:
+            raise
+        except Exception as error:
+            raise Err(t.RowError(0, _message(error)))
+        for i, row in enumerate(out):
+            if len(row) != width:
+                raise Err(t.RowError(i, f"{self.function.name} gave a row of {len(row)} values, "
+                                        f"not {width}"))
+        columns = [_write([row[c] for row in out], ty) for c, ty in enumerate(self.output_types)]
+        return wit_transform.Batch(columns, len(out))
+
+
+def _fields(function, input):
+    """The input's fields as (name, type name) pairs, and their types."""
+    types = [_type_of(f.type) for f in input]
+    for f, ty in zip(input, types):
+        if ty is None:
+            raise Err(f"{function.name}: column {f.name} has a type Python functions do not take")
+    return [(f.name, ty.name) for f, ty in zip(input, types)], types
+
+
+def _described(function, columns, values):
+    """What the class's describe says, as SQL types."""
+    try:
+        described = function.obj.describe(columns, *values)
+        return [(n, _sql_type(ty)) for n, ty in described]
+    except Err:
+        raise
+    except Exception as error:
+        raise Err(_message(error))
+
+
+class _Transform:
+    def transforms(self):
+        return list(_TRANSFORMS)
+
+    def describe(self, name, input, args):
+        function = _lookup(_TRANSFORMS, name, "transform")
+        columns, _ = _fields(function, input)
+        values = [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+        return [wit_transform.Field(n, ty.sql_type) for n, ty in _described(function, columns, values)]
+
+    def start(self, name, input, args):
+        function = _lookup(_TRANSFORMS, name, "transform")
+        columns, types = _fields(function, input)
+        values = [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+        output = [ty for _, ty in _described(function, columns, values)]
+        try:
+            instance = function.obj(columns, *values)
+        except Exception as error:
+            raise Err(_message(error))
+        return _Partition(function, instance, types, output)
+
+
+if wit_transform is not None:
+
+    class Transform(_Transform, exports.Transform):
+        pass
 
 
 class KeyValueError(Exception):
