@@ -39,8 +39,8 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use futures::TryStreamExt;
 use quiver_scheduler::QuiverOptions;
 use quiver_udf_registry::{
-    FoldedAggregateUdf, WasmAggregateUdf, WasmFunction, WasmScalarUdf, WasmTransformNode,
-    transform_physical_planner,
+    FoldedAggregateUdf, WasmAggregateUdf, WasmApplyNode, WasmFunction, WasmScalarUdf,
+    WasmTransformNode, transform_physical_planner,
 };
 
 use crate::session::SequenceFunction;
@@ -77,10 +77,14 @@ fn any_writes<'a>(functions: impl IntoIterator<Item = &'a Arc<WasmFunction>>) ->
 /// its session can (`nextval`: see `crate::session::sequences`), or a Wasm
 /// function that may write to a bucket.
 fn calls_frontend_function(node: &LogicalPlan) -> Result<bool> {
-    if let LogicalPlan::Extension(extension) = node
-        && let Some(transform) = extension.node.as_any().downcast_ref::<WasmTransformNode>()
-    {
-        return Ok(any_writes([&transform.call.function]));
+    if let LogicalPlan::Extension(extension) = node {
+        let node = extension.node.as_any();
+        if let Some(transform) = node.downcast_ref::<WasmTransformNode>() {
+            return Ok(any_writes([&transform.call.function]));
+        }
+        if let Some(apply) = node.downcast_ref::<WasmApplyNode>() {
+            return Ok(any_writes([&apply.apply.function]));
+        }
     }
     let mut found = false;
     node.apply_expressions(|expr| {

@@ -31,7 +31,8 @@ use quiver_catalog::{
 };
 use quiver_executor::ExecutorOptions;
 use quiver_udf_registry::{
-    Codecs, FunctionRegistry, ModuleDir, RuntimeConfig, WasmRuntime, WasmTransforms,
+    Codecs, FunctionRegistry, LateralWasmCalls, ModuleDir, RuntimeConfig, WasmRuntime,
+    WasmTransforms,
 };
 use tokio::net::TcpListener;
 
@@ -530,6 +531,7 @@ impl Engine {
             .with_physical_optimizer_rules(rules)
             .with_query_planner(planner)
             .with_relation_planners(vec![Arc::new(WasmTransforms::new(registry.clone()))])
+            .with_analyzer_rule(Arc::new(LateralWasmCalls))
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
             .with_analyzer_rule(Arc::new(PostgresRounding))

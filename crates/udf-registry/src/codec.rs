@@ -42,6 +42,7 @@ use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::format::Format;
 use crate::function::WasmFunction;
 use crate::json::JsonBuildObject;
+use crate::lateral::{Apply, WasmApplyExec, WasmApplyNode};
 use crate::loader::FunctionLoader;
 use crate::metrics::WasmMetricsExec;
 use crate::module_dir::ModuleDir;
@@ -195,6 +196,58 @@ fn read_transform(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Transfor
             output: plan.output,
             modules,
         })
+    })())
+}
+
+/// Marks a lateral table function call (a logical node or a physical
+/// plan) written by these codecs (its input travels as a child).
+const APPLY_MAGIC: &[u8] = b"quiver-wasm-apply/1\n";
+
+/// What a plan carries for one lateral table function call.
+#[derive(Serialize, Deserialize)]
+struct ApplyPlan {
+    modules: Option<PathBuf>,
+    function: FunctionDef,
+    types: Vec<SqlType>,
+    args: Vec<usize>,
+    width: usize,
+    outer: bool,
+    /// The alias of the function's columns (logical plans only).
+    qualifier: Option<String>,
+}
+
+fn write_apply(apply: &Apply, qualifier: Option<&TableReference>, buf: &mut Vec<u8>) -> Result<()> {
+    let modules = apply.modules.as_ref();
+    let plan = ApplyPlan {
+        modules: modules.map(|dir| dir.path().to_path_buf()),
+        function: explicit(&apply.function, modules)?,
+        types: apply.types.clone(),
+        args: apply.args.clone(),
+        width: apply.width,
+        outer: apply.outer,
+        qualifier: qualifier.map(|q| q.table().to_string()),
+    };
+    buf.extend_from_slice(APPLY_MAGIC);
+    serde_json::to_writer(&mut *buf, &plan).map_err(|e| {
+        exec_datafusion_err!("cannot encode a call of {}: {e}", apply.function.def().name)
+    })
+}
+
+fn read_apply(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<(Apply, Option<String>)>> {
+    let payload = buf.strip_prefix(APPLY_MAGIC)?;
+    Some((|| {
+        let plan: ApplyPlan = serde_json::from_slice(payload)
+            .map_err(|e| exec_datafusion_err!("cannot decode a lateral call: {e}"))?;
+        let modules = plan.modules.map(ModuleDir::at);
+        let apply = Apply {
+            function: loader.function(&plan.function, modules.as_ref())?,
+            types: plan.types,
+            args: plan.args,
+            width: plan.width,
+            outer: plan.outer,
+            modules,
+        };
+        Ok((apply, plan.qualifier))
     })())
 }
 
@@ -591,12 +644,29 @@ impl LogicalExtensionCodec for QuiverLogicalCodec {
                 node: Arc::new(WasmTransformNode::new(call?, input.clone())?),
             });
         }
+        if let Some(apply) = read_apply(&self.loader, buf) {
+            let [input] = inputs else {
+                return Err(exec_datafusion_err!(
+                    "WasmApply has one input, got {}",
+                    inputs.len()
+                ));
+            };
+            let (apply, qualifier) = apply?;
+            let node =
+                WasmApplyNode::new(apply, input.clone(), qualifier.map(TableReference::bare))?;
+            return Ok(Extension {
+                node: Arc::new(node),
+            });
+        }
         self.inner.try_decode(buf, inputs, ctx)
     }
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
         if let Some(transform) = node.node.as_any().downcast_ref::<WasmTransformNode>() {
             return write_transform(&transform.call, buf);
+        }
+        if let Some(apply) = node.node.as_any().downcast_ref::<WasmApplyNode>() {
+            return write_apply(&apply.apply, apply.qualifier(), buf);
         }
         self.inner.try_encode(node, buf)
     }
@@ -736,6 +806,10 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
             let input = only_input("WasmTransformExec", inputs)?;
             return Ok(Arc::new(WasmTransformExec::new(input, call?)?));
         }
+        if let Some(apply) = read_apply(&self.loader, buf) {
+            let input = only_input("WasmApplyExec", inputs)?;
+            return Ok(Arc::new(WasmApplyExec::new(input, apply?.0)?));
+        }
         self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -765,6 +839,9 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         }
         if let Some(transform) = node.downcast_ref::<WasmTransformExec>() {
             return write_transform(transform.call(), buf);
+        }
+        if let Some(apply) = node.downcast_ref::<WasmApplyExec>() {
+            return write_apply(apply.apply(), None, buf);
         }
         self.inner.try_encode(node, buf, proto_converter)
     }

@@ -14,6 +14,7 @@ mod guest_output;
 pub mod interrupt;
 mod json;
 mod keyvalue;
+mod lateral;
 mod loader;
 mod metrics;
 mod module;
@@ -45,6 +46,9 @@ pub use format::{FORMAT_ERROR, Format, NULL_IDENTIFIER, quote_ident, quote_liter
 pub use function::{Accumulator, TableRows, TransformPartition, WasmFunction};
 pub use json::JsonBuildObject;
 pub use keyvalue::{BucketGrant, BucketSource};
+pub use lateral::{
+    Apply, LateralWasmCalls, WasmApplyExec, WasmApplyNode, WasmApplyPlanner, WasmLateralCall,
+};
 pub use loader::FunctionLoader;
 pub use metrics::{WasmMetricsExec, WasmMetricsRule};
 pub use module::ModuleBytes;

@@ -35,8 +35,8 @@ use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, Extension, LogicalPlan, LogicalPlanBuilder, UserDefinedLogicalNode,
-    UserDefinedLogicalNodeCore,
+    ColumnarValue, Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder,
+    UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::{
     EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
@@ -58,6 +58,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::definition::{Kind, TableColumn};
 use crate::function::{TransformPartition, WasmFunction};
+use crate::lateral::{WasmApplyPlanner, WasmLateralCall};
 use crate::module_dir::ModuleDir;
 use crate::registry::FunctionRegistry;
 use crate::types::SqlType;
@@ -298,9 +299,13 @@ impl Default for TransformQueryPlanner {
     }
 }
 
-/// DataFusion's physical planner with the transform planner.
+/// DataFusion's physical planner with the planners of transforms and of
+/// lateral table function calls.
 pub fn transform_physical_planner() -> DefaultPhysicalPlanner {
-    DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(WasmTransformPlanner)])
+    DefaultPhysicalPlanner::with_extension_planners(vec![
+        Arc::new(WasmTransformPlanner),
+        Arc::new(WasmApplyPlanner),
+    ])
 }
 
 #[async_trait]
@@ -684,12 +689,82 @@ fn constant(name: &str, expr: &Expr) -> Result<ScalarValue> {
     }
 }
 
+impl WasmTransforms {
+    /// `LATERAL f(t.x, ...)` of a Wasm table function whose arguments refer
+    /// to an earlier relation's row: a [`WasmLateralCall`], which
+    /// [`LateralWasmCalls`](crate::lateral::LateralWasmCalls) joins.
+    fn plan_lateral(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<RelationPlanning> {
+        let TableFactor::Function {
+            lateral: true,
+            name,
+            args,
+            alias,
+            ..
+        } = &relation
+        else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let Some(last) = name.0.last().and_then(|p| p.as_ident()) else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let function_name = context.normalize_ident(last.clone());
+        let overloads: Vec<Arc<WasmFunction>> = self
+            .registry
+            .overloads(&function_name)
+            .into_iter()
+            .filter(|f| matches!(f.def().kind, Kind::Table { .. }))
+            .collect();
+        if overloads.is_empty() {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        }
+        let exprs = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                    context.sql_to_expr(e.clone(), &DFSchema::empty())
+                }
+                other => plan_err!("{function_name} cannot take argument {other}"),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !exprs.iter().any(Expr::contains_outer) {
+            // Constant arguments: an ordinary table function call.
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        }
+        let empty = DFSchema::empty();
+        let arg_types = exprs
+            .iter()
+            .map(|e| e.get_type(&empty))
+            .collect::<Result<Vec<_>>>()?;
+        let (function, types) = resolve(&function_name, &overloads, &arg_types)?;
+        let call = WasmLateralCall::new(
+            function.clone(),
+            types,
+            exprs,
+            self.registry.module_dir().cloned(),
+        )?;
+        let plan = LogicalPlan::Extension(Extension {
+            node: Arc::new(call),
+        });
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan,
+            alias.clone(),
+        ))))
+    }
+}
+
 impl RelationPlanner for WasmTransforms {
     fn plan_relation(
         &self,
         relation: TableFactor,
         context: &mut dyn RelationPlannerContext,
     ) -> Result<RelationPlanning> {
+        if matches!(relation, TableFactor::Function { lateral: true, .. }) {
+            return self.plan_lateral(relation, context);
+        }
         let TableFactor::Table {
             name,
             args: Some(args),
