@@ -134,10 +134,14 @@ def spark(data_dir):
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
+    # Spark's Python workers run this interpreter (numpy, pyarrow).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+
     session = (SparkSession.builder.master("local[2]").appName("sessionize")
                .config("spark.driver.memory", "6g")
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     try:

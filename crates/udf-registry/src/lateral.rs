@@ -576,8 +576,11 @@ impl ExecutionPlan for WasmApplyExec {
         let stream = input.filter_map(move |batch| {
             let result = batch.and_then(|batch| {
                 let _timer = baseline.elapsed_compute().timer();
+                // One hand-off of the async worker for the batch's calls.
                 let out = crate::interrupt::in_session(&session, || {
-                    apply_batch(&apply, &batch, &out_schema, batch_size)
+                    crate::runtime::outside_async(|| {
+                        apply_batch(&apply, &batch, &out_schema, batch_size)
+                    })
                 })?;
                 baseline.record_output(out.as_ref().map_or(0, RecordBatch::num_rows));
                 Ok(out)

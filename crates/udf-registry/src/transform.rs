@@ -16,13 +16,12 @@
 //! is not a column of the relation is computed by a projection below the
 //! node, as an extra column the guest never sees.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::{SortOptions, partition};
+use datafusion::arrow::compute::{BatchCoalescer, SortOptions, partition};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -463,7 +462,7 @@ impl ExecutionPlan for WasmTransformExec {
             converter,
             key: None,
             partition: None,
-            ready: VecDeque::new(),
+            ready: BatchCoalescer::new(schema.clone(), context.session_config().batch_size()),
             baseline: BaselineMetrics::new(&self.metrics, partition),
         };
         let session: Arc<str> = Arc::from(context.session_id());
@@ -473,7 +472,7 @@ impl ExecutionPlan for WasmTransformExec {
                 let session = session.clone();
                 async move {
                     loop {
-                        if let Some(batch) = run.ready.pop_front() {
+                        if let Some(batch) = run.ready.next_completed_batch() {
                             return Ok(Some((batch, (input, run, ended))));
                         }
                         if ended {
@@ -482,10 +481,15 @@ impl ExecutionPlan for WasmTransformExec {
                         match input.next().await {
                             Some(batch) => {
                                 let batch = batch?;
-                                crate::interrupt::in_session(&session, || run.consume(&batch))?;
+                                // One hand-off of the async worker for the
+                                // batch's guest calls, not one per call.
+                                crate::interrupt::in_session(&session, || {
+                                    crate::runtime::outside_async(|| run.consume(&batch))
+                                })?;
                             }
                             None => {
                                 crate::interrupt::in_session(&session, || run.end_partition())?;
+                                run.ready.finish_buffered_batch()?;
                                 ended = true;
                             }
                         }
@@ -510,8 +514,9 @@ struct Run {
     /// The key of the running partition.
     key: Option<OwnedRow>,
     partition: Option<TransformPartition>,
-    /// Output not yet handed on.
-    ready: VecDeque<RecordBatch>,
+    /// Output not yet handed on, gathered into batches of the session's
+    /// size (a key's rows are often few).
+    ready: BatchCoalescer,
     baseline: BaselineMetrics,
 }
 
@@ -582,7 +587,7 @@ impl Run {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
         self.baseline.record_output(rows);
-        self.ready.push_back(batch);
+        self.ready.push_batch(batch)?;
         Ok(())
     }
 }
