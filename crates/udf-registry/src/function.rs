@@ -1065,7 +1065,7 @@ pub struct TransformPartition {
 
 impl TransformPartition {
     /// Gives the transform `rows` rows of `columns`; returns the rows it
-    /// produced (columns and count; maybe none).
+    /// produced (columns and count; no columns when it produced none).
     pub fn push(&mut self, columns: &[ArrayRef], rows: usize) -> Result<(Vec<ArrayRef>, usize)> {
         let usage = self.lease.function.usage.clone();
         counted(&usage, rows, || {
@@ -1097,6 +1097,10 @@ impl TransformPartition {
     ) -> Result<(Vec<ArrayRef>, usize)> {
         let function = &self.lease.function;
         let batch = answer.map_err(|r| function.trap(Some(r.row), r.message))?;
+        if batch.rows == 0 {
+            // Nothing (its columns, if any, unread).
+            return Ok((Vec::new(), 0));
+        }
         if batch.columns.len() != self.output.len() {
             return Err(function.trap(
                 None,

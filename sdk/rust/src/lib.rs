@@ -108,6 +108,8 @@
 //! order — is a value of the type, made by [`Transform::start`], fed
 //! batches of [`Rows`] by [`Transform::push`] and ended by
 //! [`Transform::finish`], each writing what it produces into [`Output`].
+//! A [`ColumnarTransform`] (`@columnar_transform`) gets and returns whole
+//! batches in Arrow's layout instead.
 
 #[doc(hidden)]
 pub mod bindings {
@@ -196,7 +198,9 @@ pub use bindings::exports::quiver::udf::transform::{
 };
 #[doc(hidden)]
 pub use transform::PartitionImpl;
-pub use transform::{Field, Output, Rows, Transform, constant, position};
+pub use transform::{
+    Batch, ColumnarTransform, Field, Output, Rows, Transform, constant, position,
+};
 pub use values::{Arg, ArgReader, Date, Decimal, Ret, Timestamp};
 
 /// A function that works on whole columns: for polymorphic functions, or
@@ -256,6 +260,7 @@ macro_rules! functions {
                 -> ( $( $column:ident : $column_ty:ty ),+ $(,)? ) $table_body:block
         )*
         $( @transform $transform_name:ident = $transform:ty; )*
+        $( @columnar_transform $columnar_name:ident = $columnar:ty; )*
     ) => {
         $(
             $(#[$meta])*
@@ -493,7 +498,10 @@ macro_rules! functions {
             type Partition = $crate::PartitionImpl;
 
             fn transforms() -> ::std::vec::Vec<::std::string::String> {
-                ::std::vec![ $( stringify!($transform_name).to_string(), )* ]
+                ::std::vec![
+                    $( stringify!($transform_name).to_string(), )*
+                    $( stringify!($columnar_name).to_string(), )*
+                ]
             }
 
             fn describe(
@@ -503,6 +511,7 @@ macro_rules! functions {
             ) -> ::std::result::Result<::std::vec::Vec<$crate::Field>, ::std::string::String> {
                 match name.as_str() {
                     $( stringify!($transform_name) => <$transform as $crate::Transform>::describe(&input, &args), )*
+                    $( stringify!($columnar_name) => <$columnar as $crate::ColumnarTransform>::describe(&input, &args), )*
                     other => Err(format!("this component has no transform {other}")),
                 }
             }
@@ -516,6 +525,11 @@ macro_rules! functions {
                     $(
                         stringify!($transform_name) => Ok($crate::PartitionHandle::new(
                             $crate::PartitionImpl::start::<$transform>(&input, &args)?,
+                        )),
+                    )*
+                    $(
+                        stringify!($columnar_name) => Ok($crate::PartitionHandle::new(
+                            $crate::PartitionImpl::start_columnar::<$columnar>(&input, &args)?,
                         )),
                     )*
                     other => Err(format!("this component has no transform {other}")),

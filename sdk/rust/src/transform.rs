@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use crate::bindings::exports::quiver::udf::transform::{Batch, GuestPartition};
+use crate::bindings::exports::quiver::udf::transform::GuestPartition;
 use crate::{Arg, ArgReader, Column, ColumnBuilder, Ret, RowError, SqlType, ValueRef};
 
 pub use crate::bindings::exports::quiver::udf::transform::Field;
@@ -44,6 +44,28 @@ pub trait Transform: Sized + 'static {
         Ok(())
     }
 }
+
+/// A transform over whole columns: each batch in Arrow's layout (the
+/// [`Column`]s the host sent), the rows it produces likewise. For
+/// vectorized work, or to pass columns through untouched. Listed with
+/// `@columnar_transform name = Type;`.
+pub trait ColumnarTransform: Sized + 'static {
+    /// As [`Transform::describe`].
+    fn describe(input: &[Field], args: &[Column]) -> Result<Vec<Field>, String>;
+
+    /// As [`Transform::start`].
+    fn start(input: &[Field], args: &[Column]) -> Result<Self, String>;
+
+    /// One batch of `rows` rows of the partition, one column per input
+    /// field; returns the columns produced (one per output field, all of one
+    /// length) — `Batch { columns, rows }`.
+    fn push(&mut self, input: Batch) -> Result<Batch, RowError>;
+
+    /// The partition's rows have all been pushed: what is left.
+    fn finish(&mut self) -> Result<Batch, RowError>;
+}
+
+pub use crate::bindings::exports::quiver::udf::transform::Batch;
 
 /// Constant argument `index` of a transform (`None` for a null or a
 /// missing one).
@@ -200,6 +222,18 @@ impl<T: Transform> Running for Runner<T> {
     }
 }
 
+struct Columnar<T: ColumnarTransform>(T);
+
+impl<T: ColumnarTransform> Running for Columnar<T> {
+    fn push(&mut self, input: Batch) -> Result<Batch, RowError> {
+        self.0.push(input)
+    }
+
+    fn finish(&mut self) -> Result<Batch, RowError> {
+        self.0.finish()
+    }
+}
+
 /// The component's partition resource (generated code makes these).
 pub struct PartitionImpl(RefCell<Box<dyn Running>>);
 
@@ -215,6 +249,16 @@ impl PartitionImpl {
             transform,
             out: Output::new(&types),
         }))))
+    }
+}
+
+impl PartitionImpl {
+    /// Starts a partition of columnar transform `T`.
+    pub fn start_columnar<T: ColumnarTransform>(
+        input: &[Field],
+        args: &[Column],
+    ) -> Result<Self, String> {
+        Ok(Self(RefCell::new(Box::new(Columnar(T::start(input, args)?)))))
     }
 }
 

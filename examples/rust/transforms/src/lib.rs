@@ -7,7 +7,8 @@
 //! ```
 
 use quiver_udf::{
-    Column, Field, Output, RowError, Rows, SqlType, Timestamp, Transform, constant, position,
+    Batch, Column, ColumnBuilder, ColumnarTransform, Field, Output, RowError, Rows, SqlType,
+    Timestamp, Transform, ValueRef, constant, position,
 };
 
 /// A row error for row `row` of the batch.
@@ -263,9 +264,54 @@ impl Transform for Score {
     }
 }
 
+/// `tag(TABLE t, 'label')`: every input row, untouched, with `tag`, the
+/// label. A columnar transform: the input's columns pass through whole,
+/// as Arrow laid them out, and one column is added.
+struct Tag {
+    label: String,
+}
+
+impl Tag {
+    fn label(args: &[Column]) -> Result<String, String> {
+        constant::<&str>(args, 0)
+            .map(str::to_owned)
+            .ok_or_else(|| "tag takes a label".to_string())
+    }
+}
+
+impl ColumnarTransform for Tag {
+    fn describe(input: &[Field], args: &[Column]) -> Result<Vec<Field>, String> {
+        Self::label(args)?;
+        with_column(input, "tag", SqlType::Text)
+    }
+
+    fn start(_input: &[Field], args: &[Column]) -> Result<Self, String> {
+        Ok(Self {
+            label: Self::label(args)?,
+        })
+    }
+
+    fn push(&mut self, mut input: Batch) -> Result<Batch, RowError> {
+        let mut tags = ColumnBuilder::new(SqlType::Text, input.rows as usize);
+        for _ in 0..input.rows {
+            tags.push(ValueRef::Text(&self.label)).map_err(at(0))?;
+        }
+        input.columns.push(tags.finish());
+        Ok(input)
+    }
+
+    fn finish(&mut self) -> Result<Batch, RowError> {
+        Ok(Batch {
+            columns: Vec::new(),
+            rows: 0,
+        })
+    }
+}
+
 quiver_udf::functions! {
     @transform sessionize = Sessionize;
     @transform dedup = Dedup;
     @transform explode_json = ExplodeJson;
     @transform score = Score;
+    @columnar_transform tag = Tag;
 }
