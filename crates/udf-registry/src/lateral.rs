@@ -189,7 +189,7 @@ pub struct Apply {
 }
 
 impl Apply {
-    fn key(&self) -> impl PartialEq + PartialOrd + std::hash::Hash + '_ {
+    fn key(&self) -> impl PartialOrd + std::hash::Hash + '_ {
         let def = self.function.def();
         (
             def.signature(),

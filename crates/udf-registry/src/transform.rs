@@ -111,7 +111,7 @@ impl TransformCall {
     }
 
     /// What tells two calls apart.
-    fn key(&self) -> impl PartialEq + PartialOrd + std::hash::Hash + '_ {
+    fn key(&self) -> impl PartialOrd + std::hash::Hash + '_ {
         let def = self.function.def();
         (
             def.signature(),
