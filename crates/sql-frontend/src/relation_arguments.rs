@@ -14,7 +14,7 @@
 //! sqlparser has no syntax for them, so before parsing each becomes a call
 //! of [`TABLE_ARGUMENT`] that it parses as an expression:
 //! `"quiver.table"((SELECT * FROM clicks), user_id ORDER BY ts)`, which
-//! [`quiver_udf_registry::WasmTransforms`] plans.
+//! [`quiver_udf_registry::WasmRelationPlanner`] plans.
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;

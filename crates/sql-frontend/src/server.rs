@@ -31,8 +31,8 @@ use quiver_catalog::{
 };
 use quiver_executor::ExecutorOptions;
 use quiver_udf_registry::{
-    Codecs, FunctionRegistry, LateralWasmCalls, ModuleDir, RuntimeConfig, WasmRuntime,
-    WasmTransforms,
+    Codecs, FunctionRegistry, LateralWasmCalls, ModuleDir, RuntimeConfig, WasmRelationPlanner,
+    WasmRuntime,
 };
 use tokio::net::TcpListener;
 
@@ -530,7 +530,7 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_physical_optimizer_rules(rules)
             .with_query_planner(planner)
-            .with_relation_planners(vec![Arc::new(WasmTransforms::new(registry.clone()))])
+            .with_relation_planners(vec![Arc::new(WasmRelationPlanner::new(registry.clone()))])
             .with_analyzer_rule(Arc::new(LateralWasmCalls))
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! DataFusion plans such a call as a join of the left relation with a
-//! correlated subquery, which it cannot run. [`WasmTransforms`] plans the
+//! correlated subquery, which it cannot run. [`WasmRelationPlanner`] plans the
 //! call as a [`WasmLateralCall`] (arguments referring to the outer row), and
 //! the analyzer rule [`LateralWasmCalls`] turns the join into a
 //! [`WasmApplyNode`] over the left relation: for each of its rows, the
@@ -17,7 +17,7 @@
 //! columns, so the node and its physical plan, [`WasmApplyExec`], refer to
 //! them by position.
 //!
-//! [`WasmTransforms`]: crate::transform::WasmTransforms
+//! [`WasmRelationPlanner`]: crate::relations::WasmRelationPlanner
 
 use std::fmt;
 use std::sync::Arc;

@@ -22,6 +22,7 @@ mod module_dir;
 mod numeric_division;
 mod percentile_disc;
 mod registry;
+mod relations;
 mod round_half_even;
 mod runtime;
 mod scalar_subquery;
@@ -56,6 +57,7 @@ pub use module_dir::ModuleDir;
 pub use numeric_division::{MIN_DISPLAY_SCALE, NumericDivision, quotient_text};
 pub use percentile_disc::{PERCENTILE_OUT_OF_RANGE, PercentileDisc};
 pub use registry::{CreateFolded, CreateFunction, FunctionRegistry, ModuleSource};
+pub use relations::{TABLE_ARGUMENT, WasmRelationPlanner};
 pub use round_half_even::RoundHalfEven;
 pub use runtime::{EffectiveLimits, RuntimeConfig, WasmRuntime};
 pub use scalar_subquery::{MORE_THAN_ONE_ROW, SubqueryRows, SubqueryValue};
@@ -63,8 +65,8 @@ pub use single_partition::SinglePartitionExec;
 pub use sized_text::{MAX_LENGTH, PG_TYPE, SizedText, SizedTextCast, VALUE_TOO_LONG};
 pub use table::{WasmTableExec, WasmTableFunction, WasmTableProvider};
 pub use transform::{
-    SortKey, TABLE_ARGUMENT, TransformCall, TransformQueryPlanner, WasmTransformExec,
-    WasmTransformNode, WasmTransformPlanner, WasmTransforms, transform_physical_planner,
+    SortKey, TransformCall, TransformQueryPlanner, WasmTransformExec, WasmTransformNode,
+    WasmTransformPlanner, transform_physical_planner,
 };
 pub use types::{DECIMAL_PRECISION, SqlType, signature};
 pub use udf::{WasmScalarUdf, called_overload};

@@ -1,7 +1,7 @@
 //! Wasm transforms in DataFusion: a relation in, a relation out.
 //!
 //! `FROM sessionize(TABLE clicks PARTITION BY user_id ORDER BY ts, 1800)`
-//! is planned by [`WasmTransforms`] (a [`RelationPlanner`]) into a
+//! is planned by [`WasmRelationPlanner`](crate::relations::WasmRelationPlanner) into a
 //! [`WasmTransformNode`] over the plan of `clicks`, its output columns
 //! described by the component. The physical plan is a
 //! [`WasmTransformExec`] over the input's plan, which asks for its input
@@ -28,18 +28,13 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DFSchemaRef, Result, ScalarValue, internal_err, plan_err};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::execution_props::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::planner::{
-    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
-};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder,
-    UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::{
     EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
-    PhysicalSortRequirement, create_physical_expr,
+    PhysicalSortRequirement,
 };
 use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::expressions::Column;
@@ -49,24 +44,14 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
 };
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::sql::sqlparser::ast::{
-    self, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, TableFactor,
-};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::definition::{Kind, TableColumn};
+use crate::definition::TableColumn;
 use crate::function::{TransformPartition, WasmFunction};
-use crate::lateral::{WasmApplyPlanner, WasmLateralCall};
+use crate::lateral::WasmApplyPlanner;
 use crate::module_dir::ModuleDir;
-use crate::registry::FunctionRegistry;
 use crate::types::SqlType;
-use crate::udf::resolve;
-
-/// The name `TABLE rel PARTITION BY ... ORDER BY ...` arguments are
-/// rewritten to before parsing: `"quiver.table"((SELECT * FROM rel), keys...
-/// ORDER BY ...)` (sqlparser has no syntax for table arguments).
-pub const TABLE_ARGUMENT: &str = "quiver.table";
 
 /// One `ORDER BY` key: a column of the input.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Serialize, Deserialize)]
@@ -592,318 +577,7 @@ impl Run {
     }
 }
 
-/// A registry error as DataFusion carries it (its SQLSTATE kept).
-fn external(e: crate::Error) -> datafusion::error::DataFusionError {
-    datafusion::error::DataFusionError::External(Box::new(e))
-}
-
 /// Constant values as one-row arrays.
-fn constants(values: &[ScalarValue]) -> Result<Vec<ArrayRef>> {
+pub(crate) fn constants(values: &[ScalarValue]) -> Result<Vec<ArrayRef>> {
     values.iter().map(ScalarValue::to_array).collect()
-}
-
-/// Plans calls of Wasm transforms in `FROM`.
-#[derive(Debug)]
-pub struct WasmTransforms {
-    registry: Arc<FunctionRegistry>,
-}
-
-impl WasmTransforms {
-    pub fn new(registry: Arc<FunctionRegistry>) -> Self {
-        Self { registry }
-    }
-}
-
-/// The parts of a table argument: its query and keys.
-struct TableArgument {
-    query: Box<ast::Query>,
-    partition_by: Vec<ast::Expr>,
-    order_by: Vec<ast::OrderByExpr>,
-}
-
-/// `arg` as a table argument, if it is one: `"quiver.table"(...)` (what
-/// `TABLE rel PARTITION BY ...` becomes) or a bare `(SELECT ...)`.
-fn table_argument(arg: &FunctionArg) -> Option<TableArgument> {
-    let FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) = arg else {
-        return None;
-    };
-    match expr {
-        ast::Expr::Subquery(query) => Some(TableArgument {
-            query: query.clone(),
-            partition_by: vec![],
-            order_by: vec![],
-        }),
-        ast::Expr::Function(f) if is_table_marker(&f.name) => {
-            let FunctionArguments::List(list) = &f.args else {
-                return None;
-            };
-            let mut args = list.args.iter().filter_map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                _ => None,
-            });
-            let Some(ast::Expr::Subquery(query)) = args.next() else {
-                return None;
-            };
-            let order_by = list
-                .clauses
-                .iter()
-                .find_map(|c| match c {
-                    FunctionArgumentClause::OrderBy(keys) => Some(keys.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            Some(TableArgument {
-                query,
-                partition_by: args.collect(),
-                order_by,
-            })
-        }
-        _ => None,
-    }
-}
-
-fn is_table_marker(name: &ast::ObjectName) -> bool {
-    matches!(name.0.as_slice(), [part] if part.as_ident().is_some_and(|i| i.value == TABLE_ARGUMENT && i.quote_style.is_some()))
-}
-
-/// The value of a constant argument expression.
-fn constant(name: &str, expr: &Expr) -> Result<ScalarValue> {
-    if let Expr::Literal(value, _) = expr {
-        return Ok(value.clone());
-    }
-    let schema = DFSchema::empty();
-    let physical = create_physical_expr(
-        expr,
-        &schema,
-        &ExecutionProps::new(),
-        &PhysicalPlanningContext::default(),
-    )
-    .or_else(|e| {
-        plan_err!(
-            "arguments of transform {name} after its table must be constants, not {expr}: {e}"
-        )
-    })?;
-    let one_row = RecordBatch::try_new_with_options(
-        Arc::new(Schema::empty()),
-        vec![],
-        &RecordBatchOptions::new().with_row_count(Some(1)),
-    )?;
-    match physical.evaluate(&one_row)? {
-        ColumnarValue::Scalar(value) => Ok(value),
-        ColumnarValue::Array(array) => ScalarValue::try_from_array(&array, 0),
-    }
-}
-
-impl WasmTransforms {
-    /// `LATERAL f(t.x, ...)` of a Wasm table function whose arguments refer
-    /// to an earlier relation's row: a [`WasmLateralCall`], which
-    /// [`LateralWasmCalls`](crate::lateral::LateralWasmCalls) joins.
-    fn plan_lateral(
-        &self,
-        relation: TableFactor,
-        context: &mut dyn RelationPlannerContext,
-    ) -> Result<RelationPlanning> {
-        let TableFactor::Function {
-            lateral: true,
-            name,
-            args,
-            alias,
-            ..
-        } = &relation
-        else {
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        };
-        let Some(last) = name.0.last().and_then(|p| p.as_ident()) else {
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        };
-        let function_name = context.normalize_ident(last.clone());
-        let overloads: Vec<Arc<WasmFunction>> = self
-            .registry
-            .overloads(&function_name)
-            .into_iter()
-            .filter(|f| matches!(f.def().kind, Kind::Table { .. }))
-            .collect();
-        if overloads.is_empty() {
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        }
-        let exprs = args
-            .iter()
-            .map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
-                    context.sql_to_expr(e.clone(), &DFSchema::empty())
-                }
-                other => plan_err!("{function_name} cannot take argument {other}"),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if !exprs.iter().any(Expr::contains_outer) {
-            // Constant arguments: an ordinary table function call.
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        }
-        let empty = DFSchema::empty();
-        let arg_types = exprs
-            .iter()
-            .map(|e| e.get_type(&empty))
-            .collect::<Result<Vec<_>>>()?;
-        let (function, types) = resolve(&function_name, &overloads, &arg_types)?;
-        let call = WasmLateralCall::new(
-            function.clone(),
-            types,
-            exprs,
-            self.registry.module_dir().cloned(),
-        )?;
-        let plan = LogicalPlan::Extension(Extension {
-            node: Arc::new(call),
-        });
-        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
-            plan,
-            alias.clone(),
-        ))))
-    }
-}
-
-impl RelationPlanner for WasmTransforms {
-    fn plan_relation(
-        &self,
-        relation: TableFactor,
-        context: &mut dyn RelationPlannerContext,
-    ) -> Result<RelationPlanning> {
-        if matches!(relation, TableFactor::Function { lateral: true, .. }) {
-            return self.plan_lateral(relation, context);
-        }
-        let TableFactor::Table {
-            name,
-            args: Some(args),
-            alias,
-            ..
-        } = &relation
-        else {
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        };
-        let Some(last) = name.0.last().and_then(|p| p.as_ident()) else {
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        };
-        let function_name = context.normalize_ident(last.clone());
-        let overloads: Vec<Arc<WasmFunction>> = self
-            .registry
-            .overloads(&function_name)
-            .into_iter()
-            .filter(|f| f.def().kind == Kind::Transform)
-            .collect();
-        if overloads.is_empty() {
-            if args.args.iter().any(|a| {
-                matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(ast::Expr::Function(f))) if is_table_marker(&f.name))
-            }) {
-                return Err(external(crate::Error::FunctionNotFound(format!(
-                    "function {function_name} takes no TABLE argument: only transforms (CREATE FUNCTION ... (TABLE, ...) RETURNS TABLE) do"
-                ))));
-            }
-            return Ok(RelationPlanning::Original(Box::new(relation)));
-        }
-        let Some(table) = args.args.first().and_then(table_argument) else {
-            return Err(external(crate::Error::FunctionNotFound(format!(
-                "function {function_name} without a table does not exist: the first argument of transform {function_name} is its input, TABLE name or TABLE (SELECT ...)"
-            ))));
-        };
-        let input = context.plan(TableFactor::Derived {
-            lateral: false,
-            subquery: table.query,
-            alias: None,
-            sample: None,
-        })?;
-        let passed = input.schema().fields().len();
-        let columns = input
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| match SqlType::from_data_type(f.data_type()) {
-                Some(ty) => Ok(TableColumn {
-                    name: f.name().clone(),
-                    ty,
-                }),
-                None => Err(external(crate::Error::UnsupportedType(format!(
-                    "transform {function_name} cannot take column {} of type {}",
-                    f.name(),
-                    f.data_type()
-                )))),
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        // Keys: columns of the input, or extra columns computed below.
-        let mut extra: Vec<Expr> = Vec::new();
-        let mut key_column = |expr: ast::Expr, context: &mut dyn RelationPlannerContext| {
-            let expr = context.sql_to_expr(expr, input.schema())?;
-            if let Expr::Column(c) = &expr
-                && let Ok(i) = input.schema().index_of_column(c)
-            {
-                return Ok(i);
-            }
-            extra.push(expr.alias(format!("#key{}", extra.len())));
-            Ok::<_, datafusion::error::DataFusionError>(passed + extra.len() - 1)
-        };
-        let partition_by = table
-            .partition_by
-            .into_iter()
-            .map(|e| key_column(e, context))
-            .collect::<Result<Vec<_>>>()?;
-        let order_by = table
-            .order_by
-            .into_iter()
-            .map(|o| {
-                let descending = o.options.asc == Some(false);
-                Ok(SortKey {
-                    column: key_column(o.expr, context)?,
-                    descending,
-                    // PostgreSQL's default: nulls sort as if larger.
-                    nulls_first: o.options.nulls_first.unwrap_or(descending),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let input = if extra.is_empty() {
-            input
-        } else {
-            let all = input.schema().columns().into_iter().map(Expr::Column);
-            LogicalPlanBuilder::from(input)
-                .project(all.chain(extra).collect::<Vec<_>>())?
-                .build()?
-        };
-
-        let values = args.args[1..]
-            .iter()
-            .map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
-                    let expr = context.sql_to_expr(e.clone(), &DFSchema::empty())?;
-                    constant(&function_name, &expr)
-                }
-                other => plan_err!("transform {function_name} cannot take argument {other}"),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let arg_types: Vec<_> = values.iter().map(ScalarValue::data_type).collect();
-        let (function, types) = resolve(&function_name, &overloads, &arg_types)?;
-        let values = values
-            .iter()
-            .zip(&types)
-            .map(|(v, t)| match t.data_type() {
-                Some(t) => v.cast_to(&t),
-                None => plan_err!("{function_name}: anyelement needs a concrete type"),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let output = function
-            .describe(&columns, &constants(&values)?, &types)
-            .map_err(external)?;
-        let call = TransformCall {
-            function: function.clone(),
-            args: values,
-            types,
-            input: columns,
-            partition_by,
-            order_by,
-            output,
-            modules: self.registry.module_dir().cloned(),
-        };
-        let plan = WasmTransformNode::new(call, input)?.plan();
-        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
-            plan,
-            alias.clone(),
-        ))))
-    }
 }
