@@ -10,17 +10,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{DFSchema, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::execution_props::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
-use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder,
-};
+use datafusion::logical_expr::{Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::sql::sqlparser::ast::{
     self, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, TableFactor,
@@ -30,6 +26,7 @@ use crate::definition::{Kind, TableColumn};
 use crate::function::WasmFunction;
 use crate::lateral::WasmLateralCall;
 use crate::registry::FunctionRegistry;
+use crate::table::evaluate_constant;
 use crate::transform::{SortKey, TransformCall, WasmTransformNode, constants};
 use crate::types::SqlType;
 use crate::udf::resolve;
@@ -125,15 +122,7 @@ fn constant(name: &str, expr: &Expr) -> Result<ScalarValue> {
             "arguments of transform {name} after its table must be constants, not {expr}: {e}"
         )
     })?;
-    let one_row = RecordBatch::try_new_with_options(
-        Arc::new(Schema::empty()),
-        vec![],
-        &RecordBatchOptions::new().with_row_count(Some(1)),
-    )?;
-    match physical.evaluate(&one_row)? {
-        ColumnarValue::Scalar(value) => Ok(value),
-        ColumnarValue::Array(array) => ScalarValue::try_from_array(&array, 0),
-    }
+    evaluate_constant(physical.as_ref())
 }
 
 impl WasmRelationPlanner {

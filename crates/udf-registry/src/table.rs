@@ -63,6 +63,11 @@ fn constant(session: &dyn Session, name: &str, expr: &Expr) -> Result<ScalarValu
         .or_else(|e| {
             plan_err!("arguments of table function {name} must be constants, not {expr}: {e}")
         })?;
+    evaluate_constant(physical.as_ref())
+}
+
+/// The value of an expression of no columns.
+pub(crate) fn evaluate_constant(physical: &dyn PhysicalExpr) -> Result<ScalarValue> {
     let one_row = RecordBatch::try_new_with_options(
         Arc::new(Schema::empty()),
         vec![],
