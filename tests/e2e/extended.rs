@@ -163,6 +163,42 @@ async fn parameters_among_table_function_arguments() {
             .get(0);
         assert_eq!(sum, (from..=to).sum::<i64>(), "series({from}, {to}, 1)");
     }
+    // A transform's: typed from its declared arguments after the table
+    // (its columns are described at Parse with a stand-in value, zero here);
+    // a LATERAL call's too.
+    client
+        .batch_execute(
+            "CREATE FUNCTION score(TABLE, text, double precision) RETURNS TABLE LANGUAGE wasm AS 'quiver_example_transforms.wasm', 'score';
+             CREATE TABLE xs AS SELECT CAST(i AS double precision) AS x FROM generate_series(1, 4) t(i)",
+        )
+        .await
+        .expect("create");
+    let scored = client
+        .prepare("SELECT count(*) FROM score(TABLE xs, 'x:1', $1) WHERE score > 0.5")
+        .await
+        .expect("prepare");
+    assert_eq!(scored.params(), [Type::FLOAT8]);
+    for (bias, expected) in [(0.0f64, 4i64), (-2.5, 2)] {
+        let high: i64 = client
+            .query_one(&scored, &[&bias])
+            .await
+            .expect("query")
+            .get(0);
+        assert_eq!(high, expected, "bias {bias}");
+    }
+    let lateral = client
+        .prepare("SELECT sum(s.n) FROM xs, LATERAL series(1, CAST(xs.x AS bigint), $1) s")
+        .await
+        .expect("prepare");
+    assert_eq!(lateral.params(), [Type::INT8]);
+    let sum: i64 = client
+        .query_one(&lateral, &[&2i64])
+        .await
+        .expect("query")
+        .get(0);
+    // 1; 1; 1 + 3; 1 + 3.
+    assert_eq!(sum, 10);
+
     // A NULL among them is a NULL argument, as written.
     let empty = client
         .query(

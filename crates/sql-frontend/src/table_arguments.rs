@@ -46,9 +46,16 @@ impl Argument {
             return Some(DataType::Int64);
         }
         let overloads = registry.overloads(&self.function);
-        let mut types = overloads
-            .iter()
-            .map(|f| f.def().args.get(self.position).and_then(|t| t.data_type()));
+        // A transform's declared arguments come after its table.
+        let declared = |f: &quiver_udf_registry::WasmFunction| match f.def().kind {
+            quiver_udf_registry::Kind::Transform => self.position.checked_sub(1),
+            _ => Some(self.position),
+        };
+        let mut types = overloads.iter().map(|f| {
+            declared(f)
+                .and_then(|at| f.def().args.get(at))
+                .and_then(|t| t.data_type())
+        });
         let first = types.next()??;
         types.all(|t| t.as_ref() == Some(&first)).then_some(first)
     }
