@@ -123,6 +123,9 @@ fn function_oid(def: &FunctionDef) -> i32 {
     (1 << 30) | (hasher.finish() as i32 & 0x3fff_ffff)
 }
 
+/// PostgreSQL's `record` pseudo-type.
+const RECORD_OID: i32 = 2249;
+
 fn type_oid(t: &SqlType) -> i32 {
     match t {
         SqlType::Boolean => 16,
@@ -212,7 +215,12 @@ impl PgProc {
                         acls.iter().map(|(function, acl)| acl_items(function, acl)),
                     ),
                     ("prolang", DataType::Int32) => int(&|_| WASM_LANGUAGE_OID),
-                    ("prorettype", DataType::Int32) => int(&|d| type_oid(&d.returns)),
+                    // A transform returns rows of columns decided per
+                    // query: `record`, as PostgreSQL's RETURNS SETOF record.
+                    ("prorettype", DataType::Int32) => int(&|d| match d.kind {
+                        quiver_udf_registry::Kind::Transform => RECORD_OID,
+                        _ => type_oid(&d.returns),
+                    }),
                     ("prokind", DataType::Utf8) => text(&|d| match d.kind {
                         quiver_udf_registry::Kind::Aggregate
                         | quiver_udf_registry::Kind::Folded(_) => "a".into(),
