@@ -383,6 +383,21 @@ def _lookup(registry, name, kind, types=None):
     return function
 
 
+def _constants(function, args):
+    """The values of constant arguments (one row each)."""
+    return [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+
+
+def _row_columns(function, rows, types):
+    """Rows (tuples) a function produced, as WIT columns of these types; a row
+    of the wrong width is an error of its row."""
+    for i, row in enumerate(rows):
+        if len(row) != len(types):
+            raise Err(t.RowError(i, f"{function.name} gave a row of {len(row)} values, "
+                                    f"not {len(types)}"))
+    return [_write([row[c] for row in rows], ty) for c, ty in enumerate(types)]
+
+
 def _arguments(function, args, rows):
     """The rows of a batch's argument columns: a tuple of Python values each."""
     columns = [_read(c, ty, rows) for c, ty in zip(args, function.args)]
@@ -508,12 +523,7 @@ class _Rows:
             raise Err(t.RowError(len(batch), _message(error)))
         if not batch:
             return None
-        for i, row in enumerate(batch):
-            if len(row) != width:
-                raise Err(t.RowError(i, f"{function.name} gave a row of {len(row)} values, "
-                                        f"not {width}"))
-        columns = [_write([row[c] for row in batch], ty) for c, ty in enumerate(function.columns)]
-        return wit_table.Batch(columns, len(batch))
+        return wit_table.Batch(_row_columns(function, batch, function.columns), len(batch))
 
 
 class Table(exports.Table):
@@ -526,7 +536,7 @@ class Table(exports.Table):
 
     def start(self, name, args):
         function = _lookup(_TABLES, name, "table function")
-        values = [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+        values = _constants(function, args)
         try:
             return _Rows(function, iter(function.obj(*values)))
         except Exception as error:
@@ -559,12 +569,7 @@ class _Partition:
             raise
         except Exception as error:
             raise Err(t.RowError(0, _message(error)))
-        for i, row in enumerate(out):
-            if len(row) != width:
-                raise Err(t.RowError(i, f"{self.function.name} gave a row of {len(row)} values, "
-                                        f"not {width}"))
-        columns = [_write([row[c] for row in out], ty) for c, ty in enumerate(self.output_types)]
-        return wit_transform.Batch(columns, len(out))
+        return wit_transform.Batch(_row_columns(self.function, out, self.output_types), len(out))
 
 
 def _fields(function, input):
@@ -594,13 +599,13 @@ class _Transform:
     def describe(self, name, input, args):
         function = _lookup(_TRANSFORMS, name, "transform")
         columns, _ = _fields(function, input)
-        values = [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+        values = _constants(function, args)
         return [wit_transform.Field(n, ty.sql_type) for n, ty in _described(function, columns, values)]
 
     def start(self, name, input, args):
         function = _lookup(_TRANSFORMS, name, "transform")
         columns, types = _fields(function, input)
-        values = [_read(c, ty, 1)[0] for c, ty in zip(args, function.args)]
+        values = _constants(function, args)
         output = [ty for _, ty in _described(function, columns, values)]
         try:
             instance = function.obj(columns, *values)

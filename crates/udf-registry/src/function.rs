@@ -746,6 +746,25 @@ impl WasmFunction {
         })
     }
 
+    /// The arrays of the columns of `rows` rows the guest returned, of
+    /// these types; a malformed column is the function's error.
+    fn arrays(
+        &self,
+        columns: Vec<crate::component::Column>,
+        types: &[SqlType],
+        rows: usize,
+    ) -> Result<Vec<ArrayRef>> {
+        columns
+            .into_iter()
+            .zip(types)
+            .map(|(c, t)| from_column(c, *t, rows))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| match e {
+                Error::Runtime(message) => self.trap(None, message),
+                other => other,
+            })
+    }
+
     fn trap(&self, row: Option<u32>, message: String) -> Error {
         Error::Trap {
             function: self.def.signature(),
@@ -1021,16 +1040,7 @@ impl TableRows {
                 ),
             ));
         }
-        let arrays = batch
-            .columns
-            .into_iter()
-            .zip(&self.columns)
-            .map(|(c, t)| from_column(c, *t, rows))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| match e {
-                Error::Runtime(message) => function.trap(None, message),
-                other => other,
-            })?;
+        let arrays = function.arrays(batch.columns, &self.columns, rows)?;
         Ok(Some((arrays, rows)))
     }
 }
@@ -1112,16 +1122,7 @@ impl TransformPartition {
             ));
         }
         let rows = batch.rows as usize;
-        let arrays = batch
-            .columns
-            .into_iter()
-            .zip(&self.output)
-            .map(|(c, t)| from_column(c, *t, rows))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| match e {
-                Error::Runtime(message) => function.trap(None, message),
-                other => other,
-            })?;
+        let arrays = function.arrays(batch.columns, &self.output, rows)?;
         Ok((arrays, rows))
     }
 }

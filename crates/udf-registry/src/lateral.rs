@@ -22,7 +22,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
 };
@@ -35,10 +34,8 @@ use datafusion::common::{
 };
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::logical_plan::{Join, JoinType, Subquery, SubqueryAlias};
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
-    Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder, UserDefinedLogicalNode,
-    UserDefinedLogicalNodeCore,
+    Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder, UserDefinedLogicalNodeCore,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -48,7 +45,6 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
 
 use crate::definition::Kind;
@@ -450,34 +446,6 @@ fn apply(
         Some(filter) => LogicalPlanBuilder::from(plan)
             .filter(filter.clone())?
             .build(),
-    }
-}
-
-/// Plans [`WasmApplyNode`]s as [`WasmApplyExec`]s.
-#[derive(Debug, Default)]
-pub struct WasmApplyPlanner;
-
-#[async_trait]
-impl ExtensionPlanner for WasmApplyPlanner {
-    async fn plan_extension(
-        &self,
-        _planner: &dyn PhysicalPlanner,
-        node: &dyn UserDefinedLogicalNode,
-        _logical_inputs: &[&LogicalPlan],
-        physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session_state: &dyn datafusion::catalog::Session,
-        _planning_ctx: &PhysicalPlanningContext,
-    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(node) = node.as_any().downcast_ref::<WasmApplyNode>() else {
-            return Ok(None);
-        };
-        let [input] = physical_inputs else {
-            return internal_err!("WasmApply has one input");
-        };
-        Ok(Some(Arc::new(WasmApplyExec::new(
-            input.clone(),
-            node.apply.clone(),
-        )?)))
     }
 }
 

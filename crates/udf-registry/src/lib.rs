@@ -47,9 +47,7 @@ pub use format::{FORMAT_ERROR, Format, NULL_IDENTIFIER, quote_ident, quote_liter
 pub use function::{Accumulator, TableRows, TransformPartition, WasmFunction};
 pub use json::JsonBuildObject;
 pub use keyvalue::{BucketGrant, BucketSource};
-pub use lateral::{
-    Apply, LateralWasmCalls, WasmApplyExec, WasmApplyNode, WasmApplyPlanner, WasmLateralCall,
-};
+pub use lateral::{Apply, LateralWasmCalls, WasmApplyExec, WasmApplyNode, WasmLateralCall};
 pub use loader::FunctionLoader;
 pub use metrics::{WasmMetricsExec, WasmMetricsRule};
 pub use module::ModuleBytes;
@@ -65,8 +63,8 @@ pub use single_partition::SinglePartitionExec;
 pub use sized_text::{MAX_LENGTH, PG_TYPE, SizedText, SizedTextCast, VALUE_TOO_LONG};
 pub use table::{WasmTableExec, WasmTableFunction, WasmTableProvider};
 pub use transform::{
-    SortKey, TransformCall, TransformQueryPlanner, WasmTransformExec, WasmTransformNode,
-    WasmTransformPlanner, transform_physical_planner,
+    SortKey, TransformCall, TransformQueryPlanner, WasmNodePlanner, WasmTransformExec,
+    WasmTransformNode, transform_physical_planner,
 };
 pub use types::{DECIMAL_PRECISION, SqlType, signature};
 pub use udf::{WasmScalarUdf, called_overload};

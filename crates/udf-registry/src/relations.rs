@@ -126,6 +126,26 @@ fn constant(name: &str, expr: &Expr) -> Result<ScalarValue> {
 }
 
 impl WasmRelationPlanner {
+    /// The function `name` calls (its name as folded) and its overloads of
+    /// a `kind` (none: not a Wasm function of that kind); `None` for a name
+    /// that is no identifier.
+    fn overloads(
+        &self,
+        name: &ast::ObjectName,
+        context: &dyn RelationPlannerContext,
+        kind: impl Fn(&Kind) -> bool,
+    ) -> Option<(String, Vec<Arc<WasmFunction>>)> {
+        let last = name.0.last()?.as_ident()?;
+        let function_name = context.normalize_ident(last.clone());
+        let overloads = self
+            .registry
+            .overloads(&function_name)
+            .into_iter()
+            .filter(|f| kind(&f.def().kind))
+            .collect();
+        Some((function_name, overloads))
+    }
+
     /// `LATERAL f(t.x, ...)` of a Wasm table function whose arguments refer
     /// to an earlier relation's row: a [`WasmLateralCall`], which
     /// [`LateralWasmCalls`](crate::lateral::LateralWasmCalls) joins.
@@ -144,16 +164,11 @@ impl WasmRelationPlanner {
         else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
-        let Some(last) = name.0.last().and_then(|p| p.as_ident()) else {
+        let Some((function_name, overloads)) =
+            self.overloads(name, context, |kind| matches!(kind, Kind::Table { .. }))
+        else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
-        let function_name = context.normalize_ident(last.clone());
-        let overloads: Vec<Arc<WasmFunction>> = self
-            .registry
-            .overloads(&function_name)
-            .into_iter()
-            .filter(|f| matches!(f.def().kind, Kind::Table { .. }))
-            .collect();
         if overloads.is_empty() {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         }
@@ -210,16 +225,11 @@ impl RelationPlanner for WasmRelationPlanner {
         else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
-        let Some(last) = name.0.last().and_then(|p| p.as_ident()) else {
+        let Some((function_name, overloads)) =
+            self.overloads(name, context, |kind| *kind == Kind::Transform)
+        else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
-        let function_name = context.normalize_ident(last.clone());
-        let overloads: Vec<Arc<WasmFunction>> = self
-            .registry
-            .overloads(&function_name)
-            .into_iter()
-            .filter(|f| f.def().kind == Kind::Transform)
-            .collect();
         if overloads.is_empty() {
             if args.args.iter().any(|a| {
                 matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(ast::Expr::Function(f))) if is_table_marker(&f.name))

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::definition::TableColumn;
 use crate::function::{TransformPartition, WasmFunction};
-use crate::lateral::WasmApplyPlanner;
+use crate::lateral::{WasmApplyExec, WasmApplyNode};
 use crate::module_dir::ModuleDir;
 use crate::types::SqlType;
 
@@ -239,12 +239,13 @@ impl UserDefinedLogicalNodeCore for WasmTransformNode {
     }
 }
 
-/// Plans [`WasmTransformNode`]s as [`WasmTransformExec`]s.
+/// Plans Quiver's logical nodes over an input: [`WasmTransformNode`]s as
+/// [`WasmTransformExec`]s, [`WasmApplyNode`]s as [`WasmApplyExec`]s.
 #[derive(Debug, Default)]
-pub struct WasmTransformPlanner;
+pub struct WasmNodePlanner;
 
 #[async_trait]
-impl ExtensionPlanner for WasmTransformPlanner {
+impl ExtensionPlanner for WasmNodePlanner {
     async fn plan_extension(
         &self,
         _planner: &dyn PhysicalPlanner,
@@ -254,16 +255,20 @@ impl ExtensionPlanner for WasmTransformPlanner {
         _session_state: &dyn datafusion::catalog::Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(node) = node.as_any().downcast_ref::<WasmTransformNode>() else {
-            return Ok(None);
+        let input = || match physical_inputs {
+            [input] => Ok(input.clone()),
+            _ => internal_err!("a Wasm node has one input"),
         };
-        let [input] = physical_inputs else {
-            return internal_err!("WasmTransform has one input");
-        };
-        Ok(Some(Arc::new(WasmTransformExec::new(
-            input.clone(),
-            node.call.clone(),
-        )?)))
+        let node = node.as_any();
+        let exec: Arc<dyn ExecutionPlan> =
+            if let Some(transform) = node.downcast_ref::<WasmTransformNode>() {
+                Arc::new(WasmTransformExec::new(input()?, transform.call.clone())?)
+            } else if let Some(apply) = node.downcast_ref::<WasmApplyNode>() {
+                Arc::new(WasmApplyExec::new(input()?, apply.apply.clone())?)
+            } else {
+                return Ok(None);
+            };
+        Ok(Some(exec))
     }
 }
 
@@ -286,10 +291,7 @@ impl Default for TransformQueryPlanner {
 /// DataFusion's physical planner with the planners of transforms and of
 /// lateral table function calls.
 pub fn transform_physical_planner() -> DefaultPhysicalPlanner {
-    DefaultPhysicalPlanner::with_extension_planners(vec![
-        Arc::new(WasmTransformPlanner),
-        Arc::new(WasmApplyPlanner),
-    ])
+    DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(WasmNodePlanner)])
 }
 
 #[async_trait]
