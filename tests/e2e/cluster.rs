@@ -38,6 +38,37 @@ async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
     }
 }
 
+/// `sql` running on a new connection (after `setup`, if any), caught
+/// before it ends. It took `undisturbed` alone; on a loaded machine one run
+/// can be much faster than the one measured: a run already done when
+/// looked at must have given `expected`, and the next is looked at sooner.
+async fn still_running(
+    cluster: &Cluster,
+    setup: &str,
+    sql: &'static str,
+    expected: &[Vec<Option<String>>],
+    undisturbed: Duration,
+) -> tokio::task::JoinHandle<Vec<Vec<Option<String>>>> {
+    let mut delay = undisturbed / 3;
+    loop {
+        let runner = cluster.frontend.connect().await;
+        if !setup.is_empty() {
+            runner.batch_execute(setup).await.expect("setup");
+        }
+        let running = tokio::spawn(async move { rows(&runner, sql).await });
+        tokio::time::sleep(delay).await;
+        if !running.is_finished() {
+            return running;
+        }
+        assert_eq!(running.await.expect("query task"), expected);
+        assert!(
+            delay > Duration::from_millis(10),
+            "the query never ran long enough to be interrupted (undisturbed: {undisturbed:?})"
+        );
+        delay /= 2;
+    }
+}
+
 /// The query reads a key-value bucket too (every task the version it was
 /// planned with), and a statement counting hits in another bucket runs at the
 /// same time: it runs on the frontend (its function may write), so the lost
@@ -74,24 +105,8 @@ async fn a_query_survives_a_killed_executor_with_exact_results() {
     assert_eq!(rows(&client, sql).await, expected);
     let undisturbed = started.elapsed();
 
-    // Kill an executor while the query runs. On a loaded machine one run
-    // can be much faster than the one measured: if the query is already
-    // done when the kill is due, run it again and kill sooner.
-    let mut delay = undisturbed / 3;
-    let running = loop {
-        let runner = cluster.frontend.connect().await;
-        let running = tokio::spawn(async move { rows(&runner, sql).await });
-        tokio::time::sleep(delay).await;
-        if !running.is_finished() {
-            break running;
-        }
-        assert_eq!(running.await.expect("query task"), expected);
-        assert!(
-            delay > Duration::from_millis(10),
-            "the query never ran long enough to be interrupted (undisturbed: {undisturbed:?})"
-        );
-        delay /= 2;
-    };
+    // Kill an executor while the query runs.
+    let running = still_running(&cluster, "", sql, &expected, undisturbed).await;
     let hits = "SELECT count(hit(CAST(x % 10 AS text))) FROM t WHERE x <= 200";
     let counting = {
         let counter = cluster.frontend.connect().await;
@@ -321,25 +336,14 @@ async fn a_transform_survives_a_killed_executor_with_exact_results() {
     assert_eq!(rows(&client, sql).await, expected);
     let undisturbed = started.elapsed();
 
-    let mut delay = undisturbed / 3;
-    let running = loop {
-        let runner = cluster.frontend.connect().await;
-        runner
-            .batch_execute("SET quiver.local_read_limit = 0")
-            .await
-            .expect("set");
-        let running = tokio::spawn(async move { rows(&runner, sql).await });
-        tokio::time::sleep(delay).await;
-        if !running.is_finished() {
-            break running;
-        }
-        assert_eq!(running.await.expect("query task"), expected);
-        assert!(
-            delay > Duration::from_millis(10),
-            "the query never ran long enough to be interrupted (undisturbed: {undisturbed:?})"
-        );
-        delay /= 2;
-    };
+    let running = still_running(
+        &cluster,
+        "SET quiver.local_read_limit = 0",
+        sql,
+        &expected,
+        undisturbed,
+    )
+    .await;
     cluster.kill_executor(0);
     let result = tokio::time::timeout(Duration::from_secs(120), running)
         .await
