@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, Loss, one, rows};
+use crate::support::{self, Cluster, Loss, one, rows};
 
 /// `slow(x)` = x + 1 after a busy loop of a few milliseconds (a core module).
 const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
@@ -352,4 +352,17 @@ async fn a_transform_survives_a_killed_executor_with_exact_results() {
     assert_eq!(result, expected, "no row lost or produced twice");
     drop(client);
     cluster.stop();
+}
+
+/// SIGTERM stops an executor that has not reached its scheduler yet (here:
+/// no scheduler listens), as it does one that serves. Ballista's executor
+/// listens for the signal only once it serves; the signal used to be lost
+/// in between, and the process served on, or failed once its connection
+/// attempts ran out.
+#[test]
+fn an_executor_that_has_not_joined_yet_stops_on_sigterm() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let nowhere = format!("127.0.0.1:{}", support::free_port());
+    let executor = support::start_executor(&nowhere, support::free_port(), work.path());
+    support::terminate(executor);
 }

@@ -200,8 +200,29 @@ impl QuiverServer {
     }
 }
 
+/// Starts `quiver executor` for the scheduler at `scheduler`, its Flight
+/// service on `port`, and returns once it says it is joining (before it
+/// has registered).
+pub fn start_executor(scheduler: &str, port: u16, work: &Path) -> Child {
+    let mut command = quiver(&[
+        "executor",
+        "--scheduler",
+        scheduler,
+        "--port",
+        &port.to_string(),
+        "--grpc-port",
+        &free_port().to_string(),
+        "--slots",
+        "1",
+        "--heartbeat",
+        "1",
+    ]);
+    command.arg("--work-dir").arg(work);
+    spawn_until(command, "quiver: executor ").0
+}
+
 /// SIGTERM, then waits for a clean exit.
-fn terminate(mut child: Child) {
+pub fn terminate(mut child: Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -225,7 +246,7 @@ fn terminate(mut child: Child) {
 }
 
 /// A free loopback port (for executors, which bind the ports they are given).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -323,21 +344,7 @@ impl Cluster {
         let index = self.executors.len();
         let port = free_port();
         let work = self.work.path().join(format!("executor-{index}"));
-        let mut command = quiver(&[
-            "executor",
-            "--scheduler",
-            &self.scheduler_addr,
-            "--port",
-            &port.to_string(),
-            "--grpc-port",
-            &free_port().to_string(),
-            "--slots",
-            "1",
-            "--heartbeat",
-            "1",
-        ]);
-        command.arg("--work-dir").arg(work);
-        let (child, _) = spawn_until(command, "quiver: executor ");
+        let child = start_executor(&self.scheduler_addr, port, &work);
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

@@ -3,10 +3,11 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::error::BallistaError;
 use ballista_core::extension::SessionConfigExt;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::executor_server::TERMINATING;
@@ -14,6 +15,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use quiver_udf_registry::usage::UsageCounters;
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
+use tokio::sync::watch;
 
 /// Errors of the executor crate.
 #[derive(Debug, thiserror::Error)]
@@ -261,15 +263,10 @@ pub async fn run_process(
     let loader = Arc::new(FunctionLoader::new(runtime, None));
     let codecs = Codecs::new(loader.clone());
     report_usage(loader.usage().clone());
-    // Ballista's executor listens for the same signals and drains its
-    // tasks before it returns; this only remembers that they came.
-    let stopping = Arc::new(AtomicBool::new(false));
-    tokio::spawn({
-        let stopping = stopping.clone();
-        async move {
-            shutdown.await;
-            stopping.store(true, Ordering::SeqCst);
-        }
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
     });
     println!(
         "quiver: executor {}:{} joining scheduler {}",
@@ -278,8 +275,8 @@ pub async fn run_process(
     let mut restarted = false;
     loop {
         let config = options.process_config(SessionConfig::new_with_ballista(), codecs.clone())?;
-        let ran = start_executor_process(Arc::new(config)).await;
-        if stopping.load(Ordering::SeqCst) {
+        let ran = serve_until_stopped(config, stopping.clone()).await;
+        if *stopping.borrow() {
             write_usage(loader.usage());
             return ran.map_err(Error::from);
         }
@@ -295,9 +292,50 @@ pub async fn run_process(
         restarted = true;
         // Ballista marks the process's executor as terminating for good.
         TERMINATING.store(false, Ordering::Release);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut stopping = stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
     }
 }
+
+/// Runs Ballista's executor until it stops by itself or `stopping` turns
+/// true.
+///
+/// Ballista listens for SIGTERM and Ctrl-C itself, draining its tasks
+/// before it returns — but only once it serves: a signal that came while
+/// it registered (or between two runs) reaches only `stopping`, and
+/// Ballista would serve on forever. Such an executor has no tasks yet, so
+/// it is dropped; one that heard the signal marks itself
+/// [`TERMINATING`] at once and is waited for.
+async fn serve_until_stopped(
+    config: ExecutorProcessConfig,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<(), BallistaError> {
+    let serve = start_executor_process(Arc::new(config));
+    tokio::pin!(serve);
+    tokio::select! {
+        ran = &mut serve => return ran,
+        Ok(_) = stopping.wait_for(|stop| *stop) => {}
+    }
+    let heard = async {
+        while !TERMINATING.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        ran = &mut serve => ran,
+        () = heard => serve.await,
+        () = tokio::time::sleep(SIGNAL_HEARD_WITHIN) => {
+            tracing::info!("the executor stopped before it served");
+            Ok(())
+        }
+    }
+}
+
+/// How long Ballista's executor may take to notice a signal it listens for.
+const SIGNAL_HEARD_WITHIN: Duration = Duration::from_secs(1);
 
 /// How often an executor hands what its functions did to the frontend
 /// (PostgreSQL's backends report their statistics about as often).
