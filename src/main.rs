@@ -238,12 +238,15 @@ struct ServeArgs {
     /// from (never outside it). Without it, modules can only be given inline.
     #[arg(long, env = "QUIVER_FUNCTION_DIR")]
     function_dir: Option<PathBuf>,
-    /// A directory external tables (`CREATE EXTERNAL TABLE ... LOCATION`)
-    /// may read and write under; repeat it for more. Besides these, only
+    /// A directory or object-store URL (`s3://bucket/prefix`, `gs://`,
+    /// `az://`) external tables (`CREATE EXTERNAL TABLE ... LOCATION`) may
+    /// read and write under; repeat it for more. Besides these, only
     /// `import` in the data directory is allowed: any other location, a
     /// symbolic link out of these included, fails with SQLSTATE 42501.
-    #[arg(long = "external-dir", value_name = "DIR")]
-    external_dirs: Vec<PathBuf>,
+    /// Object stores take their credentials from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, ...; see docs/storage.md).
+    #[arg(long = "external-dir", value_name = "DIR|URL")]
+    external_dirs: Vec<String>,
     /// Memory limit of one Wasm function instance, in MiB: the default, and
     /// the most a function may ask for (`SET quiver.wasm.max_memory = '64MB'`).
     #[arg(long, env = "QUIVER_WASM_MAX_MEMORY_MB", default_value_t = 128)]

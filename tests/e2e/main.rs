@@ -15,6 +15,7 @@ mod fuzz;
 mod liveness;
 mod locations;
 mod names;
+mod object_stores;
 mod psql;
 mod restart;
 mod robustness;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ fn quiver(args: &[&str]) -> Command {
             "QUIVER_LOG",
             std::env::var("QUIVER_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .envs(s3::environment())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command
@@ -270,6 +272,8 @@ pub struct Cluster {
     executors: Vec<Option<Child>>,
     work: tempfile::TempDir,
     pub frontend: QuiverServer,
+    /// More `quiver serve` flags for the frontend.
+    frontend_extra: Vec<String>,
 }
 
 /// How soon a [`Cluster`]'s scheduler declares an executor lost.
@@ -300,6 +304,11 @@ impl Cluster {
     /// Starts a scheduler, `executors` executors (one slot each) and a
     /// frontend on `data_dir`.
     pub fn start(data_dir: &Path, executors: usize, loss: Loss) -> Self {
+        Self::start_with(data_dir, executors, loss, &[])
+    }
+
+    /// [`Cluster::start`], with more `quiver serve` flags for the frontend.
+    pub fn start_with(data_dir: &Path, executors: usize, loss: Loss, extra: &[&str]) -> Self {
         let (scheduler, scheduler_addr) = spawn_until(
             quiver(&[
                 "scheduler",
@@ -322,6 +331,7 @@ impl Cluster {
                 addr: String::new(),
                 data_dir: data_dir.to_path_buf(),
             },
+            frontend_extra: extra.iter().map(|flag| flag.to_string()).collect(),
         };
         for _ in 0..executors {
             cluster.add_executor();
@@ -371,13 +381,15 @@ impl Cluster {
     /// The frontend's flags: this cluster's scheduler, and every statement
     /// over stored tables run by it, however small (the tests' tables are
     /// tiny, and a cluster is there to test Ballista).
-    fn frontend_flags(&self) -> [&str; 4] {
-        [
+    fn frontend_flags(&self) -> Vec<&str> {
+        let mut flags = vec![
             "--scheduler",
             &self.scheduler_addr,
             "--local-read-limit-kb",
             "0",
-        ]
+        ];
+        flags.extend(self.frontend_extra.iter().map(String::as_str));
+        flags
     }
 
     /// Executor `index`'s process id.

@@ -13,6 +13,7 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_executor::executor_server::TERMINATING;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
+use quiver_storage::ObjectStores;
 use quiver_udf_registry::usage::UsageCounters;
 use quiver_udf_registry::{Codecs, FunctionLoader, RuntimeConfig, WasmRuntime};
 use tokio::sync::watch;
@@ -91,6 +92,7 @@ impl ExecutorOptions {
         &self,
         session: SessionConfig,
         codecs: Codecs,
+        stores: Arc<ObjectStores>,
     ) -> Result<ExecutorProcessConfig> {
         let (scheduler_host, scheduler_port) = self
             .scheduler
@@ -137,10 +139,13 @@ impl ExecutorOptions {
             vcores: self.slots.max(1),
             task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
             work_dir: Some(shuffle.to_string_lossy().into_owned()),
+            // Tasks read tables in object stores through one registry (one
+            // client per bucket) for the process.
             override_runtime_producer: Some(Arc::new(move |_| {
                 Ok(Arc::new(
                     RuntimeEnvBuilder::new()
                         .with_temp_file_path(spill.clone())
+                        .with_object_store_registry(stores.clone())
                         .build()?,
                 ))
             })),
@@ -179,8 +184,9 @@ pub async fn start_embedded(
     codecs: Codecs,
 ) -> Result<()> {
     const ATTEMPTS: usize = 3;
+    let stores = Arc::new(ObjectStores::new());
     for attempt in 1.. {
-        match start_once(&options, session.clone(), codecs.clone()).await? {
+        match start_once(&options, session.clone(), codecs.clone(), stores.clone()).await? {
             Started::Running => return Ok(()),
             Started::Stopped if attempt < ATTEMPTS => {
                 tracing::warn!(
@@ -213,8 +219,9 @@ async fn start_once(
     options: &ExecutorOptions,
     session: SessionConfig,
     codecs: Codecs,
+    stores: Arc<ObjectStores>,
 ) -> Result<Started> {
-    let config = options.process_config(session, codecs)?;
+    let config = options.process_config(session, codecs, stores)?;
     let running = tokio::spawn(start_executor_process(Arc::new(config)));
     // The Flight service starts after registration with the scheduler.
     let flight = format!("{}:{}", options.bind_host, options.flight_port);
@@ -262,6 +269,7 @@ pub async fn run_process(
     })?);
     let loader = Arc::new(FunctionLoader::new(runtime, None));
     let codecs = Codecs::new(loader.clone());
+    let stores = Arc::new(ObjectStores::new());
     report_usage(loader.usage().clone());
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {
@@ -274,7 +282,11 @@ pub async fn run_process(
     );
     let mut restarted = false;
     loop {
-        let config = options.process_config(SessionConfig::new_with_ballista(), codecs.clone())?;
+        let config = options.process_config(
+            SessionConfig::new_with_ballista(),
+            codecs.clone(),
+            stores.clone(),
+        )?;
         let ran = serve_until_stopped(config, stopping.clone()).await;
         if *stopping.borrow() {
             write_usage(loader.usage());

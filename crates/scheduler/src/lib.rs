@@ -21,9 +21,11 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use quiver_storage::ObjectStores;
 use quiver_udf_registry::{
     Codecs, FunctionLoader, RuntimeConfig, TransformQueryPlanner, WasmMetricsRule, WasmRuntime,
 };
@@ -237,8 +239,12 @@ pub fn job_settings(base: SessionConfig) -> SessionConfig {
 /// joins where a hash join's build side would not fit in memory,
 /// window sorts every stage can check, offsets that keep their order,
 /// constant rows every task meters alike, and Wasm function metrics for
-/// `EXPLAIN ANALYZE`.
-fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+/// `EXPLAIN ANALYZE`. Tables in object stores are listed through
+/// `stores`, which the process's jobs share (one client per bucket).
+fn job_session(
+    config: SessionConfig,
+    stores: Arc<ObjectStores>,
+) -> datafusion::common::Result<SessionState> {
     let session = config
         .options()
         .extensions
@@ -255,6 +261,11 @@ fn job_session(config: SessionConfig) -> datafusion::common::Result<SessionState
         Arc::new(DistributedHashJoins),
     );
     let mut builder = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(
+            RuntimeEnvBuilder::new()
+                .with_object_store_registry(stores)
+                .build_arc()?,
+        )
         .with_physical_optimizer_rules(rules)
         .with_query_planner(Arc::new(TransformQueryPlanner::default()))
         .with_analyzer_rule(Arc::new(UnboundedLimits))
@@ -311,7 +322,10 @@ impl Scheduler {
             .with_finished_job_data_clean_up_interval_seconds(60)
             .with_finished_job_state_clean_up_interval_seconds(300)
             .with_override_config_producer(Arc::new(move || session.clone()))
-            .with_override_session_builder(Arc::new(job_session));
+            .with_override_session_builder({
+                let stores = Arc::new(ObjectStores::new());
+                Arc::new(move |config| job_session(config, stores.clone()))
+            });
         config.bind_host = local.ip().to_string();
         config.executor_timeout_seconds = seconds(options.executor_timeout);
         config.expire_dead_executor_interval_seconds = 1;

@@ -1,48 +1,104 @@
-//! Where external tables may point: only under directories the operator
-//! allows.
+//! Where external tables may point: only under directories and object-store
+//! prefixes the operator allows.
 //!
 //! `CREATE EXTERNAL TABLE ... LOCATION` names files the server reads (and,
 //! through `INSERT`, writes) as its own user. Without a limit any client
 //! could read `/etc/shadow` or the `--users` file, or write wherever the
 //! server may. A location is allowed only under the data directory's
-//! `import` directory or a directory given with `--external-dir`. It is
-//! resolved the way the table will read it (DataFusion's `ListingTableUrl`:
-//! `file://` URLs, percent-encoding, relative paths against the working
-//! directory, `..` collapsed), and then through the file system, so that a
-//! symbolic link inside an allowed directory cannot lead out of it. Object
-//! stores are not configured, so their URLs are refused too.
+//! `import` directory or a place given with `--external-dir`: a directory,
+//! or an object-store URL such as `s3://bucket/prefix`.
+//!
+//! A location is resolved the way the table will read it (DataFusion's
+//! `ListingTableUrl`: `file://` URLs, percent-encoding, relative paths
+//! against the working directory, `..` collapsed). A local one is then
+//! resolved through the file system, so that a symbolic link inside an
+//! allowed directory cannot lead out of it; an object-store one must name
+//! the same bucket as an allowed URL and lie under its prefix, segment by
+//! segment (`s3://b/data` allows `s3://b/data/x.csv`, not
+//! `s3://b/database/x.csv`).
 
 use std::path::{Component, Path, PathBuf};
 
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::object_store::path::Path as ObjectPath;
 
 use crate::{Error, Result};
 
-/// The directories external tables may read and write under.
+/// The places external tables may read and write under.
 #[derive(Debug)]
 pub struct ExternalLocations {
-    /// Canonical paths: no symbolic links, absolute.
-    allowed: Vec<PathBuf>,
+    allowed: Vec<Allowed>,
+}
+
+/// One allowed place.
+#[derive(Debug)]
+enum Allowed {
+    /// A canonical path: no symbolic links, absolute.
+    Directory(PathBuf),
+    /// A prefix in an object store.
+    Prefix {
+        /// `scheme://authority`: the store and bucket.
+        store: String,
+        prefix: ObjectPath,
+        /// As the operator wrote it.
+        shown: String,
+    },
+}
+
+/// The store a URL names: its scheme and authority (the bucket).
+fn store_of(url: &ListingTableUrl) -> String {
+    let url = url.get_url();
+    format!(
+        "{}://{}",
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPort]
+    )
+}
+
+impl Allowed {
+    fn parse(place: &str) -> Result<Self> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            Error::InvalidParameterValue(format!("external directory {place}: {e}"))
+        };
+        if place.contains("://") && !place.starts_with("file://") {
+            let url = ListingTableUrl::parse(place).map_err(|e| invalid(&e))?;
+            return Ok(Self::Prefix {
+                store: store_of(&url),
+                prefix: url.prefix().clone(),
+                shown: place.to_string(),
+            });
+        }
+        let dir = match ListingTableUrl::parse(place) {
+            Ok(url) if place.starts_with("file://") => url
+                .get_url()
+                .to_file_path()
+                .map_err(|()| invalid(&"not a local path"))?,
+            _ => PathBuf::from(place),
+        };
+        dir.canonicalize()
+            .map(Self::Directory)
+            .map_err(|e| invalid(&e))
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Self::Directory(dir) => dir.display().to_string(),
+            Self::Prefix { shown, .. } => shown.clone(),
+        }
+    }
 }
 
 impl ExternalLocations {
-    /// Allows `dirs`, which must exist.
-    pub fn new(dirs: impl IntoIterator<Item = PathBuf>) -> Result<Self> {
-        let allowed = dirs
+    /// Allows `places`: directories, which must exist, or object-store URLs.
+    pub fn new(places: impl IntoIterator<Item = String>) -> Result<Self> {
+        let allowed = places
             .into_iter()
-            .map(|dir| {
-                dir.canonicalize().map_err(|e| {
-                    Error::InvalidParameterValue(format!(
-                        "external directory {}: {e}",
-                        dir.display()
-                    ))
-                })
-            })
+            .map(|place| Allowed::parse(&place))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { allowed })
     }
 
-    /// Refuses `location` (42501) unless it lies under an allowed directory.
+    /// Refuses `location` (42501) unless it lies under an allowed place.
     pub fn check(&self, location: &str) -> Result<()> {
         let url = ListingTableUrl::parse(location)?;
         let refuse = |what: String| {
@@ -53,17 +109,31 @@ impl ExternalLocations {
             ))
         };
         if url.scheme() != "file" {
-            return Err(refuse(format!(
-                "no object store is configured for {}://",
-                url.scheme()
-            )));
+            let store = store_of(&url);
+            let inside = self.allowed.iter().any(|allowed| match allowed {
+                Allowed::Prefix {
+                    store: allowed,
+                    prefix,
+                    ..
+                } => *allowed == store && url.prefix().prefix_matches(prefix),
+                Allowed::Directory(_) => false,
+            });
+            return if inside {
+                Ok(())
+            } else {
+                Err(refuse(format!("{store} is not among them there")))
+            };
         }
         let path = url
             .get_url()
             .to_file_path()
             .map_err(|()| refuse("not a local path".into()))?;
         let resolved = resolve(&path).ok_or_else(|| refuse("it cannot be resolved".into()))?;
-        if self.allowed.iter().any(|dir| resolved.starts_with(dir)) {
+        let inside = self.allowed.iter().any(|allowed| match allowed {
+            Allowed::Directory(dir) => resolved.starts_with(dir),
+            Allowed::Prefix { .. } => false,
+        });
+        if inside {
             Ok(())
         } else {
             Err(refuse(format!("it is {}", resolved.display())))
@@ -73,7 +143,7 @@ impl ExternalLocations {
     fn describe(&self) -> String {
         self.allowed
             .iter()
-            .map(|dir| dir.display().to_string())
+            .map(Allowed::shown)
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -100,5 +170,54 @@ fn resolve(path: &Path) -> Option<PathBuf> {
         let name = existing.file_name()?;
         rest.push(name.to_os_string());
         existing = existing.parent()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(places: &[&str]) -> ExternalLocations {
+        ExternalLocations::new(places.iter().map(|p| p.to_string())).expect("allowed")
+    }
+
+    #[test]
+    fn object_store_locations_lie_under_an_allowed_prefix_segment_by_segment() {
+        let locations = allowed(&["s3://bucket/data", "gs://other"]);
+        for inside in [
+            "s3://bucket/data/x.csv",
+            "s3://bucket/data/",
+            "s3://bucket/data/sub/y.parquet",
+            "gs://other/anything.json",
+        ] {
+            locations.check(inside).expect(inside);
+        }
+        for outside in [
+            "s3://bucket/database/x.csv",
+            "s3://bucket/x.csv",
+            "s3://bucket/data/../secret/x.csv",
+            "s3://elsewhere/data/x.csv",
+            "gs://bucket/data/x.csv",
+            "az://other/x.csv",
+        ] {
+            let error = locations.check(outside).expect_err(outside);
+            assert!(
+                matches!(error, Error::InsufficientPrivilege(_)),
+                "{outside}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_directory_allows_no_object_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locations = allowed(&[&dir.path().display().to_string()]);
+        locations
+            .check(&format!("{}/x.csv", dir.path().display()))
+            .expect("inside");
+        locations
+            .check(&format!("file://{}/x.csv", dir.path().display()))
+            .expect("inside, as a URL");
+        assert!(locations.check("s3://bucket/x.csv").is_err());
     }
 }

@@ -55,6 +55,7 @@ use crate::subquery::ScalarSubqueryRows;
 use crate::system::SystemTable;
 use crate::window::PortableWindowFunctions;
 use crate::{Error, Result};
+use quiver_storage::ObjectStores;
 
 /// The name of Quiver's one database (DataFusion catalog). Clients may name
 /// any database when they connect; they all reach this one.
@@ -99,9 +100,10 @@ pub struct ServerConfig {
     /// Where `CREATE FUNCTION ... AS 'file.wasm', 'name'` reads modules;
     /// `None` disables module files.
     pub function_dir: Option<PathBuf>,
-    /// Directories external tables may read and write under, besides the
-    /// data directory's `import` directory (see [`ExternalLocations`]).
-    pub external_dirs: Vec<PathBuf>,
+    /// Directories and object-store URLs external tables may read and
+    /// write under, besides the data directory's `import` directory (see
+    /// [`ExternalLocations`]).
+    pub external_dirs: Vec<String>,
     /// Default memory limit of a Wasm instance, in bytes.
     pub wasm_max_memory: u64,
     /// Default time limit of one Wasm call (one batch).
@@ -278,7 +280,8 @@ impl Server {
         std::fs::create_dir_all(&import)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", import.display())))?;
         let locations = Arc::new(ExternalLocations::new(
-            std::iter::once(import).chain(config.external_dirs.iter().cloned()),
+            std::iter::once(import.display().to_string())
+                .chain(config.external_dirs.iter().cloned()),
         )?);
         let scheduler = JobScheduler {
             addr: scheduler,
@@ -439,10 +442,12 @@ fn default_memory_limit() -> usize {
 /// listings is off: tables change under INSERT and COPY, and it could keep
 /// a listing that hides rows; the local file system keeps the listings of
 /// managed tables while their directories stay as they were
-/// ([`LocalListings`]).
+/// ([`LocalListings`]). Other URLs reach the object stores they name
+/// ([`ObjectStores`]).
 fn frontend_runtime(memory: Arc<dyn MemoryPool>, data_dir: &Path) -> Result<Arc<RuntimeEnv>> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(memory)
+        .with_object_store_registry(Arc::new(ObjectStores::new()))
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
         .build_arc()?;
     runtime.register_object_store(

@@ -1,0 +1,148 @@
+//! Tables in an object store: external tables at `s3://` locations in an
+//! S3-compatible server (moto's), read and written by the embedded server
+//! and by a cluster's executors, within the prefixes the operator allows.
+
+use crate::support::s3::s3;
+use crate::support::{Cluster, Loss, QuiverServer, rows};
+
+const BUCKET: &str = "quiver-lake";
+
+/// `--external-dir` for `prefix` of the bucket.
+fn allowed(prefix: &str) -> String {
+    format!("s3://{BUCKET}/{prefix}")
+}
+
+/// Puts a CSV and a JSON file under `prefix`, then reads them, writes a
+/// Parquet table there and reads it back, joined with the CSV.
+async fn lake(client: &tokio_postgres::Client, prefix: &str) {
+    let s3 = s3();
+    s3.put(
+        BUCKET,
+        &format!("{prefix}/people.csv"),
+        b"id,name\n0,zero\n1,one\n2,two\n",
+    );
+    s3.put(
+        BUCKET,
+        &format!("{prefix}/logs/day1.json"),
+        b"{\"level\":\"warn\",\"n\":3}\n{\"level\":\"info\",\"n\":4}\n",
+    );
+    s3.put(
+        BUCKET,
+        &format!("{prefix}/logs/day2.json"),
+        b"{\"level\":\"warn\",\"n\":5}\n",
+    );
+    let root = allowed(prefix);
+    client
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE people (id BIGINT, name TEXT) STORED AS CSV \
+               LOCATION '{root}/people.csv' OPTIONS ('format.has_header' 'true');
+             CREATE EXTERNAL TABLE logs (level TEXT, n BIGINT) STORED AS JSON LOCATION '{root}/logs/';
+             CREATE EXTERNAL TABLE events (id BIGINT, kind BIGINT) STORED AS PARQUET LOCATION '{root}/events/';"
+        ))
+        .await
+        .expect("external tables in the bucket");
+    assert_eq!(
+        rows(client, "SELECT id, name FROM people ORDER BY id").await,
+        [["0", "zero"], ["1", "one"], ["2", "two"]]
+            .map(|row| row.map(|v| Some(v.to_string())).to_vec())
+            .to_vec()
+    );
+    assert_eq!(
+        rows(
+            client,
+            "SELECT level, sum(n), count(*) FROM logs GROUP BY level ORDER BY level"
+        )
+        .await,
+        [["info", "4", "1"], ["warn", "8", "2"]]
+            .map(|row| row.map(|v| Some(v.to_string())).to_vec())
+            .to_vec()
+    );
+    client
+        .batch_execute(
+            "INSERT INTO events SELECT x, x % 3 FROM generate_series(1, 3000) g(x);
+             INSERT INTO events SELECT x, x % 3 FROM generate_series(3001, 4500) g(x)",
+        )
+        .await
+        .expect("INSERT writes Parquet files into the bucket");
+    let written = s3.keys(BUCKET, &format!("{prefix}/events/"));
+    assert!(
+        !written.is_empty() && written.iter().all(|key| key.ends_with(".parquet")),
+        "{written:?}"
+    );
+    assert_eq!(
+        rows(
+            client,
+            "SELECT p.name, count(*), sum(e.id) FROM events e JOIN people p ON p.id = e.kind \
+             GROUP BY p.name ORDER BY p.name"
+        )
+        .await,
+        [
+            ["one", "1500", "3374250"],
+            ["two", "1500", "3375750"],
+            ["zero", "1500", "3377250"]
+        ]
+        .map(|row| row.map(|v| Some(v.to_string())).to_vec())
+        .to_vec()
+    );
+    // Outside the allowed prefix, in another bucket, or a prefix that only
+    // starts alike: refused before anything is read.
+    for location in [
+        format!("s3://{BUCKET}/secret/x.csv"),
+        format!("s3://other-bucket/{prefix}/x.csv"),
+        format!("s3://{BUCKET}/{prefix}-not/x.csv"),
+    ] {
+        let error = client
+            .batch_execute(&format!(
+                "CREATE EXTERNAL TABLE refused (a TEXT) STORED AS CSV LOCATION '{location}'"
+            ))
+            .await
+            .expect_err("outside the allowed prefix");
+        assert_eq!(
+            error.code().map(|c| c.code()),
+            Some("42501"),
+            "{location}: {error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_tables_in_an_s3_bucket_embedded() {
+    s3().create_bucket(BUCKET);
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = QuiverServer::start_with(data.path(), &["--external-dir", &allowed("embedded")]);
+    let client = server.connect().await;
+    lake(&client, "embedded").await;
+    server.stop();
+}
+
+/// Executors read and write the bucket themselves: the frontend runs every
+/// statement over stored tables as a job (`--local-read-limit-kb 0`).
+#[tokio::test(flavor = "multi_thread")]
+async fn external_tables_in_an_s3_bucket_on_a_cluster() {
+    s3().create_bucket(BUCKET);
+    let data = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start_with(
+        data.path(),
+        2,
+        Loss::Patient,
+        &["--external-dir", &allowed("cluster")],
+    );
+    let client = cluster.frontend.connect().await;
+    lake(&client, "cluster").await;
+    let plan = rows(
+        &client,
+        "EXPLAIN SELECT kind, count(*) FROM events GROUP BY kind",
+    )
+    .await;
+    let distributed = plan
+        .iter()
+        .find(|row| row[0].as_deref() == Some("distributed_plan"))
+        .and_then(|row| row[1].clone())
+        .unwrap_or_else(|| panic!("planned by Ballista: {plan:?}"));
+    // The stage that reads the bucket runs on the executors.
+    assert!(
+        distributed.contains("DataSourceExec: file_groups={2 groups: [[cluster/events/"),
+        "{distributed}"
+    );
+    cluster.stop();
+}
