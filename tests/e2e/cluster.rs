@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{self, Cluster, Loss, one, rows};
+use crate::support::{self, Cluster, Loss, QuiverServer, one, rows};
 
 /// `slow(x)` = x + 1 after a busy loop of a few milliseconds (a core module).
-const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
+pub(crate) const SLOW: &str = "CREATE FUNCTION slow(bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE SET quiver.wasm.time_limit = '10s' AS '(module (func (export \"slow\") (param i64) (result i64) (local i32) (local.set 1 (i32.const 1500000)) (block (loop (local.set 1 (i32.sub (local.get 1) (i32.const 1))) (br_if 1 (i32.eqz (local.get 1))) (br 0))) (i64.add (local.get 0) (i64.const 1))))'";
 
 /// `wgcd(a, b)`: a component from the example guests, fetched by executors
 /// from the module directory.
@@ -21,7 +21,7 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
 }
 
 /// A table of `files` Parquet files of `per_file` rows each: x = 1..=n.
-async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
+pub(crate) async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
     client
         .batch_execute("CREATE TABLE t (x BIGINT)")
         .await
@@ -42,8 +42,8 @@ async fn numbers(client: &tokio_postgres::Client, files: i64, per_file: i64) {
 /// before it ends. It took `undisturbed` alone; on a loaded machine one run
 /// can be much faster than the one measured: a run already done when
 /// looked at must have given `expected`, and the next is looked at sooner.
-async fn still_running(
-    cluster: &Cluster,
+pub(crate) async fn still_running(
+    frontend: &QuiverServer,
     setup: &str,
     sql: &'static str,
     expected: &[Vec<Option<String>>],
@@ -51,7 +51,7 @@ async fn still_running(
 ) -> tokio::task::JoinHandle<Vec<Vec<Option<String>>>> {
     let mut delay = undisturbed / 3;
     loop {
-        let runner = cluster.frontend.connect().await;
+        let runner = frontend.connect().await;
         if !setup.is_empty() {
             runner.batch_execute(setup).await.expect("setup");
         }
@@ -106,7 +106,7 @@ async fn a_query_survives_a_killed_executor_with_exact_results() {
     let undisturbed = started.elapsed();
 
     // Kill an executor while the query runs.
-    let running = still_running(&cluster, "", sql, &expected, undisturbed).await;
+    let running = still_running(&cluster.frontend, "", sql, &expected, undisturbed).await;
     let hits = "SELECT count(hit(CAST(x % 10 AS text))) FROM t WHERE x <= 200";
     let counting = {
         let counter = cluster.frontend.connect().await;
@@ -337,7 +337,7 @@ async fn a_transform_survives_a_killed_executor_with_exact_results() {
     let undisturbed = started.elapsed();
 
     let running = still_running(
-        &cluster,
+        &cluster.frontend,
         "SET quiver.local_read_limit = 0",
         sql,
         &expected,

@@ -12,6 +12,7 @@ mod compaction;
 mod differential;
 mod extended;
 mod fuzz;
+mod hosts;
 mod liveness;
 mod locations;
 mod names;

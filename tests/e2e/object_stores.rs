@@ -2,20 +2,19 @@
 //! S3-compatible server (moto's), read and written by the embedded server
 //! and by a cluster's executors, within the prefixes the operator allows.
 
-use crate::support::s3::s3;
+use crate::support::s3::{S3, s3};
 use crate::support::{Cluster, Loss, QuiverServer, rows};
 
-const BUCKET: &str = "quiver-lake";
+pub(crate) const BUCKET: &str = "quiver-lake";
 
 /// `--external-dir` for `prefix` of the bucket.
-fn allowed(prefix: &str) -> String {
+pub(crate) fn allowed(prefix: &str) -> String {
     format!("s3://{BUCKET}/{prefix}")
 }
 
 /// Puts a CSV and a JSON file under `prefix`, then reads them, writes a
 /// Parquet table there and reads it back, joined with the CSV.
-async fn lake(client: &tokio_postgres::Client, prefix: &str) {
-    let s3 = s3();
+pub(crate) async fn lake(client: &tokio_postgres::Client, s3: &S3, prefix: &str) {
     s3.put(
         BUCKET,
         &format!("{prefix}/people.csv"),
@@ -111,7 +110,7 @@ async fn external_tables_in_an_s3_bucket_embedded() {
     let data = tempfile::tempdir().expect("tempdir");
     let server = QuiverServer::start_with(data.path(), &["--external-dir", &allowed("embedded")]);
     let client = server.connect().await;
-    lake(&client, "embedded").await;
+    lake(&client, s3(), "embedded").await;
     server.stop();
 }
 
@@ -128,7 +127,7 @@ async fn external_tables_in_an_s3_bucket_on_a_cluster() {
         &["--external-dir", &allowed("cluster")],
     );
     let client = cluster.frontend.connect().await;
-    lake(&client, "cluster").await;
+    lake(&client, s3(), "cluster").await;
     let plan = rows(
         &client,
         "EXPLAIN SELECT kind, count(*) FROM events GROUP BY kind",

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod postgres;
 pub mod s3;
 
@@ -122,7 +123,12 @@ impl QuiverServer {
     }
 
     fn command(data_dir: &Path, extra: &[&str]) -> Command {
-        let mut command = quiver(&["serve", "--listen", "127.0.0.1:0"]);
+        Self::command_on("127.0.0.1:0", data_dir, extra)
+    }
+
+    /// `quiver serve` listening on `listen`.
+    fn command_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Command {
+        let mut command = quiver(&["serve", "--listen", listen]);
         command
             .arg("--data-dir")
             .arg(data_dir)

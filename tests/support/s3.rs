@@ -17,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::netns::Host;
+
 /// The test process's S3 server.
 pub struct S3 {
     /// `http://127.0.0.1:PORT`.
@@ -40,19 +42,33 @@ pub fn environment() -> Vec<(&'static str, String)> {
 
 impl S3 {
     fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// A server of its own on `host` (port 9000 of its address), or on a
+    /// free loopback port.
+    pub fn start_on(host: Option<&Host>) -> Self {
         let moto = std::env::var("QUIVER_MOTO_SERVER").expect(
             "QUIVER_MOTO_SERVER names moto_server: run the tests with ./dev test, which installs it",
         );
-        let port = super::free_port();
-        let addr = format!("127.0.0.1:{port}");
+        let (ip, port) = match host {
+            Some(host) => (host.ip.clone(), 9000),
+            None => ("127.0.0.1".to_string(), super::free_port()),
+        };
+        let addr = format!("{ip}:{port}");
         // Under a shell that waits on its standard input, a pipe only this
         // process writes: when the test process ends, the pipe closes and
         // the shell stops the server.
-        let keeper = Command::new("sh")
+        let mut keeper = Command::new("sh");
+        keeper
             .arg("-c")
             .arg(r#""$0" "$@" & read -r _; kill $!"#)
             .arg(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", &ip, "-p", &port.to_string()]);
+        if let Some(host) = host {
+            keeper = host.run(&keeper);
+        }
+        let keeper = keeper
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -73,7 +89,8 @@ impl S3 {
         }
     }
 
-    fn environment(&self) -> Vec<(&'static str, String)> {
+    /// The `AWS_*` variables that lead `object_store` to this server.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT", self.endpoint.clone()),
             ("AWS_ALLOW_HTTP", "true".into()),
