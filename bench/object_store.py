@@ -1,0 +1,111 @@
+"""TPC-H from an object store: the same Parquet files read as external tables
+from the local file system and through the S3 API.
+
+The S3 server is s3s-fs (crates.io; `./dev bench` installs it): a Rust
+implementation of the S3 REST API that serves a directory from disk, so both
+runs read the very same bytes from the same disk and the difference is what
+the object-store path costs — HTTP requests, signing, ranged GETs instead of
+`pread` — not a network's latency. A real S3 bucket in another building adds
+round trips on top; moto (the tests' server) is too slow to measure with.
+
+Quiver runs embedded (`quiver serve`), one server per run; each of the 22
+queries (bench/tpch/qNN.sql) runs once to warm up, then the best of 3 counts.
+The answers of the two runs must be the same.
+
+Usage: python bench/object_store.py QUIVER_BINARY S3S_FS_BINARY PARQUET_DIR
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tpch import QUERIES, TABLES, connect, geomean, same, timed  # noqa: E402
+
+KEY = "quiver-bench"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port, deadline=60):
+    until = time.time() + deadline
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > until:
+                raise
+            time.sleep(0.1)
+
+
+def run(binary, location, allowed, env):
+    """Times the queries on a server whose tables are at `location`."""
+    data = tempfile.mkdtemp(prefix="quiver-objstore-")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
+         "--external-dir", allowed],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        con = connect(port, "postgres")
+        for table in TABLES:
+            con.execute(
+                f"CREATE EXTERNAL TABLE {table} STORED AS PARQUET "
+                f"LOCATION '{location}/{table}.parquet'"
+            )
+        results = {}
+        for query in QUERIES:
+            sql = query.read_text()
+            results[query.stem] = timed(lambda: con.execute(sql).fetchall())
+            print(f"  {query.stem}: {results[query.stem][0]:8.1f} ms", file=sys.stderr, flush=True)
+        return results
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main():
+    binary, s3s_fs, parquet = sys.argv[1], sys.argv[2], Path(sys.argv[3]).resolve()
+    # s3s-fs serves each directory under its root as a bucket: the Parquet
+    # directory's parent is the root, the directory the bucket.
+    bucket = parquet.name
+    port = free_port()
+    s3 = subprocess.Popen(
+        [s3s_fs, "--host", "127.0.0.1", "--port", str(port),
+         "--access-key", KEY, "--secret-key", KEY, str(parquet.parent)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(port)
+        env = dict(os.environ, AWS_ENDPOINT=f"http://127.0.0.1:{port}", AWS_ALLOW_HTTP="true",
+                   AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=KEY, AWS_REGION="us-east-1")
+        print("local files:", file=sys.stderr)
+        local = run(binary, str(parquet), str(parquet), env)
+        print("s3s-fs over loopback:", file=sys.stderr)
+        remote = run(binary, f"s3://{bucket}", f"s3://{bucket}", env)
+    finally:
+        s3.terminate()
+        s3.wait()
+    print(f"\nTPC-H SF1 from Parquet external tables, best of 3 (ms)")
+    print(f"{'query':6} {'local':>9} {'S3 API':>9} {'ratio':>6}")
+    for name in local:
+        (l_ms, l_rows), (r_ms, r_rows) = local[name], remote[name]
+        assert same(l_rows, r_rows), f"{name}: the answers differ"
+        print(f"{name:6} {l_ms:9.1f} {r_ms:9.1f} {r_ms / l_ms:6.2f}")
+    l_geo = geomean([t for t, _ in local.values()])
+    r_geo = geomean([t for t, _ in remote.values()])
+    print(f"{'geomean':6} {l_geo:9.1f} {r_geo:9.1f} {r_geo / l_geo:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
