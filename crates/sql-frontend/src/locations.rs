@@ -21,6 +21,7 @@ use std::path::{Component, Path, PathBuf};
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::object_store::path::Path as ObjectPath;
+use quiver_storage::store_key;
 
 use crate::{Error, Result};
 
@@ -45,16 +46,6 @@ enum Allowed {
     },
 }
 
-/// The store a URL names: its scheme and authority (the bucket).
-fn store_of(url: &ListingTableUrl) -> String {
-    let url = url.get_url();
-    format!(
-        "{}://{}",
-        url.scheme(),
-        &url[url::Position::BeforeHost..url::Position::AfterPort]
-    )
-}
-
 impl Allowed {
     fn parse(place: &str) -> Result<Self> {
         let invalid = |e: &dyn std::fmt::Display| {
@@ -63,7 +54,7 @@ impl Allowed {
         if place.contains("://") && !place.starts_with("file://") {
             let url = ListingTableUrl::parse(place).map_err(|e| invalid(&e))?;
             return Ok(Self::Prefix {
-                store: store_of(&url),
+                store: store_key(url.get_url()),
                 prefix: url.prefix().clone(),
                 shown: place.to_string(),
             });
@@ -109,7 +100,7 @@ impl ExternalLocations {
             ))
         };
         if url.scheme() != "file" {
-            let store = store_of(&url);
+            let store = store_key(url.get_url());
             let inside = self.allowed.iter().any(|allowed| match allowed {
                 Allowed::Prefix {
                     store: allowed,

@@ -44,9 +44,9 @@ impl ObjectStores {
     }
 }
 
-/// The key a store is kept under: its scheme and authority (bucket,
-/// container, host and port), as DataFusion's own registry keys them.
-fn key(url: &Url) -> String {
+/// The store a URL names: its scheme and authority (bucket, container,
+/// host and port), as DataFusion's own registry keys stores.
+pub fn store_key(url: &Url) -> String {
     format!(
         "{}://{}",
         url.scheme(),
@@ -90,17 +90,17 @@ impl ObjectStoreRegistry for ObjectStores {
         url: &Url,
         store: Arc<dyn ObjectStore>,
     ) -> Option<Arc<dyn ObjectStore>> {
-        self.write().insert(key(url), store)
+        self.write().insert(store_key(url), store)
     }
 
     fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         self.write()
-            .remove(&key(url))
+            .remove(&store_key(url))
             .ok_or_else(|| DataFusionError::Execution(format!("no object store for {url}")))
     }
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        let key = key(url);
+        let key = store_key(url);
         if let Some(store) = self.read().get(&key) {
             return Ok(store.clone());
         }
