@@ -136,6 +136,21 @@ impl From<ExecutorArgs> for ExecutorOptions {
 
 /// `NAME=DIR` of `--wasm-files`: a name a function's grant can give (letters,
 /// digits, `_` and `-`) and a directory.
+/// A local data directory; an object-store URL is refused rather than
+/// taken for a relative path (`s3:/bucket/...` in the working directory).
+fn parse_data_dir(text: &str) -> Result<PathBuf, String> {
+    if let Some((scheme, _)) = text.split_once("://")
+        && scheme != "file"
+    {
+        return Err(format!(
+            "{scheme}:// data directories are not supported yet: give a local directory \
+             (shared by every executor of a cluster), and keep tables in the object store as \
+             external tables (--external-dir {text})"
+        ));
+    }
+    Ok(PathBuf::from(text.strip_prefix("file://").unwrap_or(text)))
+}
+
 fn parse_file_dir(text: &str) -> Result<(String, PathBuf), String> {
     let (name, dir) = text
         .split_once('=')
@@ -198,8 +213,9 @@ struct ServeArgs {
     users: Option<PathBuf>,
     /// Directory holding tables (Parquet), Wasm modules and the catalog
     /// (RocksDB); created if missing. In a cluster, every executor must
-    /// reach it at the same path (a shared directory).
-    #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
+    /// reach it at the same path (a shared directory). A local path: tables
+    /// in an object store are external tables (`--external-dir`).
+    #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data", value_parser = parse_data_dir)]
     data_dir: PathBuf,
     /// Run as the frontend of a cluster whose scheduler is at HOST:PORT
     /// (started with `quiver scheduler`), instead of running an embedded

@@ -32,16 +32,26 @@ async fn a_cluster_over_hosts_reads_s3_and_survives_a_cut_link() {
         2,
         10,
         &s3.environment(),
-        &["--external-dir", &allowed("hosts")],
+        &[
+            "--external-dir",
+            &allowed("hosts"),
+            "--wasm-time-limit-ms",
+            "60000",
+        ],
     );
     let client = cluster.frontend.connect().await;
 
     // External tables in the bucket, read and written by the executors.
     lake(&client, &s3, "hosts").await;
 
-    // Wasm functions on the executors, one of which loses its link.
+    // Wasm functions on the executors, one of which loses its link. A call
+    // of `slow` (one batch, up to all 3,200 rows) takes about 2 s here
+    // alone: a minute's limit keeps a busy machine from failing it.
     numbers(&client, 8, 400).await;
-    client.batch_execute(SLOW).await.expect("slow");
+    client
+        .batch_execute(&SLOW.replace("'10s'", "'60s'"))
+        .await
+        .expect("slow");
     let sql = "SELECT count(*), sum(slow(x)) FROM t";
     let n = 3200i64;
     let expected = vec![vec![

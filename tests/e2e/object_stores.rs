@@ -2,6 +2,8 @@
 //! S3-compatible server (moto's), read and written by the embedded server
 //! and by a cluster's executors, within the prefixes the operator allows.
 
+use futures::SinkExt;
+
 use crate::support::s3::{S3, s3};
 use crate::support::{Cluster, Loss, QuiverServer, rows};
 
@@ -13,7 +15,8 @@ pub(crate) fn allowed(prefix: &str) -> String {
 }
 
 /// Puts a CSV and a JSON file under `prefix`, then reads them, writes a
-/// Parquet table there and reads it back, joined with the CSV.
+/// Parquet table there (`INSERT`, `COPY FROM STDIN`) and reads it back,
+/// joined with the CSV.
 pub(crate) async fn lake(client: &tokio_postgres::Client, s3: &S3, prefix: &str) {
     s3.put(
         BUCKET,
@@ -63,6 +66,16 @@ pub(crate) async fn lake(client: &tokio_postgres::Client, s3: &S3, prefix: &str)
         )
         .await
         .expect("INSERT writes Parquet files into the bucket");
+    // COPY FROM STDIN writes there too.
+    let sink = client
+        .copy_in("COPY events FROM STDIN WITH (FORMAT csv)")
+        .await
+        .expect("COPY starts");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"4501,0\n4502,1\n"))
+        .await
+        .expect("COPY data");
+    sink.finish().await.expect("COPY completes");
     let written = s3.keys(BUCKET, &format!("{prefix}/events/"));
     assert!(
         !written.is_empty() && written.iter().all(|key| key.ends_with(".parquet")),
@@ -76,9 +89,9 @@ pub(crate) async fn lake(client: &tokio_postgres::Client, s3: &S3, prefix: &str)
         )
         .await,
         [
-            ["one", "1500", "3374250"],
+            ["one", "1501", "3378752"],
             ["two", "1500", "3375750"],
-            ["zero", "1500", "3377250"]
+            ["zero", "1501", "3381751"]
         ]
         .map(|row| row.map(|v| Some(v.to_string())).to_vec())
         .to_vec()
@@ -140,8 +153,25 @@ async fn external_tables_in_an_s3_bucket_on_a_cluster() {
         .unwrap_or_else(|| panic!("planned by Ballista: {plan:?}"));
     // The stage that reads the bucket runs on the executors.
     assert!(
-        distributed.contains("DataSourceExec: file_groups={2 groups: [[cluster/events/"),
+        distributed.contains("DataSourceExec: file_groups={3 groups: [[cluster/events/"),
         "{distributed}"
     );
     cluster.stop();
+}
+
+/// The data directory is local for now: an object-store URL is refused at
+/// start, not taken for a relative path.
+#[test]
+fn an_object_store_data_directory_is_refused_with_a_reason() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["serve", "--data-dir", "s3://quiver-lake/data"])
+        .output()
+        .expect("quiver runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("s3:// data directories are not supported yet")
+            && stderr.contains("--external-dir"),
+        "{stderr}"
+    );
 }
