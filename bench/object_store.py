@@ -24,15 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tpch import QUERIES, TABLES, connect, geomean, same, timed  # noqa: E402
+from tpch import QUERIES, TABLES, connect, free_port, geomean, same, timed  # noqa: E402
 
 KEY = "quiver-bench"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(port, deadline=60):

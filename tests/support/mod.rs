@@ -361,14 +361,8 @@ impl Cluster {
         let port = free_port();
         let work = self.work.path().join(format!("executor-{index}"));
         let child = start_executor(&self.scheduler_addr, port, &work);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "executor {index} did not start within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Its Flight port opens once it has registered.
+        wait_for_port(&format!("127.0.0.1:{port}"));
         self.executors.push(Some(child));
         index
     }
@@ -415,36 +409,48 @@ impl Cluster {
 
     /// Stops every process with SIGTERM, frontend first.
     pub fn stop(mut self) {
-        std::mem::replace(
-            &mut self.frontend,
-            QuiverServer {
-                child: None,
-                addr: String::new(),
-                data_dir: PathBuf::new(),
-            },
-        )
-        .stop();
-        for executor in self.executors.iter_mut().filter_map(Option::take) {
-            terminate(executor);
-        }
-        if let Some(scheduler) = self.scheduler.take() {
-            terminate(scheduler);
-        }
+        stop_cluster(&mut self.frontend, &mut self.executors, &mut self.scheduler);
+    }
+}
+
+/// Stops a cluster's processes with SIGTERM, frontend first, and waits for
+/// each to exit cleanly.
+fn stop_cluster(
+    frontend: &mut QuiverServer,
+    executors: &mut [Option<Child>],
+    scheduler: &mut Option<Child>,
+) {
+    if let Some(child) = frontend.child.take() {
+        terminate(child);
+    }
+    for executor in executors.iter_mut().filter_map(Option::take) {
+        terminate(executor);
+    }
+    if let Some(scheduler) = scheduler.take() {
+        terminate(scheduler);
+    }
+}
+
+/// Kills (SIGKILL) and reaps the processes still in `children`.
+fn kill_all<'a>(children: impl IntoIterator<Item = &'a mut Option<Child>>) {
+    for mut child in children.into_iter().filter_map(Option::take) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Waits (at most 60 s) until `addr` accepts connections.
+fn wait_for_port(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{addr} did not open within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for child in self
-            .executors
-            .iter_mut()
-            .chain(std::iter::once(&mut self.scheduler))
-            .filter_map(Option::take)
-        {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_all(self.executors.iter_mut().chain([&mut self.scheduler]));
     }
 }
 

@@ -246,7 +246,7 @@ impl HostedCluster {
                 .stderr(Stdio::inherit());
             let (child, _) = super::spawn_until(command, "quiver: executor ");
             // Its Flight port opens once it has registered.
-            wait_for_port(&format!("{}:50051", host.ip));
+            super::wait_for_port(&format!("{}:50051", host.ip));
             cluster_executors.push(Some(child));
             executor_hosts.push(host);
         }
@@ -280,56 +280,18 @@ impl HostedCluster {
 
     /// Stops every process with SIGTERM, frontend first.
     pub fn stop(mut self) {
-        std::mem::replace(
-            &mut self.frontend,
-            super::QuiverServer {
-                child: None,
-                addr: String::new(),
-                data_dir: Default::default(),
-            },
-        )
-        .stop();
-        for executor in self.executors.iter_mut().filter_map(Option::take) {
-            super::terminate(executor);
-        }
-        if let Some(scheduler) = self.scheduler.take() {
-            super::terminate(scheduler);
-        }
+        super::stop_cluster(&mut self.frontend, &mut self.executors, &mut self.scheduler);
     }
 
     /// Kills executor `index` outright (one whose link was cut cannot be
     /// asked to stop).
     pub fn kill_executor(&mut self, index: usize) {
-        if let Some(mut child) = self.executors[index].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        super::kill_all([&mut self.executors[index]]);
     }
 }
 
 impl Drop for HostedCluster {
     fn drop(&mut self) {
-        for child in self
-            .executors
-            .iter_mut()
-            .chain(std::iter::once(&mut self.scheduler))
-            .filter_map(Option::take)
-        {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Waits (at most 60 s) until `addr` accepts connections.
-fn wait_for_port(addr: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{addr} did not open within 60 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        super::kill_all(self.executors.iter_mut().chain([&mut self.scheduler]));
     }
 }
