@@ -1,21 +1,30 @@
 """TPC-H from an object store: the same Parquet files read as external tables
 from the local file system and through the S3 API.
 
-The S3 server is s3s-fs (crates.io; `./dev bench` installs it): a Rust
-implementation of the S3 REST API that serves a directory from disk, so both
-runs read the very same bytes from the same disk and the difference is what
+The S3 server is s3s-fs (crates.io), a Rust implementation of the S3 REST
+API that keeps objects as files on disk, behind bench/s3-server's listener
+(which `./dev bench` builds; it sets TCP_NODELAY, which s3s-fs's own binary
+does not: each response then waited ~40 ms for the client's delayed ACK). So
+both runs read the same bytes from the same disk and the difference is what
 the object-store path costs — HTTP requests, signing, ranged GETs instead of
 `pread` — not a network's latency. A real S3 bucket in another building adds
 round trips on top; moto (the tests' server) is too slow to measure with.
+
+The files are uploaded through the S3 API (pyarrow's S3 client), not placed
+in s3s-fs's directory: s3s-fs keeps the ETag an upload computes, and for a
+file it did not receive it computes the MD5 of the whole object on every GET,
+HEAD and listing — 231 MB hashed for each ranged read of lineitem, which made
+the first figures 37-190x slower than local files.
 
 Quiver runs embedded (`quiver serve`), one server per run; each of the 22
 queries (bench/tpch/qNN.sql) runs once to warm up, then the best of 3 counts.
 The answers of the two runs must be the same.
 
-Usage: python bench/object_store.py QUIVER_BINARY S3S_FS_BINARY PARQUET_DIR
+Usage: python bench/object_store.py QUIVER_BINARY S3_SERVER_BINARY PARQUET_DIR
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,19 +77,31 @@ def run(binary, location, allowed, env):
         server.wait()
 
 
+def upload(port, bucket, parquet):
+    """Puts the Parquet files into the bucket through the S3 API."""
+    from pyarrow import fs
+
+    s3 = fs.S3FileSystem(access_key=KEY, secret_key=KEY, region="us-east-1",
+                         scheme="http", endpoint_override=f"127.0.0.1:{port}",
+                         allow_bucket_creation=True)
+    s3.create_dir(bucket)
+    started = time.time()
+    fs.copy_files(str(parquet), bucket, destination_filesystem=s3)
+    print(f"uploaded {parquet} in {time.time() - started:.1f} s", file=sys.stderr)
+
+
 def main():
-    binary, s3s_fs, parquet = sys.argv[1], sys.argv[2], Path(sys.argv[3]).resolve()
-    # s3s-fs serves each directory under its root as a bucket: the Parquet
-    # directory's parent is the root, the directory the bucket.
-    bucket = parquet.name
+    binary, s3_server, parquet = sys.argv[1], sys.argv[2], Path(sys.argv[3]).resolve()
+    bucket = "tpch"
+    root = tempfile.mkdtemp(prefix="quiver-s3s-", dir=parquet.parent)
     port = free_port()
     s3 = subprocess.Popen(
-        [s3s_fs, "--host", "127.0.0.1", "--port", str(port),
-         "--access-key", KEY, "--secret-key", KEY, str(parquet.parent)],
+        [s3_server, f"127.0.0.1:{port}", root, KEY, KEY],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(port)
+        upload(port, bucket, parquet)
         env = dict(os.environ, AWS_ENDPOINT=f"http://127.0.0.1:{port}", AWS_ALLOW_HTTP="true",
                    AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=KEY, AWS_REGION="us-east-1")
         print("local files:", file=sys.stderr)
@@ -90,6 +111,7 @@ def main():
     finally:
         s3.terminate()
         s3.wait()
+        shutil.rmtree(root, ignore_errors=True)
     print(f"\nTPC-H SF1 from Parquet external tables, best of 3 (ms)")
     print(f"{'query':6} {'local':>9} {'S3 API':>9} {'ratio':>6}")
     for name in local:
