@@ -263,6 +263,14 @@ struct ServeArgs {
     /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, ...; see docs/storage.md).
     #[arg(long = "external-dir", value_name = "DIR|URL")]
     external_dirs: Vec<String>,
+    /// Where the frontend publishes Wasm modules (and executors read them
+    /// by hash), with the key-value bucket versions plans pin and the usage
+    /// counts executors write back: an absolute directory or an object-store
+    /// prefix (`s3://bucket/quiver/modules`). Default: `modules` in the data
+    /// directory. A cluster whose machines share no file system names an
+    /// object-store prefix every executor and the scheduler can reach.
+    #[arg(long, env = "QUIVER_MODULE_STORE", value_name = "DIR|URL")]
+    module_store: Option<String>,
     /// Memory limit of one Wasm function instance, in MiB: the default, and
     /// the most a function may ask for (`SET quiver.wasm.max_memory = '64MB'`).
     #[arg(long, env = "QUIVER_WASM_MAX_MEMORY_MB", default_value_t = 128)]
@@ -325,6 +333,7 @@ impl From<ServeArgs> for ServerConfig {
             local_read_limit: args.local_read_limit_kb.saturating_mul(1 << 10),
             function_dir: args.function_dir,
             external_dirs: args.external_dirs,
+            module_store: args.module_store,
             wasm_max_memory: args.wasm_max_memory_mb.saturating_mul(1 << 20),
             wasm_time_limit: std::time::Duration::from_millis(args.wasm_time_limit_ms.max(1)),
             wasm_cache_dir: args.wasm_cache_dir,

@@ -128,7 +128,8 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(MetaStore::open(&dir.path().join("catalog")).expect("store"));
     let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
-    let registry = FunctionRegistry::open(store, runtime, Some(guest_dir), None).expect("registry");
+    let registry = FunctionRegistry::open(store, runtime, Arc::default(), Some(guest_dir), None)
+        .expect("registry");
     let file = |f: &str| ModuleSource::File(format!("quiver_example_functions.wasm{f}"));
     let c_file = || ModuleSource::File("quiver_example_c.wasm".into());
     let py_file = || ModuleSource::File("quiver_example_python.wasm".into());

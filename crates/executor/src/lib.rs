@@ -11,6 +11,7 @@ use ballista_core::error::BallistaError;
 use ballista_core::extension::SessionConfigExt;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::executor_server::TERMINATING;
+use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use quiver_storage::ObjectStores;
@@ -118,6 +119,9 @@ impl ExecutorOptions {
         // stops: shuffle files get one of their own.
         let shuffle = self.work_dir.join("shuffle");
         let spill = self.work_dir.join("spill");
+        let footers = CacheManager::try_new(&CacheManagerConfig::default())
+            .map_err(|e| Error::Setup(e.to_string()))?
+            .get_file_metadata_cache();
         for dir in [&shuffle, &spill] {
             std::fs::create_dir_all(dir).map_err(|e| {
                 Error::Setup(format!("cannot create directory {}: {e}", dir.display()))
@@ -139,13 +143,20 @@ impl ExecutorOptions {
             vcores: self.slots.max(1),
             task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
             work_dir: Some(shuffle.to_string_lossy().into_owned()),
-            // Tasks read tables in object stores through one registry (one
-            // client per bucket) for the process.
+            // Every task gets a runtime of its own, but they read tables in
+            // object stores through one registry (one client per bucket)
+            // and share one cache of Parquet footers: without it each task
+            // read a file's metadata again (a ranged GET per file and task
+            // on a bucket).
             override_runtime_producer: Some(Arc::new(move |_| {
                 Ok(Arc::new(
                     RuntimeEnvBuilder::new()
                         .with_temp_file_path(spill.clone())
                         .with_object_store_registry(stores.clone())
+                        .with_cache_manager(
+                            CacheManagerConfig::default()
+                                .with_file_metadata_cache(Some(footers.clone())),
+                        )
                         .build()?,
                 ))
             })),
@@ -267,9 +278,11 @@ pub async fn run_process(
         ),
         ..RuntimeConfig::default()
     })?);
-    let loader = Arc::new(FunctionLoader::new(runtime, None));
-    let codecs = Codecs::new(loader.clone());
+    // One registry of object stores for the process: tasks' tables, and
+    // the module directories plans name.
     let stores = Arc::new(ObjectStores::new());
+    let loader = Arc::new(FunctionLoader::new(runtime, None, stores.clone()));
+    let codecs = Codecs::new(loader.clone());
     report_usage(loader.usage().clone());
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {

@@ -392,7 +392,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default())?);
-    let codecs = Codecs::new(Arc::new(FunctionLoader::new(runtime, None)));
+    let loader = FunctionLoader::new(runtime, None, Arc::new(ObjectStores::new()));
+    let codecs = Codecs::new(Arc::new(loader));
     let session = job_settings(SessionConfig::new_with_ballista());
     let scheduler = Scheduler::bind(addr, options, session, codecs).await?;
     // Scripts and tests wait for this line.

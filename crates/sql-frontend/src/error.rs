@@ -269,7 +269,7 @@ fn function_sqlstate(e: &quiver_udf_registry::Error) -> &'static str {
         F::TimeLimit { .. } | F::Cancelled { .. } => "57014",
         F::MemoryLimit { .. } => "53200",
         F::StackOverflow { .. } => "54001",
-        F::Io { .. } => "58030",
+        F::Io { .. } | F::Store { .. } => "58030",
         F::Catalog(e) => catalog_sqlstate(e),
         F::Corrupt { .. } => "XX001",
         F::Runtime(_) => "XX000",

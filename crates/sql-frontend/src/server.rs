@@ -31,8 +31,7 @@ use quiver_catalog::{
 };
 use quiver_executor::ExecutorOptions;
 use quiver_udf_registry::{
-    Codecs, FunctionRegistry, LateralWasmCalls, ModuleDir, RuntimeConfig, WasmRelationPlanner,
-    WasmRuntime,
+    Codecs, FunctionRegistry, LateralWasmCalls, RuntimeConfig, WasmRelationPlanner, WasmRuntime,
 };
 use tokio::net::TcpListener;
 
@@ -104,6 +103,10 @@ pub struct ServerConfig {
     /// write under, besides the data directory's `import` directory (see
     /// [`ExternalLocations`]).
     pub external_dirs: Vec<String>,
+    /// Where modules are published for executors, with pinned bucket
+    /// versions and executors' usage files: a directory or an object-store
+    /// URL; `None`: `modules` in the data directory.
+    pub module_store: Option<String>,
     /// Default memory limit of a Wasm instance, in bytes.
     pub wasm_max_memory: u64,
     /// Default time limit of one Wasm call (one batch).
@@ -229,12 +232,17 @@ impl Server {
             })?),
             None => None,
         };
-        let modules = ModuleDir::create(data_dir.join("modules"))?;
+        let stores = Arc::new(ObjectStores::new());
+        let modules = match &config.module_store {
+            Some(location) => location.clone(),
+            None => data_dir.join("modules").to_string_lossy().into_owned(),
+        };
         let registry = Arc::new(FunctionRegistry::open(
             store.clone(),
             runtime,
+            stores.clone(),
             function_dir,
-            Some(modules),
+            Some(&modules),
         )?);
 
         gather_usage_regularly(registry.clone());

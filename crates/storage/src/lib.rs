@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod directory;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -11,6 +13,8 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreScheme};
 use url::Url;
+
+pub use directory::{Directory, Entry, block_on, location_url};
 
 /// The object stores of one process, by `scheme://authority`: registered
 /// ones (the frontend's listing-caching local store) first, then ones

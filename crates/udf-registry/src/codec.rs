@@ -12,7 +12,6 @@
 
 use std::any::Any;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ballista_core::serde::{
@@ -75,7 +74,7 @@ const TABLE_MAGIC: &[u8] = b"quiver-wasm-table/1\n";
 #[derive(Serialize, Deserialize)]
 struct Reference {
     /// Where a process that lacks a module reads it.
-    modules: Option<PathBuf>,
+    modules: Option<String>,
     /// Every overload, with the limits it runs under made explicit, so
     /// every process enforces the frontend's limits.
     functions: Vec<FunctionDef>,
@@ -118,7 +117,7 @@ const FOLDED_MAGIC: &[u8] = b"quiver-wasm-folded/1\n";
 /// What a plan carries for one classic aggregate name.
 #[derive(Serialize, Deserialize)]
 struct FoldedReference {
-    modules: Option<PathBuf>,
+    modules: Option<String>,
     overloads: Vec<FoldedDefs>,
 }
 
@@ -134,7 +133,7 @@ struct FoldedDefs {
 /// What a plan carries for one table function call.
 #[derive(Serialize, Deserialize)]
 struct TableCall {
-    modules: Option<PathBuf>,
+    modules: Option<String>,
     function: FunctionDef,
     types: Vec<SqlType>,
     /// The argument values: one row of Arrow IPC, hex encoded.
@@ -151,7 +150,7 @@ const TRANSFORM_MAGIC: &[u8] = b"quiver-wasm-transform/1\n";
 /// What a plan carries for one transform call.
 #[derive(Serialize, Deserialize)]
 struct TransformPlan {
-    modules: Option<PathBuf>,
+    modules: Option<String>,
     function: FunctionDef,
     types: Vec<SqlType>,
     /// The argument values: one row of Arrow IPC, hex encoded.
@@ -165,7 +164,7 @@ struct TransformPlan {
 fn write_transform(call: &TransformCall, buf: &mut Vec<u8>) -> Result<()> {
     let modules = call.modules.as_ref();
     let plan = TransformPlan {
-        modules: modules.map(|dir| dir.path().to_path_buf()),
+        modules: modules.map(|dir| dir.location().to_string()),
         function: explicit(&call.function, modules)?,
         types: call.types.clone(),
         args: encode_values(&call.args)?,
@@ -185,7 +184,11 @@ fn read_transform(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Transfor
     Some((|| {
         let plan: TransformPlan = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode a transform call: {e}"))?;
-        let modules = plan.modules.map(ModuleDir::at);
+        let modules = plan
+            .modules
+            .as_deref()
+            .map(|dir| loader.module_dir(dir))
+            .transpose()?;
         Ok(TransformCall {
             function: loader.function(&plan.function, modules.as_ref())?,
             args: decode_values(&plan.args)?,
@@ -206,7 +209,7 @@ const APPLY_MAGIC: &[u8] = b"quiver-wasm-apply/1\n";
 /// What a plan carries for one lateral table function call.
 #[derive(Serialize, Deserialize)]
 struct ApplyPlan {
-    modules: Option<PathBuf>,
+    modules: Option<String>,
     function: FunctionDef,
     types: Vec<SqlType>,
     args: Vec<usize>,
@@ -219,7 +222,7 @@ struct ApplyPlan {
 fn write_apply(apply: &Apply, qualifier: Option<&TableReference>, buf: &mut Vec<u8>) -> Result<()> {
     let modules = apply.modules.as_ref();
     let plan = ApplyPlan {
-        modules: modules.map(|dir| dir.path().to_path_buf()),
+        modules: modules.map(|dir| dir.location().to_string()),
         function: explicit(&apply.function, modules)?,
         types: apply.types.clone(),
         args: apply.args.clone(),
@@ -238,7 +241,11 @@ fn read_apply(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<(Apply, Opti
     Some((|| {
         let plan: ApplyPlan = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode a lateral call: {e}"))?;
-        let modules = plan.modules.map(ModuleDir::at);
+        let modules = plan
+            .modules
+            .as_deref()
+            .map(|dir| loader.module_dir(dir))
+            .transpose()?;
         let apply = Apply {
             function: loader.function(&plan.function, modules.as_ref())?,
             types: plan.types,
@@ -259,16 +266,13 @@ fn explicit(f: &WasmFunction, modules: Option<&ModuleDir>) -> Result<FunctionDef
     let limits = f.limits();
     let mut grants = f.def().grants.clone();
     for grant in grants.keyvalue.iter_mut().filter(|g| g.version.is_none()) {
-        let version = f
-            .bucket_source()
-            .pin(&grant.bucket, modules.map(ModuleDir::path))
-            .map_err(|e| {
-                exec_datafusion_err!(
-                    "cannot plan Wasm function {} with bucket \"{}\": {e}",
-                    f.def().name,
-                    grant.bucket
-                )
-            })?;
+        let version = f.bucket_source().pin(&grant.bucket, modules).map_err(|e| {
+            exec_datafusion_err!(
+                "cannot plan Wasm function {} with bucket \"{}\": {e}",
+                f.def().name,
+                grant.bucket
+            )
+        })?;
         grant.version = Some(version);
     }
     Ok(FunctionDef {
@@ -297,7 +301,7 @@ fn write_reference(
     buf: &mut Vec<u8>,
 ) -> Result<()> {
     let reference = Reference {
-        modules: modules.map(|dir| dir.path().to_path_buf()),
+        modules: modules.map(|dir| dir.location().to_string()),
         functions: overloads
             .iter()
             .map(|f| explicit(f, modules))
@@ -317,7 +321,11 @@ fn read_reference(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Res
     Some((|| {
         let reference: Reference = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode Wasm function {name}: {e}"))?;
-        let modules = reference.modules.map(ModuleDir::at);
+        let modules = reference
+            .modules
+            .as_deref()
+            .map(|dir| loader.module_dir(dir))
+            .transpose()?;
         let overloads = reference
             .functions
             .iter()
@@ -408,7 +416,7 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
     if let Some(folded) = inner.downcast_ref::<FoldedAggregateUdf>() {
         let modules = folded.module_dir();
         let reference = FoldedReference {
-            modules: modules.map(|dir| dir.path().to_path_buf()),
+            modules: modules.map(|dir| dir.location().to_string()),
             overloads: folded
                 .overloads()
                 .iter()
@@ -441,7 +449,11 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
 fn decode_folded(loader: &FunctionLoader, name: &str, payload: &[u8]) -> Result<Arc<AggregateUDF>> {
     let reference: FoldedReference = serde_json::from_slice(payload)
         .map_err(|e| exec_datafusion_err!("cannot decode aggregate {name}: {e}"))?;
-    let modules = reference.modules.map(ModuleDir::at);
+    let modules = reference
+        .modules
+        .as_deref()
+        .map(|dir| loader.module_dir(dir))
+        .transpose()?;
     let load = |def: &FunctionDef| loader.function(def, modules.as_ref());
     let mut overloads = Vec::new();
     let mut shells = Vec::new();
@@ -526,7 +538,7 @@ fn write_table_call(
     buf: &mut Vec<u8>,
 ) -> Result<()> {
     let call = TableCall {
-        modules: modules.map(|dir| dir.path().to_path_buf()),
+        modules: modules.map(|dir| dir.location().to_string()),
         function: explicit(function, modules)?,
         types: types.to_vec(),
         args: encode_values(args)?,
@@ -572,7 +584,11 @@ fn read_table_call(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Call>> 
     Some((|| {
         let call: TableCall = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode a table function call: {e}"))?;
-        let modules = call.modules.clone().map(ModuleDir::at);
+        let modules = call
+            .modules
+            .as_deref()
+            .map(|dir| loader.module_dir(dir))
+            .transpose()?;
         let function = loader.function(&call.function, modules.as_ref())?;
         let args = decode_values(&call.args)?;
         Ok(Call {

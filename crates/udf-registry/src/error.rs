@@ -61,6 +61,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The module directory (a local directory or an object store's
+    /// prefix) could not be read or written.
+    #[error("module directory {location}: {message}")]
+    Store { location: String, message: String },
     /// The metadata store failed.
     #[error(transparent)]
     Catalog(#[from] quiver_catalog::Error),

@@ -3,7 +3,6 @@
 //! table function, each living in an instance of their own.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, make_array, new_null_array};
@@ -52,7 +51,7 @@ pub struct WasmFunction {
     buckets: Arc<BucketSource>,
     /// Where snapshots of buckets a plan pinned are published (the plan's
     /// module directory).
-    published: Option<PathBuf>,
+    published: Option<ModuleDir>,
     /// What its calls are counted in (`quiver.function_stats`).
     usage: Arc<Counters>,
 }
@@ -170,7 +169,7 @@ impl WasmFunction {
     pub(crate) fn with_buckets(
         mut self,
         buckets: Arc<BucketSource>,
-        published: Option<PathBuf>,
+        published: Option<ModuleDir>,
     ) -> Self {
         self.buckets = buckets;
         self.published = published;
@@ -197,7 +196,7 @@ impl WasmFunction {
                 let started = std::time::Instant::now();
                 let compiled = self.runtime.compile(&modules.read(sha)?)?;
                 tracing::info!(function = %self.def.signature(), sha256 = %sha,
-                    from = %modules.path().display(),
+                    from = %modules.location(),
                     elapsed_ms = started.elapsed().as_millis() as u64, "Wasm module fetched");
                 compiled
             }

@@ -25,8 +25,7 @@
 //!   version of the bucket is published, and with unused modules when the
 //!   server starts.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,6 +37,7 @@ use quiver_catalog::{BucketSnapshot, BucketWrite, Buckets, Durability};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker, Resource};
 
+use crate::module_dir::ModuleDir;
 use crate::runtime::HostState;
 use crate::usage::Counters;
 
@@ -183,6 +183,8 @@ pub struct BucketSource {
     /// Snapshots by bucket and version: the latest of each bucket read
     /// here, and every version a plan pinned.
     snapshots: Mutex<HashMap<(String, u64), Arc<BucketSnapshot>>>,
+    /// The snapshot files this process published, by module directory.
+    published: Mutex<HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for BucketSource {
@@ -193,9 +195,17 @@ impl std::fmt::Debug for BucketSource {
     }
 }
 
-/// The file a snapshot is published as, in `dir`.
-fn snapshot_path(dir: &Path, bucket: &str, version: u64) -> PathBuf {
-    dir.join(format!("bucket-{bucket}@{version}.arrow"))
+/// The file a snapshot is published as.
+fn snapshot_file(bucket: &str, version: u64) -> String {
+    format!("{SNAPSHOT_PREFIX}{bucket}@{version}{SNAPSHOT_SUFFIX}")
+}
+
+const SNAPSHOT_PREFIX: &str = "bucket-";
+const SNAPSHOT_SUFFIX: &str = ".arrow";
+
+/// Whether `name` is a published snapshot's file.
+pub(crate) fn is_snapshot_file(name: &str) -> bool {
+    name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(SNAPSHOT_SUFFIX)
 }
 
 fn snapshot_schema() -> Arc<Schema> {
@@ -212,6 +222,7 @@ impl BucketSource {
         Self {
             buckets,
             snapshots: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashSet::new()),
         }
     }
 
@@ -259,7 +270,7 @@ impl BucketSource {
         &self,
         bucket: &str,
         version: u64,
-        published: Option<&Path>,
+        published: Option<&ModuleDir>,
     ) -> KvResult<Arc<BucketSnapshot>> {
         if let Some(snapshot) = self.cached(bucket, version) {
             return Ok(snapshot);
@@ -275,26 +286,40 @@ impl BucketSource {
                 "version {version} of bucket \"{bucket}\" is not available here"
             )));
         };
-        let path = snapshot_path(dir, bucket, version);
-        let snapshot = read_snapshot(&path, version).map_err(|e| {
-            KvError::Other(format!(
-                "cannot read version {version} of bucket \"{bucket}\" from {}: {e}",
-                path.display()
-            ))
-        })?;
+        let file = snapshot_file(bucket, version);
+        let snapshot = dir
+            .read_file(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| bytes.ok_or_else(|| format!("{file} is missing")))
+            .and_then(|bytes| read_snapshot(&bytes, version))
+            .map_err(|e| {
+                KvError::Other(format!(
+                    "cannot read version {version} of bucket \"{bucket}\" from {}: {e}",
+                    dir.location()
+                ))
+            })?;
         Ok(self.keep(bucket, snapshot))
     }
 
     /// Pins the latest version of `bucket` for a plan: returns it, and
     /// publishes its snapshot in `publish` for other processes.
-    pub fn pin(&self, bucket: &str, publish: Option<&Path>) -> KvResult<u64> {
+    pub fn pin(&self, bucket: &str, publish: Option<&ModuleDir>) -> KvResult<u64> {
         let snapshot = self.latest(bucket)?;
         if let Some(dir) = publish {
-            let path = snapshot_path(dir, bucket, snapshot.version);
-            if !path.exists() {
-                write_snapshot(&path, &snapshot).map_err(|e| {
-                    KvError::Other(format!("cannot publish bucket \"{bucket}\": {e}"))
-                })?;
+            let file = snapshot_file(bucket, snapshot.version);
+            let cannot =
+                |e: String| KvError::Other(format!("cannot publish bucket \"{bucket}\": {e}"));
+            // Published once per version and process: a plan of every query
+            // pins its buckets, and asking the store each time costs a
+            // request where the store is remote.
+            let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+            if published.insert((dir.location().to_string(), file.clone())) {
+                let written = encode_snapshot(&snapshot)
+                    .and_then(|bytes| dir.write_file(&file, bytes).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    published.remove(&(dir.location().to_string(), file));
+                    return Err(cannot(e));
+                }
                 remove_superseded(dir, bucket, SUPERSEDED_KEPT);
             }
         }
@@ -326,27 +351,27 @@ const SUPERSEDED_KEPT: Duration = Duration::from_secs(3600);
 /// published version superseded more than `kept` ago. A task of a query
 /// planned before that which still reads one fails (it never reads another
 /// version).
-fn remove_superseded(dir: &Path, bucket: &str, kept: Duration) {
-    let prefix = format!("bucket-{bucket}@");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+fn remove_superseded(dir: &ModuleDir, bucket: &str, kept: Duration) {
+    let prefix = format!("{SNAPSHOT_PREFIX}{bucket}@");
+    let files = match dir.files(|name| name.starts_with(&prefix)) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list published bucket snapshots");
+            return;
+        }
     };
-    let mut published: Vec<(u64, PathBuf, Option<Duration>)> = entries
-        .flatten()
+    let now = chrono::Utc::now();
+    let mut published: Vec<(u64, String, Option<Duration>)> = files
+        .into_iter()
         .filter_map(|entry| {
-            let name = entry.file_name();
-            let version = name
-                .to_str()?
+            let version = entry
+                .name
                 .strip_prefix(&prefix)?
-                .strip_suffix(".arrow")?
+                .strip_suffix(SNAPSHOT_SUFFIX)?
                 .parse()
                 .ok()?;
-            let age = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok());
-            Some((version, entry.path(), age))
+            let age = (now - entry.last_modified).to_std().ok();
+            Some((version, entry.name, age))
         })
         .collect();
     published.sort_by_key(|(version, ..)| *version);
@@ -355,36 +380,29 @@ fn remove_superseded(dir: &Path, bucket: &str, kept: Duration) {
             continue;
         };
         if newer_age.is_some_and(|age| age > kept)
-            && let Err(e) = std::fs::remove_file(older)
+            && let Err(e) = dir.remove_file(older)
         {
-            tracing::warn!(file = %older.display(), error = %e, "could not remove a superseded bucket snapshot");
+            tracing::warn!(file = %older, error = %e, "could not remove a superseded bucket snapshot");
         }
     }
 }
 
-fn write_snapshot(path: &Path, snapshot: &BucketSnapshot) -> Result<(), String> {
+/// A snapshot as an Arrow IPC file.
+fn encode_snapshot(snapshot: &BucketSnapshot) -> Result<Vec<u8>, String> {
     let keys = StringArray::from_iter_values(snapshot.values.keys());
     let values = BinaryArray::from_iter_values(snapshot.values.values());
     let batch = RecordBatch::try_new(snapshot_schema(), vec![Arc::new(keys), Arc::new(values)])
         .map_err(|e| e.to_string())?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = (|| {
-        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-        let mut writer =
-            FileWriter::try_new(file, &snapshot_schema()).map_err(|e| e.to_string())?;
-        writer.write(&batch).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    let mut writer =
+        FileWriter::try_new(Vec::new(), &snapshot_schema()).map_err(|e| e.to_string())?;
+    writer.write(&batch).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    writer.into_inner().map_err(|e| e.to_string())
 }
 
-fn read_snapshot(path: &Path, version: u64) -> Result<BucketSnapshot, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let reader = FileReader::try_new(file, None).map_err(|e| e.to_string())?;
+fn read_snapshot(bytes: &[u8], version: u64) -> Result<BucketSnapshot, String> {
+    let reader =
+        FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
     let mut snapshot = BucketSnapshot {
         version,
         ..BucketSnapshot::default()
@@ -419,7 +437,7 @@ pub struct KeyValueAccess {
     grants: Vec<BucketGrant>,
     source: Option<Arc<BucketSource>>,
     /// Where published snapshots are read from (a plan's module directory).
-    published: Option<PathBuf>,
+    published: Option<ModuleDir>,
     /// The function's counters of reads and writes.
     usage: Arc<Counters>,
     /// Whether this call wrote what is not durable yet.
@@ -430,7 +448,7 @@ impl KeyValueAccess {
     pub fn new(
         grants: Vec<BucketGrant>,
         source: Arc<BucketSource>,
-        published: Option<PathBuf>,
+        published: Option<ModuleDir>,
         usage: Arc<Counters>,
     ) -> Self {
         Self {
@@ -454,7 +472,7 @@ impl KeyValueAccess {
         let grant = self.grant(identifier)?;
         let source = self.source.as_ref().ok_or(KvError::AccessDenied)?;
         match grant.version {
-            Some(version) => source.at(identifier, version, self.published.as_deref()),
+            Some(version) => source.at(identifier, version, self.published.as_ref()),
             None => source.latest(identifier),
         }
     }
@@ -664,6 +682,14 @@ mod tests {
         assert!(BucketGrant::parse(":read").is_none());
     }
 
+    fn module_dir(dir: &tempfile::TempDir) -> ModuleDir {
+        ModuleDir::open(
+            dir.path().to_str().expect("utf-8"),
+            &quiver_storage::ObjectStores::new(),
+        )
+        .expect("module dir")
+    }
+
     #[test]
     fn superseded_snapshots_go_once_superseded_long_enough() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -675,7 +701,7 @@ mod tests {
             ("rates", 4, false),
             ("rates2", 1, true),
         ] {
-            let path = snapshot_path(dir.path(), bucket, version);
+            let path = dir.path().join(snapshot_file(bucket, version));
             std::fs::write(&path, b"").expect("write");
             if old {
                 std::fs::File::options()
@@ -685,7 +711,7 @@ mod tests {
                     .expect("age");
             }
         }
-        remove_superseded(dir.path(), "rates", Duration::from_secs(60));
+        remove_superseded(&module_dir(&dir), "rates", Duration::from_secs(60));
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .expect("list")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -713,13 +739,16 @@ mod tests {
         };
         snapshot.values.insert("EUR".into(), b"1.08".to_vec());
         snapshot.values.insert("empty".into(), Vec::new());
-        let path = snapshot_path(dir.path(), "rates", 7);
-        write_snapshot(&path, &snapshot).expect("write");
-        assert_eq!(read_snapshot(&path, 7).expect("read"), snapshot);
+        let bytes = encode_snapshot(&snapshot).expect("encode");
+        assert_eq!(read_snapshot(&bytes, 7).expect("read"), snapshot);
+        let modules = module_dir(&dir);
+        modules
+            .write_file(&snapshot_file("rates", 7), bytes)
+            .expect("write");
         let source = BucketSource::new(None);
-        let read = source.at("rates", 7, Some(dir.path())).expect("at");
+        let read = source.at("rates", 7, Some(&modules)).expect("at");
         assert_eq!(*read, snapshot);
-        assert!(source.at("rates", 8, Some(dir.path())).is_err());
+        assert!(source.at("rates", 8, Some(&modules)).is_err());
         assert!(source.latest("rates").is_err(), "no catalog here");
     }
 }

@@ -2,10 +2,10 @@
 //! in whichever process a plan reaches.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use quiver_catalog::{Buckets, MODULES_CF, MetaStore};
+use quiver_storage::ObjectStores;
 
 use crate::definition::FunctionDef;
 use crate::function::{Code, WasmFunction};
@@ -36,6 +36,9 @@ pub struct FunctionLoader {
     recent: Mutex<VecDeque<Arc<WasmFunction>>>,
     /// What this process's functions did.
     usage: Arc<UsageCounters>,
+    /// Where module directories named by plans are (local or in object
+    /// stores).
+    stores: Arc<ObjectStores>,
 }
 
 impl std::fmt::Debug for FunctionLoader {
@@ -49,8 +52,13 @@ impl std::fmt::Debug for FunctionLoader {
 
 impl FunctionLoader {
     /// A loader reading modules from `store` (the catalog) when given, and
-    /// otherwise from module directories named by plans.
-    pub fn new(runtime: Arc<WasmRuntime>, store: Option<Arc<MetaStore>>) -> Self {
+    /// otherwise from module directories named by plans, which `stores`
+    /// reaches.
+    pub fn new(
+        runtime: Arc<WasmRuntime>,
+        store: Option<Arc<MetaStore>>,
+        stores: Arc<ObjectStores>,
+    ) -> Self {
         let buckets = store
             .as_ref()
             .map(|store| Arc::new(Buckets::new(store.clone())));
@@ -61,7 +69,13 @@ impl FunctionLoader {
             versions: Mutex::new(HashMap::new()),
             recent: Mutex::new(VecDeque::new()),
             usage: Arc::default(),
+            stores,
         }
+    }
+
+    /// The module directory at `location` (a URL a plan names).
+    pub fn module_dir(&self, location: &str) -> Result<ModuleDir> {
+        ModuleDir::open(location, &self.stores)
     }
 
     pub fn runtime(&self) -> &Arc<WasmRuntime> {
@@ -116,7 +130,7 @@ impl FunctionLoader {
             ));
         }
         match modules {
-            Some(modules) if modules.contains(sha) => Ok(Code::Fetch(modules.clone())),
+            Some(modules) if modules.contains(sha)? => Ok(Code::Fetch(modules.clone())),
             _ => Err(Error::Corrupt {
                 key: def.signature(),
                 message: format!("module {sha} is missing"),
@@ -140,10 +154,9 @@ impl FunctionLoader {
             return f;
         }
         versions.retain(|_, f| f.strong_count() > 0);
-        let modules = modules.map(|dir| dir.path());
         let f = Arc::new(
             WasmFunction::new(def.clone(), code, self.runtime.clone())
-                .with_buckets(self.buckets.clone(), modules.map(Path::to_path_buf))
+                .with_buckets(self.buckets.clone(), modules.cloned())
                 .counted_in(self.usage.of(modules, &def.signature())),
         );
         versions.insert(def, Arc::downgrade(&f));

@@ -5,137 +5,123 @@
 //! publishes each module here as `<sha256>.wasm`. Executors and the
 //! scheduler read a module they have not compiled yet from the directory a
 //! plan names — once per process, checked against its hash — so module
-//! bytes never ride in task definitions. On one machine this is a directory
-//! under the frontend's data directory; across machines, a shared path
+//! bytes never ride in task definitions. The directory is a URL: on one
+//! machine a directory under the frontend's data directory, across machines
+//! a prefix in an object store (`s3://bucket/quiver/modules/`) or a path
 //! mounted at the same place on every node. Executors write into it too:
 //! their functions' usage counts (`usage-*.json`, see [`crate::usage`]),
-//! which the frontend gathers and removes.
+//! which the frontend gathers and removes; and the frontend publishes the
+//! versions of key-value buckets plans pin (`bucket-*.arrow`, see
+//! [`crate::keyvalue`]).
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+
+use quiver_storage::{Directory, Entry, ObjectStores};
 
 use crate::module::ModuleBytes;
-use crate::usage::is_usage_file;
 use crate::{Error, Result};
 
-/// A directory of `<sha256>.wasm` files.
+/// A directory of `<sha256>.wasm` objects (and usage and bucket files).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModuleDir {
-    path: PathBuf,
+    dir: Directory,
 }
 
 impl ModuleDir {
-    /// Opens (creating) the directory.
-    pub fn create(path: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
+    /// The directory at `location`: a URL, or an absolute local path.
+    pub fn open(location: &str, stores: &ObjectStores) -> Result<Self> {
+        let dir = Directory::open(location, stores).map_err(|e| Error::Store {
+            location: location.to_string(),
+            message: e.to_string(),
         })?;
-        Ok(Self { path })
+        Ok(Self { dir })
     }
 
-    /// A directory named by a plan; not created, only read.
-    pub fn at(path: PathBuf) -> Self {
-        Self { path }
+    /// Where it is: the URL plans carry.
+    pub fn location(&self) -> &str {
+        self.dir.url().as_str()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Store {
+            location: self.location().to_string(),
+            message: e.to_string(),
+        }
     }
 
-    fn file(&self, sha256: &str) -> PathBuf {
-        self.path.join(format!("{sha256}.wasm"))
+    fn module_file(sha256: &str) -> String {
+        format!("{sha256}.wasm")
     }
 
     /// Whether the module with this hash has been written here.
-    pub fn contains(&self, sha256: &str) -> bool {
-        self.file(sha256).is_file()
+    pub fn contains(&self, sha256: &str) -> Result<bool> {
+        self.dir
+            .contains(&Self::module_file(sha256))
+            .map_err(|e| self.error(e))
     }
 
     /// Writes `module` unless it is already there.
     pub fn publish(&self, module: &ModuleBytes) -> Result<()> {
-        if self.contains(&module.sha256) {
+        if self.contains(&module.sha256)? {
             return Ok(());
         }
-        self.write_file(&format!("{}.wasm", module.sha256), &module.bytes)
+        self.write_file(&Self::module_file(&module.sha256), module.bytes.to_vec())
     }
 
-    /// Writes the file `name`. It appears whole (written aside, synced,
-    /// renamed) so a reader never sees half of it.
-    pub(crate) fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.path.join(name);
-        let io = |source| Error::Io {
-            path: path.clone(),
-            source,
-        };
-        let aside = self
-            .path
-            .join(format!(".{name}.{}.partial", std::process::id()));
-        let mut file = std::fs::File::create(&aside).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&aside, &path).map_err(io)?;
-        Ok(())
+    /// Writes the file `name`. It appears whole: a reader never sees half
+    /// of it.
+    pub(crate) fn write_file(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.dir.put(name, bytes).map_err(|e| self.error(e))
     }
 
-    /// The paths of the files here whose names `wanted` accepts.
-    pub(crate) fn files(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
-        let io = |source| Error::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.path).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            if wanted(&entry.file_name().to_string_lossy()) {
-                files.push(entry.path());
-            }
-        }
+    /// The file `name`, if it is here.
+    pub(crate) fn read_file(&self, name: &str) -> Result<Option<bytes::Bytes>> {
+        self.dir.get(name).map_err(|e| self.error(e))
+    }
+
+    /// Removes the file `name` (one already gone is fine).
+    pub(crate) fn remove_file(&self, name: &str) -> Result<()> {
+        self.dir.delete(name).map_err(|e| self.error(e))
+    }
+
+    /// The files here whose names `wanted` accepts.
+    pub(crate) fn files(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<Entry>> {
+        let mut files = self.dir.list().map_err(|e| self.error(e))?;
+        files.retain(|entry| wanted(&entry.name));
         Ok(files)
     }
 
     /// The module with this hash. Its bytes are checked against the hash: a
     /// damaged or substituted file is an error, never code that runs.
     pub fn read(&self, sha256: &str) -> Result<ModuleBytes> {
-        let path = self.file(sha256);
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let module = ModuleBytes::new(bytes);
+        let name = Self::module_file(sha256);
+        let bytes = self
+            .read_file(&name)?
+            .ok_or_else(|| self.error(format!("module {name} is missing")))?;
+        let module = ModuleBytes::new(bytes.to_vec());
         if module.sha256 != sha256 {
             return Err(Error::Runtime(format!(
-                "module file {} does not match its hash (its bytes hash to {})",
-                path.display(),
+                "module file {name} in {} does not match its hash (its bytes hash to {})",
+                self.location(),
                 module.sha256
             )));
         }
         Ok(module)
     }
 
-    /// Removes every module not in `keep` (and leftovers of interrupted
-    /// writes), keeping usage files. Only safe when no query can still need them: at start-up.
+    /// Removes every module not in `keep` and every published bucket
+    /// version, keeping usage files (they wait to be added up). Only safe
+    /// when no query can still need them: at start-up. Objects Quiver did
+    /// not name are left alone.
     pub fn retain(&self, keep: &HashSet<String>) -> Result<usize> {
-        let io = |source| Error::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut removed = 0;
-        for entry in std::fs::read_dir(&self.path).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // Usage files wait for the frontend to add them up.
-            let wanted = is_usage_file(&name)
-                || name
-                    .strip_suffix(".wasm")
-                    .is_some_and(|sha| keep.contains(sha));
-            if !wanted {
-                std::fs::remove_file(entry.path()).map_err(io)?;
-                removed += 1;
-            }
+        let unused = self.files(|name| match name.strip_suffix(".wasm") {
+            Some(sha) => !keep.contains(sha),
+            None => crate::keyvalue::is_snapshot_file(name),
+        })?;
+        for file in &unused {
+            self.remove_file(&file.name)?;
         }
-        Ok(removed)
+        Ok(unused.len())
     }
 }
 
@@ -146,7 +132,9 @@ mod tests {
     #[test]
     fn published_modules_are_read_back_and_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let modules = ModuleDir::create(dir.path().join("modules")).expect("dir");
+        let location = dir.path().join("modules");
+        let modules =
+            ModuleDir::open(location.to_str().expect("utf-8"), &ObjectStores::new()).expect("dir");
         let module = ModuleBytes::from_inline("(module)").expect("wat");
         modules.publish(&module).expect("publish");
         modules.publish(&module).expect("publishing twice is fine");
@@ -157,12 +145,21 @@ mod tests {
 
         // A file whose bytes do not match its name is refused.
         let other = ModuleBytes::from_inline("(module (memory 1))").expect("wat");
-        std::fs::write(modules.file(&other.sha256), b"\0asm\x01\0\0\0").expect("write");
+        std::fs::write(
+            location.join(ModuleDir::module_file(&other.sha256)),
+            b"\0asm\x01\0\0\0",
+        )
+        .expect("write");
         assert!(modules.read(&other.sha256).is_err());
         assert!(modules.read("0000").is_err());
 
+        // Usage files stay; unused modules go.
+        modules
+            .write_file("usage-1-2-3.json", b"{}".to_vec())
+            .expect("usage");
         let keep = HashSet::from([module.sha256.clone()]);
         assert_eq!(modules.retain(&keep).expect("retain"), 1);
         assert!(modules.read(&module.sha256).is_ok());
+        assert!(location.join("usage-1-2-3.json").exists());
     }
 }

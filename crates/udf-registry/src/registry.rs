@@ -18,6 +18,7 @@ use crate::module_dir::ModuleDir;
 use crate::runtime::WasmRuntime;
 use crate::types::{SqlType, signature};
 use crate::{Error, Result};
+use quiver_storage::ObjectStores;
 
 /// Where a `CREATE FUNCTION` takes its module from.
 #[derive(Debug, Clone)]
@@ -97,16 +98,20 @@ impl std::fmt::Debug for FunctionRegistry {
 impl FunctionRegistry {
     /// Loads every stored function. A function whose module no longer
     /// compiles is logged and left out (it can still be dropped). Every
-    /// stored module is published to `modules` (and nothing else is left
-    /// there).
+    /// stored module is published to the module directory at `modules` (a
+    /// URL or an absolute path, in `stores`), and no other module is left
+    /// there.
     pub fn open(
         store: Arc<MetaStore>,
         runtime: Arc<WasmRuntime>,
+        stores: Arc<ObjectStores>,
         function_dir: Option<PathBuf>,
-        modules: Option<ModuleDir>,
+        modules: Option<&str>,
     ) -> Result<Self> {
+        let loader = FunctionLoader::new(runtime, Some(store.clone()), stores);
+        let modules = modules.map(|dir| loader.module_dir(dir)).transpose()?;
         let registry = Self {
-            loader: Arc::new(FunctionLoader::new(runtime, Some(store.clone()))),
+            loader: Arc::new(loader),
             usage: FunctionUsage::new(store.clone()),
             store,
             function_dir,
@@ -148,7 +153,7 @@ impl FunctionRegistry {
             keep.insert(sha);
         }
         let removed = modules.retain(&keep)?;
-        tracing::info!(modules = keep.len(), removed, dir = %modules.path().display(), "Wasm modules published");
+        tracing::info!(modules = keep.len(), removed, dir = %modules.location(), "Wasm modules published");
         Ok(())
     }
 
@@ -724,7 +729,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> FunctionRegistry {
         let store = Arc::new(MetaStore::open(&dir.join("catalog")).expect("store"));
         let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
-        FunctionRegistry::open(store, runtime, None, None).expect("registry")
+        FunctionRegistry::open(store, runtime, Arc::default(), None, None).expect("registry")
     }
 
     #[test]

@@ -17,7 +17,6 @@
 //! executor that dies mid-task, never written, are not counted.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,7 +86,7 @@ impl Counters {
 
 /// Where one function's counts go: to the module directory its plan named
 /// (an executor's functions), or `None` (the catalog's own process).
-type Key = (Option<PathBuf>, String);
+type Key = (Option<ModuleDir>, String);
 
 /// Every function's counters in this process.
 #[derive(Debug, Default)]
@@ -103,9 +102,9 @@ impl UsageCounters {
     }
 
     /// The counters of the function `signature` from plans naming `modules`.
-    pub(crate) fn of(&self, modules: Option<&Path>, signature: &str) -> Arc<Counters> {
+    pub(crate) fn of(&self, modules: Option<&ModuleDir>, signature: &str) -> Arc<Counters> {
         self.counters()
-            .entry((modules.map(Path::to_path_buf), signature.to_string()))
+            .entry((modules.cloned(), signature.to_string()))
             .or_default()
             .clone()
     }
@@ -127,7 +126,7 @@ impl UsageCounters {
     /// since the last write into that directory, for the frontend to add
     /// up (an executor does this about once a second).
     pub fn write_out(&self) -> Result<()> {
-        let mut by_dir: HashMap<PathBuf, BTreeMap<String, Usage>> = HashMap::new();
+        let mut by_dir: HashMap<ModuleDir, BTreeMap<String, Usage>> = HashMap::new();
         for ((dir, signature), counters) in self.counters().iter() {
             let Some(dir) = dir else { continue };
             let usage = counters.take();
@@ -147,7 +146,7 @@ impl UsageCounters {
                 process_start()
             );
             let bytes = serde_json::to_vec(&usage).map_err(|e| Error::Runtime(e.to_string()))?;
-            ModuleDir::at(dir).write_file(&name, &bytes)?;
+            dir.write_file(&name, bytes)?;
         }
         Ok(())
     }
@@ -169,16 +168,16 @@ fn process_start() -> u128 {
 /// removed; one that cannot be read or removed is left for the next time.
 pub fn gather(modules: &ModuleDir) -> Result<BTreeMap<String, Usage>> {
     let mut total: BTreeMap<String, Usage> = BTreeMap::new();
-    for path in modules.files(is_usage_file)? {
+    for file in modules.files(is_usage_file)? {
         // Counted only once removed, so that no file is counted twice; one
         // that cannot be read or removed now waits for the next time.
-        let bytes = match std::fs::read(&path).and_then(|bytes| {
-            std::fs::remove_file(&path)?;
-            Ok(bytes)
+        let bytes = match modules.read_file(&file.name).and_then(|bytes| {
+            modules.remove_file(&file.name)?;
+            Ok(bytes.unwrap_or_default())
         }) {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "usage file left for later");
+                tracing::warn!(file = %file.name, error = %e, "usage file left for later");
                 continue;
             }
         };
@@ -189,7 +188,7 @@ pub fn gather(modules: &ModuleDir) -> Result<BTreeMap<String, Usage>> {
                 }
             }
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "unreadable usage file dropped")
+                tracing::warn!(file = %file.name, error = %e, "unreadable usage file dropped")
             }
         }
     }
@@ -203,9 +202,14 @@ mod tests {
     #[test]
     fn executor_counts_reach_the_frontend_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let modules = ModuleDir::create(dir.path().join("modules")).expect("dir");
+        let location = dir.path().join("modules");
+        let modules = ModuleDir::open(
+            location.to_str().expect("utf-8"),
+            &quiver_storage::ObjectStores::new(),
+        )
+        .expect("dir");
         let executor = UsageCounters::default();
-        let f = executor.of(Some(modules.path()), "f(integer)");
+        let f = executor.of(Some(&modules), "f(integer)");
         f.call(10, Duration::from_millis(1), false);
         f.call(5, Duration::from_millis(1), true);
         f.bucket_reads(3);
