@@ -159,6 +159,88 @@ async fn external_tables_in_an_s3_bucket_on_a_cluster() {
     cluster.stop();
 }
 
+/// With `--module-store` in the bucket, the frontend publishes modules and
+/// the bucket versions plans pin there, executors read them from there and
+/// write their usage counts back there: nothing goes through the data
+/// directory's `modules`, which is never made.
+#[tokio::test(flavor = "multi_thread")]
+async fn wasm_modules_reach_executors_through_the_bucket() {
+    s3().create_bucket(BUCKET);
+    let data = tempfile::tempdir().expect("tempdir");
+    let modules = format!("s3://{BUCKET}/cluster-modules");
+    let cluster = Cluster::start_with(data.path(), 2, Loss::Patient, &["--module-store", &modules]);
+    let client = cluster.frontend.connect().await;
+    crate::cluster::numbers(&client, 4, 100).await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION wgcd(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE AS 'quiver_example_functions.wasm', 'gcd';
+             CREATE BUCKET rates;
+             CREATE FUNCTION kv_put(text, text, text) RETURNS boolean LANGUAGE wasm SET quiver.wasm.keyvalue = 'rates:read-write' AS 'quiver_example_keyvalue.wasm', 'put';
+             SELECT kv_put('rates', 'TWO', '2');
+             CREATE FUNCTION to_usd(double precision, text) RETURNS double precision LANGUAGE wasm SET quiver.wasm.keyvalue = 'rates:read' AS 'quiver_example_keyvalue.wasm', 'to_usd'",
+        )
+        .await
+        .expect("functions");
+    let sql = "SELECT sum(wgcd(x, 6)), CAST(sum(to_usd(CAST(x AS double precision), 'TWO')) AS bigint) FROM t";
+    let gcd = |mut a: i64, mut b: i64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let expected = vec![vec![
+        Some((1..=400).map(|x| gcd(x, 6)).sum::<i64>().to_string()),
+        Some((1..=400).map(|x| 2 * x).sum::<i64>().to_string()),
+    ]];
+    assert_eq!(rows(&client, sql).await, expected);
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    assert!(
+        plan.iter()
+            .any(|row| row[0].as_deref() == Some("distributed_plan")),
+        "the executors ran it: {plan:?}"
+    );
+
+    let published = s3().keys(BUCKET, "cluster-modules/");
+    assert_eq!(
+        published
+            .iter()
+            .filter(|key| key.ends_with(".wasm"))
+            .count(),
+        2,
+        "both modules: {published:?}"
+    );
+    assert!(
+        published
+            .iter()
+            .any(|key| key.starts_with("cluster-modules/bucket-rates@") && key.ends_with(".arrow")),
+        "the version of rates the plan pinned: {published:?}"
+    );
+    assert!(!data.path().join("modules").exists());
+
+    // The executors' counts come back through the bucket (about once a
+    // second) and are gathered into the frontend's totals.
+    let stats = "SELECT name, rows FROM quiver.function_stats WHERE name IN ('wgcd', 'to_usd') ORDER BY name";
+    let counted = vec![
+        vec![Some("to_usd".to_string()), Some("400".to_string())],
+        vec![Some("wgcd".to_string()), Some("400".to_string())],
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rows(&client, stats).await != counted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            rows(&client, stats).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        s3().keys(BUCKET, "cluster-modules/usage-"),
+        Vec::<String>::new(),
+        "usage files are removed once gathered"
+    );
+    cluster.stop();
+}
+
 /// The data directory is local for now: an object-store URL is refused at
 /// start, not taken for a relative path.
 #[test]
