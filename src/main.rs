@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use quiver_executor::ExecutorOptions;
 use quiver_scheduler::SchedulerOptions;
 use quiver_sql_frontend::{AuthMethod, Server, ServerConfig, TlsFiles};
+use quiver_storage::ObjectStores;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc, not the system's allocator: a statement allocates and frees
@@ -38,6 +39,37 @@ enum Command {
     /// Run a cluster executor: runs tasks (and the Wasm functions in them)
     /// for the scheduler at --scheduler.
     Executor(ExecutorArgs),
+    /// Copy a data directory — its catalog and its tables — to an object
+    /// store (or a directory), with a manifest of every file's checksum.
+    /// Stop the server first. `quiver restore` makes a data directory of it
+    /// again, on any machine.
+    Backup(BackupArgs),
+    /// Make a new data directory from a backup `quiver backup` took, every
+    /// file checked against the backup's manifest; then start `quiver serve
+    /// --data-dir` on it.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The data directory to back up (its server stopped).
+    #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data", value_parser = parse_data_dir)]
+    data_dir: PathBuf,
+    /// Where the backup goes: an object-store URL (`s3://bucket/backups/2026-12-06`,
+    /// credentials from the environment as for `serve`) or a directory. It
+    /// must not hold a backup already.
+    #[arg(value_name = "URL|DIR", value_parser = parse_location)]
+    to: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The backup: the URL or directory given to `quiver backup`.
+    #[arg(value_name = "URL|DIR", value_parser = parse_location)]
+    from: String,
+    /// The data directory to make: it must not exist, or be empty.
+    #[arg(long, env = "QUIVER_DATA_DIR", value_parser = parse_data_dir)]
+    data_dir: PathBuf,
 }
 
 /// How quickly the scheduler gives up on lost executors.
@@ -149,6 +181,18 @@ fn parse_data_dir(text: &str) -> Result<PathBuf, String> {
         ));
     }
     Ok(PathBuf::from(text.strip_prefix("file://").unwrap_or(text)))
+}
+
+/// An object-store URL, or a directory (made absolute).
+fn parse_location(text: &str) -> Result<String, String> {
+    if text.contains("://") {
+        return Ok(text.to_string());
+    }
+    std::path::absolute(text)
+        .map_err(|e| format!("{text}: {e}"))?
+        .into_os_string()
+        .into_string()
+        .map_err(|_| format!("{text} is not valid UTF-8"))
 }
 
 fn parse_file_dir(text: &str) -> Result<(String, PathBuf), String> {
@@ -383,6 +427,36 @@ fn main() -> std::process::ExitCode {
             Command::Executor(args) => {
                 quiver_executor::run_process(&args.into(), shutdown_signal())
                     .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::Backup(args) => {
+                let stores = ObjectStores::new();
+                quiver_catalog::backup(&args.data_dir, &args.to, &stores)
+                    .await
+                    .map(|copied| {
+                        println!(
+                            "quiver: backed up {} files ({} bytes) of {} to {}",
+                            copied.files,
+                            copied.bytes,
+                            args.data_dir.display(),
+                            args.to
+                        );
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Command::Restore(args) => {
+                let stores = ObjectStores::new();
+                quiver_catalog::restore(&args.from, &args.data_dir, &stores)
+                    .await
+                    .map(|copied| {
+                        println!(
+                            "quiver: restored {} files ({} bytes) from {} into {}",
+                            copied.files,
+                            copied.bytes,
+                            args.from,
+                            args.data_dir.display()
+                        );
+                    })
                     .map_err(|e| e.to_string())
             }
         }

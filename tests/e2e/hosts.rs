@@ -1,8 +1,9 @@
 //! A cluster spread over machines: the scheduler, two executors, the
 //! frontend and an S3-compatible server (moto's) each in a network namespace
 //! of its own, joined by veth links to one switch — every address is a
-//! host's own, nothing listens on a shared loopback. One executor's cable
-//! is pulled while a query runs, and the answer is still exact.
+//! host's own, nothing listens on a shared loopback. Wasm modules reach the
+//! executors through the bucket (`--module-store`). One executor's cable is
+//! pulled while a query runs, and the answer is still exact.
 //!
 //! Made and removed by the test itself (`ip netns`, which needs
 //! CAP_NET_ADMIN); skipped, saying why, where the machine forbids it.
@@ -27,6 +28,7 @@ async fn a_cluster_over_hosts_reads_s3_and_survives_a_cut_link() {
     let s3_host = network.host("s3");
     let s3 = S3::start_on(Some(&s3_host));
     s3.create_bucket(BUCKET);
+    let modules = format!("s3://{BUCKET}/hosts-modules");
     let mut cluster = HostedCluster::start(
         &mut network,
         2,
@@ -37,6 +39,8 @@ async fn a_cluster_over_hosts_reads_s3_and_survives_a_cut_link() {
             &allowed("hosts"),
             "--wasm-time-limit-ms",
             "60000",
+            "--module-store",
+            &modules,
         ],
     );
     let client = cluster.frontend.connect().await;
@@ -59,6 +63,12 @@ async fn a_cluster_over_hosts_reads_s3_and_survives_a_cut_link() {
         Some((1..=n).map(|x| x + 1).sum::<i64>().to_string()),
     ]];
     assert_eq!(rows(&client, sql).await, expected);
+    assert!(
+        s3.keys(BUCKET, "hosts-modules/")
+            .iter()
+            .any(|key| key.ends_with(".wasm")),
+        "the module is in the bucket"
+    );
     let started = Instant::now();
     assert_eq!(rows(&client, sql).await, expected);
     let undisturbed = started.elapsed();

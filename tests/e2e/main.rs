@@ -5,6 +5,7 @@ mod support;
 
 mod aggregates;
 mod auth;
+mod backup;
 mod cancel;
 mod clients;
 mod cluster;

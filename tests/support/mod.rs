@@ -62,7 +62,7 @@ pub struct QuiverServer {
 /// compiled-Wasm cache for every server and executor of the test run: the
 /// Python and JavaScript examples (CPython, SpiderMonkey inside) take
 /// seconds each to compile.
-fn quiver(args: &[&str]) -> Command {
+pub fn quiver(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
     command
         .args(args)

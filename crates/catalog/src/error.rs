@@ -83,6 +83,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A backup could not be taken or restored (`quiver backup`,
+    /// `quiver restore`).
+    #[error("{0}")]
+    Backup(String),
     /// A stored entry could not be decoded.
     #[error("corrupt catalog entry {key:?}: {message}")]
     Corrupt { key: String, message: String },

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod acl;
+mod backup;
 mod buckets;
 mod catalog;
 mod changes;
@@ -20,6 +21,7 @@ mod temp;
 mod usage;
 
 pub use acl::{Acl, Object, PUBLIC, Privilege, WASM_LANGUAGE};
+pub use backup::{CATALOG_DIR, Copied, backup, restore};
 pub use buckets::{BucketEntry, BucketSnapshot, BucketWrite, Buckets};
 pub use catalog::{Catalog, DEFAULT_SCHEMA};
 pub use compaction::{FANOUT, Lease, SMALL_FILE};

@@ -113,6 +113,13 @@ impl MetaStore {
         Ok(Self { db })
     }
 
+    /// A consistent copy of the database in the new directory `dir` (its
+    /// files hard-linked where they can be), which opens as a database.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
         self.db.cf_handle(name).ok_or_else(|| Error::Corrupt {
             key: name.to_string(),

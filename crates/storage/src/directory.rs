@@ -8,8 +8,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::AsyncWriteExt;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use url::Url;
 
@@ -127,8 +130,11 @@ impl Directory {
         self.url.to_file_path().ok()
     }
 
+    /// The object `name`: a file name, or a `/`-separated path below this
+    /// directory.
     fn object(&self, name: &str) -> Path {
-        self.prefix.clone().join(name)
+        name.split('/')
+            .fold(self.prefix.clone(), |path, part| path.join(part))
     }
 
     /// Writes the object `name`, replacing any.
@@ -183,6 +189,43 @@ impl Directory {
                 })
                 .collect())
         })
+    }
+
+    /// Copies the local file `from` to the object `name` as a stream (in
+    /// parts, for a large file), returning its size. The object appears
+    /// only once the whole file is there.
+    pub async fn upload(&self, name: &str, from: &std::path::Path) -> std::io::Result<u64> {
+        let mut file = tokio::fs::File::open(from).await?;
+        let mut writer = BufWriter::new(self.store.clone(), self.object(name));
+        let copied = match tokio::io::copy(&mut file, &mut writer).await {
+            Ok(copied) => copied,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+        };
+        writer.shutdown().await?;
+        Ok(copied)
+    }
+
+    /// Copies the object `name` to the local file `to` as a stream,
+    /// returning its size.
+    pub async fn download(&self, name: &str, to: &std::path::Path) -> object_store::Result<u64> {
+        let found = self.store.get(&self.object(name)).await?;
+        let mut stream = found.into_stream();
+        let io = |source: std::io::Error| object_store::Error::Generic {
+            store: "local file",
+            source: Box::new(source),
+        };
+        let mut file = tokio::fs::File::create(to).await.map_err(io)?;
+        let mut size = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await.map_err(io)?;
+            size += chunk.len() as u64;
+        }
+        file.sync_all().await.map_err(io)?;
+        Ok(size)
     }
 
     /// Removes the object `name`; one already gone is fine.
@@ -245,6 +288,18 @@ mod tests {
         directory.delete("a").unwrap();
         directory.delete("a").unwrap();
         assert!(!directory.contains("a").unwrap());
+
+        // Names with slashes are below it; `list` shows its own objects.
+        directory.put("c/d", b"three".to_vec()).unwrap();
+        let local = directory.local_path().unwrap();
+        assert_eq!(std::fs::read(local.join("c").join("d")).unwrap(), b"three");
+        let names: Vec<_> = directory
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["b"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
