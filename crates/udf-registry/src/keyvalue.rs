@@ -25,7 +25,7 @@
 //!   version of the bucket is published, and with unused modules when the
 //!   server starts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -183,8 +183,9 @@ pub struct BucketSource {
     /// Snapshots by bucket and version: the latest of each bucket read
     /// here, and every version a plan pinned.
     snapshots: Mutex<HashMap<(String, u64), Arc<BucketSnapshot>>>,
-    /// The snapshot files this process published, by module directory.
-    published: Mutex<HashSet<(String, String)>>,
+    /// The latest version of each bucket this process published, by module
+    /// directory and bucket.
+    published: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl std::fmt::Debug for BucketSource {
@@ -222,7 +223,7 @@ impl BucketSource {
         Self {
             buckets,
             snapshots: Mutex::new(HashMap::new()),
-            published: Mutex::new(HashSet::new()),
+            published: Mutex::new(HashMap::new()),
         }
     }
 
@@ -306,20 +307,19 @@ impl BucketSource {
     pub fn pin(&self, bucket: &str, publish: Option<&ModuleDir>) -> KvResult<u64> {
         let snapshot = self.latest(bucket)?;
         if let Some(dir) = publish {
-            let file = snapshot_file(bucket, snapshot.version);
-            let cannot =
-                |e: String| KvError::Other(format!("cannot publish bucket \"{bucket}\": {e}"));
-            // Published once per version and process: a plan of every query
-            // pins its buckets, and asking the store each time costs a
-            // request where the store is remote.
-            let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
-            if published.insert((dir.location().to_string(), file.clone())) {
-                let written = encode_snapshot(&snapshot)
-                    .and_then(|bytes| dir.write_file(&file, bytes).map_err(|e| e.to_string()));
-                if let Err(e) = written {
-                    published.remove(&(dir.location().to_string(), file));
-                    return Err(cannot(e));
-                }
+            // Published once per version and process: every plan pins its
+            // buckets, and asking the store each time costs a request where
+            // the store is remote. (Two plans at once may both write it.)
+            let key = (dir.location().to_string(), bucket.to_string());
+            let published = || self.published.lock().unwrap_or_else(|p| p.into_inner());
+            if published().get(&key) != Some(&snapshot.version) {
+                let file = snapshot_file(bucket, snapshot.version);
+                encode_snapshot(&snapshot)
+                    .and_then(|bytes| dir.write_file(&file, bytes).map_err(|e| e.to_string()))
+                    .map_err(|e| {
+                        KvError::Other(format!("cannot publish bucket \"{bucket}\": {e}"))
+                    })?;
+                published().insert(key, snapshot.version);
                 remove_superseded(dir, bucket, SUPERSEDED_KEPT);
             }
         }
