@@ -21,10 +21,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: s3-server ADDRESS ROOT ACCESS_KEY SECRET_KEY");
         std::process::exit(2);
     };
-    let mut service = S3ServiceBuilder::new(
-        s3s_fs::FileSystem::new(root).map_err(|e| format!("{root}: {e:?}"))?,
-    );
-    service.set_auth(SimpleAuth::from_single(access_key.as_str(), secret_key.as_str()));
+    let mut service =
+        S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).map_err(|e| format!("{root}: {e:?}"))?);
+    service.set_auth(SimpleAuth::from_single(
+        access_key.as_str(),
+        secret_key.as_str(),
+    ));
     let service = service.build();
     let listener = TcpListener::bind(address.as_str()).await?;
     loop {
