@@ -257,8 +257,10 @@ struct ServeArgs {
     users: Option<PathBuf>,
     /// Directory holding tables (Parquet), Wasm modules and the catalog
     /// (RocksDB); created if missing. In a cluster, every executor must
-    /// reach it at the same path (a shared directory). A local path: tables
-    /// in an object store are external tables (`--external-dir`).
+    /// reach it at the same path (a shared directory) for the tables;
+    /// modules can go to an object store instead (`--module-store`). A
+    /// local path: tables in an object store are external tables
+    /// (`--external-dir`). Back it up with `quiver backup`.
     #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data", value_parser = parse_data_dir)]
     data_dir: PathBuf,
     /// Run as the frontend of a cluster whose scheduler is at HOST:PORT
