@@ -315,7 +315,7 @@ struct ServeArgs {
     /// prefix (`s3://bucket/quiver/modules`). Default: `modules` in the data
     /// directory. A cluster whose machines share no file system names an
     /// object-store prefix every executor and the scheduler can reach.
-    #[arg(long, env = "QUIVER_MODULE_STORE", value_name = "DIR|URL")]
+    #[arg(long, env = "QUIVER_MODULE_STORE", value_name = "DIR|URL", value_parser = parse_location)]
     module_store: Option<String>,
     /// Memory limit of one Wasm function instance, in MiB: the default, and
     /// the most a function may ask for (`SET quiver.wasm.max_memory = '64MB'`).
