@@ -11,7 +11,8 @@
 //!
 //! The server must be stopped: it holds the catalog (RocksDB's lock), and a
 //! copy of the tables taken while statements change them would not match
-//! the catalog. Every file goes up as it is read, then `MANIFEST.json` —
+//! the catalog. The backup holds that lock in turn until its last file is
+//! copied, so a server started meanwhile fails to start instead. Every file goes up as it is read, then `MANIFEST.json` —
 //! every file's name, size and SHA-256 — last: a backup without one is
 //! incomplete and is never restored. A restore downloads into a directory
 //! beside the target, checks every file against the manifest, and only
@@ -79,9 +80,14 @@ pub async fn backup(data_dir: &Path, to: &str, stores: &ObjectStores) -> Result<
             "{to} already holds a backup: give each backup a location of its own"
         )));
     }
-    let checkpoint = data_dir.join(format!(".backup-{}", uuid::Uuid::new_v4().simple()));
+    let checkpoint = data_dir.join(format!(
+        "{CHECKPOINT_PREFIX}{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let copied = async {
-        checkpoint_catalog(data_dir, &checkpoint)?;
+        // Held until the last file is copied: no server starts on the data
+        // directory (and changes its tables) meanwhile.
+        let _catalog = checkpoint_catalog(data_dir, &checkpoint)?;
         let mut files = Vec::new();
         let mut copied = Copied { files: 0, bytes: 0 };
         let mut sources = vec![(CATALOG_DIR.to_string(), checkpoint.clone())];
@@ -122,9 +128,14 @@ pub async fn backup(data_dir: &Path, to: &str, stores: &ObjectStores) -> Result<
     copied
 }
 
+/// Names the catalog's checkpoints in the data directory while a backup runs.
+const CHECKPOINT_PREFIX: &str = ".backup-";
+
 /// A consistent copy of `data_dir`'s catalog in `into` (RocksDB hard-links
-/// its files there). Fails, saying so, while a server holds the catalog.
-fn checkpoint_catalog(data_dir: &Path, into: &Path) -> Result<()> {
+/// its files there), and the catalog, open: while it is, no server can
+/// start on the data directory. Fails, saying so, while a server holds the
+/// catalog. Checkpoints an interrupted backup left behind are removed.
+fn checkpoint_catalog(data_dir: &Path, into: &Path) -> Result<MetaStore> {
     let catalog = data_dir.join(CATALOG_DIR);
     if !catalog.join("CURRENT").is_file() {
         return Err(backup_error(format!(
@@ -139,7 +150,19 @@ fn checkpoint_catalog(data_dir: &Path, into: &Path) -> Result<()> {
         )),
         other => other,
     })?;
-    store.checkpoint(into)
+    let entries = std::fs::read_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(CHECKPOINT_PREFIX))
+        {
+            let stale = entry.path();
+            std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+        }
+    }
+    store.checkpoint(into)?;
+    Ok(store)
 }
 
 /// The regular files under `dir`, with their backup paths (`name/...`),
@@ -293,8 +316,20 @@ mod tests {
         let stores = ObjectStores::new();
         let to = root.path().join("backup");
         let to = to.to_str().expect("utf-8");
+        // What a killed backup left behind goes.
+        std::fs::create_dir_all(data.join(".backup-old/x")).expect("stale");
         let copied = backup(&data, to, &stores).await.expect("backup");
         assert!(copied.files >= 3, "{copied:?}");
+        let left: Vec<_> = std::fs::read_dir(&data)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(
+            !left
+                .iter()
+                .any(|n| n.to_string_lossy().starts_with(".backup-")),
+            "{left:?}"
+        );
         let again = backup(&data, to, &stores)
             .await
             .expect_err("one backup per location");
