@@ -184,11 +184,7 @@ fn read_transform(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Transfor
     Some((|| {
         let plan: TransformPlan = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode a transform call: {e}"))?;
-        let modules = plan
-            .modules
-            .as_deref()
-            .map(|dir| loader.module_dir(dir))
-            .transpose()?;
+        let modules = loader.module_dir(plan.modules.as_deref())?;
         Ok(TransformCall {
             function: loader.function(&plan.function, modules.as_ref())?,
             args: decode_values(&plan.args)?,
@@ -241,11 +237,7 @@ fn read_apply(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<(Apply, Opti
     Some((|| {
         let plan: ApplyPlan = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode a lateral call: {e}"))?;
-        let modules = plan
-            .modules
-            .as_deref()
-            .map(|dir| loader.module_dir(dir))
-            .transpose()?;
+        let modules = loader.module_dir(plan.modules.as_deref())?;
         let apply = Apply {
             function: loader.function(&plan.function, modules.as_ref())?,
             types: plan.types,
@@ -321,11 +313,7 @@ fn read_reference(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Res
     Some((|| {
         let reference: Reference = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode Wasm function {name}: {e}"))?;
-        let modules = reference
-            .modules
-            .as_deref()
-            .map(|dir| loader.module_dir(dir))
-            .transpose()?;
+        let modules = loader.module_dir(reference.modules.as_deref())?;
         let overloads = reference
             .functions
             .iter()
@@ -449,11 +437,7 @@ fn encode_udaf(node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<bool> {
 fn decode_folded(loader: &FunctionLoader, name: &str, payload: &[u8]) -> Result<Arc<AggregateUDF>> {
     let reference: FoldedReference = serde_json::from_slice(payload)
         .map_err(|e| exec_datafusion_err!("cannot decode aggregate {name}: {e}"))?;
-    let modules = reference
-        .modules
-        .as_deref()
-        .map(|dir| loader.module_dir(dir))
-        .transpose()?;
+    let modules = loader.module_dir(reference.modules.as_deref())?;
     let load = |def: &FunctionDef| loader.function(def, modules.as_ref());
     let mut overloads = Vec::new();
     let mut shells = Vec::new();
@@ -584,11 +568,7 @@ fn read_table_call(loader: &FunctionLoader, buf: &[u8]) -> Option<Result<Call>> 
     Some((|| {
         let call: TableCall = serde_json::from_slice(payload)
             .map_err(|e| exec_datafusion_err!("cannot decode a table function call: {e}"))?;
-        let modules = call
-            .modules
-            .as_deref()
-            .map(|dir| loader.module_dir(dir))
-            .transpose()?;
+        let modules = loader.module_dir(call.modules.as_deref())?;
         let function = loader.function(&call.function, modules.as_ref())?;
         let args = decode_values(&call.args)?;
         Ok(Call {

@@ -73,9 +73,11 @@ impl FunctionLoader {
         }
     }
 
-    /// The module directory at `location` (a URL a plan names).
-    pub fn module_dir(&self, location: &str) -> Result<ModuleDir> {
-        ModuleDir::open(location, &self.stores)
+    /// The module directory at `location` (a URL a plan names), if any.
+    pub fn module_dir(&self, location: Option<&str>) -> Result<Option<ModuleDir>> {
+        location
+            .map(|location| ModuleDir::open(location, &self.stores))
+            .transpose()
     }
 
     pub fn runtime(&self) -> &Arc<WasmRuntime> {

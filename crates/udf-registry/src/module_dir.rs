@@ -65,7 +65,21 @@ impl ModuleDir {
         if self.contains(&module.sha256)? {
             return Ok(());
         }
-        self.write_file(&Self::module_file(&module.sha256), module.bytes.to_vec())
+        self.write_module(module)
+    }
+
+    /// Writes `module`, replacing any file of its hash.
+    pub(crate) fn write_module(&self, module: &ModuleBytes) -> Result<()> {
+        self.write_file(&Self::module_file(&module.sha256), module.bytes.clone())
+    }
+
+    /// The size of every module here, by hash (one listing).
+    pub(crate) fn module_sizes(&self) -> Result<std::collections::HashMap<String, u64>> {
+        Ok(self
+            .files(|name| name.ends_with(".wasm"))?
+            .into_iter()
+            .filter_map(|entry| Some((entry.name.strip_suffix(".wasm")?.to_string(), entry.size)))
+            .collect())
     }
 
     /// Writes the file `name`. It appears whole: a reader never sees half

@@ -109,7 +109,7 @@ impl FunctionRegistry {
         modules: Option<&str>,
     ) -> Result<Self> {
         let loader = FunctionLoader::new(runtime, Some(store.clone()), stores);
-        let modules = modules.map(|dir| loader.module_dir(dir)).transpose()?;
+        let modules = loader.module_dir(modules)?;
         let registry = Self {
             loader: Arc::new(loader),
             usage: FunctionUsage::new(store.clone()),
@@ -148,12 +148,19 @@ impl FunctionRegistry {
             return Ok(());
         };
         let mut keep = HashSet::new();
+        let mut published = 0;
+        let sizes = modules.module_sizes()?;
         for (sha, bytes) in self.store.scan(MODULES_CF)? {
-            modules.publish(&ModuleBytes::new(bytes))?;
+            // Written again unless it is there whole: a file a crash of the
+            // machine left short would otherwise stay so.
+            if sizes.get(&sha) != Some(&(bytes.len() as u64)) {
+                modules.write_module(&ModuleBytes::new(bytes))?;
+                published += 1;
+            }
             keep.insert(sha);
         }
         let removed = modules.retain(&keep)?;
-        tracing::info!(modules = keep.len(), removed, dir = %modules.location(), "Wasm modules published");
+        tracing::info!(modules = keep.len(), published, removed, dir = %modules.location(), "Wasm modules published");
         Ok(())
     }
 
@@ -730,6 +737,36 @@ mod tests {
         let store = Arc::new(MetaStore::open(&dir.join("catalog")).expect("store"));
         let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
         FunctionRegistry::open(store, runtime, Arc::default(), None, None).expect("registry")
+    }
+
+    /// At start every stored module is published whole: one a crash left
+    /// short is written again, one no function uses is removed.
+    #[test]
+    fn start_up_publishes_modules_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let modules = dir.path().join("modules");
+        let open_published = || {
+            let store = Arc::new(MetaStore::open(&dir.path().join("catalog")).expect("store"));
+            let runtime = Arc::new(WasmRuntime::new(RuntimeConfig::default()).expect("runtime"));
+            FunctionRegistry::open(
+                store,
+                runtime,
+                Arc::default(),
+                None,
+                Some(modules.to_str().expect("utf-8")),
+            )
+            .expect("registry")
+        };
+        let def = open_published()
+            .create(create("add1", ADD1, false))
+            .expect("create");
+        let file = modules.join(format!("{}.wasm", def.module_sha256));
+        let whole = std::fs::read(&file).expect("published");
+        std::fs::write(&file, &whole[..whole.len() / 2]).expect("torn");
+        std::fs::write(modules.join(format!("{}.wasm", "0".repeat(64))), b"x").expect("unused");
+        drop(open_published());
+        assert_eq!(std::fs::read(&file).expect("republished"), whole);
+        assert_eq!(std::fs::read_dir(&modules).expect("list").count(), 1);
     }
 
     #[test]
