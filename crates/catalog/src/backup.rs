@@ -96,11 +96,13 @@ pub async fn backup(data_dir: &Path, to: &str, stores: &ObjectStores) -> Result<
         }
         for (name, dir) in sources {
             for (path, file) in files_under(&name, &dir)? {
-                let sha256 = sha256_of(&file)?;
+                // Hashed as it is read for the upload: each file is read once.
+                let mut hasher = Sha256::new();
                 let size = target
-                    .upload(&path, &file)
+                    .upload(&path, &file, |chunk| hasher.update(chunk))
                     .await
                     .map_err(|e| backup_error(format!("cannot copy {}: {e}", file.display())))?;
+                let sha256 = hex::encode(hasher.finalize());
                 copied.files += 1;
                 copied.bytes += size;
                 files.push(BackedUpFile { path, size, sha256 });
@@ -197,13 +199,6 @@ fn files_under(name: &str, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-fn sha256_of(file: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut reader = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
-    std::io::copy(&mut reader, &mut hasher).map_err(|e| Error::io(file, e))?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
 /// Restores the backup at `from` (a URL or an absolute path) as the data
 /// directory `data_dir`, which must not exist or be empty.
 pub async fn restore(from: &str, data_dir: &Path, stores: &ObjectStores) -> Result<Copied> {
@@ -245,10 +240,14 @@ pub async fn restore(from: &str, data_dir: &Path, stores: &ObjectStores) -> Resu
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
-            let size = source.download(&file.path, &to).await.map_err(|e| {
-                backup_error(format!("cannot read {} of the backup: {e}", file.path))
-            })?;
-            if size != file.size || sha256_of(&to)? != file.sha256 {
+            let mut hasher = Sha256::new();
+            let size = source
+                .download(&file.path, &to, |chunk| hasher.update(chunk))
+                .await
+                .map_err(|e| {
+                    backup_error(format!("cannot read {} of the backup: {e}", file.path))
+                })?;
+            if size != file.size || hex::encode(hasher.finalize()) != file.sha256 {
                 return Err(backup_error(format!(
                     "{} of the backup is damaged: it does not match the manifest",
                     file.path

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use url::Url;
 
@@ -192,25 +192,47 @@ impl Directory {
     }
 
     /// Copies the local file `from` to the object `name` as a stream (in
-    /// parts, for a large file), returning its size. The object appears
-    /// only once the whole file is there.
-    pub async fn upload(&self, name: &str, from: &std::path::Path) -> std::io::Result<u64> {
+    /// parts, for a large file), showing every chunk to `seen` on the way;
+    /// returns its size. The object appears only once the whole file is
+    /// there.
+    pub async fn upload(
+        &self,
+        name: &str,
+        from: &std::path::Path,
+        mut seen: impl FnMut(&[u8]),
+    ) -> std::io::Result<u64> {
         let mut file = tokio::fs::File::open(from).await?;
         let mut writer = BufWriter::new(self.store.clone(), self.object(name));
-        let copied = match tokio::io::copy(&mut file, &mut writer).await {
-            Ok(copied) => copied,
-            Err(e) => {
-                let _ = writer.abort().await;
-                return Err(e);
+        let mut chunk = vec![0; 1 << 20];
+        let mut size = 0;
+        let copied: std::io::Result<()> = async {
+            loop {
+                let n = file.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                seen(&chunk[..n]);
+                writer.write_all(&chunk[..n]).await?;
+                size += n as u64;
             }
-        };
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
         writer.shutdown().await?;
-        Ok(copied)
+        Ok(size)
     }
 
-    /// Copies the object `name` to the local file `to` as a stream,
-    /// returning its size.
-    pub async fn download(&self, name: &str, to: &std::path::Path) -> object_store::Result<u64> {
+    /// Copies the object `name` to the local file `to` as a stream, showing
+    /// every chunk to `seen` on the way; returns its size.
+    pub async fn download(
+        &self,
+        name: &str,
+        to: &std::path::Path,
+        mut seen: impl FnMut(&[u8]),
+    ) -> object_store::Result<u64> {
         let found = self.store.get(&self.object(name)).await?;
         let mut stream = found.into_stream();
         let io = |source: std::io::Error| object_store::Error::Generic {
@@ -221,6 +243,7 @@ impl Directory {
         let mut size = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
+            seen(&chunk);
             file.write_all(&chunk).await.map_err(io)?;
             size += chunk.len() as u64;
         }
