@@ -1,5 +1,7 @@
 """TPC-H from an object store: the same Parquet files read as external tables
-from the local file system and through the S3 API.
+from the local file system and through the S3 API; then loaded into managed
+tables (`CREATE TABLE ... AS`) of a local data directory and of one in the
+S3 server (`--data-dir s3://...`), and queried there.
 
 The S3 server is s3s-fs (crates.io), a Rust implementation of the S3 REST
 API that keeps objects as files on disk, behind bench/s3-server's listener
@@ -18,7 +20,8 @@ the first figures 37-190x slower than local files.
 
 Quiver runs embedded (`quiver serve`), one server per run; each of the 22
 queries (bench/tpch/qNN.sql) runs once to warm up, then the best of 3 counts.
-The answers of the two runs must be the same.
+The answers of all runs must be the same. The managed runs also report how
+long loading the eight tables took (once, not best of 3).
 
 Usage: python bench/object_store.py QUIVER_BINARY S3_SERVER_BINARY PARQUET_DIR
 """
@@ -50,31 +53,45 @@ def wait_for(port, deadline=60):
             time.sleep(0.1)
 
 
-def run(binary, location, allowed, env):
-    """Times the queries on a server whose tables are at `location`."""
+def run(binary, location, allowed, env, data_url=None):
+    """Times the queries on a server whose tables are at `location`, as
+    external tables; with `data_url`, loaded first into managed tables of a
+    data directory there (a local one if it is "local"). Returns the
+    queries' times and answers, and the load's seconds."""
     data = tempfile.mkdtemp(prefix="quiver-objstore-")
     port = free_port()
+    dirs = ["--data-dir", data]
+    if data_url not in (None, "local"):
+        dirs = ["--data-dir", data_url, "--catalog-dir", data]
     server = subprocess.Popen(
-        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
-         "--external-dir", allowed],
+        [binary, "serve", "--listen", f"127.0.0.1:{port}", *dirs, "--external-dir", allowed],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     try:
         con = connect(port, "postgres")
+        source = "source_" if data_url else ""
         for table in TABLES:
             con.execute(
-                f"CREATE EXTERNAL TABLE {table} STORED AS PARQUET "
+                f"CREATE EXTERNAL TABLE {source}{table} STORED AS PARQUET "
                 f"LOCATION '{location}/{table}.parquet'"
             )
+        load = None
+        if data_url:
+            started = time.time()
+            for table in TABLES:
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM source_{table}")
+            load = time.time() - started
+            print(f"  loaded in {load:.1f} s", file=sys.stderr, flush=True)
         results = {}
         for query in QUERIES:
             sql = query.read_text()
             results[query.stem] = timed(lambda: con.execute(sql).fetchall())
             print(f"  {query.stem}: {results[query.stem][0]:8.1f} ms", file=sys.stderr, flush=True)
-        return results
+        return results, load
     finally:
         server.terminate()
         server.wait()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def upload(port, bucket, parquet):
@@ -104,15 +121,29 @@ def main():
         upload(port, bucket, parquet)
         env = dict(os.environ, AWS_ENDPOINT=f"http://127.0.0.1:{port}", AWS_ALLOW_HTTP="true",
                    AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=KEY, AWS_REGION="us-east-1")
-        print("local files:", file=sys.stderr)
-        local = run(binary, str(parquet), str(parquet), env)
-        print("s3s-fs over loopback:", file=sys.stderr)
-        remote = run(binary, f"s3://{bucket}", f"s3://{bucket}", env)
+        print("external tables, local files:", file=sys.stderr)
+        local, _ = run(binary, str(parquet), str(parquet), env)
+        print("external tables, s3s-fs over loopback:", file=sys.stderr)
+        remote, _ = run(binary, f"s3://{bucket}", f"s3://{bucket}", env)
+        print("managed tables, local data directory:", file=sys.stderr)
+        managed_local, load_local = run(binary, str(parquet), str(parquet), env, "local")
+        print("managed tables, data directory in s3s-fs:", file=sys.stderr)
+        managed_remote, load_remote = run(
+            binary, str(parquet), str(parquet), env, f"s3://{bucket}/quiver-data")
     finally:
         s3.terminate()
         s3.wait()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\nTPC-H SF1 from Parquet external tables, best of 3 (ms)")
+    report("Parquet external tables", local, remote)
+    report("managed tables (--data-dir)", managed_local, managed_remote)
+    print(f"loading the managed tables (CREATE TABLE AS): local {load_local:.1f} s, "
+          f"S3 API {load_remote:.1f} s")
+    for name in local:
+        assert same(local[name][1], managed_remote[name][1]), f"{name}: the answers differ"
+
+
+def report(title, local, remote):
+    print(f"\nTPC-H SF1 from {title}, best of 3 (ms)")
     print(f"{'query':6} {'local':>9} {'S3 API':>9} {'ratio':>6}")
     for name in local:
         (l_ms, l_rows), (r_ms, r_rows) = local[name], remote[name]

@@ -171,16 +171,33 @@ impl From<ExecutorArgs> for ExecutorOptions {
 /// A local data directory; an object-store URL is refused rather than
 /// taken for a relative path (`s3:/bucket/...` in the working directory).
 fn parse_data_dir(text: &str) -> Result<PathBuf, String> {
-    if let Some((scheme, _)) = text.split_once("://")
-        && scheme != "file"
-    {
-        return Err(format!(
-            "{scheme}:// data directories are not supported yet: give a local directory \
-             (shared by every executor of a cluster), and keep tables in the object store as \
-             external tables (--external-dir {text})"
-        ));
+    match parse_data_location(text)? {
+        DataLocation::Local(path) => Ok(path),
+        DataLocation::Store(_) => Err(format!(
+            "{text}: give the local data directory (with an object-store --data-dir, its \
+             --catalog-dir); a data directory in an object store is not backed up by this \
+             command"
+        )),
     }
-    Ok(PathBuf::from(text.strip_prefix("file://").unwrap_or(text)))
+}
+
+/// Where `quiver serve` keeps its data (see `--data-dir`).
+#[derive(Debug, Clone)]
+enum DataLocation {
+    Local(PathBuf),
+    /// An object-store URL.
+    Store(String),
+}
+
+fn parse_data_location(text: &str) -> Result<DataLocation, String> {
+    match text.split_once("://") {
+        Some(("file", path)) => Ok(DataLocation::Local(PathBuf::from(path))),
+        Some(_) => {
+            quiver_storage::location_url(text).map_err(|e| e.to_string())?;
+            Ok(DataLocation::Store(text.trim_end_matches('/').to_string()))
+        }
+        None => Ok(DataLocation::Local(PathBuf::from(text))),
+    }
 }
 
 /// An object-store URL, or a directory (made absolute).
@@ -255,14 +272,23 @@ struct ServeArgs {
     /// 600): the server refuses to start otherwise.
     #[arg(long, env = "QUIVER_USERS")]
     users: Option<PathBuf>,
-    /// Directory holding tables (Parquet), Wasm modules and the catalog
-    /// (RocksDB); created if missing. In a cluster, every executor must
-    /// reach it at the same path (a shared directory) for the tables;
-    /// modules can go to an object store instead (`--module-store`). A
-    /// local path: tables in an object store are external tables
-    /// (`--external-dir`). Back it up with `quiver backup`.
-    #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data", value_parser = parse_data_dir)]
-    data_dir: PathBuf,
+    /// Where Quiver keeps its data. A local directory (created if missing)
+    /// holds it all: tables (Parquet), temporary tables, Wasm modules and
+    /// the catalog (RocksDB); in a cluster every executor must reach it at
+    /// the same path (a shared directory). An object-store URL
+    /// (`s3://bucket/quiver`, `gs://`, `az://`; credentials from the
+    /// environment, see docs/storage.md) holds the tables, temporary tables
+    /// and modules, which every executor reaches with no shared directory;
+    /// the catalog then stays in the local --catalog-dir. Back a local data
+    /// directory up with `quiver backup`.
+    #[arg(long, env = "QUIVER_DATA_DIR", value_name = "DIR|URL", default_value = "./quiver-data", value_parser = parse_data_location)]
+    data_dir: DataLocation,
+    /// The local directory of the catalog (RocksDB), the compiled-Wasm cache
+    /// and the embedded executor's scratch files when --data-dir is an
+    /// object-store URL (required then). With a local --data-dir, they are
+    /// in it.
+    #[arg(long, env = "QUIVER_CATALOG_DIR")]
+    catalog_dir: Option<PathBuf>,
     /// Run as the frontend of a cluster whose scheduler is at HOST:PORT
     /// (started with `quiver scheduler`), instead of running an embedded
     /// scheduler and executor.
@@ -352,8 +378,26 @@ struct ServeArgs {
 /// executors that register later.
 const CLUSTER_PARTITIONS: usize = 16;
 
-impl From<ServeArgs> for ServerConfig {
-    fn from(args: ServeArgs) -> Self {
+impl TryFrom<ServeArgs> for ServerConfig {
+    type Error = String;
+
+    fn try_from(args: ServeArgs) -> Result<Self, String> {
+        let (data_dir, table_store) = match (args.data_dir, args.catalog_dir) {
+            (DataLocation::Local(dir), None) => (dir, None),
+            (DataLocation::Local(dir), Some(_)) => {
+                return Err(format!(
+                    "--catalog-dir is for an object-store --data-dir; the catalog of {} is in it",
+                    dir.display()
+                ));
+            }
+            (DataLocation::Store(url), Some(dir)) => (dir, Some(url)),
+            (DataLocation::Store(url), None) => {
+                return Err(format!(
+                    "--data-dir {url} keeps the tables in an object store: give --catalog-dir, \
+                     a local directory for the catalog"
+                ));
+            }
+        };
         let executor_slots = args.executor_slots.unwrap_or_else(cpus).max(1);
         let partitions = args.partitions.map_or_else(
             || match args.scheduler {
@@ -362,7 +406,7 @@ impl From<ServeArgs> for ServerConfig {
             },
             usize::from,
         );
-        ServerConfig {
+        Ok(ServerConfig {
             listen: args.listen,
             trust_remote_clients: args.trust_remote_clients,
             auth: match args.auth {
@@ -370,7 +414,8 @@ impl From<ServeArgs> for ServerConfig {
                 Auth::ScramSha256 => AuthMethod::ScramSha256,
             },
             users: args.users,
-            data_dir: args.data_dir,
+            data_dir,
+            table_store,
             scheduler: args.scheduler,
             no_executors_grace: Duration::from_secs(args.no_executors_grace),
             executor_slots,
@@ -388,7 +433,7 @@ impl From<ServeArgs> for ServerConfig {
                 .tls_cert
                 .zip(args.tls_key)
                 .map(|(cert, key)| TlsFiles { cert, key }),
-        }
+        })
     }
 }
 
@@ -420,7 +465,10 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args.into()).await.map_err(|e| e.to_string()),
+            Command::Serve(args) => match ServerConfig::try_from(args) {
+                Ok(config) => serve(config).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
             Command::Scheduler(args) => {
                 quiver_scheduler::run(args.listen, &(&args.loss).into(), shutdown_signal())
                     .await

@@ -1,11 +1,14 @@
-//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol twice
-//! (the files under `sql/languages/` twice for each guest language):
-//! against a real embedded `quiver serve` process as users start it
-//! (`embedded/...`: the files' small tables are read on the frontend), and
+//! Runs every `sql/**/*.slt` file over the PostgreSQL wire protocol three
+//! times (the files under `sql/languages/` three times for each guest
+//! language): against a real embedded `quiver serve` process as users start
+//! it (`embedded/...`: the files' small tables are read on the frontend);
 //! against a cluster of separate processes — a scheduler, two executors and
 //! a frontend that sends every statement over stored tables to Ballista
-//! (`cluster/...`). Each run gets fresh processes and a fresh data
-//! directory. Each file and mode is one test (`cargo nextest run --test slt -- FILTER`);
+//! (`cluster/...`); and against such a cluster whose data directory is in
+//! an S3 server (`object-store/...`: `--data-dir s3://…`, the catalog in a
+//! local `--catalog-dir`; tables, temporary tables, staged writes and
+//! modules reach the executors only through the object store). Each run
+//! gets fresh processes and a fresh data directory. Each file and mode is one test (`cargo nextest run --test slt -- FILTER`);
 //! with `QUIVER_SLT_COMPLETE=1` the selected files' expected output is
 //! rewritten from what the server returns (review the diff before committing).
 
@@ -156,7 +159,12 @@ enum Mode {
     Embedded,
     /// `quiver scheduler`, two `quiver executor`s, `quiver serve --scheduler`.
     Cluster,
+    /// [`Mode::Cluster`], with `--data-dir` in the test's S3 server.
+    ObjectStore,
 }
+
+/// The bucket the object-store runs keep their data directories in.
+const BUCKET: &str = "quiver-slt";
 
 enum Deployment {
     Embedded(QuiverServer),
@@ -183,6 +191,21 @@ async fn run_file(
     let deployment = match mode {
         Mode::Embedded => Deployment::Embedded(QuiverServer::start(data.path())),
         Mode::Cluster => Deployment::Cluster(Cluster::start(data.path(), 2, Loss::Patient)),
+        Mode::ObjectStore => {
+            static BUCKET_MADE: std::sync::Once = std::sync::Once::new();
+            BUCKET_MADE.call_once(|| support::s3::s3().create_bucket(BUCKET));
+            // The temporary directory's name is unique; the bucket is the
+            // test process's.
+            let name = data
+                .path()
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
+            let url = format!("s3://{BUCKET}/{}", name.trim_start_matches('.'));
+            let catalog = data.path().display().to_string();
+            let flags = ["--data-dir", &url, "--catalog-dir", &catalog];
+            Deployment::Cluster(Cluster::start_with(data.path(), 2, Loss::Patient, &flags))
+        }
     };
     let conninfo = match &deployment {
         Deployment::Embedded(server) => server.conninfo(),
@@ -232,45 +255,49 @@ fn main() {
     let mut files = Vec::new();
     slt_files(&root, &mut files);
     assert!(!files.is_empty(), "no .slt files under {}", root.display());
-    let trials = [(Mode::Embedded, "embedded"), (Mode::Cluster, "cluster")]
-        .into_iter()
-        // Completing expectations once (embedded) is enough.
-        .filter(|(mode, _)| !complete || *mode == Mode::Embedded)
-        .flat_map(|(mode, prefix)| {
-            let root = &root;
-            files.iter().flat_map(move |file| {
-                let relative = file.strip_prefix(root).unwrap_or(file);
-                let runs: Vec<(String, Option<&str>)> = match relative.strip_prefix("languages") {
-                    Ok(rest) => LANGUAGES
-                        .iter()
-                        .filter_map(|(language, module)| {
-                            // languages/<language>/...: that language's only.
-                            let rest = match rest.strip_prefix(language) {
-                                Ok(own) => own,
-                                Err(_) if LANGUAGES.iter().any(|(l, _)| rest.starts_with(l)) => {
-                                    return None;
-                                }
-                                Err(_) => rest,
-                            };
-                            Some((
-                                format!("{prefix}/languages/{language}/{}", rest.display()),
-                                Some(*module),
-                            ))
-                        })
-                        .collect(),
-                    Err(_) => vec![(format!("{prefix}/{}", relative.display()), None)],
-                };
-                runs.into_iter().map(move |(name, module)| {
-                    let file = file.clone();
-                    libtest_mimic::Trial::test(name, move || {
-                        let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-                        runtime
-                            .block_on(run_file(&file, mode, complete, module))
-                            .map_err(Into::into)
+    let trials = [
+        (Mode::Embedded, "embedded"),
+        (Mode::Cluster, "cluster"),
+        (Mode::ObjectStore, "object-store"),
+    ]
+    .into_iter()
+    // Completing expectations once (embedded) is enough.
+    .filter(|(mode, _)| !complete || *mode == Mode::Embedded)
+    .flat_map(|(mode, prefix)| {
+        let root = &root;
+        files.iter().flat_map(move |file| {
+            let relative = file.strip_prefix(root).unwrap_or(file);
+            let runs: Vec<(String, Option<&str>)> = match relative.strip_prefix("languages") {
+                Ok(rest) => LANGUAGES
+                    .iter()
+                    .filter_map(|(language, module)| {
+                        // languages/<language>/...: that language's only.
+                        let rest = match rest.strip_prefix(language) {
+                            Ok(own) => own,
+                            Err(_) if LANGUAGES.iter().any(|(l, _)| rest.starts_with(l)) => {
+                                return None;
+                            }
+                            Err(_) => rest,
+                        };
+                        Some((
+                            format!("{prefix}/languages/{language}/{}", rest.display()),
+                            Some(*module),
+                        ))
                     })
+                    .collect(),
+                Err(_) => vec![(format!("{prefix}/{}", relative.display()), None)],
+            };
+            runs.into_iter().map(move |(name, module)| {
+                let file = file.clone();
+                libtest_mimic::Trial::test(name, move || {
+                    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                    runtime
+                        .block_on(run_file(&file, mode, complete, module))
+                        .map_err(Into::into)
                 })
             })
         })
-        .collect();
+    })
+    .collect();
     libtest_mimic::run(&arguments, trials).exit();
 }

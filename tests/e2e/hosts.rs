@@ -1,9 +1,11 @@
 //! A cluster spread over machines: the scheduler, two executors, the
 //! frontend and an S3-compatible server (moto's) each in a network namespace
 //! of its own, joined by veth links to one switch — every address is a
-//! host's own, nothing listens on a shared loopback. Wasm modules reach the
-//! executors through the bucket (`--module-store`). One executor's cable is
-//! pulled while a query runs, and the answer is still exact.
+//! host's own, nothing listens on a shared loopback. The data directory is
+//! in the bucket (`--data-dir s3://…`, the catalog in the frontend's
+//! `--catalog-dir`): managed tables and Wasm modules reach the executors
+//! only through it. One executor's cable is pulled while a query runs, and
+//! the answer is still exact.
 //!
 //! Made and removed by the test itself (`ip netns`, which needs
 //! CAP_NET_ADMIN); skipped, saying why, where the machine forbids it.
@@ -28,19 +30,18 @@ async fn a_cluster_over_hosts_reads_s3_and_survives_a_cut_link() {
     let s3_host = network.host("s3");
     let s3 = S3::start_on(Some(&s3_host));
     s3.create_bucket(BUCKET);
-    let modules = format!("s3://{BUCKET}/hosts-modules");
+    let data = format!("s3://{BUCKET}/hosts-data");
     let mut cluster = HostedCluster::start(
         &mut network,
         2,
         10,
         &s3.environment(),
+        &data,
         &[
             "--external-dir",
             &allowed("hosts"),
             "--wasm-time-limit-ms",
             "60000",
-            "--module-store",
-            &modules,
         ],
     );
     let client = cluster.frontend.connect().await;
@@ -63,11 +64,16 @@ async fn a_cluster_over_hosts_reads_s3_and_survives_a_cut_link() {
         Some((1..=n).map(|x| x + 1).sum::<i64>().to_string()),
     ]];
     assert_eq!(rows(&client, sql).await, expected);
+    let keys = s3.keys(BUCKET, "hosts-data/");
     assert!(
-        s3.keys(BUCKET, "hosts-modules/")
-            .iter()
-            .any(|key| key.ends_with(".wasm")),
-        "the module is in the bucket"
+        keys.iter()
+            .any(|key| key.starts_with("hosts-data/modules/") && key.ends_with(".wasm")),
+        "the module is in the bucket: {keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|key| key.starts_with("hosts-data/tables/") && key.ends_with(".parquet")),
+        "the table's files are in the bucket: {keys:?}"
     );
     let started = Instant::now();
     assert_eq!(rows(&client, sql).await, expected);

@@ -241,19 +241,125 @@ async fn wasm_modules_reach_executors_through_the_bucket() {
     cluster.stop();
 }
 
-/// The data directory is local for now: an object-store URL is refused at
-/// start, not taken for a relative path.
+/// With `--data-dir s3://…`, managed tables live in the bucket: written a
+/// row at a time they are compacted there, rewritten by `UPDATE` and
+/// `DELETE`, staged by transaction blocks, and kept across a restart;
+/// temporary tables are there while their session lasts. The catalog
+/// directory holds the catalog only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_directory_in_a_bucket_keeps_its_tables_across_a_restart() {
+    s3().create_bucket(BUCKET);
+    let catalog = tempfile::tempdir().expect("tempdir");
+    let data = format!("s3://{BUCKET}/embedded-data");
+    let catalog_dir = catalog.path().display().to_string();
+    let flags = ["--data-dir", &data, "--catalog-dir", &catalog_dir];
+    let server = QuiverServer::start_with(catalog.path(), &flags);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (k bigint PRIMARY KEY, v text)")
+        .await
+        .expect("table");
+    // Sixteen files of one row: two merges' worth (FANOUT is 8).
+    for k in 0..16 {
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES ({k}, 'v{k}')"))
+            .await
+            .expect("insert");
+    }
+    // Merged in the background, in the bucket.
+    let table_files = || {
+        s3().keys(BUCKET, "embedded-data/tables/")
+            .into_iter()
+            .filter(|key| key.ends_with(".parquet"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while table_files() >= 16 {
+        assert!(std::time::Instant::now() < deadline, "no merge");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    client
+        .batch_execute(
+            "UPDATE t SET v = 'even' WHERE k % 2 = 0;
+             DELETE FROM t WHERE k = 1;
+             BEGIN; INSERT INTO t VALUES (100, 'block'); UPDATE t SET v = 'zero' WHERE k = 0; COMMIT;
+             BEGIN; INSERT INTO t VALUES (200, 'rolled back'); ROLLBACK;
+             CREATE TEMP TABLE scratch AS SELECT * FROM t WHERE k < 4",
+        )
+        .await
+        .expect("changes");
+    let duplicate = client
+        .batch_execute("INSERT INTO t VALUES (3, 'again')")
+        .await
+        .expect_err("a repeated key");
+    assert_eq!(
+        duplicate.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
+    let table = "SELECT k, v FROM t ORDER BY k";
+    let expected: Vec<Vec<Option<String>>> = (0..16)
+        .filter(|k| *k != 1)
+        .map(|k| match k {
+            0 => (k, "zero".to_string()),
+            k if k % 2 == 0 => (k, "even".to_string()),
+            k => (k, format!("v{k}")),
+        })
+        .chain([(100, "block".to_string())])
+        .map(|(k, v)| vec![Some(k.to_string()), Some(v)])
+        .collect();
+    assert_eq!(rows(&client, table).await, expected);
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM scratch").await,
+        [[Some("3".to_string())]]
+    );
+    let keys = s3().keys(BUCKET, "embedded-data/");
+    assert!(
+        keys.iter()
+            .any(|key| key.starts_with("embedded-data/temp/") && key.ends_with(".parquet")),
+        "the temporary table is in the bucket: {keys:?}"
+    );
+    assert!(
+        !catalog.path().join("tables").exists() && !catalog.path().join("temp").exists(),
+        "no table file is local"
+    );
+    drop(client);
+    server.stop();
+
+    let server = QuiverServer::start_with(catalog.path(), &flags);
+    let client = server.connect().await;
+    assert_eq!(rows(&client, table).await, expected);
+    let keys = s3().keys(BUCKET, "embedded-data/");
+    let tables: Vec<_> = keys
+        .iter()
+        .filter(|key| key.starts_with("embedded-data/tables/"))
+        .collect();
+    assert!(
+        tables.iter().all(|key| key.ends_with(".parquet")),
+        "no partial file or switch record is left: {tables:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|key| key.starts_with("embedded-data/temp/")),
+        "the ended session's temporary files are gone: {keys:?}"
+    );
+    client.batch_execute("DROP TABLE t").await.expect("drop");
+    assert_eq!(
+        s3().keys(BUCKET, "embedded-data/tables/"),
+        Vec::<String>::new(),
+        "a dropped table's files are removed"
+    );
+    server.stop();
+}
+
+/// An object-store data directory needs a local directory for the catalog.
 #[test]
-fn an_object_store_data_directory_is_refused_with_a_reason() {
+fn an_object_store_data_directory_needs_a_catalog_directory() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["serve", "--data-dir", "s3://quiver-lake/data"])
         .output()
         .expect("quiver runs");
-    assert_eq!(output.status.code(), Some(2));
+    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("s3:// data directories are not supported yet")
-            && stderr.contains("--external-dir"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("give --catalog-dir"), "{stderr}");
 }

@@ -129,9 +129,12 @@ impl QuiverServer {
     /// `quiver serve` listening on `listen`.
     fn command_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Command {
         let mut command = quiver(&["serve", "--listen", listen]);
+        // Unless the extra flags give another data directory (an object
+        // store's URL, with `--catalog-dir`).
+        if !extra.contains(&"--data-dir") {
+            command.arg("--data-dir").arg(data_dir);
+        }
         command
-            .arg("--data-dir")
-            .arg(data_dir)
             .arg("--function-dir")
             .arg(guest_dir())
             .arg("--external-dir")

@@ -192,13 +192,16 @@ const SCHEDULER_PORT: u16 = 50050;
 
 impl HostedCluster {
     /// Starts the cluster on new hosts of `network`, every process with the
-    /// variables `env`, the frontend with `frontend_flags` more; an executor
-    /// is declared lost after `loss_seconds` without a heartbeat.
+    /// variables `env`, the frontend with its data directory at the
+    /// object-store URL `data` (its catalog in a local directory of its
+    /// own) and `frontend_flags` more; an executor is declared lost after
+    /// `loss_seconds` without a heartbeat.
     pub fn start(
         network: &mut Network,
         executors: usize,
         loss_seconds: u32,
         env: &[(&str, String)],
+        data: &str,
         frontend_flags: &[&str],
     ) -> Self {
         let work = tempfile::tempdir().expect("tempdir");
@@ -252,7 +255,8 @@ impl HostedCluster {
         }
         let frontend_host = network.host("front");
         let listen = format!("{}:5433", frontend_host.ip);
-        let data_dir = work.path().join("data");
+        let data_dir = work.path().join("catalog");
+        let catalog_dir = data_dir.display().to_string();
         // Only the hosts on this test's switch can reach it.
         let mut flags = vec![
             "--scheduler",
@@ -260,6 +264,10 @@ impl HostedCluster {
             "--local-read-limit-kb",
             "0",
             "--trust-remote-clients",
+            "--data-dir",
+            data,
+            "--catalog-dir",
+            &catalog_dir,
         ];
         flags.extend_from_slice(frontend_flags);
         let mut command =

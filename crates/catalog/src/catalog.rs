@@ -12,15 +12,16 @@ use datafusion::config::TableParquetOptions;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
+use url::Url;
 
 use crate::changes::DdlLock;
 use crate::compaction::{Lease, TableFiles};
+use crate::files::Dir;
 use crate::sequences::SequenceTable;
 use crate::staging::Staging;
 use crate::store::{ACLS_CF, COMMENTS_CF, Change, MetaStore, SCHEMAS_CF, TABLES_CF};
 use crate::table::{
-    ListedView, columns_of, external_table, listing_urls, managed_table, managed_url,
-    replay_external,
+    ListedView, columns_of, external_table, listing_urls, managed_table, replay_external,
 };
 use crate::temp::TempTables;
 use crate::{
@@ -35,8 +36,8 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// relations in them.
 pub struct Catalog {
     store: Arc<MetaStore>,
-    tables_dir: PathBuf,
-    temp_dir: PathBuf,
+    tables_dir: Dir,
+    temp_dir: Dir,
     tables: RwLock<BTreeMap<QualifiedName, Loaded>>,
     /// The schemas `CREATE SCHEMA` made (`public` is always there).
     schemas: RwLock<BTreeMap<String, SchemaEntry>>,
@@ -94,27 +95,28 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-/// The directory of `data_dir` the managed tables' directories are in.
+/// The directory of the data directory the managed tables' directories are in.
+const TABLES: &str = "tables";
+
+/// The directory of the local data directory `data_dir` the managed
+/// tables' directories are in.
 pub(crate) fn tables_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("tables")
+    data_dir.join(TABLES)
 }
 
 impl Catalog {
-    /// Opens the catalog of `data_dir`, whose metadata is in `store`: rebuilds
-    /// every stored table with `state` (external tables are replayed through
-    /// its table factories), and removes table directories no entry points at
-    /// and temporary tables sessions of an earlier run left behind.
-    pub async fn open(
-        store: Arc<MetaStore>,
-        data_dir: &Path,
-        state: &SessionState,
-    ) -> Result<Self> {
-        let tables_dir = tables_dir(data_dir);
-        std::fs::create_dir_all(&tables_dir).map_err(|e| Error::io(&tables_dir, e))?;
-        let temp_dir = crate::temp::temp_root(data_dir);
-        if temp_dir.exists() {
-            std::fs::remove_dir_all(&temp_dir).map_err(|e| Error::io(&temp_dir, e))?;
-        }
+    /// Opens the catalog whose metadata is in `store` and whose tables'
+    /// files are at `files` (a local directory's `file://` URL, or a folder
+    /// of an object store `state`'s runtime reaches): rebuilds every stored
+    /// table with `state` (external tables are replayed through its table
+    /// factories), and removes table directories no entry points at and
+    /// temporary tables sessions of an earlier run left behind.
+    pub async fn open(store: Arc<MetaStore>, files: &Url, state: &SessionState) -> Result<Self> {
+        let root = Dir::at(files, state)?;
+        let tables_dir = root.join(TABLES);
+        tables_dir.create()?;
+        let temp_dir = crate::temp::temp_root(&root);
+        temp_dir.remove_all()?;
         let catalog = Self {
             sequences: Arc::new(Sequences::new(store.clone())),
             store,
@@ -147,14 +149,8 @@ impl Catalog {
         let TableKind::Managed { id, .. } = &entry.kind else {
             return None;
         };
-        let mut total = 0;
-        for file in std::fs::read_dir(self.tables_dir.join(id)).ok()? {
-            let metadata = file.ok()?.metadata().ok()?;
-            if metadata.is_file() {
-                total += metadata.len();
-            }
-        }
-        Some(total)
+        let files = self.tables_dir.join(id).list().ok()?;
+        Some(files.iter().map(|file| file.size).sum())
     }
 
     /// What `COMMENT ON` says about `object` (not a relation: those keep
@@ -227,16 +223,18 @@ impl Catalog {
     }
 
     fn remove_orphan_dirs(&self, live: &HashSet<String>) {
-        let Ok(dirs) = std::fs::read_dir(&self.tables_dir) else {
-            return;
+        let names = match self.tables_dir.dirs() {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::error!(dir = %self.tables_dir, error = %e, "could not list the tables' directories");
+                return;
+            }
         };
-        for dir in dirs.flatten() {
-            let name = dir.file_name().to_string_lossy().into_owned();
-            if !live.contains(&name) {
-                tracing::warn!(dir = %dir.path().display(), "removing table directory with no catalog entry");
-                if let Err(e) = std::fs::remove_dir_all(dir.path()) {
-                    tracing::error!(dir = %dir.path().display(), error = %e, "could not remove directory");
-                }
+        for name in names.iter().filter(|name| !live.contains(*name)) {
+            let dir = self.tables_dir.join(name);
+            tracing::warn!(%dir, "removing table directory with no catalog entry");
+            if let Err(e) = dir.remove_all() {
+                tracing::error!(%dir, error = %e, "could not remove directory");
             }
         }
     }
@@ -270,7 +268,7 @@ impl Catalog {
             return Ok(None);
         };
         let dir = self.tables_dir.join(id);
-        let url = managed_url(&dir)?.as_str().to_string();
+        let url = dir.url()?.as_str().to_string();
         let files = TableFiles::new(dir, entry.managed_schema(columns)?);
         Ok(Some((url, Arc::new(files))))
     }
@@ -350,7 +348,7 @@ impl Catalog {
     /// The writes a session's transaction blocks stage (under its
     /// temporary directory, removed with it).
     pub fn staging(&self, session_id: &str) -> Staging {
-        Staging::new(self.temp_dir.join(session_id).join("staged"))
+        Staging::new(self.temp_dir.join(session_id))
     }
 
     /// The stored relation `name`.
@@ -445,7 +443,7 @@ impl Catalog {
     ) -> Result<Loaded> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.tables_dir.join(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        dir.create()?;
         let built = managed_table(&dir, schema.clone(), &self.parquet).and_then(|provider| {
             let entry = TableEntry {
                 schema: name.schema.clone(),
@@ -465,7 +463,7 @@ impl Catalog {
             })
         });
         if built.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = dir.remove_all();
         }
         built
     }
@@ -607,7 +605,7 @@ impl Catalog {
     }
 
     /// The directory of a managed table's files; `None` for another relation.
-    pub(crate) fn dir_of(&self, table: &Loaded) -> Option<PathBuf> {
+    pub(crate) fn dir_of(&self, table: &Loaded) -> Option<Dir> {
         match &table.entry.kind {
             TableKind::Managed { id, .. } => Some(self.tables_dir.join(id)),
             TableKind::External { .. } | TableKind::View { .. } | TableKind::Sequence { .. } => {

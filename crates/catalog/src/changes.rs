@@ -23,9 +23,9 @@
 //! which the next start removes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use crate::catalog::{Catalog, Loaded};
+use crate::files::Dir;
 use crate::store::{Change, SCHEMAS_CF, TABLES_CF};
 use crate::temp::{TempTable, TempTables};
 use crate::{DEFAULT_SCHEMA, Error, QualifiedName, Result, SchemaEntry, TableEntry};
@@ -43,9 +43,9 @@ pub(crate) struct Changes {
     /// changed.
     found_schemas: BTreeMap<String, Option<SchemaEntry>>,
     /// Directories of the managed tables the changes created.
-    created: Vec<PathBuf>,
+    created: Vec<Dir>,
     /// Directories of the managed tables the changes dropped.
-    dropped: Vec<PathBuf>,
+    dropped: Vec<Dir>,
     /// What the changes did to the session's temporary tables, oldest
     /// first (only a transaction block records them: they are undone if
     /// it rolls back).
@@ -115,7 +115,7 @@ impl Changes {
     }
 
     /// Whether the changes created the managed table whose files are in `dir`.
-    pub(crate) fn created(&self, dir: &std::path::Path) -> bool {
+    pub(crate) fn created(&self, dir: &Dir) -> bool {
         self.created.iter().any(|d| d == dir)
     }
 
@@ -129,12 +129,12 @@ impl Changes {
     }
 
     /// A managed table was created with its files in `dir`.
-    pub(crate) fn created_dir(&mut self, dir: PathBuf) {
+    pub(crate) fn created_dir(&mut self, dir: Dir) {
         self.created.push(dir);
     }
 
     /// The managed table whose files are in `dir` was dropped.
-    pub(crate) fn dropped_dir(&mut self, dir: PathBuf) {
+    pub(crate) fn dropped_dir(&mut self, dir: Dir) {
         self.dropped.push(dir);
     }
 
@@ -155,7 +155,7 @@ impl Changes {
     /// dropped (and of those they created and did not keep, and of the
     /// temporary tables they dropped).
     pub(crate) fn finish(self, catalog: &Catalog) {
-        let kept: HashSet<PathBuf> = self
+        let kept: HashSet<Dir> = self
             .tables
             .values()
             .flatten()
@@ -199,12 +199,10 @@ impl Changes {
     }
 }
 
-fn remove_dir(dir: &std::path::Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+fn remove_dir(dir: &Dir) {
+    if let Err(e) = dir.remove_all() {
         // The entry is gone; the directory is an orphan removed at next start.
-        tracing::warn!(dir = %dir.display(), error = %e, "could not remove table files");
+        tracing::warn!(%dir, error = %e, "could not remove table files");
     }
 }
 

@@ -32,9 +32,7 @@
 //! is not yet, its remaining inputs deleted). Partial files of merges that
 //! never reached their switch are deleted.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -51,6 +49,7 @@ use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesBu
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
+use crate::files::{Dir, TableFile};
 use crate::{Error, Result};
 
 /// How many small files of one level are merged into one of the next.
@@ -80,7 +79,7 @@ pub(crate) type KeyLock = tokio::sync::OwnedMutexGuard<()>;
 
 /// The files of one managed table, as compaction sees them.
 pub(crate) struct TableFiles {
-    dir: PathBuf,
+    dir: Dir,
     schema: SchemaRef,
     /// Read by statements, written by a switch.
     lock: Arc<RwLock<()>>,
@@ -135,7 +134,7 @@ pub(crate) fn partial_name(name: &str) -> String {
 }
 
 impl TableFiles {
-    pub(crate) fn new(dir: PathBuf, schema: SchemaRef) -> Self {
+    pub(crate) fn new(dir: Dir, schema: SchemaRef) -> Self {
         Self {
             dir,
             schema,
@@ -187,7 +186,7 @@ impl TableFiles {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = compacted {
-                    tracing::warn!(dir = %files.dir.display(), error = %e, "compaction failed; the table's files are unchanged");
+                    tracing::warn!(dir = %files.dir, error = %e, "compaction failed; the table's files are unchanged");
                 }
                 files.running.store(false, Ordering::SeqCst);
                 // A write that found this compaction running after it had
@@ -219,24 +218,26 @@ impl TableFiles {
                 return Ok(());
             };
             let merged = format!("L{}-{}.parquet", level + 1, uuid::Uuid::new_v4().simple());
-            let partial = self.dir.join(partial_name(&merged));
+            let partial = partial_name(&merged);
             let intent = Intent {
                 merged: vec![merged],
-                replaces: file_names(&inputs),
+                replaces: inputs,
             };
-            let (to, schema, props) = (partial.clone(), self.schema.clone(), properties.clone());
-            let merged = blocking(&self.dir, move || merge(&inputs, &to, &schema, props)).await;
+            let (dir, inputs, to) = (self.dir.clone(), intent.replaces.clone(), partial.clone());
+            let (schema, props) = (self.schema.clone(), properties.clone());
+            let merged =
+                blocking(&self.dir, move || merge(&dir, &inputs, &to, &schema, props)).await;
             let lock = match merged {
                 Ok(()) => self.switch_lock().await,
                 Err(e) => {
-                    let _ = std::fs::remove_file(&partial);
+                    self.remove_quietly(&partial).await;
                     return Err(e);
                 }
             };
             let Some(lock) = lock else {
                 // Statements kept reading the table: try after its next write.
-                let _ = std::fs::remove_file(&partial);
-                tracing::debug!(dir = %self.dir.display(), "compaction postponed: the table is being read");
+                self.remove_quietly(&partial).await;
+                tracing::debug!(dir = %self.dir, "compaction postponed: the table is being read");
                 return Ok(());
             };
             let dir = self.dir.clone();
@@ -244,8 +245,8 @@ impl TableFiles {
                 let _lock = lock;
                 // An UPDATE, DELETE or TRUNCATE replaced some inputs
                 // meanwhile: the merged file holds rows that are gone.
-                if !all_exist(&dir, &intent.replaces) {
-                    let _ = std::fs::remove_file(&partial);
+                if !all_exist(&dir, &intent.replaces)? {
+                    let _ = dir.remove(&partial);
                     return Ok(None);
                 }
                 switch(&dir, &intent).map(|()| Some(intent))
@@ -253,14 +254,21 @@ impl TableFiles {
             .await?;
             match switched {
                 Some(intent) => {
-                    tracing::debug!(dir = %self.dir.display(), merged = ?intent.merged, inputs = intent.replaces.len(), "compacted");
+                    tracing::debug!(dir = %self.dir, merged = ?intent.merged, inputs = intent.replaces.len(), "compacted");
                 }
                 None => {
-                    tracing::debug!(dir = %self.dir.display(), "compaction given up: its inputs were rewritten");
+                    tracing::debug!(dir = %self.dir, "compaction given up: its inputs were rewritten");
                     return Ok(());
                 }
             }
         }
+    }
+
+    /// Removes the table's file `name` if it can (a merge's partial file:
+    /// one left behind is removed when the catalog next opens).
+    async fn remove_quietly(&self, name: &str) {
+        let (dir, name) = (self.dir.clone(), name.to_string());
+        let _ = blocking(&self.dir, move || dir.remove(&name)).await;
     }
 
     /// The table to itself, for a switch: [`SWITCH_ATTEMPTS`] waits of at
@@ -284,11 +292,10 @@ impl TableFiles {
 /// Whether a Parquet file of `dir` stores a column `column` (one dropped
 /// from its table: its values stay in the files written before, which
 /// scans and merges pass over).
-pub(crate) fn stores_column(dir: &Path, column: &str) -> Result<bool> {
-    for path in crate::rewrite::parquet_files(dir)? {
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(DataFusionError::from)?;
+pub(crate) fn stores_column(dir: &Dir, column: &str) -> Result<bool> {
+    for name in crate::rewrite::parquet_names(dir)? {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(dir.open(&name)?)
+            .map_err(DataFusionError::from)?;
         if reader.schema().column_with_name(column).is_some() {
             return Ok(true);
         }
@@ -297,26 +304,30 @@ pub(crate) fn stores_column(dir: &Path, column: &str) -> Result<bool> {
 }
 
 /// Whether every file `names` names is in `dir`.
-pub(crate) fn all_exist(dir: &Path, names: &[String]) -> bool {
-    names.iter().all(|name| dir.join(name).is_file())
+pub(crate) fn all_exist(dir: &Dir, names: &[String]) -> Result<bool> {
+    if names.is_empty() {
+        return Ok(true);
+    }
+    let there: HashSet<String> = dir.list()?.into_iter().map(|f| f.name).collect();
+    Ok(names.iter().all(|name| there.contains(name)))
 }
 
-/// The names of `paths`' files.
-pub(crate) fn file_names(paths: &[PathBuf]) -> Vec<String> {
-    paths
-        .iter()
-        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
-        .collect()
+/// The names of `files`.
+pub(crate) fn file_names(files: &[TableFile]) -> Vec<String> {
+    files.iter().map(|f| f.name.clone()).collect()
 }
 
 /// Runs `work` (file I/O on the table's `dir`) on a blocking thread.
 pub(crate) async fn blocking<T: Send + 'static>(
-    dir: &Path,
+    dir: &Dir,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?
+        .map_err(|e| Error::Files {
+            location: dir.to_string(),
+            message: e.to_string(),
+        })?
 }
 
 /// The level a file's name gives it (0 for a file a write produced).
@@ -328,27 +339,15 @@ fn level(name: &str) -> usize {
 }
 
 /// Of the levels with at least `FANOUT` small files, the one with the most
-/// (the lowest of equals), and those files. Not simply the lowest: while
-/// writes keep coming, level 0 always has enough, and the levels above it
-/// would never be merged.
-fn next_merge(dir: &Path) -> Result<Option<(usize, Vec<PathBuf>)>> {
-    let mut levels: BTreeMap<usize, Vec<PathBuf>> = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        // Dropped meanwhile.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.ends_with(".parquet") {
-            continue;
-        }
-        let meta = entry.metadata().map_err(|e| Error::io(entry.path(), e))?;
-        if meta.is_file() && meta.len() < SMALL_FILE {
-            levels.entry(level(name)).or_default().push(entry.path());
+/// (the lowest of equals), and those files' names. Not simply the lowest:
+/// while writes keep coming, level 0 always has enough, and the levels
+/// above it would never be merged.
+fn next_merge(dir: &Dir) -> Result<Option<(usize, Vec<String>)>> {
+    let mut levels: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    // A table dropped meanwhile lists nothing.
+    for file in dir.list()? {
+        if file.name.ends_with(".parquet") && file.size < SMALL_FILE {
+            levels.entry(level(&file.name)).or_default().push(file.name);
         }
     }
     let busiest = levels
@@ -361,15 +360,16 @@ fn next_merge(dir: &Path) -> Result<Option<(usize, Vec<PathBuf>)>> {
     }))
 }
 
-/// Writes the rows of `inputs`, in order, as one Parquet file `to`, in the
-/// table's `schema`.
+/// Writes the rows of the files `inputs` of `dir`, in order, as one
+/// Parquet file `to` there, in the table's `schema`.
 fn merge(
-    inputs: &[PathBuf],
-    to: &Path,
+    dir: &Dir,
+    inputs: &[String],
+    to: &str,
     schema: &SchemaRef,
     properties: WriterProperties,
 ) -> Result<()> {
-    let out = File::create(to).map_err(|e| Error::io(to, e))?;
+    let out = dir.create_file(to)?;
     // The Arrow schema is in the properties' metadata already.
     let options = ArrowWriterOptions::new()
         .with_properties(properties)
@@ -377,8 +377,7 @@ fn merge(
     let mut writer = ArrowWriter::try_new_with_options(out, schema.clone(), options)
         .map_err(DataFusionError::from)?;
     for input in inputs {
-        let file = File::open(input).map_err(|e| Error::io(input, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        let reader = ParquetRecordBatchReaderBuilder::try_new(dir.open_to_scan(input)?)
             .and_then(|builder| builder.build())
             .map_err(DataFusionError::from)?;
         for batch in reader {
@@ -386,8 +385,7 @@ fn merge(
             writer.write(&batch).map_err(DataFusionError::from)?;
         }
     }
-    let out = writer.into_inner().map_err(DataFusionError::from)?;
-    out.sync_all().map_err(|e| Error::io(to, e))
+    writer.into_inner().map_err(DataFusionError::from)?.finish()
 }
 
 /// `batch` with the table's schema (a file may store a column in another
@@ -410,93 +408,64 @@ fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
 
 /// Puts the merged files in place of their inputs, recording the switch
 /// first so that a crash in the middle is repaired by [`recover`].
-pub(crate) fn switch(dir: &Path, intent: &Intent) -> Result<()> {
-    let record = dir.join(INTENT);
-    let text = serde_json::to_vec(intent).map_err(|e| Error::io(&record, e.into()))?;
-    write_durably(&record, &text)?;
+pub(crate) fn switch(dir: &Dir, intent: &Intent) -> Result<()> {
+    let text = serde_json::to_vec(intent).map_err(|e| Error::Corrupt {
+        key: format!("{dir}/{INTENT}"),
+        message: e.to_string(),
+    })?;
+    dir.write_durably(INTENT, &text)?;
     finish(dir, intent)
 }
 
-/// The second half of a switch: the merged files renamed into place, then
-/// their inputs deleted, then the record of the switch.
-fn finish(dir: &Path, intent: &Intent) -> Result<()> {
+/// The second half of a switch: the merged files moved into place, then
+/// their inputs deleted, then the record of the switch. Each step may be
+/// done again (a crash in the middle of one, in an object store, leaves
+/// a merged file both under its partial name and its own).
+fn finish(dir: &Dir, intent: &Intent) -> Result<()> {
+    let there: HashSet<String> = dir.list()?.into_iter().map(|f| f.name).collect();
     let mut complete = true;
     for name in &intent.merged {
-        let merged = dir.join(name);
-        let partial = dir.join(partial_name(name));
-        if partial.exists() {
-            std::fs::rename(&partial, &merged).map_err(|e| Error::io(&merged, e))?;
+        let partial = partial_name(name);
+        if there.contains(&partial) {
+            dir.rename(&partial, dir, name)?;
+        } else {
+            complete &= there.contains(name);
         }
-        complete &= merged.exists();
     }
     // Without every merged file, the inputs are the only copy of their rows.
     let replaced = if complete {
         intent.replaces.as_slice()
     } else {
-        tracing::error!(dir = %dir.display(), merged = ?intent.merged, "merged file missing; keeping the files it was to replace");
+        tracing::error!(%dir, merged = ?intent.merged, "merged file missing; keeping the files it was to replace");
         &[]
     };
     for name in replaced {
-        let input = dir.join(name);
-        match std::fs::remove_file(&input) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(&input, e));
-            }
-            _ => {}
-        }
+        dir.remove(name)?;
     }
-    sync_dir(dir)?;
-    let record = dir.join(INTENT);
-    std::fs::remove_file(&record).map_err(|e| Error::io(&record, e))
+    dir.sync()?;
+    dir.remove(INTENT)
 }
 
 /// Repairs a table directory after a crash: finishes a recorded switch whose
 /// merged file was written, and removes partial files.
-pub(crate) fn recover(dir: &Path) -> Result<()> {
-    let record = dir.join(INTENT);
-    match std::fs::read(&record) {
-        Ok(text) => {
-            let intent: Intent = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
-                key: record.display().to_string(),
-                message: e.to_string(),
-            })?;
-            tracing::warn!(dir = %dir.display(), merged = ?intent.merged, "finishing an interrupted switch");
-            finish(dir, &intent)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&record, e)),
+pub(crate) fn recover(dir: &Dir) -> Result<()> {
+    if let Some(text) = dir.read(INTENT)? {
+        let intent: Intent = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
+            key: format!("{dir}/{INTENT}"),
+            message: e.to_string(),
+        })?;
+        tracing::warn!(%dir, merged = ?intent.merged, "finishing an interrupted switch");
+        finish(dir, &intent)?;
     }
     // Merges that never reached their switch, and the temporary file of a
     // record never completed.
     let unfinished_record = format!("{INTENT}.tmp");
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.ends_with(PARTIAL_SUFFIX) || name == unfinished_record {
-            let _ = std::fs::remove_file(entry.path());
+    for file in dir.list()? {
+        if file.name.ends_with(PARTIAL_SUFFIX) || file.name == unfinished_record {
+            let _ = dir.remove(&file.name);
         }
     }
     Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file, synced, then renamed.
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = PathBuf::from(format!("{}.tmp", path.display()));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&temp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    };
-    write().map_err(|e| Error::io(path, e))?;
-    sync_dir(path.parent().unwrap_or(path))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]
@@ -505,32 +474,39 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+    use crate::files::tests::each_kind_of_dir;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]))
     }
 
     /// A file of one row, `k`, named as a write names it.
-    fn write_row(dir: &Path, k: i64) -> PathBuf {
-        let path = dir.join(format!("w{k:03}_0.parquet"));
+    fn write_row(dir: &Dir, k: i64) -> TableFile {
+        let file = dir.file(&format!("w{k:03}_0.parquet"));
         let batch =
             RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![k]))]).unwrap();
         let mut writer =
-            ArrowWriter::try_new(File::create(&path).unwrap(), schema(), None).unwrap();
+            ArrowWriter::try_new(dir.create_file(&file.name).unwrap(), schema(), None).unwrap();
         writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        path
+        writer.into_inner().unwrap().finish().unwrap();
+        file
+    }
+
+    /// The names of the files in `dir`, sorted.
+    fn names(dir: &Dir) -> Vec<String> {
+        let mut names: Vec<_> = dir.list().unwrap().into_iter().map(|f| f.name).collect();
+        names.sort();
+        names
     }
 
     /// Every `k` in the table's Parquet files, sorted.
-    fn rows(dir: &Path) -> Vec<i64> {
+    fn rows(dir: &Dir) -> Vec<i64> {
         let mut rows = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.to_string_lossy().ends_with(".parquet") {
+        for name in names(dir) {
+            if !name.ends_with(".parquet") {
                 continue;
             }
-            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+            let reader = ParquetRecordBatchReaderBuilder::try_new(dir.open_to_scan(&name).unwrap())
                 .unwrap()
                 .build()
                 .unwrap();
@@ -549,7 +525,7 @@ mod tests {
     }
 
     /// A merge of `FANOUT` one-row files, written but not switched.
-    fn merged_not_switched(dir: &Path) -> Intent {
+    fn merged_not_switched(dir: &Dir) -> Intent {
         let inputs: Vec<_> = (0..FANOUT as i64).map(|k| write_row(dir, k)).collect();
         let (level, chosen) = next_merge(dir).unwrap().expect("a level to merge");
         assert_eq!((level, chosen.len()), (0, FANOUT));
@@ -557,59 +533,86 @@ mod tests {
             merged: vec!["L1-test.parquet".into()],
             replaces: file_names(&inputs),
         };
-        let partial = dir.join(partial_name("L1-test.parquet"));
-        merge(&chosen, &partial, &schema(), WriterProperties::default()).unwrap();
+        let partial = partial_name("L1-test.parquet");
+        merge(
+            dir,
+            &chosen,
+            &partial,
+            &schema(),
+            WriterProperties::default(),
+        )
+        .unwrap();
         intent
     }
 
     #[test]
     fn a_switch_replaces_the_inputs_with_one_file_of_the_next_level() {
-        let dir = tempfile::tempdir().unwrap();
-        let intent = merged_not_switched(dir.path());
-        switch(dir.path(), &intent).unwrap();
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, ["L1-test.parquet"]);
-        assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
-        assert_eq!(next_merge(dir.path()).unwrap(), None);
+        for (_keep, dir) in each_kind_of_dir() {
+            let intent = merged_not_switched(&dir);
+            switch(&dir, &intent).unwrap();
+            assert_eq!(names(&dir), ["L1-test.parquet"], "{dir}");
+            assert_eq!(rows(&dir), (0..FANOUT as i64).collect::<Vec<_>>());
+            assert_eq!(next_merge(&dir).unwrap(), None);
+        }
     }
 
     #[test]
     fn a_switch_cut_short_is_finished_at_start_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let intent = merged_not_switched(dir.path());
-        // The crash: the record written, the merged file not yet renamed.
-        let record = serde_json::to_vec(&intent).unwrap();
-        write_durably(&dir.path().join(INTENT), &record).unwrap();
-        recover(dir.path()).unwrap();
-        assert!(dir.path().join("L1-test.parquet").exists());
-        assert!(!dir.path().join(INTENT).exists());
-        assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
+        for (_keep, dir) in each_kind_of_dir() {
+            let intent = merged_not_switched(&dir);
+            // The crash: the record written, the merged file not yet renamed.
+            let record = serde_json::to_vec(&intent).unwrap();
+            dir.write_durably(INTENT, &record).unwrap();
+            recover(&dir).unwrap();
+            assert_eq!(names(&dir), ["L1-test.parquet"], "{dir}");
+            assert_eq!(rows(&dir), (0..FANOUT as i64).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_move_cut_short_in_an_object_store_is_finished_at_start_up() {
+        for (_keep, dir) in each_kind_of_dir() {
+            let intent = merged_not_switched(&dir);
+            dir.write_durably(INTENT, &serde_json::to_vec(&intent).unwrap())
+                .unwrap();
+            // The crash: the merged file copied to its name, not yet
+            // deleted under its partial one, and one input deleted.
+            let partial = partial_name("L1-test.parquet");
+            let copy = dir.read(&partial).unwrap().unwrap();
+            dir.write_durably("L1-test.parquet", &copy).unwrap();
+            dir.remove(&intent.replaces[0]).unwrap();
+            recover(&dir).unwrap();
+            assert_eq!(names(&dir), ["L1-test.parquet"], "{dir}");
+            assert_eq!(rows(&dir), (0..FANOUT as i64).collect::<Vec<_>>());
+        }
     }
 
     #[test]
     fn a_merge_that_never_reached_its_switch_is_removed_at_start_up() {
-        let dir = tempfile::tempdir().unwrap();
-        merged_not_switched(dir.path());
-        // A record cut short while it was written.
-        std::fs::write(dir.path().join("compaction.json.tmp"), b"{\"merged\":").unwrap();
-        recover(dir.path()).unwrap();
-        assert!(!dir.path().join("L1-test.parquet.partial").exists());
-        assert!(!dir.path().join("compaction.json.tmp").exists());
-        assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
+        for (_keep, dir) in each_kind_of_dir() {
+            merged_not_switched(&dir);
+            // A record cut short while it was written.
+            dir.write_durably("compaction.json.tmp", b"{\"merged\":")
+                .unwrap();
+            recover(&dir).unwrap();
+            assert!(
+                !names(&dir).iter().any(|n| !n.ends_with(".parquet")),
+                "{dir}"
+            );
+            assert_eq!(rows(&dir), (0..FANOUT as i64).collect::<Vec<_>>());
+        }
     }
 
     #[test]
     fn a_record_whose_merged_file_is_gone_keeps_the_inputs() {
-        let dir = tempfile::tempdir().unwrap();
-        let intent = merged_not_switched(dir.path());
-        std::fs::remove_file(dir.path().join("L1-test.parquet.partial")).unwrap();
-        let record = serde_json::to_vec(&intent).unwrap();
-        write_durably(&dir.path().join(INTENT), &record).unwrap();
-        recover(dir.path()).unwrap();
-        assert_eq!(rows(dir.path()), (0..FANOUT as i64).collect::<Vec<_>>());
+        for (_keep, dir) in each_kind_of_dir() {
+            let intent = merged_not_switched(&dir);
+            dir.remove("L1-test.parquet.partial").unwrap();
+            let record = serde_json::to_vec(&intent).unwrap();
+            dir.write_durably(INTENT, &record).unwrap();
+            recover(&dir).unwrap();
+            assert_eq!(rows(&dir), (0..FANOUT as i64).collect::<Vec<_>>());
+        }
     }
 
     #[test]
@@ -621,35 +624,40 @@ mod tests {
 
     #[test]
     fn a_rewrite_switch_puts_any_number_of_files_in_place_of_its_inputs() {
-        let dir = tempfile::tempdir().unwrap();
-        let inputs: Vec<_> = (0..3).map(|k| write_row(dir.path(), k)).collect();
-        let new = tempfile::tempdir().unwrap();
-        let outputs: Vec<_> = [10, 11].map(|k| write_row(new.path(), k)).to_vec();
-        crate::rewrite::replace_files(dir.path(), &outputs, file_names(&inputs)).unwrap();
-        assert_eq!(rows(dir.path()), [10, 11]);
-        // A second rewrite of the same inputs finds them gone.
-        let again = [write_row(new.path(), 12)];
-        let refused = crate::rewrite::replace_files(dir.path(), &again, file_names(&inputs));
-        assert!(matches!(refused, Err(Error::SerializationFailure(_))));
-        assert_eq!(rows(dir.path()), [10, 11]);
-        // A TRUNCATE's switch: no new files.
-        let all = crate::rewrite::parquet_files(dir.path()).unwrap();
-        crate::rewrite::replace_files(dir.path(), &[], file_names(&all)).unwrap();
-        assert_eq!(rows(dir.path()), Vec::<i64>::new());
+        for (_keep, root) in each_kind_of_dir() {
+            let (dir, new) = (root.join("table"), root.join("new"));
+            dir.create().unwrap();
+            new.create().unwrap();
+            let inputs: Vec<_> = (0..3).map(|k| write_row(&dir, k)).collect();
+            let outputs: Vec<_> = [10, 11].map(|k| write_row(&new, k)).to_vec();
+            crate::rewrite::replace_files(&dir, &outputs, file_names(&inputs)).unwrap();
+            assert_eq!(rows(&dir), [10, 11], "{dir}");
+            // A second rewrite of the same inputs finds them gone.
+            let again = [write_row(&new, 12)];
+            let refused = crate::rewrite::replace_files(&dir, &again, file_names(&inputs));
+            assert!(matches!(refused, Err(Error::SerializationFailure(_))));
+            assert_eq!(rows(&dir), [10, 11]);
+            // A TRUNCATE's switch: no new files.
+            let all = crate::rewrite::parquet_files(&dir).unwrap();
+            crate::rewrite::replace_files(&dir, &[], file_names(&all)).unwrap();
+            assert_eq!(rows(&dir), Vec::<i64>::new());
+        }
     }
 
     #[test]
     fn the_level_with_the_most_files_is_merged_first() {
-        let dir = tempfile::tempdir().unwrap();
-        for k in 0..FANOUT as i64 + 1 {
-            write_row(dir.path(), k);
+        for (_keep, dir) in each_kind_of_dir() {
+            for k in 0..FANOUT as i64 + 1 {
+                write_row(&dir, k);
+            }
+            for k in 0..FANOUT as i64 + 2 {
+                let row = write_row(&dir, 100 + k);
+                dir.rename(&row.name, &dir, &format!("L1-{k}.parquet"))
+                    .unwrap();
+            }
+            let (level, files) = next_merge(&dir).unwrap().expect("a merge");
+            assert_eq!((level, files.len()), (1, FANOUT + 2));
         }
-        for k in 0..FANOUT as i64 + 2 {
-            let row = write_row(dir.path(), 100 + k);
-            std::fs::rename(&row, dir.path().join(format!("L1-{k}.parquet"))).unwrap();
-        }
-        let (level, files) = next_merge(dir.path()).unwrap().expect("a merge");
-        assert_eq!((level, files.len()), (1, FANOUT + 2));
     }
 
     #[test]

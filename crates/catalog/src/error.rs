@@ -83,6 +83,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The object store holding the tables' files failed.
+    #[error("I/O error on {location}: {message}")]
+    Files { location: String, message: String },
     /// A backup could not be taken or restored (`quiver backup`,
     /// `quiver restore`).
     #[error("{0}")]

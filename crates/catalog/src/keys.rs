@@ -32,13 +32,12 @@
 //! that adds a row referencing it cannot both commit. A key `INITIALLY
 //! DEFERRED` is checked at `COMMIT` only.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, JoinType};
-use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
+use datafusion::datasource::listing::ListingTable;
 use datafusion::functions_aggregate::count::count;
 use datafusion::logical_expr::{Expr, and, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -46,6 +45,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use crate::catalog::Loaded;
 use crate::changes::Changes;
 use crate::compaction::{KeyLock, Lease, TableFiles};
+use crate::files::{Dir, TableFile};
 use crate::rewrite::parquet_files;
 use crate::session_catalog::{SessionCatalog, Target, provider_of};
 use crate::staging::WrittenTable;
@@ -175,7 +175,7 @@ impl SessionCatalog {
 
     /// The files of the stored managed table `table` the session sees:
     /// with the open block's writes.
-    pub(crate) fn visible_files(&self, table: &Loaded) -> Result<Vec<PathBuf>> {
+    pub(crate) fn visible_files(&self, table: &Loaded) -> Result<Vec<TableFile>> {
         let Some(dir) = self.shared().dir_of(table) else {
             return Ok(Vec::new());
         };
@@ -203,10 +203,10 @@ impl SessionCatalog {
             return Ok(Vec::new());
         }
         let relations = self.relations(changes);
-        let by_dir = |dir: &Path| {
+        let by_dir = |dir: &Dir| {
             relations
                 .iter()
-                .find(|t| self.shared().dir_of(t).as_deref() == Some(dir))
+                .find(|t| self.shared().dir_of(t).as_ref() == Some(dir))
         };
         let by_name = |name: &QualifiedName| {
             relations
@@ -252,11 +252,11 @@ impl SessionCatalog {
             }
         }
         // Taken in one order, so two commits never wait for each other.
-        let mut files: Vec<(PathBuf, Arc<TableFiles>)> = locked
+        let mut files: Vec<(String, Arc<TableFiles>)> = locked
             .iter()
             .filter_map(|t| {
                 let files = t.files.as_ref()?.1.clone();
-                Some((self.shared().dir_of(t)?, files))
+                Some((self.shared().dir_of(t)?.to_string(), files))
             })
             .collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -268,7 +268,7 @@ impl SessionCatalog {
             leases.push(files.lease().await);
         }
         // The files each table will have once the block's are in place.
-        let at_commit = |table: &Loaded| -> Result<Vec<PathBuf>> {
+        let at_commit = |table: &Loaded| -> Result<Vec<TableFile>> {
             let Some(dir) = self.shared().dir_of(table) else {
                 return Ok(Vec::new());
             };
@@ -348,8 +348,8 @@ impl SessionCatalog {
 /// `committed`. Both are files of the table `table` (a listing table).
 pub(crate) async fn check_unique(
     table: &dyn TableProvider,
-    written: &[PathBuf],
-    committed: &[PathBuf],
+    written: &[TableFile],
+    committed: &[TableFile],
     index: &IndexEntry,
 ) -> Result<()> {
     match repeated_key(table, written, committed, index).await? {
@@ -370,8 +370,8 @@ fn key_text(index: &IndexEntry, key: &[String]) -> String {
 /// of `written` and one of `committed`.
 async fn repeated_key(
     table: &dyn TableProvider,
-    written: &[PathBuf],
-    committed: &[PathBuf],
+    written: &[TableFile],
+    committed: &[TableFile],
     index: &IndexEntry,
 ) -> Result<Option<Vec<String>>> {
     if written.is_empty() {
@@ -417,10 +417,10 @@ async fn repeated_key(
 /// `theirs` of the table `referenced` has.
 async fn missing_key(
     table: &Loaded,
-    rows: &[PathBuf],
+    rows: &[TableFile],
     key: &ForeignKey,
     referenced: &Loaded,
-    theirs: &[PathBuf],
+    theirs: &[TableFile],
 ) -> Result<Option<Vec<String>>> {
     if rows.is_empty() {
         return Ok(None);
@@ -466,7 +466,7 @@ async fn missing_key(
 fn whole_keys(
     ctx: &SessionContext,
     listing: &ListingTable,
-    files: &[PathBuf],
+    files: &[TableFile],
     names: &[String],
 ) -> Result<(DataFrame, Vec<Expr>)> {
     let columns: Vec<Expr> = names
@@ -504,10 +504,10 @@ fn files_table<'a>(
 /// of the table it references has.
 pub(crate) async fn check_references(
     table: &Loaded,
-    rows: &[PathBuf],
+    rows: &[TableFile],
     key: &ForeignKey,
     referenced: &Loaded,
-    theirs: &[PathBuf],
+    theirs: &[TableFile],
 ) -> Result<()> {
     match missing_key(table, rows, key, referenced, theirs).await? {
         Some(missing) => Err(not_present(table, key, &missing)),
@@ -571,21 +571,14 @@ async fn first_key(rows: DataFrame, width: usize) -> Result<Option<Vec<String>>>
 }
 
 /// The table `like` reading the files `files` only.
-pub(crate) fn files_of(like: &ListingTable, files: &[PathBuf]) -> Result<Arc<dyn TableProvider>> {
-    let urls = files
-        .iter()
-        .map(|file| ListingTableUrl::parse(file.display().to_string()))
-        .collect::<datafusion::error::Result<_>>()?;
+pub(crate) fn files_of(like: &ListingTable, files: &[TableFile]) -> Result<Arc<dyn TableProvider>> {
+    let urls = files.iter().map(TableFile::url).collect::<Result<_>>()?;
     listing_like(like, urls)
 }
 
 /// Files of `dir`, but for those named in `except`.
-pub(crate) fn files_but(dir: &Path, except: &[String]) -> Result<Vec<PathBuf>> {
+pub(crate) fn files_but(dir: &Dir, except: &[String]) -> Result<Vec<TableFile>> {
     let mut files = parquet_files(dir)?;
-    files.retain(|file| {
-        file.file_name()
-            .and_then(|n| n.to_str())
-            .is_none_or(|name| !except.iter().any(|e| e == name))
-    });
+    files.retain(|file| !except.contains(&file.name));
     Ok(files)
 }

@@ -7,6 +7,7 @@ mod catalog;
 mod changes;
 mod compaction;
 mod error;
+mod files;
 mod foreign_keys;
 mod keys;
 mod listing;

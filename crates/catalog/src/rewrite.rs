@@ -22,34 +22,33 @@
 //! calls [`Rewrite::finish`]. Inside a transaction block the switch is the
 //! block's (see [`crate::staging`]).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::ListingTable;
-use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::compaction::{
     Intent, Lease, TableFiles, all_exist, blocking, file_names, partial_name, switch,
 };
+use crate::files::{Dir, TableFile};
 use crate::keys::files_of;
 use crate::session_catalog::{SessionCatalog, Target, provider_of};
 use crate::staging::Staging;
-use crate::table::{listing_like, listing_with_schema, managed_url};
+use crate::table::{listing_like, listing_with_schema};
 use crate::{Error, Result};
 
 /// One statement's rewrite of one table.
 pub struct Rewrite {
     /// The table's directory.
-    table: PathBuf,
+    table: Dir,
     /// The files the statement reads and replaces.
-    snapshot: Vec<PathBuf>,
+    snapshot: Vec<TableFile>,
     source: Arc<dyn TableProvider>,
     target: Arc<dyn TableProvider>,
     /// The statement's own directory; its output is in `new` under it.
-    work: PathBuf,
-    new: PathBuf,
+    work: Dir,
+    new: Dir,
     place: Place,
     /// Set when the new files have other columns than the table's (see
     /// [`Rewrite::reshape`]).
@@ -138,14 +137,14 @@ impl SessionCatalog {
         let work = staging.work_dir();
         let (new, none) = (work.join("new"), work.join("none"));
         for dir in [&new, &none] {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            dir.create()?;
         }
         let source = match snapshot.is_empty() {
             // A listing table reads at least one path: an empty directory.
-            true => listing_like(listing, vec![managed_url(&none)?])?,
+            true => listing_like(listing, vec![none.url()?])?,
             false => files_of(listing, &snapshot)?,
         };
-        let target = listing_like(listing, vec![managed_url(&new)?])?;
+        let target = listing_like(listing, vec![new.url()?])?;
         Ok(Rewrite {
             table,
             snapshot,
@@ -179,7 +178,7 @@ impl Rewrite {
             .target
             .downcast_ref::<ListingTable>()
             .ok_or_else(|| Error::Unsupported("a rewrite's target is a listing table".into()))?;
-        self.target = listing_with_schema(listing, vec![managed_url(&self.new)?], columns)?;
+        self.target = listing_with_schema(listing, vec![self.new.url()?], columns)?;
         self.whole = true;
         Ok(())
     }
@@ -187,11 +186,9 @@ impl Rewrite {
     /// How many rows the snapshot holds (read from the files' footers).
     pub fn rows_read(&self) -> Result<u64> {
         let mut rows = 0u64;
-        for path in &self.snapshot {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let reader = SerializedFileReader::new(file)
-                .map_err(datafusion::error::DataFusionError::from)?;
-            rows += u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+        for file in &self.snapshot {
+            let metadata = file.dir.parquet_metadata(&file.name)?;
+            rows += u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0);
         }
         Ok(rows)
     }
@@ -222,10 +219,8 @@ impl Rewrite {
 
 impl Drop for Rewrite {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.work)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.work.display(), error = %e, "could not remove a rewrite's files");
+        if let Err(e) = self.work.remove_all() {
+            tracing::warn!(dir = %self.work, error = %e, "could not remove a rewrite's files");
         }
     }
 }
@@ -238,22 +233,21 @@ impl Drop for Rewrite {
 /// wrote meanwhile have the old ones), else it fails with a serialization
 /// failure. The caller holds no lease on the table's files.
 pub(crate) async fn switch_files(
-    table: &Path,
+    table: &Dir,
     files: Option<&Arc<TableFiles>>,
-    new: Vec<PathBuf>,
+    new: Vec<TableFile>,
     replaces: Vec<String>,
     whole: bool,
 ) -> Result<()> {
     let lock = match files {
         Some(files) => Some(files.switch_lock().await.ok_or_else(|| {
             Error::LockNotAvailable(format!(
-                "could not obtain the files of {} to replace: other statements kept reading them",
-                table.display()
+                "could not obtain the files of {table} to replace: other statements kept reading them"
             ))
         })?),
         None => None,
     };
-    let dir = table.to_path_buf();
+    let dir = table.clone();
     blocking(table, move || {
         let _lock = lock;
         if whole && file_names(&parquet_files(&dir)?) != sorted(&replaces) {
@@ -270,19 +264,15 @@ pub(crate) async fn switch_files(
 /// Moves the files `new` into the directory `table` in place of its files
 /// `replaces`, all at once; fails, changing nothing, if one of those is
 /// gone (another statement replaced it). The caller has the table to itself.
-pub(crate) fn replace_files(table: &Path, new: &[PathBuf], replaces: Vec<String>) -> Result<()> {
-    if !all_exist(table, &replaces) {
+pub(crate) fn replace_files(table: &Dir, new: &[TableFile], replaces: Vec<String>) -> Result<()> {
+    if !all_exist(table, &replaces)? {
         return Err(Error::SerializationFailure(
             "could not serialize access due to concurrent update".into(),
         ));
     }
     for file in new {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let to = table.join(partial_name(name));
-        std::fs::rename(file, &to).map_err(|e| Error::io(&to, e))?;
+        file.dir
+            .rename(&file.name, table, &partial_name(&file.name))?;
     }
     switch(
         table,
@@ -294,21 +284,23 @@ pub(crate) fn replace_files(table: &Path, new: &[PathBuf], replaces: Vec<String>
 }
 
 /// The Parquet files in `dir`, by name; none if it does not exist.
-pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.extension().is_some_and(|e| e == "parquet") && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+pub(crate) fn parquet_files(dir: &Dir) -> Result<Vec<TableFile>> {
+    Ok(parquet_names(dir)?
+        .iter()
+        .map(|name| dir.file(name))
+        .collect())
+}
+
+/// The names of the Parquet files in `dir`, sorted; none if it does not exist.
+pub(crate) fn parquet_names(dir: &Dir) -> Result<Vec<String>> {
+    let mut names: Vec<String> = dir
+        .list()?
+        .into_iter()
+        .map(|file| file.name)
+        .filter(|name| name.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The name of `target` as messages give it.

@@ -3,7 +3,6 @@
 //! or its search path, as DataFusion reads it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
@@ -17,6 +16,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, LogicalPlan, TableType
 
 use crate::catalog::{Catalog, Loaded};
 use crate::changes::{Changes, TempChange};
+use crate::files::Dir;
 use crate::staging::{Staging, WrittenTable};
 use crate::table::with_defaults;
 use crate::temp::TempTables;
@@ -525,7 +525,9 @@ impl SessionCatalog {
             }
             let mut table = self.shared.new_managed(name, schema, owner)?;
             table.entry.indexes = indexes;
-            changes.created_dir(self.shared.dir_of(&table).unwrap_or_default());
+            if let Some(dir) = self.shared.dir_of(&table) {
+                changes.created_dir(dir);
+            }
             let provider = table.provider.clone();
             changes.set(&self.shared, name, Some(table));
             Ok(provider)
@@ -1328,7 +1330,7 @@ impl SessionCatalog {
         &self,
         table: &Loaded,
         provider: Arc<dyn TableProvider>,
-        dir: PathBuf,
+        dir: Dir,
     ) -> Result<Arc<dyn TableProvider>> {
         if self.created_in_block(table) {
             return Ok(provider);

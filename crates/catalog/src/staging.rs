@@ -25,7 +25,6 @@
 //! executor reaches and which a restart clears.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -34,14 +33,18 @@ use datafusion::datasource::listing::ListingTable;
 
 use crate::changes::Changes;
 use crate::compaction::{Lease, TableFiles};
+use crate::files::{Dir, TableFile};
 use crate::rewrite::{parquet_files, switch_files};
-use crate::table::{listing_like, managed_url};
+use crate::table::listing_like;
 use crate::{Error, Result};
 
 /// One session's staged writes.
 #[derive(Debug)]
 pub struct Staging {
-    root: PathBuf,
+    /// The session's temporary directory.
+    session: Dir,
+    /// The staged files' directories, under it.
+    root: Dir,
     open: Mutex<Option<Open>>,
 }
 
@@ -55,8 +58,8 @@ struct Open {
 
 #[derive(Debug)]
 struct View {
-    staged: PathBuf,
-    table: PathBuf,
+    staged: Dir,
+    table: Dir,
     provider: Arc<dyn TableProvider>,
     /// The table's columns when the block first read or wrote it.
     columns: SchemaRef,
@@ -68,9 +71,9 @@ struct View {
 #[derive(Debug)]
 pub(crate) struct WrittenTable {
     /// The directory of its files.
-    pub(crate) table: PathBuf,
+    pub(crate) table: Dir,
     /// The files the block wrote.
-    pub(crate) staged: Vec<PathBuf>,
+    pub(crate) staged: Vec<TableFile>,
     /// Once the block rewrote it: its committed files the block replaces.
     pub(crate) replaced: Option<Vec<String>>,
     /// Its columns when the block first saw it: the staged files have them.
@@ -92,9 +95,11 @@ struct Rewritten {
 }
 
 impl Staging {
-    pub(crate) fn new(root: PathBuf) -> Self {
+    /// The staged writes of the session whose temporary directory is `session`.
+    pub(crate) fn new(session: Dir) -> Self {
         Self {
-            root,
+            root: session.join("staged"),
+            session,
             open: Mutex::new(None),
         }
     }
@@ -131,7 +136,7 @@ impl Staging {
     pub(crate) fn view(
         &self,
         base: &Arc<dyn TableProvider>,
-        table: &Path,
+        table: &Dir,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
         let mut open = self.open();
         let Some(open) = open.as_mut() else {
@@ -157,12 +162,12 @@ impl Staging {
             }
             return Ok(Some(view.provider.clone()));
         }
-        let table = table.to_path_buf();
-        let staged = self.root.join(open.views.len().to_string());
-        std::fs::create_dir_all(&staged).map_err(|e| Error::io(&staged, e))?;
+        let table = table.clone();
+        let staged = self.root.join(&open.views.len().to_string());
+        staged.create()?;
         // The staging directory comes first: `INSERT` writes to a listing
         // table's first path.
-        let provider = listing_like(listing, vec![managed_url(&staged)?, path.clone()])?;
+        let provider = listing_like(listing, vec![staged.url()?, path.clone()])?;
         open.views.insert(
             key,
             View {
@@ -178,11 +183,11 @@ impl Staging {
 
     /// Whether the open block has rewritten the table whose files are in
     /// `table` (and so holds a lease on them).
-    pub(crate) fn rewrote(&self, table: &Path) -> bool {
+    pub(crate) fn rewrote(&self, table: &Dir) -> bool {
         self.open().as_ref().is_some_and(|open| {
             open.views
                 .values()
-                .any(|v| v.table == table && v.rewritten.is_some())
+                .any(|v| v.table == *table && v.rewritten.is_some())
         })
     }
 
@@ -193,10 +198,10 @@ impl Staging {
     pub(crate) fn snapshot(
         &self,
         base: &Arc<dyn TableProvider>,
-        table: &Path,
+        table: &Dir,
         files: Option<Arc<TableFiles>>,
         lease: Option<Lease>,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<Vec<TableFile>> {
         self.view(base, table)?;
         let mut open = self.open();
         let view = view_of(&mut open, table)?;
@@ -219,9 +224,9 @@ impl Staging {
     /// no longer sees.
     pub(crate) fn replace(
         &self,
-        table: &Path,
-        snapshot: &[PathBuf],
-        new: &[PathBuf],
+        table: &Dir,
+        snapshot: &[TableFile],
+        new: &[TableFile],
         whole: bool,
     ) -> Result<()> {
         let mut open = self.open();
@@ -234,36 +239,32 @@ impl Staging {
         });
         rewritten.whole |= whole;
         for file in snapshot {
-            if file.parent() == Some(view.staged.as_path()) {
-                std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
-            } else if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
-                rewritten.replaces.push(name.to_string());
+            if file.dir == view.staged {
+                view.staged.remove(&file.name)?;
+            } else {
+                rewritten.replaces.push(file.name.clone());
             }
         }
         for file in new {
-            let Some(name) = file.file_name() else {
-                continue;
-            };
-            let to = view.staged.join(name);
-            std::fs::rename(file, &to).map_err(|e| Error::io(&to, e))?;
+            file.dir.rename(&file.name, &view.staged, &file.name)?;
         }
         // From now on the block reads its staged files only.
         let listing = view
             .provider
             .downcast_ref::<ListingTable>()
             .ok_or_else(|| Error::Unsupported("a staged view is a listing table".into()))?;
-        view.provider = listing_like(listing, vec![managed_url(&view.staged)?])?;
+        view.provider = listing_like(listing, vec![view.staged.url()?])?;
         Ok(())
     }
 
     /// The files of the table whose files are in `table` as the open
     /// block sees them: those it staged, and the committed ones it has
     /// not replaced; `None` if the block has not written to the table.
-    pub(crate) fn seen(&self, table: &Path) -> Result<Option<(Vec<PathBuf>, Vec<PathBuf>)>> {
+    pub(crate) fn seen(&self, table: &Dir) -> Result<Option<(Vec<TableFile>, Vec<TableFile>)>> {
         let mut open = self.open();
         let Some(view) = open
             .as_mut()
-            .and_then(|open| open.views.values_mut().find(|v| v.table == table))
+            .and_then(|open| open.views.values_mut().find(|v| v.table == *table))
         else {
             return Ok(None);
         };
@@ -296,9 +297,9 @@ impl Staging {
 
     /// A new directory for one statement's rewrite (see [`crate::rewrite`])
     /// to write to, beside the staged files: removed with the session.
-    pub(crate) fn work_dir(&self) -> PathBuf {
-        self.root
-            .with_file_name(format!("rewrite-{}", uuid::Uuid::new_v4().simple()))
+    pub(crate) fn work_dir(&self) -> Dir {
+        self.session
+            .join(&format!("rewrite-{}", uuid::Uuid::new_v4().simple()))
     }
 
     /// Ends the block keeping its writes: staged files move into their
@@ -320,7 +321,7 @@ impl Staging {
                 Some(rewritten) => publish_rewrite(&view.staged, &view.table, rewritten).await,
             };
             if let Err(e) = published {
-                tracing::error!(table = %view.table.display(), error = %e, "could not commit staged rows");
+                tracing::error!(table = %view.table, error = %e, "could not commit staged rows");
                 result = result.and(Err(e));
             }
         }
@@ -335,10 +336,8 @@ impl Staging {
     }
 
     fn clear(&self) {
-        if self.root.exists()
-            && let Err(e) = std::fs::remove_dir_all(&self.root)
-        {
-            tracing::warn!(dir = %self.root.display(), error = %e, "could not remove staged rows");
+        if let Err(e) = self.root.remove_all() {
+            tracing::warn!(dir = %self.root, error = %e, "could not remove staged rows");
         }
     }
 }
@@ -354,14 +353,14 @@ impl Drop for Staging {
 
 /// Puts the staged files of a block that rewrote `table` in place of the
 /// committed files its rewrites replace, all at once.
-async fn publish_rewrite(staged: &Path, table: &Path, rewritten: Rewritten) -> Result<()> {
+async fn publish_rewrite(staged: &Dir, table: &Dir, rewritten: Rewritten) -> Result<()> {
     let Rewritten {
         replaces,
         files,
         lease,
         whole,
     } = rewritten;
-    if !table.is_dir() {
+    if !table.exists() {
         return Ok(());
     }
     // The block's own lease would keep the switch waiting for itself.
@@ -377,26 +376,19 @@ async fn publish_rewrite(staged: &Path, table: &Path, rewritten: Rewritten) -> R
 }
 
 /// The open block's view of the table whose files are in `table`.
-fn view_of<'a>(open: &'a mut Option<Open>, table: &Path) -> Result<&'a mut View> {
+fn view_of<'a>(open: &'a mut Option<Open>, table: &Dir) -> Result<&'a mut View> {
     open.as_mut()
-        .and_then(|open| open.views.values_mut().find(|v| v.table == table))
+        .and_then(|open| open.views.values_mut().find(|v| v.table == *table))
         .ok_or_else(|| Error::Unsupported("no transaction block is open".into()))
 }
 
 /// Moves every file of `staged` into `table`.
-fn publish(staged: &Path, table: &Path) -> Result<()> {
-    if !table.is_dir() {
+fn publish(staged: &Dir, table: &Dir) -> Result<()> {
+    if !table.exists() {
         return Ok(());
     }
-    let entries = match std::fs::read_dir(staged) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(staged, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(staged, e))?;
-        let to = table.join(entry.file_name());
-        std::fs::rename(entry.path(), &to).map_err(|e| Error::io(&to, e))?;
+    for file in staged.list()? {
+        staged.rename(&file.name, table, &file.name)?;
     }
     Ok(())
 }

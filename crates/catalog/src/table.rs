@@ -2,7 +2,6 @@
 //! DataFusion `TableProvider` again.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -19,6 +18,7 @@ use datafusion::logical_expr::{CreateExternalTable, DdlStatement, Expr, LogicalP
 use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
+use crate::files::Dir;
 use crate::{Acl, Error, Result, SequenceOptions};
 
 /// One table as the catalog stores it (JSON in RocksDB).
@@ -397,12 +397,6 @@ impl TableEntry {
     }
 }
 
-/// The URL of a managed table's directory, as its `ListingTable` reads it.
-pub(crate) fn managed_url(dir: &Path) -> Result<ListingTableUrl> {
-    // A trailing slash makes the URL a directory, which `INSERT` appends files to.
-    Ok(ListingTableUrl::parse(format!("{}/", dir.display()))?)
-}
-
 /// A listing table of `urls` with `like`'s format and schema.
 pub(crate) fn listing_like(
     like: &ListingTable,
@@ -442,11 +436,12 @@ pub(crate) fn listing_urls(provider: &dyn TableProvider) -> Vec<&str> {
 /// A `ListingTable` over the Parquet files of a managed table's directory,
 /// written with `parquet` (the session's Parquet options).
 pub(crate) fn managed_table(
-    dir: &Path,
+    dir: &Dir,
     schema: SchemaRef,
     parquet: &TableParquetOptions,
 ) -> Result<Arc<dyn TableProvider>> {
-    let url = managed_url(dir)?;
+    // A trailing slash makes the URL a directory, which `INSERT` appends files to.
+    let url = dir.url()?;
     let format = ParquetFormat::default().with_options(parquet.clone());
     let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)

@@ -1,26 +1,27 @@
 //! Temporary tables: one session's Parquet tables, staged under
-//! `<data-dir>/temp/<session>/` where every executor can read and write
+//! `<data-dir>/temp/<session>/` (in the store of the tables' files) where every executor can read and write
 //! them, gone when the session ends (or, after a crash, at the next start).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::config::TableParquetOptions;
 
+use crate::files::Dir;
 use crate::table::managed_table;
 use crate::{Error, Result};
 
-/// The directory every session's temporary tables live under.
-pub(crate) fn temp_root(data_dir: &Path) -> PathBuf {
+/// The directory every session's temporary tables live under, in the
+/// directory the tables' files are in.
+pub(crate) fn temp_root(data_dir: &Dir) -> Dir {
     data_dir.join("temp")
 }
 
 /// One session's temporary tables.
 pub struct TempTables {
-    dir: PathBuf,
+    dir: Dir,
     /// How their files are written.
     parquet: TableParquetOptions,
     tables: RwLock<BTreeMap<String, TempTable>>,
@@ -28,15 +29,15 @@ pub struct TempTables {
 
 /// One temporary table.
 pub(crate) struct TempTable {
-    dir: PathBuf,
+    dir: Dir,
     provider: Arc<dyn TableProvider>,
 }
 
 impl TempTable {
     /// Removes the table's files.
     pub(crate) fn remove_files(&self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove temporary table files");
+        if let Err(e) = self.dir.remove_all() {
+            tracing::warn!(dir = %self.dir, error = %e, "could not remove temporary table files");
         }
     }
 }
@@ -50,7 +51,7 @@ impl std::fmt::Debug for TempTables {
 }
 
 impl TempTables {
-    pub(crate) fn new(dir: PathBuf, parquet: TableParquetOptions) -> Self {
+    pub(crate) fn new(dir: Dir, parquet: TableParquetOptions) -> Self {
         Self {
             dir,
             parquet,
@@ -67,7 +68,7 @@ impl TempTables {
     }
 
     /// A temporary table's provider and the directory of its files.
-    pub(crate) fn get(&self, name: &str) -> Option<(Arc<dyn TableProvider>, PathBuf)> {
+    pub(crate) fn get(&self, name: &str) -> Option<(Arc<dyn TableProvider>, Dir)> {
         self.read()
             .get(name)
             .map(|t| (t.provider.clone(), t.dir.clone()))
@@ -93,8 +94,8 @@ impl TempTables {
                 Err(Error::TableExists(name.to_string()))
             };
         }
-        let dir = self.dir.join(uuid::Uuid::new_v4().simple().to_string());
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let dir = self.dir.join(&uuid::Uuid::new_v4().simple().to_string());
+        dir.create()?;
         let provider = managed_table(&dir, schema, &self.parquet)?;
         tables.insert(
             name.to_string(),
@@ -103,7 +104,7 @@ impl TempTables {
                 provider: provider.clone(),
             },
         );
-        tracing::debug!(table = name, dir = %dir.display(), "temporary table created");
+        tracing::debug!(table = name, %dir, "temporary table created");
         Ok(Some(provider))
     }
 
@@ -156,10 +157,8 @@ impl TempTables {
 
 impl Drop for TempTables {
     fn drop(&mut self) {
-        if self.dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&self.dir)
-        {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a session's temporary tables");
+        if let Err(e) = self.dir.remove_all() {
+            tracing::warn!(dir = %self.dir, error = %e, "could not remove a session's temporary tables");
         }
     }
 }

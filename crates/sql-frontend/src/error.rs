@@ -248,7 +248,7 @@ fn catalog_sqlstate(e: &quiver_catalog::Error) -> &'static str {
         C::ForeignKeyViolation { .. } => "23503",
         C::LockNotAvailable(_) => "55P03",
         C::DataFusion(e) => datafusion_sqlstate(e),
-        C::Storage(_) | C::Io { .. } | C::Backup(_) => "58030",
+        C::Storage(_) | C::Io { .. } | C::Files { .. } | C::Backup(_) => "58030",
         C::Corrupt { .. } => "XX001",
     }
 }

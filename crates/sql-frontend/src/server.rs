@@ -72,8 +72,13 @@ pub struct ServerConfig {
     pub auth: AuthMethod,
     /// A file of `name:password` lines: login roles besides `CREATE ROLE`'s.
     pub users: Option<PathBuf>,
-    /// Where tables and the catalog are kept.
+    /// The local directory of the catalog (and, without `table_store`,
+    /// of the tables).
     pub data_dir: PathBuf,
+    /// The object-store URL of the tables' files, temporary tables and
+    /// (unless `module_store` says otherwise) modules; `None`: they are in
+    /// `data_dir`.
+    pub table_store: Option<String>,
     /// The cluster's scheduler (`HOST:PORT`); `None` runs an embedded
     /// scheduler and executor in this process.
     pub scheduler: Option<String>,
@@ -105,7 +110,8 @@ pub struct ServerConfig {
     pub external_dirs: Vec<String>,
     /// Where modules are published for executors, with pinned bucket
     /// versions and executors' usage files: a directory or an object-store
-    /// URL; `None`: `modules` in the data directory.
+    /// URL; `None`: `modules` beside the tables (in the data directory,
+    /// or in `table_store`).
     pub module_store: Option<String>,
     /// Default memory limit of a Wasm instance, in bytes.
     pub wasm_max_memory: u64,
@@ -233,9 +239,16 @@ impl Server {
             None => None,
         };
         let stores = Arc::new(ObjectStores::new());
+        let files = match &config.table_store {
+            Some(url) => quiver_storage::location_url(url)?,
+            None => quiver_storage::location_url(&data_dir.to_string_lossy())?,
+        };
         let modules = match &config.module_store {
             Some(location) => location.clone(),
-            None => data_dir.join("modules").to_string_lossy().into_owned(),
+            None => files
+                .join("modules")
+                .map_err(|e| Error::Internal(format!("{files}: {e}")))?
+                .to_string(),
         };
         let registry = Arc::new(FunctionRegistry::open(
             store.clone(),
@@ -297,6 +310,7 @@ impl Server {
         };
         let engine = Engine::new(
             &data_dir,
+            &files,
             store,
             registry,
             session_config,
@@ -472,6 +486,7 @@ impl Engine {
     )]
     async fn new(
         data_dir: &std::path::Path,
+        files: &url::Url,
         store: Arc<MetaStore>,
         registry: Arc<FunctionRegistry>,
         config: SessionConfig,
@@ -491,7 +506,7 @@ impl Engine {
             .with_runtime_env(frontend_runtime(memory, data_dir)?)
             .with_catalog_list(catalogs.clone())
             .build();
-        let catalog = Arc::new(Catalog::open(store, data_dir, &local).await?);
+        let catalog = Arc::new(Catalog::open(store, files, &local).await?);
         let database = Arc::new(Database::new(catalog.clone()));
         catalogs.register_catalog(DATABASE.to_string(), database.clone());
         let system = Arc::new(MemorySchemaProvider::new());

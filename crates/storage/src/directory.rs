@@ -2,13 +2,14 @@
 //! directory) that code which cannot `await` reads and writes.
 
 use std::future::Future;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -120,6 +121,13 @@ impl Directory {
         Ok(Self { url, store, prefix })
     }
 
+    /// The directory `url` (ending with `/`) of `store`, a store that no
+    /// registry holds (an in-memory one, say).
+    pub fn in_store(url: Url, store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let prefix = Path::from_url_path(url.path())?;
+        Ok(Self { url, store, prefix })
+    }
+
     /// Where it is, as a URL ending with `/`.
     pub fn url(&self) -> &Url {
         &self.url
@@ -135,6 +143,17 @@ impl Directory {
     fn object(&self, name: &str) -> Path {
         name.split('/')
             .fold(self.prefix.clone(), |path, part| path.join(part))
+    }
+
+    /// The directory `name` below this one (nothing is created).
+    pub fn child(&self, name: &str) -> Self {
+        let mut url = self.url.clone();
+        url.set_path(&format!("{}{name}/", self.url.path()));
+        Self {
+            url,
+            store: self.store.clone(),
+            prefix: self.object(name),
+        }
     }
 
     /// Writes the object `name`, replacing any.
@@ -188,6 +207,64 @@ impl Directory {
                     })
                 })
                 .collect())
+        })
+    }
+
+    /// The names of the directories directly below this one (prefixes of
+    /// objects in an object store).
+    pub fn dirs(&self) -> object_store::Result<Vec<String>> {
+        let (store, prefix) = (self.store.clone(), self.prefix.clone());
+        block_on(async move {
+            match store.list_with_delimiter(Some(&prefix)).await {
+                Ok(listed) => Ok(listed
+                    .common_prefixes
+                    .iter()
+                    .filter_map(|p| Some(p.filename()?.to_string()))
+                    .collect()),
+                Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// The size of the object `name`, or `None` if there is none.
+    pub fn size(&self, name: &str) -> object_store::Result<Option<u64>> {
+        let (store, path) = (self.store.clone(), self.object(name));
+        block_on(async move {
+            match store.head(&path).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// The bytes `range` of the object `name`.
+    pub fn get_range(&self, name: &str, range: Range<u64>) -> object_store::Result<Bytes> {
+        let (store, path) = (self.store.clone(), self.object(name));
+        block_on(async move { store.get_range(&path, range).await })
+    }
+
+    /// Moves the object `name` to `to_name` in the directory `to` (of the
+    /// same store), replacing any there. An object store copies, then
+    /// deletes the original: a crash in between leaves both.
+    pub fn rename(&self, name: &str, to: &Directory, to_name: &str) -> object_store::Result<()> {
+        let (store, from, to) = (self.store.clone(), self.object(name), to.object(to_name));
+        block_on(async move { store.rename(&from, &to).await })
+    }
+
+    /// Removes every object in this directory and the directories below it.
+    pub fn remove_all(&self) -> object_store::Result<()> {
+        let (store, prefix) = (self.store.clone(), self.prefix.clone());
+        block_on(async move {
+            let objects = store
+                .list(Some(&prefix))
+                .map_ok(|meta| meta.location)
+                .boxed();
+            store
+                .delete_stream(objects)
+                .try_for_each(|_| futures::future::ready(Ok(())))
+                .await
         })
     }
 
