@@ -11,7 +11,9 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{CreateExternalTable, LogicalPlan, TableSource};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use url::Url;
 
 use crate::changes::DdlLock;
@@ -54,6 +56,9 @@ pub struct Catalog {
     parquet: TableParquetOptions,
     /// The sequences' counters.
     sequences: Arc<Sequences>,
+    /// The server's runtime (its object stores, memory pool and caches),
+    /// for the queries the catalog runs itself (see [`Catalog::query_context`]).
+    runtime: Arc<RuntimeEnv>,
 }
 
 /// A stored table, as the catalog has it at hand.
@@ -129,6 +134,7 @@ impl Catalog {
             comments: RwLock::new(BTreeMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             parquet: state.table_options().parquet.clone(),
+            runtime: state.runtime_env().clone(),
         };
         catalog.load(state).await?;
         catalog.load_acls()?;
@@ -597,6 +603,13 @@ impl Catalog {
             sequences: self.sequences.clone(),
             sequence,
         })
+    }
+
+    /// A context for the queries the catalog runs itself (the checks of
+    /// unique and foreign keys): the server's runtime, so they reach the
+    /// object stores tables are in and count against its memory limit.
+    pub(crate) fn query_context(&self) -> SessionContext {
+        SessionContext::new_with_config_rt(SessionConfig::new(), self.runtime.clone())
     }
 
     /// The sequences' counters.

@@ -25,7 +25,8 @@ impl SessionCatalog {
         };
         let mine = self.visible_files(&table)?;
         let theirs = self.visible_files(&referenced)?;
-        crate::keys::check_references(&table, &mine, &key, &referenced, &theirs).await?;
+        let ctx = self.shared().query_context();
+        crate::keys::check_references(&ctx, &table, &mine, &key, &referenced, &theirs).await?;
         self.change(|changes| {
             let mut table = self
                 .stored_in(changes, name)

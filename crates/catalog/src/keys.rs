@@ -143,8 +143,9 @@ impl SessionCatalog {
         };
         let _lease = lease_of(&table).await;
         let provider = provider_of(&table)?;
+        let ctx = self.shared().query_context();
         for index in table.entry.indexes.iter().filter(|i| i.is_unique()) {
-            check_unique(provider.as_ref(), &written, &committed, index).await?;
+            check_unique(&ctx, provider.as_ref(), &written, &committed, index).await?;
         }
         for key in table.entry.foreign_keys.iter().filter(|k| !k.deferred) {
             let Some(referenced) = self.stored(&key.referenced_table()) else {
@@ -152,7 +153,7 @@ impl SessionCatalog {
             };
             let _lease = lease_of(&referenced).await;
             let theirs = self.visible_files(&referenced)?;
-            let found = missing_key(&table, &written, key, &referenced, &theirs).await?;
+            let found = missing_key(&ctx, &table, &written, key, &referenced, &theirs).await?;
             if let Some(missing) = found {
                 return Err(not_present(&table, key, &missing));
             }
@@ -165,7 +166,9 @@ impl SessionCatalog {
                 };
                 let _lease = lease_of(&child).await;
                 let theirs = self.visible_files(&child)?;
-                if let Some(missing) = missing_key(&child, &theirs, &key, &table, &rows).await? {
+                if let Some(missing) =
+                    missing_key(&ctx, &child, &theirs, &key, &table, &rows).await?
+                {
                     return Err(still_referenced(&table, &child, &key, &missing));
                 }
             }
@@ -202,6 +205,7 @@ impl SessionCatalog {
         if written.is_empty() {
             return Ok(Vec::new());
         }
+        let ctx = self.shared().query_context();
         let relations = self.relations(changes);
         let by_dir = |dir: &Dir| {
             relations
@@ -285,20 +289,28 @@ impl SessionCatalog {
             match check {
                 Check::Unique(table, index, w) => {
                     let committed = files_but(&w.table, w.replaced.as_deref().unwrap_or_default())?;
-                    check_unique(provider_of(table)?.as_ref(), &w.staged, &committed, index)
-                        .await?;
+                    check_unique(
+                        &ctx,
+                        provider_of(table)?.as_ref(),
+                        &w.staged,
+                        &committed,
+                        index,
+                    )
+                    .await?;
                 }
                 Check::References(table, key, w, referenced) => {
                     let theirs = at_commit(referenced)?;
                     if let Some(missing) =
-                        missing_key(table, &w.staged, key, referenced, &theirs).await?
+                        missing_key(&ctx, table, &w.staged, key, referenced, &theirs).await?
                     {
                         return Err(not_present(table, key, &missing));
                     }
                 }
                 Check::Referenced(table, child, key) => {
                     let (rows, theirs) = (at_commit(table)?, at_commit(child)?);
-                    if let Some(missing) = missing_key(child, &theirs, key, table, &rows).await? {
+                    if let Some(missing) =
+                        missing_key(&ctx, child, &theirs, key, table, &rows).await?
+                    {
                         return Err(still_referenced(table, child, key, &missing));
                     }
                 }
@@ -333,7 +345,8 @@ impl SessionCatalog {
             Some((_, files)) => Some(files.lease().await),
             None => None,
         };
-        match repeated_key(provider_of(table)?.as_ref(), &rows, &[], index).await? {
+        let ctx = self.shared().query_context();
+        match repeated_key(&ctx, provider_of(table)?.as_ref(), &rows, &[], index).await? {
             Some(key) => Err(Error::DuplicatedKeys {
                 index: index.name.clone(),
                 detail: format!("Key {} is duplicated.", key_text(index, &key)),
@@ -347,12 +360,13 @@ impl SessionCatalog {
 /// have equal keys of `index`, or a row of `written` and one of
 /// `committed`. Both are files of the table `table` (a listing table).
 pub(crate) async fn check_unique(
+    ctx: &SessionContext,
     table: &dyn TableProvider,
     written: &[TableFile],
     committed: &[TableFile],
     index: &IndexEntry,
 ) -> Result<()> {
-    match repeated_key(table, written, committed, index).await? {
+    match repeated_key(ctx, table, written, committed, index).await? {
         Some(key) => Err(Error::UniqueViolation {
             constraint: index.name.clone(),
             detail: format!("Key {} already exists.", key_text(index, &key)),
@@ -369,6 +383,7 @@ fn key_text(index: &IndexEntry, key: &[String]) -> String {
 /// A key of `index` that two rows of the files `written` have, or a row
 /// of `written` and one of `committed`.
 async fn repeated_key(
+    ctx: &SessionContext,
     table: &dyn TableProvider,
     written: &[TableFile],
     committed: &[TableFile],
@@ -383,8 +398,7 @@ async fn repeated_key(
             index.name
         ))
     })?;
-    let ctx = SessionContext::new();
-    let (new, keys) = whole_keys(&ctx, listing, written, &index.keys)?;
+    let (new, keys) = whole_keys(ctx, listing, written, &index.keys)?;
     // Equal keys among the rows written.
     let repeated = new
         .clone()
@@ -416,6 +430,7 @@ async fn repeated_key(
 /// files `rows` has (all of its columns non-NULL) and no row of the files
 /// `theirs` of the table `referenced` has.
 async fn missing_key(
+    ctx: &SessionContext,
     table: &Loaded,
     rows: &[TableFile],
     key: &ForeignKey,
@@ -426,8 +441,7 @@ async fn missing_key(
         return Ok(None);
     }
     let (mine, other) = (provider_of(table)?, provider_of(referenced)?);
-    let ctx = SessionContext::new();
-    let (referencing, columns) = whole_keys(&ctx, files_table(&mine, table)?, rows, &key.columns)?;
+    let (referencing, columns) = whole_keys(ctx, files_table(&mine, table)?, rows, &key.columns)?;
     if theirs.is_empty() {
         return first_key(referencing, columns.len()).await;
     }
@@ -503,13 +517,14 @@ fn files_table<'a>(
 /// of `table` references a key of `key` that no row of the files `theirs`
 /// of the table it references has.
 pub(crate) async fn check_references(
+    ctx: &SessionContext,
     table: &Loaded,
     rows: &[TableFile],
     key: &ForeignKey,
     referenced: &Loaded,
     theirs: &[TableFile],
 ) -> Result<()> {
-    match missing_key(table, rows, key, referenced, theirs).await? {
+    match missing_key(ctx, table, rows, key, referenced, theirs).await? {
         Some(missing) => Err(not_present(table, key, &missing)),
         None => Ok(()),
     }
