@@ -4,11 +4,15 @@
 //! it (`embedded/...`: the files' small tables are read on the frontend);
 //! against a cluster of separate processes — a scheduler, two executors and
 //! a frontend that sends every statement over stored tables to Ballista
-//! (`cluster/...`); and against such a cluster whose data directory is in
-//! an S3 server (`object-store/...`: `--data-dir s3://…`, the catalog in a
-//! local `--catalog-dir`; tables, temporary tables, staged writes and
-//! modules reach the executors only through the object store). Each run
-//! gets fresh processes and a fresh data directory. Each file and mode is one test (`cargo nextest run --test slt -- FILTER`);
+//! (`cluster/...`); and against such a cluster spread over machines whose
+//! data directory is in an S3 server (`object-store/...`): the scheduler,
+//! each executor, the frontend and moto's S3 server in network namespaces
+//! of their own (`support::netns`), the frontend with `--data-dir s3://…`
+//! and its catalog in a local `--catalog-dir`, so tables, temporary tables,
+//! staged writes and modules reach the executors only through the object
+//! store. Where the machine allows no network namespaces, that cluster runs
+//! on the loopback address instead (and says so). Each run gets fresh
+//! processes and a fresh data directory. Each file and mode is one test (`cargo nextest run --test slt -- FILTER`);
 //! with `QUIVER_SLT_COMPLETE=1` the selected files' expected output is
 //! rewritten from what the server returns (review the diff before committing).
 
@@ -18,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use support::netns::{HostedCluster, Network};
+use support::s3::S3;
 use support::{Cluster, Loss, QuiverServer};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -159,7 +165,8 @@ enum Mode {
     Embedded,
     /// `quiver scheduler`, two `quiver executor`s, `quiver serve --scheduler`.
     Cluster,
-    /// [`Mode::Cluster`], with `--data-dir` in the test's S3 server.
+    /// A cluster with `--data-dir` in an S3 server, over network
+    /// namespaces where the machine allows them.
     ObjectStore,
 }
 
@@ -169,6 +176,58 @@ const BUCKET: &str = "quiver-slt";
 enum Deployment {
     Embedded(QuiverServer),
     Cluster(Cluster),
+    /// The network is removed after the cluster stops; the S3 server ends
+    /// with the test process.
+    Hosted(HostedCluster, Network, S3),
+}
+
+impl Deployment {
+    fn frontend(&self) -> &QuiverServer {
+        match self {
+            Deployment::Embedded(server) => server,
+            Deployment::Cluster(cluster) => &cluster.frontend,
+            Deployment::Hosted(cluster, ..) => &cluster.frontend,
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Deployment::Embedded(server) => server.stop(),
+            Deployment::Cluster(cluster) => cluster.stop(),
+            Deployment::Hosted(cluster, network, _s3) => {
+                cluster.stop();
+                drop(network);
+            }
+        }
+    }
+}
+
+/// A cluster whose data directory is in an S3 server: over network
+/// namespaces, or on the loopback address where there are none.
+fn object_store_cluster(data: &Path) -> Deployment {
+    match Network::create() {
+        Ok(mut network) => {
+            let s3 = S3::start_on(Some(&network.host("s3")));
+            s3.create_bucket(BUCKET);
+            let url = format!("s3://{BUCKET}/data");
+            let cluster = HostedCluster::start(&mut network, 2, 60, &s3.environment(), &url, &[]);
+            Deployment::Hosted(cluster, network, s3)
+        }
+        Err(why) => {
+            eprintln!(
+                "object-store cluster on the loopback address: this machine allows no network namespaces ({why})"
+            );
+            static BUCKET_MADE: std::sync::Once = std::sync::Once::new();
+            BUCKET_MADE.call_once(|| support::s3::s3().create_bucket(BUCKET));
+            // The temporary directory's name is unique; the bucket is the
+            // test process's.
+            let name = data.file_name().unwrap_or_default().to_string_lossy();
+            let url = format!("s3://{BUCKET}/{}", name.trim_start_matches('.'));
+            let catalog = data.display().to_string();
+            let flags = ["--data-dir", &url, "--catalog-dir", &catalog];
+            Deployment::Cluster(Cluster::start_with(data, 2, Loss::Patient, &flags))
+        }
+    }
 }
 
 /// The guest languages whose examples run every file under `sql/languages/`
@@ -191,30 +250,16 @@ async fn run_file(
     let deployment = match mode {
         Mode::Embedded => Deployment::Embedded(QuiverServer::start(data.path())),
         Mode::Cluster => Deployment::Cluster(Cluster::start(data.path(), 2, Loss::Patient)),
-        Mode::ObjectStore => {
-            static BUCKET_MADE: std::sync::Once = std::sync::Once::new();
-            BUCKET_MADE.call_once(|| support::s3::s3().create_bucket(BUCKET));
-            // The temporary directory's name is unique; the bucket is the
-            // test process's.
-            let name = data
-                .path()
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy();
-            let url = format!("s3://{BUCKET}/{}", name.trim_start_matches('.'));
-            let catalog = data.path().display().to_string();
-            let flags = ["--data-dir", &url, "--catalog-dir", &catalog];
-            Deployment::Cluster(Cluster::start_with(data.path(), 2, Loss::Patient, &flags))
-        }
+        Mode::ObjectStore => object_store_cluster(data.path()),
     };
-    let conninfo = match &deployment {
-        Deployment::Embedded(server) => server.conninfo(),
-        Deployment::Cluster(cluster) => cluster.frontend.conninfo(),
-    };
+    let conninfo = deployment.frontend().conninfo();
     let mut runner = sqllogictest::Runner::new(move || Postgres::connect(conninfo.clone()));
     // With `control substitution on`, files refer to the server's data
     // directory as $DATA_DIR and to the repository's test data as $TEST_DATA.
-    runner.set_var("DATA_DIR".into(), data.path().display().to_string());
+    runner.set_var(
+        "DATA_DIR".into(),
+        deployment.frontend().data_dir.display().to_string(),
+    );
     let test_data = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("data");
@@ -241,10 +286,7 @@ async fn run_file(
             .await
             .map_err(|e| e.display(true).to_string())
     };
-    match deployment {
-        Deployment::Embedded(server) => server.stop(),
-        Deployment::Cluster(cluster) => cluster.stop(),
-    }
+    deployment.stop();
     result
 }
 

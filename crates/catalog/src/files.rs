@@ -15,9 +15,9 @@
 //! [`quiver_storage::block_on`] (the caller is marked as blocking), as the
 //! catalog's file work did when it was all local.
 
-use std::fs::File;
+use std::fs::{DirEntry, File};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use datafusion::datasource::listing::ListingTableUrl;
@@ -157,13 +157,8 @@ impl Dir {
     pub(crate) fn list(&self) -> Result<Vec<Listed>> {
         match self {
             Dir::Local(path) => {
-                let entries = match std::fs::read_dir(path) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(Error::io(path, e)),
-                };
                 let mut files = Vec::new();
-                for entry in entries {
+                for entry in entries(path)? {
                     let entry = entry.map_err(|e| Error::io(path, e))?;
                     let Ok(name) = entry.file_name().into_string() else {
                         continue;
@@ -198,18 +193,11 @@ impl Dir {
     /// The names of the directories directly in it.
     pub(crate) fn dirs(&self) -> Result<Vec<String>> {
         match self {
-            Dir::Local(path) => {
-                let entries = match std::fs::read_dir(path) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(Error::io(path, e)),
-                };
-                Ok(entries
-                    .flatten()
-                    .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-                    .filter_map(|entry| entry.file_name().into_string().ok())
-                    .collect())
-            }
+            Dir::Local(path) => Ok(entries(path)?
+                .flatten()
+                .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect()),
             Dir::Store(directory) => directory.dirs().map_err(|e| self.error(e)),
         }
     }
@@ -364,6 +352,15 @@ impl Dir {
                 })
             }
         }
+    }
+}
+
+/// The entries of the local directory `path`; none if it is not there.
+fn entries(path: &Path) -> Result<Box<dyn Iterator<Item = std::io::Result<DirEntry>>>> {
+    match std::fs::read_dir(path) {
+        Ok(entries) => Ok(Box::new(entries)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 
