@@ -32,7 +32,7 @@ enum Command {
     /// Run the server: PostgreSQL frontend and catalog, with an in-process
     /// Ballista scheduler and executor, or (with --scheduler) as the frontend
     /// of a cluster. Connect with `psql -h 127.0.0.1 -p 5433`.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a cluster's scheduler: plans queries into stages and hands tasks to
     /// executors. Start one, then executors and a frontend pointing at it.
     Scheduler(SchedulerArgs),
@@ -465,7 +465,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => match ServerConfig::try_from(args) {
+            Command::Serve(args) => match ServerConfig::try_from(*args) {
                 Ok(config) => serve(config).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             },
