@@ -32,7 +32,7 @@
 //! is not yet, its remaining inputs deleted). Partial files of merges that
 //! never reached their switch are deleted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -308,7 +308,7 @@ pub(crate) fn all_exist(dir: &Dir, names: &[String]) -> Result<bool> {
     if names.is_empty() {
         return Ok(true);
     }
-    let there: HashSet<String> = dir.list()?.into_iter().map(|f| f.name).collect();
+    let there = dir.names()?;
     Ok(names.iter().all(|name| there.contains(name)))
 }
 
@@ -422,7 +422,7 @@ pub(crate) fn switch(dir: &Dir, intent: &Intent) -> Result<()> {
 /// done again (a crash in the middle of one, in an object store, leaves
 /// a merged file both under its partial name and its own).
 fn finish(dir: &Dir, intent: &Intent) -> Result<()> {
-    let there: HashSet<String> = dir.list()?.into_iter().map(|f| f.name).collect();
+    let there = dir.names()?;
     let mut complete = true;
     for name in &intent.merged {
         let partial = partial_name(name);

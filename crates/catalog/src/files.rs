@@ -15,6 +15,7 @@
 //! [`quiver_storage::block_on`] (the caller is marked as blocking), as the
 //! catalog's file work did when it was all local.
 
+use std::collections::HashSet;
 use std::fs::{DirEntry, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -63,14 +64,8 @@ pub(crate) struct TableFile {
 impl TableFile {
     /// Its URL, for a listing table that reads it alone.
     pub(crate) fn url(&self) -> Result<ListingTableUrl> {
-        Ok(match &self.dir {
-            Dir::Local(path) => {
-                ListingTableUrl::parse(path.join(&self.name).display().to_string())?
-            }
-            Dir::Store(directory) => {
-                ListingTableUrl::parse(format!("{}{}", directory.url(), self.name))?
-            }
-        })
+        // Its path, or its object's URL (see `Display`).
+        Ok(ListingTableUrl::parse(self.to_string())?)
     }
 }
 
@@ -188,6 +183,11 @@ impl Dir {
                 })
                 .collect()),
         }
+    }
+
+    /// The names of the files directly in it.
+    pub(crate) fn names(&self) -> Result<HashSet<String>> {
+        Ok(self.list()?.into_iter().map(|file| file.name).collect())
     }
 
     /// The names of the directories directly in it.
