@@ -11,7 +11,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
 };
 
-use crate::definition::Volatility;
+use crate::definition::{Kind, Volatility};
 use crate::function::WasmFunction;
 use crate::module_dir::ModuleDir;
 use crate::types::SqlType;
@@ -99,11 +99,24 @@ pub(crate) fn resolve<'a>(
             }
         }
     }
-    let have: Vec<String> = arg_types
-        .iter()
-        .map(|t| SqlType::from_data_type(t).map_or_else(|| t.to_string(), |s| s.pg_name()))
+    // A transform's table argument is not among `arg_types`: name it as
+    // `\df` and `CREATE FUNCTION` do.
+    let transform = overloads
+        .first()
+        .is_some_and(|f| f.def().kind == Kind::Transform);
+    let have: Vec<String> = transform
+        .then(|| "TABLE".to_string())
+        .into_iter()
+        .chain(
+            arg_types
+                .iter()
+                .map(|t| SqlType::from_data_type(t).map_or_else(|| t.to_string(), |s| s.pg_name())),
+        )
         .collect();
-    let candidates: Vec<String> = overloads.iter().map(|f| f.def().signature()).collect();
+    let candidates: Vec<String> = overloads
+        .iter()
+        .map(|f| format!("{}({})", f.def().name, f.def().declared_args()))
+        .collect();
     plan_err!(
         "function {}({}) does not exist; candidates: {}",
         name,
