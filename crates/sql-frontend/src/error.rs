@@ -410,6 +410,12 @@ fn execution_sqlstate(message: &str) -> &'static str {
         "22023"
     } else if message.contains(quiver_udf_registry::NULL_IDENTIFIER) {
         "22004"
+    } else if message.contains(quiver_udf_registry::INVALID_DATETIME_VALUE)
+        || message.contains(quiver_udf_registry::TWELVE_HOUR_CLOCK)
+    {
+        "22007"
+    } else if message.contains(quiver_udf_registry::DATETIME_OUT_OF_RANGE) {
+        "22008"
     } else if message.contains(quiver_udf_registry::PERCENTILE_OUT_OF_RANGE) {
         "22003"
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
@@ -454,6 +460,9 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         ("ResourcesExhausted", "53200", None),
         (quiver_udf_registry::MORE_THAN_ONE_ROW, "21000", None),
         (quiver_udf_registry::VALUE_TOO_LONG, "22001", None),
+        (quiver_udf_registry::INVALID_DATETIME_VALUE, "22007", None),
+        (quiver_udf_registry::TWELVE_HOUR_CLOCK, "22007", None),
+        (quiver_udf_registry::DATETIME_OUT_OF_RANGE, "22008", None),
         // quiver_udf_registry::Error's execution variants (their wording is stable).
         ("exceeded its time limit", "57014", None),
         ("canceling statement due to user request", "57014", None),

@@ -36,6 +36,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 
 use crate::aggregate::WasmAggregateUdf;
 use crate::checked_arithmetic::CheckedArithmetic;
+use crate::datetime_template::{Template, TemplateFunction};
 use crate::definition::{FunctionDef, Limits, TableColumn};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::format::Format;
@@ -106,6 +107,13 @@ const PERCENTILE_DISC: &[u8] = b"quiver-percentile-disc/1";
 
 /// The whole encoding of [`Format`], built in too.
 const FORMAT: &[u8] = b"quiver-format/1";
+
+/// The whole encodings of the [`TemplateFunction`]s, built in too.
+const TEMPLATES: [(&[u8], Template); 3] = [
+    (b"quiver-to-char/1", Template::ToChar),
+    (b"quiver-to-date/1", Template::ToDate),
+    (b"quiver-to-timestamp/1", Template::ToTimestamp),
+];
 
 /// The whole encodings of the [`SizedTextCast`] functions, built in too:
 /// `varchar`, then `bpchar`.
@@ -355,6 +363,12 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(SIZED_TEXT[usize::from(cast.padded())]);
         return Ok(true);
     }
+    if let Some(function) = inner.downcast_ref::<TemplateFunction>()
+        && let Some((encoding, _)) = TEMPLATES.iter().find(|(_, t)| *t == function.template())
+    {
+        buf.extend_from_slice(encoding);
+        return Ok(true);
+    }
     let Some(wasm) = inner.downcast_ref::<WasmScalarUdf>() else {
         return Ok(false);
     };
@@ -383,6 +397,9 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if let Some(padded) = SIZED_TEXT.iter().position(|encoding| buf == *encoding) {
         return Some(Ok(SizedTextCast::udf(padded == 1)));
+    }
+    if let Some((_, template)) = TEMPLATES.iter().find(|(encoding, _)| buf == *encoding) {
+        return Some(Ok(TemplateFunction::udf(*template)));
     }
     Some(
         read_reference(loader, name, buf)?.map(|Overloads(overloads, modules)| {

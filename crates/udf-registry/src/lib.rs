@@ -5,6 +5,7 @@ mod checked_arithmetic;
 mod codec;
 mod component;
 mod core_batch;
+mod datetime_template;
 mod definition;
 mod error;
 mod folded;
@@ -38,6 +39,9 @@ mod window;
 pub use aggregate::WasmAggregateUdf;
 pub use checked_arithmetic::CheckedArithmetic;
 pub use codec::{Codecs, QuiverLogicalCodec, QuiverPhysicalCodec};
+pub use datetime_template::{
+    DATETIME_OUT_OF_RANGE, INVALID_DATETIME_VALUE, TWELVE_HOUR_CLOCK, Template, TemplateFunction,
+};
 pub use definition::{
     Abi, FileGrant, Folded, FunctionDef, Grants, Kind, Limits, TableColumn, Volatility,
 };
