@@ -50,13 +50,9 @@ pub(crate) fn install(ctx: &SessionContext) -> DfResult<()> {
     ctx.register_udf(quiver_udf_registry::JsonBuildObject::udf().as_ref().clone());
     ctx.register_udf(quiver_udf_registry::Format::udf().as_ref().clone());
     // `to_char`, `to_date` and `to_timestamp` with PostgreSQL's templates, in
-    // place of DataFusion's (which take chrono's). Each is deregistered
-    // first, with its aliases: DataFusion's `to_char` stayed behind as
-    // `date_format`, and a state rebuilt from this one registers every
-    // function again under its own name in no set order, so the sessions
-    // got one `to_char` or the other.
+    // place of DataFusion's (which take chrono's; the server drops their
+    // aliases, `drop_replaced_aliases`).
     for function in quiver_udf_registry::TemplateFunction::udfs() {
-        ctx.deregister_udf(function.name());
         ctx.register_udf(function.as_ref().clone());
     }
     ctx.register_udaf(quiver_udf_registry::PercentileDisc::udaf().as_ref().clone());

@@ -588,6 +588,7 @@ impl Engine {
                 ))))
             }),
         ));
+        drop_replaced_aliases(&ctx);
         let template = ctx.state();
         let builtins: HashSet<String> = template
             .scalar_functions()
@@ -647,5 +648,37 @@ impl Engine {
             self.login.clone(),
             self.cancels.clone(),
         ))
+    }
+}
+
+/// Removes the aliases that still name a function Quiver registered another
+/// in place of (DataFusion's `to_char` stayed behind as `date_format`).
+/// Each connection's state is rebuilt from the template, which registers
+/// every function again under its own name and its aliases in no set
+/// order: through such an alias the replaced function came back under its
+/// name in some sessions and not in others.
+fn drop_replaced_aliases(ctx: &SessionContext) {
+    let state = ctx.state();
+    let stale =
+        |name: &str, key: &str, current: Option<bool>| name != key && current == Some(false);
+    let scalar = state.scalar_functions();
+    let scalar: Vec<String> = scalar
+        .iter()
+        .filter(|(key, f)| stale(f.name(), key, scalar.get(f.name()).map(|g| g == *f)))
+        .map(|(key, _)| key.clone())
+        .collect();
+    let aggregate = state.aggregate_functions();
+    let aggregate: Vec<String> = aggregate
+        .iter()
+        .filter(|(key, f)| stale(f.name(), key, aggregate.get(f.name()).map(|g| g == *f)))
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in scalar {
+        tracing::debug!(alias = %key, "dropping the alias of a replaced function");
+        ctx.deregister_udf(&key);
+    }
+    for key in aggregate {
+        tracing::debug!(alias = %key, "dropping the alias of a replaced aggregate");
+        ctx.deregister_udaf(&key);
     }
 }
