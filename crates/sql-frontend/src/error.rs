@@ -412,6 +412,7 @@ fn execution_sqlstate(message: &str) -> &'static str {
         "22004"
     } else if message.contains(quiver_udf_registry::INVALID_DATETIME_VALUE)
         || message.contains(quiver_udf_registry::TWELVE_HOUR_CLOCK)
+        || message.contains(quiver_udf_registry::INVALID_DATETIME_SYNTAX)
     {
         "22007"
     } else if message.contains(quiver_udf_registry::DATETIME_OUT_OF_RANGE) {
@@ -462,6 +463,7 @@ fn ballista_job_failure(message: &str) -> Option<(&'static str, String)> {
         (quiver_udf_registry::VALUE_TOO_LONG, "22001", None),
         (quiver_udf_registry::INVALID_DATETIME_VALUE, "22007", None),
         (quiver_udf_registry::TWELVE_HOUR_CLOCK, "22007", None),
+        (quiver_udf_registry::INVALID_DATETIME_SYNTAX, "22007", None),
         (quiver_udf_registry::DATETIME_OUT_OF_RANGE, "22008", None),
         // quiver_udf_registry::Error's execution variants (their wording is stable).
         ("exceeded its time limit", "57014", None),

@@ -6,6 +6,7 @@ mod cancel;
 mod cluster;
 mod connection;
 mod copy;
+mod datetimes;
 mod depth;
 mod encode;
 mod error;

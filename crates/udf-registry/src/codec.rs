@@ -36,6 +36,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 
 use crate::aggregate::WasmAggregateUdf;
 use crate::checked_arithmetic::CheckedArithmetic;
+use crate::datetime_input::DateTimeInput;
 use crate::datetime_template::{Template, TemplateFunction};
 use crate::definition::{FunctionDef, Limits, TableColumn};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
@@ -114,6 +115,9 @@ const TEMPLATES: [(&[u8], Template); 3] = [
     (b"quiver-to-date/1", Template::ToDate),
     (b"quiver-to-timestamp/1", Template::ToTimestamp),
 ];
+
+/// The beginning of a [`DateTimeInput`]'s encoding, before its target.
+const DATETIME_INPUT: &[u8] = b"quiver-datetime-input/1:";
 
 /// The whole encodings of the [`SizedTextCast`] functions, built in too:
 /// `varchar`, then `bpchar`.
@@ -363,6 +367,11 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(SIZED_TEXT[usize::from(cast.padded())]);
         return Ok(true);
     }
+    if let Some(input) = inner.downcast_ref::<DateTimeInput>() {
+        buf.extend_from_slice(DATETIME_INPUT);
+        buf.extend_from_slice(input.encode_target().as_bytes());
+        return Ok(true);
+    }
     if let Some(function) = inner.downcast_ref::<TemplateFunction>()
         && let Some((encoding, _)) = TEMPLATES.iter().find(|(_, t)| *t == function.template())
     {
@@ -397,6 +406,13 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if let Some(padded) = SIZED_TEXT.iter().position(|encoding| buf == *encoding) {
         return Some(Ok(SizedTextCast::udf(padded == 1)));
+    }
+    if let Some(target) = buf.strip_prefix(DATETIME_INPUT) {
+        let target = String::from_utf8_lossy(target);
+        return Some(
+            DateTimeInput::decode_target(&target)
+                .ok_or_else(|| exec_datafusion_err!("cannot decode a cast of text to {target}")),
+        );
     }
     if let Some((_, template)) = TEMPLATES.iter().find(|(encoding, _)| buf == *encoding) {
         return Some(Ok(TemplateFunction::udf(*template)));

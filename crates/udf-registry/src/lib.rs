@@ -5,6 +5,7 @@ mod checked_arithmetic;
 mod codec;
 mod component;
 mod core_batch;
+mod datetime_input;
 mod datetime_template;
 mod definition;
 mod error;
@@ -39,6 +40,7 @@ mod window;
 pub use aggregate::WasmAggregateUdf;
 pub use checked_arithmetic::CheckedArithmetic;
 pub use codec::{Codecs, QuiverLogicalCodec, QuiverPhysicalCodec};
+pub use datetime_input::{DateTimeInput, INVALID_DATETIME_SYNTAX};
 pub use datetime_template::{
     DATETIME_OUT_OF_RANGE, INVALID_DATETIME_VALUE, TWELVE_HOUR_CLOCK, Template, TemplateFunction,
 };
