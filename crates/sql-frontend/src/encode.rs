@@ -321,12 +321,19 @@ fn wire_schema(schema: &Schema) -> Schema {
 ///   through `rust_decimal`, which holds 28 digits, and a `numeric(38)`
 ///   value of 30 digits failed; a quotient's with PostgreSQL's scale for it
 ///   (see `quiver_udf_registry::quotient_text`);
+/// - of timestamp (without time zone) and time types turned into
+///   PostgreSQL's text: `2024-05-17 10:00:00`, `10:00:00.5` (pgwire writes
+///   six fraction digits always);
 /// - `character(n)` values padded to `n` characters, in either format.
 ///
 /// The row description keeps the types.
 fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<RecordBatch> {
+    use chrono::Timelike;
     use datafusion::arrow::array::{Array, AsArray, StringArray};
-    use datafusion::arrow::datatypes::{Decimal128Type, Field, Float32Type, Float64Type};
+    use datafusion::arrow::datatypes::{
+        Decimal128Type, Field, Float32Type, Float64Type, Time64MicrosecondType, TimeUnit,
+        TimestampMicrosecondType,
+    };
     use quiver_udf_registry::quotient_text;
     let schema = batch.schema();
     let style = |column: usize| {
@@ -350,6 +357,9 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
                         | DataType::Float64
                         | DataType::Decimal128(..)
                         | DataType::Decimal256(..)
+                        | DataType::Timestamp(_, None)
+                        | DataType::Time32(_)
+                        | DataType::Time64(_)
                 )
     };
     if !(0..batch.num_columns()).any(converted) {
@@ -427,6 +437,46 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
                     .map(|v| v.map(|v| float_text(&format!("{v:e}"), 6)))
                     .collect(),
             ),
+            (DataType::Timestamp(_, None), _) => {
+                let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+                let micros = micros.as_primitive::<TimestampMicrosecondType>();
+                Some(
+                    (0..micros.len())
+                        .map(|i| {
+                            micros
+                                .value_as_datetime(i)
+                                .filter(|_| micros.is_valid(i))
+                                .map(|t| {
+                                    format!(
+                                        "{}{}",
+                                        t.format("%Y-%m-%d %H:%M:%S"),
+                                        fraction_text(t.nanosecond())
+                                    )
+                                })
+                        })
+                        .collect(),
+                )
+            }
+            (DataType::Time32(_) | DataType::Time64(_), _) => {
+                let micros = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;
+                let micros = micros.as_primitive::<Time64MicrosecondType>();
+                Some(
+                    (0..micros.len())
+                        .map(|i| {
+                            micros
+                                .value_as_time(i)
+                                .filter(|_| micros.is_valid(i))
+                                .map(|t| {
+                                    format!(
+                                        "{}{}",
+                                        t.format("%H:%M:%S"),
+                                        fraction_text(t.nanosecond())
+                                    )
+                                })
+                        })
+                        .collect(),
+                )
+            }
             _ => None,
         };
         match as_text {
@@ -503,6 +553,17 @@ pub(crate) fn display_metadata(plan: &LogicalPlan, produced: Schema) -> Schema {
         })
         .collect();
     Schema::new_with_metadata(fields, produced.metadata().clone())
+}
+
+/// The fraction of a second as PostgreSQL writes it after the seconds:
+/// microseconds without their trailing zeros (`.5`, `.000123`), nothing
+/// for none.
+fn fraction_text(nanos: u32) -> String {
+    let micros = nanos.min(999_999_999) / 1000;
+    if micros == 0 {
+        return String::new();
+    }
+    format!(".{micros:06}").trim_end_matches('0').to_string()
 }
 
 /// PostgreSQL's text for a float given in Rust's shortest scientific form
