@@ -97,7 +97,7 @@ impl TemplateFunction {
         static FUNCTIONS: LazyLock<Vec<Arc<ScalarUDF>>> = LazyLock::new(|| {
             Template::ALL
                 .iter()
-                .map(|t| Arc::new(TemplateFunction::new(*t, &ConfigOptions::default())))
+                .map(|t| Arc::new(TemplateFunction::configured(*t, &ConfigOptions::default())))
                 .collect()
         });
         FUNCTIONS[Template::ALL
@@ -112,7 +112,7 @@ impl TemplateFunction {
         Template::ALL.into_iter().map(Self::udf)
     }
 
-    fn new(template: Template, config: &ConfigOptions) -> ScalarUDF {
+    fn configured(template: Template, config: &ConfigOptions) -> ScalarUDF {
         ScalarUDF::from(TemplateFunction {
             template,
             datafusion: template.datafusion(config),
@@ -205,7 +205,7 @@ impl ScalarUDFImpl for TemplateFunction {
     }
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
-        Some(Self::new(self.template, config))
+        Some(Self::configured(self.template, config))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -305,9 +305,12 @@ fn days_since_epoch(date: NaiveDate) -> i32 {
     (date - NaiveDate::default()).num_days() as i32
 }
 
-/// Each value as a local date and time, with its zone's offset from UTC in
-/// seconds for a timestamp with a time zone.
-fn date_times(values: &ArrayRef) -> Result<Vec<Option<(NaiveDateTime, Option<i32>)>>> {
+/// A local date and time, and its zone's offset from UTC in seconds for a
+/// timestamp with a time zone.
+type LocalTime = (NaiveDateTime, Option<i32>);
+
+/// Each value as a [`LocalTime`].
+fn date_times(values: &ArrayRef) -> Result<Vec<Option<LocalTime>>> {
     match values.data_type() {
         DataType::Timestamp(_, Some(zone)) => {
             let micros = cast(
