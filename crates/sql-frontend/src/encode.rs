@@ -321,9 +321,10 @@ fn wire_schema(schema: &Schema) -> Schema {
 ///   through `rust_decimal`, which holds 28 digits, and a `numeric(38)`
 ///   value of 30 digits failed; a quotient's with PostgreSQL's scale for it
 ///   (see `quiver_udf_registry::quotient_text`);
-/// - of timestamp (without time zone) and time types turned into
-///   PostgreSQL's text: `2024-05-17 10:00:00`, `10:00:00.5` (pgwire writes
-///   six fraction digits always);
+/// - of timestamp (without time zone), time, duration and interval types
+///   turned into PostgreSQL's text: `2024-05-17 10:00:00`, `10:00:00.5`,
+///   `1 day 00:00:01.5` (pgwire writes six fraction digits always),
+///   `30 days 14:00:00` for a duration (pgwire: `734:00:00`);
 /// - `character(n)` values padded to `n` characters, in either format.
 ///
 /// The row description keeps the types.
@@ -331,7 +332,8 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
     use chrono::Timelike;
     use datafusion::arrow::array::{Array, AsArray, StringArray};
     use datafusion::arrow::datatypes::{
-        Decimal128Type, Field, Float32Type, Float64Type, Time64MicrosecondType, TimeUnit,
+        Decimal128Type, DurationNanosecondType, Field, Float32Type, Float64Type,
+        IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
         TimestampMicrosecondType,
     };
     use quiver_udf_registry::quotient_text;
@@ -360,6 +362,8 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
                         | DataType::Timestamp(_, None)
                         | DataType::Time32(_)
                         | DataType::Time64(_)
+                        | DataType::Duration(_)
+                        | DataType::Interval(IntervalUnit::MonthDayNano)
                 )
     };
     if !(0..batch.num_columns()).any(converted) {
@@ -477,6 +481,23 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
                         .collect(),
                 )
             }
+            (DataType::Duration(_), _) => {
+                let nanos = cast(array, &DataType::Duration(TimeUnit::Nanosecond))?;
+                Some(
+                    nanos
+                        .as_primitive::<DurationNanosecondType>()
+                        .iter()
+                        .map(|v| v.map(duration_text))
+                        .collect(),
+                )
+            }
+            (DataType::Interval(IntervalUnit::MonthDayNano), _) => Some(
+                array
+                    .as_primitive::<IntervalMonthDayNanoType>()
+                    .iter()
+                    .map(|v| v.map(|v| interval_text(v.months, i64::from(v.days), v.nanoseconds)))
+                    .collect(),
+            ),
             _ => None,
         };
         match as_text {
@@ -566,6 +587,43 @@ fn fraction_text(nanos: u32) -> String {
     format!(".{micros:06}").trim_end_matches('0').to_string()
 }
 
+/// A duration (a timestamp minus a timestamp) as PostgreSQL writes the
+/// interval it makes: whole days, then the time (`30 days 14:00:00`);
+/// pgwire wrote hours only (`734:00:00`).
+fn duration_text(nanos: i64) -> String {
+    const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+    interval_text(0, nanos / NANOS_PER_DAY, nanos % NANOS_PER_DAY)
+}
+
+/// An interval as PostgreSQL writes it (`IntervalStyle` postgres): years,
+/// months and days that are not zero, then the time if it is not zero or
+/// nothing came before it (`1 year 2 mons -3 days 04:05:06.5`,
+/// `-1 days -02:30:00`, `00:00:00`); pgwire wrote six fraction digits.
+fn interval_text(months: i32, days: i64, nanos: i64) -> String {
+    let mut parts = Vec::new();
+    let mut unit = |n: i64, name: &str| {
+        if n != 0 {
+            parts.push(format!("{n} {name}{}", if n == 1 { "" } else { "s" }));
+        }
+    };
+    unit(i64::from(months / 12), "year");
+    unit(i64::from(months % 12), "mon");
+    unit(days, "day");
+    if nanos != 0 || parts.is_empty() {
+        let sign = if nanos < 0 { "-" } else { "" };
+        let nanos = nanos.unsigned_abs();
+        let seconds = nanos / 1_000_000_000;
+        parts.push(format!(
+            "{sign}{:02}:{:02}:{:02}{}",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60,
+            fraction_text((nanos % 1_000_000_000) as u32)
+        ));
+    }
+    parts.join(" ")
+}
+
 /// PostgreSQL's text for a float given in Rust's shortest scientific form
 /// (`{:e}`: the fewest digits that read back as the same value), as
 /// `float8out` and `float4out` write it: positional unless the decimal
@@ -618,7 +676,24 @@ fn bridge_error(e: pgwire041::error::PgWireError) -> PgWireError {
 
 #[cfg(test)]
 mod tests {
-    use super::float_text;
+    use super::{duration_text, float_text, interval_text};
+
+    // As PostgreSQL 15 writes `timestamp - timestamp`.
+    #[test]
+    fn durations_are_written_as_postgresql_writes_them() {
+        const HOUR: i64 = 3_600_000_000_000;
+        assert_eq!(duration_text(734 * HOUR), "30 days 14:00:00");
+        assert_eq!(duration_text(-734 * HOUR), "-30 days -14:00:00");
+        assert_eq!(duration_text(24 * HOUR), "1 day");
+        assert_eq!(duration_text(0), "00:00:00");
+        assert_eq!(duration_text(1_500_000_000), "00:00:01.5");
+        assert_eq!(duration_text(-HOUR / 2), "-00:30:00");
+        assert_eq!(
+            interval_text(14, 1, 4 * HOUR + 5 * 60_000_000_000 + 6_500_000_000),
+            "1 year 2 mons 1 day 04:05:06.5"
+        );
+        assert_eq!(interval_text(-25, -3, 0), "-2 years -1 mons -3 days");
+    }
 
     fn double(v: f64) -> String {
         float_text(&format!("{v:e}"), 15)

@@ -13,7 +13,10 @@
 //!   they mean (DataFusion refused the repeated column);
 //! - `CAST(x AS "char")` is a cast to `text` (DataFusion has no such type);
 //! - `character(n)` and `character varying(n)` (pg_dump's names) are
-//!   `char(n)` and `varchar(n)`, which DataFusion reads.
+//!   `char(n)` and `varchar(n)`, which DataFusion reads;
+//! - an interval literal with a time (`interval '2 days 03:04'`, `'1:30'::
+//!   interval`) or in ISO 8601 (`'P1DT2H'`) is spelled in units, which
+//!   Arrow's interval parser reads (it failed on both).
 
 use std::ops::ControlFlow;
 
@@ -112,6 +115,18 @@ impl VisitorMut for PostgresMeaning {
             standard_character_type(data_type);
         }
         let rewritten = match expr {
+            Expr::Interval(interval) if interval.leading_field.is_none() => {
+                interval_literal(&mut interval.value);
+                None
+            }
+            Expr::Cast {
+                expr: inner,
+                data_type: DataType::Interval { fields: None, .. },
+                ..
+            } => {
+                interval_literal(inner);
+                None
+            }
             Expr::Cast {
                 expr: inner,
                 data_type,
@@ -132,6 +147,102 @@ impl VisitorMut for PostgresMeaning {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// An interval literal PostgreSQL reads and Arrow does not, spelled in
+/// units Arrow reads: a time (`'2 days 03:04:05.5'`, `'1:30'`) as hours,
+/// minutes and seconds, an ISO 8601 duration (`'P1DT2H'`) as its parts.
+fn interval_literal(value: &mut Expr) {
+    if let Expr::Value(ValueWithSpan {
+        value: Value::SingleQuotedString(text),
+        ..
+    }) = value
+        && let Some(units) = interval_units(text)
+    {
+        *text = units;
+    }
+}
+
+/// `text` in units (see [`interval_literal`]), if it needs them.
+fn interval_units(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    if let Some(iso) = trimmed.strip_prefix('P') {
+        return iso_duration_units(iso);
+    }
+    let mut changed = false;
+    let words: Vec<String> = trimmed
+        .split_whitespace()
+        .map(|word| match time_units(word) {
+            Some(units) => {
+                changed = true;
+                units
+            }
+            None => word.to_string(),
+        })
+        .collect();
+    changed.then(|| words.join(" "))
+}
+
+/// `[-]H:MM[:SS[.f]]` as `H hours M minutes S seconds`, each with the
+/// time's sign.
+fn time_units(word: &str) -> Option<String> {
+    let (sign, time) = match word.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", word.strip_prefix('+').unwrap_or(word)),
+    };
+    let parts: Vec<&str> = time.split(':').collect();
+    let number = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| number(p)) {
+        return None;
+    }
+    if parts[..parts.len() - 1].iter().any(|p| p.contains('.')) {
+        return None;
+    }
+    let mut units = format!("{sign}{} hours {sign}{} minutes", parts[0], parts[1]);
+    if let Some(seconds) = parts.get(2) {
+        units.push_str(&format!(" {sign}{seconds} seconds"));
+    }
+    Some(units)
+}
+
+/// The part of an ISO 8601 duration after its `P` (`1Y2M3DT4H5M6.5S`,
+/// `2W`) in units.
+fn iso_duration_units(iso: &str) -> Option<String> {
+    let (date, time) = iso.split_once('T').unwrap_or((iso, ""));
+    let mut units = Vec::new();
+    for (part, names) in [
+        (
+            date,
+            &[
+                ('Y', "years"),
+                ('M', "months"),
+                ('W', "weeks"),
+                ('D', "days"),
+            ][..],
+        ),
+        (
+            time,
+            &[('H', "hours"), ('M', "minutes"), ('S', "seconds")][..],
+        ),
+    ] {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' || c == '-' {
+                number.push(c);
+                continue;
+            }
+            let (_, name) = names.iter().find(|(designator, _)| *designator == c)?;
+            if number.is_empty() {
+                return None;
+            }
+            units.push(format!("{number} {name}"));
+            number.clear();
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    (!units.is_empty()).then(|| units.join(" "))
 }
 
 /// `ROLLUP` or `CUBE` of `elements` that repeat a key (`ROLLUP (a, a)`) as
@@ -352,6 +463,12 @@ mod tests {
         assert_eq!(
             rewritten("SELECT 123456789012345678901234567890, 5"),
             "SELECT NUMERIC(38,0) '123456789012345678901234567890', 5"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT INTERVAL '2 days 03:04', '-1:30:00.5'::interval, INTERVAL 'P1Y2M3DT4H5M6.5S', INTERVAL '1 day'"
+            ),
+            "SELECT INTERVAL '2 days 03 hours 04 minutes', '-1 hours -30 minutes -00.5 seconds'::INTERVAL, INTERVAL '1 years 2 months 3 days 4 hours 5 minutes 6.5 seconds', INTERVAL '1 day'"
         );
     }
 }

@@ -39,7 +39,7 @@ use crate::auth::{AuthMethod, Roles};
 use crate::bucket_tables::{BucketValuesTable, BucketsTable};
 use crate::cancel::{Canceller, Cancels, JobScheduler};
 use crate::cluster::ExecutorsTable;
-use crate::datetimes::PostgresDateTimeInput;
+use crate::datetimes::PostgresDateTimes;
 use crate::functions::{FunctionStatsTable, Functions, FunctionsTable};
 use crate::grouping_sets::EmptyGroupingSet;
 use crate::handler::{Connection, Login};
@@ -550,11 +550,11 @@ impl Engine {
         // Ballista replaces the function registry; Quiver's functions go after.
         let distributed = local.upgrade_for_ballista(format!("http://{}", scheduler.addr))?;
         let planner = Arc::new(QuiverQueryPlanner::new(distributed.query_planner().clone()));
-        // Scalar subqueries, checked arithmetic, PostgreSQL's rounding and
-        // date/time input, portable window functions and the empty grouping
-        // set, after DataFusion's analyzer rules (type coercion among them). Filtered
-        // sort-merge joins keep their columns and offsets their order (see
-        // `guard_upstream_rules`).
+        // Scalar subqueries, checked arithmetic, PostgreSQL's rounding,
+        // dates, times and intervals, portable window functions and the
+        // empty grouping set, after DataFusion's analyzer rules (type
+        // coercion among them). Filtered sort-merge joins keep their
+        // columns and offsets their order (see `guard_upstream_rules`).
         let rules = quiver_scheduler::guard_upstream_rules(distributed.physical_optimizers());
         let state = SessionStateBuilder::new_from_existing(distributed)
             .with_physical_optimizer_rules(rules)
@@ -564,7 +564,7 @@ impl Engine {
             .with_analyzer_rule(Arc::new(ScalarSubqueryRows))
             .with_analyzer_rule(Arc::new(CheckedIntegerArithmetic))
             .with_analyzer_rule(Arc::new(PostgresRounding))
-            .with_analyzer_rule(Arc::new(PostgresDateTimeInput))
+            .with_analyzer_rule(Arc::new(PostgresDateTimes))
             .with_analyzer_rule(Arc::new(PortableWindowFunctions))
             .with_analyzer_rule(Arc::new(EmptyGroupingSet))
             .build();

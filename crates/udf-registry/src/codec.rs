@@ -42,6 +42,7 @@ use crate::definition::{FunctionDef, Limits, TableColumn};
 use crate::folded::{FoldedAggregateUdf, FoldedParts};
 use crate::format::Format;
 use crate::function::WasmFunction;
+use crate::interval_span::IntervalSpan;
 use crate::json::JsonBuildObject;
 use crate::lateral::{Apply, WasmApplyExec, WasmApplyNode};
 use crate::loader::FunctionLoader;
@@ -115,6 +116,9 @@ const TEMPLATES: [(&[u8], Template); 3] = [
     (b"quiver-to-date/1", Template::ToDate),
     (b"quiver-to-timestamp/1", Template::ToTimestamp),
 ];
+
+/// The whole encoding of [`IntervalSpan`], built in too.
+const INTERVAL_SPAN: &[u8] = b"quiver-interval-span/1";
 
 /// The beginning of a [`DateTimeInput`]'s encoding, before its target.
 const DATETIME_INPUT: &[u8] = b"quiver-datetime-input/1:";
@@ -367,6 +371,10 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
         buf.extend_from_slice(SIZED_TEXT[usize::from(cast.padded())]);
         return Ok(true);
     }
+    if inner.is::<IntervalSpan>() {
+        buf.extend_from_slice(INTERVAL_SPAN);
+        return Ok(true);
+    }
     if let Some(input) = inner.downcast_ref::<DateTimeInput>() {
         buf.extend_from_slice(DATETIME_INPUT);
         buf.extend_from_slice(input.encode_target().as_bytes());
@@ -406,6 +414,9 @@ fn decode_udf(loader: &FunctionLoader, name: &str, buf: &[u8]) -> Option<Result<
     }
     if let Some(padded) = SIZED_TEXT.iter().position(|encoding| buf == *encoding) {
         return Some(Ok(SizedTextCast::udf(padded == 1)));
+    }
+    if buf == INTERVAL_SPAN {
+        return Some(Ok(IntervalSpan::udf()));
     }
     if let Some(target) = buf.strip_prefix(DATETIME_INPUT) {
         let target = String::from_utf8_lossy(target);
