@@ -50,13 +50,27 @@ impl Network {
     /// machine does not allow it (no `ip`, no CAP_NET_ADMIN, namespaces
     /// forbidden).
     pub fn create() -> Result<Self, String> {
-        let pid = std::process::id();
-        let mut network = Self {
-            prefix: format!("qn{}", pid % 100_000),
-            subnet: format!("10.{}.{}", 100 + pid % 100, pid / 100 % 250),
-            namespaces: Vec::new(),
-        };
-        let switch = network.namespace("sw")?;
+        // Networks are numbered, and a number is taken by creating its
+        // switch's namespace, which fails if another test process has it:
+        // two networks of one subnet would route each other's packets (a
+        // number from the pid alone was shared by pids 25,000 apart).
+        const NUMBERS: usize = 25_000;
+        let start = std::process::id() as usize;
+        let (mut network, switch) = (0..NUMBERS)
+            .find_map(|i| {
+                let n = (start + i) % NUMBERS;
+                let mut network = Self {
+                    prefix: format!("qn{n}"),
+                    subnet: format!("10.{}.{}", 100 + n % 100, n / 100),
+                    namespaces: Vec::new(),
+                };
+                match network.namespace("sw") {
+                    Ok(switch) => Some(Ok((network, switch))),
+                    Err(e) if e.contains("exists") => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+            .unwrap_or_else(|| Err("every network number is taken".to_string()))?;
         let client = format!("{}c", network.prefix);
         let client_peer = format!("{}vc", network.prefix);
         ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;

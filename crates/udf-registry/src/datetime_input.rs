@@ -112,10 +112,12 @@ impl DateTimeInput {
         }
         // A zone given is taken off, as Arrow's cast does for every
         // timestamp (Quiver's `timestamptz` has no zone of its own: UTC).
-        let utc = local - chrono::Duration::seconds(i64::from(offset.unwrap_or(0)));
-        utc.and_utc().timestamp_nanos_opt().ok_or_else(|| {
-            DataFusionError::Execution(format!("{DATETIME_OUT_OF_RANGE}: \"{text}\""))
-        })
+        local
+            .checked_sub_signed(chrono::Duration::seconds(i64::from(offset.unwrap_or(0))))
+            .and_then(|utc| utc.and_utc().timestamp_nanos_opt())
+            .ok_or_else(|| {
+                DataFusionError::Execution(format!("{DATETIME_OUT_OF_RANGE}: \"{text}\""))
+            })
     }
 }
 

@@ -1164,16 +1164,16 @@ fn parse(nodes: &[Node], input: &str, function: Template) -> Result<NaiveDateTim
             Part::ZoneHours => {
                 let plus = rest.strip_prefix('+');
                 rest = plus.unwrap_or(rest);
-                parts.offset = Some(read_number(2, &mut rest)?.0 * 3600);
+                parts.offset = Some(read_number(2, &mut rest)?.0.saturating_mul(3600));
             }
             Part::ZoneMinutes => {
                 // West of UTC, the minutes are west too.
                 let hours = parts.offset.unwrap_or(0);
-                let minutes = read_number(2, &mut rest)?.0 * 60;
+                let minutes = read_number(2, &mut rest)?.0.saturating_mul(60);
                 parts.offset = Some(if hours < 0 {
-                    hours - minutes
+                    hours.saturating_sub(minutes)
                 } else {
-                    hours + minutes
+                    hours.saturating_add(minutes)
                 });
             }
             Part::ZoneName(_) | Part::ZoneOffset => {
@@ -1223,7 +1223,10 @@ fn assemble(parts: &Parts, input: &str, function: Template) -> Result<NaiveDateT
         // As PostgreSQL counts: from the Monday of the year's first week,
         // on past its last one if the week says so.
         NaiveDate::from_isoywd_opt(small(iso_year)?, 1, chrono::Weekday::Mon).and_then(|monday| {
-            let days = (week - 1) * 7 + parts.iso_day_of_week.unwrap_or(1) - 1;
+            let days = week
+                .checked_sub(1)?
+                .checked_mul(7)?
+                .checked_add(parts.iso_day_of_week.unwrap_or(1) - 1)?;
             monday.checked_add_signed(chrono::Duration::try_days(days)?)
         })
     } else if let (Some(day_of_year), None) = (parts.day_of_year, parts.month) {
@@ -1263,8 +1266,10 @@ fn assemble(parts: &Parts, input: &str, function: Template) -> Result<NaiveDateT
         u32::try_from(parts.micros.unwrap_or(0)).map_err(|_| out_of_range())?,
     )
     .ok_or_else(out_of_range)?;
-    let local = date.and_time(time);
-    Ok(local - chrono::Duration::seconds(parts.offset.unwrap_or(0)))
+    // Read numbers may be anything: checked, never a panic.
+    chrono::Duration::try_seconds(parts.offset.unwrap_or(0))
+        .and_then(|offset| date.and_time(time).checked_sub_signed(offset))
+        .ok_or_else(out_of_range)
 }
 
 #[cfg(test)]
@@ -1341,5 +1346,15 @@ mod tests {
         assert!(error.contains(DATETIME_OUT_OF_RANGE), "{error}");
         let error = read("2024-xx-01", "YYYY-MM-DD").unwrap_err().to_string();
         assert!(error.contains("invalid value \"xx\" for \"MM\""), "{error}");
+        // Numbers past every range are errors, not overflows.
+        for (input, template) in [
+            ("2021-999999999999999999", "IYYY-IW"),
+            ("2024 +999999999999999999", "YYYY TZH"),
+            ("2024 +10:999999999999999999", "YYYY TZH:TZM"),
+            ("9999999999999999", "J"),
+        ] {
+            let error = read(input, template).unwrap_err().to_string();
+            assert!(error.contains(DATETIME_OUT_OF_RANGE), "{input}: {error}");
+        }
     }
 }
