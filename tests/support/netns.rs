@@ -56,7 +56,7 @@ impl Network {
         // number from the pid alone was shared by pids 25,000 apart).
         const NUMBERS: usize = 25_000;
         let start = std::process::id() as usize;
-        let (mut network, switch) = (0..NUMBERS)
+        let (network, switch) = (0..NUMBERS)
             .find_map(|i| {
                 let n = (start + i) % NUMBERS;
                 let mut network = Self {
