@@ -236,7 +236,8 @@ impl HostedCluster {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let (scheduler, _) = super::spawn_until(command, "quiver: scheduler listening on ");
-        let mut cluster_executors = Vec::new();
+        // The scheduler, then the executors: killed if a later step panics.
+        let mut started = Started(vec![Some(scheduler)]);
         let mut executor_hosts = Vec::new();
         for index in 0..executors {
             let host = network.host(&format!("ex{index}"));
@@ -262,9 +263,9 @@ impl HostedCluster {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
             let (child, _) = super::spawn_until(command, "quiver: executor ");
+            started.0.push(Some(child));
             // Its Flight port opens once it has registered.
             super::wait_for_port(&format!("{}:50051", host.ip));
-            cluster_executors.push(Some(child));
             executor_hosts.push(host);
         }
         let frontend_host = network.host("front");
@@ -291,9 +292,10 @@ impl HostedCluster {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let frontend = super::QuiverServer::spawn(command, &data_dir);
+        let mut children = std::mem::take(&mut started.0).into_iter();
         Self {
-            scheduler: Some(scheduler),
-            executors: cluster_executors,
+            scheduler: children.next().flatten(),
+            executors: children.collect(),
             executor_hosts,
             frontend,
             _work: work,
@@ -309,6 +311,16 @@ impl HostedCluster {
     /// asked to stop).
     pub fn kill_executor(&mut self, index: usize) {
         super::kill_all([&mut self.executors[index]]);
+    }
+}
+
+/// Processes of a cluster being started, killed on drop: a start that
+/// panics half-way (a port that never opens) leaves nothing running.
+struct Started(Vec<Option<std::process::Child>>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        super::kill_all(self.0.iter_mut());
     }
 }
 
