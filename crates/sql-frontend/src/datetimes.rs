@@ -15,13 +15,12 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{
-    Between, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator,
-};
+use datafusion::logical_expr::{Between, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use quiver_udf_registry::{DateTimeInput, IntervalSpan};
 
 use crate::integers::rewrite_expressions;
+use crate::sized_text::is_comparison;
 
 /// Reads text cast to a timestamp or a date, and compares intervals,
 /// PostgreSQL's way (see the module docs).
@@ -57,18 +56,10 @@ fn span(expr: Expr) -> Box<Expr> {
 
 /// A comparison of two intervals as the comparison of their spans.
 fn compared_by_span(binary: BinaryExpr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    let comparison = matches!(
-        binary.op,
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-            | Operator::IsDistinctFrom
-            | Operator::IsNotDistinctFrom
-    );
-    if !comparison || !is_interval(&binary.left, schema) || !is_interval(&binary.right, schema) {
+    if !is_comparison(binary.op)
+        || !is_interval(&binary.left, schema)
+        || !is_interval(&binary.right, schema)
+    {
         return Ok(Transformed::no(Expr::BinaryExpr(binary)));
     }
     let BinaryExpr { left, op, right } = binary;

@@ -336,6 +336,7 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
         IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
         TimestampMicrosecondType,
     };
+    use datafusion::arrow::temporal_conversions::{as_datetime, as_time};
     use quiver_udf_registry::quotient_text;
     let schema = batch.schema();
     let style = |column: usize| {
@@ -441,46 +442,26 @@ fn postgres_values(batch: &RecordBatch, styles: &[ColumnStyle]) -> PgWireResult<
                     .map(|v| v.map(|v| float_text(&format!("{v:e}"), 6)))
                     .collect(),
             ),
-            (DataType::Timestamp(_, None), _) => {
-                let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-                let micros = micros.as_primitive::<TimestampMicrosecondType>();
-                Some(
-                    (0..micros.len())
-                        .map(|i| {
-                            micros
-                                .value_as_datetime(i)
-                                .filter(|_| micros.is_valid(i))
-                                .map(|t| {
-                                    format!(
-                                        "{}{}",
-                                        t.format("%Y-%m-%d %H:%M:%S"),
-                                        fraction_text(t.nanosecond())
-                                    )
-                                })
-                        })
-                        .collect(),
-                )
-            }
-            (DataType::Time32(_) | DataType::Time64(_), _) => {
-                let micros = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;
-                let micros = micros.as_primitive::<Time64MicrosecondType>();
-                Some(
-                    (0..micros.len())
-                        .map(|i| {
-                            micros
-                                .value_as_time(i)
-                                .filter(|_| micros.is_valid(i))
-                                .map(|t| {
-                                    format!(
-                                        "{}{}",
-                                        t.format("%H:%M:%S"),
-                                        fraction_text(t.nanosecond())
-                                    )
-                                })
-                        })
-                        .collect(),
-                )
-            }
+            (DataType::Timestamp(_, None), _) => Some(
+                cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .iter()
+                    .map(|v| {
+                        let t = as_datetime::<TimestampMicrosecondType>(v?)?;
+                        Some(clock_text(t.format("%Y-%m-%d %H:%M:%S"), t.nanosecond()))
+                    })
+                    .collect(),
+            ),
+            (DataType::Time32(_) | DataType::Time64(_), _) => Some(
+                cast(array, &DataType::Time64(TimeUnit::Microsecond))?
+                    .as_primitive::<Time64MicrosecondType>()
+                    .iter()
+                    .map(|v| {
+                        let t = as_time::<Time64MicrosecondType>(v?)?;
+                        Some(clock_text(t.format("%H:%M:%S"), t.nanosecond()))
+                    })
+                    .collect(),
+            ),
             (DataType::Duration(_), _) => {
                 let nanos = cast(array, &DataType::Duration(TimeUnit::Nanosecond))?;
                 Some(
@@ -574,6 +555,12 @@ pub(crate) fn display_metadata(plan: &LogicalPlan, produced: Schema) -> Schema {
         })
         .collect();
     Schema::new_with_metadata(fields, produced.metadata().clone())
+}
+
+/// A time of day written to the second (`whole`), then its fraction as
+/// PostgreSQL writes it.
+fn clock_text(whole: impl std::fmt::Display, nanos: u32) -> String {
+    format!("{whole}{}", fraction_text(nanos))
 }
 
 /// The fraction of a second as PostgreSQL writes it after the seconds:

@@ -661,20 +661,8 @@ impl Engine {
 /// name in some sessions and not in others.
 fn drop_replaced_aliases(ctx: &SessionContext) {
     let state = ctx.state();
-    let stale =
-        |name: &str, key: &str, current: Option<bool>| name != key && current == Some(false);
-    let scalar = state.scalar_functions();
-    let scalar: Vec<String> = scalar
-        .iter()
-        .filter(|(key, f)| stale(f.name(), key, scalar.get(f.name()).map(|g| g == *f)))
-        .map(|(key, _)| key.clone())
-        .collect();
-    let aggregate = state.aggregate_functions();
-    let aggregate: Vec<String> = aggregate
-        .iter()
-        .filter(|(key, f)| stale(f.name(), key, aggregate.get(f.name()).map(|g| g == *f)))
-        .map(|(key, _)| key.clone())
-        .collect();
+    let scalar = replaced_aliases(state.scalar_functions(), |f| f.name());
+    let aggregate = replaced_aliases(state.aggregate_functions(), |f| f.name());
     for key in scalar {
         tracing::debug!(alias = %key, "dropping the alias of a replaced function");
         ctx.deregister_udf(&key);
@@ -683,4 +671,20 @@ fn drop_replaced_aliases(ctx: &SessionContext) {
         tracing::debug!(alias = %key, "dropping the alias of a replaced aggregate");
         ctx.deregister_udaf(&key);
     }
+}
+
+/// The keys of `functions` that are aliases of a function other than the
+/// one registered under its name.
+fn replaced_aliases<F: PartialEq>(
+    functions: &std::collections::HashMap<String, Arc<F>>,
+    name: impl Fn(&F) -> &str,
+) -> Vec<String> {
+    functions
+        .iter()
+        .filter(|(key, f)| {
+            let name = name(f);
+            name != key.as_str() && functions.get(name).is_some_and(|current| current != *f)
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
 }

@@ -284,7 +284,8 @@ fn unpadded_literal(expr: Expr) -> Expr {
     }
 }
 
-fn is_comparison(op: Operator) -> bool {
+/// Whether `op` compares its operands (`=`, `<`, `IS DISTINCT FROM`, ...).
+pub(crate) fn is_comparison(op: Operator) -> bool {
     matches!(
         op,
         Operator::Eq

@@ -31,6 +31,12 @@ use datafusion::logical_expr::{
 /// PostgreSQL's: `invalid input syntax for type timestamp: "x"`.
 pub const INVALID_DATETIME_SYNTAX: &str = "invalid input syntax for type ";
 
+/// Arrow's cast as SQL's: a value it cannot read is an error, not a null.
+const STRICT: CastOptions = CastOptions {
+    safe: false,
+    format_options: datafusion::arrow::util::display::FormatOptions::new(),
+};
+
 /// A cast of text to `target`, a `date` or a `timestamp`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateTimeInput {
@@ -132,10 +138,7 @@ impl ScalarUDFImpl for DateTimeInput {
 
     /// Named as the cast it replaces.
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        let [arg] = args else {
-            return exec_err!("{} takes one argument", self.name());
-        };
-        Ok(arg.schema_name().to_string())
+        named_as_argument(self.name(), args)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -148,11 +151,7 @@ impl ScalarUDFImpl for DateTimeInput {
             return exec_err!("{} takes one argument", self.name());
         };
         let values = value.to_array(args.number_rows)?;
-        let strict = CastOptions {
-            safe: false,
-            ..CastOptions::default()
-        };
-        let result = match cast_with_options(&values, &self.target, &strict) {
+        let result = match cast_with_options(&values, &self.target, &STRICT) {
             Ok(cast) => cast,
             // Some value Arrow does not read: each, PostgreSQL's way.
             Err(_) => self.read_each(&values)?,
@@ -170,10 +169,6 @@ impl DateTimeInput {
     fn read_each(&self, values: &ArrayRef) -> Result<ArrayRef> {
         let text = cast(values, &DataType::Utf8)?;
         let text: &StringArray = text.as_string::<i32>();
-        let strict = CastOptions {
-            safe: false,
-            ..CastOptions::default()
-        };
         let one = |value: &str| -> Result<i64> {
             match self.read(value) {
                 Ok(v) => Ok(v),
@@ -187,7 +182,7 @@ impl DateTimeInput {
                         }
                         other => other.clone(),
                     };
-                    let Ok(cast) = cast_with_options(&single, &target, &strict) else {
+                    let Ok(cast) = cast_with_options(&single, &target, &STRICT) else {
                         return Err(e);
                     };
                     Ok(match cast.data_type() {
@@ -221,6 +216,16 @@ impl DateTimeInput {
         };
         Ok(cast(&array, &self.target)?)
     }
+}
+
+/// The name of a one-argument function that stands in for an operation
+/// whose name is its argument's (a cast): the argument's, so that the
+/// columns a plan's nodes refer to by name keep their names.
+pub(crate) fn named_as_argument(function: &str, args: &[Expr]) -> Result<String> {
+    let [arg] = args else {
+        return exec_err!("{function} takes one argument");
+    };
+    Ok(arg.schema_name().to_string())
 }
 
 /// Dates PostgreSQL reads (with its default `DateStyle`, ISO, MDY).

@@ -100,11 +100,8 @@ impl TemplateFunction {
                 .map(|t| Arc::new(TemplateFunction::configured(*t, &ConfigOptions::default())))
                 .collect()
         });
-        FUNCTIONS[Template::ALL
-            .iter()
-            .position(|t| *t == template)
-            .unwrap_or(0)]
-        .clone()
+        // `ALL` lists the templates in their declared order.
+        FUNCTIONS[template as usize].clone()
     }
 
     /// All three, as the frontend registers them.
@@ -1318,30 +1315,21 @@ mod tests {
 
     #[test]
     fn reads_as_postgresql() {
-        assert_eq!(
-            read("2024-05-17", "YYYY-MM-DD").unwrap(),
-            at("2024-05-17 00:00:00")
-        );
-        assert_eq!(
-            read("17/05/2024 10:11", "DD/MM/YYYY HH24:MI").unwrap(),
-            at("2024-05-17 10:11:00")
-        );
-        assert_eq!(
-            read("20240517", "YYYYMMDD").unwrap(),
-            at("2024-05-17 00:00:00")
-        );
-        assert_eq!(
-            read("05 dec 2000", "DD Mon YYYY").unwrap(),
-            at("2000-12-05 00:00:00")
-        );
-        assert_eq!(
-            read("1:05 pm 12.3", "HH12:MI AM SS.MS").unwrap(),
-            at("0000-01-01 13:05:12.3")
-        );
-        assert_eq!(
-            read("95-1-2", "YY-MM-DD").unwrap(),
-            at("1995-01-02 00:00:00")
-        );
+        for (input, template, expected) in [
+            ("2024-05-17", "YYYY-MM-DD", "2024-05-17 00:00:00"),
+            (
+                "17/05/2024 10:11",
+                "DD/MM/YYYY HH24:MI",
+                "2024-05-17 10:11:00",
+            ),
+            ("20240517", "YYYYMMDD", "2024-05-17 00:00:00"),
+            ("05 dec 2000", "DD Mon YYYY", "2000-12-05 00:00:00"),
+            ("1:05 pm 12.3", "HH12:MI AM SS.MS", "0000-01-01 13:05:12.3"),
+            ("95-1-2", "YY-MM-DD", "1995-01-02 00:00:00"),
+            ("2021-53-5", "IYYY-IW-ID", "2022-01-07 00:00:00"),
+        ] {
+            assert_eq!(read(input, template).unwrap(), at(expected), "{input}");
+        }
         let error = read("2024-02-30", "YYYY-MM-DD").unwrap_err().to_string();
         assert!(error.contains(DATETIME_OUT_OF_RANGE), "{error}");
         let error = read("2024-xx-01", "YYYY-MM-DD").unwrap_err().to_string();

@@ -14,6 +14,8 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{ArrayRef, AsArray, Decimal128Array};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNanoType};
 use datafusion::common::{Result, ScalarValue, exec_err};
+
+use crate::datetime_input::named_as_argument;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -55,10 +57,7 @@ impl ScalarUDFImpl for IntervalSpan {
 
     /// Named as the interval it measures.
     fn schema_name(&self, args: &[Expr]) -> Result<String> {
-        let [arg] = args else {
-            return exec_err!("{} takes one argument", self.name());
-        };
-        Ok(arg.schema_name().to_string())
+        named_as_argument(self.name(), args)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
